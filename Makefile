@@ -1,0 +1,36 @@
+# ckpt — see README.md. Every target works on a fresh machine once `.ci/run`'s packages are installed.
+SWIFT ?= swift
+TORCH_VENV ?= $(or $(CKPT_TORCH_VENV),$(HOME)/.cache/ckpt/venv-torch)
+TORCH_PY := $(TORCH_VENV)/bin/python
+export CKPT_TORCH_VENV := $(TORCH_VENV)
+
+.PHONY: build test demo interop bench fixtures clean
+
+build:
+	$(SWIFT) build
+
+test:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+demo:
+	$(SWIFT) build --product convert-and-inspect
+	$(SWIFT) run --skip-build convert-and-inspect
+
+# Real PyTorch reads what ckpt writes (and ckpt reads what PyTorch writes). Needs the torch venv.
+interop:
+	@if [ ! -x "$(TORCH_PY)" ]; then echo "interop: no torch venv at $(TORCH_VENV) (set CKPT_TORCH_VENV); NOT RUN"; exit 1; fi
+	$(SWIFT) build --product ckpt-tool
+	bash scripts/interop.sh "$(TORCH_PY)" "$$($(SWIFT) build --show-bin-path)/ckpt-tool"
+
+bench:
+	$(SWIFT) build -c release --product ckpt-bench
+	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
+
+# Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed.
+fixtures:
+	@if [ ! -x "$(TORCH_PY)" ]; then echo "fixtures: no torch venv at $(TORCH_VENV)"; exit 1; fi
+	"$(TORCH_PY)" scripts/make_fixtures.py Tests/Fixtures
+
+clean:
+	rm -rf .build

@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "ckpt",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Optim", targets: ["Optim"]),
+        .executable(name: "ckpt-tool", targets: ["ckpt-tool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        // C libraries, each behind a module map with `link` and a shim header (GRDB's layout).
+        .systemLibrary(name: "CZip", path: "Sources/CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .systemLibrary(name: "CDeflate", path: "Sources/CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // Numeric kernels in C: per-function target attributes give AVX2/AVX-512 without unsafeFlags.
+        .target(name: "CKernels", path: "Sources/CKernels"),
+        .target(
+            name: "Checkpoint",
+            dependencies: [
+                "CZip", "CDeflate",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "Optim",
+            dependencies: [
+                "Checkpoint", "CKernels",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "ComplexModule", package: "swift-numerics"),
+            ]
+        ),
+        .executableTarget(
+            name: "ckpt-tool",
+            dependencies: [
+                "Checkpoint", "Optim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "ckpt-bench",
+            dependencies: ["Checkpoint", "Optim", "CDeflate"],
+            path: "Benchmarks/ckpt-bench"
+        ),
+        .executableTarget(
+            name: "convert-and-inspect",
+            dependencies: ["Checkpoint"],
+            path: "Samples/convert-and-inspect"
+        ),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
+        .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint"]),
+    ]
+)

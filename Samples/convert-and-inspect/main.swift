@@ -1,0 +1,2 @@
+import Checkpoint
+print("sample: not written yet")

@@ -1,0 +1,191 @@
+import OrderedCollections
+
+/// A dictionary key in a state tree: Python `str` or `int` (an optimizer's `state` is keyed by ints).
+public enum StateKey: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    case string(String)
+    case int(Int64)
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+
+    /// The key as it appears in a key path (`state/0/sum`).
+    public var description: String {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        }
+    }
+}
+
+/// A Python `dict` or `collections.OrderedDict`, with its keys in order.
+public struct StateDict: Sendable, Equatable {
+    public var items: OrderedDictionary<StateKey, StateValue>
+    /// True for `collections.OrderedDict` (as `model.state_dict()` returns), false for `dict`.
+    public var isOrderedDict: Bool
+    /// Attributes set on an OrderedDict (PyTorch's `_metadata`, with per-module versions).
+    public var attributes: OrderedDictionary<String, StateValue>
+
+    public init(
+        _ items: OrderedDictionary<StateKey, StateValue> = [:], isOrderedDict: Bool = false,
+        attributes: OrderedDictionary<String, StateValue> = [:]
+    ) {
+        self.items = items
+        self.isOrderedDict = isOrderedDict
+        self.attributes = attributes
+    }
+
+    public subscript(key: StateKey) -> StateValue? {
+        get { items[key] }
+        set { items[key] = newValue }
+    }
+}
+
+/// A value in a checkpoint's tree: what `torch.save` can store and `torch.load(weights_only=True)`
+/// can load, with Python's types kept (a tuple stays a tuple, an int stays an int).
+public indirect enum StateValue: Sendable, Equatable {
+    case dict(StateDict)
+    case list([StateValue])
+    case tuple([StateValue])
+    case string(String)
+    /// A Python int that fits in 64 bits (a wider one is rejected when read).
+    case int(Int64)
+    case float(Double)
+    case bool(Bool)
+    case none
+    case bytes([UInt8])
+    case bytearray([UInt8])
+    case tensor(Tensor)
+    /// `torch.Size`.
+    case size([Int64])
+    /// `torch.device`, as its string (`"cpu"`, `"cuda:0"`).
+    case device(String)
+    /// A dtype object such as `torch.float32`.
+    case dtype(DType)
+    /// A Python `set`, in the order it was stored.
+    case set([StateValue])
+    case complex(real: Double, imaginary: Double)
+
+    /// A plain `dict` from string keys, in the order given.
+    public static func dict(_ pairs: KeyValuePairs<String, StateValue>) -> StateValue {
+        var items = OrderedDictionary<StateKey, StateValue>()
+        for (key, value) in pairs { items[.string(key)] = value }
+        return .dict(StateDict(items))
+    }
+
+    /// The Python type name, as `type(v).__name__` would print it (`"OrderedDict"`, `"Tensor"`).
+    public var pythonTypeName: String {
+        switch self {
+        case .dict(let d): return d.isOrderedDict ? "OrderedDict" : "dict"
+        case .list: return "list"
+        case .tuple: return "tuple"
+        case .string: return "str"
+        case .int: return "int"
+        case .float: return "float"
+        case .bool: return "bool"
+        case .none: return "NoneType"
+        case .bytes: return "bytes"
+        case .bytearray: return "bytearray"
+        case .tensor(let t): return t.isParameter ? "Parameter" : "Tensor"
+        case .size: return "Size"
+        case .device: return "device"
+        case .dtype: return "dtype"
+        case .set: return "set"
+        case .complex: return "complex"
+        }
+    }
+
+    /// The child at `key` of a dict, or at an index of a list or tuple (an int key).
+    public subscript(key: StateKey) -> StateValue? {
+        switch (self, key) {
+        case (.dict(let d), _): return d.items[key]
+        case (.list(let xs), .int(let i)), (.tuple(let xs), .int(let i)):
+            return i >= 0 && i < xs.count ? xs[Int(i)] : nil
+        default: return nil
+        }
+    }
+
+    /// The value at a `/`-separated key path (`optimizer/state/0/sum`); an all-digit component
+    /// matches an int key or list index, or else a string key.
+    public func value(atPath path: String) -> StateValue? {
+        var current: StateValue? = self
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            let name = String(component)
+            if let i = Int64(name), let hit = current?[.int(i)] {
+                current = hit
+            } else {
+                current = current?[.string(name)]
+            }
+        }
+        return current
+    }
+
+    /// Visits every tensor with its key path, depth first, in the order the tree is stored
+    /// (dict items, then OrderedDict attributes).
+    public func forEachTensor(_ body: (_ path: [StateKey], _ tensor: Tensor) throws -> Void) rethrows {
+        var path: [StateKey] = []
+        try walkTensors(&path, body)
+    }
+
+    private func walkTensors(_ path: inout [StateKey], _ body: ([StateKey], Tensor) throws -> Void) rethrows {
+        switch self {
+        case .tensor(let t):
+            try body(path, t)
+        case .dict(let d):
+            for (key, value) in d.items {
+                path.append(key)
+                try value.walkTensors(&path, body)
+                path.removeLast()
+            }
+            for (key, value) in d.attributes {
+                path.append(.string(key))
+                try value.walkTensors(&path, body)
+                path.removeLast()
+            }
+        case .list(let xs), .tuple(let xs), .set(let xs):
+            for (index, value) in xs.enumerated() {
+                path.append(.int(Int64(index)))
+                try value.walkTensors(&path, body)
+                path.removeLast()
+            }
+        default:
+            break
+        }
+    }
+
+    /// The distinct storages of all tensors, in the order first met by ``forEachTensor(_:)``,
+    /// which is the order a writer assigns blob keys `0, 1, 2, ...`.
+    public var storagesInOrder: [Storage] {
+        var seen = Set<ObjectIdentifier>()
+        var result: [Storage] = []
+        forEachTensor { _, tensor in
+            if seen.insert(ObjectIdentifier(tensor.storage)).inserted { result.append(tensor.storage) }
+        }
+        return result
+    }
+
+    public static func == (lhs: StateValue, rhs: StateValue) -> Bool {
+        switch (lhs, rhs) {
+        case let (.dict(a), .dict(b)): return a == b
+        case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)), let (.set(a), .set(b)): return a == b
+        case let (.string(a), .string(b)): return a == b
+        case let (.int(a), .int(b)): return a == b
+        case let (.float(a), .float(b)): return a.bitPattern == b.bitPattern || a == b
+        case let (.bool(a), .bool(b)): return a == b
+        case (.none, .none): return true
+        case let (.bytes(a), .bytes(b)), let (.bytearray(a), .bytearray(b)): return a == b
+        case let (.tensor(a), .tensor(b)):
+            guard a.requiresGrad == b.requiresGrad, a.isParameter == b.isParameter else { return false }
+            return (try? a.isBitwiseEqual(to: b)) ?? false
+        case let (.size(a), .size(b)): return a == b
+        case let (.device(a), .device(b)): return a == b
+        case let (.dtype(a), .dtype(b)): return a == b
+        case let (.complex(ar, ai), .complex(br, bi)): return ar == br && ai == bi
+        default: return false
+        }
+    }
+}
+
+extension Array where Element == StateKey {
+    /// The key path as text, components joined with `/` (`optimizer/state/0/sum`).
+    public var pathString: String { map(\.description).joined(separator: "/") }
+}

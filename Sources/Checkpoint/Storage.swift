@@ -1,0 +1,184 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The bytes behind one or more tensors: owned memory, or a read-only window into a
+/// memory-mapped file.
+///
+/// Tensors that share a `Storage` object share memory, as tied weights do in PyTorch, and are
+/// saved as one blob. Writing to a mapped storage first copies its bytes into owned memory (the
+/// file is never modified); every tensor viewing the storage sees the write.
+///
+/// A storage read from a checkpoint may carry a pending CRC-32 check. It runs the first time the
+/// bytes are read, and a mismatch is thrown from that read.
+public final class Storage: @unchecked Sendable {
+    /// Bytes in the storage.
+    public let byteCount: Int
+
+    private enum Backing {
+        case owned(UnsafeMutableRawPointer?)
+        case mapped(MappedFile, UnsafeRawPointer?)
+    }
+
+    /// A check to run once, before anyone reads the bytes.
+    public typealias Verification = @Sendable (UnsafeRawBufferPointer) throws -> Void
+
+    private struct State {
+        var backing: Backing
+        var pendingVerification: Verification?
+    }
+
+    // A lock rather than Synchronization.Mutex: the state holds raw pointers, which Mutex would
+    // require to be Sendable.
+    private let lock = NSLock()
+    nonisolated(unsafe) private var stateValue: State
+
+    private func withState<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&stateValue)
+    }
+
+    /// Owned memory is aligned to a cache line so SIMD kernels and zero-copy writes are happy.
+    public static let alignment = 64
+
+    /// Allocates zeroed, 64-byte-aligned owned memory.
+    ///
+    /// - Parameter byteCount: Size in bytes.
+    public init(byteCount: Int) {
+        precondition(byteCount >= 0, "negative storage size")
+        self.byteCount = byteCount
+        stateValue = (State(backing: .owned(Storage.allocate(byteCount, zeroed: true)), pendingVerification: nil))
+    }
+
+    /// Copies bytes into new owned memory.
+    ///
+    /// - Parameter bytes: The contents.
+    public convenience init(copying bytes: UnsafeRawBufferPointer) {
+        self.init(uninitializedByteCount: bytes.count)
+        if let base = bytes.baseAddress, bytes.count > 0 {
+            withState { state in
+                if case .owned(let pointer?) = state.backing { pointer.copyMemory(from: base, byteCount: bytes.count) }
+            }
+        }
+    }
+
+    /// Copies an array's bytes into new owned memory.
+    public convenience init(bytes: [UInt8]) {
+        self.init(copying: bytes.withUnsafeBytes { $0 })
+    }
+
+    private init(uninitializedByteCount byteCount: Int) {
+        self.byteCount = byteCount
+        stateValue = (State(backing: .owned(Storage.allocate(byteCount, zeroed: false)), pendingVerification: nil))
+    }
+
+    /// A read-only, zero-copy view of part of a mapped file.
+    ///
+    /// - Parameters:
+    ///   - file: The mapping, kept alive by this storage.
+    ///   - offset: Offset of the first byte in the file.
+    ///   - byteCount: Size in bytes.
+    ///   - verification: A check (typically CRC-32) to run before the bytes are first read.
+    /// - Throws: ``CheckpointError`` `.outOfBounds` if the range is not inside the file.
+    public init(mapping file: MappedFile, offset: Int, byteCount: Int, verification: Verification? = nil) throws {
+        let slice = try file.slice(offset: offset, length: byteCount)
+        self.byteCount = byteCount
+        stateValue = (State(backing: .mapped(file, slice.baseAddress), pendingVerification: verification))
+    }
+
+    /// Owned bytes that must pass `verification` before anyone reads them.
+    public convenience init(copying bytes: UnsafeRawBufferPointer, verification: Verification?) {
+        self.init(copying: bytes)
+        withState { $0.pendingVerification = verification }
+    }
+
+    deinit {
+        withState { state in
+            if case .owned(let pointer?) = state.backing { free(pointer) }
+        }
+    }
+
+    private static func allocate(_ byteCount: Int, zeroed: Bool) -> UnsafeMutableRawPointer? {
+        guard byteCount > 0 else { return nil }
+        var raw: UnsafeMutableRawPointer?
+        let rounded = (byteCount + alignment - 1) / alignment * alignment
+        guard posix_memalign(&raw, alignment, rounded) == 0, let raw else {
+            fatalError("out of memory allocating \(byteCount) bytes")
+        }
+        if zeroed { memset(raw, 0, byteCount) }
+        return raw
+    }
+
+    /// True while the bytes are a window into a mapped file.
+    public var isMapped: Bool {
+        withState { if case .mapped = $0.backing { return true } else { return false } }
+    }
+
+    /// True once any pending checksum has run (or if there never was one).
+    public var isVerified: Bool { withState { $0.pendingVerification == nil } }
+
+    private static func buffer(_ backing: Backing, _ count: Int) -> UnsafeRawBufferPointer {
+        switch backing {
+        case .owned(let pointer): return UnsafeRawBufferPointer(start: pointer, count: count)
+        case .mapped(_, let pointer): return UnsafeRawBufferPointer(start: pointer, count: count)
+        }
+    }
+
+    /// Runs any pending verification now.
+    ///
+    /// - Throws: Whatever the verification throws (for checkpoints, ``CheckpointError`` with
+    ///   `.checksumMismatch`). The check runs again on the next access if it failed.
+    public func verify() throws {
+        try withState { state in
+            guard let check = state.pendingVerification else { return }
+            try check(Storage.buffer(state.backing, byteCount))
+            state.pendingVerification = nil
+        }
+    }
+
+    /// Drops any pending verification without running it (the caller asked to skip checks).
+    public func skipVerification() {
+        withState { $0.pendingVerification = nil }
+    }
+
+    /// Calls `body` with the bytes, verifying them first if a check is pending.
+    ///
+    /// - Parameter body: Reads the bytes; the pointer is valid only during the call.
+    /// - Returns: What `body` returns.
+    /// - Throws: A failed verification, or what `body` throws.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try verify()
+        let bytes = withState { Storage.buffer($0.backing, byteCount) }
+        return try body(bytes)
+    }
+
+    /// Calls `body` with writable bytes, first copying a mapped window into owned memory.
+    ///
+    /// - Parameter body: Reads and writes the bytes; the pointer is valid only during the call.
+    /// - Returns: What `body` returns.
+    /// - Throws: A failed verification, or what `body` throws.
+    public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
+        try verify()
+        let pointer: UnsafeMutableRawPointer? = withState { state in
+            switch state.backing {
+            case .owned(let pointer):
+                return pointer
+            case .mapped(_, let source):
+                let owned = Storage.allocate(byteCount, zeroed: false)
+                if let owned, let source { owned.copyMemory(from: source, byteCount: byteCount) }
+                state.backing = .owned(owned)
+                return owned
+            }
+        }
+        return try body(UnsafeMutableRawBufferPointer(start: pointer, count: byteCount))
+    }
+
+    /// A new owned storage holding a copy of these bytes.
+    public func copy() throws -> Storage {
+        try withUnsafeBytes { Storage(copying: $0) }
+    }
+}
