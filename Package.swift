@@ -55,5 +55,7 @@ let package = Package(
         ),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint"]),
+        // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
+        .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint"]),
     ]
 )
