@@ -1,0 +1,143 @@
+/// The torch.save zip layout, written with or without ckpt's JSON manifest.
+///
+/// One writer produces both `.pt` (torch's records only) and `.ckpt` (the same records plus
+/// `archive/manifest.json`); one reader reads both, preferring the manifest when present so that
+/// opening a `.ckpt` never runs the unpickler.
+enum TorchArchive {
+    /// The top-level folder. Torch derives it from the file name; a fixed name makes the bytes
+    /// independent of where the file is written ("same input, same bytes"), and torch.load accepts any.
+    static let folder = "archive"
+    static let manifestName = "manifest.json"
+
+    /// Writes `value` atomically to `path`.
+    ///
+    /// - Parameters:
+    ///   - value: The tree.
+    ///   - path: The destination.
+    ///   - includeManifest: True for the ckpt format.
+    ///   - durable: fsync file and directory.
+    /// - Throws: ``CheckpointError`` if the tree cannot be pickled or the write fails.
+    static func write(_ value: StateValue, to path: String, includeManifest: Bool, durable: Bool) throws {
+        let storages = value.storagesInOrder
+        var keys: [ObjectIdentifier: String] = [:]
+        var indices: [ObjectIdentifier: Int] = [:]
+        for (index, storage) in storages.enumerated() {
+            keys[ObjectIdentifier(storage)] = String(index)
+            indices[ObjectIdentifier(storage)] = index
+        }
+        var dtypes: [ObjectIdentifier: DType] = [:]
+        value.forEachTensor { _, tensor in
+            if dtypes[ObjectIdentifier(tensor.storage)] == nil { dtypes[ObjectIdentifier(tensor.storage)] = tensor.dtype }
+        }
+        let pickle: [UInt8]
+        do {
+            pickle = try Pickler.dump(value, storageKeys: keys)
+        } catch let error as CheckpointError {
+            throw error.inFile(path)
+        }
+        let prefix = folder + "/"
+        try DurableFile.write(to: path, sync: durable) { fd in
+            let zip = ZipWriter(fileDescriptor: fd, path: path)
+            func add(_ name: String, _ bytes: [UInt8]) throws {
+                try bytes.withUnsafeBytes { _ = try zip.addEntry(name: prefix + name, bytes: $0) }
+            }
+            try add("data.pkl", pickle)
+            try add(".format_version", Array("1".utf8))
+            try add(".storage_alignment", Array("64".utf8))
+            try add("byteorder", Array("little".utf8))
+            var records: [Manifest.StorageRecord] = []
+            for (index, storage) in storages.enumerated() {
+                let name = "\(prefix)data/\(index)"
+                let written = try storage.withUnsafeBytes { try zip.addEntry(name: name, bytes: $0) }
+                records.append(Manifest.StorageRecord(
+                    key: String(index), record: name, dtype: dtypes[ObjectIdentifier(storage)] ?? .uint8,
+                    byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))
+            }
+            if includeManifest {
+                let text = try Manifest(storages: records, root: value).encoded(storageIndex: indices)
+                try add(manifestName, Array(text.utf8))
+            }
+            try add("version", Array("3\n".utf8))
+            try zip.finish()
+        }
+    }
+
+    /// Reads a torch.save zip archive or a ckpt archive.
+    ///
+    /// - Parameters:
+    ///   - reader: The opened archive.
+    ///   - verifyChecksums: Check each blob's CRC-32 when its bytes are first read.
+    /// - Returns: The tree, with tensors viewing the mapped file.
+    /// - Throws: ``CheckpointError`` for a missing or inconsistent record, or a bad pickle or manifest.
+    static func read(_ reader: ZipReader, verifyChecksums: Bool) throws -> StateValue {
+        let path = reader.file.path
+        guard let first = reader.entries.first else {
+            throw CheckpointError(.missingEntry, "the zip archive has no entries", file: path, expected: "data.pkl")
+        }
+        guard let slash = first.name.firstIndex(of: "/") else {
+            throw CheckpointError(
+                .notRecognized, "file in archive is not in a subdirectory", file: path, path: first.name,
+                expected: "<folder>/data.pkl")
+        }
+        let prefix = String(first.name[...slash])
+        if reader.entry(named: prefix + "constants.pkl") != nil {
+            throw CheckpointError(
+                .unsupported, "TorchScript archives are not supported", file: path, path: prefix + "constants.pkl")
+        }
+        if let order = reader.entry(named: prefix + "byteorder") {
+            let text = String(decoding: try reader.contents(of: order), as: UTF8.self)
+            guard text == "little" else {
+                throw CheckpointError(
+                    text == "big" ? .unsupported : .corrupt, "unsupported byte order", file: path, path: order.name,
+                    expected: "little", found: text)
+            }
+        }
+        if let manifest = reader.entry(named: prefix + manifestName) {
+            return try readManifest(reader, manifest, verifyChecksums: verifyChecksums)
+        }
+        guard let pickle = reader.entry(named: prefix + "data.pkl") else {
+            throw CheckpointError(.missingEntry, "no pickle in the archive", file: path, expected: prefix + "data.pkl")
+        }
+        let bytes = try reader.contents(of: pickle)
+        return try bytes.withUnsafeBytes { raw in
+            try Unpickler.load(raw, file: path) { reference in
+                let name = "\(prefix)data/\(reference.key)"
+                guard let entry = reader.entry(named: name) else {
+                    throw CheckpointError(.missingEntry, "storage record missing", file: path, path: name)
+                }
+                guard entry.uncompressedSize == reference.byteCount else {
+                    throw CheckpointError(
+                        .corrupt, "storage record size does not match the pickle's shape × dtype size", file: path,
+                        path: name, expected: "\(reference.byteCount) bytes", found: "\(entry.uncompressedSize) bytes")
+                }
+                return try reader.storage(for: entry, verifyCRC: verifyChecksums)
+            }
+        }
+    }
+
+    private static func readManifest(_ reader: ZipReader, _ entry: ZipEntry, verifyChecksums: Bool) throws -> StateValue {
+        let path = reader.file.path
+        let bytes = try reader.contents(of: entry)
+        return try Manifest.decode(bytes, file: path, entry: entry.name) { record in
+            guard let blob = reader.entry(named: record.record) else {
+                throw CheckpointError(.missingEntry, "storage record named by the manifest is missing", file: path, path: record.record)
+            }
+            guard blob.uncompressedSize == record.byteCount else {
+                throw CheckpointError(
+                    .corrupt, "storage record size differs from the manifest", file: path, path: record.record,
+                    expected: "\(record.byteCount) bytes", found: "\(blob.uncompressedSize) bytes")
+            }
+            guard blob.crc32 == record.crc32 else {
+                throw CheckpointError(
+                    .corrupt, "storage record CRC-32 differs from the manifest", file: path, path: record.record,
+                    expected: hex(record.crc32), found: hex(blob.crc32))
+            }
+            return try reader.storage(for: blob, verifyCRC: verifyChecksums)
+        }.manifest.root
+    }
+
+    static func hex(_ crc: UInt32) -> String {
+        let digits = String(crc, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+}
