@@ -1,2 +1,0 @@
-// The Optim module: optimizers with PyTorch's state_dict semantics (see issue 3).
-import Checkpoint
