@@ -1,5 +1,3 @@
-// OWNER: pickle helper. Interface agreed with the archive layer; bodies to be implemented.
-
 /// What a torch pickle's persistent id names: one storage record `data/<key>`.
 public struct StorageReference: Sendable, Equatable {
     /// The record key (`"0"` for `data/0`).
@@ -10,18 +8,73 @@ public struct StorageReference: Sendable, Equatable {
     public var byteCount: Int
     /// The location tag (`"cpu"`, `"cuda:0"`).
     public var location: String
+
+    /// Creates a reference.
+    ///
+    /// - Parameters:
+    ///   - key: The record key.
+    ///   - dtype: The typed storage's dtype, nil for an untyped storage.
+    ///   - byteCount: Size of the whole storage in bytes.
+    ///   - location: The location tag.
+    public init(key: String, dtype: DType?, byteCount: Int, location: String) {
+        self.key = key
+        self.dtype = dtype
+        self.byteCount = byteCount
+        self.location = location
+    }
 }
 
 /// A restricted unpickler like `torch.load(weights_only=True)`: it executes nothing and accepts
 /// only the allow-listed globals, rejecting any other with an error naming it.
+///
+/// Unlike torch's, it also reads pickle protocols 3 to 5 (`torch.save(..., pickle_protocol=4)`).
+/// Every length, count, index and nesting level in the input is checked before it is used, so a
+/// hostile pickle ends in a ``CheckpointError``, never in a crash, a hang or a huge allocation.
 public enum Unpickler {
+    /// The deepest nesting of containers (dicts, lists, tuples, sets) a loaded tree may have.
+    /// Code that walks a tree recursively can rely on it.
+    public static let maximumNestingDepth = 1000
+
+    /// The most values a loaded tree may hold, counting a container shared through the memo once
+    /// per place it appears, so a few kilobytes cannot expand into a tree no one can walk.
+    public static let maximumValueCount = 10_000_000
+
+    /// Reads a pickle into a state tree.
+    ///
     /// - Parameters:
     ///   - bytes: The pickle (`data.pkl`).
     ///   - file: For error messages.
-    ///   - storage: Resolves a persistent id to its storage; called once per distinct key.
+    ///   - storage: Resolves a persistent id to its storage; called once per distinct key, and
+    ///     tensors naming the same key share the returned object.
+    /// - Returns: The tree.
+    /// - Throws: ``CheckpointError``: `.forbiddenGlobal` naming `module.name` for a global outside
+    ///   the allow-list; `.malformedPickle` (with the byte offset and opcode) for input that breaks
+    ///   the pickle machine's rules; `.truncated` when it ends early; `.unsupported` for valid
+    ///   pickles this library cannot represent (an int wider than 64 bits, a dict key that is not
+    ///   str or int, a frozenset); `.outOfBounds` for a tensor view past its storage; whatever
+    ///   `storage` throws.
     public static func load(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
-        throw CheckpointError(.unsupported, "unpickler not implemented yet", file: file)
+        try withoutActuallyEscaping(storage) { resolve in
+            var machine = PickleMachine(bytes: bytes, file: file, resolveStorage: resolve)
+            let root = try machine.run()
+            var converter = PickleConverter(nodes: machine.nodes, file: file)
+            return try converter.convert(root)
+        }
+    }
+
+    /// Reads a pickle held in an array; see ``load(_:file:storage:)-(UnsafeRawBufferPointer,_,_)``.
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle.
+    ///   - file: For error messages.
+    ///   - storage: Resolves a persistent id to its storage; called once per distinct key.
+    /// - Returns: The tree.
+    /// - Throws: As the buffer overload.
+    public static func load(
+        _ bytes: [UInt8], file: String? = nil, storage: (StorageReference) throws -> Storage
+    ) throws -> StateValue {
+        try bytes.withUnsafeBytes { try load($0, file: file, storage: storage) }
     }
 }

@@ -1,0 +1,562 @@
+import OrderedCollections
+
+/// A value on the pickle machine's stack or in its memo.
+///
+/// Mutable containers are referred to by index into ``PickleMachine/nodes`` instead of being
+/// nested, so that memo aliasing works (an `APPEND` after a `BINPUT` is seen through every
+/// reference) and so that no deeply nested Swift value exists before the depth check.
+enum PickleObject {
+    /// A finished value with no containers inside (scalar, string, bytes, tensor, Size, ...).
+    case value(StateValue)
+    case node(Int)
+    case global(PickleGlobal)
+    case storage(PickleStorage)
+}
+
+/// A storage returned by a persistent id, with the dtype its storage class names.
+struct PickleStorage {
+    var storage: Storage
+    /// nil for `UntypedStorage`.
+    var dtype: DType?
+}
+
+/// A Python container under construction.
+final class PickleNode {
+    enum Kind: Equatable {
+        case list, tuple, set
+        case dict(ordered: Bool)
+    }
+
+    let kind: Kind
+    /// Elements of a list, tuple or set.
+    var elements: [PickleObject] = []
+    /// Items of a dict.
+    var items: OrderedDictionary<StateKey, PickleObject> = [:]
+    /// Attributes set on an OrderedDict by BUILD.
+    var attributes: OrderedDictionary<String, PickleObject> = [:]
+    /// The Python type of the first key that was neither str nor int; reported when the dict is
+    /// converted, where its key path is known.
+    var invalidKeyType: String?
+
+    init(_ kind: Kind, elements: [PickleObject] = []) {
+        self.kind = kind
+        self.elements = elements
+    }
+
+    var pythonTypeName: String {
+        switch kind {
+        case .list: return "list"
+        case .tuple: return "tuple"
+        case .set: return "set"
+        case .dict(let ordered): return ordered ? "OrderedDict" : "dict"
+        }
+    }
+}
+
+/// The pickle virtual machine: reads opcodes until STOP and returns the top of the stack.
+struct PickleMachine {
+    let bytes: UnsafeRawBufferPointer
+    let file: String?
+    let resolveStorage: (StorageReference) throws -> Storage
+
+    private(set) var nodes: [PickleNode] = []
+    private var position = 0
+    private var opcodeOffset = 0
+    private var opcode: PickleOpcode = .proto
+    private var stack: [PickleObject] = []
+    private var metastack: [[PickleObject]] = []
+    private var memo: [Int: PickleObject] = [:]
+    private var storages: [String: Storage] = [:]
+
+    init(bytes: UnsafeRawBufferPointer, file: String?, resolveStorage: @escaping (StorageReference) throws -> Storage) {
+        self.bytes = bytes
+        self.file = file
+        self.resolveStorage = resolveStorage
+    }
+
+    // MARK: Errors
+
+    /// An error at the current opcode, its byte offset and name in the message.
+    func failure(
+        _ code: CheckpointError.Code, _ message: String, expected: String? = nil, found: String? = nil
+    ) -> CheckpointError {
+        CheckpointError(
+            code, "pickle byte \(opcodeOffset) (\(opcode.name)): \(message)", file: file, expected: expected,
+            found: found)
+    }
+
+    /// Another layer's error (a tensor view past its storage), placed at the current opcode.
+    func located(_ error: CheckpointError) -> CheckpointError {
+        var copy = error
+        copy.message = "pickle byte \(opcodeOffset) (\(opcode.name)): \(error.message)"
+        if copy.file == nil { copy.file = file }
+        return copy
+    }
+
+    // MARK: Reading input
+
+    private mutating func read(_ count: Int) throws -> UnsafeRawBufferPointer {
+        guard count >= 0 else {
+            throw failure(.malformedPickle, "negative length", found: "\(count)")
+        }
+        guard count <= bytes.count - position else {
+            throw failure(
+                .truncated, "the pickle ends inside an argument",
+                expected: "\(count) bytes at offset \(position)", found: "\(bytes.count - position)")
+        }
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[position..<position + count])
+        position += count
+        return slice
+    }
+
+    private mutating func readByte() throws -> UInt8 {
+        try read(1)[0]
+    }
+
+    /// A little-endian unsigned integer of `width` bytes.
+    private mutating func readUInt(_ width: Int) throws -> UInt64 {
+        let raw = try read(width)
+        var value: UInt64 = 0
+        for (index, byte) in raw.enumerated() { value |= UInt64(byte) << (8 * UInt64(index)) }
+        return value
+    }
+
+    /// A length field, checked against what is left of the input before anything is allocated.
+    private mutating func readLength(_ width: Int) throws -> Int {
+        let length = try readUInt(width)
+        guard length <= UInt64(bytes.count - position) else {
+            throw failure(
+                .truncated, "length field runs past the end of the pickle",
+                expected: "at most \(bytes.count - position) bytes", found: "\(length)")
+        }
+        return Int(length)
+    }
+
+    /// A newline-terminated line (text opcodes, GLOBAL), without the newline.
+    private mutating func readLine() throws -> String {
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+        guard let newline = rest.firstIndex(of: 0x0A) else {
+            throw failure(.truncated, "the pickle ends inside a line argument", expected: "a newline")
+        }
+        let line = try decodeUTF8(UnsafeRawBufferPointer(rebasing: rest[..<newline]))
+        position += newline + 1
+        return line
+    }
+
+    private func decodeUTF8(_ raw: UnsafeRawBufferPointer) throws -> String {
+        guard let text = String(validating: raw, as: UTF8.self) else {
+            throw failure(
+                .malformedPickle, "string is not valid UTF-8 (a lone surrogate is not supported either)")
+        }
+        return text
+    }
+
+    // MARK: Stack
+
+    private mutating func pop() throws -> PickleObject {
+        guard let top = stack.popLast() else {
+            throw failure(.malformedPickle, "stack underflow", expected: "a value on the stack", found: "an empty stack")
+        }
+        return top
+    }
+
+    private func top() throws -> PickleObject {
+        guard let top = stack.last else {
+            throw failure(.malformedPickle, "stack underflow", expected: "a value on the stack", found: "an empty stack")
+        }
+        return top
+    }
+
+    /// The values pushed since the last MARK, which is removed.
+    private mutating func popMark() throws -> [PickleObject] {
+        guard let outer = metastack.popLast() else {
+            throw failure(.malformedPickle, "no MARK to pop to", expected: "a MARK earlier on the stack")
+        }
+        let items = stack
+        stack = outer
+        return items
+    }
+
+    private mutating func push(_ object: PickleObject) {
+        stack.append(object)
+    }
+
+    mutating func newNode(_ kind: PickleNode.Kind, elements: [PickleObject] = []) -> PickleObject {
+        nodes.append(PickleNode(kind, elements: elements))
+        return .node(nodes.count - 1)
+    }
+
+    /// The node a stack value refers to, if it is a container.
+    func node(_ object: PickleObject) -> PickleNode? {
+        if case .node(let index) = object { return nodes[index] }
+        return nil
+    }
+
+    /// The Python type name of a stack value, for messages.
+    func typeName(_ object: PickleObject) -> String {
+        switch object {
+        case .value(let value): return value.pythonTypeName
+        case .node(let index): return nodes[index].pythonTypeName
+        case .global(let global): return global.qualifiedName
+        case .storage(let storage): return storage.dtype?.legacyStorageName ?? "UntypedStorage"
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs the machine to STOP.
+    ///
+    /// - Returns: The object STOP pops.
+    mutating func run() throws -> PickleObject {
+        while true {
+            opcodeOffset = position
+            guard position < bytes.count else {
+                throw failure(.truncated, "the pickle ends without STOP", expected: "a STOP opcode")
+            }
+            let byte = bytes[position]
+            position += 1
+            guard let op = PickleOpcode(rawValue: byte) else {
+                opcode = .stop
+                throw CheckpointError(
+                    .malformedPickle, "pickle byte \(opcodeOffset): unknown opcode 0x\(String(byte, radix: 16))",
+                    file: file, found: "0x\(String(byte, radix: 16))")
+            }
+            opcode = op
+            if op == .stop { return try pop() }
+            try execute(op)
+        }
+    }
+
+    private mutating func execute(_ op: PickleOpcode) throws {
+        switch op {
+        case .proto:
+            let version = try readByte()
+            guard version <= 5 else {
+                throw failure(.unsupported, "pickle protocol \(version) is newer than 5", found: "\(version)")
+            }
+        case .frame:
+            // Frames only group opcodes for buffered reading; the whole input is already in memory.
+            _ = try readLength(8)
+        case .stop:
+            break
+
+        // Scalars.
+        case .none: push(.value(.none))
+        case .newTrue: push(.value(.bool(true)))
+        case .newFalse: push(.value(.bool(false)))
+        case .binInt: push(.value(.int(Int64(Int32(truncatingIfNeeded: try readUInt(4))))))
+        case .binInt1: push(.value(.int(Int64(try readByte()))))
+        case .binInt2: push(.value(.int(Int64(try readUInt(2)))))
+        case .long1:
+            let count = try readLength(1)
+            push(.value(.int(try decodeLong(try read(count)))))
+        case .long4:
+            let count = Int32(truncatingIfNeeded: try readUInt(4))
+            guard count >= 0 else { throw failure(.malformedPickle, "negative byte count", found: "\(count)") }
+            guard Int(count) <= bytes.count - position else {
+                throw failure(.truncated, "length field runs past the end of the pickle", found: "\(count)")
+            }
+            push(.value(.int(try decodeLong(try read(Int(count))))))
+        case .int:
+            let line = try readLine()
+            switch line {
+            case "00": push(.value(.bool(false)))
+            case "01": push(.value(.bool(true)))
+            default: push(.value(.int(try parseDecimal(line))))
+            }
+        case .long:
+            let line = try readLine()
+            push(.value(.int(try parseDecimal(line.hasSuffix("L") ? String(line.dropLast()) : line))))
+        case .binFloat:
+            // BINFLOAT is big-endian; readUInt composes little-endian.
+            push(.value(.float(Double(bitPattern: try readUInt(8).byteSwapped))))
+        case .float:
+            let line = try readLine()
+            guard let value = Double(line) else {
+                throw failure(.malformedPickle, "not a float", found: line)
+            }
+            push(.value(.float(value)))
+
+        // Strings and bytes.
+        case .binUnicode: push(.value(.string(try decodeUTF8(try read(try readLength(4))))))
+        case .shortBinUnicode: push(.value(.string(try decodeUTF8(try read(try readLength(1))))))
+        case .binUnicode8: push(.value(.string(try decodeUTF8(try read(try readLength(8))))))
+        case .shortBinString:
+            // Python 2 str; torch.load decodes these as UTF-8.
+            push(.value(.string(try decodeUTF8(try read(try readLength(1))))))
+        case .binString:
+            let count = Int32(truncatingIfNeeded: try readUInt(4))
+            guard count >= 0 else { throw failure(.malformedPickle, "negative string length", found: "\(count)") }
+            guard Int(count) <= bytes.count - position else {
+                throw failure(.truncated, "length field runs past the end of the pickle", found: "\(count)")
+            }
+            push(.value(.string(try decodeUTF8(try read(Int(count))))))
+        case .shortBinBytes: push(.value(.bytes(Array(try read(try readLength(1))))))
+        case .binBytes: push(.value(.bytes(Array(try read(try readLength(4))))))
+        case .binBytes8: push(.value(.bytes(Array(try read(try readLength(8))))))
+        case .byteArray8: push(.value(.bytearray(Array(try read(try readLength(8))))))
+
+        // Containers.
+        case .emptyTuple: push(newNode(.tuple))
+        case .emptyList: push(newNode(.list))
+        case .emptyDict: push(newNode(.dict(ordered: false)))
+        case .emptySet: push(newNode(.set))
+        case .tuple: push(newNode(.tuple, elements: try popMark()))
+        case .tuple1, .tuple2, .tuple3:
+            let count = Int(op.rawValue - PickleOpcode.tuple1.rawValue) + 1
+            guard stack.count >= count else {
+                throw failure(
+                    .malformedPickle, "stack underflow", expected: "\(count) values on the stack", found: "\(stack.count)")
+            }
+            let elements = Array(stack.suffix(count))
+            stack.removeLast(count)
+            push(newNode(.tuple, elements: elements))
+        case .list: push(newNode(.list, elements: try popMark()))
+        case .dict:
+            let items = try popMark()
+            let dict = newNode(.dict(ordered: false))
+            try setItems(items, into: dict)
+            push(dict)
+        case .append:
+            let item = try pop()
+            try appendTarget().elements.append(item)
+        case .appends:
+            let items = try popMark()
+            try appendTarget().elements.append(contentsOf: items)
+        case .setItem:
+            let value = try pop()
+            let key = try pop()
+            try setItems([key, value], into: try top())
+        case .setItems:
+            let items = try popMark()
+            try setItems(items, into: try top())
+        case .addItems:
+            let items = try popMark()
+            guard let set = node(try top()), set.kind == .set else {
+                throw failure(.malformedPickle, "ADDITEMS on a non-set", expected: "set", found: typeName(try top()))
+            }
+            set.elements.append(contentsOf: items)
+        case .frozenSet:
+            throw failure(.unsupported, "frozenset has no state-tree equivalent")
+
+        // Stack and memo.
+        case .mark:
+            metastack.append(stack)
+            stack = []
+        case .pop:
+            if stack.isEmpty { _ = try popMark() } else { stack.removeLast() }
+        case .popMark:
+            _ = try popMark()
+        case .dup:
+            push(try top())
+        case .binPut: try put(Int(try readByte()))
+        case .longBinPut: try put(Int(try readUInt(4)))
+        case .put: try put(Int(try parseDecimal(try readLine())))
+        case .memoize: try put(memo.count)
+        case .binGet: try get(Int(try readByte()))
+        case .longBinGet: try get(Int(try readUInt(4)))
+        case .get: try get(Int(try parseDecimal(try readLine())))
+
+        // Objects.
+        case .global:
+            let module = try readLine()
+            let name = try readLine()
+            push(.global(try lookUpGlobal(module: module, name: name)))
+        case .stackGlobal:
+            let name = try pop()
+            let module = try pop()
+            guard case .value(.string(let moduleName)) = module, case .value(.string(let globalName)) = name else {
+                throw failure(
+                    .malformedPickle, "STACK_GLOBAL needs two strings", expected: "str, str",
+                    found: "\(typeName(module)), \(typeName(name))")
+            }
+            push(.global(try lookUpGlobal(module: moduleName, name: globalName)))
+        case .reduce:
+            let arguments = try pop()
+            let callable = try pop()
+            push(try call(callable, arguments: try tupleElements(arguments, role: "REDUCE arguments")))
+        case .newObj:
+            let arguments = try pop()
+            let cls = try pop()
+            push(try construct(cls, arguments: try tupleElements(arguments, role: "NEWOBJ arguments")))
+        case .newObjEx:
+            let keywords = try pop()
+            let arguments = try pop()
+            let cls = try pop()
+            guard let keywordDict = node(keywords), case .dict = keywordDict.kind else {
+                throw failure(.malformedPickle, "NEWOBJ_EX keywords must be a dict", found: typeName(keywords))
+            }
+            guard keywordDict.items.isEmpty, keywordDict.invalidKeyType == nil else {
+                throw failure(.unsupported, "keyword arguments to \(typeName(cls)) are not supported")
+            }
+            push(try construct(cls, arguments: try tupleElements(arguments, role: "NEWOBJ_EX arguments")))
+        case .build:
+            let state = try pop()
+            try build(try top(), state: state)
+        case .binPersID:
+            push(try persistentLoad(try pop()))
+
+        case .persID, .string, .unicode, .inst, .obj, .ext1, .ext2, .ext4, .nextBuffer, .readonlyBuffer:
+            throw failure(.unsupported, "opcode \(op.name) is not supported by the restricted unpickler")
+        }
+    }
+
+    private mutating func lookUpGlobal(module: String, name: String) throws -> PickleGlobal {
+        let qualified = "\(module).\(name)"
+        let global: PickleGlobal?
+        do {
+            global = try PickleGlobal.resolve(module: module, name: name)
+        } catch let error as CheckpointError {
+            throw located(error)
+        }
+        guard let global else {
+            throw failure(
+                .forbiddenGlobal, "global \(qualified) is not allowed (only weights-only globals are)",
+                found: qualified)
+        }
+        return global
+    }
+
+    private func appendTarget() throws -> PickleNode {
+        let target = try top()
+        guard let list = node(target), list.kind == .list else {
+            throw failure(.malformedPickle, "\(opcode.name) on a non-list", expected: "list", found: typeName(target))
+        }
+        return list
+    }
+
+    private func setItems(_ items: [PickleObject], into target: PickleObject) throws {
+        guard let dict = node(target), case .dict = dict.kind else {
+            throw failure(
+                .malformedPickle, "\(opcode.name) on a non-dict", expected: "dict or OrderedDict", found: typeName(target))
+        }
+        guard items.count % 2 == 0 else {
+            throw failure(.malformedPickle, "odd number of values for key-value pairs", found: "\(items.count)")
+        }
+        var index = 0
+        while index < items.count {
+            switch items[index] {
+            case .value(.string(let key)): dict.items[.string(key)] = items[index + 1]
+            case .value(.int(let key)): dict.items[.int(key)] = items[index + 1]
+            default: if dict.invalidKeyType == nil { dict.invalidKeyType = typeName(items[index]) }
+            }
+            index += 2
+        }
+    }
+
+    private mutating func put(_ index: Int) throws {
+        guard index >= 0 else { throw failure(.malformedPickle, "negative memo index", found: "\(index)") }
+        memo[index] = try top()
+    }
+
+    private mutating func get(_ index: Int) throws {
+        guard let value = memo[index] else {
+            throw failure(.malformedPickle, "bad memo index", expected: "an index stored by PUT", found: "\(index)")
+        }
+        push(value)
+    }
+
+    private func parseDecimal(_ text: String) throws -> Int64 {
+        if let value = Int64(text) { return value }
+        let digits = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        if !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) {
+            throw failure(.unsupported, "integer does not fit in 64 bits", found: text)
+        }
+        throw failure(.malformedPickle, "not an integer", found: text)
+    }
+
+    /// A two's-complement little-endian integer (LONG1, LONG4).
+    private func decodeLong(_ raw: UnsafeRawBufferPointer) throws -> Int64 {
+        guard let last = raw.last else { return 0 }
+        let negative = last & 0x80 != 0
+        let fill: UInt8 = negative ? 0xFF : 0x00
+        // Bytes past the eighth must only repeat the sign; otherwise the value needs more bits.
+        if raw.count > 8 {
+            let signBitSet = raw[7] & 0x80 != 0
+            guard raw[8...].allSatisfy({ $0 == fill }), signBitSet == negative else {
+                throw failure(.unsupported, "integer does not fit in 64 bits", found: "\(raw.count)-byte integer")
+            }
+        }
+        var value: UInt64 = negative ? ~0 : 0
+        for index in 0..<min(raw.count, 8) {
+            let shift = UInt64(8 * index)
+            value &= ~(UInt64(0xFF) << shift)
+            value |= UInt64(raw[index]) << shift
+        }
+        return Int64(bitPattern: value)
+    }
+
+    /// The elements of a tuple argument list.
+    func tupleElements(_ object: PickleObject, role: String) throws -> [PickleObject] {
+        guard let tuple = node(object), tuple.kind == .tuple else {
+            throw failure(.malformedPickle, "\(role) must be a tuple", expected: "tuple", found: typeName(object))
+        }
+        return tuple.elements
+    }
+
+    // MARK: Persistent ids
+
+    private mutating func persistentLoad(_ pid: PickleObject) throws -> PickleObject {
+        if case .value(.int) = pid {
+            throw failure(.unsupported, "integer persistent ids (the pre-zip legacy format) are not supported")
+        }
+        guard let tuple = node(pid), tuple.kind == .tuple else {
+            throw failure(.malformedPickle, "persistent id must be a tuple", found: typeName(pid))
+        }
+        let fields = tuple.elements
+        guard let first = fields.first, case .value(.string("storage")) = asciiString(first) else {
+            throw failure(.malformedPickle, "persistent id must start with 'storage'", found: fields.first.map(typeName) ?? "()")
+        }
+        guard fields.count == 5 else {
+            throw failure(
+                .malformedPickle, "storage persistent id has the wrong length",
+                expected: "('storage', storage_type, key, location, numel)", found: "\(fields.count) fields")
+        }
+        guard case .global(.storageType(let dtype)) = fields[1] else {
+            throw failure(.malformedPickle, "persistent id's storage type is not a storage class", found: typeName(fields[1]))
+        }
+        let key: String
+        switch asciiString(fields[2]) {
+        case .value(.string(let text)): key = text
+        case .value(.int(let number)): key = String(number)
+        default: throw failure(.malformedPickle, "storage key must be a str", found: typeName(fields[2]))
+        }
+        guard case .value(.string(let location)) = asciiString(fields[3]) else {
+            throw failure(.malformedPickle, "storage location must be a str", found: typeName(fields[3]))
+        }
+        guard case .value(.int(let numel)) = fields[4], numel >= 0 else {
+            throw failure(.malformedPickle, "storage numel must be a non-negative int", found: describe(fields[4]))
+        }
+        let itemSize = dtype?.itemSize ?? 1
+        let (byteCount, overflow) = Int(numel).multipliedReportingOverflow(by: itemSize)
+        guard !overflow else {
+            throw failure(.outOfBounds, "storage size overflows", found: "\(numel) × \(itemSize) bytes")
+        }
+        let storage: Storage
+        if let cached = storages[key] {
+            storage = cached
+        } else {
+            storage = try resolveStorage(StorageReference(key: key, dtype: dtype, byteCount: byteCount, location: location))
+            storages[key] = storage
+        }
+        return .storage(PickleStorage(storage: storage, dtype: dtype))
+    }
+
+    /// Python 2 pickles may hold persistent-id fields as bytes; torch decodes them as ASCII.
+    private func asciiString(_ object: PickleObject) -> PickleObject {
+        if case .value(.bytes(let raw)) = object, raw.allSatisfy({ $0 < 0x80 }) {
+            return .value(.string(String(decoding: raw, as: UTF8.self)))
+        }
+        return object
+    }
+
+    /// A short description of a stack value: its value for scalars, else its type.
+    func describe(_ object: PickleObject) -> String {
+        switch object {
+        case .value(.int(let value)): return String(value)
+        case .value(.bool(let value)): return value ? "True" : "False"
+        case .value(.string(let value)): return "'\(value.prefix(60))'"
+        default: return typeName(object)
+        }
+    }
+}
