@@ -1,0 +1,95 @@
+import Checkpoint
+
+/// Adagrad's update for a sparse COO gradient, reproducing torch's single-tensor sparse branch
+/// op by op:
+///
+///     grad = grad.coalesce()
+///     sum.add_(sparse(indices, values²))
+///     std_values = sum.sparse_mask(grad)._values().sqrt_().add_(eps)
+///     param.add_(sparse(indices, values / std_values), alpha=-clr)
+///
+/// Each op rounds to the tensor's dtype as ATen does: float32 and float64 natively, float16 and
+/// bfloat16 through float32 with a rounding after every op (`c10::Half` arithmetic). Products
+/// and quotients are computed in Double and rounded once, which for these single operations
+/// equals the narrower type's correctly rounded result. Only the entries the gradient names change.
+enum AdagradSparseUpdate {
+    /// Applies one step.
+    ///
+    /// - Parameters:
+    ///   - param: The parameter (any strides), updated in place.
+    ///   - grad: Its sparse gradient, same shape and dtype.
+    ///   - sum: The accumulator, same shape and dtype, updated in place.
+    ///   - step: The step count after this step's increment.
+    ///   - hyper: The group's options (weight decay must be 0, as torch requires for sparse gradients).
+    /// - Throws: ``OptimizerError`` `.unsupported` for a dtype other than f32, f64, f16 or bf16;
+    ///   a failed storage verification.
+    static func apply(param: Tensor, grad: SparseTensor, sum: Tensor, step: Double, hyper: AdagradHyperparameters) throws {
+        let dtype = param.dtype
+        let round: (Double) -> Double
+        switch dtype {
+        case .float64: round = { $0 }
+        case .float32: round = { Double(Float($0)) }
+        case .float16: round = { Double(HalfPrecision.round(Float($0))) }
+        case .bfloat16: round = { Double(BFloat16.round(Float($0))) }
+        default:
+            throw OptimizerError(.unsupported, "sparse gradients are supported for float32, float64, float16 and bfloat16 parameters, not \(dtype)")
+        }
+        let coalesced = try grad.coalesced()
+        let nnz = coalesced.nnz
+        guard nnz > 0 else { return }
+        let clr = hyper.lr / (1 + (step - 1) * hyper.lrDecay)
+        // ATen casts scalars to the tensor's type before the element loop (`value.to<scalar_t>()`).
+        let alpha = round(-clr)
+        let eps = round(hyper.eps)
+        let sparseDim = coalesced.sparseDim
+        let denseShape = Array(param.shape[sparseDim...])
+        let denseOffsets = { (tensor: Tensor) -> [Int] in
+            var offsets: [Int] = []
+            let strides = Array(tensor.strides[sparseDim...])
+            var index = [Int](repeating: 0, count: denseShape.count)
+            let count = denseShape.reduce(1, *)
+            for _ in 0..<count {
+                offsets.append(zip(index, strides).reduce(0) { $0 + $1.0 * $1.1 })
+                var dim = denseShape.count - 1
+                while dim >= 0 {
+                    index[dim] += 1
+                    if index[dim] < denseShape[dim] { break }
+                    index[dim] = 0
+                    dim -= 1
+                }
+            }
+            return offsets
+        }
+        let paramDense = denseOffsets(param), sumDense = denseOffsets(sum)
+        let block = paramDense.count
+        let positions = try coalesced.indices.scalars(as: Int64.self)
+        let values = try coalesced.values.contiguousCopy()
+
+        try values.storage.withUnsafeBytes { valueBytes in
+            try sum.storage.withUnsafeMutableBytes { sumBytes in
+                try param.storage.withUnsafeMutableBytes { paramBytes in
+                    guard let v = valueBytes.baseAddress, let s = sumBytes.baseAddress, let p = paramBytes.baseAddress else { return }
+                    for k in 0..<nnz {
+                        var paramBase = param.storageOffset, sumBase = sum.storageOffset
+                        for row in 0..<sparseDim {
+                            let index = Int(positions[row * nnz + k])
+                            paramBase += index * param.strides[row]
+                            sumBase += index * sum.strides[row]
+                        }
+                        for element in 0..<block {
+                            var g = try Tensor.readElement(v, k * block + element, dtype)
+                            if hyper.maximize { g = -g }
+                            let sumIndex = sumBase + sumDense[element], paramIndex = paramBase + paramDense[element]
+                            let accumulated = round(try Tensor.readElement(s, sumIndex, dtype) + round(g * g))
+                            try Tensor.writeFloatingElement(s, sumIndex, dtype, accumulated)
+                            let std = round(round(accumulated.squareRoot()) + eps)
+                            let scaled = round(alpha * round(g / std))
+                            let updated = round(try Tensor.readElement(p, paramIndex, dtype) + scaled)
+                            try Tensor.writeFloatingElement(p, paramIndex, dtype, updated)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
