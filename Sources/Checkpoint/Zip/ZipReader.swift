@@ -1,5 +1,3 @@
-// OWNER: zip helper. Interface agreed with the archive layer; bodies to be implemented.
-
 /// One validated entry of a zip archive's central directory.
 public struct ZipEntry: Sendable, Equatable {
     public var name: String
@@ -15,32 +13,64 @@ public struct ZipEntry: Sendable, Equatable {
 
 /// Reads a zip archive from a memory mapping: the central directory is parsed and validated at
 /// open; entry data is touched only when asked for.
+///
+/// The archive is parsed by hand rather than through libzip because zero-copy loading needs the
+/// file offset of each entry's data, and no libzip call reports it. libzip stays available as a
+/// second opinion through ``checkConsistency()``.
 public final class ZipReader: Sendable {
     public let file: MappedFile
+    /// The entries in central-directory order.
     public let entries: [ZipEntry]
+    /// Entry index by name: archives can hold 100k entries, and readers look each one up.
+    private let indexByName: [String: Int]
 
+    /// Entries larger than this are refused by ``contents(of:limit:)`` unless the caller raises
+    /// the limit: pickles and manifests are small, and a hostile declared size must not become an
+    /// allocation of that size.
+    public static let defaultContentsLimit = 256 << 20
+
+    /// Maps and opens an archive.
+    ///
+    /// - Parameter path: The archive.
+    /// - Throws: ``CheckpointError`` if the file cannot be mapped or is not a valid archive.
     public convenience init(path: String) throws {
         try self.init(mapping: MappedFile(path: path))
     }
 
+    /// Parses and validates the central directory and every local header of a mapped archive.
+    ///
+    /// Only the end records, the central directory and the local headers are read; no entry data
+    /// page is touched.
+    ///
+    /// - Parameter mapping: The mapped archive.
+    /// - Throws: ``CheckpointError``: `.notRecognized` (not a zip), `.truncated` (empty or cut
+    ///   short), `.corrupt` (inconsistent offsets, counts, overlaps, duplicate names),
+    ///   `.outOfBounds` (data past the end of the file), `.unsafeName`, or `.unsupported`
+    ///   (multi-disk, encrypted, a method other than stored or deflated).
     public init(mapping: MappedFile) throws {
         file = mapping
-        entries = []
-        throw CheckpointError(.unsupported, "zip reader not implemented yet", file: mapping.path)
+        let parsed = try ZipDirectoryParser(bytes: mapping.bytes, path: mapping.path).parse()
+        entries = parsed.entries
+        indexByName = parsed.indexByName
     }
 
+    /// The entry with this exact name, or nil.
+    ///
+    /// - Parameter name: The full entry name (`archive/data.pkl`).
+    /// - Returns: The entry, found in constant time.
     public func entry(named name: String) -> ZipEntry? {
-        entries.first { $0.name == name }
+        indexByName[name].map { entries[$0] }
     }
 
-    /// The entry's bytes as a storage: a zero-copy window for stored entries, inflated into
-    /// owned memory for deflated ones. With `verifyCRC`, the CRC-32 check runs on first access.
-    public func storage(for entry: ZipEntry, verifyCRC: Bool) throws -> Storage {
-        throw CheckpointError(.unsupported, "zip reader not implemented yet", file: file.path, path: entry.name)
-    }
-
-    /// A small entry's bytes (pickle, manifest), CRC-32 always verified.
-    public func contents(of entry: ZipEntry) throws -> [UInt8] {
-        throw CheckpointError(.unsupported, "zip reader not implemented yet", file: file.path, path: entry.name)
+    /// The entry with this exact name.
+    ///
+    /// - Parameter name: The full entry name.
+    /// - Returns: The entry.
+    /// - Throws: ``CheckpointError`` `.missingEntry` if the archive has no such entry.
+    public func requireEntry(named name: String) throws -> ZipEntry {
+        guard let entry = entry(named: name) else {
+            throw CheckpointError(.missingEntry, "no such entry in the archive", file: file.path, path: name)
+        }
+        return entry
     }
 }

@@ -1,39 +1,258 @@
-// OWNER: zip helper. Interface agreed with the archive layer; bodies to be implemented.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Writes a zip archive sequentially to a file descriptor: every entry stored (method 0), data
 /// aligned, zip64 when needed, deterministic bytes (fixed timestamps).
+///
+/// Each entry's CRC-32 is computed before its header is written, so the local header carries
+/// the real CRC and sizes and no data descriptor is needed (torch.load does not require one).
+/// Large payloads go from the caller's memory to the file with no intermediate copy; headers
+/// and small payloads are gathered in a buffer to keep the number of system calls low.
 public final class ZipWriter {
-    public init(fileDescriptor: Int32, path: String) {}
+    private let fileDescriptor: Int32
+    private let path: String
+    /// Testing knob: write zip64 records and extras even where 32-bit fields would do.
+    let forceZip64: Bool
+
+    /// Logical end of the archive so far, buffered bytes included.
+    private var offset: Int
+    private var buffer: [UInt8] = []
+    private var centralDirectory: [UInt8] = []
+    private var entryCount = 0
+    private var names: Set<String> = []
+    private var state = State.open
+
+    private enum State { case open, finished, failed }
+
+    /// Payloads up to this size are copied into the header buffer rather than written alone.
+    private static let smallPayload = 64 << 10
+    private static let bufferFlushSize = 1 << 20
+    /// Unix regular file, rw-r--r--, so `unzip` extracts with ordinary permissions.
+    private static let externalAttributes: UInt32 = 0o100644 << 16
+    private static let versionMadeBy: UInt16 = 3 << 8 | 45
+    private static let versionNeeded: UInt16 = 20
+    private static let versionNeededZip64: UInt16 = 45
+
+    /// Creates a writer that appends to `fileDescriptor` from its current position.
+    ///
+    /// - Parameters:
+    ///   - fileDescriptor: An open, writable descriptor; the caller keeps ownership.
+    ///   - path: The file's name, for error messages.
+    public convenience init(fileDescriptor: Int32, path: String) {
+        self.init(fileDescriptor: fileDescriptor, path: path, forceZip64: false)
+    }
+
+    init(fileDescriptor: Int32, path: String, forceZip64: Bool) {
+        self.fileDescriptor = fileDescriptor
+        self.path = path
+        self.forceZip64 = forceZip64
+        // Zip offsets are absolute; a descriptor that cannot seek (a pipe) starts at 0.
+        offset = max(0, Int(lseek(fileDescriptor, 0, SEEK_CUR)))
+    }
 
     /// Appends a stored entry whose data starts at a multiple of `alignment` in the file.
     ///
+    /// The padding is PyTorch's: a local-header extra field `FB`, its 2-byte length, and that
+    /// many `Z` bytes, so torch.load's mmap path finds every storage aligned as torch.save would.
+    ///
+    /// - Parameters:
+    ///   - name: The entry name; must be safe (relative, no `..`, no backslash) and unique.
+    ///   - bytes: The contents, written straight from this memory.
+    ///   - alignment: A power of two up to 32768.
     /// - Returns: The CRC-32 of the bytes and the file offset of the data.
+    /// - Throws: ``CheckpointError``: `.unsafeName`, `.invalidArgument` (duplicate or too long
+    ///   name, bad alignment, writer already finished or failed), `.io` if a write fails.
     @discardableResult
     public func addEntry(name: String, bytes: UnsafeRawBufferPointer, alignment: Int = 64) throws -> (crc32: UInt32, dataOffset: Int) {
-        throw CheckpointError(.unsupported, "zip writer not implemented yet", path: name)
+        try checkOpen(entry: name)
+        if let reason = ZipEntryName.unsafeReason(name) {
+            throw CheckpointError(.unsafeName, "unsafe entry name: \(reason)", file: path, path: name)
+        }
+        let nameBytes = Array(name.utf8)
+        guard nameBytes.count <= Int(UInt16.max) else {
+            throw CheckpointError(
+                .invalidArgument, "entry name too long", file: path, path: name,
+                expected: "at most \(UInt16.max) bytes", found: "\(nameBytes.count) bytes")
+        }
+        guard alignment >= 1, alignment <= 1 << 15, alignment & (alignment - 1) == 0 else {
+            throw CheckpointError(
+                .invalidArgument, "bad alignment", file: path, path: name,
+                expected: "a power of two from 1 to 32768", found: "\(alignment)")
+        }
+        guard names.insert(name).inserted else {
+            throw CheckpointError(.invalidArgument, "duplicate entry name", file: path, path: name)
+        }
+
+        let crc = CRC32.checksum(bytes)
+        let size = UInt64(bytes.count)
+        let headerOffset = offset
+        let wideSizes = forceZip64 || size >= UInt64(ZipFormat.sentinel32)
+        let wideOffset = forceZip64 || UInt64(headerOffset) >= UInt64(ZipFormat.sentinel32)
+        let flags: UInt16 = nameBytes.allSatisfy { $0 < 0x80 } ? 0 : ZipFormat.flagUTF8Name
+        let size32 = wideSizes ? ZipFormat.sentinel32 : UInt32(size)
+        let needed = wideSizes || wideOffset ? Self.versionNeededZip64 : Self.versionNeeded
+
+        var localExtra: [UInt8] = []
+        if wideSizes {
+            localExtra.appendLittleEndian(ZipFormat.zip64ExtraID)
+            localExtra.appendLittleEndian(UInt16(16))
+            localExtra.appendLittleEndian(size)
+            localExtra.appendLittleEndian(size)
+        }
+        let paddingStart = headerOffset + ZipFormat.localHeaderSize + nameBytes.count + localExtra.count + 4
+        let padding = (alignment - paddingStart % alignment) % alignment
+        localExtra.appendLittleEndian(ZipFormat.paddingExtraID)
+        localExtra.appendLittleEndian(UInt16(padding))
+        localExtra.append(contentsOf: repeatElement(UInt8(ascii: "Z"), count: padding))
+
+        let bufferedBefore = buffer.count
+        buffer.appendLittleEndian(ZipFormat.localHeaderSignature)
+        buffer.appendLittleEndian(needed)
+        buffer.appendLittleEndian(flags)
+        buffer.appendLittleEndian(ZipFormat.methodStored)
+        buffer.appendLittleEndian(ZipFormat.fixedDOSTime)
+        buffer.appendLittleEndian(ZipFormat.fixedDOSDate)
+        buffer.appendLittleEndian(crc)
+        buffer.appendLittleEndian(size32)
+        buffer.appendLittleEndian(size32)
+        buffer.appendLittleEndian(UInt16(nameBytes.count))
+        buffer.appendLittleEndian(UInt16(localExtra.count))
+        buffer.append(contentsOf: nameBytes)
+        buffer.append(contentsOf: localExtra)
+        let dataOffset = headerOffset + (buffer.count - bufferedBefore)
+
+        if bytes.count <= Self.smallPayload {
+            buffer.append(contentsOf: bytes)
+            if buffer.count >= Self.bufferFlushSize { try flush(entry: name) }
+        } else {
+            try flush(entry: name)
+            try writeFully(bytes, entry: name)
+        }
+        offset = dataOffset + bytes.count
+
+        var centralExtra: [UInt8] = []
+        if wideSizes || wideOffset {
+            centralExtra.appendLittleEndian(ZipFormat.zip64ExtraID)
+            centralExtra.appendLittleEndian(UInt16((wideSizes ? 16 : 0) + (wideOffset ? 8 : 0)))
+            if wideSizes {
+                centralExtra.appendLittleEndian(size)
+                centralExtra.appendLittleEndian(size)
+            }
+            if wideOffset { centralExtra.appendLittleEndian(UInt64(headerOffset)) }
+        }
+        centralDirectory.appendLittleEndian(ZipFormat.centralHeaderSignature)
+        centralDirectory.appendLittleEndian(Self.versionMadeBy)
+        centralDirectory.appendLittleEndian(needed)
+        centralDirectory.appendLittleEndian(flags)
+        centralDirectory.appendLittleEndian(ZipFormat.methodStored)
+        centralDirectory.appendLittleEndian(ZipFormat.fixedDOSTime)
+        centralDirectory.appendLittleEndian(ZipFormat.fixedDOSDate)
+        centralDirectory.appendLittleEndian(crc)
+        centralDirectory.appendLittleEndian(size32)
+        centralDirectory.appendLittleEndian(size32)
+        centralDirectory.appendLittleEndian(UInt16(nameBytes.count))
+        centralDirectory.appendLittleEndian(UInt16(centralExtra.count))
+        centralDirectory.appendLittleEndian(UInt16(0))  // comment length
+        centralDirectory.appendLittleEndian(UInt16(0))  // disk number start
+        centralDirectory.appendLittleEndian(UInt16(0))  // internal attributes
+        centralDirectory.appendLittleEndian(Self.externalAttributes)
+        centralDirectory.appendLittleEndian(wideOffset ? ZipFormat.sentinel32 : UInt32(headerOffset))
+        centralDirectory.append(contentsOf: nameBytes)
+        centralDirectory.append(contentsOf: centralExtra)
+        entryCount += 1
+        return (crc, dataOffset)
     }
 
     /// Writes the central directory and end records. No entry may be added afterwards.
+    ///
+    /// The caller still owns the descriptor: syncing and closing it is theirs.
+    ///
+    /// - Throws: ``CheckpointError``: `.io` if a write fails, `.invalidArgument` if the writer
+    ///   already finished or failed.
     public func finish() throws {
-        throw CheckpointError(.unsupported, "zip writer not implemented yet")
-    }
-}
+        try checkOpen(entry: nil)
+        let directoryOffset = UInt64(offset)
+        let directorySize = UInt64(centralDirectory.count)
+        let count = UInt64(entryCount)
+        let needsZip64 =
+            forceZip64 || count >= UInt64(ZipFormat.sentinel16) || directorySize >= UInt64(ZipFormat.sentinel32)
+            || directoryOffset >= UInt64(ZipFormat.sentinel32)
 
-/// CRC-32 (the zip polynomial), computed with libdeflate's PCLMUL implementation.
-public enum CRC32 {
-    public static func checksum(_ bytes: UnsafeRawBufferPointer, initial: UInt32 = 0) -> UInt32 {
-        fatalError("not implemented yet")
-    }
-}
+        var tail: [UInt8] = []
+        if needsZip64 {
+            let recordOffset = directoryOffset + directorySize
+            tail.appendLittleEndian(ZipFormat.zip64EndOfCentralDirectorySignature)
+            tail.appendLittleEndian(UInt64(ZipFormat.zip64EndOfCentralDirectorySize - 12))
+            tail.appendLittleEndian(Self.versionMadeBy)
+            tail.appendLittleEndian(Self.versionNeededZip64)
+            tail.appendLittleEndian(UInt32(0))  // this disk
+            tail.appendLittleEndian(UInt32(0))  // disk with the central directory
+            tail.appendLittleEndian(count)
+            tail.appendLittleEndian(count)
+            tail.appendLittleEndian(directorySize)
+            tail.appendLittleEndian(directoryOffset)
+            tail.appendLittleEndian(ZipFormat.zip64LocatorSignature)
+            tail.appendLittleEndian(UInt32(0))  // disk with the zip64 end record
+            tail.appendLittleEndian(recordOffset)
+            tail.appendLittleEndian(UInt32(1))  // total disks
+        }
+        func narrow16(_ value: UInt64) -> UInt16 {
+            forceZip64 || value >= UInt64(ZipFormat.sentinel16) ? ZipFormat.sentinel16 : UInt16(value)
+        }
+        func narrow32(_ value: UInt64) -> UInt32 {
+            forceZip64 || value >= UInt64(ZipFormat.sentinel32) ? ZipFormat.sentinel32 : UInt32(value)
+        }
+        tail.appendLittleEndian(ZipFormat.endOfCentralDirectorySignature)
+        tail.appendLittleEndian(UInt16(0))  // this disk
+        tail.appendLittleEndian(UInt16(0))  // disk with the central directory
+        tail.appendLittleEndian(narrow16(count))
+        tail.appendLittleEndian(narrow16(count))
+        tail.appendLittleEndian(narrow32(directorySize))
+        tail.appendLittleEndian(narrow32(directoryOffset))
+        tail.appendLittleEndian(UInt16(0))  // comment length
 
-/// Atomic, durable file replacement: temp file in the target's directory, fsync, rename, fsync
-/// of the directory. On any error the temp file is removed and the old file is untouched.
-public enum DurableFile {
-    /// - Parameters:
-    ///   - path: The final path.
-    ///   - sync: False skips both fsyncs (still atomic, not durable); for benchmarks and tests.
-    ///   - body: Writes the contents to the given file descriptor.
-    public static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
-        throw CheckpointError(.unsupported, "durable write not implemented yet", file: path)
+        try flush(entry: nil)
+        try centralDirectory.withUnsafeBytes { try writeFully($0, entry: nil) }
+        try tail.withUnsafeBytes { try writeFully($0, entry: nil) }
+        offset += centralDirectory.count + tail.count
+        centralDirectory = []
+        state = .finished
+    }
+
+    private func checkOpen(entry: String?) throws {
+        switch state {
+        case .open: return
+        case .finished:
+            throw CheckpointError(.invalidArgument, "the zip writer has already finished", file: path, path: entry)
+        case .failed:
+            throw CheckpointError(.invalidArgument, "the zip writer failed earlier and cannot continue", file: path, path: entry)
+        }
+    }
+
+    private func flush(entry: String?) throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeFully($0, entry: entry) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes every byte, retrying after signals and short writes; any failure poisons the
+    /// writer, since the file no longer matches what it has recorded.
+    private func writeFully(_ bytes: UnsafeRawBufferPointer, entry: String?) throws {
+        guard var cursor = bytes.baseAddress else { return }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let written = write(fileDescriptor, cursor, remaining)
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                state = .failed
+                let reason = written < 0 ? String(cString: strerror(errno)) : "write returned 0"
+                throw CheckpointError(.io, "cannot write the archive: \(reason)", file: path, path: entry)
+            }
+            cursor += written
+            remaining -= written
+        }
     }
 }

@@ -1,0 +1,108 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Atomic, durable file replacement: temp file in the target's directory, fsync, rename, fsync
+/// of the directory. On any error the temp file is removed and the old file is untouched.
+///
+/// The temp file lives in the target's directory because `rename` is atomic only within one
+/// file system; it is synced before the rename because otherwise a crash can leave the final
+/// name pointing at an empty or partly flushed file; and the directory is synced after, because
+/// the rename itself is not durable until it is.
+public enum DurableFile {
+    /// Writes a file through `body` and moves it into place atomically.
+    ///
+    /// - Parameters:
+    ///   - path: The final path.
+    ///   - sync: False skips both fsyncs (still atomic, not durable); for benchmarks and tests.
+    ///   - body: Writes the contents to the given file descriptor. It must not close it.
+    /// - Throws: What `body` throws, or ``CheckpointError`` `.io` if creating, syncing, closing
+    ///   or renaming fails (`.invalidArgument` for a path without a file name). The temp file is
+    ///   removed in every failing case before the rename; if only the final directory sync fails,
+    ///   the new file is already in place but may not survive a crash.
+    public static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
+        let (directory, name) = try split(path)
+        var template = Array(temporaryPathTemplate(directory: directory, name: name).utf8CString)
+        let fileDescriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fileDescriptor >= 0 else {
+            throw ioError("cannot create a temporary file in \(directory)", path)
+        }
+        let temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        var open = true
+        do {
+            _ = fcntl(fileDescriptor, F_SETFD, FD_CLOEXEC)
+            try body(fileDescriptor)
+            if sync {
+                guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync \(temporaryPath)", path) }
+            }
+            // mkstemp creates the file 0600; give it the mode a plain create would have.
+            guard fchmod(fileDescriptor, 0o666 & ~currentUmask()) == 0 else {
+                throw ioError("cannot set the mode of \(temporaryPath)", path)
+            }
+            open = false
+            guard close(fileDescriptor) == 0 else { throw ioError("cannot close \(temporaryPath)", path) }
+            guard rename(temporaryPath, path) == 0 else { throw ioError("cannot rename \(temporaryPath) to the final name", path) }
+        } catch {
+            if open { close(fileDescriptor) }
+            unlink(temporaryPath)
+            throw error
+        }
+        if sync { try syncDirectory(directory, finalPath: path) }
+    }
+
+    /// The directory and file name of `path` (`.` for a bare name).
+    static func split(_ path: String) throws -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else {
+            guard !path.isEmpty else {
+                throw CheckpointError(.invalidArgument, "empty path", file: path, expected: "a file path")
+            }
+            return (".", path)
+        }
+        let name = String(path[path.index(after: slash)...])
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw CheckpointError(.invalidArgument, "path does not name a file", file: path, expected: "a file path")
+        }
+        let directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        return (directory, name)
+    }
+
+    /// A hidden name next to the target, so a crash leaves only an obvious dot-file behind and
+    /// directory listings of checkpoints stay clean.
+    static func temporaryPathTemplate(directory: String, name: String) -> String {
+        // Keep the whole name within NAME_MAX (255 bytes) after the prefix and suffix.
+        var stem = name
+        while stem.utf8.count > 200 { stem.removeLast() }
+        let separator = directory.hasSuffix("/") ? "" : "/"
+        return directory + separator + "." + stem + ".tmp-XXXXXX"
+    }
+
+    /// The process's umask, read without changing it where the system allows: `umask()` can only
+    /// be read by setting it, which races with other threads creating files.
+    static func currentUmask() -> mode_t {
+        #if os(Linux)
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
+            let value = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8)
+        {
+            return value
+        }
+        #endif
+        let previous = umask(0o022)
+        umask(previous)
+        return previous
+    }
+
+    private static func syncDirectory(_ directory: String, finalPath: String) throws {
+        let fileDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fileDescriptor >= 0 else { throw ioError("cannot open directory \(directory) to sync it", finalPath) }
+        defer { close(fileDescriptor) }
+        guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync directory \(directory)", finalPath) }
+    }
+
+    private static func ioError(_ message: String, _ path: String) -> CheckpointError {
+        CheckpointError(.io, "\(message): \(String(cString: strerror(errno)))", file: path)
+    }
+}
