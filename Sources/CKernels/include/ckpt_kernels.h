@@ -6,4 +6,45 @@
 /// Returns the kernel library's version, so Swift can check it linked the expected kernels.
 int ckpt_kernels_version(void);
 
+/// Which PyTorch Adagrad code path a kernel reproduces (each rounds differently).
+typedef enum {
+    CKPT_ADAGRAD_SINGLE_TENSOR = 0,
+    CKPT_ADAGRAD_FOREACH = 1,
+    CKPT_ADAGRAD_FUSED = 2,
+} ckpt_adagrad_path;
+
+/// The scalars of one Adagrad step, as torch passes them to its kernels.
+typedef struct {
+    /// The decayed learning rate `lr / (1 + (step - 1) * lr_decay)`, computed in double.
+    double clr;
+    double eps;
+    double weight_decay;
+    int32_t maximize;
+    /// Elements in the whole tensor.
+    int64_t numel;
+    /// float16/bfloat16 with weight decay on the non-fused paths: the chunk length torch's
+    /// at::parallel_for gives each thread for `grad.add(param, alpha=wd)`, and torch's vector length
+    /// in elements; the scalar tail of each chunk rounds alpha differently (see adagrad.c).
+    int64_t add_chunk;
+    int32_t add_vector_length;
+} ckpt_adagrad_options;
+
+/// Bytes in one of torch's CPU vectors on this machine (64 with AVX-512, else 32), which decides
+/// where the fused kernel's scalar tail starts.
+int ckpt_torch_vector_bytes(void);
+
+/// Updates elements [begin, end) of a float32 parameter and its accumulator in place.
+/// `param`, `grad` and `sum` point at element 0 of contiguous tensors; ranges of one step may run concurrently.
+void ckpt_adagrad_f32(ckpt_adagrad_path path, float *param, const float *grad, float *sum,
+                      int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+/// The float64 variant of ``ckpt_adagrad_f32``.
+void ckpt_adagrad_f64(ckpt_adagrad_path path, double *param, const double *grad, double *sum,
+                      int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+/// The float16 variant (IEEE half bit patterns); arithmetic in float, rounded where torch rounds.
+void ckpt_adagrad_f16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
+                      int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+/// The bfloat16 variant (bit patterns); arithmetic in float, rounded where torch rounds.
+void ckpt_adagrad_bf16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
+                       int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+
 #endif

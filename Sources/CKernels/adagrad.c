@@ -1,0 +1,254 @@
+// Adagrad update kernels that round exactly as PyTorch's CPU paths do.
+//
+// Each element's arithmetic is written as PyTorch's compiled kernels perform it (GCC builds them with
+// -ffp-contract=fast, so `a + b * c` became one fused multiply-add there). Contraction is switched off
+// here so that the compiler cannot fuse anything else; every FMA below is explicit. Loops are plain C
+// that the compiler vectorizes inside the target-specific wrappers at the end of the file.
+#include "ckpt_kernels.h"
+#include <string.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+#define CKPT_INLINE static inline __attribute__((always_inline))
+
+CKPT_INLINE float fma_f32(float a, float b, float c) { return __builtin_elementwise_fma(a, b, c); }
+CKPT_INLINE double fma_f64(double a, double b, double c) { return __builtin_elementwise_fma(a, b, c); }
+// Correctly rounded and free of errno, so loops containing it vectorize.
+CKPT_INLINE float sqrt_f32(float x) { return __builtin_elementwise_sqrt(x); }
+CKPT_INLINE double sqrt_f64(double x) { return __builtin_elementwise_sqrt(x); }
+
+CKPT_INLINE uint32_t bits_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+CKPT_INLINE float f32_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+// IEEE half <-> float, exact and round-to-nearest-even like c10::Half (the classic FP16-library
+// formulation, branch-free so it vectorizes).
+CKPT_INLINE float half_to_float(uint16_t h) {
+    const uint32_t w = (uint32_t)h << 16;
+    const uint32_t sign = w & 0x80000000u;
+    const uint32_t two_w = w + w;
+    const float normalized = f32_bits((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+    const float denormalized = f32_bits((two_w >> 17) | (126u << 23)) - 0.5f;
+    const uint32_t magnitude = two_w < (1u << 27) ? bits_f32(denormalized) : bits_f32(normalized);
+    return f32_bits(sign | magnitude);
+}
+
+CKPT_INLINE uint16_t float_to_half(float f) {
+    float base = (__builtin_fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
+    const uint32_t w = bits_f32(f);
+    const uint32_t shl1_w = w + w;
+    const uint32_t sign = w & 0x80000000u;
+    uint32_t bias = shl1_w & 0xFF000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    base = f32_bits((bias >> 1) + 0x07800000u) + base;
+    const uint32_t bits = bits_f32(base);
+    const uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+    return (uint16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+CKPT_INLINE float bf16_to_float(uint16_t b) { return f32_bits((uint32_t)b << 16); }
+
+// Round to nearest even; NaN becomes the canonical quiet NaN, as c10::BFloat16 does.
+CKPT_INLINE uint16_t float_to_bf16(float f) {
+    const uint32_t u = bits_f32(f);
+    const uint16_t rounded = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    return f != f ? (uint16_t)0x7FC0u : rounded;
+}
+
+// MARK: float32 / float64
+
+// One body per floating type. `mclr` is `(T)(-clr)`, the scalar torch hands addcdiv (single tensor)
+// and mul (foreach); `fclr` is `(T)clr` for the fused kernel. The fused kernel's tail loop uses the
+// same casts as its vector loop.
+#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT)                                                        \
+    CKPT_INLINE void NAME(ckpt_adagrad_path path, T *restrict param, const T *restrict grad,              \
+                          T *restrict sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) {   \
+        const T wd = (T)o->weight_decay, eps = (T)o->eps;                                                 \
+        const T mclr = (T)(-o->clr), fclr = (T)o->clr;                                                    \
+        const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
+        switch (path) {                                                                                   \
+        case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
+            /* grad.add(param, alpha=wd); sum.addcmul_(g, g); sum.sqrt().add_(eps);                       \
+               param.addcdiv_(g, std, value=-clr) = p + (value * g) / std */                              \
+            for (int64_t i = begin; i < end; i++) {                                                       \
+                T g = maximize ? -grad[i] : grad[i];                                                      \
+                if (has_wd) g = FMA(param[i], wd, g);                                                     \
+                const T s = FMA(g, g, sum[i]);                                                            \
+                sum[i] = s;                                                                               \
+                const T std = SQRT(s) + eps;                                                              \
+                param[i] = param[i] + (mclr * g) / std;                                                   \
+            }                                                                                             \
+            break;                                                                                        \
+        case CKPT_ADAGRAD_FOREACH:                                                                        \
+            /* as above, but numerator = g * -clr, then param.addcdiv_(numerator, std, value=1) */        \
+            for (int64_t i = begin; i < end; i++) {                                                       \
+                T g = maximize ? -grad[i] : grad[i];                                                      \
+                if (has_wd) g = FMA(param[i], wd, g);                                                     \
+                const T s = FMA(g, g, sum[i]);                                                            \
+                sum[i] = s;                                                                               \
+                const T std = SQRT(s) + eps;                                                              \
+                const T numerator = g * mclr;                                                             \
+                param[i] = param[i] + numerator / std;                                                    \
+            }                                                                                             \
+            break;                                                                                        \
+        case CKPT_ADAGRAD_FUSED:                                                                          \
+            /* FusedAdagradKernel.cpp: g += p * wd; sum += g * g; std = sqrt(sum) + eps;                  \
+               p = p - clr * g / std */                                                                   \
+            for (int64_t i = begin; i < end; i++) {                                                       \
+                T g = maximize ? -grad[i] : grad[i];                                                      \
+                if (has_wd) g = FMA(param[i], wd, g);                                                     \
+                const T s = FMA(g, g, sum[i]);                                                            \
+                sum[i] = s;                                                                               \
+                const T std = SQRT(s) + eps;                                                              \
+                param[i] = param[i] - (fclr * g) / std;                                                   \
+            }                                                                                             \
+            break;                                                                                        \
+        }                                                                                                 \
+    }
+
+CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64)
+
+// MARK: float16 / bfloat16
+
+CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
+    const int64_t chunk = o->add_chunk > 0 ? o->add_chunk : 1;
+    const int64_t start = i / chunk * chunk;
+    const int64_t end = start + chunk < o->numel ? start + chunk : o->numel;
+    const int64_t vector = o->add_vector_length > 0 ? o->add_vector_length : 1;
+    return i >= end - (end - start) % vector;
+}
+
+// The non-fused paths run one ATen op at a time: each op widens its inputs to float, computes, and
+// rounds its output to the low-precision type. Scalars enter as float, except where an op casts
+// them to the tensor's type first (add_(eps), add's alpha, in-place _foreach_mul_). The fused kernel keeps g, sum and param in float for
+// the whole element and rounds only what it stores (clr, eps and wd enter as float).
+//
+// One quirk: add(param, alpha=wd) computes g + p * alpha in float in its vector loop, but in the
+// low-precision type's own arithmetic (the product rounded, then the sum) in its scalar tail: the
+// last (chunk length mod vector length) elements of each chunk at::parallel_for hands a thread.
+#define CKPT_DEFINE_REDUCED_BODY(NAME, TO_FLOAT, FROM_FLOAT)                                              \
+    CKPT_INLINE void NAME(ckpt_adagrad_path path, uint16_t *restrict param, const uint16_t *restrict grad,\
+                          uint16_t *restrict sum, int64_t begin, int64_t end,                             \
+                          const ckpt_adagrad_options *o) {                                                \
+        const float wd = (float)o->weight_decay, eps = (float)o->eps;                                     \
+        const float mclr = (float)(-o->clr), fclr = (float)o->clr;                                        \
+        const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
+        switch (path) {                                                                                   \
+        case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
+        case CKPT_ADAGRAD_FOREACH: {                                                                      \
+            const int foreach = path == CKPT_ADAGRAD_FOREACH;                                             \
+            const float lowp_wd = TO_FLOAT(FROM_FLOAT(wd)), lowp_eps = TO_FLOAT(FROM_FLOAT(eps));         \
+            /* foreach scales g by -clr in place (_foreach_mul_, which casts the scalar to the            \
+               tensor's type) when wd or maximize already made a copy, else out of place (in float) */     \
+            const float numerator_scale = (has_wd || maximize) ? TO_FLOAT(FROM_FLOAT(mclr)) : mclr;       \
+            for (int64_t i = begin; i < end; i++) {                                                       \
+                float g = TO_FLOAT(grad[i]);                                                              \
+                if (maximize) g = -g;                                                                     \
+                const float p = TO_FLOAT(param[i]);                                                       \
+                if (has_wd) {                                                                              \
+                    if (in_add_tail(i, o))                                                                \
+                        g = TO_FLOAT(FROM_FLOAT(g + TO_FLOAT(FROM_FLOAT(p * lowp_wd))));                  \
+                    else                                                                                  \
+                        g = TO_FLOAT(FROM_FLOAT(fma_f32(p, lowp_wd, g)));                                 \
+                }                                                                                         \
+                const uint16_t s = FROM_FLOAT(fma_f32(g, g, TO_FLOAT(sum[i])));                           \
+                sum[i] = s;                                                                               \
+                const float root = TO_FLOAT(FROM_FLOAT(sqrt_f32(TO_FLOAT(s))));                           \
+                const float std = TO_FLOAT(FROM_FLOAT(root + lowp_eps));                                  \
+                float step;                                                                               \
+                if (foreach)                                                                              \
+                    step = TO_FLOAT(FROM_FLOAT(g * numerator_scale)) / std;                               \
+                else                                                                                      \
+                    step = (mclr * g) / std;                                                              \
+                param[i] = FROM_FLOAT(p + step);                                                          \
+            }                                                                                             \
+            break;                                                                                        \
+        }                                                                                                 \
+        case CKPT_ADAGRAD_FUSED: {                                                                        \
+            for (int64_t i = begin; i < end; i++) {                                                       \
+                float g = TO_FLOAT(grad[i]);                                                              \
+                if (maximize) g = -g;                                                                     \
+                const float p = TO_FLOAT(param[i]);                                                       \
+                if (has_wd) g = fma_f32(p, wd, g);                                                        \
+                const float s = fma_f32(g, g, TO_FLOAT(sum[i]));                                          \
+                sum[i] = FROM_FLOAT(s);                                                                   \
+                const float std = sqrt_f32(s) + eps;                                                      \
+                param[i] = FROM_FLOAT(p - (fclr * g) / std);                                              \
+            }                                                                                             \
+            break;                                                                                        \
+        }                                                                                                 \
+        }                                                                                                 \
+    }
+
+CKPT_DEFINE_REDUCED_BODY(adagrad_body_f16, half_to_float, float_to_half)
+CKPT_DEFINE_REDUCED_BODY(adagrad_body_bf16, bf16_to_float, float_to_bf16)
+
+// MARK: Run-time dispatch
+
+// Each body is compiled three times: for AVX-512, for AVX2 with FMA, and for baseline x86-64 (or
+// the build's own target elsewhere). The vectorizer picks the vector width from the attributes.
+#if defined(__x86_64__)
+#define CKPT_X86 1
+#define CKPT_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,f16c")))
+#define CKPT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+#define CKPT_DEFINE_ENTRY(SUFFIX, T)                                                                      \
+    static void adagrad_##SUFFIX##_baseline(ckpt_adagrad_path path, T *param, const T *grad, T *sum,      \
+                                            int64_t begin, int64_t end, const ckpt_adagrad_options *o) {  \
+        adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
+    }                                                                                                     \
+    CKPT_X86_VARIANTS(SUFFIX, T)                                                                          \
+    void ckpt_adagrad_##SUFFIX(ckpt_adagrad_path path, T *param, const T *grad, T *sum, int64_t begin,    \
+                               int64_t end, const ckpt_adagrad_options *o) {                              \
+        if (begin >= end) return;                                                                         \
+        CKPT_X86_DISPATCH(SUFFIX)                                                                         \
+        adagrad_##SUFFIX##_baseline(path, param, grad, sum, begin, end, o);                               \
+    }
+
+#if CKPT_X86
+#define CKPT_X86_VARIANTS(SUFFIX, T)                                                                      \
+    CKPT_AVX512 static void adagrad_##SUFFIX##_avx512(ckpt_adagrad_path path, T *param, const T *grad,    \
+                                                      T *sum, int64_t begin, int64_t end,                 \
+                                                      const ckpt_adagrad_options *o) {                    \
+        adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
+    }                                                                                                     \
+    CKPT_AVX2 static void adagrad_##SUFFIX##_avx2(ckpt_adagrad_path path, T *param, const T *grad,        \
+                                                  T *sum, int64_t begin, int64_t end,                     \
+                                                  const ckpt_adagrad_options *o) {                        \
+        adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
+    }
+#define CKPT_X86_DISPATCH(SUFFIX)                                                                         \
+    if (has_avx512()) { adagrad_##SUFFIX##_avx512(path, param, grad, sum, begin, end, o); return; }       \
+    if (has_avx2()) { adagrad_##SUFFIX##_avx2(path, param, grad, sum, begin, end, o); return; }
+#else
+#define CKPT_X86_VARIANTS(SUFFIX, T)
+#define CKPT_X86_DISPATCH(SUFFIX)
+#endif
+
+#if CKPT_X86
+static int has_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+static int has_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#endif
+
+int ckpt_torch_vector_bytes(void) {
+#if CKPT_X86
+    // ATen picks its AVX-512 kernels when the CPU has avx512f/vl/bw/dq and fma; else 256-bit vectors.
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
+        return 64;
+#endif
+    return 32;
+}
+
+CKPT_DEFINE_ENTRY(f32, float)
+CKPT_DEFINE_ENTRY(f64, double)
+CKPT_DEFINE_ENTRY(f16, uint16_t)
+CKPT_DEFINE_ENTRY(bf16, uint16_t)
