@@ -1,4 +1,7 @@
+import CKernels
 import Checkpoint
+import Dispatch
+import Foundation
 
 /// Which of PyTorch's three Adagrad code paths to reproduce. They round differently, so a
 /// trajectory is only bit-identical to torch's when both use the same path.
@@ -39,6 +42,9 @@ public struct AdagradHyperparameters: Sendable {
 enum AdagradKernels {
     /// Updates one dense parameter in place as PyTorch's `implementation` does.
     ///
+    /// Large tensors are split over the machine's cores in cache-line-aligned chunks; nothing is
+    /// allocated unless `grad` is a strided view (it is then gathered once).
+    ///
     /// - Parameters:
     ///   - param: The parameter; contiguous, updated in place.
     ///   - grad: Its gradient, same dtype and shape (any strides).
@@ -47,43 +53,120 @@ enum AdagradKernels {
     ///   - hyper: The group's options.
     ///   - implementation: The PyTorch path whose rounding to reproduce.
     /// - Throws: ``CheckpointError`` `.typeMismatch` when dtypes or shapes differ or the dtype is
-    ///   not floating or complex, `.invalidArgument` when `param` or `sum` is not contiguous.
+    ///   not floating or complex, `.invalidArgument` when `param` or `sum` is not contiguous or
+    ///   they share a storage, `.unsupported` for a complex parameter on the fused path (as torch).
     static func denseUpdate(
         param: Tensor, grad: Tensor, sum: Tensor, step: Float,
         hyper: AdagradHyperparameters, implementation: AdagradImplementation
     ) throws {
-        try checkOperands(param: param, grad: grad, sum: sum)
-        // torch computes the decayed rate in Python (double) from the float32 step.
-        let clr = hyper.lr / (1 + (Double(step) - 1) * hyper.lrDecay)
-        let gradient = grad.isContiguous ? grad : try grad.contiguousCopy()
-        let count = param.numel * (param.dtype.isComplex ? 2 : 1)
-        guard count > 0 else { return }
+        try checkOperands(param: param, grad: grad, sum: sum, implementation: implementation)
+        let realCount = param.numel * (param.dtype.isComplex ? 2 : 1)
+        guard realCount > 0 else { return }
+        // A gradient viewing param's or sum's storage would be read while they are written.
+        let sharesStorage = grad.storage === param.storage || grad.storage === sum.storage
+        let gradient = grad.isContiguous && !sharesStorage ? grad : try grad.contiguousCopy()
+        var options = ckpt_adagrad_options()
+        // torch computes the decayed rate in double from the float32 step (Python float or item<float>()).
+        options.clr = hyper.lr / (1 + (Double(step) - 1) * hyper.lrDecay)
+        options.eps = hyper.eps
+        options.weight_decay = hyper.weightDecay
+        options.maximize = hyper.maximize ? 1 : 0
+        options.numel = Int64(realCount)
+        options.add_chunk = Int64(torchParallelChunk(realCount))
+        options.add_vector_length = Int32(Int(ckpt_torch_vector_bytes()) / param.dtype.scalarItemSize)
+        let path: ckpt_adagrad_path = switch implementation {
+        case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
+        case .forEach: CKPT_ADAGRAD_FOREACH
+        case .fused: CKPT_ADAGRAD_FUSED
+        }
+        let kernelOptions = options
+        let dtype = param.dtype
+        let item = dtype.itemSize
         try param.storage.withUnsafeMutableBytes { paramBytes in
             try sum.storage.withUnsafeMutableBytes { sumBytes in
                 try gradient.storage.withUnsafeBytes { gradBytes in
-                    let item = param.dtype.itemSize
-                    let p = paramBytes.baseAddress! + param.storageOffset * item
-                    let s = sumBytes.baseAddress! + sum.storageOffset * item
-                    let g = gradBytes.baseAddress! + gradient.storageOffset * item
-                    switch param.dtype {
-                    case .float32, .complex64:
-                        update(Float.self, p, g, s, count, clr, hyper, implementation)
-                    case .float64, .complex128:
-                        update(Double.self, p, g, s, count, clr, hyper, implementation)
-                    default:
-                        throw CheckpointError(.typeMismatch, "Adagrad kernel not available", found: "\(param.dtype)")
+                    guard let paramBase = paramBytes.baseAddress, let sumBase = sumBytes.baseAddress,
+                          let gradBase = gradBytes.baseAddress else { return }
+                    let p = UInt(bitPattern: paramBase + param.storageOffset * item)
+                    let s = UInt(bitPattern: sumBase + sum.storageOffset * item)
+                    let g = UInt(bitPattern: gradBase + gradient.storageOffset * item)
+                    forEachChunk(count: realCount, itemSize: dtype.scalarItemSize) { begin, end in
+                        run(dtype, path, p, g, s, Int64(begin), Int64(end), kernelOptions)
                     }
                 }
             }
         }
     }
 
-    private static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor) throws {
+    /// Calls the C kernel for one range. Addresses travel as integers so the closure that runs
+    /// chunks on several threads captures only Sendable values.
+    private static func run(
+        _ dtype: DType, _ path: ckpt_adagrad_path, _ p: UInt, _ g: UInt, _ s: UInt,
+        _ begin: Int64, _ end: Int64, _ options: ckpt_adagrad_options
+    ) {
+        var options = options
+        guard let param = UnsafeMutableRawPointer(bitPattern: p), let grad = UnsafeRawPointer(bitPattern: g),
+              let sum = UnsafeMutableRawPointer(bitPattern: s) else { return }
+        switch dtype {
+        case .float32, .complex64:
+            ckpt_adagrad_f32(path, param.assumingMemoryBound(to: Float.self), grad.assumingMemoryBound(to: Float.self),
+                             sum.assumingMemoryBound(to: Float.self), begin, end, &options)
+        case .float64, .complex128:
+            ckpt_adagrad_f64(path, param.assumingMemoryBound(to: Double.self), grad.assumingMemoryBound(to: Double.self),
+                             sum.assumingMemoryBound(to: Double.self), begin, end, &options)
+        case .float16:
+            ckpt_adagrad_f16(path, param.assumingMemoryBound(to: UInt16.self), grad.assumingMemoryBound(to: UInt16.self),
+                             sum.assumingMemoryBound(to: UInt16.self), begin, end, &options)
+        case .bfloat16:
+            ckpt_adagrad_bf16(path, param.assumingMemoryBound(to: UInt16.self), grad.assumingMemoryBound(to: UInt16.self),
+                              sum.assumingMemoryBound(to: UInt16.self), begin, end, &options)
+        default:
+            return  // checkOperands admits only the dtypes above
+        }
+    }
+
+    /// Below this many elements a step runs on the calling thread: waking workers costs more.
+    static let parallelThreshold = 1 << 16
+
+    /// Runs `body` over [0, count) in chunks whose boundaries fall on 64-byte cache lines, one
+    /// chunk per core for large counts.
+    static func forEachChunk(count: Int, itemSize: Int, _ body: @Sendable (Int, Int) -> Void) {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        guard count >= parallelThreshold, cores > 1 else {
+            body(0, count)
+            return
+        }
+        let line = max(Storage.alignment / max(itemSize, 1), 1)
+        let workers = min(cores, count / (parallelThreshold / 2))
+        let perWorker = (count + workers - 1) / workers
+        let chunk = (perWorker + line - 1) / line * line
+        let chunks = (count + chunk - 1) / chunk
+        DispatchQueue.concurrentPerform(iterations: chunks) { index in
+            let begin = index * chunk
+            body(begin, min(begin + chunk, count))
+        }
+    }
+
+    /// The range at::parallel_for hands each of torch's threads for an elementwise op over
+    /// `count` elements (grain 32768; torch's thread count taken to be the core count). Needed
+    /// only to place the scalar tails of `add(alpha:)` for float16/bfloat16.
+    static func torchParallelChunk(_ count: Int) -> Int {
+        let grain = 32768
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        guard count >= grain, threads > 1 else { return max(count, 1) }
+        let workers = min(threads, (count + grain - 1) / grain)
+        return (count + workers - 1) / workers
+    }
+
+    private static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: AdagradImplementation) throws {
         let supported: Set<DType> = [.float32, .float64, .float16, .bfloat16, .complex64, .complex128]
         guard supported.contains(param.dtype) else {
             throw CheckpointError(
                 .typeMismatch, "Adagrad needs a floating-point or complex parameter",
                 expected: "float32, float64, float16, bfloat16, complex64 or complex128", found: "\(param.dtype)")
+        }
+        if implementation == .fused && param.dtype.isComplex {
+            throw CheckpointError(.unsupported, "`fused` does not support sparse grad or complex param", found: "\(param.dtype)")
         }
         for (name, other) in [("grad", grad), ("sum", sum)] {
             guard other.dtype == param.dtype else {
@@ -99,26 +182,14 @@ enum AdagradKernels {
             throw CheckpointError(.invalidArgument, "Adagrad updates \(name) in place and needs it contiguous", path: name,
                                   expected: "contiguous strides", found: "\(tensor.strides)")
         }
-    }
-
-    private static func update<T: BinaryFloatingPoint>(
-        _: T.Type, _ p: UnsafeMutableRawPointer, _ g: UnsafeRawPointer, _ s: UnsafeMutableRawPointer, _ count: Int,
-        _ clr: Double, _ hyper: AdagradHyperparameters, _ implementation: AdagradImplementation
-    ) {
-        let param = p.assumingMemoryBound(to: T.self)
-        let grad = g.assumingMemoryBound(to: T.self)
-        let sum = s.assumingMemoryBound(to: T.self)
-        let wd = T(hyper.weightDecay), eps = T(hyper.eps), minusClr = T(-clr)
-        for i in 0..<count {
-            var gi = hyper.maximize ? -grad[i] : grad[i]
-            if hyper.weightDecay != 0 { gi = gi + wd * param[i] }
-            sum[i] = sum[i] + gi * gi
-            let std = sum[i].squareRoot() + eps
-            switch implementation {
-            case .singleTensor: param[i] = param[i] + minusClr * (gi / std)
-            case .forEach: param[i] = param[i] + (gi * minusClr) / std
-            case .fused: param[i] = param[i] - T(clr) * gi / std
-            }
+        guard param.storage !== sum.storage else {
+            throw CheckpointError(.invalidArgument, "param and sum share a storage", path: "sum",
+                                  expected: "separate storages", found: "one storage")
         }
     }
+}
+
+extension DType {
+    /// Bytes of one real scalar: a complex element counts as two.
+    fileprivate var scalarItemSize: Int { isComplex ? itemSize / 2 : itemSize }
 }
