@@ -1,0 +1,385 @@
+/// Emits protocol-2 pickle opcodes the way CPython's C pickler does for the objects torch.save
+/// sees, so the output matches torch.save's `data.pkl` opcode for opcode.
+///
+/// Python memoizes by object identity, which a value tree does not have: here globals and
+/// strings are memoized by value (a repeated key or location is written once and fetched with
+/// BINGET), containers are never shared.
+struct PickleWriter {
+    private(set) var output: [UInt8] = []
+    private let storageKeys: [ObjectIdentifier: String]
+    private var memoCount = 0
+    private var globalMemo: [String: Int] = [:]
+    private var stringMemo: [String: Int] = [:]
+    /// The storage class chosen for each storage when first met: a legacy typed storage's dtype,
+    /// or nil for UntypedStorage.
+    private var storageTypes: [ObjectIdentifier: DType?] = [:]
+
+    /// Python's pickler writes dict items and list elements in batches of this many.
+    private static let batchSize = 1000
+
+    init(storageKeys: [ObjectIdentifier: String]) {
+        self.storageKeys = storageKeys
+    }
+
+    mutating func writeRoot(_ value: StateValue) throws {
+        output = [PickleOpcode.proto.rawValue, 2]
+        try write(value, depth: 0)
+        op(.stop)
+    }
+
+    // MARK: Primitives
+
+    private mutating func op(_ opcode: PickleOpcode) {
+        output.append(opcode.rawValue)
+    }
+
+    private mutating func append<T: FixedWidthInteger>(littleEndian value: T) {
+        withUnsafeBytes(of: value.littleEndian) { output.append(contentsOf: $0) }
+    }
+
+    private mutating func memoize() {
+        if memoCount < 256 {
+            op(.binPut)
+            output.append(UInt8(memoCount))
+        } else {
+            op(.longBinPut)
+            append(littleEndian: UInt32(truncatingIfNeeded: memoCount))
+        }
+        memoCount += 1
+    }
+
+    private mutating func fetch(_ index: Int) {
+        if index < 256 {
+            op(.binGet)
+            output.append(UInt8(index))
+        } else {
+            op(.longBinGet)
+            append(littleEndian: UInt32(truncatingIfNeeded: index))
+        }
+    }
+
+    private mutating func global(_ module: String, _ name: String) {
+        let key = "\(module)\n\(name)"
+        if let index = globalMemo[key] { return fetch(index) }
+        op(.global)
+        output.append(contentsOf: Array("\(module)\n\(name)\n".utf8))
+        globalMemo[key] = memoCount
+        memoize()
+    }
+
+    private mutating func string(_ text: String) {
+        if let index = stringMemo[text] { return fetch(index) }
+        let utf8 = Array(text.utf8)
+        op(.binUnicode)
+        append(littleEndian: UInt32(utf8.count))
+        output.append(contentsOf: utf8)
+        stringMemo[text] = memoCount
+        memoize()
+    }
+
+    /// CPython's `save_long` at protocol 2: the smallest of K, M, J, else LONG1.
+    private mutating func integer(_ value: Int64) {
+        if value >= 0 && value <= 0xFF {
+            op(.binInt1)
+            output.append(UInt8(value))
+        } else if value >= 0 && value <= 0xFFFF {
+            op(.binInt2)
+            append(littleEndian: UInt16(value))
+        } else if value >= Int64(Int32.min) && value <= Int64(Int32.max) {
+            op(.binInt)
+            append(littleEndian: Int32(value))
+        } else {
+            // Minimal two's complement, as pickle's encode_long.
+            var raw = withUnsafeBytes(of: value.littleEndian) { Array($0) }
+            while raw.count > 1 {
+                let last = raw[raw.count - 1]
+                let signOfPrevious = raw[raw.count - 2] & 0x80
+                guard (last == 0x00 && signOfPrevious == 0) || (last == 0xFF && signOfPrevious != 0) else { break }
+                raw.removeLast()
+            }
+            op(.long1)
+            output.append(UInt8(raw.count))
+            output.append(contentsOf: raw)
+        }
+    }
+
+    private mutating func float(_ value: Double) {
+        op(.binFloat)
+        withUnsafeBytes(of: value.bitPattern.bigEndian) { output.append(contentsOf: $0) }
+    }
+
+    private mutating func bool(_ value: Bool) {
+        op(value ? .newTrue : .newFalse)
+    }
+
+    /// A tuple: EMPTY_TUPLE, TUPLE1-3, or MARK … TUPLE, memoized unless empty.
+    private mutating func tuple(count: Int, _ elements: (inout PickleWriter) throws -> Void) rethrows {
+        if count == 0 { return op(.emptyTuple) }
+        if count > 3 { op(.mark) }
+        try elements(&self)
+        switch count {
+        case 1: op(.tuple1)
+        case 2: op(.tuple2)
+        case 3: op(.tuple3)
+        default: op(.tuple)
+        }
+        memoize()
+    }
+
+    private mutating func key(_ key: StateKey) {
+        switch key {
+        case .string(let text): string(text)
+        case .int(let number): integer(number)
+        }
+    }
+
+    // MARK: Values
+
+    private mutating func write(_ value: StateValue, depth: Int) throws {
+        switch value {
+        case .none: op(.none)
+        case .bool(let flag): bool(flag)
+        case .int(let number): integer(number)
+        case .float(let number): float(number)
+        case .string(let text): string(text)
+        case .bytes(let raw): bytes(raw)
+        case .bytearray(let raw):
+            global("__builtin__", "bytearray")
+            if raw.isEmpty {
+                op(.emptyTuple)
+            } else {
+                tuple(count: 1) { $0.bytes(raw) }
+            }
+            op(.reduce)
+            memoize()
+        case .complex(let real, let imaginary):
+            global("__builtin__", "complex")
+            tuple(count: 2) {
+                $0.float(real)
+                $0.float(imaginary)
+            }
+            op(.reduce)
+            memoize()
+        case .size(let dims):
+            global("torch", "Size")
+            tuple(count: 1) { writer in
+                writer.tuple(count: dims.count) { inner in dims.forEach { inner.integer($0) } }
+            }
+            op(.reduce)
+            memoize()
+        case .device(let name):
+            global("torch", "device")
+            // torch.device pickles as (type,) or (type, index).
+            if let colon = name.lastIndex(of: ":"), let index = Int64(name[name.index(after: colon)...]),
+                !name[..<colon].contains(":")
+            {
+                tuple(count: 2) {
+                    $0.string(String(name[..<colon]))
+                    $0.integer(index)
+                }
+            } else {
+                tuple(count: 1) { $0.string(name) }
+            }
+            op(.reduce)
+            memoize()
+        case .dtype(let dtype):
+            global("torch", dtype.torchName)
+        case .tensor(let tensor):
+            try self.tensor(tensor)
+        case .list(let elements):
+            op(.emptyList)
+            memoize()
+            try appendBatches(elements, depth: depth)
+        case .tuple(let elements):
+            try checkDepth(depth)
+            try tuple(count: elements.count) { writer in
+                for element in elements { try writer.write(element, depth: depth + 1) }
+            }
+        case .set(let elements):
+            global("__builtin__", "set")
+            try tuple(count: 1) { writer in
+                writer.op(.emptyList)
+                writer.memoize()
+                try writer.appendBatches(elements, depth: depth)
+            }
+            op(.reduce)
+            memoize()
+        case .dict(let dict):
+            try self.dict(dict, depth: depth)
+        }
+    }
+
+    private func checkDepth(_ depth: Int) throws {
+        guard depth < Unpickler.maximumNestingDepth else {
+            throw CheckpointError(
+                .invalidArgument, "containers nest deeper than \(Unpickler.maximumNestingDepth) levels",
+                expected: "at most \(Unpickler.maximumNestingDepth)")
+        }
+    }
+
+    /// Python 3's protocol-2 form of bytes: `_codecs.encode(latin1_text, 'latin1')`. Used for empty
+    /// bytes too, where Python writes `bytes()`, which torch's weights-only loader refuses.
+    private mutating func bytes(_ raw: [UInt8]) {
+        global("_codecs", "encode")
+        tuple(count: 2) {
+            $0.string(String(String.UnicodeScalarView(raw.map { Unicode.Scalar($0) })))
+            $0.string("latin1")
+        }
+        op(.reduce)
+        memoize()
+    }
+
+    /// CPython's `batch_list_exact`: one APPEND for a single element, else MARK … APPENDS per batch.
+    private mutating func appendBatches(_ elements: [StateValue], depth: Int) throws {
+        try checkDepth(depth)
+        if elements.count == 1 {
+            try write(elements[0], depth: depth + 1)
+            return op(.append)
+        }
+        var start = 0
+        while start < elements.count {
+            let end = min(start + Self.batchSize, elements.count)
+            op(.mark)
+            for element in elements[start..<end] { try write(element, depth: depth + 1) }
+            op(.appends)
+            start = end
+        }
+    }
+
+    private mutating func dict(_ dict: StateDict, depth: Int) throws {
+        try checkDepth(depth)
+        let items = Array(dict.items.elements)
+        if dict.isOrderedDict {
+            // OrderedDict.__reduce__: (OrderedDict, (), vars(self) or None, None, iter(items)).
+            global("collections", "OrderedDict")
+            op(.emptyTuple)
+            op(.reduce)
+            memoize()
+            try setItemBatches(items, exactDict: false, depth: depth)
+            if !dict.attributes.isEmpty {
+                op(.emptyDict)
+                memoize()
+                let attributes = dict.attributes.elements.map { (key: StateKey.string($0.key), value: $0.value) }
+                try setItemBatches(attributes, exactDict: true, depth: depth)
+                op(.build)
+            }
+        } else {
+            guard dict.attributes.isEmpty else {
+                throw CheckpointError(
+                    .invalidArgument, "a plain dict cannot carry attributes; only an OrderedDict can",
+                    found: dict.attributes.keys.joined(separator: ", "))
+            }
+            op(.emptyDict)
+            memoize()
+            try setItemBatches(items, exactDict: true, depth: depth)
+        }
+    }
+
+    /// CPython's `batch_dict_exact` (a plain dict: MARK … SETITEMS per batch, including an empty
+    /// last batch after a full one) or `batch_dict` (other mappings: a lone last item is SETITEM).
+    private mutating func setItemBatches(
+        _ items: [(key: StateKey, value: StateValue)], exactDict: Bool, depth: Int
+    ) throws {
+        if items.isEmpty { return }
+        if items.count == 1 {
+            key(items[0].key)
+            try write(items[0].value, depth: depth + 1)
+            return op(.setItem)
+        }
+        var start = 0
+        while true {
+            let end = min(start + Self.batchSize, items.count)
+            let count = end - start
+            if count == 0 && !exactDict { return }
+            if count == 1 && !exactDict {
+                key(items[start].key)
+                try write(items[start].value, depth: depth + 1)
+                return op(.setItem)
+            }
+            op(.mark)
+            for (key, value) in items[start..<end] {
+                self.key(key)
+                try write(value, depth: depth + 1)
+            }
+            op(.setItems)
+            if count < Self.batchSize { return }
+            start = end
+        }
+    }
+
+    // MARK: Tensors
+
+    private mutating func tensor(_ tensor: Tensor) throws {
+        if tensor.isParameter {
+            // Parameter.__reduce_ex__: _rebuild_parameter(self.data, requires_grad, OrderedDict()).
+            global("torch._utils", "_rebuild_parameter")
+            var data = tensor
+            data.isParameter = false
+            data.requiresGrad = false
+            try self.tuple(count: 3) { writer in
+                try writer.tensor(data)
+                writer.bool(tensor.requiresGrad)
+                writer.emptyHooks()
+            }
+            op(.reduce)
+            memoize()
+            return
+        }
+        let storageID = ObjectIdentifier(tensor.storage)
+        guard let key = storageKeys[storageID] else {
+            throw CheckpointError(
+                .invalidArgument, "a tensor's storage has no record key", expected: "a key in storageKeys for every storage")
+        }
+        let storageType: DType?
+        if let chosen = storageTypes[storageID] {
+            storageType = chosen
+        } else {
+            let dtype = tensor.dtype
+            storageType =
+                dtype.legacyStorageName != nil && tensor.storage.byteCount % dtype.itemSize == 0 ? dtype : nil
+            storageTypes[storageID] = storageType
+        }
+        let explicitDType = storageType != tensor.dtype
+        global("torch._utils", explicitDType ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2")
+        op(.mark)
+        persistentID(key: key, storageType: storageType, byteCount: tensor.storage.byteCount)
+        integer(Int64(tensor.storageOffset))
+        tuple(count: tensor.shape.count) { writer in tensor.shape.forEach { writer.integer(Int64($0)) } }
+        tuple(count: tensor.strides.count) { writer in tensor.strides.forEach { writer.integer(Int64($0)) } }
+        bool(tensor.requiresGrad)
+        emptyHooks()
+        if explicitDType { global("torch", tensor.dtype.torchName) }
+        op(.tuple)
+        memoize()
+        op(.reduce)
+        memoize()
+    }
+
+    /// `('storage', storage_type, key, 'cpu', numel)` then BINPERSID.
+    private mutating func persistentID(key: String, storageType: DType?, byteCount: Int) {
+        op(.mark)
+        string("storage")
+        if let storageType, let className = storageType.legacyStorageName {
+            global("torch", className)
+            string(key)
+            string("cpu")
+            integer(Int64(byteCount / storageType.itemSize))
+        } else {
+            global("torch.storage", "UntypedStorage")
+            string(key)
+            string("cpu")
+            integer(Int64(byteCount))
+        }
+        op(.tuple)
+        memoize()
+        op(.binPersID)
+    }
+
+    /// `collections.OrderedDict()`, the backward_hooks argument torch always writes.
+    private mutating func emptyHooks() {
+        global("collections", "OrderedDict")
+        op(.emptyTuple)
+        op(.reduce)
+        memoize()
+    }
+}

@@ -1,0 +1,408 @@
+import Checkpoint
+import Foundation
+import Testing
+
+// The restricted unpickler against pickles written by real Python and torch
+// (scripts/make_pickle_fixtures.py; the sidecars describe the Python objects, never our output),
+// the pickler against torch.load itself, and both against hostile input built here.
+
+// MARK: - Fixtures
+
+private enum PickleFixtures {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/pickle", isDirectory: true)
+
+    /// Every fixture the generator writes; a missing file fails its test.
+    static let names = [
+        "torch_model_state_dict", "torch_adagrad_state_dict", "torch_shared_and_views", "torch_all_dtypes",
+        "torch_zero_dim_and_empty", "torch_parameters", "torch_python_values", "torch_batching",
+        "torch_protocol3", "torch_protocol4", "torch_protocol5",
+        "plain_protocol2", "plain_protocol3", "plain_protocol4", "plain_protocol5",
+    ]
+
+    static func pickle(_ name: String) throws -> [UInt8] {
+        try [UInt8](Data(contentsOf: directory.appendingPathComponent("\(name).pkl")))
+    }
+
+    static func sidecar(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: directory.appendingPathComponent("\(name).json"))
+        let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try #require(root["tree"] as? [String: Any])
+    }
+}
+
+/// A storage callback that hands out zero-filled storages and remembers what it was asked.
+private final class StorageRecorder {
+    var references: [StorageReference] = []
+    var storages: [String: Storage] = [:]
+
+    func resolve(_ reference: StorageReference) throws -> Storage {
+        references.append(reference)
+        let storage = Storage(byteCount: reference.byteCount)
+        storages[reference.key] = storage
+        return storage
+    }
+
+    func load(_ bytes: [UInt8], file: String? = nil) throws -> StateValue {
+        try Unpickler.load(bytes, file: file, storage: resolve)
+    }
+}
+
+/// Compares a loaded tree with a sidecar description, collecting every difference.
+private struct SidecarComparison {
+    let recorder: StorageRecorder
+    var mismatches: [String] = []
+
+    mutating func fail(_ path: String, _ message: String) {
+        mismatches.append("\(path.isEmpty ? "(root)" : path): \(message)")
+    }
+
+    static func bits(_ text: Any?) -> UInt64? { (text as? String).flatMap { UInt64($0) } }
+
+    mutating func compare(_ actual: StateValue, _ expected: [String: Any], path: String) {
+        let type = expected["type"] as? String ?? "?"
+        guard actual.pythonTypeName == type else {
+            return fail(path, "type \(actual.pythonTypeName), expected \(type)")
+        }
+        switch actual {
+        case .dict(let dict):
+            let items = expected["items"] as? [[Any]] ?? []
+            compareItems(Array(dict.items.elements), items, path: path)
+            let attributes = (expected["attributes"] as? [[Any]] ?? []).map { pair -> [Any] in
+                [["type": "str", "value": pair[0]], pair[1]]
+            }
+            compareItems(dict.attributes.elements.map { (key: StateKey.string($0.key), value: $0.value) }, attributes, path: path)
+        case .list(let elements), .tuple(let elements), .set(let elements):
+            let items = expected["items"] as? [[String: Any]] ?? []
+            guard elements.count == items.count else { return fail(path, "\(elements.count) elements, expected \(items.count)") }
+            for (index, (element, item)) in zip(elements, items).enumerated() {
+                compare(element, item, path: "\(path)/\(index)")
+            }
+        case .string(let text):
+            if text != expected["value"] as? String { fail(path, "string \(text.prefix(40)), expected \(expected["value"] ?? "?")") }
+        case .int(let number):
+            if String(number) != expected["value"] as? String { fail(path, "int \(number), expected \(expected["value"] ?? "?")") }
+        case .float(let number):
+            if number.bitPattern != Self.bits(expected["bits"]) { fail(path, "float \(number) has other bits than expected") }
+        case .bool(let flag):
+            if flag != expected["value"] as? Bool { fail(path, "bool \(flag)") }
+        case .none:
+            break
+        case .bytes(let raw), .bytearray(let raw):
+            let hex = raw.map { String(format: "%02x", $0) }.joined()
+            if hex != expected["hex"] as? String { fail(path, "bytes \(hex.prefix(40)), expected \(expected["hex"] ?? "?")") }
+        case .complex(let real, let imaginary):
+            if real.bitPattern != Self.bits(expected["real_bits"]) || imaginary.bitPattern != Self.bits(expected["imag_bits"]) {
+                fail(path, "complex \(real)+\(imaginary)j differs")
+            }
+        case .size(let dims):
+            if dims.map(String.init) != expected["value"] as? [String] { fail(path, "Size \(dims)") }
+        case .device(let name):
+            if name != expected["value"] as? String { fail(path, "device \(name), expected \(expected["value"] ?? "?")") }
+        case .dtype(let dtype):
+            if dtype.torchName != expected["value"] as? String { fail(path, "dtype \(dtype)") }
+        case .tensor(let tensor):
+            compareTensor(tensor, expected, path: path)
+        }
+    }
+
+    mutating func compareItems(_ actual: [(key: StateKey, value: StateValue)], _ expected: [[Any]], path: String) {
+        guard actual.count == expected.count else { return fail(path, "\(actual.count) items, expected \(expected.count)") }
+        for ((key, value), pair) in zip(actual, expected) {
+            guard pair.count == 2, let keySpec = pair[0] as? [String: Any], let valueSpec = pair[1] as? [String: Any] else {
+                return fail(path, "bad sidecar item")
+            }
+            let keyMatches: Bool
+            switch key {
+            case .string(let text): keyMatches = keySpec["type"] as? String == "str" && keySpec["value"] as? String == text
+            case .int(let number): keyMatches = keySpec["type"] as? String == "int" && keySpec["value"] as? String == String(number)
+            }
+            guard keyMatches else { return fail(path, "key \(key) (\(key)), expected \(keySpec)") }
+            compare(value, valueSpec, path: path.isEmpty ? key.description : "\(path)/\(key)")
+        }
+    }
+
+    mutating func compareTensor(_ tensor: Tensor, _ expected: [String: Any], path: String) {
+        if tensor.dtype.torchName != expected["dtype"] as? String { fail(path, "dtype \(tensor.dtype)") }
+        if tensor.shape != expected["shape"] as? [Int] { fail(path, "shape \(tensor.shape)") }
+        if tensor.strides != expected["stride"] as? [Int] { fail(path, "strides \(tensor.strides)") }
+        if tensor.storageOffset != expected["offset"] as? Int { fail(path, "offset \(tensor.storageOffset)") }
+        if tensor.requiresGrad != expected["requires_grad"] as? Bool { fail(path, "requires_grad \(tensor.requiresGrad)") }
+        guard let storage = expected["storage"] as? [String: Any], let key = storage["key"] as? String,
+            let numel = storage["numel"] as? Int
+        else { return fail(path, "sidecar lacks the storage") }
+        guard let shared = recorder.storages[key], shared === tensor.storage else {
+            return fail(path, "tensor does not view the storage of key \(key)")
+        }
+        guard let reference = recorder.references.first(where: { $0.key == key }) else { return fail(path, "no reference") }
+        let dtype = (storage["dtype"] as? String).flatMap { DType(torchName: $0) }
+        if reference.dtype != dtype { fail(path, "storage dtype \(String(describing: reference.dtype))") }
+        if reference.byteCount != numel * (dtype?.itemSize ?? 1) { fail(path, "storage bytes \(reference.byteCount)") }
+        if reference.location != storage["location"] as? String { fail(path, "location \(reference.location)") }
+    }
+}
+
+@Suite("Unpickler on pickles written by Python and torch")
+struct UnpicklerFixtureTests {
+    @Test(arguments: PickleFixtures.names)
+    func loadsAsTheSidecarDescribes(name: String) throws {
+        let recorder = StorageRecorder()
+        let tree = try recorder.load(try PickleFixtures.pickle(name), file: "\(name).pkl")
+        var comparison = SidecarComparison(recorder: recorder)
+        comparison.compare(tree, try PickleFixtures.sidecar(name), path: "")
+        #expect(
+            comparison.mismatches.isEmpty,
+            "\(name): \(comparison.mismatches.count) differences:\n\(comparison.mismatches.prefix(20).joined(separator: "\n"))")
+        // One callback per distinct key, however many tensors share it.
+        #expect(Set(recorder.references.map(\.key)).count == recorder.references.count)
+    }
+
+    @Test func modelStateDictKeepsMetadataAsAttributes() throws {
+        let tree = try StorageRecorder().load(try PickleFixtures.pickle("torch_model_state_dict"))
+        guard case .dict(let dict) = tree else { Issue.record("not a dict"); return }
+        #expect(dict.isOrderedDict)
+        guard case .dict(let metadata)? = dict.attributes["_metadata"] else { Issue.record("no _metadata"); return }
+        #expect(metadata.isOrderedDict)
+        #expect(metadata[""] == .dict(["version": .int(1)]))
+    }
+
+    @Test func tiedWeightsShareOneStorageObject() throws {
+        let tree = try StorageRecorder().load(try PickleFixtures.pickle("torch_shared_and_views"))
+        guard case .tensor(let w)? = tree["w"], case .tensor(let tied)? = tree["tied"],
+            case .tensor(let transposed)? = tree["transposed"], case .tensor(let flat)? = tree["flat"]
+        else { Issue.record("missing tensors"); return }
+        #expect(w.storage === tied.storage && w.storage === transposed.storage)
+        #expect(w.storage !== flat.storage)
+    }
+}
+
+// MARK: - Hostile input
+
+/// Builds pickles opcode by opcode.
+private enum Op {
+    static let proto: [UInt8] = [0x80, 0x02]
+    static let stop: [UInt8] = [0x2E]
+    static let mark: [UInt8] = [0x28]
+    static let tuple: [UInt8] = [0x74]
+    static let emptyTuple: [UInt8] = [0x29]
+    static let emptyList: [UInt8] = [0x5D]
+    static let emptyDict: [UInt8] = [0x7D]
+    static let reduce: [UInt8] = [0x52]
+    static let newFalse: [UInt8] = [0x89]
+    static let none: [UInt8] = [0x4E]
+
+    static func global(_ module: String, _ name: String) -> [UInt8] { [0x63] + Array("\(module)\n\(name)\n".utf8) }
+
+    static func string(_ text: String) -> [UInt8] {
+        let utf8 = Array(text.utf8)
+        return [0x58] + withUnsafeBytes(of: UInt32(utf8.count).littleEndian, Array.init) + utf8
+    }
+
+    static func int(_ value: Int64) -> [UInt8] {
+        if let small = Int32(exactly: value) { return [0x4A] + withUnsafeBytes(of: small.littleEndian, Array.init) }
+        return [0x8A, 8] + withUnsafeBytes(of: value.littleEndian, Array.init)
+    }
+
+    static func ints(_ values: [Int64]) -> [UInt8] { mark + values.flatMap(int) + tuple }
+
+    static let hooks = global("collections", "OrderedDict") + emptyTuple + reduce
+
+    static func storage(_ className: String = "FloatStorage", key: String = "0", numel: Int64) -> [UInt8] {
+        let module = className == "UntypedStorage" ? "torch.storage" : "torch"
+        return mark + string("storage") + global(module, className) + string(key) + string("cpu") + int(numel) + tuple
+            + [0x51]
+    }
+
+    /// `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`.
+    static func tensor(numel: Int64, offset: Int64 = 0, size: [Int64], stride: [Int64], className: String = "FloatStorage")
+        -> [UInt8]
+    {
+        global("torch._utils", "_rebuild_tensor_v2") + mark + storage(className, numel: numel) + int(offset) + ints(size)
+            + ints(stride) + newFalse + hooks + tuple + reduce
+    }
+
+    static func pickle(_ parts: [UInt8]...) -> [UInt8] { proto + parts.flatMap { $0 } + stop }
+}
+
+struct HostileCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let bytes: [UInt8]
+    let code: CheckpointError.Code
+    /// Text the message must contain (the offending global, the opcode, ...).
+    let mentions: String?
+    var testDescription: String { name }
+
+    init(_ name: String, _ bytes: [UInt8], _ code: CheckpointError.Code, mentions: String? = nil) {
+        self.name = name
+        self.bytes = bytes
+        self.code = code
+        self.mentions = mentions
+    }
+}
+
+private func nestedLists(_ depth: Int) -> [UInt8] {
+    // ] ] ... ] then APPEND depth-1 times: each list appended into the one below it.
+    Op.proto + [UInt8](repeating: 0x5D, count: depth) + [UInt8](repeating: 0x61, count: depth - 1) + Op.stop
+}
+
+private let hostileCases: [HostileCase] = [
+    HostileCase("empty input", [], .truncated),
+    HostileCase("no STOP", Op.proto + Op.none, .truncated, mentions: "STOP"),
+    HostileCase("STOP on an empty stack", Op.pickle(), .malformedPickle, mentions: "underflow"),
+    HostileCase("unknown opcode", Op.pickle([0xFF]), .malformedPickle, mentions: "0xff"),
+    HostileCase("APPEND on a dict", Op.pickle(Op.emptyDict, Op.none, [0x61]), .malformedPickle, mentions: "APPEND"),
+    HostileCase("APPENDS on a tuple", Op.pickle(Op.emptyTuple, Op.mark, Op.none, [0x65]), .malformedPickle, mentions: "non-list"),
+    HostileCase("SETITEMS on a list", Op.pickle(Op.emptyList, Op.mark, Op.none, Op.none, [0x75]), .malformedPickle, mentions: "non-dict"),
+    HostileCase("SETITEM on a string", Op.pickle(Op.string("x"), Op.none, Op.none, [0x73]), .malformedPickle, mentions: "SETITEM"),
+    HostileCase("SETITEMS without MARK", Op.pickle(Op.emptyDict, Op.none, Op.none, [0x75]), .malformedPickle, mentions: "MARK"),
+    HostileCase("SETITEMS with an odd count", Op.pickle(Op.emptyDict, Op.mark, Op.none, [0x75]), .malformedPickle, mentions: "odd"),
+    HostileCase("TUPLE3 on two values", Op.pickle(Op.none, Op.none, [0x87]), .malformedPickle, mentions: "TUPLE3"),
+    HostileCase("BINGET of an unset index", Op.pickle([0x68, 7]), .malformedPickle, mentions: "memo"),
+    HostileCase("LONG_BINGET of an unset index", Op.pickle(Op.none, [0x71, 0], [0x6A, 1, 0, 0, 0]), .malformedPickle, mentions: "memo"),
+    HostileCase("BINPUT on an empty stack", Op.pickle([0x71, 0]), .malformedPickle, mentions: "BINPUT"),
+    HostileCase("BINUNICODE length past the end", Op.proto + [0x58, 0xFF, 0xFF, 0xFF, 0xFF, 0x41], .truncated, mentions: "BINUNICODE"),
+    HostileCase("BINUNICODE8 length 2^63", Op.proto + [0x8D] + [0, 0, 0, 0, 0, 0, 0, 0x80], .truncated),
+    HostileCase("BINBYTES8 length past the end", Op.proto + [0x8E] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], .truncated),
+    HostileCase("FRAME length past the end", Op.proto + [0x95] + [0, 0, 0, 0, 0, 0, 0, 1], .truncated),
+    HostileCase("truncated BININT", Op.proto + [0x4A, 1, 2], .truncated, mentions: "BININT"),
+    HostileCase("GLOBAL without newline", Op.proto + [0x63] + Array("os".utf8), .truncated),
+    HostileCase("LONG4 with a negative length", Op.pickle([0x8B, 0xFF, 0xFF, 0xFF, 0xFF]), .malformedPickle, mentions: "negative"),
+    HostileCase("LONG1 wider than 64 bits", Op.pickle([0x8A, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1]), .unsupported, mentions: "64 bits"),
+    HostileCase("INT wider than 64 bits", Op.pickle([0x49] + Array("123456789012345678901234\n".utf8)), .unsupported, mentions: "64 bits"),
+    HostileCase("invalid UTF-8", Op.pickle([0x8C, 2, 0xC3, 0x28]), .malformedPickle, mentions: "UTF-8"),
+    HostileCase("os.system", Op.pickle(Op.global("os", "system"), Op.string("echo hi"), [0x85], Op.reduce), .forbiddenGlobal, mentions: "os.system"),
+    HostileCase("builtins.eval", Op.pickle(Op.global("builtins", "eval")), .forbiddenGlobal, mentions: "builtins.eval"),
+    HostileCase("__builtin__.getattr", Op.pickle(Op.global("__builtin__", "getattr")), .forbiddenGlobal, mentions: "getattr"),
+    HostileCase("torch.load", Op.pickle(Op.global("torch", "load")), .forbiddenGlobal, mentions: "torch.load"),
+    HostileCase("STACK_GLOBAL subprocess.Popen", Op.pickle([0x8C, 10] + Array("subprocess".utf8) + [0x8C, 5] + Array("Popen".utf8) + [0x93]), .forbiddenGlobal, mentions: "subprocess.Popen"),
+    HostileCase("STACK_GLOBAL on ints", Op.pickle(Op.int(1), Op.int(2), [0x93]), .malformedPickle, mentions: "STACK_GLOBAL"),
+    HostileCase("REDUCE on a string", Op.pickle(Op.string("f"), Op.emptyTuple, Op.reduce), .malformedPickle, mentions: "non-callable"),
+    HostileCase("REDUCE on a dtype", Op.pickle(Op.global("torch", "float32"), Op.emptyTuple, Op.reduce), .malformedPickle, mentions: "non-callable"),
+    HostileCase("REDUCE with a list of arguments", Op.pickle(Op.global("collections", "OrderedDict"), Op.emptyList, Op.reduce), .malformedPickle, mentions: "tuple"),
+    HostileCase("BUILD on a list", Op.pickle(Op.emptyList, Op.emptyDict, [0x62]), .malformedPickle, mentions: "BUILD"),
+    HostileCase("unknown torch dtype", Op.pickle(Op.global("torch", "float8_e5m2fnuz")), .unknownDType, mentions: "float8_e5m2fnuz"),
+    HostileCase("quantized storage", Op.pickle(Op.global("torch", "QInt8Storage")), .unknownDType, mentions: "QInt8Storage"),
+    HostileCase("frozenset", Op.pickle(Op.mark, [0x91]), .unsupported, mentions: "frozenset"),
+    HostileCase("text STRING opcode", Op.pickle([0x53] + Array("'a'\n".utf8)), .unsupported, mentions: "STRING"),
+    HostileCase("_rebuild_tensor_v2 with 3 arguments", Op.pickle(Op.global("torch._utils", "_rebuild_tensor_v2"), Op.ints([1, 2, 3]), Op.reduce), .malformedPickle, mentions: "_rebuild_tensor_v2"),
+    HostileCase("tensor with a negative size", Op.pickle(Op.tensor(numel: 4, size: [-1], stride: [1])), .malformedPickle, mentions: "negative"),
+    HostileCase("tensor with a negative offset", Op.pickle(Op.tensor(numel: 4, offset: -1, size: [1], stride: [1])), .malformedPickle, mentions: "negative"),
+    HostileCase("tensor view past its storage", Op.pickle(Op.tensor(numel: 4, offset: 1, size: [4], stride: [1])), .outOfBounds, mentions: "REDUCE"),
+    HostileCase("strided view past its storage", Op.pickle(Op.tensor(numel: 6, size: [2, 3], stride: [3, 2])), .outOfBounds),
+    HostileCase("shape × item size overflows", Op.pickle(Op.tensor(numel: 4, size: [Int64.max / 2, 4], stride: [4, 1])), .outOfBounds),
+    HostileCase("storage numel × item size overflows", Op.pickle(Op.tensor(numel: Int64.max / 2, size: [1], stride: [1])), .outOfBounds, mentions: "overflow"),
+    HostileCase("negative storage numel", Op.pickle(Op.tensor(numel: -4, size: [1], stride: [1])), .malformedPickle, mentions: "numel"),
+    HostileCase("persistent id that is not a storage", Op.pickle(Op.mark, Op.string("module"), Op.int(1), Op.tuple, [0x51]), .malformedPickle, mentions: "storage"),
+    HostileCase("persistent id with 4 fields", Op.pickle(Op.mark, Op.string("storage"), Op.global("torch", "FloatStorage"), Op.string("0"), Op.string("cpu"), Op.tuple, [0x51]), .malformedPickle, mentions: "length"),
+    HostileCase("persistent id with a dtype as storage type", Op.pickle(Op.mark, Op.string("storage"), Op.global("torch", "float32"), Op.string("0"), Op.string("cpu"), Op.int(1), Op.tuple, [0x51]), .malformedPickle, mentions: "storage class"),
+    HostileCase("tensor rebuilt from a string", Op.pickle(Op.global("torch._utils", "_rebuild_tensor_v2"), Op.mark, Op.string("x"), Op.int(0), Op.ints([1]), Op.ints([1]), Op.newFalse, Op.hooks, Op.tuple, Op.reduce), .malformedPickle, mentions: "storage"),
+    HostileCase("tensor with backward hooks", Op.pickle(Op.global("torch._utils", "_rebuild_tensor_v2"), Op.mark, Op.storage(numel: 1), Op.int(0), Op.ints([1]), Op.ints([1]), Op.newFalse, Op.emptyDict, Op.int(1), Op.none, [0x73], Op.tuple, Op.reduce), .unsupported, mentions: "hooks"),
+    HostileCase("tensor subclass", Op.pickle(Op.global("torch._tensor", "_rebuild_from_type_v2"), Op.mark, Op.global("torch._utils", "_rebuild_tensor_v2"), Op.global("torch", "Size"), Op.emptyTuple, Op.none, Op.tuple, Op.reduce), .unsupported, mentions: "subclass"),
+    HostileCase("legacy integer persistent id", Op.pickle(Op.int(3), [0x51]), .unsupported, mentions: "legacy"),
+    HostileCase("dict with a tuple key", Op.pickle(Op.emptyDict, Op.string("a"), Op.emptyDict, Op.ints([1, 2]), Op.none, [0x73], [0x73]), .unsupported, mentions: "str or int"),
+    HostileCase("dict with a float key", Op.pickle(Op.emptyDict, [0x47] + [0x3F, 0xF0, 0, 0, 0, 0, 0, 0], Op.none, [0x73]), .unsupported),
+    HostileCase("a list that contains itself", Op.pickle(Op.emptyList, [0x71, 0], [0x68, 0], [0x61]), .unsupported, mentions: "itself"),
+    HostileCase("containers nested 1001 deep", nestedLists(1001), .outOfBounds, mentions: "deeper"),
+    HostileCase("a bare storage", Op.pickle(Op.storage(numel: 1)), .unsupported, mentions: "storage"),
+    HostileCase("protocol 6", [0x80, 6] + Op.none + Op.stop, .unsupported, mentions: "protocol"),
+    HostileCase("NEWOBJ_EX with keywords", Op.pickle(Op.global("collections", "OrderedDict"), Op.emptyTuple, Op.emptyDict, Op.string("a"), Op.none, [0x73], [0x92]), .unsupported, mentions: "keyword"),
+]
+
+@Suite("Unpickler on hostile input")
+struct UnpicklerHostileTests {
+    @Test(arguments: hostileCases)
+    func isRejectedWithATypedError(_ hostile: HostileCase) {
+        do {
+            let value = try Unpickler.load(hostile.bytes, file: "evil.pkl") { Storage(byteCount: $0.byteCount) }
+            Issue.record("loaded as \(value.pythonTypeName) but must be rejected with \(hostile.code)")
+        } catch let error as CheckpointError {
+            #expect(error.code == hostile.code, "\(error)")
+            #expect(error.file == "evil.pkl", "\(error)")
+            if let mentions = hostile.mentions {
+                #expect(error.description.contains(mentions), "\(error)")
+            }
+        } catch {
+            Issue.record("threw \(type(of: error)), not CheckpointError: \(error)")
+        }
+    }
+
+    @Test func nestingOfExactlyTheLimitLoads() throws {
+        var value = try Unpickler.load(nestedLists(Unpickler.maximumNestingDepth)) { _ in Storage(byteCount: 0) }
+        var depth = 0
+        while case .list(let inner) = value {
+            depth += 1
+            guard let first = inner.first else { break }
+            value = first
+        }
+        #expect(depth == Unpickler.maximumNestingDepth)
+    }
+
+    @Test func errorsNameTheByteOffsetAndOpcode() throws {
+        let bytes = Op.pickle(Op.none, Op.global("posix", "system"))
+        let error = try #require(throws: CheckpointError.self) {
+            try Unpickler.load(bytes) { _ in Storage(byteCount: 0) }
+        }
+        #expect(error.message.contains("pickle byte 3 (GLOBAL)"), "\(error)")
+        #expect(error.found == "posix.system")
+    }
+
+    @Test func sharedContainersThatExpandExponentiallyAreRejectedQuickly() throws {
+        // l0 = [], l(n) = [l(n-1), l(n-1)]: 60 levels make 2^60 values for whoever walks the tree.
+        var laughs = Op.proto + Op.emptyList + [0x71, 0]  // memo 0 = l0
+        for level in 1...60 {
+            laughs += Op.emptyList + [0x72] + withUnsafeBytes(of: UInt32(level).littleEndian, Array.init)
+            let previous = [0x6A] + withUnsafeBytes(of: UInt32(level - 1).littleEndian, Array.init)
+            laughs += Op.mark + previous + previous + [0x65]
+        }
+        laughs += Op.stop
+        let start = ContinuousClock.now
+        let error = try #require(throws: CheckpointError.self) {
+            try Unpickler.load(laughs) { _ in Storage(byteCount: 0) }
+        }
+        #expect(error.code == .outOfBounds, "\(error)")
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
+    @Test func longOneWithRedundantSignBytesStillFits() throws {
+        // -1 written in 10 bytes, and 2^63-1 in 9: valid pickles, values that fit.
+        let minusOne = try Unpickler.load(Op.pickle([0x8A, 10] + [UInt8](repeating: 0xFF, count: 10))) { _ in Storage(byteCount: 0) }
+        #expect(minusOne == .int(-1))
+        let max = try Unpickler.load(Op.pickle([0x8A, 9] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 0x00])) { _ in
+            Storage(byteCount: 0)
+        }
+        #expect(max == .int(Int64.max))
+    }
+
+    @Test func everyTruncationOfARealPickleFailsCleanly() throws {
+        let bytes = try PickleFixtures.pickle("torch_model_state_dict")
+        for length in 0..<bytes.count {
+            #expect(throws: CheckpointError.self, "prefix of \(length) bytes") {
+                try Unpickler.load(Array(bytes[..<length])) { Storage(byteCount: $0.byteCount) }
+            }
+        }
+    }
+
+    @Test func everyByteFlipOfARealPickleLoadsOrFailsCleanly() throws {
+        let bytes = try PickleFixtures.pickle("torch_adagrad_state_dict")
+        for position in bytes.indices {
+            for mask: UInt8 in [0xFF, 0x01, 0x80] {
+                var mutated = bytes
+                mutated[position] ^= mask
+                do {
+                    _ = try Unpickler.load(mutated) { Storage(byteCount: min($0.byteCount, 1 << 20)) }
+                } catch is CheckpointError {
+                } catch {
+                    Issue.record("byte \(position) ^ \(mask): \(type(of: error)) \(error)")
+                }
+            }
+        }
+    }
+
+    @Test func storageCallbackErrorsPropagate() throws {
+        struct Refused: Error {}
+        #expect(throws: Refused.self) {
+            try Unpickler.load(Op.pickle(Op.tensor(numel: 1, size: [1], stride: [1]))) { _ in throw Refused() }
+        }
+    }
+}
