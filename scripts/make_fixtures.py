@@ -305,7 +305,8 @@ def small_tree():
         "bias": torch.tensor([0.25, -0.5], dtype=torch.float64),
         "step": torch.tensor(4.0),
         "u16": torch.tensor([1, 2], dtype=torch.int16).view(torch.uint16),
-        "meta": {"name": "small", "epoch": 3, "lr": 0.001, "tags": ("a", "b"), "blob": b"\x00\xff", "flag": None},
+        "meta": {"name": "small", "epoch": 3, "lr": 0.001, "tags": ("a", "b"), "blob": b"\x00\xff",
+                 "buffer": bytearray(b"\x01\x80"), "flag": None},
     }
 
 
