@@ -397,7 +397,11 @@ struct ZipDirectoryParser {
     /// Rejects entries that share bytes: overlapping entries are how quadratic zip bombs
     /// (Fifield) work, and libzip's consistency check does not look for them.
     private func checkNoOverlap(_ entries: [ZipEntry]) throws {
-        let order = entries.indices.sorted { entries[$0].localHeaderOffset < entries[$1].localHeaderOffset }
+        // Writers lay entries out in directory order, so sorting is usually unnecessary.
+        let inOrder = zip(entries, entries.dropFirst()).allSatisfy { $0.localHeaderOffset < $1.localHeaderOffset }
+        let order = inOrder
+            ? Array(entries.indices)
+            : entries.indices.sorted { entries[$0].localHeaderOffset < entries[$1].localHeaderOffset }
         for (current, following) in zip(order, order.dropFirst()) {
             let end = entries[current].dataOffset + entries[current].compressedSize
             guard end <= entries[following].localHeaderOffset else {
