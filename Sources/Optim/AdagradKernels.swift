@@ -66,8 +66,7 @@ enum AdagradKernels {
         let sharesStorage = grad.storage === param.storage || grad.storage === sum.storage
         let gradient = grad.isContiguous && !sharesStorage ? grad : try grad.contiguousCopy()
         var options = ckpt_adagrad_options()
-        // torch computes the decayed rate in double from the float32 step (Python float or item<float>()).
-        options.clr = hyper.lr / (1 + (Double(step) - 1) * hyper.lrDecay)
+        options.clr = decayedLearningRate(lr: hyper.lr, lrDecay: hyper.lrDecay, step: step, implementation: implementation)
         options.eps = hyper.eps
         options.weight_decay = hyper.weightDecay
         options.maximize = hyper.maximize ? 1 : 0
@@ -96,6 +95,14 @@ enum AdagradKernels {
                 }
             }
         }
+    }
+
+    /// `lr / (1 + (step - 1) * lr_decay)` in double, as torch computes it: in Python on the unfused
+    /// paths, and in C++ built with contraction on the fused path, where the denominator is one FMA.
+    static func decayedLearningRate(lr: Double, lrDecay: Double, step: Float, implementation: AdagradImplementation) -> Double {
+        let elapsed = Double(step) - 1
+        if implementation == .fused { return lr / (1 as Double).addingProduct(elapsed, lrDecay) }
+        return lr / (1 + elapsed * lrDecay)
     }
 
     /// Calls the C kernel for one range. Addresses travel as integers so the closure that runs
