@@ -491,23 +491,25 @@ func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
         expectCode(.corrupt) { _ = try open(rawZip([entry])) }
     }
 
-    @Test func overlappingEntriesAreCorrupt() throws {
-        // Both central entries point at the same local header (Fifield's overlap), with names
-        // made equal in the local header so only the overlap check can catch it.
-        var first = RawEntry("a/b", [1, 2, 3])
-        var second = RawEntry("a/c", [4, 5, 6])
-        second.localName = Array("a/c".utf8)
-        var bytes = rawZip([first, second])
+    @Test func entryReachingIntoTheNextHeaderIsCorrupt() throws {
+        var bytes = rawZip([RawEntry("a/b", [1, 2, 3]), RawEntry("a/c", [4, 5, 6])])
         let offsets = centralEntryOffsets(bytes)
-        // First entry's data now reaches into the second's local header.
+        // The first entry's data now reaches into the second's local header.
         bytes.patch32(at: offsets[0] + 20, 10)
         bytes.patch32(at: offsets[0] + 24, 10)
         let error = #expect(throws: CheckpointError.self) { _ = try open(bytes) }
         #expect(error?.code == .corrupt && error?.message == "entries overlap", "\(String(describing: error))")
-        first.localHeaderOffset = 0
-        second.localHeaderOffset = 0
-        second.localName = Array("a/b".utf8)
-        expectCode(.corrupt) { _ = try open(rawZip([first, second])) }
+    }
+
+    /// Fifield's construction, stored variant: a second entry whose valid local header lies
+    /// inside the first entry's data, so the same bytes are extracted twice.
+    @Test func entryNestedInsideAnotherIsCorrupt() throws {
+        let inner = Array(rawZip([RawEntry("a/c", [9])]).prefix(30 + 3 + 1))
+        var outer = RawEntry("a/c", [9])
+        outer.localHeaderOffset = 30 + 3
+        let bytes = rawZip([RawEntry("a/b", inner), outer])
+        let error = #expect(throws: CheckpointError.self) { _ = try open(bytes) }
+        #expect(error?.code == .corrupt && error?.message == "entries overlap", "\(String(describing: error))")
     }
 
     @Test func duplicateNamesAreCorrupt() throws {
