@@ -11,7 +11,8 @@ Run by scripts/interop.sh (make interop). For every fixture `<name>.pt` with a s
               bit-identical elements (NaN included) and the same storage-sharing pattern
   safetensors safetensors.torch.load_file(OUT) gives the original tensors for flat tensor dicts
               (complex128, which has no safetensors tag, as its view_as_real, or refused by name);
-              for other trees the file must at least be valid safetensors
+              for other trees the file must at least be valid safetensors; converted back to .pt it
+              gives the original tree (types, key order, values; views and sharing may become copies)
   same bytes  convert OUT.ckpt -> OUT2.ckpt is byte-identical to OUT.ckpt
   manifest    zipfile + json alone (docs/FORMAT.md; no torch, no pickle) recover the tree and every
               tensor's elements, equal to torch's; CRC-32, nbytes and offsets agree with the zip
@@ -90,9 +91,10 @@ def element_bits(tensor):
 
 
 class TreeDiff:
-    """Compares two loaded trees, including which tensors share storage."""
+    """Compares two loaded trees; with `layout`, also strides, offsets and storage sharing."""
 
-    def __init__(self):
+    def __init__(self, layout=True):
+        self.layout = layout
         self.problems = []
         self.storage_pairs = {}  # storage in the original -> storage in the copy
         self.reverse_pairs = {}
@@ -135,22 +137,26 @@ class TreeDiff:
             self.report(path, f"{copy!r}, expected {original!r}")
 
     def compare_tensors(self, original, copy, path):
-        for name, get in (("dtype", lambda t: t.dtype), ("shape", lambda t: tuple(t.shape)),
-                          ("stride", lambda t: t.stride()), ("storage_offset", lambda t: t.storage_offset()),
-                          ("requires_grad", lambda t: t.requires_grad),
-                          ("storage nbytes", lambda t: t.untyped_storage().nbytes())):
+        properties = [("dtype", lambda t: t.dtype), ("shape", lambda t: tuple(t.shape)),
+                      ("requires_grad", lambda t: t.requires_grad)]
+        if self.layout:
+            properties += [("stride", lambda t: t.stride()), ("storage_offset", lambda t: t.storage_offset()),
+                           ("storage nbytes", lambda t: t.untyped_storage().nbytes())]
+        for name, get in properties:
             if get(original) != get(copy):
                 self.report(path, f"{name} {get(copy)}, expected {get(original)}")
                 return
         if not torch.equal(element_bits(original), element_bits(copy)):
             self.report(path, "elements differ bitwise")
+        if not self.layout:
+            return
         a, b = original.untyped_storage()._cdata, copy.untyped_storage()._cdata
         if self.storage_pairs.setdefault(a, b) != b or self.reverse_pairs.setdefault(b, a) != a:
             self.report(path, "storage sharing differs from the original's")
 
 
-def tree_differences(original, copy):
-    diff = TreeDiff()
+def tree_differences(original, copy, layout=True):
+    diff = TreeDiff(layout)
     diff.compare(original, copy)
     return diff.problems
 
@@ -218,6 +224,13 @@ def safetensors_problems(original, path, flat):
         elif not torch.equal(element_bits(got), element_bits(tensor)):
             problems.append(f"{name}: elements differ bitwise")
     return problems
+
+
+def safetensors_round_trip_problems(tool, original, path, back):
+    problems = convert(tool, path, back)
+    if problems:
+        return problems
+    return tree_differences(original, torch.load(back, weights_only=True), layout=False)
 
 
 def same_bytes_problems(tool, first, second):
@@ -423,6 +436,8 @@ def check_fixture(report, tool, fixtures, workdir, name):
         what = "safetensors load_file gives the original tensors" if sidecar["flat_tensors"] \
             else "safetensors opens the file and reads every tensor"
         report.check(name, what, guarded(safetensors_problems, original, path, sidecar["flat_tensors"]))
+        report.check(name, "convert .safetensors -> .pt gives the original tree back (values, not views)",
+                     guarded(safetensors_round_trip_problems, tool, original, path, f"{out}.from-safetensors.pt"))
 
 
 def main():
