@@ -1,11 +1,16 @@
 /// One validated entry of a zip archive's central directory.
 public struct ZipEntry: Sendable, Equatable {
+    /// The full name (`archive/data/0`), valid UTF-8 and checked to be a safe relative path.
     public var name: String
     /// 0 stored, 8 deflated.
     public var method: UInt16
+    /// The CRC-32 of the uncompressed bytes, as the central directory records it.
     public var crc32: UInt32
+    /// Bytes of entry data in the file.
     public var compressedSize: Int
+    /// Bytes after inflating (equal to `compressedSize` for stored entries).
     public var uncompressedSize: Int
+    /// File offset of the entry's local header.
     public var localHeaderOffset: Int
     /// File offset of the entry's first data byte (after the local header and its extra field).
     public var dataOffset: Int
@@ -18,6 +23,7 @@ public struct ZipEntry: Sendable, Equatable {
 /// file offset of each entry's data, and no libzip call reports it. libzip stays available as a
 /// second opinion through ``checkConsistency()``.
 public final class ZipReader: Sendable {
+    /// The mapping; storages handed out keep it alive after the reader is gone.
     public let file: MappedFile
     /// The entries in central-directory order.
     public let entries: [ZipEntry]
