@@ -2,14 +2,18 @@
 /// sees, so the output matches torch.save's `data.pkl` opcode for opcode.
 ///
 /// Python memoizes by object identity, which a value tree does not have: here globals and
-/// strings are memoized by value (a repeated key or location is written once and fetched with
-/// BINGET), containers are never shared.
+/// strings are memoized by value (a repeated key is written once and fetched with BINGET),
+/// containers are never shared. The strings of persistent ids (`'storage'`, storage keys,
+/// locations) are memoized apart from the tree's own strings: in torch.save they are distinct
+/// objects from equal-looking dict keys (`_metadata`'s `'0'` is not storage key `'0'`), so
+/// keeping them apart reproduces torch's bytes in the common cases.
 struct PickleWriter {
     private(set) var output: [UInt8] = []
     private let storageKeys: [ObjectIdentifier: String]
     private var memoCount = 0
     private var globalMemo: [String: Int] = [:]
     private var stringMemo: [String: Int] = [:]
+    private var persistentIDStringMemo: [String: Int] = [:]
     /// The storage class chosen for each storage when first met: a legacy typed storage's dtype,
     /// or nil for UntypedStorage.
     private var storageTypes: [ObjectIdentifier: DType?] = [:]
@@ -67,13 +71,17 @@ struct PickleWriter {
         memoize()
     }
 
-    private mutating func string(_ text: String) {
-        if let index = stringMemo[text] { return fetch(index) }
+    private mutating func string(_ text: String, inPersistentID: Bool = false) {
+        if let index = inPersistentID ? persistentIDStringMemo[text] : stringMemo[text] { return fetch(index) }
         let utf8 = Array(text.utf8)
         op(.binUnicode)
         append(littleEndian: UInt32(utf8.count))
         output.append(contentsOf: utf8)
-        stringMemo[text] = memoCount
+        if inPersistentID {
+            persistentIDStringMemo[text] = memoCount
+        } else {
+            stringMemo[text] = memoCount
+        }
         memoize()
     }
 
@@ -358,18 +366,18 @@ struct PickleWriter {
     /// `('storage', storage_type, key, 'cpu', numel)` then BINPERSID.
     private mutating func persistentID(key: String, storageType: DType?, byteCount: Int) {
         op(.mark)
-        string("storage")
+        string("storage", inPersistentID: true)
+        let numel: Int
         if let storageType, let className = storageType.legacyStorageName {
             global("torch", className)
-            string(key)
-            string("cpu")
-            integer(Int64(byteCount / storageType.itemSize))
+            numel = byteCount / storageType.itemSize
         } else {
             global("torch.storage", "UntypedStorage")
-            string(key)
-            string("cpu")
-            integer(Int64(byteCount))
+            numel = byteCount
         }
+        string(key, inPersistentID: true)
+        string("cpu", inPersistentID: true)
+        integer(Int64(numel))
         op(.tuple)
         memoize()
         op(.binPersID)
