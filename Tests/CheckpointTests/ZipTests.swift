@@ -592,6 +592,59 @@ func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
         expectCode(.corrupt) { try reader.checkConsistency() }
     }
 
+    /// Random corruption of the structural bytes (headers, directory, end records) of a stored
+    /// and a deflated archive: every outcome is a clean open or a ``CheckpointError``, never a
+    /// crash, and whatever opens reads back without trapping.
+    @Test(arguments: [false, true])
+    func randomCorruptionNeverCrashes(deflated: Bool) throws {
+        var original: [UInt8]
+        if deflated {
+            var entry = RawEntry("a/deflated", storedDeflateStream(patternBytes(200)))
+            entry.method = 8
+            entry.crc = referenceCRC32(patternBytes(200))
+            entry.uncompressedSize = 200
+            original = rawZip([entry, RawEntry("a/stored", patternBytes(30))])
+        } else {
+            original = try writeArchive(Array(Self.sampleEntries.prefix(5)), forceZip64: true).bytes
+        }
+        // Positions worth corrupting: everything except bulk payload bytes.
+        let reader = try open(original)
+        var payload = Set<Int>()
+        for entry in reader.entries { payload.formUnion(entry.dataOffset..<entry.dataOffset + entry.compressedSize) }
+        let targets = original.indices.filter { !payload.contains($0) }
+        var seed: UInt64 = deflated ? 7 : 11
+        func next() -> UInt64 {  // SplitMix64: reproducible without Foundation's RNG
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            var z = seed
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let target = path("fuzz.zip")
+        var opened = 0
+        for _ in 0..<800 {
+            var bytes = original
+            for _ in 0..<(1 + Int(next() % 3)) {
+                let position = targets[Int(next() % UInt64(targets.count))]
+                bytes[position] = next() % 4 == 0 ? 0xFF : UInt8(truncatingIfNeeded: next())
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: target))
+            do {
+                let mutated = try ZipReader(path: target)
+                opened += 1
+                for entry in mutated.entries {
+                    _ = try? mutated.contents(of: entry)
+                    _ = try? mutated.storage(for: entry, verifyCRC: true).withUnsafeBytes { $0.count }
+                }
+            } catch {
+                #expect(error is CheckpointError, "\(error)")
+            }
+        }
+        // Some mutations (a timestamp, a CRC) leave a valid archive; all-failures would mean the
+        // corruption never reached the parser's happy path.
+        #expect(opened > 0)
+    }
+
     // MARK: Writer misuse
 
     @Test func writerRejectsMisuse() throws {
