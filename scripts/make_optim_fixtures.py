@@ -140,6 +140,9 @@ def run(scn):
             out["error"] = {"type": type(e).__name__, "message": str(e)}
     out["warnings"] = [str(w.message) for w in caught if "Sparse invariant" not in str(w.message)]
     out.pop("load_torch", None)
+    # JSON has no NaN or infinity: such options travel as strings ("nan", "-inf").
+    out["kwargs"] = {k: (repr(v) if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")) else v)
+                     for k, v in out.get("kwargs", {}).items()}
     # Option order matters (it is the state_dict's key order) and Swift's JSON reader loses
     # object order, so options travel as [key, value] pairs.
     for g in (out.get("groups") or []) + out.get("add_groups", []):
@@ -187,7 +190,9 @@ def layouts(gen):
                  "kwargs": {"initial_accumulator_value": 0.1}})
     scns.append({"name": "tensor_lr", "params": [p(gen)],
                  "kwargs": {"lr_tensor": enc_tensor(torch.tensor(0.25))}})
-    scns.append({"name": "add_param_group", "params": [p(gen)],
+    # torch 2.15 creates the new parameter's state at its first step; ckpt creates it at once
+    # (step 0, sum = initial_accumulator_value), so ckpt's dict has these ids in addition.
+    scns.append({"name": "add_param_group", "params": [p(gen)], "fresh_state_ids": [1],
                  "add_groups": [{"new_params": [p(gen, shape=(2,))], "options": {"lr": 0.125}}]})
     return scns
 
@@ -327,7 +332,7 @@ def loads(gen):
         del sd["state"][1]
         return sd
     # torch 2.15 creates the missing state lazily at the next step; ckpt creates it at load.
-    add("missing_state_gets_fresh", drop_second)
+    add("missing_state_gets_fresh", drop_second, {"fresh_state_ids_after_load": [1]})
 
     def old_format():
         sd = source(f32)()

@@ -1,5 +1,4 @@
 import Checkpoint
-import Foundation
 import OrderedCollections
 
 /// Adagrad with `torch.optim.Adagrad`'s options, validation messages, state and state dict.
@@ -99,7 +98,7 @@ public final class Adagrad: Optimizer {
         }
         // `not 0.0 <= x` rejects NaN too, as in torch.
         if !(0.0 <= lrValue) {
-            throw OptimizerError(.invalidValue, "Invalid learning rate: \(Adagrad.pythonRepr(learningRate, lrValue))")
+            throw OptimizerError(.invalidValue, "Invalid learning rate: \(lrValue)")
         }
         for (name, value) in [("lr_decay", lrDecay), ("weight_decay", weightDecay),
                               ("initial_accumulator_value", initialAccumulatorValue)] {
@@ -129,15 +128,6 @@ public final class Adagrad: Optimizer {
 
     static let differentiableUnsupported = OptimizerError(
         .unsupported, "unsupported: differentiable=True needs autograd, which ckpt does not have (no autograd)")
-
-    /// Python's `str()` of a learning rate as torch's message prints it: a float's repr, or a
-    /// one-element tensor's repr (`tensor(-1.)`, `tensor([-0.5000])`).
-    private static func pythonRepr(_ value: StateValue, _ number: Double) -> String {
-        guard case .tensor(let tensor) = value else { return "\(number)" }
-        let digits = number == number.rounded() && number.magnitude < 1e8
-            ? "\(Int64(number))." : String(format: "%.4f", number)
-        return tensor.shape.isEmpty ? "tensor(\(digits))" : "tensor(\(String(repeating: "[", count: tensor.shape.count))\(digits)\(String(repeating: "]", count: tensor.shape.count)))"
-    }
 
     /// Fresh Adagrad state: `step` = float32 0-dim zero, `sum` = the initial accumulator value.
     ///

@@ -1,0 +1,315 @@
+import Checkpoint
+import Foundation
+import OrderedCollections
+import Testing
+@testable import Optim
+
+// Scenarios written by real torch (scripts/make_optim_fixtures.py): the same data drives torch and
+// ckpt, and ckpt's outcome must equal what torch recorded, bit for bit.
+
+/// A JSON fixture file decoded, with helpers to turn its encodings into ckpt values.
+enum OptimFixtures {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/optim", isDirectory: true)
+
+    struct FixtureError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The scenarios of `Tests/Fixtures/optim/<file>.json`; a missing file is an error, not a skip.
+    static func scenarios(_ file: String) throws -> [[String: Any]] {
+        let url = directory.appendingPathComponent("\(file).json")
+        let data = try Data(contentsOf: url)
+        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let scenarios = root["scenarios"] as? [[String: Any]] else {
+            throw FixtureError(description: "\(url.path): no scenarios")
+        }
+        return scenarios
+    }
+
+    /// The names of a file's scenarios, for parameterized tests (empty if the file is missing,
+    /// which `scenariosArePresent` reports as a failure).
+    static func names(_ file: String) -> [String] {
+        ((try? scenarios(file)) ?? []).compactMap { $0["name"] as? String }
+    }
+
+    static func scenario(_ file: String, _ name: String) throws -> [String: Any] {
+        guard let found = try scenarios(file).first(where: { $0["name"] as? String == name }) else {
+            throw FixtureError(description: "no scenario \(name) in \(file).json")
+        }
+        return found
+    }
+
+    static func bytes(hex: String) throws -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(hex.count / 2)
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { throw FixtureError(description: "bad hex") }
+            result.append(byte)
+            index = next
+        }
+        return result
+    }
+
+    static func tensor(_ spec: Any?) throws -> Tensor {
+        guard let spec = spec as? [String: Any], let dtypeName = spec["dtype"] as? String,
+              let dtype = DType(rawValue: dtypeName), let shape = spec["shape"] as? [Int], let hex = spec["hex"] as? String else {
+            throw FixtureError(description: "bad tensor spec \(String(describing: spec))")
+        }
+        return try Tensor(storage: Storage(bytes: bytes(hex: hex)), dtype: dtype, shape: shape)
+    }
+
+    /// A state tree from the fixture encoding (`{"t": "dict", "items": [[key, value], ...]}`, ...).
+    static func stateValue(_ json: Any?) throws -> StateValue {
+        guard let node = json as? [String: Any], let kind = node["t"] as? String else {
+            throw FixtureError(description: "bad state value \(String(describing: json))")
+        }
+        switch kind {
+        case "tensor": return .tensor(try tensor(node))
+        case "bool": return .bool(node["v"] as? Bool ?? false)
+        case "int": return .int((node["v"] as? NSNumber)?.int64Value ?? 0)
+        case "float":
+            let raw = try bytes(hex: node["hex"] as? String ?? "")
+            guard raw.count == 8 else { throw FixtureError(description: "bad float") }
+            return .float(Double(bitPattern: raw.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian))
+        case "none": return .none
+        case "str": return .string(node["v"] as? String ?? "")
+        case "list": return .list(try (node["items"] as? [Any] ?? []).map(stateValue))
+        case "tuple": return .tuple(try (node["items"] as? [Any] ?? []).map(stateValue))
+        case "dict":
+            var dict = StateDict()
+            for pair in node["items"] as? [[Any]] ?? [] {
+                guard pair.count == 2, let key = pair[0] as? [String: Any] else { throw FixtureError(description: "bad dict item") }
+                let stateKey: StateKey
+                if let text = key["str"] as? String {
+                    stateKey = .string(text)
+                } else if let number = key["int"] as? NSNumber {
+                    stateKey = .int(number.int64Value)
+                } else {
+                    throw FixtureError(description: "bad dict key")
+                }
+                dict[stateKey] = try stateValue(pair[1])
+            }
+            return .dict(dict)
+        default:
+            throw FixtureError(description: "unknown state value kind \(kind)")
+        }
+    }
+
+    /// A gradient spec: nil, `{"dense": tensor}` or `{"sparse": {indices, values, shape}}`.
+    static func gradient(_ json: Any?) throws -> Gradient? {
+        guard let node = json as? [String: Any] else { return nil }
+        if let dense = node["dense"] { return .dense(try tensor(dense)) }
+        guard let sparse = node["sparse"] as? [String: Any], let rows = sparse["indices"] as? [[Int]],
+              let shape = sparse["shape"] as? [Int] else {
+            throw FixtureError(description: "bad gradient spec")
+        }
+        let flat = rows.flatMap { $0.map(Int64.init) }
+        let indices = try Tensor(flat, shape: [rows.count, rows.first?.count ?? 0])
+        return .sparse(try SparseTensor(indices: indices, values: tensor(sparse["values"]), shape: shape))
+    }
+
+    /// The tree with every tensor copied into its own storage.
+    static func deepCopy(_ value: StateValue) throws -> StateValue {
+        switch value {
+        case .tensor(let tensor): return .tensor(try tensor.contiguousCopy())
+        case .dict(var dict):
+            for (key, child) in dict.items { dict.items[key] = try deepCopy(child) }
+            return .dict(dict)
+        case .list(let items): return .list(try items.map(deepCopy))
+        case .tuple(let items): return .tuple(try items.map(deepCopy))
+        default: return value
+        }
+    }
+
+    /// Where ckpt deliberately differs from torch 2.15 (fresh state for a parameter added later
+    /// or missing from a loaded dict, which torch creates only at its first step): checks that
+    /// ckpt's state for `ids` is fresh (`step` 0, `sum` all `initialValue`) and removes it, so the
+    /// rest can be compared with torch's dict.
+    static func removingFreshState(_ stateDict: StateValue, ids: [Int], initialValue: Double) throws -> StateValue {
+        guard case .dict(var root) = stateDict, case .dict(var state)? = root["state"] else { return stateDict }
+        for id in ids {
+            guard case .dict(let entry)? = state[.int(Int64(id))], case .tensor(let step)? = entry["step"],
+                  case .tensor(let sum)? = entry["sum"] else {
+                Issue.record("no fresh state for id \(id)")
+                continue
+            }
+            #expect(try step.dtype == .float32 && step.singleValue() == 0, "fresh step of id \(id)")
+            let values = try sum.converted(to: .float64).scalars(as: Double.self)
+            #expect(values.allSatisfy { $0 == initialValue }, "fresh sum of id \(id): \(values)")
+            state[.int(Int64(id))] = nil
+        }
+        root["state"] = .dict(state)
+        return .dict(root)
+    }
+
+    /// The first place two trees differ, as a key path and both values, or nil when equal.
+    static func difference(_ a: StateValue, _ b: StateValue, path: String = "") -> String? {
+        switch (a, b) {
+        case let (.dict(x), .dict(y)):
+            if x.items.keys.elements != y.items.keys.elements {
+                return "\(path): keys \(x.items.keys.elements) vs \(y.items.keys.elements)"
+            }
+            for (key, value) in x.items {
+                if let found = difference(value, y.items[key]!, path: "\(path)/\(key)") { return found }
+            }
+            return nil
+        case let (.list(x), .list(y)), let (.tuple(x), .tuple(y)):
+            if x.count != y.count { return "\(path): \(x.count) vs \(y.count) items" }
+            for (index, pair) in zip(x, y).enumerated() {
+                if let found = difference(pair.0, pair.1, path: "\(path)/\(index)") { return found }
+            }
+            return nil
+        case let (.tensor(x), .tensor(y)):
+            if (try? x.isBitwiseEqual(to: y)) == true { return nil }
+            return "\(path): tensor \(x.dtype) \(x.shape) \(describe(x)) vs \(y.dtype) \(y.shape) \(describe(y))"
+        default:
+            return a == b ? nil : "\(path): \(a) vs \(b)"
+        }
+    }
+
+    static func describe(_ tensor: Tensor) -> String {
+        guard let converted = try? tensor.converted(to: .float64), let values = try? converted.scalars(as: Double.self) else {
+            return "?"
+        }
+        return "\(values.prefix(6))"
+    }
+}
+
+/// A scenario run through ckpt: its parameters, optimizer, and what happened.
+struct ScenarioRun {
+    var params: [Parameter] = []
+    var optimizer: Adagrad?
+    var error: Error?
+    var afterLoad: StateValue?
+
+    /// Mirrors `run` in make_optim_fixtures.py.
+    init(_ scenario: [String: Any]) throws {
+        do {
+            try execute(scenario)
+        } catch let error as OptimizerError {
+            self.error = error
+        } catch let error as CheckpointError {
+            self.error = error
+        }
+    }
+
+    private static func parameter(_ spec: [String: Any]) throws -> Parameter {
+        Parameter(try OptimFixtures.tensor(spec), name: spec["name"] as? String)
+    }
+
+    private static func options(_ json: Any?) -> OrderedDictionary<String, StateValue> {
+        var options = OrderedDictionary<String, StateValue>()
+        for pair in json as? [[Any]] ?? [] {
+            guard pair.count == 2, let key = pair[0] as? String, let number = pair[1] as? NSNumber else { continue }
+            options[key] = .float(number.doubleValue)
+        }
+        return options
+    }
+
+    private mutating func execute(_ scenario: [String: Any]) throws {
+        params = try (scenario["params"] as? [[String: Any]] ?? []).map(ScenarioRun.parameter)
+        let kwargs = scenario["kwargs"] as? [String: Any] ?? [:]
+        // Non-finite options travel as Python reprs ("nan", "-inf").
+        func number(_ key: String) -> Double? {
+            (kwargs[key] as? NSNumber)?.doubleValue ?? (kwargs[key] as? String).flatMap(Double.init)
+        }
+        func flag(_ key: String) -> Bool? { kwargs[key] as? Bool }
+        let groups: [ParamGroup]
+        if let groupSpecs = scenario["groups"] as? [[String: Any]] {
+            groups = groupSpecs.map { spec in
+                ParamGroup(params: (spec["params"] as? [Int] ?? []).map { params[$0] }, options: ScenarioRun.options(spec["options"]))
+            }
+        } else {
+            groups = [ParamGroup(params: params)]
+        }
+        let optimizer: Adagrad
+        if let lrTensor = kwargs["lr_tensor"] {
+            optimizer = try Adagrad(
+                groups[0].params, lr: OptimFixtures.tensor(lrTensor), lrDecay: number("lr_decay"),
+                weightDecay: number("weight_decay"), initialAccumulatorValue: number("initial_accumulator_value"),
+                eps: number("eps") ?? 1e-10, foreach: flag("foreach"), maximize: flag("maximize") ?? false,
+                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+        } else {
+            optimizer = try Adagrad(
+                groups: groups, lr: number("lr") ?? 1e-2, lrDecay: number("lr_decay"), weightDecay: number("weight_decay"),
+                initialAccumulatorValue: number("initial_accumulator_value"), eps: number("eps") ?? 1e-10,
+                foreach: flag("foreach"), maximize: flag("maximize") ?? false,
+                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+        }
+        self.optimizer = optimizer
+        for added in scenario["add_groups"] as? [[String: Any]] ?? [] {
+            let extra = try (added["new_params"] as? [[String: Any]] ?? []).map(ScenarioRun.parameter)
+            params.append(contentsOf: extra)
+            let existing = (added["existing"] as? [Int] ?? []).map { params[$0] }
+            try optimizer.addParamGroup(ParamGroup(params: extra + existing, options: ScenarioRun.options(added["options"])))
+        }
+        if let load = scenario["load"] {
+            try optimizer.loadStateDict(OptimFixtures.stateValue(load))
+            // A snapshot: the dict's tensors share storage with the state the next steps update.
+            afterLoad = try OptimFixtures.deepCopy(optimizer.stateDict())
+        }
+        for step in scenario["steps"] as? [[String: Any]] ?? [] {
+            for change in step["set"] as? [[Any]] ?? [] {
+                guard change.count == 3, let group = change[0] as? Int, let key = change[1] as? String,
+                      let value = change[2] as? NSNumber else { continue }
+                try optimizer.setOption(key, to: .float(value.doubleValue), inGroup: group)
+            }
+            for (parameter, grad) in zip(params, step["grads"] as? [Any] ?? []) {
+                parameter.grad = try OptimFixtures.gradient(grad)
+            }
+            try optimizer.step()
+        }
+    }
+
+    /// Checks this run against torch's record: the same error, or the same state dict and parameters.
+    func expectMatches(_ scenario: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let name = scenario["name"] as? String ?? "?"
+        if let expectedError = scenario["error"] as? [String: Any] {
+            let message = expectedError["message"] as? String
+            let code: OptimizerError.Code? = switch expectedError["type"] as? String {
+            case "ValueError": .invalidValue
+            case "RuntimeError": .unsupported
+            case "TypeError": .invalidType
+            default: nil
+            }
+            guard let error = error as? OptimizerError else {
+                Issue.record("\(name): expected torch's error \(expectedError), got \(String(describing: error))", sourceLocation: sourceLocation)
+                return
+            }
+            #expect(error.message == message, "\(name)", sourceLocation: sourceLocation)
+            #expect(error.code == code, "\(name)", sourceLocation: sourceLocation)
+            return
+        }
+        if let error {
+            Issue.record("\(name): torch succeeded but ckpt threw \(error)", sourceLocation: sourceLocation)
+            return
+        }
+        guard let optimizer else { return }
+        let warnings = scenario["warnings"] as? [String] ?? []
+        #expect(optimizer.warnings == warnings, "\(name)", sourceLocation: sourceLocation)
+        if let afterLoad = scenario["after_load"], var ours = self.afterLoad {
+            if let fresh = scenario["fresh_state_ids_after_load"] as? [Int] {
+                ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: optimizer.initialAccumulatorValue)
+            }
+            let difference = OptimFixtures.difference(ours, try OptimFixtures.stateValue(afterLoad))
+            #expect(difference == nil, "\(name) after load: \(difference ?? "")", sourceLocation: sourceLocation)
+        }
+        let expected = try OptimFixtures.stateValue(scenario["expected"])
+        var ours = optimizer.stateDict()
+        if let fresh = scenario["fresh_state_ids"] as? [Int] {
+            ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: optimizer.initialAccumulatorValue)
+        }
+        let difference = OptimFixtures.difference(ours, expected)
+        #expect(difference == nil, "\(name): \(difference ?? "")", sourceLocation: sourceLocation)
+        let finalParams = scenario["final_params"] as? [Any] ?? []
+        #expect(finalParams.count == params.count, "\(name)", sourceLocation: sourceLocation)
+        for (index, (parameter, spec)) in zip(params, finalParams).enumerated() {
+            let difference = OptimFixtures.difference(.tensor(parameter.data), .tensor(try OptimFixtures.tensor(spec)))
+            #expect(difference == nil, "\(name) param \(index): \(difference ?? "")", sourceLocation: sourceLocation)
+        }
+    }
+}
