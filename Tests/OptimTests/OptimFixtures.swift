@@ -146,25 +146,65 @@ enum OptimFixtures {
         return .dict(root)
     }
 
+    /// The largest distance in units in the last place between corresponding elements of two
+    /// float32, float64 or complex tensors of one dtype and shape (NaN equals NaN), or nil when
+    /// they cannot be compared that way.
+    static func maxULPDistance(_ a: Tensor, _ b: Tensor) -> Int64? {
+        guard a.dtype == b.dtype, a.shape == b.shape, let x = try? a.contiguousBytes(), let y = try? b.contiguousBytes() else {
+            return nil
+        }
+        switch a.dtype {
+        case .float32, .complex64:
+            let (fx, fy) = (x.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }, y.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) })
+            return zip(fx, fy).map { $0.isNaN && $1.isNaN ? 0 : (orderedKey($0) - orderedKey($1)).magnitude }.map(Int64.init).max() ?? 0
+        case .float64, .complex128:
+            let (dx, dy) = (x.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }, y.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) })
+            return zip(dx, dy).map { $0.isNaN && $1.isNaN ? 0 : Int64(clamping: (orderedKey($0) - orderedKey($1)).magnitude) }.max() ?? 0
+        default:
+            return nil
+        }
+    }
+
+    /// Consecutive floats map to consecutive integers (±0 both to 0).
+    private static func orderedKey(_ value: Float) -> Int64 {
+        let magnitude = Int64(value.magnitude.bitPattern)
+        return value.sign == .minus ? -magnitude : magnitude
+    }
+
+    private static func orderedKey(_ value: Double) -> Int64 {
+        let magnitude = Int64(value.magnitude.bitPattern)
+        return value.sign == .minus ? -magnitude : magnitude
+    }
+
     /// The first place two trees differ, as a key path and both values, or nil when equal.
-    static func difference(_ a: StateValue, _ b: StateValue, path: String = "") -> String? {
+    /// Float32 and float64 tensors may differ by up to `ulpTolerance` units in the last place;
+    /// `observedULP` collects the largest distance accepted.
+    static func difference(
+        _ a: StateValue, _ b: StateValue, path: String = "", ulpTolerance: Int64 = 0, observedULP: inout Int64
+    ) -> String? {
         switch (a, b) {
         case let (.dict(x), .dict(y)):
             if x.items.keys.elements != y.items.keys.elements {
                 return "\(path): keys \(x.items.keys.elements) vs \(y.items.keys.elements)"
             }
             for (key, value) in x.items {
-                if let found = difference(value, y.items[key]!, path: "\(path)/\(key)") { return found }
+                if let found = difference(value, y.items[key]!, path: "\(path)/\(key)", ulpTolerance: ulpTolerance,
+                                          observedULP: &observedULP) { return found }
             }
             return nil
         case let (.list(x), .list(y)), let (.tuple(x), .tuple(y)):
             if x.count != y.count { return "\(path): \(x.count) vs \(y.count) items" }
             for (index, pair) in zip(x, y).enumerated() {
-                if let found = difference(pair.0, pair.1, path: "\(path)/\(index)") { return found }
+                if let found = difference(pair.0, pair.1, path: "\(path)/\(index)", ulpTolerance: ulpTolerance,
+                                          observedULP: &observedULP) { return found }
             }
             return nil
         case let (.tensor(x), .tensor(y)):
             if (try? x.isBitwiseEqual(to: y)) == true { return nil }
+            if ulpTolerance > 0, let distance = maxULPDistance(x, y), distance <= ulpTolerance {
+                observedULP = max(observedULP, distance)
+                return nil
+            }
             return "\(path): tensor \(x.dtype) \(x.shape) \(describe(x)) vs \(y.dtype) \(y.shape) \(describe(y))"
         default:
             return a == b ? nil : "\(path): \(a) vs \(b)"
@@ -265,8 +305,13 @@ struct ScenarioRun {
         }
     }
 
-    /// Checks this run against torch's record: the same error, or the same state dict and parameters.
-    func expectMatches(_ scenario: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// Checks this run against torch's record: the same error, or the same state dict and
+    /// parameters (float32/float64 within `ulpTolerance` units in the last place).
+    ///
+    /// - Returns: The largest distance in ulps accepted (0 when bit-identical).
+    @discardableResult
+    func expectMatches(_ scenario: [String: Any], ulpTolerance: Int64 = 0, sourceLocation: SourceLocation = #_sourceLocation) throws -> Int64 {
+        var observed: Int64 = 0
         let name = scenario["name"] as? String ?? "?"
         if let expectedError = scenario["error"] as? [String: Any] {
             let message = expectedError["message"] as? String
@@ -278,24 +323,25 @@ struct ScenarioRun {
             }
             guard let error = error as? OptimizerError else {
                 Issue.record("\(name): expected torch's error \(expectedError), got \(String(describing: error))", sourceLocation: sourceLocation)
-                return
+                return 0
             }
             #expect(error.message == message, "\(name)", sourceLocation: sourceLocation)
             #expect(error.code == code, "\(name)", sourceLocation: sourceLocation)
-            return
+            return 0
         }
         if let error {
             Issue.record("\(name): torch succeeded but ckpt threw \(error)", sourceLocation: sourceLocation)
-            return
+            return 0
         }
-        guard let optimizer else { return }
+        guard let optimizer else { return 0 }
         let warnings = scenario["warnings"] as? [String] ?? []
         #expect(optimizer.warnings == warnings, "\(name)", sourceLocation: sourceLocation)
         if let afterLoad = scenario["after_load"], var ours = self.afterLoad {
             if let fresh = scenario["fresh_state_ids_after_load"] as? [Int] {
                 ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: optimizer.initialAccumulatorValue)
             }
-            let difference = OptimFixtures.difference(ours, try OptimFixtures.stateValue(afterLoad))
+            let difference = OptimFixtures.difference(
+                ours, try OptimFixtures.stateValue(afterLoad), ulpTolerance: ulpTolerance, observedULP: &observed)
             #expect(difference == nil, "\(name) after load: \(difference ?? "")", sourceLocation: sourceLocation)
         }
         let expected = try OptimFixtures.stateValue(scenario["expected"])
@@ -303,13 +349,15 @@ struct ScenarioRun {
         if let fresh = scenario["fresh_state_ids"] as? [Int] {
             ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: optimizer.initialAccumulatorValue)
         }
-        let difference = OptimFixtures.difference(ours, expected)
+        let difference = OptimFixtures.difference(ours, expected, ulpTolerance: ulpTolerance, observedULP: &observed)
         #expect(difference == nil, "\(name): \(difference ?? "")", sourceLocation: sourceLocation)
         let finalParams = scenario["final_params"] as? [Any] ?? []
         #expect(finalParams.count == params.count, "\(name)", sourceLocation: sourceLocation)
         for (index, (parameter, spec)) in zip(params, finalParams).enumerated() {
-            let difference = OptimFixtures.difference(.tensor(parameter.data), .tensor(try OptimFixtures.tensor(spec)))
+            let difference = OptimFixtures.difference(
+                .tensor(parameter.data), .tensor(try OptimFixtures.tensor(spec)), ulpTolerance: ulpTolerance, observedULP: &observed)
             #expect(difference == nil, "\(name) param \(index): \(difference ?? "")", sourceLocation: sourceLocation)
         }
+        return observed
     }
 }
