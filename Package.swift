@@ -45,9 +45,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "ckpt-bench",
-            dependencies: ["Checkpoint", "Optim", "CDeflate"],
+            dependencies: ["Checkpoint"],
             path: "Benchmarks/ckpt-bench"
         ),
+        .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
+        .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),
         .executableTarget(
             name: "convert-and-inspect",
             dependencies: ["Checkpoint"],
