@@ -3,9 +3,11 @@ import OrderedCollections
 /// Turns the pickle machine's result (containers by index, possibly shared) into a ``StateValue``
 /// tree, enforcing the nesting and size limits and rejecting what the tree cannot express.
 ///
-/// A container referenced from several places is converted once and its value reused (arrays
-/// are copy-on-write, so that costs no memory), but it counts once per place toward
-/// ``Unpickler/maximumValueCount``, since whoever walks the tree will visit it that often.
+/// It walks with an explicit stack, not recursion, so converting the deepest allowed tree needs
+/// no more thread stack than a shallow one. A container referenced from several places is
+/// converted once and its value reused (arrays are copy-on-write, so that costs no memory), but
+/// it counts once per place toward ``Unpickler/maximumValueCount``, since whoever walks the tree
+/// will visit it that often.
 struct PickleConverter {
     let nodes: [PickleNode]
     let file: String?
@@ -18,6 +20,84 @@ struct PickleConverter {
         var height: Int
     }
 
+    /// A container being converted: its children are visited in order (elements, or items then
+    /// attributes), each converted value collected here until the last one is in.
+    private struct Frame {
+        let index: Int
+        let node: PickleNode
+        /// Containers from the root down to this one, this one included.
+        let depth: Int
+        var position = 0
+        var elements: [StateValue] = []
+        var items = OrderedDictionary<StateKey, StateValue>()
+        var attributes = OrderedDictionary<String, StateValue>()
+        var count = 1
+        var height = 0
+
+        init(index: Int, node: PickleNode, depth: Int) {
+            self.index = index
+            self.node = node
+            self.depth = depth
+        }
+
+        /// The key of child `position` in a key path.
+        func key(at position: Int) -> StateKey {
+            switch node.kind {
+            case .list, .tuple, .set: return .int(Int64(position))
+            case .dict:
+                if position < node.items.count { return node.items.keys[position] }
+                return .string(node.attributes.keys[position - node.items.count])
+            }
+        }
+
+        /// The next child to convert, or nil when all are done.
+        mutating func nextChild() -> PickleObject? {
+            let child: PickleObject
+            switch node.kind {
+            case .list, .tuple, .set:
+                guard position < node.elements.count else { return nil }
+                child = node.elements[position]
+            case .dict:
+                if position < node.items.count {
+                    child = node.items.values[position]
+                } else if position - node.items.count < node.attributes.count {
+                    child = node.attributes.values[position - node.items.count]
+                } else {
+                    return nil
+                }
+            }
+            position += 1
+            return child
+        }
+
+        /// Takes the converted value of the child `nextChild` returned last.
+        mutating func accept(_ child: Converted) {
+            let (sum, overflow) = count.addingReportingOverflow(child.count)
+            count = overflow ? Int.max : sum
+            height = max(height, child.height)
+            switch node.kind {
+            case .list, .tuple, .set:
+                elements.append(child.value)
+            case .dict:
+                switch key(at: position - 1) {
+                case .string(let name) where position - 1 >= node.items.count: attributes[name] = child.value
+                case let key: items[key] = child.value
+                }
+            }
+        }
+
+        func finish() -> Converted {
+            let value: StateValue
+            switch node.kind {
+            case .list: value = .list(elements)
+            case .tuple: value = .tuple(elements)
+            case .set: value = .set(elements)
+            case .dict(let ordered): value = .dict(StateDict(items, isOrderedDict: ordered, attributes: attributes))
+            }
+            return Converted(value: value, count: count, height: height + 1)
+        }
+    }
+
     private var done: [Int: Converted] = [:]
     private var inProgress: Set<Int> = []
 
@@ -28,117 +108,97 @@ struct PickleConverter {
 
     /// Converts the root object.
     mutating func convert(_ root: PickleObject) throws -> StateValue {
-        var path: [StateKey] = []
-        return try convert(root, path: &path, depth: 0).value
+        var frames: [Frame] = []
+        if let leaf = try convertLeaf(root, frames: frames) { return leaf.value }
+        guard case .node(let rootIndex) = root else { return .none }
+        try enter(rootIndex, frames: &frames)
+        while !frames.isEmpty {
+            let top = frames.count - 1
+            if let child = frames[top].nextChild() {
+                if let leaf = try convertLeaf(child, frames: frames) {
+                    try accept(leaf, into: &frames[top], path: frames)
+                } else if case .node(let index) = child {
+                    if let cached = done[index] {
+                        try checkDepth(frames[top].depth + cached.height, frames: frames)
+                        try accept(cached, into: &frames[top], path: frames)
+                    } else {
+                        try enter(index, frames: &frames)
+                    }
+                }
+                continue
+            }
+            let frame = frames.removeLast()
+            let converted = frame.finish()
+            inProgress.remove(frame.index)
+            guard converted.count <= Unpickler.maximumValueCount else {
+                throw error(
+                    .outOfBounds, "the tree holds too many values (shared containers count once per use)",
+                    frames: frames, found: "more than \(Unpickler.maximumValueCount)")
+            }
+            done[frame.index] = converted
+            guard !frames.isEmpty else { return converted.value }
+            try accept(converted, into: &frames[frames.count - 1], path: frames)
+        }
+        return .none
     }
 
-    private func error(_ code: CheckpointError.Code, _ message: String, path: [StateKey], found: String? = nil)
-        -> CheckpointError
-    {
-        CheckpointError(code, message, file: file, path: path.isEmpty ? "(root)" : path.pathString, found: found)
+    /// Starts converting a container, after the checks that need only the container itself.
+    private mutating func enter(_ index: Int, frames: inout [Frame]) throws {
+        guard !inProgress.contains(index) else {
+            throw error(.unsupported, "a container that contains itself cannot be stored in a state tree", frames: frames)
+        }
+        let depth = (frames.last?.depth ?? 0) + 1
+        try checkDepth(depth, frames: frames)
+        let node = nodes[index]
+        if let keyType = node.invalidKeyType {
+            throw error(.unsupported, "dict keys must be str or int", frames: frames, found: "a key of type \(keyType)")
+        }
+        inProgress.insert(index)
+        frames.append(Frame(index: index, node: node, depth: depth))
     }
 
-    /// - Parameter depth: Containers above this object.
-    private mutating func convert(_ object: PickleObject, path: inout [StateKey], depth: Int) throws -> Converted {
+    /// A value that is not a container, or nil for a container.
+    private func convertLeaf(_ object: PickleObject, frames: [Frame]) throws -> Converted? {
         switch object {
         case .value(let value):
             return Converted(value: value, count: 1, height: 0)
         case .global(.dtype(let dtype)):
             return Converted(value: .dtype(dtype), count: 1, height: 0)
         case .global(let global):
-            throw error(.unsupported, "a bare \(global.qualifiedName) cannot be stored in a state tree", path: path)
+            throw error(.unsupported, "a bare \(global.qualifiedName) cannot be stored in a state tree", frames: frames)
         case .storage:
-            throw error(.unsupported, "a bare storage (not inside a tensor) cannot be stored in a state tree", path: path)
-        case .node(let index):
-            if let cached = done[index] {
-                try checkDepth(depth + cached.height, path: path)
-                return cached
-            }
-            guard !inProgress.contains(index) else {
-                throw error(.unsupported, "a container that contains itself cannot be stored in a state tree", path: path)
-            }
-            try checkDepth(depth + 1, path: path)
-            inProgress.insert(index)
-            let converted = try convertNode(nodes[index], path: &path, depth: depth)
-            inProgress.remove(index)
-            guard converted.count <= Unpickler.maximumValueCount else {
-                throw error(
-                    .outOfBounds, "the tree holds too many values (shared containers count once per use)", path: path,
-                    found: "more than \(Unpickler.maximumValueCount)")
-            }
-            done[index] = converted
-            return converted
+            throw error(.unsupported, "a bare storage (not inside a tensor) cannot be stored in a state tree", frames: frames)
+        case .node:
+            return nil
         }
     }
 
-    private func checkDepth(_ depth: Int, path: [StateKey]) throws {
+    private func accept(_ child: Converted, into frame: inout Frame, path frames: [Frame]) throws {
+        if frame.node.kind == .set {
+            // Python would have refused to put a mutable container in a set.
+            switch child.value {
+            case .list, .dict, .set, .bytearray:
+                throw error(.malformedPickle, "a set cannot hold a \(child.value.pythonTypeName)", frames: frames)
+            default:
+                break
+            }
+        }
+        frame.accept(child)
+    }
+
+    private func checkDepth(_ depth: Int, frames: [Frame]) throws {
         guard depth <= Unpickler.maximumNestingDepth else {
             throw error(
-                .outOfBounds, "containers nest deeper than \(Unpickler.maximumNestingDepth) levels", path: path,
+                .outOfBounds, "containers nest deeper than \(Unpickler.maximumNestingDepth) levels", frames: frames,
                 found: "\(depth) levels")
         }
     }
 
-    private mutating func convertNode(_ node: PickleNode, path: inout [StateKey], depth: Int) throws -> Converted {
-        var count = 1
-        var height = 0
-        func add(_ child: Converted) {
-            let (sum, overflow) = count.addingReportingOverflow(child.count)
-            count = overflow ? Int.max : sum
-            height = max(height, child.height)
-        }
-        switch node.kind {
-        case .list, .tuple, .set:
-            var elements: [StateValue] = []
-            elements.reserveCapacity(node.elements.count)
-            for (index, element) in node.elements.enumerated() {
-                path.append(.int(Int64(index)))
-                let child = try convert(element, path: &path, depth: depth + 1)
-                path.removeLast()
-                if node.kind == .set { try checkHashable(child.value, path: path) }
-                add(child)
-                elements.append(child.value)
-            }
-            let value: StateValue
-            switch node.kind {
-            case .list: value = .list(elements)
-            case .tuple: value = .tuple(elements)
-            default: value = .set(elements)
-            }
-            return Converted(value: value, count: count, height: height + 1)
-        case .dict(let ordered):
-            if let keyType = node.invalidKeyType {
-                throw error(.unsupported, "dict keys must be str or int", path: path, found: "a key of type \(keyType)")
-            }
-            var items = OrderedDictionary<StateKey, StateValue>()
-            items.reserveCapacity(node.items.count)
-            for (key, element) in node.items {
-                path.append(key)
-                let child = try convert(element, path: &path, depth: depth + 1)
-                path.removeLast()
-                add(child)
-                items[key] = child.value
-            }
-            var attributes = OrderedDictionary<String, StateValue>()
-            for (name, element) in node.attributes {
-                path.append(.string(name))
-                let child = try convert(element, path: &path, depth: depth + 1)
-                path.removeLast()
-                add(child)
-                attributes[name] = child.value
-            }
-            let dict = StateDict(items, isOrderedDict: ordered, attributes: attributes)
-            return Converted(value: .dict(dict), count: count, height: height + 1)
-        }
-    }
-
-    /// Python would have refused to put a mutable container in a set.
-    private func checkHashable(_ value: StateValue, path: [StateKey]) throws {
-        switch value {
-        case .list, .dict, .set, .bytearray:
-            throw error(.malformedPickle, "a set cannot hold a \(value.pythonTypeName)", path: path)
-        default:
-            break
-        }
+    /// An error at the child each open container is visiting: the key path from the root.
+    private func error(_ code: CheckpointError.Code, _ message: String, frames: [Frame], found: String? = nil)
+        -> CheckpointError
+    {
+        let path = frames.filter { $0.position > 0 }.map { $0.key(at: $0.position - 1) }
+        return CheckpointError(code, message, file: file, path: path.isEmpty ? "(root)" : path.pathString, found: found)
     }
 }

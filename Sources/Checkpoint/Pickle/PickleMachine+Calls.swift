@@ -260,6 +260,11 @@ extension PickleMachine {
         let offset = try integer(arguments[1], role: "storage_offset")
         let shape = try integers(arguments[2], role: "size")
         let strides = try integers(arguments[3], role: "stride")
+        guard shape.count == strides.count else {
+            throw failure(
+                .malformedPickle, "size and stride differ in length", expected: "\(shape.count) strides",
+                found: "\(strides.count)")
+        }
         guard offset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
             throw failure(
                 .malformedPickle, "negative size, stride or storage offset",

@@ -71,9 +71,13 @@ struct PickleWriter {
         memoize()
     }
 
-    private mutating func string(_ text: String, inPersistentID: Bool = false) {
+    private mutating func string(_ text: String, inPersistentID: Bool = false) throws {
         if let index = inPersistentID ? persistentIDStringMemo[text] : stringMemo[text] { return fetch(index) }
         let utf8 = Array(text.utf8)
+        guard utf8.count <= UInt32.max else {
+            throw CheckpointError(
+                .invalidArgument, "a string longer than protocol 2's 4 GiB limit", found: "\(utf8.count) bytes")
+        }
         op(.binUnicode)
         append(littleEndian: UInt32(utf8.count))
         output.append(contentsOf: utf8)
@@ -134,29 +138,98 @@ struct PickleWriter {
         memoize()
     }
 
-    private mutating func key(_ key: StateKey) {
+    private mutating func key(_ key: StateKey) throws {
         switch key {
-        case .string(let text): string(text)
+        case .string(let text): try string(text)
         case .int(let number): integer(number)
         }
     }
 
     // MARK: Values
 
-    private mutating func write(_ value: StateValue, depth: Int) throws {
+    /// A step of the writer's explicit stack: containers schedule their children and closing
+    /// opcodes here instead of recursing, so the deepest tree needs no more thread stack than a
+    /// flat one.
+    private enum Task {
+        case value(StateValue, depth: Int)
+        case key(StateKey)
+        case op(PickleOpcode)
+        case memoize
+        /// TUPLE1-3 or TUPLE for a tuple of this many elements, then BINPUT.
+        case closeTuple(count: Int)
+    }
+
+    private mutating func write(_ root: StateValue, depth: Int) throws {
+        var tasks: [Task] = [.value(root, depth: depth)]
+        func schedule(_ steps: [Task]) { tasks.append(contentsOf: steps.reversed()) }
+        while let task = tasks.popLast() {
+            switch task {
+            case .op(let opcode): op(opcode)
+            case .memoize: memoize()
+            case .key(let key): try self.key(key)
+            case .closeTuple(let count):
+                switch count {
+                case 1: op(.tuple1)
+                case 2: op(.tuple2)
+                case 3: op(.tuple3)
+                default: op(.tuple)
+                }
+                memoize()
+            case .value(let value, let depth):
+                switch value {
+                case .list(let elements):
+                    try checkDepth(depth)
+                    op(.emptyList)
+                    memoize()
+                    schedule(appendTasks(elements, depth: depth + 1))
+                case .tuple(let elements):
+                    try checkDepth(depth)
+                    if elements.isEmpty {
+                        op(.emptyTuple)
+                    } else {
+                        if elements.count > 3 { op(.mark) }
+                        schedule(elements.map { .value($0, depth: depth + 1) } + [.closeTuple(count: elements.count)])
+                    }
+                case .set(let elements):
+                    // set.__reduce__ at protocol 2: (set, (list(self),)).
+                    try checkDepth(depth)
+                    global("__builtin__", "set")
+                    op(.emptyList)
+                    memoize()
+                    schedule(appendTasks(elements, depth: depth + 1) + [.closeTuple(count: 1), .op(.reduce), .memoize])
+                case .dict(let dict):
+                    try checkDepth(depth)
+                    schedule(try dictTasks(dict, depth: depth))
+                default:
+                    try writeLeaf(value)
+                }
+            }
+        }
+    }
+
+    private func checkDepth(_ depth: Int) throws {
+        guard depth < Unpickler.maximumNestingDepth else {
+            throw CheckpointError(
+                .invalidArgument, "containers nest deeper than \(Unpickler.maximumNestingDepth) levels",
+                expected: "at most \(Unpickler.maximumNestingDepth)")
+        }
+    }
+
+    /// A value that holds no other values.
+    private mutating func writeLeaf(_ value: StateValue) throws {
         switch value {
         case .none: op(.none)
         case .bool(let flag): bool(flag)
         case .int(let number): integer(number)
         case .float(let number): float(number)
-        case .string(let text): string(text)
-        case .bytes(let raw): bytes(raw)
+        case .string(let text): try string(text)
+        case .bytes(let raw): try bytes(raw)
         case .bytearray(let raw):
             global("__builtin__", "bytearray")
             if raw.isEmpty {
                 op(.emptyTuple)
             } else {
-                tuple(count: 1) { $0.bytes(raw) }
+                try tuple(count: 1) { try $0.bytes(raw) }
             }
             op(.reduce)
             memoize()
@@ -181,12 +254,12 @@ struct PickleWriter {
             if let colon = name.lastIndex(of: ":"), let index = Int64(name[name.index(after: colon)...]),
                 !name[..<colon].contains(":")
             {
-                tuple(count: 2) {
-                    $0.string(String(name[..<colon]))
+                try tuple(count: 2) {
+                    try $0.string(String(name[..<colon]))
                     $0.integer(index)
                 }
             } else {
-                tuple(count: 1) { $0.string(name) }
+                try tuple(count: 1) { try $0.string(name) }
             }
             op(.reduce)
             memoize()
@@ -194,125 +267,93 @@ struct PickleWriter {
             global("torch", dtype.torchName)
         case .tensor(let tensor):
             try self.tensor(tensor)
-        case .list(let elements):
-            op(.emptyList)
-            memoize()
-            try appendBatches(elements, depth: depth)
-        case .tuple(let elements):
-            try checkDepth(depth)
-            try tuple(count: elements.count) { writer in
-                for element in elements { try writer.write(element, depth: depth + 1) }
-            }
-        case .set(let elements):
-            global("__builtin__", "set")
-            try tuple(count: 1) { writer in
-                writer.op(.emptyList)
-                writer.memoize()
-                try writer.appendBatches(elements, depth: depth)
-            }
-            op(.reduce)
-            memoize()
-        case .dict(let dict):
-            try self.dict(dict, depth: depth)
-        }
-    }
-
-    private func checkDepth(_ depth: Int) throws {
-        guard depth < Unpickler.maximumNestingDepth else {
-            throw CheckpointError(
-                .invalidArgument, "containers nest deeper than \(Unpickler.maximumNestingDepth) levels",
-                expected: "at most \(Unpickler.maximumNestingDepth)")
+        case .list, .tuple, .set, .dict:
+            preconditionFailure("containers are written by write(_:depth:)")
         }
     }
 
     /// Python 3's protocol-2 form of bytes: `_codecs.encode(latin1_text, 'latin1')`. Used for empty
     /// bytes too, where Python writes `bytes()`, which torch's weights-only loader refuses.
-    private mutating func bytes(_ raw: [UInt8]) {
+    private mutating func bytes(_ raw: [UInt8]) throws {
         global("_codecs", "encode")
-        tuple(count: 2) {
-            $0.string(String(String.UnicodeScalarView(raw.map { Unicode.Scalar($0) })))
-            $0.string("latin1")
+        try tuple(count: 2) {
+            try $0.string(String(String.UnicodeScalarView(raw.map { Unicode.Scalar($0) })))
+            try $0.string("latin1")
         }
         op(.reduce)
         memoize()
     }
 
     /// CPython's `batch_list_exact`: one APPEND for a single element, else MARK … APPENDS per batch.
-    private mutating func appendBatches(_ elements: [StateValue], depth: Int) throws {
-        try checkDepth(depth)
-        if elements.count == 1 {
-            try write(elements[0], depth: depth + 1)
-            return op(.append)
-        }
+    private func appendTasks(_ elements: [StateValue], depth: Int) -> [Task] {
+        if elements.count == 1 { return [.value(elements[0], depth: depth), .op(.append)] }
+        var tasks: [Task] = []
+        tasks.reserveCapacity(elements.count + 2 * (elements.count / Self.batchSize + 1))
         var start = 0
         while start < elements.count {
             let end = min(start + Self.batchSize, elements.count)
-            op(.mark)
-            for element in elements[start..<end] { try write(element, depth: depth + 1) }
-            op(.appends)
+            tasks.append(.op(.mark))
+            for element in elements[start..<end] { tasks.append(.value(element, depth: depth)) }
+            tasks.append(.op(.appends))
             start = end
         }
+        return tasks
     }
 
-    private mutating func dict(_ dict: StateDict, depth: Int) throws {
-        try checkDepth(depth)
+    /// OrderedDict.__reduce__ is (OrderedDict, (), vars(self) or None, None, iter(items)); a
+    /// plain dict is EMPTY_DICT and its items.
+    private mutating func dictTasks(_ dict: StateDict, depth: Int) throws -> [Task] {
         let items = Array(dict.items.elements)
         if dict.isOrderedDict {
-            // OrderedDict.__reduce__: (OrderedDict, (), vars(self) or None, None, iter(items)).
             global("collections", "OrderedDict")
             op(.emptyTuple)
             op(.reduce)
             memoize()
-            try setItemBatches(items, exactDict: false, depth: depth)
+            var tasks = setItemTasks(items, exactDict: false, depth: depth + 1)
             if !dict.attributes.isEmpty {
-                op(.emptyDict)
-                memoize()
                 let attributes = dict.attributes.elements.map { (key: StateKey.string($0.key), value: $0.value) }
-                try setItemBatches(attributes, exactDict: true, depth: depth)
-                op(.build)
+                tasks += [.op(.emptyDict), .memoize]
+                tasks += setItemTasks(attributes, exactDict: true, depth: depth + 1)
+                tasks.append(.op(.build))
             }
-        } else {
-            guard dict.attributes.isEmpty else {
-                throw CheckpointError(
-                    .invalidArgument, "a plain dict cannot carry attributes; only an OrderedDict can",
-                    found: dict.attributes.keys.joined(separator: ", "))
-            }
-            op(.emptyDict)
-            memoize()
-            try setItemBatches(items, exactDict: true, depth: depth)
+            return tasks
         }
+        guard dict.attributes.isEmpty else {
+            throw CheckpointError(
+                .invalidArgument, "a plain dict cannot carry attributes; only an OrderedDict can",
+                found: dict.attributes.keys.joined(separator: ", "))
+        }
+        op(.emptyDict)
+        memoize()
+        return setItemTasks(items, exactDict: true, depth: depth + 1)
     }
 
     /// CPython's `batch_dict_exact` (a plain dict: MARK … SETITEMS per batch, including an empty
     /// last batch after a full one) or `batch_dict` (other mappings: a lone last item is SETITEM).
-    private mutating func setItemBatches(
-        _ items: [(key: StateKey, value: StateValue)], exactDict: Bool, depth: Int
-    ) throws {
-        if items.isEmpty { return }
-        if items.count == 1 {
-            key(items[0].key)
-            try write(items[0].value, depth: depth + 1)
-            return op(.setItem)
-        }
+    private func setItemTasks(_ items: [(key: StateKey, value: StateValue)], exactDict: Bool, depth: Int) -> [Task] {
+        if items.isEmpty { return [] }
+        if items.count == 1 { return [.key(items[0].key), .value(items[0].value, depth: depth), .op(.setItem)] }
+        var tasks: [Task] = []
+        tasks.reserveCapacity(2 * items.count + 2 * (items.count / Self.batchSize + 2))
         var start = 0
         while true {
             let end = min(start + Self.batchSize, items.count)
             let count = end - start
-            if count == 0 && !exactDict { return }
+            if count == 0 && !exactDict { break }
             if count == 1 && !exactDict {
-                key(items[start].key)
-                try write(items[start].value, depth: depth + 1)
-                return op(.setItem)
+                tasks += [.key(items[start].key), .value(items[start].value, depth: depth), .op(.setItem)]
+                break
             }
-            op(.mark)
+            tasks.append(.op(.mark))
             for (key, value) in items[start..<end] {
-                self.key(key)
-                try write(value, depth: depth + 1)
+                tasks.append(.key(key))
+                tasks.append(.value(value, depth: depth))
             }
-            op(.setItems)
-            if count < Self.batchSize { return }
+            tasks.append(.op(.setItems))
+            if count < Self.batchSize { break }
             start = end
         }
+        return tasks
     }
 
     // MARK: Tensors
@@ -350,7 +391,7 @@ struct PickleWriter {
         let explicitDType = storageType != tensor.dtype
         global("torch._utils", explicitDType ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2")
         op(.mark)
-        persistentID(key: key, storageType: storageType, byteCount: tensor.storage.byteCount)
+        try persistentID(key: key, storageType: storageType, byteCount: tensor.storage.byteCount)
         integer(Int64(tensor.storageOffset))
         tuple(count: tensor.shape.count) { writer in tensor.shape.forEach { writer.integer(Int64($0)) } }
         tuple(count: tensor.strides.count) { writer in tensor.strides.forEach { writer.integer(Int64($0)) } }
@@ -364,9 +405,9 @@ struct PickleWriter {
     }
 
     /// `('storage', storage_type, key, 'cpu', numel)` then BINPERSID.
-    private mutating func persistentID(key: String, storageType: DType?, byteCount: Int) {
+    private mutating func persistentID(key: String, storageType: DType?, byteCount: Int) throws {
         op(.mark)
-        string("storage", inPersistentID: true)
+        try string("storage", inPersistentID: true)
         let numel: Int
         if let storageType, let className = storageType.legacyStorageName {
             global("torch", className)
@@ -375,8 +416,8 @@ struct PickleWriter {
             global("torch.storage", "UntypedStorage")
             numel = byteCount
         }
-        string(key, inPersistentID: true)
-        string("cpu", inPersistentID: true)
+        try string(key, inPersistentID: true)
+        try string("cpu", inPersistentID: true)
         integer(Int64(numel))
         op(.tuple)
         memoize()

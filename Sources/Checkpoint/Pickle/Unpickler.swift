@@ -64,7 +64,7 @@ public enum Unpickler {
         }
     }
 
-    /// Reads a pickle held in an array; see ``load(_:file:storage:)-(UnsafeRawBufferPointer,_,_)``.
+    /// Reads a pickle held in an array, as the buffer overload does.
     ///
     /// - Parameters:
     ///   - bytes: The pickle.
