@@ -133,7 +133,7 @@ enum AdagradKernels {
     }
 
     /// Below this many elements a step runs on the calling thread: waking workers costs more.
-    static let parallelThreshold = 1 << 16
+    static let parallelThreshold = 1 << 18
 
     /// Runs `body` over [0, count) in chunks whose boundaries fall on 64-byte cache lines, one
     /// chunk per core for large counts.

@@ -1,0 +1,170 @@
+// Adagrad step throughput, ours against torch's measured in the same run.
+//
+//   swift build -c release --scratch-path .build-kernels --product adagrad-bench
+//   .build-kernels/release/adagrad-bench [--layouts 1x268435456,4096x65536] [--steps 5] [--no-torch]
+//
+// Each path's best time per step over --steps timed steps (after one warm-up step) is printed as
+// Melem/s and effective GB/s (20 bytes per element: read param, grad, sum; write param, sum).
+// torch's side comes from scripts/bench_adagrad_torch.py run with the venv's python
+// (CKPT_TORCH_PYTHON, else ~/.cache/ckpt/venv-torch/bin/python); without it, ratios are not printed.
+import Checkpoint
+import Foundation
+import Optim
+
+struct Layout {
+    let tensors: Int
+    let elements: Int
+    var description: String { "\(tensors)x\(elements)" }
+    var total: Int { tensors * elements }
+}
+
+enum Path: String, CaseIterable {
+    case fused, `default`, foreach
+}
+
+struct Arguments {
+    var layouts = [Layout(tensors: 1, elements: 1 << 28), Layout(tensors: 4096, elements: 1 << 16)]
+    var steps = 5
+    var paths = Path.allCases
+    var torch = true
+
+    init(_ argv: [String]) throws {
+        var iterator = argv.dropFirst().makeIterator()
+        while let flag = iterator.next() {
+            switch flag {
+            case "--layouts":
+                layouts = try (iterator.next() ?? "").split(separator: ",").map { spec in
+                    let parts = spec.split(separator: "x").compactMap { Int($0) }
+                    guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { throw BenchError("bad layout \(spec)") }
+                    return Layout(tensors: parts[0], elements: parts[1])
+                }
+            case "--steps":
+                guard let value = iterator.next().flatMap(Int.init), value > 0 else { throw BenchError("--steps needs a positive count") }
+                steps = value
+            case "--paths":
+                paths = try (iterator.next() ?? "").split(separator: ",").map {
+                    guard let path = Path(rawValue: String($0)) else { throw BenchError("unknown path \($0)") }
+                    return path
+                }
+            case "--no-torch":
+                torch = false
+            default:
+                throw BenchError("unknown argument \(flag)")
+            }
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A float32 tensor of pseudo-random values in [-1, 1), filled in place (no temporary array).
+func randomTensor(_ count: Int, seed: UInt64) throws -> Tensor {
+    let tensor = try Tensor(zeros: .float32, shape: [count])
+    try tensor.storage.withUnsafeMutableBytes { raw in
+        let values = raw.bindMemory(to: Float.self)
+        var state = seed | 1
+        for index in values.indices {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            values[index] = Float(Int32(truncatingIfNeeded: state >> 32)) * 0x1p-31
+        }
+    }
+    return tensor
+}
+
+/// Best seconds per step of our Adagrad on `path`.
+func measureOurs(_ layout: Layout, _ path: Path, steps: Int) throws -> Double {
+    var parameters: [Parameter] = []
+    for index in 0..<layout.tensors {
+        let parameter = Parameter(try randomTensor(layout.elements, seed: UInt64(2 * index + 1)))
+        parameter.grad = .dense(try randomTensor(layout.elements, seed: UInt64(2 * index + 2)))
+        parameters.append(parameter)
+    }
+    let optimizer = try Adagrad(
+        parameters, lr: 0.01, foreach: path == .foreach ? true : (path == .default ? false : nil),
+        fused: path == .fused ? true : nil)
+    try optimizer.step()
+    var best = Double.infinity
+    for _ in 0..<steps {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try optimizer.step()
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return best
+}
+
+/// torch's best seconds per step per path, or nil when torch is not available.
+func measureTorch(_ layout: Layout, _ paths: [Path], steps: Int) -> [Path: Double]? {
+    let environment = ProcessInfo.processInfo.environment
+    let python = environment["CKPT_TORCH_PYTHON"]
+        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch/bin/python").path
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../scripts/bench_adagrad_torch.py").standardizedFileURL.path
+    guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else {
+        print("  torch: not measured (no python at \(python) or no \(script))")
+        return nil
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: python)
+    process.arguments = [
+        script, "--tensors", "\(layout.tensors)", "--elements", "\(layout.elements)", "--steps", "\(steps)",
+        "--paths", paths.map(\.rawValue).joined(separator: ","),
+    ]
+    let output = Pipe()
+    process.standardOutput = output
+    do {
+        try process.run()
+    } catch {
+        print("  torch: could not run \(python): \(error)")
+        return nil
+    }
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0,
+          let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let results = json["results"] as? [String: Double]
+    else {
+        print("  torch: benchmark script failed (status \(process.terminationStatus))")
+        return nil
+    }
+    print("  torch \(json["torch"] ?? "?") with \(json["threads"] ?? "?") threads")
+    var measured: [Path: Double] = [:]
+    for (name, seconds) in results { if let path = Path(rawValue: name) { measured[path] = seconds } }
+    return measured
+}
+
+func rate(_ elements: Int, _ seconds: Double) -> String {
+    let melem = Double(elements) / seconds / 1e6
+    return String(format: "%8.1f Melem/s %6.1f GB/s", melem, melem * 20 / 1000)
+}
+
+do {
+    let arguments = try Arguments(CommandLine.arguments)
+    print("Adagrad fp32 step, \(ProcessInfo.processInfo.activeProcessorCount) cores, best of \(arguments.steps) steps")
+    for layout in arguments.layouts {
+        print("layout \(layout.description) (\(layout.total) elements)")
+        var ours: [Path: Double] = [:]
+        for path in arguments.paths {
+            ours[path] = try measureOurs(layout, path, steps: arguments.steps)
+        }
+        let torch = arguments.torch ? measureTorch(layout, arguments.paths, steps: arguments.steps) : nil
+        for path in arguments.paths {
+            guard let seconds = ours[path] else { continue }
+            var line = "  \(path.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) ours \(rate(layout.total, seconds))"
+            if let theirs = torch?[path] {
+                line += " | torch \(rate(layout.total, theirs)) | \(String(format: "%.2f", theirs / seconds))x torch \(path.rawValue)"
+                if path == .fused, let torchDefault = torch?[.default] {
+                    line += String(format: ", %.2fx torch default", torchDefault / seconds)
+                }
+            }
+            print(line)
+        }
+    }
+} catch {
+    FileHandle.standardError.write(Data("adagrad-bench: \(error)\n".utf8))
+    exit(1)
+}
