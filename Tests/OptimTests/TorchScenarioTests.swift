@@ -36,10 +36,15 @@ import Testing
         print("sparse scenario \(name): largest difference from torch \(observed) ulp")
     }
 
+    /// Step bookkeeping (parameters without a gradient skipped, their `step` untouched; `lr`
+    /// changed between steps; complex parameters through view_as_real) on the dense kernels.
+    /// A wrong step count or rate shows as thousands of ulps; the kernels' own rounding against
+    /// torch (MKL's sqrt included) is AdagradFidelityTests' subject, so a few ulps are accepted here.
     @Test(arguments: OptimFixtures.names("semantics"))
     func stepSemanticsMatchTorch(_ name: String) throws {
         let scenario = try OptimFixtures.scenario("semantics", name)
-        try ScenarioRun(scenario).expectMatches(scenario)
+        let observed = try ScenarioRun(scenario).expectMatches(scenario, ulpTolerance: Self.sqrtDriftULP)
+        print("semantics scenario \(name): largest difference from torch \(observed) ulp")
     }
 
     @Test(arguments: OptimFixtures.names("loads"))
