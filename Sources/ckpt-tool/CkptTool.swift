@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Foundation
 
 @main
 struct CkptTool: ParsableCommand {
@@ -7,6 +8,26 @@ struct CkptTool: ParsableCommand {
         commandName: "ckpt-tool",
         abstract: "Inspect, convert and verify training checkpoints (.ckpt, .pt, .safetensors).",
         version: "0.1.0",
-        subcommands: []
+        subcommands: [Inspect.self, Convert.self]
     )
+
+    /// Parses and runs the command. Usage errors keep ArgumentParser's message and exit code (64);
+    /// a failure while running prints `ckpt-tool: <error>` to stderr and exits 1, never a trap.
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            var runnable = command
+            try runnable.run()
+        } catch let exitCode as ExitCode {
+            exit(withError: exitCode)
+        } catch {
+            Terminal.standardError.write("ckpt-tool: \(error)\n")
+            Foundation.exit(1)
+        }
+    }
 }

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+
+/// `ckpt-tool convert IN OUT [--format ckpt|pt|safetensors]`.
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a checkpoint between .ckpt, .pt and .safetensors.",
+        discussion: """
+            The input format is detected from its contents; the output format comes from --format or else \
+            from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically. \
+            safetensors cannot share storage, so tied tensors become copies there; trees that are not a \
+            flat dict of tensors keep their structure in the file's __metadata__.
+            """
+    )
+
+    @Argument(help: "The checkpoint to read.")
+    var input: String
+
+    @Argument(help: "The file to write.")
+    var output: String
+
+    @Option(help: "Output format: ckpt, pt or safetensors (default: from OUT's extension).")
+    var format: CheckpointFormat?
+
+    @Flag(help: "Skip CRC-32 verification of the input's tensor data.")
+    var noVerify = false
+
+    @Flag(help: "Do not fsync the output (still atomic, not durable).")
+    var noSync = false
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    /// The format to write: `--format`, else OUT's extension.
+    var outputFormat: CheckpointFormat? {
+        format ?? CheckpointFormat(pathExtension: URL(fileURLWithPath: output).pathExtension)
+    }
+
+    func validate() throws {
+        guard outputFormat != nil else {
+            let ext = URL(fileURLWithPath: output).pathExtension
+            throw ValidationError(
+                "cannot tell the output format from \(ext.isEmpty ? "a name without extension" : "the extension .\(ext)"); "
+                    + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
+        }
+    }
+
+    func run() throws {
+        guard let outputFormat else { throw ValidationError("no output format") }
+        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        try Checkpoint.save(tree, to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+        let summary = TreeSummary(tree)
+        let style = outputOptions.style
+        Terminal.standardOutput.write(
+            "\(input) → \(style.key(output)) (\(outputFormat.rawValue), \(summary.tensorCount) tensors, "
+                + "\(TreeSummary.formatBytes(summary.tensorBytes)))\n")
+    }
+}
