@@ -16,7 +16,8 @@ Run by scripts/interop.sh (make interop). For every fixture `<name>.pt` with a s
   same bytes  convert OUT.ckpt -> OUT2.ckpt is byte-identical to OUT.ckpt
   manifest    zipfile + json alone (docs/FORMAT.md; no torch, no pickle) recover the tree and every
               tensor's elements, equal to torch's; CRC-32, nbytes and offsets agree with the zip
-  reject      a fixture the sidecar marks "reject" (the legacy format) makes convert fail with a message
+  reject      a fixture the sidecar marks "reject" (the legacy format) makes convert fail with a
+              message and no output file
 
 The original is loaded with weights_only=True, except for fixtures whose sidecar says torch's
 weights_only loader cannot read them (pickle protocols 4 and 5); those are our own generated files.
@@ -387,6 +388,8 @@ def legacy_rejected(tool, source, destination):
         return [f"ckpt-tool convert exited {done.returncode} with no message on stderr"]
     if done.returncode < 0:
         return [f"ckpt-tool convert died from signal {-done.returncode}"]
+    if os.path.exists(destination):
+        return ["ckpt-tool convert failed but left an output file behind"]
     return []
 
 
