@@ -6,6 +6,9 @@
 // that the compiler vectorizes inside the target-specific wrappers at the end of the file.
 #include "ckpt_kernels.h"
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -19,6 +22,41 @@ CKPT_INLINE double sqrt_f64(double x) { return __builtin_elementwise_sqrt(x); }
 
 CKPT_INLINE uint32_t bits_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 CKPT_INLINE float f32_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+// torch.sqrt on float32/float64 is MKL's vsSqrt/vdSqrt, whose result depends on the code path MKL
+// picks for the CPU. On non-Intel x86 CPUs MKL runs its SSE kernel, which is not correctly rounded
+// (up to 0.75 ulp): an rsqrtps estimate, one Goldschmidt step and one Newton correction, each
+// multiply and add rounded separately. rsqrtps is implementation-defined, but this runs on the same
+// CPU as torch would, so the estimate matches. Inputs outside [2^-126, 0x1.ffep127] take MKL's
+// special-case path, which is correctly rounded. On Intel CPUs MKL's AVX2 kernel is correctly
+// rounded; its AVX-512 kernel differs in rare cases and is not reproduced.
+enum { SQRT_EXACT = 0, SQRT_MKL_SSE = 1 };
+
+static int torch_sqrt_kind(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_is("intel") ? SQRT_EXACT : SQRT_MKL_SSE;
+#else
+    return SQRT_EXACT;
+#endif
+}
+
+CKPT_INLINE float mkl_sse_sqrt_f32(float x) {
+#if defined(__x86_64__)
+    if ((int32_t)(bits_f32(x) + 0x7F800000u) > (int32_t)0xFEFFF000u) return sqrt_f32(x);
+    const float y = _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(x)));
+    const float s = x * y, h = y * 0.5f;
+    const float r = 0.5f - s * h;
+    const float s1 = s * r + s, h1 = h * r + h;
+    const float d = x - s1 * s1;
+    return d * h1 + s1;
+#else
+    return sqrt_f32(x);
+#endif
+}
+
+CKPT_INLINE float torch_sqrt_f32(float x, int kind) { return kind == SQRT_MKL_SSE ? mkl_sse_sqrt_f32(x) : sqrt_f32(x); }
+// MKL's float64 kernels on this class of machine were not reproduced; see AdagradKernels.swift.
+CKPT_INLINE double torch_sqrt_f64(double x, int kind) { return kind == SQRT_MKL_SSE ? sqrt_f64(x) : sqrt_f64(x); }
 
 // IEEE half <-> float, exact and round-to-nearest-even like c10::Half (the classic FP16-library
 // formulation, branch-free so it vectorizes).
@@ -59,22 +97,23 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
 // One body per floating type. `mclr` is `(T)(-clr)`, the scalar torch hands addcdiv (single tensor)
 // and mul (foreach); `fclr` is `(T)clr` for the fused kernel. The fused kernel's tail loop uses the
 // same casts as its vector loop.
-#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT)                                                        \
+#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT)                                                      \
     CKPT_INLINE void NAME(ckpt_adagrad_path path, T *restrict param, const T *restrict grad,              \
                           T *restrict sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) {   \
         const T wd = (T)o->weight_decay, eps = (T)o->eps;                                                 \
         const T mclr = (T)(-o->clr), fclr = (T)o->clr;                                                    \
         const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
+        const int sqrt_kind = path == CKPT_ADAGRAD_FUSED ? SQRT_EXACT : torch_sqrt_kind();                \
         switch (path) {                                                                                   \
         case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
             /* grad.add(param, alpha=wd); sum.addcmul_(g, g); sum.sqrt().add_(eps);                       \
                param.addcdiv_(g, std, value=-clr) = p + (value * g) / std */                              \
             for (int64_t i = begin; i < end; i++) {                                                       \
                 T g = maximize ? -grad[i] : grad[i];                                                      \
-                if (has_wd) g = FMA(param[i], wd, g);                                                     \
+                if (has_wd) g = o->complex_weight_decay ? g + param[i] * wd : FMA(param[i], wd, g);       \
                 const T s = FMA(g, g, sum[i]);                                                            \
                 sum[i] = s;                                                                               \
-                const T std = SQRT(s) + eps;                                                              \
+                const T std = TORCH_SQRT(s, sqrt_kind) + eps;                                             \
                 param[i] = param[i] + (mclr * g) / std;                                                   \
             }                                                                                             \
             break;                                                                                        \
@@ -85,7 +124,7 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
                 if (has_wd) g = FMA(param[i], wd, g);                                                     \
                 const T s = FMA(g, g, sum[i]);                                                            \
                 sum[i] = s;                                                                               \
-                const T std = SQRT(s) + eps;                                                              \
+                const T std = TORCH_SQRT(s, sqrt_kind) + eps;                                             \
                 const T numerator = g * mclr;                                                             \
                 param[i] = param[i] + numerator / std;                                                    \
             }                                                                                             \
@@ -105,8 +144,8 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
         }                                                                                                 \
     }
 
-CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32)
-CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32, torch_sqrt_f32)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_f64)
 
 // MARK: float16 / bfloat16
 

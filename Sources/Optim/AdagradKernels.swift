@@ -73,6 +73,7 @@ enum AdagradKernels {
         options.numel = Int64(realCount)
         options.add_chunk = Int64(torchParallelChunk(realCount))
         options.add_vector_length = Int32(Int(ckpt_torch_vector_bytes()) / param.dtype.scalarItemSize)
+        options.complex_weight_decay = param.dtype.isComplex && implementation == .singleTensor ? 1 : 0
         let path: ckpt_adagrad_path = switch implementation {
         case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
         case .forEach: CKPT_ADAGRAD_FOREACH

@@ -27,6 +27,9 @@ typedef struct {
     /// in elements; the scalar tail of each chunk rounds alpha differently (see adagrad.c).
     int64_t add_chunk;
     int32_t add_vector_length;
+    /// Single-tensor path on a complex parameter: torch adds weight decay before viewing the
+    /// tensors as real pairs, with complex arithmetic that rounds wd * param before the sum (no FMA).
+    int32_t complex_weight_decay;
 } ckpt_adagrad_options;
 
 /// Bytes in one of torch's CPU vectors on this machine (64 with AVX-512, else 32), which decides
