@@ -17,6 +17,7 @@ state = {f"layer{i}.weight": torch.full((per,), float(i), dtype=torch.float32) f
 path = os.path.join(directory, "torch-baseline.pt")
 save, load = [], []
 for _ in range(repeats):
+    os.sync()  # as ckpt-bench does: each save starts with no dirty pages from the previous one
     start = time.perf_counter()
     torch.save(state, path)
     save.append(time.perf_counter() - start)

@@ -213,3 +213,19 @@ import Testing
         #expect(error.file == url.path)
     }
 }
+
+extension ArchiveTests {
+    @Test func verifyChecksumsChecksEveryStorageUpFront() throws {
+        let url = try tamper("archive/data/3") { $0[$0.count - 1] ^= 1 }
+        let loaded = try Checkpoint.load(contentsOf: url)
+        let error = try #require(throws: CheckpointError.self) { try loaded.verifyChecksums() }
+        #expect(error.code == .checksumMismatch)
+        #expect(error.path == "archive/data/3")
+        let good = directory.appendingPathComponent("good.ckpt")
+        try Checkpoint.save(try Self.sampleTree(), to: good)
+        let fine = try Checkpoint.load(contentsOf: good)
+        try fine.verifyChecksums()
+        let unverified = fine.storagesInOrder.filter { !$0.isVerified }
+        #expect(unverified.isEmpty)
+    }
+}
