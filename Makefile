@@ -31,6 +31,11 @@ bench:
 fixtures:
 	@if [ ! -x "$(TORCH_PY)" ]; then echo "fixtures: no torch venv at $(TORCH_VENV)"; exit 1; fi
 	"$(TORCH_PY)" scripts/make_fixtures.py Tests/Fixtures
+	"$(TORCH_PY)" scripts/make_pickle_fixtures.py
+	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
+	"$(TORCH_PY)" scripts/make_optim_fixtures.py
+	"$(TORCH_PY)" scripts/make_adagrad_goldens.py
+	"$(TORCH_PY)" scripts/make_sample.py Samples/data/tiny-run.pt
 
 clean:
 	rm -rf .build
