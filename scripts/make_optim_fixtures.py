@@ -388,6 +388,25 @@ def hooks():
     return {"log": log}
 
 
+def conversions():
+    """float64 values and what torch's .to(float32/float16/bfloat16) makes of them (bits), for the
+    casts load_state_dict applies and the rounding of half-precision arithmetic."""
+    specials = [0.0, -0.0, 1.0, -2.5, 0.1, 1e-10, 65504.0, 65519.99, 65520.0, 1e5, -1e5, 6.0e-8, 5.960464477539063e-08,
+                2.98023223876953125e-08, 2.98023223876953126e-08, 1.0000000596046448, 1.00048828125, 1.000732421875,
+                3.4e38, 1e39, 1e-45, 1.401298464324817e-45, 9.183549615799121e-41, float("inf"), float("-inf"),
+                # doubles just above a float32 tie: float64 -> float32 -> float16 rounds twice
+                1.0004882812500002, 2049.0000000001, 1.00390625, 1.0039062500000002]
+    gen = torch.Generator().manual_seed(99)
+    randoms = (torch.randn(200, generator=gen, dtype=torch.float64) * torch.exp(torch.randn(200, generator=gen, dtype=torch.float64) * 8)).tolist()
+    source = torch.tensor(specials + randoms, dtype=torch.float64)
+    return {"float64_hex": tensor_bytes(source),
+            "float32_hex": tensor_bytes(source.to(torch.float32)),
+            "float16_hex": tensor_bytes(source.to(torch.float16)),
+            "bfloat16_hex": tensor_bytes(source.to(torch.bfloat16)),
+            "float16_from_float32_hex": tensor_bytes(source.to(torch.float32).to(torch.float16)),
+            "bfloat16_from_float32_hex": tensor_bytes(source.to(torch.float32).to(torch.bfloat16))}
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     gen = torch.Generator().manual_seed(1234)
@@ -396,6 +415,8 @@ def main():
     for name, scns in groups.items():
         with open(os.path.join(OUT, f"{name}.json"), "w") as f:
             json.dump({"torch": torch.__version__, "scenarios": [run(s) for s in scns]}, f, indent=None, separators=(",", ":"))
+    with open(os.path.join(OUT, "conversions.json"), "w") as f:
+        json.dump({"torch": torch.__version__, **conversions()}, f)
     with open(os.path.join(OUT, "hooks.json"), "w") as f:
         json.dump({"torch": torch.__version__, **hooks()}, f, indent=1)
     # A torch.save'd state dict, to load through Checkpoint, with its exact content as a sidecar.

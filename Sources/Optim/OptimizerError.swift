@@ -6,8 +6,11 @@
 public struct OptimizerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A kind of failure, stable across releases, for callers that branch on the cause.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's stable name.
         public let rawValue: String
+        /// Creates a code from its name.
         public init(_ rawValue: String) { self.rawValue = rawValue }
+        /// The code's name.
         public var description: String { rawValue }
 
         /// An option or argument outside its valid range (torch's `ValueError`).
@@ -21,6 +24,7 @@ public struct OptimizerError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let malformedStateDict = Code("malformedStateDict")
     }
 
+    /// The kind of failure.
     public var code: Code
     /// What went wrong; PyTorch's own text where torch raises for the same condition.
     public var message: String

@@ -28,7 +28,9 @@ public final class Parameter {
 /// A parameter's gradient: a dense tensor or a sparse COO tensor (as `nn.Embedding(sparse=True)`
 /// produces).
 public enum Gradient {
+    /// A gradient with the parameter's shape and dtype.
     case dense(Tensor)
+    /// A sparse COO gradient whose shape and values dtype are the parameter's.
     case sparse(SparseTensor)
 
     /// The gradient's element type.
