@@ -86,6 +86,11 @@ def case_mixed_dtype_storage():
     return {"f": f, "i": f.view(torch.int32), "b": f.view(torch.uint8), "h": f.view(torch.uint16)}
 
 
+def case_odd_storage():
+    storage = torch.UntypedStorage.from_buffer(bytes(range(6)), dtype=torch.uint8)
+    return {"t": torch.empty(0, dtype=torch.float32).set_(storage, 0, (1,), (1,))}
+
+
 def case_parameters():
     weight = torch.nn.Parameter(torch.arange(6, dtype=torch.float32).reshape(2, 3))
     frozen = torch.nn.Parameter(torch.arange(3, dtype=torch.float64), requires_grad=False)
@@ -127,6 +132,7 @@ CASES = {
     "tensors": (case_tensors, "same"),
     "views": (case_views, "same"),
     "mixed_dtype_storage": (case_mixed_dtype_storage, "torch.save refuses one storage viewed as several dtypes"),
+    "odd_storage": (case_odd_storage, "torch.save gives a 6-byte storage a typed numel that cannot describe it"),
     "parameters": (case_parameters, "same"),
     "model_like": (case_model_like, "same"),
     "batching": (case_batching, "same"),

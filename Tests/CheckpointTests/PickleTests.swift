@@ -269,6 +269,8 @@ private let hostileCases: [HostileCase] = [
     HostileCase("GLOBAL without newline", Op.proto + [0x63] + Array("os".utf8), .truncated),
     HostileCase("LONG4 with a negative length", Op.pickle([0x8B, 0xFF, 0xFF, 0xFF, 0xFF]), .malformedPickle, mentions: "negative"),
     HostileCase("LONG1 wider than 64 bits", Op.pickle([0x8A, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1]), .unsupported, mentions: "64 bits"),
+    HostileCase("LONG4 wider than 64 bits", Op.pickle([0x8B, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]), .unsupported, mentions: "64 bits"),
+    HostileCase("size and stride of different ranks", Op.pickle(Op.tensor(numel: 4, size: [2, 2], stride: [1])), .malformedPickle, mentions: "stride"),
     HostileCase("INT wider than 64 bits", Op.pickle([0x49] + Array("123456789012345678901234\n".utf8)), .unsupported, mentions: "64 bits"),
     HostileCase("invalid UTF-8", Op.pickle([0x8C, 2, 0xC3, 0x28]), .malformedPickle, mentions: "UTF-8"),
     HostileCase("os.system", Op.pickle(Op.global("os", "system"), Op.string("echo hi"), [0x85], Op.reduce), .forbiddenGlobal, mentions: "os.system"),
@@ -325,6 +327,41 @@ struct UnpicklerHostileTests {
         } catch {
             Issue.record("threw \(type(of: error)), not CheckpointError: \(error)")
         }
+    }
+
+    @Test func aBadDictKeyIsReportedAtItsKeyPath() throws {
+        let bytes = Op.pickle(
+            Op.emptyDict, Op.string("state"), Op.emptyDict, Op.int(0), Op.emptyDict,
+            Op.ints([1, 2]), Op.none, [0x73], [0x73], [0x73])
+        let error = try #require(throws: CheckpointError.self) {
+            try Unpickler.load(bytes) { _ in Storage(byteCount: 0) }
+        }
+        #expect(error.code == .unsupported)
+        #expect(error.path == "state/0", "\(error)")
+        #expect(error.found?.contains("tuple") == true, "\(error)")
+    }
+
+    /// Reading and writing the deepest allowed tree must fit in a small thread stack (512 KiB, the
+    /// size of a secondary thread on macOS), so a tree that loads can be saved from anywhere.
+    /// (Comparing two such trees with `==` recurses per level and is not checked here.)
+    @Test func theDeepestAllowedTreeFitsInASmallStack() async throws {
+        let bytes = nestedLists(Unpickler.maximumNestingDepth)
+        let depth = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                let tree = try? Unpickler.load(bytes) { _ in Storage(byteCount: 0) }
+                let written = tree.flatMap { try? Pickler.dump($0, storageKeys: [:]) }
+                var value = written.flatMap { try? Unpickler.load($0) { _ in Storage(byteCount: 0) } }
+                var depth = 0
+                while case .list(let inner)? = value {
+                    depth += 1
+                    value = inner.first
+                }
+                continuation.resume(returning: depth)
+            }
+            thread.stackSize = 512 * 1024
+            thread.start()
+        }
+        #expect(depth == Unpickler.maximumNestingDepth)
     }
 
     @Test func nestingOfExactlyTheLimitLoads() throws {
@@ -569,6 +606,8 @@ private enum InteropCases {
             ("tensors", plain(try DType.allCases.map { (StateKey.string($0.torchName), StateValue.tensor(try zeroOneTwo($0))) })),
             ("views", try views()),
             ("mixed_dtype_storage", try mixedDTypeStorage()),
+            // A float32 view of a 6-byte storage: no typed storage holds 6 bytes of floats.
+            ("odd_storage", plain([("t", .tensor(try Tensor(storage: Storage(bytes: [0, 1, 2, 3, 4, 5]), dtype: .float32, shape: [1])))])),
             ("parameters", try parameters()),
             ("model_like", try modelLike()),
             ("batching", batching()),
@@ -607,7 +646,7 @@ private func sharingPattern(_ tree: StateValue) -> [Int] {
     return pattern
 }
 
-private let torchPython: String? = {
+private let picklerTorchPython: String? = {
     let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
         ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
     let python = "\(venv)/bin/python"
@@ -699,9 +738,9 @@ struct PicklerTests {
     /// Writes every case with its storage records and has real torch load it (weights_only=True,
     /// and mmap=True) and compare it with the same object built in Python, and compare the pickle's
     /// structure with torch.save's (scripts/check_pickle_interop.py).
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch)"))
+    @Test(.enabled(if: picklerTorchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch)"))
     func torchLoadsWhatWeWrite() throws {
-        let python = try #require(torchPython)
+        let python = try #require(picklerTorchPython)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-pickle-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         for (name, tree) in try InteropCases.all() {
