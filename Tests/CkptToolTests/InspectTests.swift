@@ -1,0 +1,251 @@
+import Checkpoint
+import Foundation
+import Testing
+
+private func fixture(_ name: String) -> String { Tool.fixtures.appendingPathComponent(name).path }
+
+/// Walks a sidecar NODE tree (scripts/make_fixtures.py schema) and collects its tensor nodes in order.
+private func sidecarTensors(_ node: [String: Any], into result: inout [[String: Any]]) {
+    switch node["type"] as? String {
+    case "Tensor", "Parameter":
+        result.append(node)
+    case "dict", "OrderedDict":
+        for item in node["items"] as? [[String: Any]] ?? [] {
+            if let value = item["value"] as? [String: Any] { sidecarTensors(value, into: &result) }
+        }
+        for attribute in node["attributes"] as? [[String: Any]] ?? [] {
+            if let value = attribute["value"] as? [String: Any] { sidecarTensors(value, into: &result) }
+        }
+    case "list", "tuple", "set":
+        for item in node["items"] as? [[String: Any]] ?? [] { sidecarTensors(item, into: &result) }
+    default:
+        break
+    }
+}
+
+private let itemSizes: [String: Int] = [
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "complex64": 8, "complex128": 16, "int64": 8, "int32": 4,
+    "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "uint16": 2, "uint32": 4, "uint64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1,
+]
+
+@Suite("ckpt-tool inspect")
+struct InspectTests {
+    @Test func textShowsKeysTypesValuesAndTotals() throws {
+        let result = try Tool.run(["inspect", fixture("safetensors/edge_shapes.safetensors")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.isEmpty)
+        for line in [
+            "dict (7 items)", "  cube: Tensor int16 [2, 3, 4] 48 B", "  scalar: Tensor float32 [] 4 B",
+            "  empty_2d: Tensor int32 [3, 0] 0 B", "  unicode-ключ: Tensor uint8 [2] 2 B",
+            "totals: 7 tensors, 7 distinct storages, tensor bytes 206 B, storage bytes 206 B",
+        ] {
+            #expect(result.stdout.contains(line), "missing \(line) in\n\(result.stdout)")
+        }
+        #expect(!result.stdout.contains("\u{1B}"), "colors on a non-terminal")
+    }
+
+    @Test func textShowsScalarsByValueAndSharedStorages() throws {
+        let result = try Tool.run(["inspect", fixture("pt/model_tied.pt")])
+        #expect(result.status == 0, "\(result.stderr)")
+        for text in [
+            "OrderedDict (12 items, 1 attribute)", "head.weight: Tensor float32 [5, 3] 60 B storage #1 shared by 3 tensors",
+            "view.transposed: Tensor float32 [3, 5] 60 B view(strides [1, 3], offset 0)",
+            "extra.parameter: Parameter float32 [2] 8 B requires_grad", "@_metadata: OrderedDict (4 items)", "version: int = 1",
+            "totals: 12 tensors, 8 distinct storages",
+        ] {
+            #expect(result.stdout.contains(text), "missing \(text) in\n\(result.stdout)")
+        }
+    }
+
+    @Test func jsonMatchesTheSafetensorsSidecar() throws {
+        let json = try Tool.inspectJSON(fixture("safetensors/all_dtypes.safetensors"))
+        let sidecar = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Tool.fixtures.appendingPathComponent("safetensors/all_dtypes.expected.json"))) as? [String: Any])
+        #expect(json["schema"] as? String == "ckpt-tool/inspect")
+        #expect(json["schema_version"] as? Int == 1)
+        #expect(json["format"] as? String == "safetensors")
+        let expected = try #require(sidecar["tensors"] as? [[String: Any]])
+        let tensors = try #require(json["tensors"] as? [[String: Any]])
+        #expect(tensors.map { $0["path"] as? String } == (sidecar["header_order"] as? [String])?.map { $0 })
+        for tensor in tensors {
+            let truth = try #require(expected.first { $0["name"] as? String == tensor["path"] as? String })
+            #expect(tensor["dtype"] as? String == truth["dtype"] as? String)
+            #expect(tensor["shape"] as? [Int] == truth["shape"] as? [Int])
+            #expect(tensor["bytes"] as? Int == (truth["hex"] as? String).map { $0.count / 2 })
+            #expect(tensor["type"] as? String == "Tensor")
+        }
+        let totals = try #require(json["totals"] as? [String: Any])
+        let totalBytes = expected.reduce(0) { $0 + (($1["hex"] as? String)?.count ?? 0) / 2 }
+        #expect(totals["tensors"] as? Int == expected.count)
+        #expect(totals["storages"] as? Int == expected.count)
+        #expect(totals["tensor_bytes"] as? Int == totalBytes)
+        #expect(totals["storage_bytes"] as? Int == totalBytes)
+    }
+
+    @Test func jsonMatchesTheTorchSidecarForSharedStoragesAndAttributes() throws {
+        let json = try Tool.inspectJSON(fixture("pt/model_tied.pt"))
+        let sidecar = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Tool.fixtures.appendingPathComponent("pt/model_tied.expected.json"))) as? [String: Any])
+        var truth: [[String: Any]] = []
+        sidecarTensors(try #require(sidecar["root"] as? [String: Any]), into: &truth)
+        let tensors = try #require(json["tensors"] as? [[String: Any]])
+        #expect(tensors.count == truth.count)
+        for (ours, theirs) in zip(tensors, truth) {
+            #expect(ours["dtype"] as? String == theirs["dtype"] as? String)
+            #expect(ours["shape"] as? [Int] == theirs["shape"] as? [Int])
+            #expect(ours["strides"] as? [Int] == theirs["stride"] as? [Int])
+            #expect(ours["storage_offset"] as? Int == theirs["storage_offset"] as? Int)
+            #expect(ours["storage"] as? Int == theirs["storage"] as? Int)
+            #expect(ours["storage_bytes"] as? Int == theirs["storage_nbytes"] as? Int)
+            #expect(ours["requires_grad"] as? Bool == theirs["requires_grad"] as? Bool)
+            #expect(ours["type"] as? String == theirs["type"] as? String)
+        }
+        var storageBytes: [Int: Int] = [:]
+        for tensor in truth { storageBytes[tensor["storage"] as? Int ?? -1] = tensor["storage_nbytes"] as? Int }
+        let tensorBytes = truth.reduce(0) { total, tensor in
+            total + (tensor["shape"] as? [Int] ?? []).reduce(1, *) * (itemSizes[tensor["dtype"] as? String ?? ""] ?? 0)
+        }
+        let totals = try #require(json["totals"] as? [String: Any])
+        #expect(totals["tensors"] as? Int == truth.count)
+        #expect(totals["storages"] as? Int == storageBytes.count)
+        #expect(totals["storage_bytes"] as? Int == storageBytes.values.reduce(0, +))
+        #expect(totals["tensor_bytes"] as? Int == tensorBytes)
+        let root = try #require(json["root"] as? [String: Any])
+        #expect(root["type"] as? String == "OrderedDict")
+        let attributes = try #require(root["attributes"] as? [[String: Any]])
+        #expect(attributes.map { $0["name"] as? String } == ["_metadata"])
+    }
+
+    @Test func jsonNodesCarryPythonTypesAndScalarValues() throws {
+        let path = Tool.temporaryDirectory().appendingPathComponent("tree.safetensors").path
+        var state = StateDict()
+        state[.int(3)] = .dict(["sum": .tensor(try Tensor([1, 2] as [Float]))])
+        try Safetensors.write(.dict([
+            "state": .dict(state),
+            "scalars": .tuple([
+                .int(-7), .float(.nan), .float(0.25), .string("s"), .bool(true), .none, .bytes([1, 2, 3]),
+                .size([2, 3]), .device("cpu"), .dtype(.bfloat16), .complex(real: 1, imaginary: -2), .set([.int(1)]),
+            ]),
+        ]), to: path, sync: false)
+        let json = try Tool.inspectJSON(path)
+        let root = try #require(json["root"] as? [String: Any])
+        let items = try #require(root["items"] as? [[String: Any]])
+        let state0 = try #require((items[0]["value"] as? [String: Any])?["items"] as? [[String: Any]])
+        #expect(state0[0]["key"] as? Int == 3, "int keys are JSON numbers")
+        let scalars = try #require((items[1]["value"] as? [String: Any])?["items"] as? [[String: Any]])
+        #expect(scalars.map { $0["type"] as? String } == [
+            "int", "float", "float", "str", "bool", "NoneType", "bytes", "Size", "device", "dtype", "complex", "set",
+        ])
+        #expect(scalars[0]["value"] as? Int == -7)
+        #expect(scalars[1]["value"] as? String == "nan")
+        #expect(scalars[2]["value"] as? Double == 0.25)
+        #expect(scalars[3]["value"] as? String == "s")
+        #expect(scalars[4]["value"] as? Bool == true)
+        #expect(scalars[6]["length"] as? Int == 3)
+        #expect(scalars[7]["value"] as? [Int] == [2, 3])
+        #expect(scalars[9]["value"] as? String == "bfloat16")
+        #expect(scalars[10]["imag"] as? Double == -2)
+        let tensors = try #require(json["tensors"] as? [[String: Any]])
+        #expect(tensors.first?["path"] as? String == "state/3/sum")
+        #expect(tensors.first?["key_path"] as? [Any] != nil)
+    }
+
+    /// Inspect must not read tensor bytes: a .ckpt whose tensor data is corrupted still inspects,
+    /// while convert (which reads and CRC-checks every byte) refuses it.
+    @Test func inspectNeverTouchesTensorData() throws {
+        let directory = Tool.temporaryDirectory()
+        let path = directory.appendingPathComponent("c.ckpt")
+        let marker = [UInt8](repeating: 0xAB, count: 4096)
+        try Checkpoint.save(.dict(["w": .tensor(try Tensor(storage: Storage(bytes: marker), dtype: .uint8, shape: [4096]))]), to: path)
+        var bytes = try Array(Data(contentsOf: path))
+        let start = try #require(bytes.indices.first { bytes[$0] == 0xAB && bytes[$0..<min($0 + 4096, bytes.count)].allSatisfy { $0 == 0xAB } })
+        bytes[start + 100] = 0xCD
+        try Data(bytes).write(to: path)
+
+        let inspect = try Tool.run(["inspect", path.path])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        #expect(inspect.stdout.contains("w: Tensor uint8 [4096] 4.0 KiB"))
+        let convert = try Tool.run(["convert", path.path, directory.appendingPathComponent("out.safetensors").path])
+        #expect(convert.status == 1)
+        #expect(convert.stderr.contains("[checksumMismatch]"), "\(convert.stderr)")
+    }
+
+    /// A 4 GiB sparse safetensors file inspects in well under a second: only the header is read.
+    @Test func inspectIsInstantOnAHugeFile() throws {
+        let path = Tool.temporaryDirectory().appendingPathComponent("huge.safetensors").path
+        let size = 4 << 30
+        var header = Array("{\"big\":{\"dtype\":\"F32\",\"shape\":[\(size / 4)],\"data_offsets\":[0,\(size)]}}".utf8)
+        header += Array(repeating: UInt8(ascii: " "), count: (8 - header.count % 8) % 8)
+        var length = UInt64(header.count).littleEndian
+        FileManager.default.createFile(atPath: path, contents: Data(bytes: &length, count: 8) + Data(header))
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: UInt64(8 + header.count + size))
+        try handle.close()
+
+        let clock = ContinuousClock()
+        var result: Tool.Result?
+        let elapsed = try clock.measure { result = try Tool.run(["inspect", path, "--json"]) }
+        #expect(result?.status == 0, "\(result?.stderr ?? "")")
+        #expect(result?.stdout.contains("\"tensor_bytes\" : \(size)") == true)
+        #expect(elapsed < .seconds(1), "inspect of a 4 GiB file took \(elapsed)")
+    }
+
+    @Test func missingFileIsACleanError() throws {
+        let result = try Tool.run(["inspect", "/nonexistent/model.ckpt"])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr == "ckpt-tool: /nonexistent/model.ckpt: cannot open: No such file or directory [io]\n")
+        #expect(!result.looksLikeCrash)
+    }
+
+    @Test(arguments: [0, 1, 7, 8, 9, 100, 600, 669])
+    func truncatedFileIsACleanError(length: Int) throws {
+        let bytes = try Data(contentsOf: Tool.fixtures.appendingPathComponent("safetensors/edge_shapes.safetensors"))
+        let path = Tool.temporaryDirectory().appendingPathComponent("cut.safetensors").path
+        try bytes.prefix(length).write(to: URL(fileURLWithPath: path))
+        for arguments in [["inspect", path], ["inspect", path, "--json"]] {
+            let result = try Tool.run(arguments)
+            #expect(result.status == 1)
+            #expect(result.stdout.isEmpty)
+            #expect(result.stderr.hasPrefix("ckpt-tool: "), "\(result.stderr)")
+            #expect(result.stderr.contains(path))
+            #expect(!result.looksLikeCrash, "\(result.stderr)")
+        }
+    }
+
+    @Test func usageErrorsExitWith64() throws {
+        let result = try Tool.run(["inspect"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("Usage"))
+        let zero = try Tool.run(["inspect", fixture("safetensors/edge_shapes.safetensors"), "--max-items", "0"])
+        #expect(zero.status == 64)
+    }
+
+    @Test func maxItemsLimitsEachContainer() throws {
+        let result = try Tool.run(["inspect", fixture("safetensors/edge_shapes.safetensors"), "--max-items", "2"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("… 5 more (--max-items)"))
+        #expect(result.stdout.contains("totals: 7 tensors"))
+    }
+}
+
+/// `script` runs the tool on a pseudo-terminal, where colors are allowed.
+private let scriptCommand = ["/usr/bin/script", "/bin/script"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+@Suite("ckpt-tool colors")
+struct ColorTests {
+    @Test(.enabled(if: scriptCommand != nil, "needs util-linux `script` to give the tool a terminal"))
+    func colorsOnlyOnATerminalAndNeverWithNoColor() throws {
+        let script = URL(fileURLWithPath: try #require(scriptCommand))
+        let command = "'\(Tool.binary.path)' inspect '\(fixture("safetensors/edge_shapes.safetensors"))'"
+        let onTerminal = try Tool.run(executable: script, ["-qec", command, "/dev/null"], removing: ["NO_COLOR"])
+        #expect(onTerminal.status == 0)
+        #expect(onTerminal.stdout.contains("\u{1B}["), "no colors on a terminal:\n\(onTerminal.stdout)")
+        let noColor = try Tool.run(executable: script, ["-qec", command, "/dev/null"], environment: ["NO_COLOR": "1"])
+        #expect(noColor.status == 0)
+        #expect(noColor.stdout.contains("cube: Tensor int16"))
+        #expect(!noColor.stdout.contains("\u{1B}["), "colors despite NO_COLOR")
+        let flag = try Tool.run(executable: script, ["-qec", command + " --no-color", "/dev/null"], removing: ["NO_COLOR"])
+        #expect(!flag.stdout.contains("\u{1B}["), "colors despite --no-color")
+    }
+}
