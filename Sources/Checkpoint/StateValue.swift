@@ -179,7 +179,9 @@ public indirect enum StateValue: Sendable, Equatable {
         case let (.size(a), .size(b)): return a == b
         case let (.device(a), .device(b)): return a == b
         case let (.dtype(a), .dtype(b)): return a == b
-        case let (.complex(ar, ai), .complex(br, bi)): return ar == br && ai == bi
+        case let (.complex(ar, ai), .complex(br, bi)):
+            // As for .float: identical bits are equal, so a complex NaN equals itself after a round trip.
+            return (ar.bitPattern == br.bitPattern || ar == br) && (ai.bitPattern == bi.bitPattern || ai == bi)
         default: return false
         }
     }
