@@ -1,4 +1,5 @@
 import CDeflate
+import Foundation
 
 extension ZipReader {
     /// The entry's bytes as a storage: a zero-copy window for stored entries, inflated into
@@ -13,8 +14,9 @@ extension ZipReader {
     ///   - verifyCRC: Check the bytes against the entry's CRC-32.
     /// - Returns: The storage.
     /// - Throws: ``CheckpointError``: `.invalidArgument` for an entry not from this archive,
-    ///   `.corrupt` for a bad deflate stream or a size mismatch, `.checksumMismatch` (deflated
-    ///   entries here; stored entries on first read).
+    ///   `.corrupt` for a bad deflate stream or a size mismatch, `.outOfBounds` for a deflated
+    ///   entry larger than physical memory, `.checksumMismatch` (deflated entries here; stored
+    ///   entries on first read).
     public func storage(for entry: ZipEntry, verifyCRC: Bool) throws -> Storage {
         try checkOwnership(of: entry)
         if entry.method == ZipFormat.methodStored {
@@ -26,6 +28,14 @@ extension ZipReader {
                 verification = nil
             }
             return try Storage(mapping: file, offset: entry.dataOffset, byteCount: entry.uncompressedSize, verification: verification)
+        }
+        // Storage traps when an allocation fails; a declared size beyond physical memory (still
+        // possible within deflate's ratio for a large file) is refused here instead.
+        let memory = ProcessInfo.processInfo.physicalMemory
+        guard UInt64(entry.uncompressedSize) <= memory else {
+            throw CheckpointError(
+                .outOfBounds, "deflated entry is larger than physical memory", file: file.path, path: entry.name,
+                expected: "at most \(memory) bytes", found: "\(entry.uncompressedSize) bytes")
         }
         let storage = Storage(byteCount: entry.uncompressedSize)
         try storage.withUnsafeMutableBytes { output in
