@@ -273,6 +273,12 @@ def semantics(gen):
         s["set"] = [[0, "lr", 0.5]]
     scns.append({"name": "lr_changed_mid_run", "params": specs, "groups": [{"params": [0, 1]}, {"params": [2]}],
                  "steps": steps})
+    tspecs = [p(gen, shape=(5,)), p(gen, shape=(2, 2))]
+    for path in ("single", "foreach", "fused"):
+        kwargs = {"lr_tensor": enc_tensor(torch.tensor(0.3)), "lr_decay": 0.1}
+        if path != "single":
+            kwargs[path] = True
+        scns.append({"name": f"tensor_lr_{path}", "params": tspecs, "kwargs": kwargs, "steps": dense_steps(gen, tspecs, 8)})
     cspecs = [p(gen, "complex64", (4,)), p(gen, "complex128", (2, 2))]
     scns.append({"name": "complex_dense", "params": cspecs, "kwargs": {"lr": 0.1, "weight_decay": 0.01},
                  "steps": dense_steps(gen, cspecs, 10)})

@@ -84,6 +84,21 @@ public final class Adagrad: Optimizer {
             differentiable: differentiable, fused: fused)
     }
 
+    /// Creates Adagrad over parameter groups with a tensor learning rate (one element) as the default.
+    ///
+    /// - Parameters: As the groups initializer with a Double `lr`, with `lr` a one-element floating tensor.
+    /// - Throws: ``OptimizerError`` "Tensor lr must be 1-element" and the other constructor errors.
+    public convenience init(
+        groups: [ParamGroup], lr: Tensor, lrDecay: Double? = nil, weightDecay: Double? = nil,
+        initialAccumulatorValue: Double? = nil, eps: Double = 1e-10, foreach: Bool? = nil, maximize: Bool = false,
+        differentiable: Bool = false, fused: Bool? = nil
+    ) throws {
+        try self.init(
+            groups: groups, learningRate: .tensor(lr), lrDecay: lrDecay, weightDecay: weightDecay,
+            initialAccumulatorValue: initialAccumulatorValue, eps: eps, foreach: foreach, maximize: maximize,
+            differentiable: differentiable, fused: fused)
+    }
+
     private init(
         groups: [ParamGroup], learningRate: StateValue, lrDecay: Double?, weightDecay: Double?,
         initialAccumulatorValue: Double?, eps: Double, foreach: Bool?, maximize: Bool, differentiable: Bool, fused: Bool?

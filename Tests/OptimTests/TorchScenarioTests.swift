@@ -37,14 +37,12 @@ import Testing
     }
 
     /// Step bookkeeping (parameters without a gradient skipped, their `step` untouched; `lr`
-    /// changed between steps; complex parameters through view_as_real) on the dense kernels.
-    /// A wrong step count or rate shows as thousands of ulps; the kernels' own rounding against
-    /// torch (MKL's sqrt included) is AdagradFidelityTests' subject, so a few ulps are accepted here.
+    /// changed between steps; a tensor `lr` on each path; complex parameters through
+    /// view_as_real) on the dense kernels, bit for bit.
     @Test(arguments: OptimFixtures.names("semantics"))
     func stepSemanticsMatchTorch(_ name: String) throws {
         let scenario = try OptimFixtures.scenario("semantics", name)
-        let observed = try ScenarioRun(scenario).expectMatches(scenario, ulpTolerance: Self.sqrtDriftULP)
-        print("semantics scenario \(name): largest difference from torch \(observed) ulp")
+        try ScenarioRun(scenario).expectMatches(scenario)
     }
 
     @Test(arguments: OptimFixtures.names("loads"))
