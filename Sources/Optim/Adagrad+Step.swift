@@ -91,6 +91,15 @@ extension Adagrad {
             throw CheckpointError(.typeMismatch, "state `step` must hold one element", path: "\(path)/step",
                                   expected: "shape []", found: "\(step.shape)")
         }
+        guard sum.isContiguous else {
+            // The kernels update `sum` in place and need it packed; a strided `sum` can only come
+            // from a loaded state dict, whose storage ckpt then stops sharing.
+            var packed = entry
+            let copy = try sum.contiguousCopy()
+            packed["sum"] = .tensor(copy)
+            try setState(.dict(packed), for: parameter)
+            return Work(parameter: parameter, grad: grad, step: step, sum: copy)
+        }
         return Work(parameter: parameter, grad: grad, step: step, sum: sum)
     }
 

@@ -66,3 +66,27 @@ import Testing
         }
     }
 }
+
+@Suite struct StridedStateTests {
+    /// A `sum` loaded as a strided view (every other element of a larger buffer) still steps
+    /// correctly: same result as a packed one.
+    @Test func stridedSumFromALoadedDictIsPacked() throws {
+        func run(strided: Bool) throws -> [Float] {
+            let parameter = try floatParameter([1, 2, 3])
+            let optimizer = try Adagrad([parameter], lr: 0.5)
+            guard case .dict(var root) = optimizer.stateDict(), case .dict(var state)? = root["state"],
+                  case .dict(var entry)? = state[0] else { throw OptimFixtures.FixtureError(description: "layout") }
+            let buffer = try Tensor([Float(0.5), 9, 0.25, 9, 2, 9])
+            entry["sum"] = .tensor(strided
+                ? try Tensor(storage: buffer.storage, dtype: .float32, shape: [3], strides: [2])
+                : try Tensor([Float(0.5), 0.25, 2]))
+            state[0] = .dict(entry)
+            root["state"] = .dict(state)
+            try optimizer.loadStateDict(.dict(root))
+            parameter.grad = .dense(try Tensor([Float(1), -1, 0.5]))
+            try optimizer.step()
+            return try parameter.data.scalars(as: Float.self)
+        }
+        #expect(try run(strided: true) == run(strided: false))
+    }
+}
