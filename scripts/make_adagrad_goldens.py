@@ -101,6 +101,38 @@ def run_case(param0, grads, path_options, options):
     return b"".join(snapshots)
 
 
+# One step on a tensor large enough for torch to split each elementwise op over two threads
+# (at::parallel_for, grain 32768): float16/bfloat16 weight decay rounds differently in the scalar tail
+# of each thread's chunk. Inputs follow a formula AdagradKernelTests recomputes, so only torch's
+# results are stored.
+CHUNKED_NUMEL = 32801
+
+
+def chunked_inputs(dtype):
+    index = torch.arange(CHUNKED_NUMEL, dtype=torch.float64)
+    param = ((index * 7919) % 2001 - 1000) / 64
+    grad = ((index * 104729) % 1999 - 999) / 128
+    return param.to(torch.float32).to(dtype), grad.to(torch.float32).to(dtype)
+
+
+def write_chunked(out_dir, index):
+    if torch.get_num_threads() != 2:
+        print("warning: chunked cases assume torch uses 2 threads; skipped")
+        return
+    for dtype_name in ("float16", "bfloat16"):
+        dtype = DTYPES[dtype_name]
+        param0, grad = chunked_inputs(dtype)
+        param = torch.nn.Parameter(param0.clone())
+        opt = torch.optim.Adagrad([param], lr=0.01, weight_decay=0.1, foreach=False)
+        param.grad = grad.clone()
+        opt.step()
+        name = f"chunked_singleTensor_{dtype_name}"
+        with open(os.path.join(out_dir, name + ".bin"), "wb") as f:
+            f.write(to_bytes(param) + to_bytes(opt.state[param]["sum"]))
+        index["chunked"].append({"name": name, "file": name + ".bin", "dtype": dtype_name, "numel": CHUNKED_NUMEL,
+                                 "lr": 0.01, "weight_decay": 0.1, "implementation": "singleTensor"})
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures", "adagrad")
     os.makedirs(out_dir, exist_ok=True)
@@ -114,7 +146,9 @@ def main():
         "lr_change_step": LR_CHANGE_STEP,
         "inputs": {},
         "cases": [],
+        "chunked": [],
     }
+    write_chunked(out_dir, index)
     for dtype_name, dtype in DTYPES.items():
         param0, grads = make_inputs(dtype_name, dtype)
         init_file, grads_file = f"init_{dtype_name}.bin", f"grads_{dtype_name}.bin"

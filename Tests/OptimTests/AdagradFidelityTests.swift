@@ -23,12 +23,12 @@ struct AdagradFidelityTests {
         let initialAccumulatorValue: Double
         var testDescription: String { name }
 
-        /// float32/float64 (and complex) on the two unfused paths go through torch.sqrt, which
-        /// torch computes with MKL's vsSqrt/vdSqrt: not correctly rounded (measured up to 0.75 ulp
-        /// here), with an undocumented algorithm. Our kernels use the exact square root, so these
-        /// cases are compared within a bound instead of bit for bit.
-        var usesMKLSqrt: Bool {
-            implementation != .fused && [.float32, .float64, .complex64, .complex128].contains(dtype)
+        /// float64 (and complex128) on the two unfused paths go through torch.sqrt, which torch
+        /// computes with MKL's vdSqrt: not correctly rounded, and not reproduced by our kernels
+        /// (float32's vsSqrt is). These cases are compared within a measured bound instead of bit
+        /// for bit.
+        var usesMKLDoubleSqrt: Bool {
+            implementation != .fused && [.float64, .complex128].contains(dtype)
         }
     }
 
@@ -114,19 +114,20 @@ struct AdagradFidelityTests {
             let torchSum = Self.orderedBits(expected.subdata(in: (base + snapshotBytes / 2)..<(base + snapshotBytes)), scalarBytes)
             let ulp = max(Self.maxDistance(param, torchParam), Self.maxDistance(sum, torchSum))
             worstULP = max(worstULP, ulp)
-            if !golden.usesMKLSqrt {
+            if !golden.usesMKLDoubleSqrt {
                 #expect(ulp == 0, "\(golden.name): step \((snapshot + 1) * index.snapshotEvery) differs by \(ulp) ulp")
                 if ulp != 0 { return }
             }
         }
-        if golden.usesMKLSqrt {
-            // Bound measured against torch 2.15 on AVX-512 (see the report in AdagradKernels.swift).
+        if golden.usesMKLDoubleSqrt {
             #expect(worstULP <= Self.mklSqrtULPBound, "\(golden.name): worst difference \(worstULP) ulp")
         }
     }
 
-    /// The largest param/sum distance, in units in the last place, seen on the MKL-sqrt cases.
-    static let mklSqrtULPBound: Int64 = 480
+    /// The largest param/sum distance in units in the last place measured on the MKL-sqrt cases
+    /// (torch 2.15, AMD EPYC with AVX-512): 1-2 ulp for float64, 4 for complex128, and 128 where a
+    /// parameter passes through values near zero (lr_change), where an ulp is tiny.
+    static let mklSqrtULPBound: Int64 = 128
 
     /// Runs the trajectory through our kernels; returns the ordered bits of param and sum at each snapshot.
     static func replay(_ golden: GoldenCase, _ index: Golden) throws -> ([[Int64]], [[Int64]]) {

@@ -1,0 +1,206 @@
+import CKernels
+import Checkpoint
+import Foundation
+import Testing
+
+@testable import Optim
+
+/// Argument checking, layout handling and threading of `AdagradKernels.denseUpdate`. Bit
+/// fidelity to torch is in AdagradFidelityTests; the one torch-derived check here is the
+/// multi-threaded chunk layout of torch's float16/bfloat16 weight decay.
+struct AdagradKernelTests {
+    static let hyper = AdagradHyperparameters(lr: 0.05, lrDecay: 0.01, weightDecay: 0.1, eps: 1e-10, maximize: false)
+
+    static func floats(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { Float(((($0 &* 7919) &+ seed &* 104729) % 2001) - 1000) / 64 }
+    }
+
+    @Test func mismatchedDTypeIsRejected() throws {
+        let param = try Tensor([Float](repeating: 1, count: 4))
+        let grad = try Tensor([Double](repeating: 1, count: 4))
+        let sum = try Tensor(zeros: .float32, shape: [4])
+        let error = #expect(throws: CheckpointError.self) {
+            try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 1, hyper: Self.hyper, implementation: .fused)
+        }
+        #expect(error?.code == .typeMismatch)
+        #expect(error?.path == "grad")
+    }
+
+    @Test func mismatchedShapeIsRejected() throws {
+        let param = try Tensor([Float](repeating: 1, count: 4))
+        let grad = try Tensor([Float](repeating: 1, count: 4), shape: [2, 2])
+        let sum = try Tensor(zeros: .float32, shape: [4])
+        let error = #expect(throws: CheckpointError.self) {
+            try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 1, hyper: Self.hyper, implementation: .singleTensor)
+        }
+        #expect(error?.code == .typeMismatch)
+    }
+
+    @Test(arguments: [DType.int64, .int32, .bool, .uint8, .float8_e4m3fn])
+    func nonFloatingDTypeIsRejected(_ dtype: DType) throws {
+        let tensor = try Tensor(zeros: dtype, shape: [3])
+        let error = #expect(throws: CheckpointError.self) {
+            try AdagradKernels.denseUpdate(param: tensor, grad: tensor, sum: tensor, step: 1, hyper: Self.hyper, implementation: .forEach)
+        }
+        #expect(error?.code == .typeMismatch)
+    }
+
+    @Test func fusedComplexIsRejectedAsTorchDoes() throws {
+        let tensor = try Tensor(zeros: .complex64, shape: [3])
+        let other = try Tensor(zeros: .complex64, shape: [3])
+        let sum = try Tensor(zeros: .complex64, shape: [3])
+        let error = #expect(throws: CheckpointError.self) {
+            try AdagradKernels.denseUpdate(param: tensor, grad: other, sum: sum, step: 1, hyper: Self.hyper, implementation: .fused)
+        }
+        #expect(error?.code == .unsupported)
+        #expect(error?.message == "`fused` does not support sparse grad or complex param")
+    }
+
+    @Test func nonContiguousParamIsRejected() throws {
+        let storage = Storage(byteCount: 4 * 8)
+        let param = try Tensor(storage: storage, dtype: .float32, shape: [4], strides: [2])
+        let grad = try Tensor(zeros: .float32, shape: [4])
+        let sum = try Tensor(zeros: .float32, shape: [4])
+        let error = #expect(throws: CheckpointError.self) {
+            try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 1, hyper: Self.hyper, implementation: .fused)
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.path == "param")
+    }
+
+    @Test func paramAndSumSharingAStorageIsRejected() throws {
+        let storage = Storage(byteCount: 8 * 4)
+        let param = try Tensor(storage: storage, dtype: .float32, shape: [4])
+        let sum = try Tensor(storage: storage, dtype: .float32, shape: [4], storageOffset: 4)
+        let grad = try Tensor(zeros: .float32, shape: [4])
+        let error = #expect(throws: CheckpointError.self) {
+            try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 1, hyper: Self.hyper, implementation: .singleTensor)
+        }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    @Test func emptyTensorIsANoOp() throws {
+        let empty = try Tensor(zeros: .float32, shape: [0, 3])
+        let grad = try Tensor(zeros: .float32, shape: [0, 3])
+        let sum = try Tensor(zeros: .float32, shape: [0, 3])
+        try AdagradKernels.denseUpdate(param: empty, grad: grad, sum: sum, step: 1, hyper: Self.hyper, implementation: .fused)
+        #expect(empty.numel == 0)
+    }
+
+    /// A transposed (strided) gradient must update exactly as its contiguous copy does.
+    @Test(arguments: [AdagradImplementation.singleTensor, .forEach, .fused])
+    func stridedGradientMatchesContiguous(_ implementation: AdagradImplementation) throws {
+        let rows = 7, columns = 9
+        let gradStorage = try Tensor(Self.floats(rows * columns, seed: 2), shape: [columns, rows])
+        let transposed = try Tensor(storage: gradStorage.storage, dtype: .float32, shape: [rows, columns], strides: [1, rows])
+        let contiguous = try transposed.contiguousCopy()
+        var results: [[Float]] = []
+        for grad in [transposed, contiguous] {
+            let param = try Tensor(Self.floats(rows * columns, seed: 1), shape: [rows, columns])
+            let sum = try Tensor(zeros: .float32, shape: [rows, columns])
+            try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 3, hyper: Self.hyper, implementation: implementation)
+            results.append(try param.scalars(as: Float.self) + sum.scalars(as: Float.self))
+        }
+        #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern))
+        #expect(results[0] != Self.floats(rows * columns, seed: 1) + [Float](repeating: 0, count: rows * columns))
+    }
+
+    /// A gradient that views the parameter's own storage is read before anything is written.
+    @Test func gradientAliasingParamIsCopiedFirst() throws {
+        let values = Self.floats(40, seed: 3)
+        let param = try Tensor(values)
+        let sum = try Tensor(zeros: .float32, shape: [40])
+        try AdagradKernels.denseUpdate(param: param, grad: param, sum: sum, step: 1, hyper: Self.hyper, implementation: .fused)
+        let reference = try Tensor(values)
+        let referenceSum = try Tensor(zeros: .float32, shape: [40])
+        try AdagradKernels.denseUpdate(
+            param: reference, grad: try Tensor(values), sum: referenceSum, step: 1, hyper: Self.hyper, implementation: .fused)
+        #expect(try param.isBitwiseEqual(to: reference))
+        #expect(try sum.isBitwiseEqual(to: referenceSum))
+    }
+
+    /// Large tensors run in chunks on several threads; every element must come out as one serial
+    /// kernel call over the whole range computes it.
+    @Test(arguments: [DType.float32, .float64, .float16, .bfloat16], [AdagradImplementation.singleTensor, .forEach, .fused])
+    func threadedChunksMatchOneSerialPass(_ dtype: DType, _ implementation: AdagradImplementation) throws {
+        let count = AdagradKernels.parallelThreshold * 2 + 37
+        let values = Self.floats(count, seed: 5), gradients = Self.floats(count, seed: 6)
+        func tensor(_ floats: [Float]) throws -> Tensor {
+            switch dtype {
+            case .float64: return try Tensor(floats.map(Double.init))
+            case .float16: return try Tensor(floats.map { Float16($0) })
+            case .bfloat16: return try Tensor(floats.map { BFloat16($0) })
+            default: return try Tensor(floats)
+            }
+        }
+        let param = try tensor(values), grad = try tensor(gradients), sum = try Tensor(zeros: dtype, shape: [count])
+        try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 2, hyper: Self.hyper, implementation: implementation)
+
+        let serialParam = try tensor(values), serialSum = try Tensor(zeros: dtype, shape: [count])
+        var options = ckpt_adagrad_options()
+        options.clr = AdagradKernels.decayedLearningRate(lr: Self.hyper.lr, lrDecay: Self.hyper.lrDecay, step: 2, implementation: implementation)
+        options.eps = Self.hyper.eps
+        options.weight_decay = Self.hyper.weightDecay
+        options.numel = Int64(count)
+        options.add_chunk = Int64(AdagradKernels.torchParallelChunk(count))
+        options.add_vector_length = Int32(ckpt_torch_vector_bytes()) / Int32(dtype.itemSize)
+        let path: ckpt_adagrad_path = switch implementation {
+        case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
+        case .forEach: CKPT_ADAGRAD_FOREACH
+        case .fused: CKPT_ADAGRAD_FUSED
+        }
+        try serialParam.storage.withUnsafeMutableBytes { p in
+            try serialSum.storage.withUnsafeMutableBytes { s in
+                try grad.storage.withUnsafeBytes { g in
+                    switch dtype {
+                    case .float64:
+                        ckpt_adagrad_f64(path, p.baseAddress!.assumingMemoryBound(to: Double.self), g.baseAddress!.assumingMemoryBound(to: Double.self),
+                                         s.baseAddress!.assumingMemoryBound(to: Double.self), 0, Int64(count), &options)
+                    case .float16:
+                        ckpt_adagrad_f16(path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
+                                         s.baseAddress!.assumingMemoryBound(to: UInt16.self), 0, Int64(count), &options)
+                    case .bfloat16:
+                        ckpt_adagrad_bf16(path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
+                                          s.baseAddress!.assumingMemoryBound(to: UInt16.self), 0, Int64(count), &options)
+                    default:
+                        ckpt_adagrad_f32(path, p.baseAddress!.assumingMemoryBound(to: Float.self), g.baseAddress!.assumingMemoryBound(to: Float.self),
+                                         s.baseAddress!.assumingMemoryBound(to: Float.self), 0, Int64(count), &options)
+                    }
+                }
+            }
+        }
+        #expect(try param.isBitwiseEqual(to: serialParam))
+        #expect(try sum.isBitwiseEqual(to: serialSum))
+    }
+
+    /// torch splits a float16/bfloat16 `add(alpha:)` over its threads; the scalar tail of each
+    /// chunk rounds differently. Expected bits come from torch (make_adagrad_goldens.py), which
+    /// used 2 threads; our emulation assumes torch's thread count equals the core count.
+    @Test(arguments: ["float16", "bfloat16"])
+    func chunkedWeightDecayMatchesTorch(_ dtypeName: String) throws {
+        let directory = AdagradFidelityTests.directory
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("index.json"))) as? [String: Any]
+        let chunked = try #require(index?["chunked"] as? [[String: Any]])
+        let entry = try #require(chunked.first { $0["dtype"] as? String == dtypeName })
+        let count = try #require(entry["numel"] as? Int)
+        let file = try #require(entry["file"] as? String)
+        guard ProcessInfo.processInfo.activeProcessorCount == (index?["torch_threads"] as? Int) else {
+            Issue.record("the golden was made with torch on \(index?["torch_threads"] ?? "?") threads; this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores, so torch's chunks differ")
+            return
+        }
+        let dtype = try #require(DType(rawValue: dtypeName))
+        // Same formula as chunked_inputs() in the script; every value is exact in float32.
+        let paramValues = (0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 64 }
+        let gradValues = (0..<count).map { Float(($0 * 104729) % 1999 - 999) / 128 }
+        func tensor(_ floats: [Float]) throws -> Tensor {
+            dtype == .float16 ? try Tensor(floats.map { Float16($0) }) : try Tensor(floats.map { BFloat16($0) })
+        }
+        let param = try tensor(paramValues), grad = try tensor(gradValues), sum = try Tensor(zeros: dtype, shape: [count])
+        let hyper = AdagradHyperparameters(lr: 0.01, weightDecay: 0.1)
+        try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 1, hyper: hyper, implementation: .singleTensor)
+        let expected = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
+        try #require(expected.count == 4 * count)
+        #expect(try param.contiguousBytes() == Array(expected[0..<(2 * count)]))
+        #expect(try sum.contiguousBytes() == Array(expected[(2 * count)...]))
+    }
+}
