@@ -133,6 +133,17 @@ def write_chunked(out_dir, index):
                                  "lr": 0.01, "weight_decay": 0.1, "implementation": "singleTensor"})
 
 
+def cpu_vendor():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "Tests", "Fixtures", "adagrad")
     os.makedirs(out_dir, exist_ok=True)
@@ -140,6 +151,8 @@ def main():
         "torch_version": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
+        # MKL's square root and ATen's vector length depend on the CPU; see AdagradFidelityTests.
+        "cpu_vendor": cpu_vendor(),
         "numel": NUMEL,
         "steps": STEPS,
         "snapshot_every": SNAPSHOT_EVERY,
