@@ -171,6 +171,18 @@ struct SafetensorsRoundTripTests {
         #expect(imaginary == 2)
     }
 
+    /// A key named like safetensors' reserved `__metadata__` is stored under another name.
+    @Test func reservedKeyNameRoundTrips() throws {
+        let path = temporaryPath()
+        let tree = StateValue.dict(["__metadata__": .tensor(try patternTensor(.float32, shape: [2])), "b": .int(1)])
+        try Safetensors.write(tree, to: path, sync: false)
+        #expect(try headerOf(path).entries.map(\.name) == ["__metadata__#2"])
+        #expect(try Safetensors.read(path: path) == tree)
+        let flat = StateValue.dict(["__metadata__": .tensor(try patternTensor(.float32, shape: [2]))])
+        try Safetensors.write(flat, to: path, sync: false)
+        #expect(try Safetensors.read(path: path) == flat)
+    }
+
     @Test func nonTensorRootRoundTrips() throws {
         for tree in [StateValue.list([.int(1), .tensor(try patternTensor(.int8, shape: [3]))]), .tensor(try patternTensor(.float32, shape: [2])), .none] {
             let path = temporaryPath()

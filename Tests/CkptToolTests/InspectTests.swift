@@ -165,9 +165,11 @@ struct InspectTests {
         let inspect = try Tool.run(["inspect", path.path])
         #expect(inspect.status == 0, "\(inspect.stderr)")
         #expect(inspect.stdout.contains("w: Tensor uint8 [4096] 4.0 KiB"))
-        let convert = try Tool.run(["convert", path.path, directory.appendingPathComponent("out.safetensors").path])
+        let output = directory.appendingPathComponent("out.safetensors").path
+        let convert = try Tool.run(["convert", path.path, output])
         #expect(convert.status == 1)
         #expect(convert.stderr.contains("[checksumMismatch]"), "\(convert.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output), "a failed convert left an output file")
     }
 
     /// A 4 GiB sparse safetensors file inspects in well under a second: only the header is read.

@@ -21,8 +21,8 @@ extension Safetensors {
             var tensors: [NamedTensor] = []
             var isPlain = true
             for (key, item) in dict.items {
-                guard case .string(let name) = key, case .tensor(let tensor) = item, !tensor.requiresGrad,
-                      !tensor.isParameter, tensor.dtype.safetensorsName != nil
+                guard case .string(let name) = key, name != metadataKey, case .tensor(let tensor) = item,
+                      !tensor.requiresGrad, !tensor.isParameter, tensor.dtype.safetensorsName != nil
                 else { isPlain = false; break }
                 tensors.append(NamedTensor(name: name, tensor: tensor))
             }
@@ -67,10 +67,11 @@ extension Safetensors {
 private let maximumTreeDepth = (OrderedJSON.maximumDepth - 4) / 3
 
 /// Encodes a tree node by node. Tensors are named by their key path joined with `/`; a name
-/// already taken (a key containing `/`, or `0` next to `"0"`) gets a `#2`, `#3`, ... suffix.
+/// already taken (a key containing `/`, or `0` next to `"0"`), or safetensors' reserved
+/// `__metadata__`, gets a `#2`, `#3`, ... suffix.
 private struct TreeEncoder {
     var tensors: [Safetensors.NamedTensor] = []
-    var names = Set<String>()
+    var names: Set<String> = [Safetensors.metadataKey]
 
     func node(_ type: String, _ fields: [(key: String, value: OrderedJSON)] = []) -> OrderedJSON {
         .object([("type", .string(type))] + fields)

@@ -47,9 +47,6 @@ struct SafetensorsWritePlan {
                     .unsupported, "safetensors has no tag for this dtype", path: named.name,
                     expected: "a dtype safetensors can store", found: "\(named.tensor.dtype)")
             }
-            guard named.name != Safetensors.metadataKey else {
-                throw CheckpointError(.invalidArgument, "tensor name is reserved by safetensors", path: named.name)
-            }
             members.append((named.name, .object([
                 ("dtype", .string(tag)),
                 ("shape", .array(named.tensor.shape.map { .integer($0) })),
