@@ -203,6 +203,9 @@ def errors(gen):
            ("weight_decay", -1.0), ("initial_accumulator_value", -2.0), ("eps", -1e-10), ("eps", -1e16),
            ("lr", -123456789.0), ("lr", -1.5e-7)]
     scns = [{"name": f"invalid_{k}_{v!r}", "params": [p(gen)], "kwargs": {k: v}} for k, v in bad]
+    # torch validates options before it looks at the parameters.
+    scns.append({"name": "empty_parameter_list", "params": []})
+    scns.append({"name": "empty_parameter_list_and_invalid_lr", "params": [], "kwargs": {"lr": -1.0}})
     scns.append({"name": "tensor_lr_two_elements", "params": [p(gen)],
                  "kwargs": {"lr_tensor": enc_tensor(torch.tensor([0.1, 0.2]))}})
     scns.append({"name": "tensor_lr_negative", "params": [p(gen)], "kwargs": {"lr_tensor": enc_tensor(torch.tensor(-1.0))}})

@@ -35,9 +35,8 @@ public final class Adagrad: Optimizer {
         initialAccumulatorValue: Double? = nil, eps: Double = 1e-10, foreach: Bool? = nil, maximize: Bool = false,
         differentiable: Bool = false, fused: Bool? = nil
     ) throws {
-        guard !params.isEmpty else { throw OptimizerError(.invalidValue, "optimizer got an empty parameter list") }
         try self.init(
-            groups: [ParamGroup(params: params)], learningRate: .float(lr), lrDecay: lrDecay, weightDecay: weightDecay,
+            groups: params.isEmpty ? [] : [ParamGroup(params: params)], learningRate: .float(lr), lrDecay: lrDecay, weightDecay: weightDecay,
             initialAccumulatorValue: initialAccumulatorValue, eps: eps, foreach: foreach, maximize: maximize,
             differentiable: differentiable, fused: fused)
     }
@@ -52,9 +51,8 @@ public final class Adagrad: Optimizer {
         initialAccumulatorValue: Double? = nil, eps: Double = 1e-10, foreach: Bool? = nil, maximize: Bool = false,
         differentiable: Bool = false, fused: Bool? = nil
     ) throws {
-        guard !params.isEmpty else { throw OptimizerError(.invalidValue, "optimizer got an empty parameter list") }
         try self.init(
-            groups: [ParamGroup(params: params)], learningRate: .tensor(lr), lrDecay: lrDecay, weightDecay: weightDecay,
+            groups: params.isEmpty ? [] : [ParamGroup(params: params)], learningRate: .tensor(lr), lrDecay: lrDecay, weightDecay: weightDecay,
             initialAccumulatorValue: initialAccumulatorValue, eps: eps, foreach: foreach, maximize: maximize,
             differentiable: differentiable, fused: fused)
     }

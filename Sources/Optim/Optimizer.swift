@@ -79,10 +79,7 @@ open class Optimizer {
     /// - Throws: ``OptimizerError`` "optimizer got an empty parameter list" for no parameters, or
     ///   whatever ``addParamGroup(_:)`` throws.
     public convenience init(_ params: [Parameter], defaults: OrderedDictionary<String, OptionDefault>) throws {
-        guard !params.isEmpty else {
-            throw OptimizerError(.invalidValue, "optimizer got an empty parameter list")
-        }
-        try self.init(groups: [ParamGroup(params: params)], defaults: defaults)
+        try self.init(groups: params.isEmpty ? [] : [ParamGroup(params: params)], defaults: defaults)
     }
 
     /// Adds a parameter group with torch's checks, in torch's order, and gives its parameters

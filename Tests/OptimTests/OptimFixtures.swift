@@ -267,7 +267,13 @@ struct ScenarioRun {
             groups = [ParamGroup(params: params)]
         }
         let optimizer: Adagrad
-        if let lrTensor = kwargs["lr_tensor"] {
+        if scenario["groups"] as? [[String: Any]] == nil, kwargs["lr_tensor"] == nil {
+            optimizer = try Adagrad(
+                params, lr: number("lr") ?? 1e-2, lrDecay: number("lr_decay"), weightDecay: number("weight_decay"),
+                initialAccumulatorValue: number("initial_accumulator_value"), eps: number("eps") ?? 1e-10,
+                foreach: flag("foreach"), maximize: flag("maximize") ?? false,
+                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+        } else if let lrTensor = kwargs["lr_tensor"] {
             optimizer = try Adagrad(
                 groups[0].params, lr: OptimFixtures.tensor(lrTensor), lrDecay: number("lr_decay"),
                 weightDecay: number("weight_decay"), initialAccumulatorValue: number("initial_accumulator_value"),
