@@ -92,6 +92,8 @@ open class Optimizer {
     ///   warning to ``warnings``, as in torch.
     open func addParamGroup(_ group: ParamGroup) throws {
         var group = group
+        // `params` is the parameter list itself, never an option (it would be packed twice).
+        group.options["params"] = nil
         let names = group.params.compactMap(\.name)
         if !names.isEmpty {
             guard names.count == group.params.count else {
