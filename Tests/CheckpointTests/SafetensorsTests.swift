@@ -271,6 +271,38 @@ struct SafetensorsFixtureTests {
         }
     }
 
+    /// Random byte changes in the length prefix and header (a fixed-seed generator, so failures
+    /// reproduce) either still read or throw a CheckpointError; nothing else may happen.
+    @Test(arguments: ["all_dtypes", "edge_shapes"])
+    func randomHeaderCorruptionsNeverCrash(name: String) throws {
+        let original = try Array(Data(contentsOf: fixtures.appendingPathComponent("\(name).safetensors")))
+        let headerEnd = 8 + Int(original[0]) + Int(original[1]) << 8
+        let path = temporaryPath()
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        let interesting: [UInt8] = Array("{}[]\",:0123456789-e.\\ ".utf8) + [0x00, 0x7F, 0x80, 0xFF]
+        var refused = 0
+        for _ in 0..<1500 {
+            var bytes = original
+            for _ in 0..<(1 + next(3)) {
+                let position = next(headerEnd)
+                bytes[position] = next(2) == 0 ? interesting[next(interesting.count)] : UInt8(next(256))
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try Safetensors.read(path: path)
+            } catch is CheckpointError {
+                refused += 1
+            } catch {
+                Issue.record("non-CheckpointError \(error)")
+            }
+        }
+        #expect(refused > 0)
+    }
+
     @Test func treeFileTruncatedAtEveryByteIsAnError() throws {
         let path = temporaryPath()
         try Safetensors.write(.dict(["s": .dict(StateDict([1: .list([.tensor(try patternTensor(.float32, shape: [3]))]), 2: .float(0.5)]))]), to: path, sync: false)
