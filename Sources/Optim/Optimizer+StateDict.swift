@@ -122,7 +122,8 @@ extension Optimizer {
                 guard case .string(let name) = key else {
                     throw OptimizerError(.malformedStateDict, "a parameter group key must be a string, found \(key)", path: "param_groups")
                 }
-                options[name] = value
+                // torch deep-copies the saved groups: a tensor `lr` must not stay tied to the caller's dict.
+                options[name] = try Optimizer.deepCopy(value)
             }
             if options["param_names"] == nil, let names = current.options["param_names"] {
                 options["param_names"] = names
@@ -141,6 +142,20 @@ extension Optimizer {
         stateEntries = newState
 
         for hook in Array(loadStateDictPostHooks.hooks.values) { try hook(self) }
+    }
+
+    /// A copy of a tree whose tensors own their bytes (Python's `deepcopy`).
+    static func deepCopy(_ value: StateValue) throws -> StateValue {
+        switch value {
+        case .tensor(let tensor): return .tensor(try tensor.contiguousCopy())
+        case .dict(var dict):
+            for (key, child) in dict.items { dict.items[key] = try deepCopy(child) }
+            return .dict(dict)
+        case .list(let items): return .list(try items.map(deepCopy))
+        case .tuple(let items): return .tuple(try items.map(deepCopy))
+        case .set(let items): return .set(try items.map(deepCopy))
+        default: return value
+        }
     }
 
     /// True when the saved group holding `id` is fused or capturable: then torch casts `step`

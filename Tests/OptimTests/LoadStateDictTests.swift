@@ -90,3 +90,18 @@ import Testing
         #expect(try run(strided: true) == run(strided: false))
     }
 }
+
+@Suite struct LoadedOptionTests {
+    /// torch deep-copies the loaded param_groups: changing the caller's tensor `lr` afterwards
+    /// must not change the optimizer's.
+    @Test func loadedTensorLearningRateIsACopy() throws {
+        let source = try Adagrad([floatParameter([1])], lr: Tensor([Float(0.5)], shape: []))
+        let stateDict = source.stateDict()
+        let target = try Adagrad([floatParameter([2])])
+        try target.loadStateDict(stateDict)
+        guard case .tensor(let given)? = stateDict["param_groups"]?[0]?["lr"],
+              case .tensor(let loaded)? = target.paramGroups[0]["lr"] else { Issue.record("lr is not a tensor"); return }
+        try given.storage.withUnsafeMutableBytes { $0.storeBytes(of: Float(9), as: Float.self) }
+        #expect(try loaded.singleValue() == 0.5)
+    }
+}
