@@ -21,7 +21,9 @@ demo:
 interop:
 	@if [ ! -x "$(TORCH_PY)" ]; then echo "interop: no torch venv at $(TORCH_VENV) (set CKPT_TORCH_VENV); NOT RUN"; exit 1; fi
 	$(SWIFT) build --product ckpt-tool
+	$(SWIFT) build --product optim-resume
 	bash scripts/interop.sh "$(TORCH_PY)" "$$($(SWIFT) build --show-bin-path)/ckpt-tool"
+	"$(TORCH_PY)" scripts/interop_optim.py "$$($(SWIFT) build --show-bin-path)/optim-resume"
 
 bench:
 	$(SWIFT) build -c release --product ckpt-bench
