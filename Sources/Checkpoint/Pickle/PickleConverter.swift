@@ -116,11 +116,11 @@ struct PickleConverter {
             let top = frames.count - 1
             if let child = frames[top].nextChild() {
                 if let leaf = try convertLeaf(child, frames: frames) {
-                    try accept(leaf, into: &frames[top], path: frames)
+                    try accept(leaf, into: &frames)
                 } else if case .node(let index) = child {
                     if let cached = done[index] {
                         try checkDepth(frames[top].depth + cached.height, frames: frames)
-                        try accept(cached, into: &frames[top], path: frames)
+                        try accept(cached, into: &frames)
                     } else {
                         try enter(index, frames: &frames)
                     }
@@ -137,7 +137,7 @@ struct PickleConverter {
             }
             done[frame.index] = converted
             guard !frames.isEmpty else { return converted.value }
-            try accept(converted, into: &frames[frames.count - 1], path: frames)
+            try accept(converted, into: &frames)
         }
         return .none
     }
@@ -160,6 +160,11 @@ struct PickleConverter {
     /// A value that is not a container, or nil for a container.
     private func convertLeaf(_ object: PickleObject, frames: [Frame]) throws -> Converted? {
         switch object {
+        case .none: return Converted(value: .none, count: 1, height: 0)
+        case .bool(let flag): return Converted(value: .bool(flag), count: 1, height: 0)
+        case .int(let number): return Converted(value: .int(number), count: 1, height: 0)
+        case .float(let number): return Converted(value: .float(number), count: 1, height: 0)
+        case .string(let text): return Converted(value: .string(text), count: 1, height: 0)
         case .value(let value):
             return Converted(value: value, count: 1, height: 0)
         case .global(.dtype(let dtype)):
@@ -173,8 +178,11 @@ struct PickleConverter {
         }
     }
 
-    private func accept(_ child: Converted, into frame: inout Frame, path frames: [Frame]) throws {
-        if frame.node.kind == .set {
+    /// Hands a converted child to the innermost open container. The frames are mutated in place
+    /// (not through a copy, which would copy the container's items for every child).
+    private func accept(_ child: Converted, into frames: inout [Frame]) throws {
+        let top = frames.count - 1
+        if frames[top].node.kind == .set {
             // Python would have refused to put a mutable container in a set.
             switch child.value {
             case .list, .dict, .set, .bytearray:
@@ -183,7 +191,7 @@ struct PickleConverter {
                 break
             }
         }
-        frame.accept(child)
+        frames[top].accept(child)
     }
 
     private func checkDepth(_ depth: Int, frames: [Frame]) throws {

@@ -101,21 +101,21 @@ extension PickleMachine {
     }
 
     private func integer(_ object: PickleObject, role: String) throws -> Int {
-        guard case .value(.int(let value)) = object else {
+        guard case .int(let value) = object else {
             throw failure(.malformedPickle, "\(role) must be an int", found: describe(object))
         }
         return Int(value)
     }
 
     private func boolean(_ object: PickleObject, role: String) throws -> Bool {
-        guard case .value(.bool(let value)) = object else {
+        guard case .bool(let value) = object else {
             throw failure(.malformedPickle, "\(role) must be a bool", found: describe(object))
         }
         return value
     }
 
     private func string(_ object: PickleObject, role: String) throws -> String {
-        guard case .value(.string(let value)) = object else {
+        guard case .string(let value) = object else {
             throw failure(.malformedPickle, "\(role) must be a str", found: describe(object))
         }
         return value
@@ -134,9 +134,9 @@ extension PickleMachine {
         guard arguments.count <= 2 else { throw argumentCount(.builtinComplex, expected: "at most 2", found: arguments.count) }
         let parts = try arguments.map { argument -> Double in
             switch argument {
-            case .value(.float(let value)): return value
-            case .value(.int(let value)): return Double(value)
-            case .value(.bool(let value)): return value ? 1 : 0
+            case .float(let value): return value
+            case .int(let value): return Double(value)
+            case .bool(let value): return value ? 1 : 0
             default: throw failure(.malformedPickle, "complex() parts must be numbers", found: describe(argument))
             }
         }
@@ -200,7 +200,7 @@ extension PickleMachine {
         }
         let type = try string(arguments[0], role: "torch.device's type")
         guard !type.isEmpty else { throw failure(.malformedPickle, "empty device type") }
-        if arguments.count == 2, case .value(.none) = arguments[1] { return type }
+        if arguments.count == 2, case .none = arguments[1] { return type }
         guard arguments.count == 2 else { return type }
         let index = try integer(arguments[1], role: "torch.device's index")
         guard index >= 0, !type.contains(":") else {
@@ -280,7 +280,7 @@ extension PickleMachine {
     }
 
     private func checkHooks(_ hooks: PickleObject) throws {
-        if case .value(.none) = hooks { return }
+        if case .none = hooks { return }
         guard let dict = node(hooks), case .dict = dict.kind else {
             throw failure(.malformedPickle, "backward_hooks must be an OrderedDict", found: typeName(hooks))
         }
@@ -291,12 +291,12 @@ extension PickleMachine {
 
     /// The conj/neg bits torch saves in a tensor's metadata; a set bit cannot be represented.
     private func checkMetadata(_ metadata: PickleObject) throws {
-        if case .value(.none) = metadata { return }
+        if case .none = metadata { return }
         guard let dict = node(metadata), case .dict = dict.kind, dict.invalidKeyType == nil else {
             throw failure(.malformedPickle, "tensor metadata must be a dict", found: typeName(metadata))
         }
         for (key, value) in dict.items {
-            guard case .value(.bool(false)) = value else {
+            guard case .bool(false) = value else {
                 throw failure(.unsupported, "tensor metadata '\(key)' (a conjugate or negative view) is not supported")
             }
         }
@@ -305,7 +305,7 @@ extension PickleMachine {
     /// Python attributes on a tensor (`__dict__`, slots) cannot be represented; only empty state is.
     private func checkNoState(_ state: PickleObject, of owner: String) throws {
         func isEmpty(_ object: PickleObject) -> Bool {
-            if case .value(.none) = object { return true }
+            if case .none = object { return true }
             if let dict = node(object), case .dict = dict.kind { return dict.items.isEmpty && dict.invalidKeyType == nil }
             return false
         }

@@ -6,7 +6,14 @@ import OrderedCollections
 /// nested, so that memo aliasing works (an `APPEND` after a `BINPUT` is seen through every
 /// reference) and so that no deeply nested Swift value exists before the depth check.
 enum PickleObject {
-    /// A finished value with no containers inside (scalar, string, bytes, tensor, Size, ...).
+    // Scalars get their own cases: wrapping them in StateValue (an indirect enum) would
+    // allocate for every int and string the pickle pushes.
+    case none
+    case bool(Bool)
+    case int(Int64)
+    case float(Double)
+    case string(String)
+    /// Any other finished value with no containers inside (bytes, tensor, Size, device, ...).
     case value(StateValue)
     case node(Int)
     case global(PickleGlobal)
@@ -65,7 +72,10 @@ struct PickleMachine {
     private var opcode: PickleOpcode = .proto
     private var stack: [PickleObject] = []
     private var metastack: [[PickleObject]] = []
-    private var memo: [Int: PickleObject] = [:]
+    /// The memo: indices 0, 1, 2, ... (what picklers write) in an array, any other index in a
+    /// dictionary, so a hostile LONG_BINPUT 4294967295 allocates nothing.
+    private var memoDense: [PickleObject] = []
+    private var memoSparse: [Int: PickleObject] = [:]
     private var storages: [String: Storage] = [:]
 
     init(bytes: UnsafeRawBufferPointer, file: String?, resolveStorage: @escaping (StorageReference) throws -> Storage) {
@@ -195,6 +205,11 @@ struct PickleMachine {
     /// The Python type name of a stack value, for messages.
     func typeName(_ object: PickleObject) -> String {
         switch object {
+        case .none: return "NoneType"
+        case .bool: return "bool"
+        case .int: return "int"
+        case .float: return "float"
+        case .string: return "str"
         case .value(let value): return value.pythonTypeName
         case .node(let index): return nodes[index].pythonTypeName
         case .global(let global): return global.qualifiedName
@@ -241,56 +256,56 @@ struct PickleMachine {
             break
 
         // Scalars.
-        case .none: push(.value(.none))
-        case .newTrue: push(.value(.bool(true)))
-        case .newFalse: push(.value(.bool(false)))
-        case .binInt: push(.value(.int(Int64(Int32(truncatingIfNeeded: try readUInt(4))))))
-        case .binInt1: push(.value(.int(Int64(try readByte()))))
-        case .binInt2: push(.value(.int(Int64(try readUInt(2)))))
+        case .none: push(.none)
+        case .newTrue: push(.bool(true))
+        case .newFalse: push(.bool(false))
+        case .binInt: push(.int(Int64(Int32(truncatingIfNeeded: try readUInt(4)))))
+        case .binInt1: push(.int(Int64(try readByte())))
+        case .binInt2: push(.int(Int64(try readUInt(2))))
         case .long1:
             let count = try readLength(1)
-            push(.value(.int(try decodeLong(try read(count)))))
+            push(.int(try decodeLong(try read(count))))
         case .long4:
             let count = Int32(truncatingIfNeeded: try readUInt(4))
             guard count >= 0 else { throw failure(.malformedPickle, "negative byte count", found: "\(count)") }
             guard Int(count) <= bytes.count - position else {
                 throw failure(.truncated, "length field runs past the end of the pickle", found: "\(count)")
             }
-            push(.value(.int(try decodeLong(try read(Int(count))))))
+            push(.int(try decodeLong(try read(Int(count)))))
         case .int:
             let line = try readLine()
             switch line {
-            case "00": push(.value(.bool(false)))
-            case "01": push(.value(.bool(true)))
-            default: push(.value(.int(try parseDecimal(line))))
+            case "00": push(.bool(false))
+            case "01": push(.bool(true))
+            default: push(.int(try parseDecimal(line)))
             }
         case .long:
             let line = try readLine()
-            push(.value(.int(try parseDecimal(line.hasSuffix("L") ? String(line.dropLast()) : line))))
+            push(.int(try parseDecimal(line.hasSuffix("L") ? String(line.dropLast()) : line)))
         case .binFloat:
             // BINFLOAT is big-endian; readUInt composes little-endian.
-            push(.value(.float(Double(bitPattern: try readUInt(8).byteSwapped))))
+            push(.float(Double(bitPattern: try readUInt(8).byteSwapped)))
         case .float:
             let line = try readLine()
             guard let value = Double(line) else {
                 throw failure(.malformedPickle, "not a float", found: line)
             }
-            push(.value(.float(value)))
+            push(.float(value))
 
         // Strings and bytes.
-        case .binUnicode: push(.value(.string(try decodeUTF8(try read(try readLength(4))))))
-        case .shortBinUnicode: push(.value(.string(try decodeUTF8(try read(try readLength(1))))))
-        case .binUnicode8: push(.value(.string(try decodeUTF8(try read(try readLength(8))))))
+        case .binUnicode: push(.string(try decodeUTF8(try read(try readLength(4)))))
+        case .shortBinUnicode: push(.string(try decodeUTF8(try read(try readLength(1)))))
+        case .binUnicode8: push(.string(try decodeUTF8(try read(try readLength(8)))))
         case .shortBinString:
             // Python 2 str; torch.load decodes these as UTF-8.
-            push(.value(.string(try decodeUTF8(try read(try readLength(1))))))
+            push(.string(try decodeUTF8(try read(try readLength(1)))))
         case .binString:
             let count = Int32(truncatingIfNeeded: try readUInt(4))
             guard count >= 0 else { throw failure(.malformedPickle, "negative string length", found: "\(count)") }
             guard Int(count) <= bytes.count - position else {
                 throw failure(.truncated, "length field runs past the end of the pickle", found: "\(count)")
             }
-            push(.value(.string(try decodeUTF8(try read(Int(count))))))
+            push(.string(try decodeUTF8(try read(Int(count)))))
         case .shortBinBytes: push(.value(.bytes(Array(try read(try readLength(1))))))
         case .binBytes: push(.value(.bytes(Array(try read(try readLength(4))))))
         case .binBytes8: push(.value(.bytes(Array(try read(try readLength(8))))))
@@ -352,7 +367,7 @@ struct PickleMachine {
         case .binPut: try put(Int(try readByte()))
         case .longBinPut: try put(Int(try readUInt(4)))
         case .put: try put(Int(try parseDecimal(try readLine())))
-        case .memoize: try put(memo.count)
+        case .memoize: try put(memoDense.count + memoSparse.count)
         case .binGet: try get(Int(try readByte()))
         case .longBinGet: try get(Int(try readUInt(4)))
         case .get: try get(Int(try parseDecimal(try readLine())))
@@ -365,7 +380,7 @@ struct PickleMachine {
         case .stackGlobal:
             let name = try pop()
             let module = try pop()
-            guard case .value(.string(let moduleName)) = module, case .value(.string(let globalName)) = name else {
+            guard case .string(let moduleName) = module, case .string(let globalName) = name else {
                 throw failure(
                     .malformedPickle, "STACK_GLOBAL needs two strings", expected: "str, str",
                     found: "\(typeName(module)), \(typeName(name))")
@@ -436,8 +451,8 @@ struct PickleMachine {
         var index = 0
         while index < items.count {
             switch items[index] {
-            case .value(.string(let key)): dict.items[.string(key)] = items[index + 1]
-            case .value(.int(let key)): dict.items[.int(key)] = items[index + 1]
+            case .string(let key): dict.items[.string(key)] = items[index + 1]
+            case .int(let key): dict.items[.int(key)] = items[index + 1]
             default: if dict.invalidKeyType == nil { dict.invalidKeyType = typeName(items[index]) }
             }
             index += 2
@@ -446,11 +461,19 @@ struct PickleMachine {
 
     private mutating func put(_ index: Int) throws {
         guard index >= 0 else { throw failure(.malformedPickle, "negative memo index", found: "\(index)") }
-        memo[index] = try top()
+        let value = try top()
+        if index < memoDense.count {
+            memoDense[index] = value
+        } else if index == memoDense.count {
+            memoSparse[index] = nil
+            memoDense.append(value)
+        } else {
+            memoSparse[index] = value
+        }
     }
 
     private mutating func get(_ index: Int) throws {
-        guard let value = memo[index] else {
+        guard let value = index >= 0 && index < memoDense.count ? memoDense[index] : memoSparse[index] else {
             throw failure(.malformedPickle, "bad memo index", expected: "an index stored by PUT", found: "\(index)")
         }
         push(value)
@@ -497,14 +520,14 @@ struct PickleMachine {
     // MARK: Persistent ids
 
     private mutating func persistentLoad(_ pid: PickleObject) throws -> PickleObject {
-        if case .value(.int) = pid {
+        if case .int = pid {
             throw failure(.unsupported, "integer persistent ids (the pre-zip legacy format) are not supported")
         }
         guard let tuple = node(pid), tuple.kind == .tuple else {
             throw failure(.malformedPickle, "persistent id must be a tuple", found: typeName(pid))
         }
         let fields = tuple.elements
-        guard let first = fields.first, case .value(.string("storage")) = asciiString(first) else {
+        guard let first = fields.first, case .string("storage") = asciiString(first) else {
             throw failure(.malformedPickle, "persistent id must start with 'storage'", found: fields.first.map(typeName) ?? "()")
         }
         guard fields.count == 5 else {
@@ -517,14 +540,14 @@ struct PickleMachine {
         }
         let key: String
         switch asciiString(fields[2]) {
-        case .value(.string(let text)): key = text
-        case .value(.int(let number)): key = String(number)
+        case .string(let text): key = text
+        case .int(let number): key = String(number)
         default: throw failure(.malformedPickle, "storage key must be a str", found: typeName(fields[2]))
         }
-        guard case .value(.string(let location)) = asciiString(fields[3]) else {
+        guard case .string(let location) = asciiString(fields[3]) else {
             throw failure(.malformedPickle, "storage location must be a str", found: typeName(fields[3]))
         }
-        guard case .value(.int(let numel)) = fields[4], numel >= 0 else {
+        guard case .int(let numel) = fields[4], numel >= 0 else {
             throw failure(.malformedPickle, "storage numel must be a non-negative int", found: describe(fields[4]))
         }
         let itemSize = dtype?.itemSize ?? 1
@@ -545,7 +568,7 @@ struct PickleMachine {
     /// Python 2 pickles may hold persistent-id fields as bytes; torch decodes them as ASCII.
     private func asciiString(_ object: PickleObject) -> PickleObject {
         if case .value(.bytes(let raw)) = object, raw.allSatisfy({ $0 < 0x80 }) {
-            return .value(.string(String(decoding: raw, as: UTF8.self)))
+            return .string(String(decoding: raw, as: UTF8.self))
         }
         return object
     }
@@ -553,9 +576,9 @@ struct PickleMachine {
     /// A short description of a stack value: its value for scalars, else its type.
     func describe(_ object: PickleObject) -> String {
         switch object {
-        case .value(.int(let value)): return String(value)
-        case .value(.bool(let value)): return value ? "True" : "False"
-        case .value(.string(let value)): return "'\(value.prefix(60))'"
+        case .int(let value): return String(value)
+        case .bool(let value): return value ? "True" : "False"
+        case .string(let value): return "'\(value.prefix(60))'"
         default: return typeName(object)
         }
     }
