@@ -51,8 +51,11 @@ public enum Unpickler {
     ///   the allow-list; `.malformedPickle` (with the byte offset and opcode) for input that breaks
     ///   the pickle machine's rules; `.truncated` when it ends early; `.unsupported` for valid
     ///   pickles this library cannot represent (an int wider than 64 bits, a dict key that is not
-    ///   str or int, a frozenset); `.outOfBounds` for a tensor view past its storage; whatever
-    ///   `storage` throws.
+    ///   str or int, a frozenset, a tensor with Python attributes); `.unknownDType` for a torch
+    ///   dtype or storage class with no ``DType``; `.outOfBounds` for a tensor view past its
+    ///   storage, a size that overflows, or a tree past ``maximumNestingDepth`` or
+    ///   ``maximumValueCount``; whatever `storage` throws. Errors found while reading name the
+    ///   byte offset and opcode; errors found in the finished tree name its key path.
     public static func load(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
