@@ -10,7 +10,8 @@ struct Convert: ParsableCommand {
             The input format is detected from its contents; the output format comes from --format or else \
             from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically. \
             safetensors cannot share storage, so tied tensors become copies there; trees that are not a \
-            flat dict of tensors keep their structure in the file's __metadata__.
+            flat dict of tensors keep their structure in the file's __metadata__. From safetensors to \
+            safetensors, the input's __metadata__ string pairs are kept.
             """
     )
 
@@ -48,7 +49,12 @@ struct Convert: ParsableCommand {
     func run() throws {
         guard let outputFormat else { throw ValidationError("no output format") }
         let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
-        try Checkpoint.save(tree, to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(path: input), !metadata.isEmpty {
+            // safetensors to safetensors: keep the caller's __metadata__ pairs (Hugging Face's {"format": "pt"}).
+            try Safetensors.write(tree, to: output, sync: !noSync, metadata: metadata)
+        } else {
+            try Checkpoint.save(tree, to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+        }
         let summary = TreeSummary(tree)
         let style = outputOptions.style
         Terminal.standardOutput.write(

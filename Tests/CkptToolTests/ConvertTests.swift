@@ -42,6 +42,22 @@ struct ConvertTests {
         #expect(try Safetensors.read(path: output) == Safetensors.read(path: fixture("safetensors/edge_shapes.safetensors")))
     }
 
+    @Test func safetensorsMetadataIsKeptBetweenSafetensorsFiles() throws {
+        let directory = Tool.temporaryDirectory()
+        let input = fixture("safetensors/all_dtypes.safetensors")
+        let direct = directory.appendingPathComponent("direct.safetensors").path
+        #expect(try Tool.run(["convert", input, direct]).status == 0)
+        #expect(try Safetensors.metadata(path: direct) == Safetensors.metadata(path: input))
+        #expect(try Safetensors.metadata(path: direct)["format"] == "pt")
+        #expect(try Safetensors.read(path: direct) == Safetensors.read(path: input))
+
+        let viaCkpt = directory.appendingPathComponent("via.ckpt").path
+        let back = directory.appendingPathComponent("back.safetensors").path
+        #expect(try Tool.run(["convert", input, viaCkpt]).status == 0)
+        #expect(try Tool.run(["convert", viaCkpt, back]).status == 0)
+        #expect(try Safetensors.metadata(path: back).isEmpty)
+    }
+
     @Test(arguments: ["out.foo", "out"])
     func unknownExtensionWithoutFormatIsAUsageError(name: String) throws {
         let output = Tool.temporaryDirectory().appendingPathComponent(name).path
