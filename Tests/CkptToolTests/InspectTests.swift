@@ -179,7 +179,7 @@ struct InspectTests {
         var header = Array("{\"big\":{\"dtype\":\"F32\",\"shape\":[\(size / 4)],\"data_offsets\":[0,\(size)]}}".utf8)
         header += Array(repeating: UInt8(ascii: " "), count: (8 - header.count % 8) % 8)
         var length = UInt64(header.count).littleEndian
-        FileManager.default.createFile(atPath: path, contents: Data(bytes: &length, count: 8) + Data(header))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes: &length, count: 8) + Data(header)))
         let handle = try #require(FileHandle(forWritingAtPath: path))
         try handle.truncate(atOffset: UInt64(8 + header.count + size))
         try handle.close()
