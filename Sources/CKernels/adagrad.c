@@ -59,43 +59,77 @@ static int torch_sqrt_kind_f64(void) {
 CKPT_INLINE uint64_t bits_f64(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
 CKPT_INLINE double f64_bits(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
 
-#if defined(__x86_64__)
-CKPT_INLINE float rsqrtps_f32(float x) { return _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(x))); }
-#endif
+// Each square root is split into MKL's estimate (rsqrtps, done four at a time for a whole block,
+// since the compiler cannot vectorize the intrinsic) and its refinement (plain arithmetic that
+// vectorizes).
+#define CKPT_SQRT_BLOCK 64
 
-CKPT_INLINE float mkl_sqrt_f32(float x) {
+CKPT_INLINE int mkl_special_f32(float x) { return (int32_t)(bits_f32(x) + 0x7F800000u) > (int32_t)0xFEFFF000u; }
+CKPT_INLINE int mkl_special_f64(double x) {
+    return (int32_t)((uint32_t)(bits_f64(x) >> 32) + 0x7FF00000u) > (int32_t)0xFFBFFFFFu;
+}
+
+// The float whose rsqrtps MKL's vdSqrt takes: x's 23 leading mantissa bits with x's exponent
+// parity, as a value in [1, 4).
+CKPT_INLINE float mkl_reduced_f64(double x) {
+    const uint64_t u = bits_f64(x);
+    const uint64_t odd_exponent_flip = ~u & 0x0010000000000000ull;
+    return f32_bits((uint32_t)(((odd_exponent_flip + 0x07F0000000000000ull) | (u & 0x001FFFFFE0000000ull)) >> 29));
+}
+
+// rsqrtps of `in[0..<count]` (count <= CKPT_SQRT_BLOCK; lanes past count are padded with 1).
+CKPT_INLINE void rsqrtps_block(float *restrict in, float *restrict out, int count) {
 #if defined(__x86_64__)
-    if ((int32_t)(bits_f32(x) + 0x7F800000u) > (int32_t)0xFEFFF000u) return sqrt_f32(x);
-    const float y = rsqrtps_f32(x);
+    for (int k = count; k < ((count + 3) & ~3); k++) in[k] = 1.0f;
+    for (int k = 0; k < count; k += 4) _mm_storeu_ps(out + k, _mm_rsqrt_ps(_mm_loadu_ps(in + k)));
+#else
+    (void)in; (void)out; (void)count;
+#endif
+}
+
+CKPT_INLINE float mkl_refine_f32(float x, float y) {
     const float s = x * y, h = y * 0.5f;
     const float r = 0.5f - s * h;
     const float s1 = s * r + s, h1 = h * r + h;
     const float d = x - s1 * s1;
     return d * h1 + s1;
-#else
-    return sqrt_f32(x);
-#endif
 }
 
-CKPT_INLINE double mkl_sqrt_f64(double x) {
-#if defined(__x86_64__)
+CKPT_INLINE double mkl_refine_f64(double x, float estimate) {
     const uint64_t u = bits_f64(x);
-    if ((int32_t)((uint32_t)(u >> 32) + 0x7FF00000u) > (int32_t)0xFFBFFFFFu) return sqrt_f64(x);
     const uint64_t odd_exponent_flip = ~u & 0x0010000000000000ull;
-    const uint32_t reduced = (uint32_t)(((odd_exponent_flip + 0x07F0000000000000ull) | (u & 0x001FFFFFE0000000ull)) >> 29);
     const double scale = f64_bits(((odd_exponent_flip - (u & 0x7FF0000000000000ull)) + 0xBFD0000000000000ull) >> 1);
-    const double y = (double)rsqrtps_f32(f32_bits(reduced)) * scale;
+    const double y = (double)estimate * scale;
     const double e = fma_f64(-x, y * y, 1.0);
     const double p = fma_f64(fma_f64(fma_f64(0x1.1800032338cbbp-2, e, 0x1.40000b13001d9p-2), e, 0x1.80000000000f6p-2),
                              e, 0x1.ffffffffffe71p-2);
     return fma_f64(x, y, x * (y * (e * p)));
-#else
-    return sqrt_f64(x);
-#endif
 }
 
-CKPT_INLINE float torch_sqrt_f32(float x, int kind) { return kind == SQRT_MKL ? mkl_sqrt_f32(x) : sqrt_f32(x); }
-CKPT_INLINE double torch_sqrt_f64(double x, int kind) { return kind == SQRT_MKL ? mkl_sqrt_f64(x) : sqrt_f64(x); }
+// torch.sqrt of sums[0..<count] into roots, for one block.
+CKPT_INLINE void torch_sqrt_block_f32(const float *restrict sums, float *restrict roots, int count, int kind) {
+    if (kind != SQRT_MKL) {
+        for (int k = 0; k < count; k++) roots[k] = sqrt_f32(sums[k]);
+        return;
+    }
+    float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
+    for (int k = 0; k < count; k++) in[k] = sums[k];
+    rsqrtps_block(in, estimate, count);
+    for (int k = 0; k < count; k++)
+        roots[k] = mkl_special_f32(sums[k]) ? sqrt_f32(sums[k]) : mkl_refine_f32(sums[k], estimate[k]);
+}
+
+CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restrict roots, int count, int kind) {
+    if (kind != SQRT_MKL) {
+        for (int k = 0; k < count; k++) roots[k] = sqrt_f64(sums[k]);
+        return;
+    }
+    float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
+    for (int k = 0; k < count; k++) in[k] = mkl_reduced_f64(sums[k]);
+    rsqrtps_block(in, estimate, count);
+    for (int k = 0; k < count; k++)
+        roots[k] = mkl_special_f64(sums[k]) ? sqrt_f64(sums[k]) : mkl_refine_f64(sums[k], estimate[k]);
+}
 
 // IEEE half <-> float, exact and round-to-nearest-even like c10::Half (the classic FP16-library
 // formulation, branch-free so it vectorizes).
@@ -136,7 +170,7 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
 // One body per floating type. `mclr` is `(T)(-clr)`, the scalar torch hands addcdiv (single tensor)
 // and mul (foreach); `fclr` is `(T)clr` for the fused kernel. The fused kernel's tail loop uses the
 // same casts as its vector loop.
-#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT, SQRT_KIND)                                                      \
+#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT_BLOCK, SQRT_KIND)                                                      \
     CKPT_INLINE void NAME(ckpt_adagrad_path path, T *restrict param, const T *restrict grad,              \
                           T *restrict sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) {   \
         const T wd = (T)o->weight_decay, eps = (T)o->eps;                                                 \
@@ -145,29 +179,30 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
         const int sqrt_kind = path == CKPT_ADAGRAD_FUSED ? SQRT_EXACT : SQRT_KIND();                         \
         switch (path) {                                                                                   \
         case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
-            /* grad.add(param, alpha=wd); sum.addcmul_(g, g); sum.sqrt().add_(eps);                       \
-               param.addcdiv_(g, std, value=-clr) = p + (value * g) / std */                              \
-            for (int64_t i = begin; i < end; i++) {                                                       \
-                T g = maximize ? -grad[i] : grad[i];                                                      \
-                if (has_wd) g = o->complex_weight_decay ? g + param[i] * wd : FMA(param[i], wd, g);       \
-                const T s = FMA(g, g, sum[i]);                                                            \
-                sum[i] = s;                                                                               \
-                const T std = TORCH_SQRT(s, sqrt_kind) + eps;                                             \
-                param[i] = param[i] + (mclr * g) / std;                                                   \
+        case CKPT_ADAGRAD_FOREACH: {                                                                      \
+            /* grad.add(param, alpha=wd); sum.addcmul_(g, g); std = sum.sqrt().add_(eps); then            \
+               single tensor: param.addcdiv_(g, std, value=-clr) = p + (-clr * g) / std                   \
+               foreach: numerator = g * -clr; param.addcdiv_(numerator, std, value=1) (same bits)         \
+               Blocks let torch.sqrt's estimate run vectorized between the two halves. */                 \
+            T g[CKPT_SQRT_BLOCK], sums[CKPT_SQRT_BLOCK], roots[CKPT_SQRT_BLOCK];                          \
+            for (int64_t base = begin; base < end; base += CKPT_SQRT_BLOCK) {                             \
+                const int count = end - base < CKPT_SQRT_BLOCK ? (int)(end - base) : CKPT_SQRT_BLOCK;     \
+                for (int k = 0; k < count; k++) {                                                         \
+                    const int64_t i = base + k;                                                           \
+                    T gi = maximize ? -grad[i] : grad[i];                                                 \
+                    if (has_wd) gi = o->complex_weight_decay ? gi + param[i] * wd : FMA(param[i], wd, gi);\
+                    g[k] = gi;                                                                            \
+                    sums[k] = FMA(gi, gi, sum[i]);                                                        \
+                    sum[i] = sums[k];                                                                     \
+                }                                                                                         \
+                TORCH_SQRT_BLOCK(sums, roots, count, sqrt_kind);                                          \
+                for (int k = 0; k < count; k++) {                                                         \
+                    const int64_t i = base + k;                                                           \
+                    param[i] = param[i] + (mclr * g[k]) / (roots[k] + eps);                               \
+                }                                                                                         \
             }                                                                                             \
             break;                                                                                        \
-        case CKPT_ADAGRAD_FOREACH:                                                                        \
-            /* as above, but numerator = g * -clr, then param.addcdiv_(numerator, std, value=1) */        \
-            for (int64_t i = begin; i < end; i++) {                                                       \
-                T g = maximize ? -grad[i] : grad[i];                                                      \
-                if (has_wd) g = FMA(param[i], wd, g);                                                     \
-                const T s = FMA(g, g, sum[i]);                                                            \
-                sum[i] = s;                                                                               \
-                const T std = TORCH_SQRT(s, sqrt_kind) + eps;                                             \
-                const T numerator = g * mclr;                                                             \
-                param[i] = param[i] + numerator / std;                                                    \
-            }                                                                                             \
-            break;                                                                                        \
+        }                                                                                                 \
         case CKPT_ADAGRAD_FUSED:                                                                          \
             /* FusedAdagradKernel.cpp: g += p * wd; sum += g * g; std = sqrt(sum) + eps;                  \
                p = p - clr * g / std */                                                                   \
@@ -183,8 +218,8 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
         }                                                                                                 \
     }
 
-CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32, torch_sqrt_f32, torch_sqrt_kind_f32)
-CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_f64, torch_sqrt_kind_f64)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32, torch_sqrt_block_f32, torch_sqrt_kind_f32)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_block_f64, torch_sqrt_kind_f64)
 
 // MARK: float16 / bfloat16
 
