@@ -46,9 +46,14 @@ enum TorchArchive {
             try add(".storage_alignment", Array("64".utf8))
             try add("byteorder", Array("little".utf8))
             var records: [Manifest.StorageRecord] = []
+            let checksums = ChecksumPipeline(storages)
+            defer { checksums.cancel() }
             for (index, storage) in storages.enumerated() {
                 let name = "\(prefix)data/\(index)"
-                let written = try storage.withUnsafeBytes { try zip.addEntry(name: name, bytes: $0) }
+                let crc = try checksums.checksum(at: index)
+                let written = try storage.withUnsafeBytes {
+                    try zip.addEntry(name: name, bytes: $0, precomputedCRC32: crc)
+                }
                 records.append(Manifest.StorageRecord(
                     key: String(index), record: name, dtype: dtypes[ObjectIdentifier(storage)] ?? .uint8,
                     byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))

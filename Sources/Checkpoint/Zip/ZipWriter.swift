@@ -62,11 +62,15 @@ public final class ZipWriter {
     ///   - name: The entry name; must be safe (relative, no `..`, no backslash) and unique.
     ///   - bytes: The contents, written straight from this memory.
     ///   - alignment: A power of two up to 32768.
+    ///   - precomputedCRC32: The bytes' CRC-32 if the caller already has it (computed on another
+    ///     core while earlier entries were written); nil computes it here.
     /// - Returns: The CRC-32 of the bytes and the file offset of the data.
     /// - Throws: ``CheckpointError``: `.unsafeName`, `.invalidArgument` (duplicate or too long
     ///   name, bad alignment, writer already finished or failed), `.io` if a write fails.
     @discardableResult
-    public func addEntry(name: String, bytes: UnsafeRawBufferPointer, alignment: Int = 64) throws -> (crc32: UInt32, dataOffset: Int) {
+    public func addEntry(
+        name: String, bytes: UnsafeRawBufferPointer, alignment: Int = 64, precomputedCRC32: UInt32? = nil
+    ) throws -> (crc32: UInt32, dataOffset: Int) {
         try checkOpen(entry: name)
         if let reason = ZipEntryName.unsafeReason(name) {
             throw CheckpointError(.unsafeName, "unsafe entry name: \(reason)", file: path, path: name)
@@ -86,7 +90,7 @@ public final class ZipWriter {
             throw CheckpointError(.invalidArgument, "duplicate entry name", file: path, path: name)
         }
 
-        let crc = CRC32.checksum(bytes)
+        let crc = precomputedCRC32 ?? CRC32.checksum(bytes)
         let size = UInt64(bytes.count)
         let headerOffset = offset
         let wideSizes = forceZip64 || size >= UInt64(ZipFormat.sentinel32)
