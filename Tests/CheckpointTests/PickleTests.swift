@@ -453,11 +453,65 @@ struct UnpicklerHostileTests {
         }
     }
 
+    /// Random opcode soup built from real fragments (globals, storages, tensors, containers) and
+    /// random bytes: every input must load or throw a CheckpointError, never trap.
+    @Test func randomOpcodeSoupLoadsOrFailsCleanly() throws {
+        var random = SplitMix64(seed: 0x5EED_C0DE)
+        let fragments: [[UInt8]] = [
+            Op.mark, Op.tuple, Op.emptyTuple, Op.emptyList, Op.emptyDict, Op.reduce, Op.newFalse, Op.none, Op.hooks,
+            [0x85], [0x86], [0x87], [0x61], [0x65], [0x73], [0x75], [0x62], [0x51], [0x81], [0x8F], [0x90], [0x94],
+            [0x30], [0x31], [0x32], [0x71, 0], [0x71, 1], [0x68, 0], [0x68, 1], [0x93],
+            Op.int(0), Op.int(3), Op.int(-1), Op.string("storage"), Op.string("0"), Op.string("cpu"),
+            Op.global("collections", "OrderedDict"), Op.global("torch._utils", "_rebuild_tensor_v2"),
+            Op.global("torch._utils", "_rebuild_tensor_v3"), Op.global("torch._utils", "_rebuild_parameter"),
+            Op.global("torch", "FloatStorage"), Op.global("torch.storage", "UntypedStorage"), Op.global("torch", "Size"),
+            Op.global("torch", "device"), Op.global("builtins", "set"), Op.global("_codecs", "encode"),
+            Op.global("torch", "float16"), Op.global("torch._tensor", "_rebuild_from_type_v2"),
+            Op.storage(numel: 4), Op.tensor(numel: 4, size: [2], stride: [1]), Op.ints([2, 2]), Op.ints([]),
+        ]
+        var outcomes: [String: Int] = [:]
+        for _ in 0..<20_000 {
+            var bytes = Op.proto
+            for _ in 0..<Int(random.next() % 24) {
+                if random.next() % 5 == 0 {
+                    bytes += (0..<Int(random.next() % 6)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                } else {
+                    bytes += fragments[Int(random.next() % UInt64(fragments.count))]
+                }
+            }
+            bytes += Op.stop
+            do {
+                _ = try Unpickler.load(bytes) { Storage(byteCount: min($0.byteCount, 1 << 16)) }
+                outcomes["loaded", default: 0] += 1
+            } catch let error as CheckpointError {
+                outcomes[error.code.rawValue, default: 0] += 1
+            } catch {
+                Issue.record("\(bytes): \(type(of: error)) \(error)")
+            }
+        }
+        // The soup must reach past the first few opcodes, or it tests nothing.
+        #expect(outcomes["loaded", default: 0] > 100, "\(outcomes)")
+        #expect(outcomes.count >= 5, "\(outcomes)")
+    }
+
     @Test func storageCallbackErrorsPropagate() throws {
         struct Refused: Error {}
         #expect(throws: Refused.self) {
             try Unpickler.load(Op.pickle(Op.tensor(numel: 1, size: [1], stride: [1]))) { _ in throw Refused() }
         }
+    }
+}
+
+/// A small deterministic generator, so a failing random case can be reproduced.
+private struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 
