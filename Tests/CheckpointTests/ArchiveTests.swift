@@ -229,3 +229,18 @@ extension ArchiveTests {
         #expect(unverified.isEmpty)
     }
 }
+
+extension ArchiveTests {
+    @Test func replacingAFileLeavesOnlyTheNewVersionAndKeepsOpenReadersWhole() throws {
+        let url = directory.appendingPathComponent("replace.ckpt")
+        try Checkpoint.save(.dict(["version": .int(1)]), to: url)
+        let reader = try FileHandle(forReadingFrom: url)
+        let oldBytes = try Data(contentsOf: url)
+        try Checkpoint.save(.dict(["version": .int(2)]), to: url)
+        #expect(try Checkpoint.load(contentsOf: url) == .dict(["version": .int(2)]))
+        // A reader that opened the old version still sees it whole.
+        #expect(try reader.readToEnd() == oldBytes)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("replace") }
+        #expect(names == ["replace.ckpt"])
+    }
+}

@@ -44,7 +44,7 @@ public enum DurableFile {
             }
             open = false
             guard close(fileDescriptor) == 0 else { throw ioError("cannot close \(temporaryPath)", path) }
-            guard rename(temporaryPath, path) == 0 else { throw ioError("cannot rename \(temporaryPath) to the final name", path) }
+            try replace(path, with: temporaryPath)
         } catch {
             if open { close(fileDescriptor) }
             unlink(temporaryPath)
@@ -52,6 +52,45 @@ public enum DurableFile {
         }
         if sync { try syncDirectory(directory, finalPath: path) }
     }
+
+    /// Moves the finished temp file to `path` atomically.
+    ///
+    /// Replacing an existing file with a plain `rename` does two costly things inside the call on
+    /// ext4: it frees the old file's blocks, and (its `auto_da_alloc` heuristic) starts writeback of
+    /// the new file — together ~0.45 s per GiB measured here, as long as writing the file. Where
+    /// Linux can exchange two names atomically (`renameat2` with `RENAME_EXCHANGE`), the old file is
+    /// swapped to the temp name, unlinked while we still hold it open, and its last close — which
+    /// frees its blocks — happens on another thread. The final name always refers to a complete
+    /// file, old or new, exactly as with `rename`.
+    static func replace(_ path: String, with temporaryPath: String) throws {
+        let old = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        var info = stat()
+        if old >= 0, fstat(old, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, let exchange = renameExchange,
+            exchange(AT_FDCWD, temporaryPath, AT_FDCWD, path, renameExchangeFlag) == 0
+        {
+            unlink(temporaryPath)
+            Thread.detachNewThread { close(old) }
+            return
+        }
+        if old >= 0 { close(old) }
+        guard rename(temporaryPath, path) == 0 else {
+            throw ioError("cannot rename \(temporaryPath) to the final name", path)
+        }
+    }
+
+    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    private static let renameExchangeFlag: UInt32 = 2
+
+    /// glibc's `renameat2`, looked up at run time: Swift's Glibc module does not export it, and
+    /// systems without it fall back to `rename`.
+    private static let renameExchange: RenameAt2? = {
+        #if os(Linux)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
+        return unsafeBitCast(symbol, to: RenameAt2.self)
+        #else
+        return nil
+        #endif
+    }()
 
     /// The directory and file name of `path` (`.` for a bare name).
     static func split(_ path: String) throws -> (directory: String, name: String) {
