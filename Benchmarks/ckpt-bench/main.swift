@@ -22,9 +22,10 @@ func now() -> Double {
 
 /// Best of `repeats` runs. Dirty pages are flushed before each run (untimed), so every save starts
 /// from the same state instead of being throttled by the previous run's writeback.
-func best(_ body: () throws -> Void) rethrows -> Double {
+func best(prepare: () -> Void = {}, _ body: () throws -> Void) rethrows -> Double {
     var times: [Double] = []
     for _ in 0..<repeats {
+        prepare()
         sync()
         let start = now()
         try body()
@@ -55,7 +56,8 @@ func stateDict(total: Int, count: Int) throws -> StateValue {
     return .dict(items)
 }
 
-/// The baseline: the same bytes written sequentially with write(2), optionally fsynced.
+/// The baseline: the same bytes written sequentially with write(2) to a new file (the strongest
+/// baseline: no old file to truncate), optionally fsynced.
 func plainWrite(_ value: StateValue, to path: String, sync: Bool) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     guard fd >= 0 else { throw CheckpointError(.io, "open failed", file: path) }
@@ -120,7 +122,8 @@ let plainPath = directory.appendingPathComponent("plain.bin").path
 line("state_dict", "\(tensorCount) float32 tensors, \(total >> 20) MiB")
 
 // Save without fsync versus torch.save (which does not fsync either).
-let plainNoSync = try best { try plainWrite(value, to: plainPath, sync: false) }
+let removePlain = { _ = unlink(plainPath) }
+let plainNoSync = try best(prepare: removePlain) { try plainWrite(value, to: plainPath, sync: false) }
 let saveNoSync = try best { try Checkpoint.save(value, to: ckptPath, options: SaveOptions(durable: false)) }
 line("plain write (no fsync)", gbps(total, plainNoSync))
 line("ckpt save (no fsync)", gbps(total, saveNoSync))
@@ -134,7 +137,7 @@ if let torch {
 }
 
 // Durable save versus a plain write + fsync of the same bytes.
-let plainSync = try best { try plainWrite(value, to: plainPath, sync: true) }
+let plainSync = try best(prepare: removePlain) { try plainWrite(value, to: plainPath, sync: true) }
 let saveSync = try best { try Checkpoint.save(value, to: ckptPath) }
 line("plain write + fsync", gbps(total, plainSync))
 line("ckpt save (durable: fsync file + dir)", gbps(total, saveSync))
