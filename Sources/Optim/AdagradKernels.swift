@@ -1,6 +1,5 @@
 import CKernels
 import Checkpoint
-import Dispatch
 import Foundation
 
 /// Which of PyTorch's three Adagrad code paths to reproduce. They round differently, so a
@@ -133,26 +132,40 @@ enum AdagradKernels {
         }
     }
 
-    /// Below this many elements a step runs on the calling thread: waking workers costs more.
-    static let parallelThreshold = 1 << 18
+    /// Below this many elements a tensor is updated on the calling thread: handing half of it to
+    /// a worker costs more than it saves.
+    static let parallelThreshold = 1 << 15
 
     /// Runs `body` over [0, count) in chunks whose boundaries fall on 64-byte cache lines, one
-    /// chunk per core for large counts.
+    /// chunk per thread of the kernels' pool (which spins between loops, so the many tensors of
+    /// one step do not each pay for waking threads).
     static func forEachChunk(count: Int, itemSize: Int, _ body: @Sendable (Int, Int) -> Void) {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        guard count >= parallelThreshold, cores > 1 else {
+        let threads = Int(ckpt_thread_count())
+        guard count >= parallelThreshold, threads > 1 else {
             body(0, count)
             return
         }
         let line = max(Storage.alignment / max(itemSize, 1), 1)
-        let workers = min(cores, count / (parallelThreshold / 2))
+        let workers = min(threads, count / (parallelThreshold / 2))
         let perWorker = (count + workers - 1) / workers
         let chunk = (perWorker + line - 1) / line * line
-        let chunks = (count + chunk - 1) / chunk
-        DispatchQueue.concurrentPerform(iterations: chunks) { index in
-            let begin = index * chunk
-            body(begin, min(begin + chunk, count))
+        withoutActuallyEscaping(body) { body in
+            var job = ChunkedLoop(count: count, chunk: chunk, body: body)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                ckpt_parallel_for(Int64((count + chunk - 1) / chunk), { context, index in
+                    guard let loop = context?.assumingMemoryBound(to: ChunkedLoop.self).pointee else { return }
+                    let begin = Int(index) * loop.chunk
+                    loop.body(begin, min(begin + loop.chunk, loop.count))
+                }, pointer)
+            }
         }
+    }
+
+    /// What the C pool's callback needs to run one chunk.
+    private struct ChunkedLoop {
+        let count: Int
+        let chunk: Int
+        let body: @Sendable (Int, Int) -> Void
     }
 
     /// The range at::parallel_for hands each of torch's threads for an elementwise op over

@@ -50,4 +50,12 @@ void ckpt_adagrad_f16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *g
 void ckpt_adagrad_bf16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
                        int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 
+/// Threads a parallel loop can use: the caller plus the library's worker threads (one per other CPU).
+int ckpt_thread_count(void);
+
+/// Runs `body(context, index)` for every index in [0, count), spread over the calling thread and
+/// the library's worker threads; returns when all have finished. Runs serially when another
+/// parallel loop is in progress (including a call from inside `body`).
+void ckpt_parallel_for(int64_t count, void (*body)(void *context, int64_t index), void *context);
+
 #endif
