@@ -72,34 +72,50 @@ private struct SidecarComparison {
             let attributes = (expected["attributes"] as? [[Any]] ?? []).map { pair -> [Any] in
                 [["type": "str", "value": pair[0]], pair[1]]
             }
-            compareItems(dict.attributes.elements.map { (key: StateKey.string($0.key), value: $0.value) }, attributes, path: path)
+            compareItems(
+                dict.attributes.elements.map { (key: StateKey.string($0.key), value: $0.value) }, attributes, path: path
+            )
         case .list(let elements), .tuple(let elements), .set(let elements):
             let items = expected["items"] as? [[String: Any]] ?? []
-            guard elements.count == items.count else { return fail(path, "\(elements.count) elements, expected \(items.count)") }
+            guard elements.count == items.count else {
+                return fail(path, "\(elements.count) elements, expected \(items.count)")
+            }
             for (index, (element, item)) in zip(elements, items).enumerated() {
                 compare(element, item, path: "\(path)/\(index)")
             }
         case .string(let text):
-            if text != expected["value"] as? String { fail(path, "string \(text.prefix(40)), expected \(expected["value"] ?? "?")") }
+            if text != expected["value"] as? String {
+                fail(path, "string \(text.prefix(40)), expected \(expected["value"] ?? "?")")
+            }
         case .int(let number):
-            if String(number) != expected["value"] as? String { fail(path, "int \(number), expected \(expected["value"] ?? "?")") }
+            if String(number) != expected["value"] as? String {
+                fail(path, "int \(number), expected \(expected["value"] ?? "?")")
+            }
         case .float(let number):
-            if number.bitPattern != Self.bits(expected["bits"]) { fail(path, "float \(number) has other bits than expected") }
+            if number.bitPattern != Self.bits(expected["bits"]) {
+                fail(path, "float \(number) has other bits than expected")
+            }
         case .bool(let flag):
             if flag != expected["value"] as? Bool { fail(path, "bool \(flag)") }
         case .none:
             break
         case .bytes(let raw), .bytearray(let raw):
             let hex = raw.map { String(format: "%02x", $0) }.joined()
-            if hex != expected["hex"] as? String { fail(path, "bytes \(hex.prefix(40)), expected \(expected["hex"] ?? "?")") }
+            if hex != expected["hex"] as? String {
+                fail(path, "bytes \(hex.prefix(40)), expected \(expected["hex"] ?? "?")")
+            }
         case .complex(let real, let imaginary):
-            if real.bitPattern != Self.bits(expected["real_bits"]) || imaginary.bitPattern != Self.bits(expected["imag_bits"]) {
+            if real.bitPattern != Self.bits(expected["real_bits"])
+                || imaginary.bitPattern != Self.bits(expected["imag_bits"])
+            {
                 fail(path, "complex \(real)+\(imaginary)j differs")
             }
         case .size(let dims):
             if dims.map(String.init) != expected["value"] as? [String] { fail(path, "Size \(dims)") }
         case .device(let name):
-            if name != expected["value"] as? String { fail(path, "device \(name), expected \(expected["value"] ?? "?")") }
+            if name != expected["value"] as? String {
+                fail(path, "device \(name), expected \(expected["value"] ?? "?")")
+            }
         case .dtype(let dtype):
             if dtype.torchName != expected["value"] as? String { fail(path, "dtype \(dtype)") }
         case .tensor(let tensor):
@@ -108,15 +124,20 @@ private struct SidecarComparison {
     }
 
     mutating func compareItems(_ actual: [(key: StateKey, value: StateValue)], _ expected: [[Any]], path: String) {
-        guard actual.count == expected.count else { return fail(path, "\(actual.count) items, expected \(expected.count)") }
+        guard actual.count == expected.count else {
+            return fail(path, "\(actual.count) items, expected \(expected.count)")
+        }
         for ((key, value), pair) in zip(actual, expected) {
-            guard pair.count == 2, let keySpec = pair[0] as? [String: Any], let valueSpec = pair[1] as? [String: Any] else {
+            guard pair.count == 2, let keySpec = pair[0] as? [String: Any], let valueSpec = pair[1] as? [String: Any]
+            else {
                 return fail(path, "bad sidecar item")
             }
             let keyMatches: Bool
             switch key {
-            case .string(let text): keyMatches = keySpec["type"] as? String == "str" && keySpec["value"] as? String == text
-            case .int(let number): keyMatches = keySpec["type"] as? String == "int" && keySpec["value"] as? String == String(number)
+            case .string(let text):
+                keyMatches = keySpec["type"] as? String == "str" && keySpec["value"] as? String == text
+            case .int(let number):
+                keyMatches = keySpec["type"] as? String == "int" && keySpec["value"] as? String == String(number)
             }
             guard keyMatches else { return fail(path, "key \(key) (\(key)), expected \(keySpec)") }
             compare(value, valueSpec, path: path.isEmpty ? key.description : "\(path)/\(key)")
@@ -128,14 +149,18 @@ private struct SidecarComparison {
         if tensor.shape != expected["shape"] as? [Int] { fail(path, "shape \(tensor.shape)") }
         if tensor.strides != expected["stride"] as? [Int] { fail(path, "strides \(tensor.strides)") }
         if tensor.storageOffset != expected["offset"] as? Int { fail(path, "offset \(tensor.storageOffset)") }
-        if tensor.requiresGrad != expected["requires_grad"] as? Bool { fail(path, "requires_grad \(tensor.requiresGrad)") }
+        if tensor.requiresGrad != expected["requires_grad"] as? Bool {
+            fail(path, "requires_grad \(tensor.requiresGrad)")
+        }
         guard let storage = expected["storage"] as? [String: Any], let key = storage["key"] as? String,
             let numel = storage["numel"] as? Int
         else { return fail(path, "sidecar lacks the storage") }
         guard let shared = recorder.storages[key], shared === tensor.storage else {
             return fail(path, "tensor does not view the storage of key \(key)")
         }
-        guard let reference = recorder.references.first(where: { $0.key == key }) else { return fail(path, "no reference") }
+        guard let reference = recorder.references.first(where: { $0.key == key }) else {
+            return fail(path, "no reference")
+        }
         let dtype = (storage["dtype"] as? String).flatMap { DType(torchName: $0) }
         if reference.dtype != dtype { fail(path, "storage dtype \(String(describing: reference.dtype))") }
         if reference.byteCount != numel * (dtype?.itemSize ?? 1) { fail(path, "storage bytes \(reference.byteCount)") }
@@ -153,16 +178,23 @@ struct UnpicklerFixtureTests {
         comparison.compare(tree, try PickleFixtures.sidecar(name), path: "")
         #expect(
             comparison.mismatches.isEmpty,
-            "\(name): \(comparison.mismatches.count) differences:\n\(comparison.mismatches.prefix(20).joined(separator: "\n"))")
+            "\(name): \(comparison.mismatches.count) differences:\n\(comparison.mismatches.prefix(20).joined(separator: "\n"))"
+        )
         // One callback per distinct key, however many tensors share it.
         #expect(Set(recorder.references.map(\.key)).count == recorder.references.count)
     }
 
     @Test func modelStateDictKeepsMetadataAsAttributes() throws {
         let tree = try StorageRecorder().load(try PickleFixtures.pickle("torch_model_state_dict"))
-        guard case .dict(let dict) = tree else { Issue.record("not a dict"); return }
+        guard case .dict(let dict) = tree else {
+            Issue.record("not a dict")
+            return
+        }
         #expect(dict.isOrderedDict)
-        guard case .dict(let metadata)? = dict.attributes["_metadata"] else { Issue.record("no _metadata"); return }
+        guard case .dict(let metadata)? = dict.attributes["_metadata"] else {
+            Issue.record("no _metadata")
+            return
+        }
         #expect(metadata.isOrderedDict)
         #expect(metadata[""] == .dict(["version": .int(1)]))
     }
@@ -171,7 +203,10 @@ struct UnpicklerFixtureTests {
         let tree = try StorageRecorder().load(try PickleFixtures.pickle("torch_shared_and_views"))
         guard case .tensor(let w)? = tree["w"], case .tensor(let tied)? = tree["tied"],
             case .tensor(let transposed)? = tree["transposed"], case .tensor(let flat)? = tree["flat"]
-        else { Issue.record("missing tensors"); return }
+        else {
+            Issue.record("missing tensors")
+            return
+        }
         #expect(w.storage === tied.storage && w.storage === transposed.storage)
         #expect(w.storage !== flat.storage)
     }
@@ -215,10 +250,13 @@ private enum Op {
     }
 
     /// `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`.
-    static func tensor(numel: Int64, offset: Int64 = 0, size: [Int64], stride: [Int64], className: String = "FloatStorage")
+    static func tensor(
+        numel: Int64, offset: Int64 = 0, size: [Int64], stride: [Int64], className: String = "FloatStorage"
+    )
         -> [UInt8]
     {
-        global("torch._utils", "_rebuild_tensor_v2") + mark + storage(className, numel: numel) + int(offset) + ints(size)
+        global("torch._utils", "_rebuild_tensor_v2") + mark + storage(className, numel: numel) + int(offset)
+            + ints(size)
             + ints(stride) + newFalse + hooks + tuple + reduce
     }
 
@@ -252,63 +290,154 @@ private let hostileCases: [HostileCase] = [
     HostileCase("STOP on an empty stack", Op.pickle(), .malformedPickle, mentions: "underflow"),
     HostileCase("unknown opcode", Op.pickle([0xFF]), .malformedPickle, mentions: "0xff"),
     HostileCase("APPEND on a dict", Op.pickle(Op.emptyDict, Op.none, [0x61]), .malformedPickle, mentions: "APPEND"),
-    HostileCase("APPENDS on a tuple", Op.pickle(Op.emptyTuple, Op.mark, Op.none, [0x65]), .malformedPickle, mentions: "non-list"),
-    HostileCase("SETITEMS on a list", Op.pickle(Op.emptyList, Op.mark, Op.none, Op.none, [0x75]), .malformedPickle, mentions: "non-dict"),
-    HostileCase("SETITEM on a string", Op.pickle(Op.string("x"), Op.none, Op.none, [0x73]), .malformedPickle, mentions: "SETITEM"),
-    HostileCase("SETITEMS without MARK", Op.pickle(Op.emptyDict, Op.none, Op.none, [0x75]), .malformedPickle, mentions: "MARK"),
-    HostileCase("SETITEMS with an odd count", Op.pickle(Op.emptyDict, Op.mark, Op.none, [0x75]), .malformedPickle, mentions: "odd"),
+    HostileCase(
+        "APPENDS on a tuple", Op.pickle(Op.emptyTuple, Op.mark, Op.none, [0x65]), .malformedPickle, mentions: "non-list"
+    ),
+    HostileCase(
+        "SETITEMS on a list", Op.pickle(Op.emptyList, Op.mark, Op.none, Op.none, [0x75]), .malformedPickle,
+        mentions: "non-dict"),
+    HostileCase(
+        "SETITEM on a string", Op.pickle(Op.string("x"), Op.none, Op.none, [0x73]), .malformedPickle,
+        mentions: "SETITEM"),
+    HostileCase(
+        "SETITEMS without MARK", Op.pickle(Op.emptyDict, Op.none, Op.none, [0x75]), .malformedPickle, mentions: "MARK"),
+    HostileCase(
+        "SETITEMS with an odd count", Op.pickle(Op.emptyDict, Op.mark, Op.none, [0x75]), .malformedPickle,
+        mentions: "odd"),
     HostileCase("TUPLE3 on two values", Op.pickle(Op.none, Op.none, [0x87]), .malformedPickle, mentions: "TUPLE3"),
     HostileCase("BINGET of an unset index", Op.pickle([0x68, 7]), .malformedPickle, mentions: "memo"),
-    HostileCase("LONG_BINGET of an unset index", Op.pickle(Op.none, [0x71, 0], [0x6A, 1, 0, 0, 0]), .malformedPickle, mentions: "memo"),
+    HostileCase(
+        "LONG_BINGET of an unset index", Op.pickle(Op.none, [0x71, 0], [0x6A, 1, 0, 0, 0]), .malformedPickle,
+        mentions: "memo"),
     HostileCase("BINPUT on an empty stack", Op.pickle([0x71, 0]), .malformedPickle, mentions: "BINPUT"),
-    HostileCase("BINUNICODE length past the end", Op.proto + [0x58, 0xFF, 0xFF, 0xFF, 0xFF, 0x41], .truncated, mentions: "BINUNICODE"),
+    HostileCase(
+        "BINUNICODE length past the end", Op.proto + [0x58, 0xFF, 0xFF, 0xFF, 0xFF, 0x41], .truncated,
+        mentions: "BINUNICODE"),
     HostileCase("BINUNICODE8 length 2^63", Op.proto + [0x8D] + [0, 0, 0, 0, 0, 0, 0, 0x80], .truncated),
-    HostileCase("BINBYTES8 length past the end", Op.proto + [0x8E] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], .truncated),
+    HostileCase(
+        "BINBYTES8 length past the end", Op.proto + [0x8E] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+        .truncated),
     HostileCase("FRAME length past the end", Op.proto + [0x95] + [0, 0, 0, 0, 0, 0, 0, 1], .truncated),
     HostileCase("truncated BININT", Op.proto + [0x4A, 1, 2], .truncated, mentions: "BININT"),
     HostileCase("GLOBAL without newline", Op.proto + [0x63] + Array("os".utf8), .truncated),
-    HostileCase("LONG4 with a negative length", Op.pickle([0x8B, 0xFF, 0xFF, 0xFF, 0xFF]), .malformedPickle, mentions: "negative"),
-    HostileCase("LONG1 wider than 64 bits", Op.pickle([0x8A, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1]), .unsupported, mentions: "64 bits"),
-    HostileCase("LONG4 wider than 64 bits", Op.pickle([0x8B, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]), .unsupported, mentions: "64 bits"),
-    HostileCase("size and stride of different ranks", Op.pickle(Op.tensor(numel: 4, size: [2, 2], stride: [1])), .malformedPickle, mentions: "stride"),
-    HostileCase("INT wider than 64 bits", Op.pickle([0x49] + Array("123456789012345678901234\n".utf8)), .unsupported, mentions: "64 bits"),
+    HostileCase(
+        "LONG4 with a negative length", Op.pickle([0x8B, 0xFF, 0xFF, 0xFF, 0xFF]), .malformedPickle,
+        mentions: "negative"),
+    HostileCase(
+        "LONG1 wider than 64 bits", Op.pickle([0x8A, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1]), .unsupported, mentions: "64 bits"),
+    HostileCase(
+        "LONG4 wider than 64 bits", Op.pickle([0x8B, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]), .unsupported,
+        mentions: "64 bits"),
+    HostileCase(
+        "size and stride of different ranks", Op.pickle(Op.tensor(numel: 4, size: [2, 2], stride: [1])),
+        .malformedPickle, mentions: "stride"),
+    HostileCase(
+        "INT wider than 64 bits", Op.pickle([0x49] + Array("123456789012345678901234\n".utf8)), .unsupported,
+        mentions: "64 bits"),
     HostileCase("invalid UTF-8", Op.pickle([0x8C, 2, 0xC3, 0x28]), .malformedPickle, mentions: "UTF-8"),
-    HostileCase("os.system", Op.pickle(Op.global("os", "system"), Op.string("echo hi"), [0x85], Op.reduce), .forbiddenGlobal, mentions: "os.system"),
+    HostileCase(
+        "os.system", Op.pickle(Op.global("os", "system"), Op.string("echo hi"), [0x85], Op.reduce), .forbiddenGlobal,
+        mentions: "os.system"),
     HostileCase("builtins.eval", Op.pickle(Op.global("builtins", "eval")), .forbiddenGlobal, mentions: "builtins.eval"),
-    HostileCase("__builtin__.getattr", Op.pickle(Op.global("__builtin__", "getattr")), .forbiddenGlobal, mentions: "getattr"),
+    HostileCase(
+        "__builtin__.getattr", Op.pickle(Op.global("__builtin__", "getattr")), .forbiddenGlobal, mentions: "getattr"),
     HostileCase("torch.load", Op.pickle(Op.global("torch", "load")), .forbiddenGlobal, mentions: "torch.load"),
-    HostileCase("STACK_GLOBAL subprocess.Popen", Op.pickle([0x8C, 10] + Array("subprocess".utf8) + [0x8C, 5] + Array("Popen".utf8) + [0x93]), .forbiddenGlobal, mentions: "subprocess.Popen"),
-    HostileCase("STACK_GLOBAL on ints", Op.pickle(Op.int(1), Op.int(2), [0x93]), .malformedPickle, mentions: "STACK_GLOBAL"),
-    HostileCase("REDUCE on a string", Op.pickle(Op.string("f"), Op.emptyTuple, Op.reduce), .malformedPickle, mentions: "non-callable"),
-    HostileCase("REDUCE on a dtype", Op.pickle(Op.global("torch", "float32"), Op.emptyTuple, Op.reduce), .malformedPickle, mentions: "non-callable"),
-    HostileCase("REDUCE with a list of arguments", Op.pickle(Op.global("collections", "OrderedDict"), Op.emptyList, Op.reduce), .malformedPickle, mentions: "tuple"),
+    HostileCase(
+        "STACK_GLOBAL subprocess.Popen",
+        Op.pickle([0x8C, 10] + Array("subprocess".utf8) + [0x8C, 5] + Array("Popen".utf8) + [0x93]), .forbiddenGlobal,
+        mentions: "subprocess.Popen"),
+    HostileCase(
+        "STACK_GLOBAL on ints", Op.pickle(Op.int(1), Op.int(2), [0x93]), .malformedPickle, mentions: "STACK_GLOBAL"),
+    HostileCase(
+        "REDUCE on a string", Op.pickle(Op.string("f"), Op.emptyTuple, Op.reduce), .malformedPickle,
+        mentions: "non-callable"),
+    HostileCase(
+        "REDUCE on a dtype", Op.pickle(Op.global("torch", "float32"), Op.emptyTuple, Op.reduce), .malformedPickle,
+        mentions: "non-callable"),
+    HostileCase(
+        "REDUCE with a list of arguments", Op.pickle(Op.global("collections", "OrderedDict"), Op.emptyList, Op.reduce),
+        .malformedPickle, mentions: "tuple"),
     HostileCase("BUILD on a list", Op.pickle(Op.emptyList, Op.emptyDict, [0x62]), .malformedPickle, mentions: "BUILD"),
-    HostileCase("unknown torch dtype", Op.pickle(Op.global("torch", "float8_e5m2fnuz")), .unknownDType, mentions: "float8_e5m2fnuz"),
-    HostileCase("quantized storage", Op.pickle(Op.global("torch", "QInt8Storage")), .unknownDType, mentions: "QInt8Storage"),
+    HostileCase(
+        "unknown torch dtype", Op.pickle(Op.global("torch", "float8_e5m2fnuz")), .unknownDType,
+        mentions: "float8_e5m2fnuz"),
+    HostileCase(
+        "quantized storage", Op.pickle(Op.global("torch", "QInt8Storage")), .unknownDType, mentions: "QInt8Storage"),
     HostileCase("frozenset", Op.pickle(Op.mark, [0x91]), .unsupported, mentions: "frozenset"),
     HostileCase("text STRING opcode", Op.pickle([0x53] + Array("'a'\n".utf8)), .unsupported, mentions: "STRING"),
-    HostileCase("_rebuild_tensor_v2 with 3 arguments", Op.pickle(Op.global("torch._utils", "_rebuild_tensor_v2"), Op.ints([1, 2, 3]), Op.reduce), .malformedPickle, mentions: "_rebuild_tensor_v2"),
-    HostileCase("tensor with a negative size", Op.pickle(Op.tensor(numel: 4, size: [-1], stride: [1])), .malformedPickle, mentions: "negative"),
-    HostileCase("tensor with a negative offset", Op.pickle(Op.tensor(numel: 4, offset: -1, size: [1], stride: [1])), .malformedPickle, mentions: "negative"),
-    HostileCase("tensor view past its storage", Op.pickle(Op.tensor(numel: 4, offset: 1, size: [4], stride: [1])), .outOfBounds, mentions: "REDUCE"),
-    HostileCase("strided view past its storage", Op.pickle(Op.tensor(numel: 6, size: [2, 3], stride: [3, 2])), .outOfBounds),
-    HostileCase("shape × item size overflows", Op.pickle(Op.tensor(numel: 4, size: [Int64.max / 2, 4], stride: [4, 1])), .outOfBounds),
-    HostileCase("storage numel × item size overflows", Op.pickle(Op.tensor(numel: Int64.max / 2, size: [1], stride: [1])), .outOfBounds, mentions: "overflow"),
-    HostileCase("negative storage numel", Op.pickle(Op.tensor(numel: -4, size: [1], stride: [1])), .malformedPickle, mentions: "numel"),
-    HostileCase("persistent id that is not a storage", Op.pickle(Op.mark, Op.string("module"), Op.int(1), Op.tuple, [0x51]), .malformedPickle, mentions: "storage"),
-    HostileCase("persistent id with 4 fields", Op.pickle(Op.mark, Op.string("storage"), Op.global("torch", "FloatStorage"), Op.string("0"), Op.string("cpu"), Op.tuple, [0x51]), .malformedPickle, mentions: "length"),
-    HostileCase("persistent id with a dtype as storage type", Op.pickle(Op.mark, Op.string("storage"), Op.global("torch", "float32"), Op.string("0"), Op.string("cpu"), Op.int(1), Op.tuple, [0x51]), .malformedPickle, mentions: "storage class"),
-    HostileCase("tensor rebuilt from a string", Op.pickle(Op.global("torch._utils", "_rebuild_tensor_v2"), Op.mark, Op.string("x"), Op.int(0), Op.ints([1]), Op.ints([1]), Op.newFalse, Op.hooks, Op.tuple, Op.reduce), .malformedPickle, mentions: "storage"),
-    HostileCase("tensor with backward hooks", Op.pickle(Op.global("torch._utils", "_rebuild_tensor_v2"), Op.mark, Op.storage(numel: 1), Op.int(0), Op.ints([1]), Op.ints([1]), Op.newFalse, Op.emptyDict, Op.int(1), Op.none, [0x73], Op.tuple, Op.reduce), .unsupported, mentions: "hooks"),
-    HostileCase("tensor subclass", Op.pickle(Op.global("torch._tensor", "_rebuild_from_type_v2"), Op.mark, Op.global("torch._utils", "_rebuild_tensor_v2"), Op.global("torch", "Size"), Op.emptyTuple, Op.none, Op.tuple, Op.reduce), .unsupported, mentions: "subclass"),
+    HostileCase(
+        "_rebuild_tensor_v2 with 3 arguments",
+        Op.pickle(Op.global("torch._utils", "_rebuild_tensor_v2"), Op.ints([1, 2, 3]), Op.reduce), .malformedPickle,
+        mentions: "_rebuild_tensor_v2"),
+    HostileCase(
+        "tensor with a negative size", Op.pickle(Op.tensor(numel: 4, size: [-1], stride: [1])), .malformedPickle,
+        mentions: "negative"),
+    HostileCase(
+        "tensor with a negative offset", Op.pickle(Op.tensor(numel: 4, offset: -1, size: [1], stride: [1])),
+        .malformedPickle, mentions: "negative"),
+    HostileCase(
+        "tensor view past its storage", Op.pickle(Op.tensor(numel: 4, offset: 1, size: [4], stride: [1])), .outOfBounds,
+        mentions: "REDUCE"),
+    HostileCase(
+        "strided view past its storage", Op.pickle(Op.tensor(numel: 6, size: [2, 3], stride: [3, 2])), .outOfBounds),
+    HostileCase(
+        "shape × item size overflows", Op.pickle(Op.tensor(numel: 4, size: [Int64.max / 2, 4], stride: [4, 1])),
+        .outOfBounds),
+    HostileCase(
+        "storage numel × item size overflows", Op.pickle(Op.tensor(numel: Int64.max / 2, size: [1], stride: [1])),
+        .outOfBounds, mentions: "overflow"),
+    HostileCase(
+        "negative storage numel", Op.pickle(Op.tensor(numel: -4, size: [1], stride: [1])), .malformedPickle,
+        mentions: "numel"),
+    HostileCase(
+        "persistent id that is not a storage", Op.pickle(Op.mark, Op.string("module"), Op.int(1), Op.tuple, [0x51]),
+        .malformedPickle, mentions: "storage"),
+    HostileCase(
+        "persistent id with 4 fields",
+        Op.pickle(
+            Op.mark, Op.string("storage"), Op.global("torch", "FloatStorage"), Op.string("0"), Op.string("cpu"),
+            Op.tuple, [0x51]), .malformedPickle, mentions: "length"),
+    HostileCase(
+        "persistent id with a dtype as storage type",
+        Op.pickle(
+            Op.mark, Op.string("storage"), Op.global("torch", "float32"), Op.string("0"), Op.string("cpu"), Op.int(1),
+            Op.tuple, [0x51]), .malformedPickle, mentions: "storage class"),
+    HostileCase(
+        "tensor rebuilt from a string",
+        Op.pickle(
+            Op.global("torch._utils", "_rebuild_tensor_v2"), Op.mark, Op.string("x"), Op.int(0), Op.ints([1]),
+            Op.ints([1]), Op.newFalse, Op.hooks, Op.tuple, Op.reduce), .malformedPickle, mentions: "storage"),
+    HostileCase(
+        "tensor with backward hooks",
+        Op.pickle(
+            Op.global("torch._utils", "_rebuild_tensor_v2"), Op.mark, Op.storage(numel: 1), Op.int(0), Op.ints([1]),
+            Op.ints([1]), Op.newFalse, Op.emptyDict, Op.int(1), Op.none, [0x73], Op.tuple, Op.reduce), .unsupported,
+        mentions: "hooks"),
+    HostileCase(
+        "tensor subclass",
+        Op.pickle(
+            Op.global("torch._tensor", "_rebuild_from_type_v2"), Op.mark,
+            Op.global("torch._utils", "_rebuild_tensor_v2"), Op.global("torch", "Size"), Op.emptyTuple, Op.none,
+            Op.tuple, Op.reduce), .unsupported, mentions: "subclass"),
     HostileCase("legacy integer persistent id", Op.pickle(Op.int(3), [0x51]), .unsupported, mentions: "legacy"),
-    HostileCase("dict with a tuple key", Op.pickle(Op.emptyDict, Op.string("a"), Op.emptyDict, Op.ints([1, 2]), Op.none, [0x73], [0x73]), .unsupported, mentions: "str or int"),
-    HostileCase("dict with a float key", Op.pickle(Op.emptyDict, [0x47] + [0x3F, 0xF0, 0, 0, 0, 0, 0, 0], Op.none, [0x73]), .unsupported),
-    HostileCase("a list that contains itself", Op.pickle(Op.emptyList, [0x71, 0], [0x68, 0], [0x61]), .unsupported, mentions: "itself"),
+    HostileCase(
+        "dict with a tuple key",
+        Op.pickle(Op.emptyDict, Op.string("a"), Op.emptyDict, Op.ints([1, 2]), Op.none, [0x73], [0x73]), .unsupported,
+        mentions: "str or int"),
+    HostileCase(
+        "dict with a float key", Op.pickle(Op.emptyDict, [0x47] + [0x3F, 0xF0, 0, 0, 0, 0, 0, 0], Op.none, [0x73]),
+        .unsupported),
+    HostileCase(
+        "a list that contains itself", Op.pickle(Op.emptyList, [0x71, 0], [0x68, 0], [0x61]), .unsupported,
+        mentions: "itself"),
     HostileCase("containers nested 1001 deep", nestedLists(1001), .outOfBounds, mentions: "deeper"),
     HostileCase("a bare storage", Op.pickle(Op.storage(numel: 1)), .unsupported, mentions: "storage"),
     HostileCase("protocol 6", [0x80, 6] + Op.none + Op.stop, .unsupported, mentions: "protocol"),
-    HostileCase("NEWOBJ_EX with keywords", Op.pickle(Op.global("collections", "OrderedDict"), Op.emptyTuple, Op.emptyDict, Op.string("a"), Op.none, [0x73], [0x92]), .unsupported, mentions: "keyword"),
+    HostileCase(
+        "NEWOBJ_EX with keywords",
+        Op.pickle(
+            Op.global("collections", "OrderedDict"), Op.emptyTuple, Op.emptyDict, Op.string("a"), Op.none, [0x73],
+            [0x92]), .unsupported, mentions: "keyword"),
 ]
 
 @Suite("Unpickler on hostile input")
@@ -402,7 +531,8 @@ struct UnpicklerHostileTests {
     }
 
     @Test func farMemoIndicesWorkWithoutAllocatingForThem() throws {
-        let bytes = Op.pickle(Op.string("far"), [0x72, 0xFF, 0xFF, 0xFF, 0xFF], [0x30], [0x6A, 0xFF, 0xFF, 0xFF, 0xFF])
+        let bytes = Op.pickle(
+            Op.string("far"), [0x72, 0xFF, 0xFF, 0xFF, 0xFF], [0x30], [0x6A, 0xFF, 0xFF, 0xFF, 0xFF])
         #expect(try Unpickler.load(bytes) { _ in Storage(byteCount: 0) } == .string("far"))
     }
 
@@ -420,9 +550,12 @@ struct UnpicklerHostileTests {
 
     @Test func longOneWithRedundantSignBytesStillFits() throws {
         // -1 written in 10 bytes, and 2^63-1 in 9: valid pickles, values that fit.
-        let minusOne = try Unpickler.load(Op.pickle([0x8A, 10] + [UInt8](repeating: 0xFF, count: 10))) { _ in Storage(byteCount: 0) }
+        let minusOne = try Unpickler.load(Op.pickle([0x8A, 10] + [UInt8](repeating: 0xFF, count: 10))) { _ in
+            Storage(byteCount: 0)
+        }
         #expect(minusOne == .int(-1))
-        let max = try Unpickler.load(Op.pickle([0x8A, 9] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 0x00])) { _ in
+        let max = try Unpickler.load(Op.pickle([0x8A, 9] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 0x00])) {
+            _ in
             Storage(byteCount: 0)
         }
         #expect(max == .int(Int64.max))
@@ -464,7 +597,8 @@ struct UnpicklerHostileTests {
             Op.int(0), Op.int(3), Op.int(-1), Op.string("storage"), Op.string("0"), Op.string("cpu"),
             Op.global("collections", "OrderedDict"), Op.global("torch._utils", "_rebuild_tensor_v2"),
             Op.global("torch._utils", "_rebuild_tensor_v3"), Op.global("torch._utils", "_rebuild_parameter"),
-            Op.global("torch", "FloatStorage"), Op.global("torch.storage", "UntypedStorage"), Op.global("torch", "Size"),
+            Op.global("torch", "FloatStorage"), Op.global("torch.storage", "UntypedStorage"),
+            Op.global("torch", "Size"),
             Op.global("torch", "device"), Op.global("builtins", "set"), Op.global("_codecs", "encode"),
             Op.global("torch", "float16"), Op.global("torch._tensor", "_rebuild_from_type_v2"),
             Op.storage(numel: 4), Op.tensor(numel: 4, size: [2], stride: [1]), Op.ints([2, 2]), Op.ints([]),
@@ -563,7 +697,10 @@ private enum InteropCases {
     }
 
     static func values() -> StateValue {
-        let ints: [Int64] = [0, 1, 255, 256, 65535, 65536, -1, -129, 2_147_483_647, -2_147_483_648, 2_147_483_648, .max, .min, 1 << 40, -(1 << 40)]
+        let ints: [Int64] = [
+            0, 1, 255, 256, 65535, 65536, -1, -129, 2_147_483_647, -2_147_483_648, 2_147_483_648, .max, .min, 1 << 40,
+            -(1 << 40),
+        ]
         let floats: [Double] = [0.0, -0.0, 1.5, .infinity, -.infinity, .nan, 1e-310]
         return plain([
             ("ints", .list(ints.map(StateValue.int))),
@@ -582,8 +719,25 @@ private enum InteropCases {
             ("cuda", .device("cuda:1")),
             ("dtypes", .list([.dtype(.float32), .dtype(.bfloat16), .dtype(.uint16)])),
             (7, .string("int key")),
-            (-3, plain([("nested", .list([.list([]), .tuple([]), plain([]), .list([.int(1), .list([.int(2), .tuple([3, 4, 5, 6].map(StateValue.int))])])]))])),
-            ("tuples", .tuple([.tuple([]), .tuple([.int(1)]), .tuple([1, 2].map(StateValue.int)), .tuple([1, 2, 3].map(StateValue.int)), .tuple([1, 2, 3, 4].map(StateValue.int))])),
+            (
+                -3,
+                plain([
+                    (
+                        "nested",
+                        .list([
+                            .list([]), .tuple([]), plain([]),
+                            .list([.int(1), .list([.int(2), .tuple([3, 4, 5, 6].map(StateValue.int))])]),
+                        ])
+                    )
+                ])
+            ),
+            (
+                "tuples",
+                .tuple([
+                    .tuple([]), .tuple([.int(1)]), .tuple([1, 2].map(StateValue.int)),
+                    .tuple([1, 2, 3].map(StateValue.int)), .tuple([1, 2, 3, 4].map(StateValue.int)),
+                ])
+            ),
             ("od", ordered([("b", .int(1)), ("a", .int(2))])),
         ])
     }
@@ -592,7 +746,8 @@ private enum InteropCases {
         let base = try Tensor((0..<24).map(Float.init), shape: [4, 6])
         let flat = try Tensor((0..<10).map(Int64.init))
         func view(_ of: Tensor, _ shape: [Int], _ strides: [Int], _ offset: Int = 0) throws -> StateValue {
-            .tensor(try Tensor(storage: of.storage, dtype: of.dtype, shape: shape, strides: strides, storageOffset: offset))
+            .tensor(
+                try Tensor(storage: of.storage, dtype: of.dtype, shape: shape, strides: strides, storageOffset: offset))
         }
         return plain([
             ("w", .tensor(base)), ("tied", .tensor(base)), ("row", try view(base, [6], [1], 6)),
@@ -656,16 +811,20 @@ private enum InteropCases {
             plain([("step", .tensor(try Tensor([3] as [Float], shape: []))), ("sum", .tensor(sum))])
         }
         let group = plain([
-            ("lr", .float(0.01)), ("lr_decay", .int(0)), ("weight_decay", .int(0)), ("initial_accumulator_value", .int(0)),
+            ("lr", .float(0.01)), ("lr_decay", .int(0)), ("weight_decay", .int(0)),
+            ("initial_accumulator_value", .int(0)),
             ("eps", .float(1e-10)), ("foreach", .none), ("maximize", .bool(false)), ("differentiable", .bool(false)),
             ("fused", .none), ("params", .list([.int(0), .int(1)])),
             ("param_names", .list([.string("0.weight"), .string("0.bias")])),
         ])
         return plain([
-            ("state", plain([
-                (0, try entry(try Tensor([Float](repeating: 0.25, count: 6), shape: [2, 3]))),
-                (1, try entry(try Tensor([Float](repeating: 0.5, count: 3)))),
-            ])),
+            (
+                "state",
+                plain([
+                    (0, try entry(try Tensor([Float](repeating: 0.25, count: 6), shape: [2, 3]))),
+                    (1, try entry(try Tensor([Float](repeating: 0.5, count: 3)))),
+                ])
+            ),
             ("param_groups", .list([group])),
         ])
     }
@@ -674,11 +833,22 @@ private enum InteropCases {
         [
             ("values", values()),
             ("empty_bytes", plain([("empty", .bytes([]))])),
-            ("tensors", plain(try DType.allCases.map { (StateKey.string($0.torchName), StateValue.tensor(try zeroOneTwo($0))) })),
+            (
+                "tensors",
+                plain(try DType.allCases.map { (StateKey.string($0.torchName), StateValue.tensor(try zeroOneTwo($0))) })
+            ),
             ("views", try views()),
             ("mixed_dtype_storage", try mixedDTypeStorage()),
             // A float32 view of a 6-byte storage: no typed storage holds 6 bytes of floats.
-            ("odd_storage", plain([("t", .tensor(try Tensor(storage: Storage(bytes: [0, 1, 2, 3, 4, 5]), dtype: .float32, shape: [1])))])),
+            (
+                "odd_storage",
+                plain([
+                    (
+                        "t",
+                        .tensor(try Tensor(storage: Storage(bytes: [0, 1, 2, 3, 4, 5]), dtype: .float32, shape: [1]))
+                    )
+                ])
+            ),
             ("parameters", try parameters()),
             ("model_like", try modelLike()),
             ("batching", batching()),
@@ -718,7 +888,8 @@ private func sharingPattern(_ tree: StateValue) -> [Int] {
 }
 
 private let picklerTorchPython: String? = {
-    let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
+    let venv =
+        ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
         ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
     let python = "\(venv)/bin/python"
     return FileManager.default.isExecutableFile(atPath: python) ? python : nil
@@ -812,7 +983,8 @@ struct PicklerTests {
     @Test(.enabled(if: picklerTorchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch)"))
     func torchLoadsWhatWeWrite() throws {
         let python = try #require(picklerTorchPython)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-pickle-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ckpt-pickle-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         for (name, tree) in try InteropCases.all() {
             let caseDirectory = directory.appendingPathComponent(name)
@@ -821,7 +993,9 @@ struct PicklerTests {
             try Data(try Pickler.dump(tree, storageKeys: storageKeys(tree)))
                 .write(to: caseDirectory.appendingPathComponent("data.pkl"))
             for (index, storage) in tree.storagesInOrder.enumerated() {
-                try storage.withUnsafeBytes { try Data($0).write(to: dataDirectory.appendingPathComponent(String(index))) }
+                try storage.withUnsafeBytes {
+                    try Data($0).write(to: dataDirectory.appendingPathComponent(String(index)))
+                }
             }
         }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

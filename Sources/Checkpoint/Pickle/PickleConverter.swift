@@ -145,7 +145,8 @@ struct PickleConverter {
     /// Starts converting a container, after the checks that need only the container itself.
     private mutating func enter(_ index: Int, frames: inout [Frame]) throws {
         guard !inProgress.contains(index) else {
-            throw error(.unsupported, "a container that contains itself cannot be stored in a state tree", frames: frames)
+            throw error(
+                .unsupported, "a container that contains itself cannot be stored in a state tree", frames: frames)
         }
         let depth = (frames.last?.depth ?? 0) + 1
         try checkDepth(depth, frames: frames)
@@ -172,7 +173,8 @@ struct PickleConverter {
         case .global(let global):
             throw error(.unsupported, "a bare \(global.qualifiedName) cannot be stored in a state tree", frames: frames)
         case .storage:
-            throw error(.unsupported, "a bare storage (not inside a tensor) cannot be stored in a state tree", frames: frames)
+            throw error(
+                .unsupported, "a bare storage (not inside a tensor) cannot be stored in a state tree", frames: frames)
         case .node:
             return nil
         }

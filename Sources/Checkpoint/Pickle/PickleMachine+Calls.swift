@@ -4,19 +4,22 @@ extension PickleMachine {
     /// REDUCE: `callable(*arguments)`.
     mutating func call(_ callable: PickleObject, arguments: [PickleObject]) throws -> PickleObject {
         guard case .global(let function) = callable else {
-            throw failure(.malformedPickle, "REDUCE on a non-callable", expected: "an allowed global", found: typeName(callable))
+            throw failure(
+                .malformedPickle, "REDUCE on a non-callable", expected: "an allowed global", found: typeName(callable))
         }
         switch function {
         case .orderedDict:
             guard arguments.isEmpty else {
-                throw failure(.unsupported, "OrderedDict with constructor arguments", found: "\(arguments.count) arguments")
+                throw failure(
+                    .unsupported, "OrderedDict with constructor arguments", found: "\(arguments.count) arguments")
             }
             return newNode(.dict(ordered: true))
         case .builtinSet:
             switch arguments.count {
             case 0: return newNode(.set)
             case 1:
-                guard let source = node(arguments[0]), source.kind != .dict(ordered: true), source.kind != .dict(ordered: false)
+                guard let source = node(arguments[0]), source.kind != .dict(ordered: true),
+                    source.kind != .dict(ordered: false)
                 else {
                     throw failure(.malformedPickle, "set() needs a list or tuple", found: typeName(arguments[0]))
                 }
@@ -50,7 +53,8 @@ extension PickleMachine {
         case .rebuildFromTypeV2:
             return .value(.tensor(try rebuildFromType(arguments)))
         case .torchTensor, .dtype, .storageType:
-            throw failure(.malformedPickle, "REDUCE on a non-callable", expected: "a function", found: function.qualifiedName)
+            throw failure(
+                .malformedPickle, "REDUCE on a non-callable", expected: "a function", found: function.qualifiedName)
         }
     }
 
@@ -76,7 +80,8 @@ extension PickleMachine {
             guard let source = node(state), source.kind == .dict(ordered: false) || source.kind == .dict(ordered: true),
                 source.invalidKeyType == nil
             else {
-                throw failure(.malformedPickle, "an OrderedDict's state must be a dict with str keys", found: typeName(state))
+                throw failure(
+                    .malformedPickle, "an OrderedDict's state must be a dict with str keys", found: typeName(state))
             }
             for (key, value) in source.items {
                 guard case .string(let name) = key else {
@@ -89,7 +94,8 @@ extension PickleMachine {
         if case .value(.tensor) = instance {
             throw failure(.unsupported, "legacy BUILD on a tensor is not supported")
         }
-        throw failure(.malformedPickle, "BUILD on a \(typeName(instance))", expected: "an OrderedDict", found: typeName(instance))
+        throw failure(
+            .malformedPickle, "BUILD on a \(typeName(instance))", expected: "an OrderedDict", found: typeName(instance))
     }
 
     // MARK: Arguments
@@ -131,7 +137,9 @@ extension PickleMachine {
     }
 
     private func complexValue(_ arguments: [PickleObject]) throws -> StateValue {
-        guard arguments.count <= 2 else { throw argumentCount(.builtinComplex, expected: "at most 2", found: arguments.count) }
+        guard arguments.count <= 2 else {
+            throw argumentCount(.builtinComplex, expected: "at most 2", found: arguments.count)
+        }
         let parts = try arguments.map { argument -> Double in
             switch argument {
             case .float(let value): return value
@@ -187,7 +195,8 @@ extension PickleMachine {
         raw.reserveCapacity(text.unicodeScalars.count)
         for scalar in text.unicodeScalars {
             guard scalar.value <= limit else {
-                throw failure(.malformedPickle, "character U+\(String(scalar.value, radix: 16)) cannot be encoded as \(encoding)")
+                throw failure(
+                    .malformedPickle, "character U+\(String(scalar.value, radix: 16)) cannot be encoded as \(encoding)")
             }
             raw.append(UInt8(scalar.value))
         }
@@ -230,7 +239,8 @@ extension PickleMachine {
             }
             try checkHooks(arguments[5])
             guard case .global(.dtype(let dtype)) = arguments[6] else {
-                throw failure(.malformedPickle, "_rebuild_tensor_v3's dtype must be a torch dtype", found: typeName(arguments[6]))
+                throw failure(
+                    .malformedPickle, "_rebuild_tensor_v3's dtype must be a torch dtype", found: typeName(arguments[6]))
             }
             if arguments.count == 8 { try checkMetadata(arguments[7]) }
             return try view(arguments, dtype: dtype, requiresGrad: try boolean(arguments[4], role: "requires_grad"))
@@ -255,7 +265,8 @@ extension PickleMachine {
     /// `storage, storage_offset, size, stride` → a bounds-checked view.
     private func view(_ arguments: [PickleObject], dtype: DType?, requiresGrad: Bool) throws -> Tensor {
         guard case .storage(let source) = arguments[0] else {
-            throw failure(.malformedPickle, "a tensor's storage must come from a persistent id", found: typeName(arguments[0]))
+            throw failure(
+                .malformedPickle, "a tensor's storage must come from a persistent id", found: typeName(arguments[0]))
         }
         let offset = try integer(arguments[1], role: "storage_offset")
         let shape = try integers(arguments[2], role: "size")
@@ -285,7 +296,8 @@ extension PickleMachine {
             throw failure(.malformedPickle, "backward_hooks must be an OrderedDict", found: typeName(hooks))
         }
         guard dict.items.isEmpty, dict.invalidKeyType == nil else {
-            throw failure(.unsupported, "tensors with backward hooks are not supported", found: "\(dict.items.count) hooks")
+            throw failure(
+                .unsupported, "tensors with backward hooks are not supported", found: "\(dict.items.count) hooks")
         }
     }
 
@@ -306,11 +318,14 @@ extension PickleMachine {
     private func checkNoState(_ state: PickleObject, of owner: String) throws {
         func isEmpty(_ object: PickleObject) -> Bool {
             if case .none = object { return true }
-            if let dict = node(object), case .dict = dict.kind { return dict.items.isEmpty && dict.invalidKeyType == nil }
+            if let dict = node(object), case .dict = dict.kind {
+                return dict.items.isEmpty && dict.invalidKeyType == nil
+            }
             return false
         }
         if isEmpty(state) { return }
-        if let tuple = node(state), tuple.kind == .tuple, tuple.elements.count == 2, tuple.elements.allSatisfy(isEmpty) {
+        if let tuple = node(state), tuple.kind == .tuple, tuple.elements.count == 2, tuple.elements.allSatisfy(isEmpty)
+        {
             return
         }
         throw failure(.unsupported, "\(owner) with Python attributes is not supported", found: typeName(state))
@@ -331,10 +346,13 @@ extension PickleMachine {
     /// `_rebuild_from_type_v2(func, new_type, args, state)`, accepted only when it wraps a plain
     /// Tensor or Parameter with no Python attributes.
     private func rebuildFromType(_ arguments: [PickleObject]) throws -> Tensor {
-        guard arguments.count == 4 else { throw argumentCount(.rebuildFromTypeV2, expected: "4", found: arguments.count) }
+        guard arguments.count == 4 else {
+            throw argumentCount(.rebuildFromTypeV2, expected: "4", found: arguments.count)
+        }
         guard case .global(let function) = arguments[0], function.isTensorRebuild else {
             throw failure(
-                .malformedPickle, "_rebuild_from_type_v2 must wrap a tensor rebuild function", found: typeName(arguments[0]))
+                .malformedPickle, "_rebuild_from_type_v2 must wrap a tensor rebuild function",
+                found: typeName(arguments[0]))
         }
         let isParameter: Bool
         switch arguments[1] {

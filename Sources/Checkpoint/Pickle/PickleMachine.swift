@@ -165,14 +165,16 @@ struct PickleMachine {
 
     private mutating func pop() throws -> PickleObject {
         guard let top = stack.popLast() else {
-            throw failure(.malformedPickle, "stack underflow", expected: "a value on the stack", found: "an empty stack")
+            throw failure(
+                .malformedPickle, "stack underflow", expected: "a value on the stack", found: "an empty stack")
         }
         return top
     }
 
     private func top() throws -> PickleObject {
         guard let top = stack.last else {
-            throw failure(.malformedPickle, "stack underflow", expected: "a value on the stack", found: "an empty stack")
+            throw failure(
+                .malformedPickle, "stack underflow", expected: "a value on the stack", found: "an empty stack")
         }
         return top
     }
@@ -321,7 +323,8 @@ struct PickleMachine {
             let count = Int(op.rawValue - PickleOpcode.tuple1.rawValue) + 1
             guard stack.count >= count else {
                 throw failure(
-                    .malformedPickle, "stack underflow", expected: "\(count) values on the stack", found: "\(stack.count)")
+                    .malformedPickle, "stack underflow", expected: "\(count) values on the stack",
+                    found: "\(stack.count)")
             }
             let elements = Array(stack.suffix(count))
             stack.removeLast(count)
@@ -443,7 +446,8 @@ struct PickleMachine {
     private func setItems(_ items: [PickleObject], into target: PickleObject) throws {
         guard let dict = node(target), case .dict = dict.kind else {
             throw failure(
-                .malformedPickle, "\(opcode.name) on a non-dict", expected: "dict or OrderedDict", found: typeName(target))
+                .malformedPickle, "\(opcode.name) on a non-dict", expected: "dict or OrderedDict",
+                found: typeName(target))
         }
         guard items.count % 2 == 0 else {
             throw failure(.malformedPickle, "odd number of values for key-value pairs", found: "\(items.count)")
@@ -528,7 +532,8 @@ struct PickleMachine {
         }
         let fields = tuple.elements
         guard let first = fields.first, case .string("storage") = asciiString(first) else {
-            throw failure(.malformedPickle, "persistent id must start with 'storage'", found: fields.first.map(typeName) ?? "()")
+            throw failure(
+                .malformedPickle, "persistent id must start with 'storage'", found: fields.first.map(typeName) ?? "()")
         }
         guard fields.count == 5 else {
             throw failure(
@@ -536,7 +541,8 @@ struct PickleMachine {
                 expected: "('storage', storage_type, key, location, numel)", found: "\(fields.count) fields")
         }
         guard case .global(.storageType(let dtype)) = fields[1] else {
-            throw failure(.malformedPickle, "persistent id's storage type is not a storage class", found: typeName(fields[1]))
+            throw failure(
+                .malformedPickle, "persistent id's storage type is not a storage class", found: typeName(fields[1]))
         }
         let key: String
         switch asciiString(fields[2]) {
@@ -559,7 +565,8 @@ struct PickleMachine {
         if let cached = storages[key] {
             storage = cached
         } else {
-            storage = try resolveStorage(StorageReference(key: key, dtype: dtype, byteCount: byteCount, location: location))
+            storage = try resolveStorage(
+                StorageReference(key: key, dtype: dtype, byteCount: byteCount, location: location))
             storages[key] = storage
         }
         return .storage(PickleStorage(storage: storage, dtype: dtype))

@@ -377,7 +377,8 @@ struct PickleWriter {
         let storageID = ObjectIdentifier(tensor.storage)
         guard let key = storageKeys[storageID] else {
             throw CheckpointError(
-                .invalidArgument, "a tensor's storage has no record key", expected: "a key in storageKeys for every storage")
+                .invalidArgument, "a tensor's storage has no record key",
+                expected: "a key in storageKeys for every storage")
         }
         let storageType: DType?
         if let chosen = storageTypes[storageID] {
