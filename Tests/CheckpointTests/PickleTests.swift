@@ -334,6 +334,11 @@ private let hostileCases: [HostileCase] = [
     HostileCase(
         "INT wider than 64 bits", Op.pickle([0x49] + Array("123456789012345678901234\n".utf8)), .unsupported,
         mentions: "64 bits"),
+    HostileCase(
+        "requires_grad on an int tensor",
+        Op.pickle(
+            Op.global("torch._utils", "_rebuild_tensor_v2"), Op.mark, Op.storage("LongStorage", numel: 1), Op.int(0),
+            Op.ints([1]), Op.ints([1]), [0x88], Op.hooks, Op.tuple, Op.reduce), .malformedPickle, mentions: "gradients"),
     HostileCase("invalid UTF-8", Op.pickle([0x8C, 2, 0xC3, 0x28]), .malformedPickle, mentions: "UTF-8"),
     HostileCase(
         "os.system", Op.pickle(Op.global("os", "system"), Op.string("echo hi"), [0x85], Op.reduce), .forbiddenGlobal,
@@ -958,6 +963,16 @@ struct PicklerTests {
     @Test func tensorWithoutAStorageKeyIsAnError() throws {
         let tree = StateValue.tensor(try Tensor([1] as [Float]))
         let error = try #require(throws: CheckpointError.self) { try Pickler.dump(tree, storageKeys: [:]) }
+        #expect(error.code == .invalidArgument)
+    }
+
+    @Test func gradientsOnAnIntegerTensorAreAnError() throws {
+        var tensor = try Tensor([1, 2] as [Int64])
+        tensor.requiresGrad = true
+        let tree = StateValue.tensor(tensor)
+        let error = try #require(throws: CheckpointError.self) {
+            try Pickler.dump(tree, storageKeys: storageKeys(tree))
+        }
         #expect(error.code == .invalidArgument)
     }
 

@@ -256,6 +256,7 @@ extension PickleMachine {
             }
             tensor.requiresGrad = try boolean(arguments[1], role: "requires_grad")
             tensor.isParameter = true
+            try checkGradient(tensor)
             return tensor
         default:
             throw failure(.malformedPickle, "\(function.qualifiedName) does not rebuild a tensor")
@@ -281,12 +282,25 @@ extension PickleMachine {
                 .malformedPickle, "negative size, stride or storage offset",
                 found: "size \(shape), stride \(strides), offset \(offset)")
         }
+        let tensor: Tensor
         do {
-            return try Tensor(
+            tensor = try Tensor(
                 storage: source.storage, dtype: dtype ?? source.dtype ?? .uint8, shape: shape, strides: strides,
                 storageOffset: offset, requiresGrad: requiresGrad)
         } catch let error as CheckpointError {
             throw located(error)
+        }
+        try checkGradient(tensor)
+        return tensor
+    }
+
+    /// torch refuses `requires_grad` on integer and bool tensors, so such a pickle does not load
+    /// there either.
+    private func checkGradient(_ tensor: Tensor) throws {
+        guard !tensor.requiresGrad || tensor.dtype.isFloatingPoint || tensor.dtype.isComplex else {
+            throw failure(
+                .malformedPickle, "only floating-point and complex tensors can require gradients",
+                found: "requires_grad on a \(tensor.dtype) tensor")
         }
     }
 
@@ -340,6 +354,7 @@ extension PickleMachine {
         }
         tensor.requiresGrad = arguments.count == 2 ? try boolean(arguments[1], role: "requires_grad") : true
         tensor.isParameter = true
+        try checkGradient(tensor)
         return tensor
     }
 

@@ -359,6 +359,12 @@ struct PickleWriter {
     // MARK: Tensors
 
     private mutating func tensor(_ tensor: Tensor) throws {
+        guard !tensor.requiresGrad || tensor.dtype.isFloatingPoint || tensor.dtype.isComplex else {
+            throw CheckpointError(
+                .invalidArgument,
+                "only floating-point and complex tensors can require gradients (torch.load refuses others)",
+                found: "requires_grad on a \(tensor.dtype) tensor")
+        }
         if tensor.isParameter {
             // Parameter.__reduce_ex__: _rebuild_parameter(self.data, requires_grad, OrderedDict()).
             global("torch._utils", "_rebuild_parameter")

@@ -15,7 +15,8 @@ public enum Pickler {
     ///   - value: The tree.
     ///   - storageKeys: The record key of every storage in the tree (see ``StateValue/storagesInOrder``).
     /// - Returns: The pickle (`data.pkl`).
-    /// - Throws: ``CheckpointError`` `.invalidArgument` when a tensor's storage has no key, when a
+    /// - Throws: ``CheckpointError`` `.invalidArgument` when a tensor's storage has no key, when an
+    ///   integer or bool tensor requires gradients (torch.load would refuse the file), when a
     ///   plain dict carries attributes (only an OrderedDict can), or when the tree nests deeper
     ///   than ``Unpickler/maximumNestingDepth``.
     public static func dump(_ value: StateValue, storageKeys: [ObjectIdentifier: String]) throws -> [UInt8] {
