@@ -10,6 +10,7 @@
 // All atomics are sequentially consistent; the loop's fields are read only after its ticket.
 #include "ckpt_kernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -17,7 +18,9 @@
 #include <immintrin.h>
 #endif
 
-enum { SPIN_ROUNDS = 1 << 16, MAX_WORKERS = 63 };
+// About 100 µs of spinning: long enough to bridge the gap between two tensors of one step, short
+// enough not to steal much from other processes when the machine is busy.
+enum { SPIN_ROUNDS = 1 << 12, WAIT_SPINS_BEFORE_YIELD = 1 << 10, MAX_WORKERS = 63 };
 
 typedef void (*ckpt_loop_body)(void *context, int64_t index);
 
@@ -126,7 +129,11 @@ void ckpt_parallel_for(int64_t count, void (*body)(void *context, int64_t index)
     if (pool.sleepers > 0) pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.mutex);
     run_indices(generation);
-    while (atomic_load_explicit(&pool.remaining, memory_order_seq_cst) > 0) spin_pause();
+    // A worker holding the last chunk may have been preempted: stop spinning and let it run.
+    for (int spins = 0; atomic_load_explicit(&pool.remaining, memory_order_seq_cst) > 0; spins++) {
+        if (spins < WAIT_SPINS_BEFORE_YIELD) spin_pause();
+        else sched_yield();
+    }
     atomic_store_explicit(&pool.ticket, (uint64_t)generation << 32 | UINT32_MAX, memory_order_seq_cst);
     pthread_mutex_unlock(&pool.submit);
 }

@@ -15,10 +15,15 @@ public enum AdagradImplementation: Sendable {
 
 /// The per-group Adagrad options that enter the arithmetic of one step.
 public struct AdagradHyperparameters: Sendable {
+    /// Learning rate before decay.
     public var lr: Double
+    /// The rate is divided by `1 + (step - 1) * lrDecay`.
     public var lrDecay: Double
+    /// L2 penalty: `weightDecay * param` is added to the gradient.
     public var weightDecay: Double
+    /// Added to the square root of the accumulator, keeping the division finite.
     public var eps: Double
+    /// Ascend the objective instead of descending it.
     public var maximize: Bool
 
     /// Creates the options with PyTorch's defaults.
