@@ -18,9 +18,9 @@
 #include <immintrin.h>
 #endif
 
-// About 100 µs of spinning: long enough to bridge the gap between two tensors of one step, short
+// About 300 µs of spinning: long enough to bridge the gap between two tensors of one step, short
 // enough not to steal much from other processes when the machine is busy.
-enum { SPIN_ROUNDS = 1 << 12, WAIT_SPINS_BEFORE_YIELD = 1 << 10, MAX_WORKERS = 63 };
+enum { SPIN_ROUNDS = 1 << 14, WAIT_SPINS_BEFORE_YIELD = 1 << 10, MAX_WORKERS = 63 };
 
 typedef void (*ckpt_loop_body)(void *context, int64_t index);
 
