@@ -7,6 +7,10 @@ never compare our reader against our own output.
 
 Run with the torch venv:  ~/.cache/ckpt/venv-torch/bin/python scripts/make_pickle_fixtures.py
 
+A rejected_* fixture is a pickle ckpt must refuse: a forbidden global (torch's weights-only load
+refuses it too) or a value a state tree cannot represent (torch loads those); its sidecar holds
+{"rejected": {"code": CheckpointError code, "mentions": text the error must contain}} instead of a tree.
+
 Sidecar format (every value is an object with "type", its Python type name):
   dict / OrderedDict: "items": [[key, value], ...]; OrderedDict adds "attributes": [[name, value], ...]
       keys: {"type": "str", "value": s} or {"type": "int", "value": "decimal"}
@@ -250,6 +254,30 @@ def deep(levels):
     return value
 
 
+class Exploit:
+    """What a malicious checkpoint holds: unpickling it would run a shell command."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def rejected_cases():
+    """Pickles real Python/torch write that ckpt must refuse: name -> (data, error code, text the error names)."""
+    import numpy
+
+    with_attribute = torch.zeros(2)
+    with_attribute.note = "a Python attribute"
+    return {
+        "rejected_os_system": (pickle.dumps({"x": Exploit()}, protocol=2), "forbiddenGlobal", "system"),
+        "rejected_os_system_p4": (pickle.dumps([Exploit()], protocol=4), "forbiddenGlobal", "system"),
+        "rejected_numpy_array": (torch_save_pickle({"a": numpy.arange(3)})[0], "forbiddenGlobal", "numpy"),
+        "rejected_tensor_attributes": (torch_save_pickle({"t": with_attribute})[0], "unsupported", "attributes"),
+        "rejected_frozenset": (pickle.dumps(frozenset({1}), protocol=4), "unsupported", "frozenset"),
+        "rejected_big_int": (pickle.dumps({"n": 2**64}, protocol=2), "unsupported", "64 bits"),
+        "rejected_tuple_key": (pickle.dumps({"d": {(1, 2): 3}}, protocol=2), "unsupported", "str or int"),
+    }
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for name, build in [
@@ -274,6 +302,13 @@ def main():
         if protocol == 2:
             obj["batching"] = {"list1001": list(range(1001)), "dict1001": {i: i for i in range(1001)}}
         write(f"plain_protocol{protocol}", pickle.dumps(obj, protocol=protocol), obj)
+    for name, (data, code, mentions) in rejected_cases().items():
+        with open(os.path.join(OUT, name + ".pkl"), "wb") as f:
+            f.write(data)
+        with open(os.path.join(OUT, name + ".json"), "w") as f:
+            json.dump({"source": "made by scripts/make_pickle_fixtures.py with torch " + torch.__version__,
+                       "rejected": {"code": code, "mentions": mentions}}, f, separators=(",", ":"))
+            f.write("\n")
     print("wrote fixtures to", os.path.normpath(OUT))
 
 

@@ -21,6 +21,13 @@ private enum PickleFixtures {
         "plain_protocol2", "plain_protocol3", "plain_protocol4", "plain_protocol5",
     ]
 
+    /// Pickles Python and torch wrote that must not load: forbidden globals (which torch's
+    /// weights-only load refuses too) and values a state tree cannot represent (which torch loads).
+    static let rejectedNames = [
+        "rejected_os_system", "rejected_os_system_p4", "rejected_numpy_array", "rejected_tensor_attributes",
+        "rejected_frozenset", "rejected_big_int", "rejected_tuple_key",
+    ]
+
     static func pickle(_ name: String) throws -> [UInt8] {
         try [UInt8](Data(contentsOf: directory.appendingPathComponent("\(name).pkl")))
     }
@@ -182,6 +189,18 @@ struct UnpicklerFixtureTests {
         )
         // One callback per distinct key, however many tensors share it.
         #expect(Set(recorder.references.map(\.key)).count == recorder.references.count)
+    }
+
+    @Test(arguments: PickleFixtures.rejectedNames)
+    func refusesForbiddenOrUnrepresentablePickles(name: String) throws {
+        let data = try Data(contentsOf: PickleFixtures.directory.appendingPathComponent("\(name).json"))
+        let sidecar = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let rejected = try #require(sidecar["rejected"] as? [String: String])
+        let error = try #require(throws: CheckpointError.self) {
+            try StorageRecorder().load(try PickleFixtures.pickle(name), file: "\(name).pkl")
+        }
+        #expect(error.code.rawValue == rejected["code"], "\(error)")
+        #expect(error.description.contains(rejected["mentions"] ?? "?"), "\(error)")
     }
 
     @Test func modelStateDictKeepsMetadataAsAttributes() throws {
