@@ -43,6 +43,13 @@ public struct AdagradHyperparameters: Sendable {
     }
 }
 
+/// Adagrad's dense update, rounding exactly as PyTorch's CPU kernels do.
+///
+/// The arithmetic lives in CKernels (adagrad.c), which records per path and dtype how torch rounds:
+/// the FMAs GCC formed in ATen's kernels, which scalars an op casts to float16/bfloat16 first, the
+/// scalar tails of parallel chunks, and MKL's square root for torch.sqrt. Some of that depends on the
+/// CPU torch runs on (MKL's kernel choice, ATen's vector width); the kernels detect it at run time,
+/// so results match torch run on the same kind of machine.
 enum AdagradKernels {
     /// Updates one dense parameter in place as PyTorch's `implementation` does.
     ///
@@ -173,12 +180,16 @@ enum AdagradKernels {
         let body: @Sendable (Int, Int) -> Void
     }
 
+    /// torch's default intra-op thread count, taken to be the cores available to this process.
+    /// Read once: Foundation answers from cgroup files on every call.
+    static let torchThreadCount = ProcessInfo.processInfo.activeProcessorCount
+
     /// The range at::parallel_for hands each of torch's threads for an elementwise op over
     /// `count` elements (grain 32768; torch's thread count taken to be the core count). Needed
     /// only to place the scalar tails of `add(alpha:)` for float16/bfloat16.
     static func torchParallelChunk(_ count: Int) -> Int {
         let grain = 32768
-        let threads = ProcessInfo.processInfo.activeProcessorCount
+        let threads = torchThreadCount
         guard count >= grain, threads > 1 else { return max(count, 1) }
         let workers = min(threads, (count + grain - 1) / grain)
         return (count + workers - 1) / workers
