@@ -5,6 +5,8 @@ struct InspectText {
     let style: Terminal.Style
     let summary: TreeSummary
     let maxItems: Int
+    let selection: InspectSelection
+    let optimizers: [OptimizerSummary]
 
     func render(_ tree: StateValue, file: String, fileBytes: Int?, format: CheckpointFormat?) -> String {
         var lines: [String] = []
@@ -13,25 +15,35 @@ struct InspectText {
         if let fileBytes { heading += style.dim("  \(TreeSummary.formatBytes(fileBytes)) on disk") }
         lines.append(heading)
         lines.append(describe(tree))
-        appendChildren(of: tree, indent: "  ", to: &lines)
+        var path: [StateKey] = []
+        appendChildren(of: tree, path: &path, indent: "  ", to: &lines)
+        for optimizer in optimizers {
+            lines.append("")
+            appendOptimizer(optimizer, to: &lines)
+        }
         lines.append("")
-        lines.append(style.key("totals: ")
+        lines.append(style.key(selection.glob == nil ? "totals: " : "totals (filtered): ")
             + "\(summary.tensorCount) tensor\(summary.tensorCount == 1 ? "" : "s"), "
-            + "\(summary.storageIndex.count) distinct storage\(summary.storageIndex.count == 1 ? "" : "s"), "
+            + "\(summary.storageCount) distinct storage\(summary.storageCount == 1 ? "" : "s"), "
             + "tensor bytes \(TreeSummary.formatBytes(summary.tensorBytes)), "
             + "storage bytes \(TreeSummary.formatBytes(summary.storageBytes))")
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func children(of value: StateValue) -> [(label: String, value: StateValue)] {
-        switch value {
-        case .dict(let dict):
-            return dict.items.map { (keyLabel($0.key), $0.value) } + dict.attributes.map { ("@\($0.key)", $0.value) }
-        case .list(let elements), .tuple(let elements), .set(let elements):
-            return elements.enumerated().map { ("[\($0.offset)]", $0.element) }
-        default:
-            return []
+    /// The printed children of a node with their labels: `key`, `@attribute` or `[index]`.
+    private func children(of value: StateValue, path: [StateKey]) -> [(label: String, key: StateKey, value: StateValue)] {
+        let all = InspectSelection.children(of: value)
+        var labelled: [(label: String, key: StateKey, value: StateValue)] = []
+        for (position, child) in all.enumerated() {
+            let label: String
+            switch value {
+            case .dict(let dict): label = position < dict.items.count ? keyLabel(child.key) : "@\(child.key)"
+            default: label = "[\(child.key)]"
+            }
+            labelled.append((label, child.key, child.value))
         }
+        guard selection.glob != nil, !selection.selects(path) else { return labelled }
+        return labelled.filter { selection.leadsToSelection($0.value, path: path + [$0.key]) }
     }
 
     private func keyLabel(_ key: StateKey) -> String {
@@ -41,15 +53,60 @@ struct InspectText {
         }
     }
 
-    private func appendChildren(of value: StateValue, indent: String, to lines: inout [String]) {
-        let all = children(of: value)
-        for (label, child) in all.prefix(maxItems) {
+    private func appendChildren(of value: StateValue, path: inout [StateKey], indent: String, to lines: inout [String]) {
+        guard selection.expands(path) else { return }
+        let all = children(of: value, path: path)
+        for (label, key, child) in all.prefix(maxItems) {
             lines.append("\(indent)\(style.key(label)): \(describe(child))")
-            appendChildren(of: child, indent: indent + "  ", to: &lines)
+            path.append(key)
+            appendChildren(of: child, path: &path, indent: indent + "  ", to: &lines)
+            path.removeLast()
         }
         if all.count > maxItems {
             lines.append(indent + style.dim("… \(all.count - maxItems) more (--max-items)"))
         }
+    }
+
+    /// `optimizer (at optimizer): 2 groups, ...` and one line per group with its hyperparameters.
+    private func appendOptimizer(_ optimizer: OptimizerSummary, to lines: inout [String]) {
+        let place = optimizer.path.isEmpty ? "the root" : optimizer.path.pathString
+        var head = style.key("optimizer at \(place): ")
+            + "\(count(optimizer.groups.count, "group")), \(count(optimizer.parameterCount, "parameter")), "
+            + "\(optimizer.parametersWithState) with state"
+        if !optimizer.stateKeys.isEmpty {
+            head += "; state keys " + optimizer.stateKeys.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+        }
+        if let range = optimizer.stepRange {
+            head += "; step " + (range.lowerBound == range.upperBound ? number(range.lowerBound) : "\(number(range.lowerBound))…\(number(range.upperBound))")
+        }
+        if optimizer.unreadSteps > 0 { head += " (\(count(optimizer.unreadSteps, "step")) not read)" }
+        head += "; \(count(optimizer.stateTensorCount, "state tensor")), \(TreeSummary.formatBytes(optimizer.stateTensorBytes))"
+        lines.append(head)
+        for (index, group) in optimizer.groups.enumerated() {
+            let options = group.hyperparameters.map { "\($0.key)=" + style.value(option($0.value)) }.joined(separator: " ")
+            var line = "  group \(index): \(count(group.parameterIDs.count, "parameter"))"
+            if let names = group.parameterNames { line += " (" + names.joined(separator: ", ") + ")" }
+            lines.append(line + (options.isEmpty ? "" : "  " + options))
+        }
+    }
+
+    /// A hyperparameter as Python prints it (`0.01`, `None`, `(0.9, 0.999)`).
+    private func option(_ value: StateValue) -> String {
+        switch value {
+        case .float(let number): return pythonFloat(number)
+        case .int(let integer): return String(integer)
+        case .bool(let flag): return flag ? "True" : "False"
+        case .none: return "None"
+        case .string(let text): return pythonRepr(text)
+        case .tuple(let elements): return "(" + elements.map(option).joined(separator: ", ") + (elements.count == 1 ? ",)" : ")")
+        case .list(let elements): return "[" + elements.map(option).joined(separator: ", ") + "]"
+        default: return StateDiff.describe(value)
+        }
+    }
+
+    /// A step count: an integer when it is one.
+    private func number(_ value: Double) -> String {
+        value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : pythonFloat(value)
     }
 
     private func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }

@@ -2,13 +2,17 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 
-/// `ckpt-tool inspect FILE [--json]`: the tree and its totals, without reading tensor data.
+/// `ckpt-tool inspect FILE [--json] [--depth N] [--filter GLOB]`: the tree, optimizer summaries and
+/// totals, without reading tensor data.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a checkpoint's tree: keys, Python types, tensor dtypes, shapes and sizes, and totals.",
+        abstract: "Show a checkpoint's tree: keys, Python types, tensor dtypes, shapes and sizes, optimizers, and totals.",
         discussion: """
             Only the file's structure is read (the zip directory and manifest or pickle, or the \
-            safetensors header); tensor data is mapped but never touched, so this is instant on large files. \
+            safetensors header); tensor data is mapped but never touched, except the few bytes of each \
+            optimizer's 0-dim `step` tensors, so this is instant on large files. An optimizer state_dict \
+            anywhere in the tree (a dict of exactly `state` and `param_groups`) is summarized: groups, \
+            hyperparameters, parameter counts, state keys and the range of `step`. \
             The --json schema is documented in docs/CLI.md.
             """
     )
@@ -22,24 +26,99 @@ struct Inspect: ParsableCommand {
     @Option(help: "Show at most this many children of each dict, list, tuple or set in text output.")
     var maxItems = 100
 
+    @Option(help: "Show the tree this many levels deep (the root's children are level 1).")
+    var depth: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Show only values whose key path matches this KEY-GLOB (with their subtrees) and the containers leading to them.",
+            valueName: "glob"))
+    var filter: String?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard maxItems > 0 else { throw ValidationError("--max-items must be positive") }
+        if let depth, depth < 0 { throw ValidationError("--depth must not be negative") }
     }
 
     func run() throws {
         let url = URL(fileURLWithPath: file)
         let tree = try Checkpoint.load(contentsOf: url)
-        let summary = TreeSummary(tree)
+        let selection = InspectSelection(glob: filter.map(KeyGlob.init), maximumDepth: depth)
+        let summary = TreeSummary(tree, counting: selection.selects)
+        let optimizers = try OptimizerSummary.find(in: tree).filter { selection.shows($0.path, in: tree) }
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
         let format = CheckpointFormat(pathExtension: url.pathExtension)
         if json {
-            Terminal.standardOutput.write(try InspectJSON.render(tree, summary: summary, file: file, fileBytes: fileBytes, format: format))
+            let document = InspectJSON(summary: summary, selection: selection, optimizers: optimizers)
+            Terminal.standardOutput.write(try document.render(tree, file: file, fileBytes: fileBytes, format: format))
         } else {
-            let text = InspectText(style: output.style, summary: summary, maxItems: maxItems)
+            let text = InspectText(style: output.style, summary: summary, maxItems: maxItems, selection: selection, optimizers: optimizers)
             Terminal.standardOutput.write(text.render(tree, file: file, fileBytes: fileBytes, format: format))
         }
+    }
+}
+
+/// Which parts of the tree `--filter` and `--depth` let through.
+struct InspectSelection {
+    let glob: KeyGlob?
+    let maximumDepth: Int?
+
+    /// True when the value at `path` or one of its ancestors matches the filter (always without one).
+    func selects(_ path: [StateKey]) -> Bool {
+        guard let glob else { return true }
+        return (1...max(path.count, 1)).contains { glob.matches(Array(path.prefix($0))) }
+    }
+
+    /// True when the value at `path` is printed: it is selected or leads to a selected value.
+    func shows(_ path: [StateKey], in tree: StateValue) -> Bool {
+        guard glob != nil else { return true }
+        if selects(path) { return true }
+        guard let value = tree.value(at: path) else { return false }
+        return leadsToSelection(value, path: path)
+    }
+
+    /// True when the children of a node at `path` (the root is at `[]`) are within `--depth`.
+    func expands(_ path: [StateKey]) -> Bool {
+        maximumDepth.map { path.count < $0 } ?? true
+    }
+
+    /// True when `value` (at `path`) is selected or contains a selected value.
+    func leadsToSelection(_ value: StateValue, path: [StateKey]) -> Bool {
+        if selects(path) { return true }
+        guard let glob, glob.couldMatchBelow(path) else { return false }
+        var childPath = path
+        for (key, child) in Self.children(of: value) {
+            childPath.append(key)
+            defer { childPath.removeLast() }
+            if leadsToSelection(child, path: childPath) { return true }
+        }
+        return false
+    }
+
+    /// A container's children with their keys: dict items, then OrderedDict attributes, or elements by index.
+    static func children(of value: StateValue) -> [(key: StateKey, value: StateValue)] {
+        switch value {
+        case .dict(let dict):
+            return dict.items.elements.map { ($0.key, $0.value) } + dict.attributes.elements.map { (.string($0.key), $0.value) }
+        case .list(let elements), .tuple(let elements), .set(let elements):
+            return elements.enumerated().map { (.int(Int64($0.offset)), $0.element) }
+        default:
+            return []
+        }
+    }
+}
+
+extension StateValue {
+    /// The value at a key path whose keys keep their types (an attribute is found by name).
+    func value(at path: [StateKey]) -> StateValue? {
+        var current = self
+        for key in path {
+            guard let next = InspectSelection.children(of: current).first(where: { $0.key == key })?.value else { return nil }
+            current = next
+        }
+        return current
     }
 }
 
@@ -55,22 +134,27 @@ struct TreeSummary {
     /// Sum of the distinct storages' sizes: what the data occupies.
     let storageBytes: Int
 
-    init(_ tree: StateValue) {
+    /// Distinct storages of the counted tensors.
+    let storageCount: Int
+
+    /// Numbers every storage of the tree; counts only the tensors `counting` accepts in the totals.
+    init(_ tree: StateValue, counting: ([StateKey]) -> Bool = { _ in true }) {
         var index: [ObjectIdentifier: Int] = [:]
         var views: [ObjectIdentifier: Int] = [:]
+        var counted = Set<ObjectIdentifier>()
         var count = 0
         var tensorBytes = 0
         var storageBytes = 0
-        tree.forEachTensor { _, tensor in
+        tree.forEachTensor { path, tensor in
             let id = ObjectIdentifier(tensor.storage)
-            if index[id] == nil {
-                index[id] = index.count
-                storageBytes += tensor.storage.byteCount
-            }
+            if index[id] == nil { index[id] = index.count }
             views[id, default: 0] += 1
+            guard counting(path) else { return }
+            if counted.insert(id).inserted { storageBytes += tensor.storage.byteCount }
             count += 1
             tensorBytes += tensor.byteCount
         }
+        storageCount = counted.count
         storageIndex = index
         viewsPerStorage = views
         tensorCount = count

@@ -1,0 +1,343 @@
+import Dispatch
+import Foundation
+
+/// The outcome of ``CheckpointVerifier/verify(path:)``: every check that ran, in order.
+public struct VerificationReport: Sendable {
+    /// How one check ended.
+    public enum Status: String, Sendable {
+        case passed, failed, skipped
+    }
+
+    /// One named check and the problems it found.
+    public struct Check: Sendable {
+        /// A stable identifier (`crc32`, `manifest-vs-pickle`); see ``CheckpointVerifier``.
+        public var name: String
+        public var status: Status
+        /// What was checked, or why the check was skipped.
+        public var detail: String
+        /// Each problem found, naming the entry or key path; empty unless the check failed.
+        public var failures: [CheckpointError]
+    }
+
+    /// The file as given.
+    public var file: String
+    /// The container, as found from the contents (`pt` for a zip archive without a manifest).
+    public var format: CheckpointFormat
+    public var checks: [Check]
+
+    /// True when no check failed.
+    public var passed: Bool { !checks.contains { $0.status == .failed } }
+}
+
+/// Checks a whole checkpoint file, reading every byte: what `verify` in the CLI reports.
+///
+/// Zip archives (`.ckpt`, `.pt`) get these checks, in order:
+/// - `zip-directory`: this library's parse of the central directory and every local header
+///   (offsets, overlaps, names, sizes). If it fails, nothing else can run.
+/// - `zip-consistency`: libzip re-opens the file with `ZIP_CHECKCONS` and must read every entry
+///   as this library does (an independent second opinion).
+/// - `crc32`: every entry's bytes against its CRC-32 (inflating deflated entries).
+/// - `pickle`: `data.pkl` loads with the restricted unpickler, and every storage it names exists
+///   with the size the pickle gives it.
+/// - `manifest` (ckpt only): `manifest.json` parses, and each storage record names an entry with
+///   the recorded size, CRC-32 and data offset.
+/// - `manifest-vs-pickle` (ckpt only): the manifest's tree equals the pickle's (types, keys and
+///   order, scalar values, tensor dtype, shape, strides, offset, flags), and each tensor views the
+///   same storage record in both.
+/// - `alignment`: every storage record's data starts at a multiple of the archive's
+///   `.storage_alignment` (64 in torch and ckpt archives); skipped when the archive declares none
+///   and has no manifest.
+///
+/// safetensors files get `safetensors-header` (the header and every tensor's offsets and size,
+/// as the safetensors library validates them); the format has no checksums to check.
+public enum CheckpointVerifier {
+    /// The alignment ckpt archives promise for storage data.
+    public static let ckptAlignment = 64
+
+    /// Runs every check on a file.
+    ///
+    /// - Parameter path: The checkpoint.
+    /// - Returns: The report; failures are in it, not thrown.
+    /// - Throws: ``CheckpointError`` only when the file cannot be checked at all: it cannot be
+    ///   opened (`.io`), is not a checkpoint (`.notRecognized`, `.truncated` for an empty file), or
+    ///   is in a format this library does not read (`.unsupported`).
+    public static func verify(path: String) throws -> VerificationReport {
+        let file = try MappedFile(path: path)
+        let format = try Checkpoint.detectFormat(file)
+        if format == .safetensors {
+            return VerificationReport(file: path, format: .safetensors, checks: [safetensorsCheck(path)])
+        }
+        var archive = ArchiveVerification(file: file)
+        archive.run()
+        return VerificationReport(file: path, format: archive.hasManifest ? .ckpt : .pt, checks: archive.checks)
+    }
+
+    private static func safetensorsCheck(_ path: String) -> VerificationReport.Check {
+        do {
+            let tree = try Safetensors.read(path: path)
+            var count = 0
+            tree.forEachTensor { _, _ in count += 1 }
+            return .init(name: "safetensors-header", status: .passed, detail: "header and \(count) tensors' offsets valid", failures: [])
+        } catch {
+            return .init(name: "safetensors-header", status: .failed, detail: "header invalid", failures: [checkpointError(error, path)])
+        }
+    }
+
+    static func checkpointError(_ error: any Error, _ path: String) -> CheckpointError {
+        if let error = error as? CheckpointError { return error.inFile(path) }
+        return CheckpointError(.corrupt, "\(error)", file: path)
+    }
+}
+
+/// The checks on one zip archive, with the storages both trees share.
+private struct ArchiveVerification {
+    let file: MappedFile
+    var checks: [VerificationReport.Check] = []
+    var hasManifest = false
+    private var reader: ZipReader?
+    private var prefix = ""
+    /// One storage object per data entry, so the manifest's and the pickle's trees can be compared by identity.
+    private var storages: [String: Storage] = [:]
+
+    init(file: MappedFile) { self.file = file }
+
+    private var path: String { file.path }
+
+    private mutating func add(_ name: String, _ detail: String, _ failures: [CheckpointError]) {
+        checks.append(.init(name: name, status: failures.isEmpty ? .passed : .failed, detail: detail, failures: failures))
+    }
+
+    private mutating func skip(_ name: String, _ reason: String) {
+        checks.append(.init(name: name, status: .skipped, detail: reason, failures: []))
+    }
+
+    mutating func run() {
+        let reader: ZipReader
+        do {
+            reader = try ZipReader(mapping: file)
+        } catch {
+            add("zip-directory", "central directory and local headers", [CheckpointVerifier.checkpointError(error, path)])
+            for name in ["zip-consistency", "crc32", "pickle", "manifest", "manifest-vs-pickle", "alignment"] {
+                skip(name, "the zip directory cannot be read")
+            }
+            return
+        }
+        self.reader = reader
+        prefix = reader.entries.first.flatMap { entry in entry.name.firstIndex(of: "/").map { String(entry.name[...$0]) } } ?? ""
+        hasManifest = reader.entry(named: prefix + TorchArchive.manifestName) != nil
+        add("zip-directory", "\(reader.entries.count) entries, offsets, sizes and names valid", [])
+        checkLibzip(reader)
+        checkChecksums(reader)
+        let pickleTree = checkPickle(reader)
+        let manifestTree = checkManifest(reader)
+        compare(manifestTree, pickleTree)
+        checkAlignment(reader)
+    }
+
+    private mutating func checkLibzip(_ reader: ZipReader) {
+        do {
+            try reader.checkConsistency()
+            add("zip-consistency", "libzip (ZIP_CHECKCONS) reads all \(reader.entries.count) entries the same way", [])
+        } catch {
+            add("zip-consistency", "libzip (ZIP_CHECKCONS) second opinion", [CheckpointVerifier.checkpointError(error, path)])
+        }
+    }
+
+    /// Every entry's CRC-32, over both cores: this is the part that reads the whole file.
+    private mutating func checkChecksums(_ reader: ZipReader) {
+        let entries = reader.entries
+        let results = ResultSlots(count: entries.count)
+        let order = entries.indices.sorted { entries[$0].compressedSize > entries[$1].compressedSize }
+        let next = WorkCounter()
+        let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        DispatchQueue.concurrentPerform(iterations: min(ProcessInfo.processInfo.activeProcessorCount, max(entries.count, 1))) { _ in
+            while let position = next.take(below: order.count) {
+                let entry = entries[order[position]]
+                do {
+                    if entry.method == ZipFormat.methodStored {
+                        try reader.storage(for: entry, verifyCRC: true).verify()
+                    } else {
+                        _ = try reader.contents(of: entry, limit: limit)
+                    }
+                } catch {
+                    results.store(error, at: order[position])
+                }
+            }
+        }
+        let bytes = entries.reduce(0) { $0 + $1.uncompressedSize }
+        add("crc32", "\(entries.count) entries, \(bytes) bytes", results.errors.map { CheckpointVerifier.checkpointError($0, path) })
+    }
+
+    /// The storage of a data entry, shared by both trees.
+    private mutating func storage(named name: String, byteCount: Int, reader: ZipReader, source: String) throws -> Storage {
+        guard let entry = reader.entry(named: name) else {
+            throw CheckpointError(.missingEntry, "storage record named by the \(source) is missing", file: path, path: name)
+        }
+        guard entry.uncompressedSize == byteCount else {
+            throw CheckpointError(
+                .corrupt, "storage record size differs from the \(source)", file: path, path: name,
+                expected: "\(byteCount) bytes", found: "\(entry.uncompressedSize) bytes")
+        }
+        if let known = storages[name] { return known }
+        let storage = try reader.storage(for: entry, verifyCRC: false)
+        storages[name] = storage
+        return storage
+    }
+
+    private mutating func checkPickle(_ reader: ZipReader) -> StateValue? {
+        guard let entry = reader.entry(named: prefix + "data.pkl") else {
+            add("pickle", "data.pkl", [CheckpointError(.missingEntry, "no pickle in the archive", file: path, expected: prefix + "data.pkl")])
+            return nil
+        }
+        do {
+            let bytes = try reader.contents(of: entry)
+            let tree = try Unpickler.load(bytes, file: path) { reference in
+                try storage(named: "\(prefix)data/\(reference.key)", byteCount: reference.byteCount, reader: reader, source: "pickle")
+            }
+            var tensors = 0
+            tree.forEachTensor { _, _ in tensors += 1 }
+            add("pickle", "\(entry.name) loads (weights-only); \(tensors) tensors, their storage records present and sized", [])
+            return tree
+        } catch {
+            add("pickle", entry.name, [CheckpointVerifier.checkpointError(error, path)])
+            return nil
+        }
+    }
+
+    private mutating func checkManifest(_ reader: ZipReader) -> StateValue? {
+        guard let entry = reader.entry(named: prefix + TorchArchive.manifestName) else {
+            skip("manifest", "no \(TorchArchive.manifestName): a plain torch archive")
+            return nil
+        }
+        var problems: [CheckpointError] = []
+        do {
+            let bytes = try reader.contents(of: entry)
+            let decoded = try Manifest.decode(bytes, file: path, entry: entry.name) { record in
+                let storage = try storage(named: record.record, byteCount: record.byteCount, reader: reader, source: "manifest")
+                if let blob = reader.entry(named: record.record) {
+                    if record.record != "\(prefix)data/\(record.key)" {
+                        problems.append(CheckpointError(
+                            .corrupt, "manifest record name does not match its key", file: path, path: record.record,
+                            expected: "\(prefix)data/\(record.key)", found: record.record))
+                    }
+                    if blob.crc32 != record.crc32 {
+                        problems.append(CheckpointError(
+                            .corrupt, "storage record CRC-32 differs from the manifest", file: path, path: record.record,
+                            expected: TorchArchive.hex(record.crc32), found: TorchArchive.hex(blob.crc32)))
+                    }
+                    if blob.dataOffset != record.dataOffset {
+                        problems.append(CheckpointError(
+                            .corrupt, "storage record data offset differs from the manifest", file: path, path: record.record,
+                            expected: "\(record.dataOffset)", found: "\(blob.dataOffset)"))
+                    }
+                }
+                return storage
+            }
+            add("manifest", "\(entry.name) parses; \(decoded.manifest.storages.count) storage records match their entries (size, CRC-32, offset)", problems)
+            return decoded.manifest.root
+        } catch {
+            add("manifest", entry.name, problems + [CheckpointVerifier.checkpointError(error, path)])
+            return nil
+        }
+    }
+
+    private mutating func compare(_ manifestTree: StateValue?, _ pickleTree: StateValue?) {
+        guard hasManifest else {
+            skip("manifest-vs-pickle", "no manifest")
+            return
+        }
+        guard let manifestTree, let pickleTree else {
+            skip("manifest-vs-pickle", "the manifest or the pickle could not be read")
+            return
+        }
+        var failures: [CheckpointError] = []
+        do {
+            let diff = try StateDiff.compare(manifestTree, pickleTree, comparesElements: false)
+            for difference in diff.differences {
+                failures.append(CheckpointError(
+                    .corrupt, "manifest and pickle disagree: \(difference.kind.rawValue)", file: path, path: difference.path.pathString,
+                    expected: difference.new.map { "\($0) (pickle)" } ?? "nothing (pickle)", found: difference.old.map { "\($0) (manifest)" } ?? "nothing (manifest)"))
+            }
+            if failures.isEmpty {
+                var manifestViews: [([StateKey], Storage)] = []
+                manifestTree.forEachTensor { manifestViews.append(($0, $1.storage)) }
+                var index = 0
+                pickleTree.forEachTensor { keyPath, tensor in
+                    defer { index += 1 }
+                    guard index < manifestViews.count, manifestViews[index].1 !== tensor.storage else { return }
+                    failures.append(CheckpointError(
+                        .corrupt, "manifest and pickle give the tensor different storage records", file: path, path: keyPath.pathString,
+                        expected: recordName(of: tensor.storage).map { "\($0) (pickle)" },
+                        found: recordName(of: manifestViews[index].1).map { "\($0) (manifest)" }))
+                }
+            }
+        } catch {
+            failures.append(CheckpointVerifier.checkpointError(error, path))
+        }
+        add("manifest-vs-pickle", "trees, scalar values, tensor metadata and storage records agree", failures)
+    }
+
+    private func recordName(of storage: Storage) -> String? {
+        storages.first { $0.value === storage }?.key
+    }
+
+    private mutating func checkAlignment(_ reader: ZipReader) {
+        var alignment: Int?
+        if let entry = reader.entry(named: prefix + ".storage_alignment") {
+            let text = (try? reader.contents(of: entry, limit: 64)).map { String(decoding: $0, as: UTF8.self) }
+            guard let text, let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), value > 0 else {
+                add("alignment", ".storage_alignment", [CheckpointError(
+                    .corrupt, "unreadable storage alignment", file: path, path: entry.name, expected: "a positive integer")])
+                return
+            }
+            alignment = value
+        } else if hasManifest {
+            alignment = CheckpointVerifier.ckptAlignment
+        }
+        guard let alignment else {
+            skip("alignment", "the archive declares no .storage_alignment")
+            return
+        }
+        let blobs = reader.entries.filter { $0.name.hasPrefix(prefix + "data/") }
+        let failures = blobs.filter { $0.dataOffset % alignment != 0 }.map { entry in
+            CheckpointError(
+                .corrupt, "storage data is not aligned", file: path, path: entry.name,
+                expected: "offset a multiple of \(alignment)", found: "offset \(entry.dataOffset)")
+        }
+        add("alignment", "\(blobs.count) storage records start at multiples of \(alignment) bytes", failures)
+    }
+}
+
+/// Errors from concurrent checks, kept per entry so the report does not depend on timing.
+private final class ResultSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [(any Error)?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func store(_ error: any Error, at index: Int) {
+        lock.lock()
+        slots[index] = error
+        lock.unlock()
+    }
+
+    var errors: [any Error] {
+        lock.lock()
+        defer { lock.unlock() }
+        return slots.compactMap { $0 }
+    }
+}
+
+/// A shared next-item counter for the CRC workers.
+private final class WorkCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func take(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
+    }
+}
