@@ -6,6 +6,8 @@ public struct VerificationReport: Sendable {
     /// How one check ended.
     public enum Status: String, Sendable {
         case passed, failed, skipped
+        /// Problems that do not make the file wrong for its format (an unaligned plain torch archive).
+        case warning
     }
 
     /// One named check and the problems it found.
@@ -15,7 +17,7 @@ public struct VerificationReport: Sendable {
         public var status: Status
         /// What was checked, or why the check was skipped.
         public var detail: String
-        /// Each problem found, naming the entry or key path; empty unless the check failed.
+        /// Each problem found, naming the entry or key path; empty when the check passed or was skipped.
         public var failures: [CheckpointError]
     }
 
@@ -44,9 +46,11 @@ public struct VerificationReport: Sendable {
 /// - `manifest-vs-pickle` (ckpt only): the manifest's tree equals the pickle's (types, keys and
 ///   order, scalar values, tensor dtype, shape, strides, offset, flags), and each tensor views the
 ///   same storage record in both.
-/// - `alignment`: every storage record's data starts at a multiple of the archive's
-///   `.storage_alignment` (64 in torch and ckpt archives); skipped when the archive declares none
-///   and has no manifest.
+/// - `alignment`: every stored (not deflated) storage record's data starts at a multiple of the
+///   archive's `.storage_alignment` (64 in torch and ckpt archives). ckpt promises it, so a
+///   misaligned record fails a `.ckpt`; torch.load reads misaligned records (only zero-copy mapping
+///   needs alignment), so in a plain torch archive it is a `warning`. Skipped when the archive
+///   declares no alignment and has no manifest.
 ///
 /// safetensors files get `safetensors-header` (the header and every tensor's offsets and size,
 /// as the safetensors library validates them); the format has no checksums to check.
@@ -298,13 +302,18 @@ private struct ArchiveVerification {
             skip("alignment", "the archive declares no .storage_alignment")
             return
         }
-        let blobs = reader.entries.filter { $0.name.hasPrefix(prefix + "data/") }
-        let failures = blobs.filter { $0.dataOffset % alignment != 0 }.map { entry in
+        let blobs = reader.entries.filter { $0.name.hasPrefix(prefix + "data/") && $0.method == ZipFormat.methodStored }
+        let problems = blobs.filter { $0.dataOffset % alignment != 0 }.map { entry in
             CheckpointError(
                 .corrupt, "storage data is not aligned", file: path, path: entry.name,
                 expected: "offset a multiple of \(alignment)", found: "offset \(entry.dataOffset)")
         }
-        add("alignment", "\(blobs.count) storage records start at multiples of \(alignment) bytes", failures)
+        let detail = "\(blobs.count) stored storage records start at multiples of \(alignment) bytes"
+        if !problems.isEmpty, !hasManifest {
+            checks.append(.init(name: "alignment", status: .warning, detail: detail + " (torch.load reads misaligned records)", failures: problems))
+        } else {
+            add("alignment", detail, problems)
+        }
     }
 }
 

@@ -52,5 +52,7 @@ enum Terminal {
         func tensor(_ text: String) -> String { wrap(text, "32") }
         func value(_ text: String) -> String { wrap(text, "33") }
         func dim(_ text: String) -> String { wrap(text, "2") }
+        func good(_ text: String) -> String { wrap(text, "32;1") }
+        func bad(_ text: String) -> String { wrap(text, "31;1") }
     }
 }
