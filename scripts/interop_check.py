@@ -28,7 +28,6 @@ import argparse
 import base64
 import collections
 import json
-import math
 import os
 import struct
 import subprocess
@@ -278,10 +277,11 @@ def manifest_problems(original, path):
     return problems
 
 
-def manifest_float(value):
-    if isinstance(value, str):
-        return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[value]
-    return float(value)
+def manifest_float(node):
+    """A float as docs/FORMAT.md writes it: {"value": number} when finite, else {"bits": "0x<IEEE-754 binary64>"}."""
+    if "bits" in node:
+        return struct.unpack("<d", struct.pack("<Q", int(node["bits"], 16)))[0]
+    return float(node["value"])
 
 
 class ManifestDiff:
@@ -328,8 +328,8 @@ class ManifestDiff:
                 for index, (value, child) in enumerate(zip(original, items)):
                     self.compare(value, child, f"{path}/{index}")
         elif isinstance(original, float):
-            if float_bits(manifest_float(node["value"])) != float_bits(original):
-                self.report(path, f"float {node['value']!r}, expected {original!r}")
+            if float_bits(manifest_float(node)) != float_bits(original):
+                self.report(path, f"float {node!r}, expected {original!r}")
         elif isinstance(original, complex):
             got = complex(manifest_float(node["real"]), manifest_float(node["imag"]))
             if (float_bits(got.real), float_bits(got.imag)) != (float_bits(original.real), float_bits(original.imag)):

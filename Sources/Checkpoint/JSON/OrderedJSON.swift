@@ -3,8 +3,8 @@ import Foundation
 /// A JSON value that keeps object members in document order and numbers as their exact text.
 ///
 /// Foundation's `JSONSerialization` drops member order, silently keeps one of two duplicate keys and
-/// rounds integers above 2^53; a safetensors header and the `ckpt.tree` record need all three kept,
-/// so both are parsed with this strict RFC 8259 parser instead.
+/// rounds integers above 2^53; safetensors headers, ckpt manifests and `ckpt.tree` records need all three kept,
+/// so all are parsed with this strict RFC 8259 parser instead.
 enum OrderedJSON: Equatable, Sendable {
     case object([(key: String, value: OrderedJSON)])
     case array([OrderedJSON])
