@@ -1,0 +1,99 @@
+import Foundation
+
+/// numpy's `.npy` format (version 1.0, or 2.0 for headers over 64 KiB), written byte for byte as
+/// `numpy.save` writes it, so `numpy.load` reads the tensor back equal.
+public enum NPY {
+    /// The `descr` numpy uses for a dtype (`'<f4'`), or nil where numpy has no such type
+    /// (bfloat16 and the float8 types).
+    ///
+    /// - Parameter dtype: The element type.
+    /// - Returns: The little-endian type string.
+    public static func descriptor(for dtype: DType) -> String? {
+        switch dtype {
+        case .float64: return "<f8"
+        case .float32: return "<f4"
+        case .float16: return "<f2"
+        case .complex64: return "<c8"
+        case .complex128: return "<c16"
+        case .int64: return "<i8"
+        case .int32: return "<i4"
+        case .int16: return "<i2"
+        case .int8: return "|i1"
+        case .uint8: return "|u1"
+        case .bool: return "|b1"
+        case .uint16: return "<u2"
+        case .uint32: return "<u4"
+        case .uint64: return "<u8"
+        case .bfloat16, .float8_e4m3fn, .float8_e5m2: return nil
+        }
+    }
+
+    /// The dtype whose bits stand in for a dtype numpy lacks: bfloat16 as uint16, float8 as uint8.
+    ///
+    /// - Parameter dtype: The element type.
+    /// - Returns: `dtype` itself when numpy has it, else the unsigned integer of the same size.
+    public static func storedDType(for dtype: DType) -> DType {
+        switch dtype {
+        case .bfloat16: return .uint16
+        case .float8_e4m3fn, .float8_e5m2: return .uint8
+        default: return dtype
+        }
+    }
+
+    /// The header numpy writes before the data: magic, version, length and the padded dict.
+    ///
+    /// - Parameters:
+    ///   - descriptor: numpy's `descr` (`'<f4'`).
+    ///   - shape: The array's shape (C order).
+    /// - Returns: The header bytes; their count is a multiple of 64.
+    public static func header(descriptor: String, shape: [Int]) -> [UInt8] {
+        let shapeText: String
+        switch shape.count {
+        case 0: shapeText = "()"
+        case 1: shapeText = "(\(shape[0]),)"
+        default: shapeText = "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        }
+        var dict = "{'descr': '\(descriptor)', 'fortran_order': False, 'shape': \(shapeText), }"
+        // numpy leaves room to grow the first axis in place (GROWTH_AXIS_MAX_DIGITS = 21).
+        if let first = shape.first { dict += String(repeating: " ", count: max(0, 21 - String(first).count)) }
+        let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+        let dictLength = dict.utf8.count + 1
+        for (major, lengthBytes) in [(UInt8(1), 2), (UInt8(2), 4)] {
+            let prefix = magic.count + 2 + lengthBytes
+            let padding = 64 - (prefix + dictLength) % 64
+            let total = dictLength + padding
+            guard lengthBytes == 4 || total <= Int(UInt16.max) else { continue }
+            var bytes = magic + [major, 0]
+            for shift in stride(from: 0, to: lengthBytes * 8, by: 8) { bytes.append(UInt8(truncatingIfNeeded: total >> shift)) }
+            bytes += Array(dict.utf8) + [UInt8](repeating: UInt8(ascii: " "), count: padding) + [UInt8(ascii: "\n")]
+            return bytes
+        }
+        return []
+    }
+
+    /// Writes a tensor as `.npy`, atomically (a temporary file renamed over `path`).
+    ///
+    /// bfloat16 and float8 elements, which numpy cannot represent, are written as their raw bits
+    /// (uint16, uint8; see ``storedDType(for:)``); cast first (``Tensor/cast(to:)``) to get values.
+    ///
+    /// - Parameters:
+    ///   - tensor: Any tensor; strided views are written in row-major order.
+    ///   - path: The destination.
+    /// - Returns: The dtype written.
+    /// - Throws: ``CheckpointError`` `.io` if the file cannot be written; a failed storage verification.
+    @discardableResult
+    public static func write(_ tensor: Tensor, to path: String) throws -> DType {
+        let stored = storedDType(for: tensor.dtype)
+        guard let descriptor = descriptor(for: stored) else {
+            throw CheckpointError(.unsupported, "numpy has no type for this dtype", file: path, found: "\(tensor.dtype)")
+        }
+        var data = Data(header(descriptor: descriptor, shape: tensor.shape))
+        data.append(contentsOf: try tensor.contiguousBytes())
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw CheckpointError(.io, "cannot write: \(error.localizedDescription)", file: path)
+        }
+        return stored
+    }
+}

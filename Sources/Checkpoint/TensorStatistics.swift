@@ -1,0 +1,381 @@
+import Dispatch
+import Foundation
+
+/// Summary numbers of one tensor: min, max, mean, standard deviation, L2 norm, and counts of
+/// zeros, NaNs and infinities.
+///
+/// Everything is computed in float64 from the exactly decoded elements, so a float32 tensor's
+/// mean can differ from `torch.mean` (which accumulates in float32) in the last float32 bits.
+/// NaN and infinity propagate as in torch: one NaN makes min, max, mean, std and the norm NaN.
+/// `std` is torch's default, the unbiased estimate (correction 1, divides by n − 1), so a
+/// one-element tensor has std NaN. The variance is merged from per-chunk sums of squared
+/// deviations (Chan et al.), which keeps it accurate where the naive Σx² − n·mean² cancels.
+public struct TensorStatistics: Sendable, Equatable {
+    /// Number of elements.
+    public var count: Int
+    /// Smallest element; nil when the tensor is empty or complex (complex numbers are not ordered).
+    public var minimum: Double?
+    /// Largest element; nil when the tensor is empty or complex.
+    public var maximum: Double?
+    /// Arithmetic mean (NaN when empty); nil for complex.
+    public var mean: Double?
+    /// Unbiased standard deviation, as `torch.std` (NaN when fewer than two elements); nil for complex.
+    public var standardDeviation: Double?
+    /// √Σ|x|², as `torch.linalg.vector_norm` (complex elements count by their modulus).
+    public var l2Norm: Double
+    /// Elements equal to zero (−0 included; a complex element when both parts are zero).
+    public var zeroCount: Int
+    /// NaN elements (a complex element when either part is NaN).
+    public var nanCount: Int
+    /// Infinite elements (a complex element when either part is infinite, as `torch.isinf`).
+    public var infinityCount: Int
+
+    /// Computes one tensor's statistics on every core.
+    ///
+    /// - Parameter tensor: Any dtype, any strides.
+    /// - Throws: A failed storage verification (``CheckpointError`` `.checksumMismatch`).
+    public init(_ tensor: Tensor) throws {
+        self = try TensorStatistics.compute([tensor])[0]
+    }
+
+    /// Computes statistics of many tensors, splitting large tensors into chunks and spreading
+    /// all chunks over the CPU cores; memory use is a small buffer per core.
+    ///
+    /// - Parameters:
+    ///   - tensors: The tensors, any dtype and strides.
+    ///   - progress: Called (from any thread) with the bytes of tensor data done so far and the total.
+    /// - Returns: One result per tensor, in order.
+    /// - Throws: The first failed storage verification, in tensor order.
+    public static func compute(
+        _ tensors: [Tensor], progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
+    ) throws -> [TensorStatistics] {
+        var plan: [WorkItem] = []
+        for (index, tensor) in tensors.enumerated() {
+            var start = 0
+            let count = tensor.numel
+            repeat {
+                let length = min(chunkElements, count - start)
+                plan.append(WorkItem(tensor: index, start: start, count: length))
+                start += length
+            } while start < count
+        }
+        let items = plan
+        let totalBytes = tensors.reduce(0) { $0 + $1.byteCount }
+        let results = ResultSlots(count: items.count)
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, items.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            let scratch = ChunkScratch()
+            while let position = results.nextItem() {
+                let item = items[position]
+                let tensor = tensors[item.tensor]
+                do {
+                    let moments = try scratch.moments(of: tensor, start: item.start, count: item.count)
+                    let done = results.store(.success(moments), at: position, bytes: item.count * tensor.dtype.itemSize)
+                    progress?(done, totalBytes)
+                } catch {
+                    _ = results.store(.failure(error), at: position, bytes: 0)
+                }
+            }
+        }
+        var merged = [Moments](repeating: Moments(), count: tensors.count)
+        for (position, item) in items.enumerated() {
+            merged[item.tensor].merge(try results.result(at: position).get())
+        }
+        return zip(merged, tensors).map { TensorStatistics($0, isComplex: $1.dtype.isComplex) }
+    }
+
+    /// Elements per work item: large enough to amortize scheduling, small enough to balance cores.
+    static let chunkElements = 1 << 18
+
+    private init(_ moments: Moments, isComplex: Bool) {
+        count = moments.count
+        zeroCount = moments.zeros
+        nanCount = moments.nans
+        infinityCount = moments.infinities
+        l2Norm = moments.nans > 0 ? .nan : moments.sumOfSquares.squareRoot()
+        if isComplex || count == 0 {
+            minimum = nil
+            maximum = nil
+            mean = isComplex ? nil : .nan
+            standardDeviation = isComplex ? nil : .nan
+            return
+        }
+        let poisoned = moments.nans > 0
+        minimum = poisoned ? .nan : moments.minimum
+        maximum = poisoned ? .nan : moments.maximum
+        let infinite = moments.infinities > 0
+        mean = poisoned ? .nan : infinite ? moments.sum / Double(count) : moments.mean
+        standardDeviation = poisoned || infinite || count < 2 ? .nan : (moments.m2 / Double(count - 1)).squareRoot()
+    }
+}
+
+/// Running count, extremes, mean, sum of squared deviations (m2) and sum of squares of a set of values.
+struct Moments {
+    var count = 0
+    var minimum = Double.infinity
+    var maximum = -Double.infinity
+    var mean = 0.0
+    /// The plain sum, for the mean when infinities make the pairwise update undefined (∞ − ∞).
+    var sum = 0.0
+    var m2 = 0.0
+    var sumOfSquares = 0.0
+    var zeros = 0
+    var nans = 0
+    var infinities = 0
+
+    /// Chan, Golub and LeVeque's pairwise update, so chunks combine without losing precision.
+    mutating func merge(_ other: Moments) {
+        guard other.count > 0 else { return }
+        guard count > 0 else {
+            self = other
+            return
+        }
+        let total = count + other.count
+        let delta = other.mean - mean
+        let weight = Double(other.count) / Double(total)
+        mean += delta * weight
+        m2 += other.m2 + delta * delta * Double(count) * weight
+        count = total
+        sum += other.sum
+        minimum = Swift.min(minimum, other.minimum)
+        maximum = Swift.max(maximum, other.maximum)
+        sumOfSquares += other.sumOfSquares
+        zeros += other.zeros
+        nans += other.nans
+        infinities += other.infinities
+    }
+
+    /// Two passes over a small buffer that is still in cache: sums first, then squared deviations
+    /// from this buffer's own mean.
+    static func of(_ values: UnsafeBufferPointer<Double>) -> Moments {
+        let n = values.count
+        guard n > 0, let base = values.baseAddress else { return Moments() }
+        typealias V = SIMD8<Double>
+        let lanes = V.scalarCount
+        var low = V(repeating: .infinity), high = V(repeating: -.infinity)
+        var sum = V(), squares = V()
+        var zeros = SIMD8<Int64>(), nans = SIMD8<Int64>(), infinities = SIMD8<Int64>()
+        let one = SIMD8<Int64>(repeating: 1)
+        let infinity = V(repeating: .infinity)
+        var index = 0
+        let raw = UnsafeRawPointer(base)
+        while index + lanes <= n {
+            let x = raw.loadUnaligned(fromByteOffset: index * 8, as: V.self)
+            low = pointwiseMin(low, x)
+            high = pointwiseMax(high, x)
+            sum += x
+            squares += x * x
+            zeros &+= one.replacing(with: 0, where: x .!= V())
+            nans &+= one.replacing(with: 0, where: x .== x)
+            infinities &+= one.replacing(with: 0, where: (x .!= infinity) .& (x .!= -infinity))
+            index += lanes
+        }
+        var result = Moments()
+        result.minimum = low.min()
+        result.maximum = high.max()
+        var total = sum.sum()
+        result.sumOfSquares = squares.sum()
+        result.zeros = Int(zeros.wrappedSum())
+        result.nans = Int(nans.wrappedSum())
+        result.infinities = Int(infinities.wrappedSum())
+        while index < n {
+            let x = base[index]
+            result.minimum = Swift.min(result.minimum, x)
+            result.maximum = Swift.max(result.maximum, x)
+            total += x
+            result.sumOfSquares += x * x
+            if x == 0 { result.zeros += 1 }
+            if x.isNaN { result.nans += 1 }
+            if x.isInfinite { result.infinities += 1 }
+            index += 1
+        }
+        result.count = n
+        result.sum = total
+        result.mean = total / Double(n)
+        var deviations = V()
+        let center = V(repeating: result.mean)
+        index = 0
+        while index + lanes <= n {
+            let d = raw.loadUnaligned(fromByteOffset: index * 8, as: V.self) - center
+            deviations += d * d
+            index += lanes
+        }
+        var m2 = deviations.sum()
+        while index < n {
+            let d = base[index] - result.mean
+            m2 += d * d
+            index += 1
+        }
+        result.m2 = m2
+        return result
+    }
+}
+
+extension SIMD8 where Scalar == Int64 {
+    fileprivate func wrappedSum() -> Int64 { indices.reduce(0) { $0 &+ self[$1] } }
+}
+
+private struct WorkItem {
+    var tensor: Int
+    var start: Int
+    var count: Int
+}
+
+/// Hands out work items and collects their results, behind one lock.
+private final class ResultSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    private var done = 0
+    private var slots: [Result<Moments, any Error>?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func nextItem() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard next < slots.count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    /// Records a result; returns the bytes done so far.
+    func store(_ result: Result<Moments, any Error>, at index: Int, bytes: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        slots[index] = result
+        done += bytes
+        return done
+    }
+
+    func result(at index: Int) -> Result<Moments, any Error> {
+        lock.lock()
+        defer { lock.unlock() }
+        return slots[index] ?? .success(Moments())
+    }
+}
+
+/// One worker's buffers: gathered bytes of a strided chunk and decoded doubles.
+private final class ChunkScratch {
+    static let blockElements = 4096
+    private var gathered: UnsafeMutableRawPointer?
+    private var gatheredCapacity = 0
+    private var doubles = [Double](repeating: 0, count: blockElements)
+
+    deinit { gathered?.deallocate() }
+
+    /// Statistics of elements `start ..< start + count` (row-major) of a tensor.
+    func moments(of tensor: Tensor, start: Int, count: Int) throws -> Moments {
+        var result = Moments()
+        let item = tensor.dtype.itemSize
+        try tensor.storage.withUnsafeBytes { storage in
+            var position = start
+            while position < start + count {
+                let length = min(ChunkScratch.blockElements, start + count - position)
+                let block: UnsafeRawPointer
+                if tensor.isContiguous {
+                    block = storage.baseAddress! + (tensor.storageOffset + position) * item
+                } else {
+                    block = gather(tensor, storage, start: position, count: length)
+                }
+                result.merge(decode(block, dtype: tensor.dtype, count: length))
+                position += length
+            }
+        }
+        return result
+    }
+
+    /// Copies `count` strided elements from row-major index `start` into the gather buffer.
+    private func gather(_ tensor: Tensor, _ storage: UnsafeRawBufferPointer, start: Int, count: Int) -> UnsafeRawPointer {
+        let item = tensor.dtype.itemSize
+        if gatheredCapacity < count * item {
+            gathered?.deallocate()
+            gathered = UnsafeMutableRawPointer.allocate(byteCount: count * item, alignment: 16)
+            gatheredCapacity = count * item
+        }
+        let destination = gathered!
+        let shape = tensor.shape, strides = tensor.strides
+        var index = [Int](repeating: 0, count: shape.count)
+        var remainder = start
+        var offset = tensor.storageOffset
+        for dim in shape.indices.reversed() {
+            index[dim] = remainder % shape[dim]
+            remainder /= shape[dim]
+            offset += index[dim] * strides[dim]
+        }
+        for element in 0..<count {
+            (destination + element * item).copyMemory(from: storage.baseAddress! + offset * item, byteCount: item)
+            var dim = shape.count - 1
+            while dim >= 0 {
+                index[dim] += 1
+                offset += strides[dim]
+                if index[dim] < shape[dim] { break }
+                offset -= strides[dim] * shape[dim]
+                index[dim] = 0
+                dim -= 1
+            }
+        }
+        return UnsafeRawPointer(destination)
+    }
+
+    /// Decodes a packed block to doubles (complex elements are handled one by one) and summarizes it.
+    private func decode(_ block: UnsafeRawPointer, dtype: DType, count: Int) -> Moments {
+        if dtype == .float64 {
+            return Moments.of(UnsafeBufferPointer(start: block.assumingMemoryBound(to: Double.self), count: count))
+        }
+        if dtype.isComplex { return ChunkScratch.complexMoments(block, dtype: dtype, count: count) }
+        return doubles.withUnsafeMutableBufferPointer { out in
+            switch dtype {
+            case .float32:
+                var index = 0
+                while index + 8 <= count {
+                    let x = block.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(out.baseAddress! + index).storeBytes(of: SIMD8<Double>(x), as: SIMD8<Double>.self)
+                    index += 8
+                }
+                while index < count {
+                    out[index] = Double(block.loadUnaligned(fromByteOffset: index * 4, as: Float.self))
+                    index += 1
+                }
+            case .bfloat16:
+                let bits = block.assumingMemoryBound(to: UInt16.self)
+                for index in 0..<count { out[index] = Double(ElementCodec.float(fromBFloat16Bits: bits[index])) }
+            case .float16:
+                let bits = block.assumingMemoryBound(to: UInt16.self)
+                let table = ChunkScratch.float16Table
+                for index in 0..<count { out[index] = Double(table[Int(bits[index])]) }
+            case .float8_e4m3fn, .float8_e5m2:
+                let bytes = block.assumingMemoryBound(to: UInt8.self)
+                let table = dtype == .float8_e4m3fn ? ChunkScratch.e4m3Table : ChunkScratch.e5m2Table
+                for index in 0..<count { out[index] = Double(table[Int(bytes[index])]) }
+            default:
+                let raw = UnsafeRawBufferPointer(start: block, count: count * dtype.itemSize)
+                for index in 0..<count {
+                    switch Tensor.element(raw, at: index, of: dtype) {
+                    case .signed(let value): out[index] = Double(value)
+                    case .unsigned(let value): out[index] = Double(value)
+                    case .real(let value), .complex(let value, _): out[index] = value
+                    }
+                }
+            }
+            return Moments.of(UnsafeBufferPointer(rebasing: out[..<count]))
+        }
+    }
+
+    private static func complexMoments(_ block: UnsafeRawPointer, dtype: DType, count: Int) -> Moments {
+        var result = Moments()
+        result.count = count
+        let raw = UnsafeRawBufferPointer(start: block, count: count * dtype.itemSize)
+        for index in 0..<count {
+            guard case .complex(let re, let im) = Tensor.element(raw, at: index, of: dtype) else { continue }
+            result.sumOfSquares += re * re + im * im
+            if re == 0 && im == 0 { result.zeros += 1 }
+            if re.isNaN || im.isNaN { result.nans += 1 }
+            if re.isInfinite || im.isInfinite { result.infinities += 1 }
+        }
+        return result
+    }
+
+    static let float16Table: [Float] = (0...0xFFFF).map { ElementCodec.float(fromFloat16Bits: UInt16($0)) }
+    static let e4m3Table: [Float] = (0...0xFF).map { ElementCodec.float(fromFloat8E4M3FNBits: UInt8($0)) }
+    static let e5m2Table: [Float] = (0...0xFF).map { ElementCodec.float(fromFloat8E5M2Bits: UInt8($0)) }
+}
