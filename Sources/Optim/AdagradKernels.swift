@@ -180,9 +180,29 @@ enum AdagradKernels {
         let body: @Sendable (Int, Int) -> Void
     }
 
-    /// torch's default intra-op thread count, taken to be the cores available to this process.
-    /// Read once: Foundation answers from cgroup files on every call.
-    static let torchThreadCount = ProcessInfo.processInfo.activeProcessorCount
+    /// torch's default intra-op thread count (at::intraop_default_num_threads): OMP_NUM_THREADS,
+    /// else MKL_NUM_THREADS, else the number of physical cores. Read once per process.
+    static let torchThreadCount: Int = {
+        let environment = ProcessInfo.processInfo.environment
+        for name in ["OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+            if let value = environment[name].flatMap({ Int($0) }), value > 0 { return value }
+        }
+        return physicalCoreCount() ?? ProcessInfo.processInfo.activeProcessorCount
+    }()
+
+    /// Distinct (physical id, core id) pairs in /proc/cpuinfo, or nil where that file is absent.
+    private static func physicalCoreCount() -> Int? {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        var cores = Set<String>()
+        var physical = ""
+        for line in info.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { continue }
+            if parts[0] == "physical id" { physical = parts[1] }
+            if parts[0] == "core id" { cores.insert(physical + "/" + parts[1]) }
+        }
+        return cores.isEmpty ? nil : cores.count
+    }
 
     /// The range at::parallel_for hands each of torch's threads for an elementwise op over
     /// `count` elements (grain 32768; torch's thread count taken to be the core count). Needed
