@@ -8,7 +8,7 @@ struct CkptTool: ParsableCommand {
         commandName: "ckpt-tool",
         abstract: "Inspect, convert and verify training checkpoints (.ckpt, .pt, .safetensors).",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Diff.self, Verify.self]
+        subcommands: [Inspect.self, Convert.self, Diff.self, Verify.self, Rename.self, Stats.self, Extract.self]
     )
 
     /// Parses and runs the command. Usage errors keep ArgumentParser's message and exit code (64);
