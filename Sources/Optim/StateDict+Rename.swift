@@ -2,7 +2,7 @@ import Checkpoint
 import OrderedCollections
 
 /// A tree after renaming, with what the renaming did.
-public struct RenamedStateDict {
+public struct RenamedStateDict: Sendable {
     /// The renamed tree.
     public var value: StateValue
     /// What happened to the model's keys, or nil when the tree holds no model state dict.
