@@ -177,7 +177,8 @@ extension Optimizer {
         var root = saved.root
         root["state"] = .dict(state)
         root["param_groups"] = .list(packedGroups)
-        report.matched.removeAll { report.reinitialized.contains($0) }
+        let reinitialized = Set(report.reinitialized)
+        report.matched.removeAll { reinitialized.contains($0) }
         return (.dict(root), report)
     }
 

@@ -11,7 +11,7 @@ import Foundation
 ///
 /// Regular expressions are Foundation's `NSRegularExpression` (ICU syntax), matched against the
 /// whole name; replacement templates use `$0`…`$9` for groups and `\$` for a literal dollar sign.
-// NSRegularExpression is immutable and documented as safe to share between threads.
+/// (Unchecked Sendable: NSRegularExpression is immutable and documented as safe to share between threads.)
 public struct RenameMap: @unchecked Sendable {
     /// One rule of a map.
     public enum Rule: Equatable, Sendable {

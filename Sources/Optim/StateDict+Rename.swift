@@ -133,13 +133,23 @@ extension RenameMap {
     /// moved under one new module path takes that path; one whose keys were all dropped is dropped;
     /// a module without keys is renamed as the name `prefix.`; otherwise it is kept, with a note.
     private func renameMetadata(_ metadata: StateDict, outcomes: [Outcome], report: inout RenameReport) -> StateDict {
+        // The keys below each module prefix, found in one pass over the keys' dotted prefixes.
+        var keysBelow: [String: [Int]] = [:]
+        for (index, outcome) in outcomes.enumerated() {
+            let name = outcome.name
+            var start = name.startIndex
+            while let dot = name[start...].firstIndex(of: ".") {
+                keysBelow[String(name[..<dot]), default: []].append(index)
+                start = name.index(after: dot)
+            }
+        }
         var renamed = StateDict(isOrderedDict: metadata.isOrderedDict, attributes: metadata.attributes)
         for (key, value) in metadata.items {
             guard case .string(let prefix) = key, !prefix.isEmpty else {
                 renamed[key] = value
                 continue
             }
-            let below = outcomes.filter { $0.name.utf8.starts(with: (prefix + ".").utf8) }
+            let below = (keysBelow[prefix] ?? []).map { outcomes[$0] }
             var target: String? = prefix
             if below.isEmpty {
                 let moved = outcome(for: prefix + ".")
