@@ -312,11 +312,15 @@ CKPT_DEFINE_REDUCED_BODY(adagrad_body_bf16, bf16_to_float, float_to_bf16)
         adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
     }                                                                                                     \
     CKPT_X86_VARIANTS(SUFFIX, T)                                                                          \
-    void ckpt_adagrad_##SUFFIX(ckpt_adagrad_path path, T *param, const T *grad, T *sum, int64_t begin,    \
-                               int64_t end, const ckpt_adagrad_options *o) {                              \
+    void ckpt_adagrad_##SUFFIX##_isa(ckpt_isa isa, ckpt_adagrad_path path, T *param, const T *grad,       \
+                                     T *sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) { \
         if (begin >= end) return;                                                                         \
         CKPT_X86_DISPATCH(SUFFIX)                                                                         \
         adagrad_##SUFFIX##_baseline(path, param, grad, sum, begin, end, o);                               \
+    }                                                                                                     \
+    void ckpt_adagrad_##SUFFIX(ckpt_adagrad_path path, T *param, const T *grad, T *sum, int64_t begin,    \
+                               int64_t end, const ckpt_adagrad_options *o) {                              \
+        ckpt_adagrad_##SUFFIX##_isa(CKPT_ISA_BEST, path, param, grad, sum, begin, end, o);                \
     }
 
 #if CKPT_X86
@@ -332,8 +336,14 @@ CKPT_DEFINE_REDUCED_BODY(adagrad_body_bf16, bf16_to_float, float_to_bf16)
         adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
     }
 #define CKPT_X86_DISPATCH(SUFFIX)                                                                         \
-    if (has_avx512()) { adagrad_##SUFFIX##_avx512(path, param, grad, sum, begin, end, o); return; }       \
-    if (has_avx2()) { adagrad_##SUFFIX##_avx2(path, param, grad, sum, begin, end, o); return; }
+    if ((isa == CKPT_ISA_BEST || isa == CKPT_ISA_AVX512) && has_avx512()) {                               \
+        adagrad_##SUFFIX##_avx512(path, param, grad, sum, begin, end, o);                                 \
+        return;                                                                                           \
+    }                                                                                                     \
+    if ((isa == CKPT_ISA_BEST || isa == CKPT_ISA_AVX512 || isa == CKPT_ISA_AVX2) && has_avx2()) {         \
+        adagrad_##SUFFIX##_avx2(path, param, grad, sum, begin, end, o);                                   \
+        return;                                                                                           \
+    }
 #else
 #define CKPT_X86_VARIANTS(SUFFIX, T)
 #define CKPT_X86_DISPATCH(SUFFIX)
@@ -350,6 +360,21 @@ static int has_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 #endif
+
+int ckpt_isa_available(ckpt_isa isa) {
+    switch (isa) {
+    case CKPT_ISA_BEST:
+    case CKPT_ISA_BASELINE: return 1;
+#if CKPT_X86
+    case CKPT_ISA_AVX2: return has_avx2();
+    case CKPT_ISA_AVX512: return has_avx512();
+#else
+    case CKPT_ISA_AVX2:
+    case CKPT_ISA_AVX512: return 0;
+#endif
+    }
+    return 0;
+}
 
 int ckpt_torch_vector_bytes(void) {
 #if CKPT_X86

@@ -173,6 +173,82 @@ struct AdagradKernelTests {
         #expect(try sum.isBitwiseEqual(to: serialSum))
     }
 
+    /// Values that exercise special cases: zeros of both signs, subnormals, huge values, infinities.
+    static let specialFloats: [Float] = [0, -0.0, 1e-40, -1e-40, 3e38, -3e38, .infinity, -.infinity, 1, -1, 0.5, 1e-20]
+
+    /// The AVX-512, AVX2 and baseline builds of every kernel must produce the same bits (only one of
+    /// them meets torch's goldens on any given machine).
+    @Test(arguments: [DType.float32, .float64, .float16, .bfloat16], [AdagradImplementation.singleTensor, .forEach, .fused])
+    func everyInstructionSetVariantRoundsAlike(_ dtype: DType, _ implementation: AdagradImplementation) throws {
+        let count = 1000 + 13
+        var paramValues = Self.floats(count, seed: 7), gradValues = Self.floats(count, seed: 8)
+        for (offset, special) in Self.specialFloats.enumerated() {
+            paramValues[offset * 7] = special
+            gradValues[offset * 11 + 3] = special
+            gradValues[count - 1 - offset] = special
+        }
+        let path: ckpt_adagrad_path = switch implementation {
+        case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
+        case .forEach: CKPT_ADAGRAD_FOREACH
+        case .fused: CKPT_ADAGRAD_FUSED
+        }
+        for (wd, maximize) in [(0.0, false), (0.1, true)] {
+            var options = ckpt_adagrad_options()
+            options.clr = 0.0123
+            options.eps = 1e-3
+            options.weight_decay = wd
+            options.maximize = maximize ? 1 : 0
+            options.numel = Int64(count)
+            options.add_chunk = 700  // two chunks, so tails fall inside the range too
+            options.add_vector_length = Int32(ckpt_torch_vector_bytes()) / Int32(dtype.itemSize)
+            var results: [[UInt8]] = []
+            for isa in [CKPT_ISA_BASELINE, CKPT_ISA_AVX2, CKPT_ISA_AVX512] where ckpt_isa_available(isa) != 0 {
+                results.append(try Self.runVariant(isa, dtype, path, paramValues, gradValues, &options))
+            }
+            #expect(results.count >= 1)
+            for result in results.dropFirst() { #expect(result == results[0]) }
+        }
+    }
+
+    /// Runs one step with one instruction-set variant; returns param bytes followed by sum bytes.
+    static func runVariant(
+        _ isa: ckpt_isa, _ dtype: DType, _ path: ckpt_adagrad_path, _ paramValues: [Float], _ gradValues: [Float],
+        _ options: inout ckpt_adagrad_options
+    ) throws -> [UInt8] {
+        func bytes(_ values: [Float]) -> [UInt8] {
+            switch dtype {
+            case .float64: return values.map(Double.init).withUnsafeBytes { Array($0) }
+            case .float16: return values.map { Float16($0).bitPattern }.withUnsafeBytes { Array($0) }
+            case .bfloat16: return values.map { BFloat16($0).bitPattern }.withUnsafeBytes { Array($0) }
+            default: return values.withUnsafeBytes { Array($0) }
+            }
+        }
+        var param = bytes(paramValues), sum = bytes(paramValues.map { $0.magnitude })
+        let grad = bytes(gradValues)
+        let count = Int64(paramValues.count)
+        param.withUnsafeMutableBytes { p in
+            sum.withUnsafeMutableBytes { s in
+                grad.withUnsafeBytes { g in
+                    switch dtype {
+                    case .float64:
+                        ckpt_adagrad_f64_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: Double.self), g.baseAddress!.assumingMemoryBound(to: Double.self),
+                                             s.baseAddress!.assumingMemoryBound(to: Double.self), 0, count, &options)
+                    case .float16:
+                        ckpt_adagrad_f16_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
+                                             s.baseAddress!.assumingMemoryBound(to: UInt16.self), 0, count, &options)
+                    case .bfloat16:
+                        ckpt_adagrad_bf16_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
+                                              s.baseAddress!.assumingMemoryBound(to: UInt16.self), 0, count, &options)
+                    default:
+                        ckpt_adagrad_f32_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: Float.self), g.baseAddress!.assumingMemoryBound(to: Float.self),
+                                             s.baseAddress!.assumingMemoryBound(to: Float.self), 0, count, &options)
+                    }
+                }
+            }
+        }
+        return param + sum
+    }
+
     /// torch splits a float16/bfloat16 `add(alpha:)` over its threads; the scalar tail of each
     /// chunk rounds differently. Expected bits come from torch (make_adagrad_goldens.py), which
     /// used 2 threads; our emulation assumes torch's default thread count (AdagradKernels.torchThreadCount).

@@ -50,6 +50,28 @@ void ckpt_adagrad_f16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *g
 void ckpt_adagrad_bf16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
                        int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 
+/// The instruction sets a kernel is compiled for. Every variant rounds identically; tests run them
+/// side by side to check that.
+typedef enum {
+    CKPT_ISA_BEST = 0,      ///< the widest this CPU supports (what the plain entry points use)
+    CKPT_ISA_BASELINE = 1,  ///< the build's baseline (SSE2 on x86-64)
+    CKPT_ISA_AVX2 = 2,      ///< AVX2 with FMA and F16C
+    CKPT_ISA_AVX512 = 3,    ///< AVX-512 F/VL/BW/DQ
+} ckpt_isa;
+
+/// True if this CPU can run kernels compiled for `isa` (an unavailable one falls back to narrower).
+int ckpt_isa_available(ckpt_isa isa);
+
+/// The Adagrad kernels above, run with the variant compiled for `isa`.
+void ckpt_adagrad_f32_isa(ckpt_isa isa, ckpt_adagrad_path path, float *param, const float *grad, float *sum,
+                          int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+void ckpt_adagrad_f64_isa(ckpt_isa isa, ckpt_adagrad_path path, double *param, const double *grad, double *sum,
+                          int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+void ckpt_adagrad_f16_isa(ckpt_isa isa, ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad,
+                          uint16_t *sum, int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+void ckpt_adagrad_bf16_isa(ckpt_isa isa, ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad,
+                           uint16_t *sum, int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+
 /// Threads a parallel loop can use: the caller plus the library's worker threads (one per other CPU).
 int ckpt_thread_count(void);
 
