@@ -236,6 +236,51 @@ struct RenameFixture {
         }
     }
 
+    /// Seeded corruptions of torch's v1 optimizer dict (a value somewhere replaced by another kind):
+    /// loading by name reads or throws a typed error, never traps.
+    @Test func corruptedOptimizerDictsLoadOrThrow() throws {
+        let fixture = try RenameFixture()
+        var generator = SeededGenerator(seed: 1489)
+        let replacements: [StateValue] = [
+            .none, .int(-1), .int(Int64.max), .string("x"), .list([]), .list([.int(0), .int(0)]), .dict([:]),
+            .tensor(try Tensor([Float(1)], shape: [1])), .list([.string("fc.weight"), .string("fc.weight")]),
+        ]
+        var outcomes = (loaded: 0, rejected: 0)
+        for _ in 0..<400 {
+            let corrupted = Self.corrupt(try fixture.optimizer, replacements, &generator)
+            let optimizer = try fixture.optimizer(try fixture.parameters())
+            do {
+                try optimizer.loadStateDict(corrupted, renaming: fixture.map, strict: false, onMismatch: .reinitialize)
+                outcomes.loaded += 1
+            } catch is RenameError {
+                outcomes.rejected += 1
+            } catch is OptimizerError {
+                outcomes.rejected += 1
+            } catch is CheckpointError {
+                outcomes.rejected += 1
+            }
+        }
+        #expect(outcomes.loaded > 0 && outcomes.rejected > 0, "\(outcomes)")
+    }
+
+    /// The tree with one randomly chosen node (at any depth) replaced.
+    static func corrupt(_ value: StateValue, _ replacements: [StateValue], _ generator: inout SeededGenerator) -> StateValue {
+        let stop = Int.random(in: 0..<4, using: &generator) == 0
+        switch value {
+        case .dict(var dict) where !dict.items.isEmpty && !stop:
+            let index = Int.random(in: 0..<dict.items.count, using: &generator)
+            let key = dict.items.keys[index]
+            dict.items[key] = corrupt(dict.items.values[index], replacements, &generator)
+            return .dict(dict)
+        case .list(var items) where !items.isEmpty && !stop:
+            let index = Int.random(in: 0..<items.count, using: &generator)
+            items[index] = corrupt(items[index], replacements, &generator)
+            return .list(items)
+        default:
+            return replacements.randomElement(using: &generator) ?? .none
+        }
+    }
+
     @Test func hooksStackWithTheUsersOwn() throws {
         let fixture = try RenameFixture()
         let parameters = try fixture.parameters()

@@ -150,11 +150,54 @@ import Testing
         #expect(error.message.hasPrefix(message), "\(error.message)")
     }
 
+    /// Seeded byte corruptions of a valid map file: each reads or throws ``RenameError``, never traps.
+    @Test func corruptedMapFilesReadOrThrow() throws {
+        var generator = SeededGenerator(seed: 4)
+        let original = Array(Self.issueMap.utf8)
+        let alphabet = Array(#"{}[]":,\.$()*+?|^0123456789 abcdefghijklmnopqrstuvwxyz"#.utf8)
+        var outcomes = (read: 0, rejected: 0)
+        for _ in 0..<3000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                let index = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: bytes[index] = alphabet.randomElement(using: &generator) ?? 0
+                case 1: bytes.remove(at: index)
+                default: bytes.insert(alphabet.randomElement(using: &generator) ?? 0, at: index)
+                }
+                if bytes.isEmpty { bytes = [0x7B] }
+            }
+            do {
+                let map = try RenameMap(json: Data(bytes))
+                _ = try? map.apply(to: ["fc.weight", "encoder.0.bias", "layers.3.attn", "aux.x", "", "$1"])
+                outcomes.read += 1
+            } catch is RenameError {
+                outcomes.rejected += 1
+            }
+        }
+        #expect(outcomes.read > 0 && outcomes.rejected > 0, "\(outcomes)")
+    }
+
     @Test func missingMapFileIsAnInvalidMap() throws {
         let error = try #require(throws: RenameError.self) {
             try RenameMap(contentsOf: URL(fileURLWithPath: "/nonexistent/map.json"))
         }
         #expect(error.code == .invalidMap)
         #expect(error.message.hasPrefix("cannot read the map file /nonexistent/map.json"))
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for seeded corruption tests.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
