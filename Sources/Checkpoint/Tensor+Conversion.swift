@@ -216,13 +216,17 @@ extension Tensor {
             }
         }
         if target == .float32, source == .bfloat16 || source == .float16 {
-            // Bit-level widening, like torch's: a signaling NaN stays signaling (a trip through
-            // Double would quiet it).
+            // Bit-level widening: torch keeps a bfloat16 signaling NaN signaling but quiets a
+            // float16 one (a trip through Double would quiet both).
             let bits = input.bindMemory(to: UInt16.self)
             let out = output.bindMemory(to: Float.self)
             for index in 0..<count {
-                out[index] = source == .bfloat16
-                    ? ElementCodec.float(fromBFloat16Bits: bits[index]) : ElementCodec.float(fromFloat16Bits: bits[index])
+                if source == .bfloat16 {
+                    out[index] = ElementCodec.float(fromBFloat16Bits: bits[index])
+                } else {
+                    let value = ElementCodec.float(fromFloat16Bits: bits[index])
+                    out[index] = value.isNaN ? Float(bitPattern: value.bitPattern | 0x0040_0000) : value
+                }
             }
             return
         }
@@ -361,6 +365,61 @@ extension Tensor {
             }
             if target == .uint64 || target == .uint32 || target == .uint16 { return UInt64(truncated) }
             return UInt64(bitPattern: Int64(truncated))
+        }
+    }
+}
+
+extension StateValue {
+    /// The tree with every tensor whose dtype passes `shouldCast` cast to `target`
+    /// (ckpt-tool's `convert --dtype`), keeping shared storages shared and views as views.
+    ///
+    /// A storage is cast as a whole when all its tensors have one dtype, so tied weights stay tied
+    /// and a view keeps its strides and offset; a storage viewed under several dtypes is cast
+    /// tensor by tensor into separate contiguous copies.
+    ///
+    /// - Parameters:
+    ///   - target: The dtype to cast to.
+    ///   - shouldCast: Which source dtypes to cast (for example, `\.isFloatingPoint`).
+    /// - Returns: The new tree; tensors not cast keep their storages.
+    /// - Throws: What ``Tensor/cast(to:)`` throws.
+    public func castingTensors(to target: DType, where shouldCast: (DType) -> Bool) throws -> StateValue {
+        var dtypesByStorage: [ObjectIdentifier: Set<DType>] = [:]
+        forEachTensor { _, tensor in dtypesByStorage[ObjectIdentifier(tensor.storage), default: []].insert(tensor.dtype) }
+        var castStorages: [ObjectIdentifier: Storage] = [:]
+        return try mapTensors { tensor in
+            guard shouldCast(tensor.dtype), tensor.dtype != target else { return tensor }
+            let id = ObjectIdentifier(tensor.storage)
+            guard dtypesByStorage[id]?.count == 1, tensor.storage.byteCount % tensor.dtype.itemSize == 0 else {
+                return try tensor.cast(to: target)
+            }
+            let storage: Storage
+            if let done = castStorages[id] {
+                storage = done
+            } else {
+                let whole = try Tensor(
+                    storage: tensor.storage, dtype: tensor.dtype, shape: [tensor.storage.byteCount / tensor.dtype.itemSize])
+                storage = try whole.cast(to: target).storage
+                castStorages[id] = storage
+            }
+            return try Tensor(
+                storage: storage, dtype: target, shape: tensor.shape, strides: tensor.strides, storageOffset: tensor.storageOffset,
+                requiresGrad: tensor.requiresGrad && !target.isIntegral, isParameter: tensor.isParameter)
+        }
+    }
+
+    /// The tree with each tensor replaced by `transform(tensor)`, in ``forEachTensor(_:)`` order.
+    func mapTensors(_ transform: (Tensor) throws -> Tensor) rethrows -> StateValue {
+        switch self {
+        case .tensor(let tensor):
+            return .tensor(try transform(tensor))
+        case .dict(var dict):
+            for key in dict.items.keys { dict.items[key] = try dict.items[key]!.mapTensors(transform) }
+            for key in dict.attributes.keys { dict.attributes[key] = try dict.attributes[key]!.mapTensors(transform) }
+            return .dict(dict)
+        case .list(let elements): return .list(try elements.map { try $0.mapTensors(transform) })
+        case .tuple(let elements): return .tuple(try elements.map { try $0.mapTensors(transform) })
+        case .set(let elements): return .set(try elements.map { try $0.mapTensors(transform) })
+        default: return self
         }
     }
 }

@@ -114,7 +114,12 @@ struct Moments {
     var count = 0
     var minimum = Double.infinity
     var maximum = -Double.infinity
-    var mean = 0.0
+    /// The mean as an unevaluated sum `meanHigh + meanLow`: chunks' high parts are close to one
+    /// another, so their differences are exact and the merge keeps the digits a single Double
+    /// would round away when the data sit far from zero (1e8 ± 1e-3).
+    var meanHigh = 0.0
+    var meanLow = 0.0
+    var mean: Double { meanHigh + meanLow }
     /// The plain sum, for the mean when infinities make the pairwise update undefined (∞ − ∞).
     var sum = 0.0
     var m2 = 0.0
@@ -131,9 +136,9 @@ struct Moments {
             return
         }
         let total = count + other.count
-        let delta = other.mean - mean
+        let delta = (other.meanHigh - meanHigh) + (other.meanLow - meanLow)
         let weight = Double(other.count) / Double(total)
-        mean += delta * weight
+        meanLow += delta * weight
         m2 += other.m2 + delta * delta * Double(count) * weight
         count = total
         sum += other.sum
@@ -191,22 +196,28 @@ struct Moments {
         }
         result.count = n
         result.sum = total
-        result.mean = total / Double(n)
-        var deviations = V()
-        let center = V(repeating: result.mean)
+        result.meanHigh = total / Double(n)
+        // Deviations from the first-pass mean, plus their sum: the corrected two-pass algorithm
+        // (Σd² − (Σd)²/n) removes the first pass's rounding of the mean to second order.
+        var deviations = V(), deviationSum = V()
+        let center = V(repeating: result.meanHigh)
         index = 0
         while index + lanes <= n {
             let d = raw.loadUnaligned(fromByteOffset: index * 8, as: V.self) - center
+            deviationSum += d
             deviations += d * d
             index += lanes
         }
         var m2 = deviations.sum()
+        var offset = deviationSum.sum()
         while index < n {
-            let d = base[index] - result.mean
+            let d = base[index] - result.meanHigh
+            offset += d
             m2 += d * d
             index += 1
         }
-        result.m2 = m2
+        result.m2 = m2 - offset * offset / Double(n)
+        if offset.isFinite { result.meanLow = offset / Double(n) }
         return result
     }
 }
