@@ -251,3 +251,146 @@ struct ColorTests {
         #expect(!flag.stdout.contains("\u{1B}["), "colors despite --no-color")
     }
 }
+
+/// Prints, for each optimizer state_dict file given, what torch itself sees in it: each group's
+/// options and params, how many parameters carry each state key, and the min/max `step`. The last
+/// argument is a directory where it first saves a run whose parameters took different numbers of steps.
+private let describeOptimizers = #"""
+import json, sys, torch
+out = sys.argv[-1]
+torch.manual_seed(4)
+a, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(2))
+optimizer = torch.optim.Adagrad([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+for step in range(5):
+    optimizer.zero_grad()
+    loss = a.square().sum() + (b.sum() if step >= 3 else 0)
+    loss.backward()
+    optimizer.step()
+torch.save({"epoch": 1, "optimizer": optimizer.state_dict()}, f"{out}/uneven.pt")
+def find(tree):
+    if isinstance(tree, dict) and set(tree) == {"state", "param_groups"}: return tree
+    if isinstance(tree, dict):
+        for value in tree.values():
+            found = find(value)
+            if found is not None: return found
+result = {}
+for path in sys.argv[1:-1] + [f"{out}/uneven.pt"]:
+    sd = find(torch.load(path))
+    keys, steps = {}, []
+    for entry in sd["state"].values():
+        for key, value in entry.items():
+            keys[key] = keys.get(key, 0) + 1
+            if key == "step": steps.append(float(value))
+    result[path.split("/")[-1]] = {
+        "groups": [{"params": g["params"], "hyperparameters": {k: v for k, v in g.items() if k not in ("params", "param_names")},
+                    "param_names": g.get("param_names")} for g in sd["param_groups"]],
+        "state_keys": keys, "step": {"min": min(steps), "max": max(steps)} if steps else None,
+    }
+print(json.dumps(result))
+"""#
+
+private let sample = Tool.fixtures.appendingPathComponent("../../Samples/data/tiny-run.pt").standardized.path
+
+@Suite("ckpt-tool inspect: optimizers, --depth, --filter")
+struct InspectSelectionTests {
+    @Test(.enabled(if: torchPython != nil, "needs the torch venv to describe the optimizers; NOT checked"))
+    func optimizerSummariesMatchWhatTorchSees() throws {
+        let directory = Tool.temporaryDirectory()
+        let script = directory.appendingPathComponent("describe.py")
+        try describeOptimizers.write(to: script, atomically: true, encoding: .utf8)
+        let files = [fixture("pt/adagrad_groups.pt"), fixture("pt/adagrad_named.pt"), sample]
+        let torch = try Tool.run(executable: try #require(torchPython), [script.path] + files + [directory.path])
+        #expect(torch.status == 0, "\(torch.stderr)")
+        let truth = try #require(try JSONSerialization.jsonObject(with: Data(torch.stdout.utf8)) as? [String: [String: Any]])
+        for file in files + [directory.appendingPathComponent("uneven.pt").path] {
+            let expected = try #require(truth[URL(fileURLWithPath: file).lastPathComponent])
+            let optimizers = try #require(try Tool.inspectJSON(file)["optimizers"] as? [[String: Any]])
+            try #require(optimizers.count == 1, "\(file)")
+            let optimizer = optimizers[0]
+            let groups = try #require(optimizer["groups"] as? [[String: Any]])
+            let expectedGroups = try #require(expected["groups"] as? [[String: Any]])
+            #expect(groups.count == expectedGroups.count)
+            for (group, truth) in zip(groups, expectedGroups) {
+                #expect(group["params"] as? [Int] == truth["params"] as? [Int], "\(file)")
+                #expect(group["param_names"] as? [String] == truth["param_names"] as? [String], "\(file)")
+                #expect(NSDictionary(dictionary: group["hyperparameters"] as? [String: Any] ?? [:])
+                    == NSDictionary(dictionary: truth["hyperparameters"] as? [String: Any] ?? [:]), "\(file)")
+            }
+            #expect(optimizer["state_keys"] as? [String: Int] == expected["state_keys"] as? [String: Int], "\(file)")
+            let step = try #require(optimizer["step"] as? [String: Double])
+            #expect(step == expected["step"] as? [String: Double], "\(file)")
+            #expect(optimizer["parameters"] as? Int == expectedGroups.reduce(0) { $0 + (($1["params"] as? [Int])?.count ?? 0) })
+        }
+    }
+
+    @Test func textSummarizesTheOptimizerAfterTheTree() throws {
+        let result = try Tool.run(["inspect", fixture("pt/adagrad_named.pt")])
+        #expect(result.status == 0, "\(result.stderr)")
+        for line in [
+            "optimizer at the root: 2 groups, 4 parameters, 4 with state; state keys step ×4, sum ×4; step 2; 8 state tensors, 68 B",
+            "  group 0: 2 parameters (0.weight, 0.bias)  lr=0.01 lr_decay=0 eps=1e-10",
+            "  group 1: 2 parameters (2.weight, 2.bias)  lr=0.2 lr_decay=0.001",
+        ] {
+            #expect(result.stdout.contains(line), "missing \(line) in\n\(result.stdout)")
+        }
+    }
+
+    @Test func filesWithoutAnOptimizerHaveNone() throws {
+        let json = try Tool.inspectJSON(fixture("pt/model_tied.pt"))
+        #expect((json["optimizers"] as? [Any])?.isEmpty == true)
+        #expect(!(try Tool.run(["inspect", fixture("pt/model_tied.pt")]).stdout.contains("optimizer at")))
+    }
+
+    @Test func depthCutsTheTreeButNotTheTotals() throws {
+        let text = try Tool.run(["inspect", sample, "--depth", "1"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("\n  model: OrderedDict (4 items, 1 attribute)\n  optimizer: dict (2 items)\n"), "\(text.stdout)")
+        #expect(!text.stdout.contains("0.weight"))
+        #expect(text.stdout.contains("totals: 12 tensors"))
+        let cut = try Tool.run(["inspect", sample, "--depth", "1", "--json"])
+        let root = try #require((try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as? [String: Any])?["root"] as? [String: Any])
+        let items = try #require(root["items"] as? [[String: Any]])
+        let model = try #require(items.first?["value"] as? [String: Any])
+        #expect(model["items_omitted"] as? Int == 5)
+        #expect(model["items"] == nil)
+        #expect((items.last?["value"] as? [String: Any])?["value"] as? Double != nil, "a scalar at the cut keeps its value")
+        let zero = try Tool.run(["inspect", sample, "--depth", "0"])
+        #expect(zero.stdout.contains("dict (4 items)\n\n"), "\(zero.stdout)")
+        #expect(try Tool.run(["inspect", sample, "--depth", "-1"]).status == 64)
+    }
+
+    @Test func filterKeepsMatchesAndTheirAncestors() throws {
+        let text = try Tool.run(["inspect", sample, "--filter", "model/*.weight"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("  model: OrderedDict (4 items, 1 attribute)\n    0.weight: Tensor float32 [16, 8] 512 B\n    2.weight: Tensor float32 [4, 16] 256 B\n"), "\(text.stdout)")
+        #expect(!text.stdout.contains("bias"))
+        #expect(!text.stdout.contains("epoch"))
+        #expect(!text.stdout.contains("optimizer"), "an optimizer outside the filter is not summarized")
+        #expect(text.stdout.contains("totals (filtered): 2 tensors, 2 distinct storages, tensor bytes 768 B"))
+
+        let result = try Tool.run(["inspect", sample, "--filter", "model/*.weight", "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(json["root"] is NSNull)
+        #expect(json["filter"] as? String == "model/*.weight")
+        let matches = try #require(json["matches"] as? [[String: Any]])
+        #expect(matches.map { $0["path"] as? String } == ["model/0.weight", "model/2.weight"])
+        #expect((matches.first?["node"] as? [String: Any])?["shape"] as? [Int] == [16, 8])
+        #expect((json["tensors"] as? [[String: Any]])?.map { $0["path"] as? String } == ["model/0.weight", "model/2.weight"])
+        #expect((json["totals"] as? [String: Any])?["tensor_bytes"] as? Int == 768)
+    }
+
+    @Test func filterOnAContainerKeepsItsSubtreeAndListIndices() throws {
+        let text = try Tool.run(["inspect", sample, "--filter", "optimizer/param_groups/*"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("  optimizer: dict (2 items)\n    param_groups: list (1 item)\n      [0]: dict ("), "\(text.stdout)")
+        #expect(text.stdout.contains("        lr: float = 0.05"))
+        #expect(text.stdout.contains("optimizer at optimizer:"))
+        #expect(text.stdout.contains("totals (filtered): 0 tensors"))
+        let all = try Tool.run(["inspect", sample, "--filter", "optimizer/**/sum", "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
+        #expect((json["tensors"] as? [[String: Any]])?.map { $0["path"] as? String } == (0..<4).map { "optimizer/state/\($0)/sum" })
+        let none = try Tool.run(["inspect", sample, "--filter", "nothing/here"])
+        #expect(none.status == 0)
+        #expect(none.stdout.contains("totals (filtered): 0 tensors"))
+    }
+}
