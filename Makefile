@@ -27,7 +27,9 @@ interop:
 
 bench:
 	$(SWIFT) build -c release --product ckpt-bench
+	$(SWIFT) build -c release --product adagrad-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
 
 # Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed.
 fixtures:
