@@ -171,6 +171,7 @@ struct TreeSummary {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(count) B" : String(format: "%.1f %@ (%d bytes)", value, units[unit], count)
+        // The byte count is interpolated: `%d` would print only the low 32 bits of an Int.
+        return unit == 0 ? "\(count) B" : String(format: "%.1f ", value) + "\(units[unit]) (\(count) bytes)"
     }
 }
