@@ -28,8 +28,9 @@ extension RenameMap {
     ///
     /// - Parameter tree: The checkpoint's tree.
     /// - Returns: The renamed tree and a report for each part found.
-    /// - Throws: ``RenameError``: a collision or unmatched strict rule naming the rule, a
-    ///   `.malformedStateDict` for a tree with neither part.
+    /// - Throws: ``RenameError``: a collision or unmatched strict rule naming the rule;
+    ///   `.malformedStateDict` for a tree that is not a dict, a model part with a non-string key, or
+    ///   an optimizer part not shaped like torch's.
     public func renameCheckpoint(_ tree: StateValue) throws -> RenamedStateDict {
         guard case .dict(var root) = tree else {
             throw RenameError(.malformedStateDict, "a checkpoint to rename must be a dict, found \(tree.pythonTypeName)")

@@ -218,6 +218,24 @@ struct RenameFixture {
         let error = try #require(throws: RenameError.self) { try optimizer.loadStateDict(saved, renaming: .identity) }
         #expect(error.code == .duplicateName)
         #expect(error.message == #"the name "w" occurs twice"#)
+
+        // The name hook on its own checks too.
+        let handle = optimizer.registerNameBasedLoadPreHook()
+        defer { handle.remove() }
+        let alone = try #require(throws: RenameError.self) { try optimizer.loadStateDict(saved) }
+        #expect(alone.code == .duplicateName)
+        #expect(alone.message == #"the saved parameter name "w" occurs twice"#)
+        #expect(alone.path == "param_groups/0/param_names")
+    }
+
+    @Test func duplicateCurrentNameIsAnError() throws {
+        let first = Parameter(try Tensor([Float(1)], shape: [1]), name: "w")
+        let second = Parameter(try Tensor([Float(2)], shape: [1]), name: "w")
+        let optimizer = try Adagrad([first, second])
+        let saved = try Adagrad([Parameter(try Tensor([Float(1)], shape: [1]), name: "w")]).stateDict()
+        let error = try #require(throws: RenameError.self) { try optimizer.loadStateDict(saved, renaming: .identity) }
+        #expect(error.code == .duplicateName)
+        #expect(error.message == #"the optimizer has two parameters named "w""#)
     }
 
     @Test func malformedOptimizerStateDictIsAnError() throws {
