@@ -2,7 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 
-/// `ckpt-tool convert IN OUT [--format ckpt|pt|safetensors]`.
+/// `ckpt-tool convert IN OUT [--format ckpt|pt|safetensors] [--dtype bf16|f16|f32|f64] [--only GLOB]`.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint between .ckpt, .pt and .safetensors.",
@@ -11,7 +11,10 @@ struct Convert: ParsableCommand {
             from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically. \
             safetensors cannot share storage, so tied tensors become copies there; trees that are not a \
             flat dict of tensors keep their structure in the file's __metadata__. From safetensors to \
-            safetensors, the input's __metadata__ string pairs are kept.
+            safetensors, the input's __metadata__ string pairs are kept. \
+            --only keeps the values whose key path matches GLOB (and the containers leading to them). \
+            --dtype casts floating-point tensors (float8 included) as tensor.to(dtype) does; integer, \
+            bool and complex tensors are left as they are, and tied tensors stay tied.
             """
     )
 
@@ -23,6 +26,12 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Output format: ckpt, pt or safetensors (default: from OUT's extension).")
     var format: CheckpointFormat?
+
+    @Option(help: "Cast floating-point tensors to bf16, f16, f32 or f64 (or a torch name: bfloat16, float16, ...).")
+    var dtype: String?
+
+    @Option(help: "Keep only values whose key path matches this pattern (* and ? within a key, ** across keys).")
+    var only: String?
 
     @Flag(help: "Skip CRC-32 verification of the input's tensor data.")
     var noVerify = false
@@ -37,7 +46,18 @@ struct Convert: ParsableCommand {
         format ?? CheckpointFormat(pathExtension: URL(fileURLWithPath: output).pathExtension)
     }
 
+    /// The dtype `--dtype` names: the short names, or any floating torch name.
+    var targetDType: DType? {
+        guard let dtype else { return nil }
+        let short: [String: DType] = ["bf16": .bfloat16, "f16": .float16, "f32": .float32, "f64": .float64]
+        if let match = short[dtype.lowercased()] { return match }
+        return DType(torchName: dtype).flatMap { $0.isFloatingPoint ? $0 : nil }
+    }
+
     func validate() throws {
+        if let dtype, targetDType == nil {
+            throw ValidationError("--dtype '\(dtype)' is not a floating-point dtype (expected bf16, f16, f32, f64 or a torch name)")
+        }
         guard outputFormat != nil else {
             let ext = URL(fileURLWithPath: output).pathExtension
             throw ValidationError(
@@ -48,7 +68,16 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         guard let outputFormat else { throw ValidationError("no output format") }
-        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        var tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        if let only {
+            guard let kept = tree.filtered(by: KeyGlob(only)) else {
+                throw CheckpointError(.invalidArgument, "no key path matches --only", file: input, found: only)
+            }
+            tree = kept
+        }
+        if let targetDType {
+            tree = try tree.castingTensors(to: targetDType, where: \.isFloatingPoint)
+        }
         if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(path: input), !metadata.isEmpty {
             // safetensors to safetensors: keep the caller's __metadata__ pairs (Hugging Face's {"format": "pt"}).
             try Safetensors.write(tree, to: output, sync: !noSync, metadata: metadata)

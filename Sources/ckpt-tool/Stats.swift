@@ -1,0 +1,149 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+
+/// `ckpt-tool stats FILE [KEY-GLOB] [--json]`: per-tensor min, max, mean, std, L2 norm and counts.
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-tensor statistics: min, max, mean, std, L2 norm, and zero, NaN and Inf counts.",
+        discussion: """
+            Every tensor (or those whose key path matches KEY-GLOB, e.g. 'model/**/*.weight') is read in \
+            chunks on all cores, CRC-checked as it is read. Values are computed in float64; std is \
+            torch.std's default (unbiased, n − 1); a NaN makes min, max, mean, std and norm NaN, as in \
+            torch. Complex tensors get counts and the L2 norm only. The --json schema is in docs/CLI.md.
+            """
+    )
+
+    @Argument(help: "The checkpoint (.ckpt, .pt/.pth, .safetensors; detected from its contents).")
+    var file: String
+
+    @Argument(help: "Only tensors whose key path matches this pattern (* and ? within a key, ** across keys).")
+    var keyGlob: String?
+
+    @Flag(help: "Print JSON (schema ckpt-tool/stats, version 1) instead of a table.")
+    var json = false
+
+    @Flag(help: "Skip CRC-32 verification of the tensor data.")
+    var noVerify = false
+
+    @OptionGroup var outputOptions: OutputOptions
+
+    func run() throws {
+        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: file), options: LoadOptions(verifyChecksums: !noVerify))
+        let selected = tree.tensors(matching: keyGlob.map(KeyGlob.init))
+        if let keyGlob, selected.isEmpty {
+            throw CheckpointError(.invalidArgument, "no tensor's key path matches the pattern", file: file, found: keyGlob)
+        }
+        let progress = ProgressBar(label: "stats")
+        defer { progress.finish() }
+        let results = try TensorStatistics.compute(selected.map(\.tensor)) { done, total in progress.update(done: done, total: total) }
+        progress.finish()
+        let rows = zip(selected, results).map { StatsRow(path: $0.0.path, tensor: $0.0.tensor, statistics: $0.1) }
+        if json {
+            Terminal.standardOutput.write(try StatsRow.json(rows, file: file, pattern: keyGlob))
+        } else {
+            Terminal.standardOutput.write(StatsRow.table(rows, style: outputOptions.style))
+        }
+    }
+}
+
+/// One tensor's line of `stats` output.
+struct StatsRow {
+    let path: [StateKey]
+    let tensor: Tensor
+    let statistics: TensorStatistics
+
+    static let schema = "ckpt-tool/stats"
+    static let schemaVersion = 1
+
+    /// The `--json` document (see docs/CLI.md).
+    static func json(_ rows: [StatsRow], file: String, pattern: String?) throws -> String {
+        let tensors: [[String: Any]] = rows.map { row in
+            let s = row.statistics
+            return [
+                "path": row.path.pathString,
+                "key_path": row.path.map { key -> Any in
+                    switch key {
+                    case .string(let text): return text
+                    case .int(let value): return value
+                    }
+                },
+                "dtype": row.tensor.dtype.rawValue,
+                "shape": row.tensor.shape,
+                "count": s.count,
+                "min": number(s.minimum),
+                "max": number(s.maximum),
+                "mean": number(s.mean),
+                "std": number(s.standardDeviation),
+                "l2_norm": number(s.l2Norm),
+                "zeros": s.zeroCount,
+                "nans": s.nanCount,
+                "infs": s.infinityCount,
+            ]
+        }
+        let document: [String: Any] = [
+            "schema": schema,
+            "schema_version": schemaVersion,
+            "file": file,
+            "pattern": pattern.map { $0 as Any } ?? NSNull(),
+            "tensors": tensors,
+            "totals": [
+                "tensors": rows.count,
+                "elements": rows.reduce(0) { $0 + $1.statistics.count },
+                "bytes": rows.reduce(0) { $0 + $1.tensor.byteCount },
+                "zeros": rows.reduce(0) { $0 + $1.statistics.zeroCount },
+                "nans": rows.reduce(0) { $0 + $1.statistics.nanCount },
+                "infs": rows.reduce(0) { $0 + $1.statistics.infinityCount },
+            ],
+        ]
+        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    /// A JSON number, or "nan"/"inf"/"-inf" (JSON has no such numbers), or null when undefined.
+    private static func number(_ value: Double?) -> Any {
+        guard let value else { return NSNull() }
+        if value.isNaN { return "nan" }
+        if value.isInfinite { return value < 0 ? "-inf" : "inf" }
+        return value
+    }
+
+    /// The human table: one line per tensor, numbers with 6 significant digits.
+    static func table(_ rows: [StatsRow], style: Terminal.Style) -> String {
+        let header = ["key", "dtype", "shape", "min", "max", "mean", "std", "l2", "zeros", "nan", "inf"]
+        var lines: [[String]] = [header]
+        for row in rows {
+            let s = row.statistics
+            lines.append([
+                row.path.pathString, row.tensor.dtype.rawValue, "[" + row.tensor.shape.map(String.init).joined(separator: ", ") + "]",
+                text(s.minimum), text(s.maximum), text(s.mean), text(s.standardDeviation), text(s.l2Norm),
+                String(s.zeroCount), String(s.nanCount), String(s.infinityCount),
+            ])
+        }
+        var widths = header.map(\.count)
+        for line in lines { for (column, cell) in line.enumerated() { widths[column] = max(widths[column], cell.count) } }
+        var output = ""
+        for (index, line) in lines.enumerated() {
+            let cells = line.enumerated().map { column, cell -> String in
+                let padding = String(repeating: " ", count: widths[column] - cell.count)
+                // Key and dtype read left to right; numbers line up on the right.
+                let padded = column < 3 ? cell + padding : padding + cell
+                if index == 0 { return style.key(padded) }
+                if column >= 9, cell != "0" { return style.value(padded) }
+                return column == 0 ? style.key(padded) : padded
+            }
+            output += cells.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+        }
+        let nans = rows.reduce(0) { $0 + $1.statistics.nanCount }, infs = rows.reduce(0) { $0 + $1.statistics.infinityCount }
+        output += "\n" + style.key("totals: ") + "\(rows.count) tensor\(rows.count == 1 ? "" : "s"), "
+            + "\(rows.reduce(0) { $0 + $1.statistics.count }) elements, \(nans) NaN, \(infs) Inf\n"
+        return output
+    }
+
+    private static func text(_ value: Double?) -> String {
+        guard let value else { return "-" }
+        if value.isNaN { return "nan" }
+        if value.isInfinite { return value < 0 ? "-inf" : "inf" }
+        return String(format: "%.6g", value)
+    }
+}
