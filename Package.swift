@@ -49,6 +49,7 @@ let package = Package(
             path: "Benchmarks/ckpt-bench"
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
+        .executableTarget(name: "stats-bench", dependencies: ["Checkpoint"], path: "Benchmarks/stats-bench"),
         .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),
         .executableTarget(
             name: "convert-and-inspect",

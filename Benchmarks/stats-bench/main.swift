@@ -1,0 +1,77 @@
+// stats-bench: `ckpt-tool stats` against plain reading, on one large checkpoint.
+//
+// Usage: stats-bench [PATH] [GiB]   (default /tmp/ckpt-stats-bench.ckpt, 1 GiB; written once if missing)
+//
+// reading = Checkpoint.load + StateValue.verifyChecksums() (every CRC-32, all cores)
+// stats   = Checkpoint.load + TensorStatistics.compute over every tensor (CRC-checked as read)
+// Both run warm (the file is in the page cache), alternating, five times; the medians are compared.
+
+import Checkpoint
+import Dispatch
+import Foundation
+
+let arguments = CommandLine.arguments
+let path = arguments.count > 1 ? arguments[1] : "/tmp/ckpt-stats-bench.ckpt"
+let gibibytes = arguments.count > 2 ? Double(arguments[2]) ?? 1 : 1
+let url = URL(fileURLWithPath: path)
+
+/// 1 GiB as 60 float32 tensors of 4 Mi elements and 8 bfloat16 tensors of 2 Mi: a model's mix of sizes.
+func writeCheckpoint() throws {
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+    let scale = gibibytes
+    var items: [(String, StateValue)] = []
+    for index in 0..<60 {
+        let count = Int(Double(4 << 20) * scale)
+        let values = (0..<count).map { _ in Float(Int64(next() % 2_000_001) - 1_000_000) * 1e-6 }
+        items.append(("model/layer.\(index).weight", .tensor(try Tensor(values))))
+    }
+    for index in 0..<8 {
+        let count = Int(Double(2 << 20) * scale)
+        let values = (0..<count).map { _ in BFloat16(Float(Int64(next() % 2001) - 1000) * 1e-3) }
+        items.append(("model/embed.\(index)", .tensor(try Tensor(values))))
+    }
+    var dict = StateDict()
+    for (key, value) in items { dict[.string(key)] = value }
+    try Checkpoint.save(.dict(dict), to: url, options: SaveOptions(durable: false))
+}
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+if !FileManager.default.fileExists(atPath: path) {
+    print("writing \(path) ...")
+    try writeCheckpoint()
+}
+let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+print("file: \(path), \(size) bytes (\(String(format: "%.2f", Double(size) / Double(1 << 30))) GiB), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+
+// Warm the page cache so both measurements start from the same state.
+_ = try seconds { try Checkpoint.load(contentsOf: url).verifyChecksums() }
+
+var reads: [Double] = []
+var stats: [Double] = []
+var checksum = 0.0
+for _ in 0..<5 {
+    reads.append(try seconds { try Checkpoint.load(contentsOf: url).verifyChecksums() })
+    stats.append(try seconds {
+        let tree = try Checkpoint.load(contentsOf: url)
+        let results = try TensorStatistics.compute(tree.tensors(matching: nil).map(\.tensor))
+        checksum += results.reduce(0) { $0 + ($1.mean ?? 0) }
+    })
+}
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+let read = median(reads), stat = median(stats)
+print(String(format: "reading (load + verifyChecksums): median %.3f s  (%.2f GB/s)  runs %@", read, Double(size) / read / 1e9,
+             reads.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+print(String(format: "stats   (load + TensorStatistics): median %.3f s  (%.2f GB/s)  runs %@", stat, Double(size) / stat / 1e9,
+             stats.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+print(String(format: "ratio stats / reading: %.2f  (goal ≤ 2)   [mean checksum %.6g]", stat / read, checksum))
