@@ -23,11 +23,12 @@ extension Optimizer {
     public func registerRenamePreHook(
         _ map: RenameMap, prepend: Bool = false, onReport: ((RenameReport) -> Void)? = nil
     ) -> HookHandle {
-        registerLoadStateDictPreHook({ _, stateDict in
-            let (renamed, report, _) = try map.renameOptimizer(stateDict, checkStrict: true, renumber: false)
-            onReport?(report)
-            return renamed
-        }, prepend: prepend)
+        registerLoadStateDictPreHook(
+            { _, stateDict in
+                let (renamed, report, _) = try map.renameOptimizer(stateDict, checkStrict: true, renumber: false)
+                onReport?(report)
+                return renamed
+            }, prepend: prepend)
     }
 
     /// Registers a load-state-dict pre-hook that matches saved state to the current parameters by
@@ -53,11 +54,13 @@ extension Optimizer {
         strict: Bool = true, onMismatch: StateMismatchPolicy = .error, prepend: Bool = false,
         onReport: ((RenameReport) -> Void)? = nil
     ) -> HookHandle {
-        registerLoadStateDictPreHook({ optimizer, stateDict in
-            let (rewritten, report) = try optimizer.matchingSavedStateByName(stateDict, strict: strict, onMismatch: onMismatch)
-            onReport?(report)
-            return rewritten
-        }, prepend: prepend)
+        registerLoadStateDictPreHook(
+            { optimizer, stateDict in
+                let (rewritten, report) = try optimizer.matchingSavedStateByName(
+                    stateDict, strict: strict, onMismatch: onMismatch)
+                onReport?(report)
+                return rewritten
+            }, prepend: prepend)
     }
 
     /// Loads a state dict saved for another version of the model: renames its `param_names` with
@@ -109,14 +112,18 @@ extension Optimizer {
         for (groupIndex, group) in saved.groups.enumerated() {
             for (name, id) in zip(group.names ?? [], group.ids) {
                 guard savedByName.updateValue((groupIndex, id), forKey: name) == nil else {
-                    throw RenameError(.duplicateName, "the saved parameter name \"\(name)\" occurs twice", path: "param_groups/\(groupIndex)/param_names")
+                    throw RenameError(
+                        .duplicateName, "the saved parameter name \"\(name)\" occurs twice",
+                        path: "param_groups/\(groupIndex)/param_names")
                 }
             }
         }
         var currentSet = Set<String>()
         for (groupIndex, names) in currentNames.enumerated() {
             for name in names ?? [] where !currentSet.insert(name).inserted {
-                throw RenameError(.duplicateName, "the optimizer has two parameters named \"\(name)\"", path: "param_groups/\(groupIndex)/param_names")
+                throw RenameError(
+                    .duplicateName, "the optimizer has two parameters named \"\(name)\"",
+                    path: "param_groups/\(groupIndex)/param_names")
             }
         }
 
@@ -131,7 +138,8 @@ extension Optimizer {
             if !report.unexpected.isEmpty { parts.append("saved state for unknown names \(quoted(report.unexpected))") }
             throw RenameError(
                 report.missing.isEmpty ? .unexpectedNames : .missingNames,
-                "strict name-based loading: " + parts.joined(separator: "; ") + " (load with strict: false to skip them)")
+                "strict name-based loading: " + parts.joined(separator: "; ")
+                    + " (load with strict: false to skip them)")
         }
 
         var state = StateDict()
@@ -189,16 +197,20 @@ extension Optimizer {
         case .tensor(let tensor):
             guard key != "step" else { return nil }
             if tensor.shape != parameter.data.shape {
-                return "\(path.isEmpty ? "a tensor" : path) has shape \(tensor.shape), the parameter \(parameter.data.shape)"
+                return
+                    "\(path.isEmpty ? "a tensor" : path) has shape \(tensor.shape), the parameter \(parameter.data.shape)"
             }
             if tensor.dtype != parameter.data.dtype {
-                return "\(path.isEmpty ? "a tensor" : path) has dtype \(tensor.dtype.rawValue), the parameter \(parameter.data.dtype.rawValue)"
+                return
+                    "\(path.isEmpty ? "a tensor" : path) has dtype \(tensor.dtype.rawValue), the parameter \(parameter.data.dtype.rawValue)"
             }
             return nil
         case .dict(let dict):
             for (childKey, child) in dict.items {
                 let name: String? = if case .string(let text) = childKey { text } else { nil }
-                if let found = mismatch(child, parameter: parameter, key: name, path: path.isEmpty ? "\(childKey)" : "\(path)/\(childKey)") {
+                if let found = mismatch(
+                    child, parameter: parameter, key: name, path: path.isEmpty ? "\(childKey)" : "\(path)/\(childKey)")
+                {
                     return found
                 }
             }

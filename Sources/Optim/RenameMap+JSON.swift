@@ -40,7 +40,8 @@ extension RenameMap {
             throw RenameError(.invalidMap, "\(path): a map must be a JSON object with \"rules\" or \"maps\"")
         }
         if let unknown = object.keys.sorted().first(where: { !["rules", "maps", "strict"].contains($0) }) {
-            throw RenameError(.invalidMap, "\(path): unknown key \"\(unknown)\" (a map has \"rules\", \"strict\" or \"maps\")")
+            throw RenameError(
+                .invalidMap, "\(path): unknown key \"\(unknown)\" (a map has \"rules\", \"strict\" or \"maps\")")
         }
         switch (object["rules"], object["maps"]) {
         case (let rules?, nil):
@@ -55,7 +56,8 @@ extension RenameMap {
                 strict = flag
             }
             let parsed = try ruleValues.enumerated().map { index, value in
-                try parseRule(value, reference: "\(composite ? "map \(firstStage) " : "")rule \(index) \(rawJSON(value))")
+                try parseRule(
+                    value, reference: "\(composite ? "map \(firstStage) " : "")rule \(index) \(rawJSON(value))")
             }
             return [try RenameMap(parsed, strict: strict, stageIndex: composite ? firstStage : nil).stages[0]]
         case (nil, let maps?):
@@ -67,7 +69,8 @@ extension RenameMap {
             }
             var stages: [Stage] = []
             for (index, value) in mapValues.enumerated() {
-                stages += try parseMap(value, firstStage: firstStage + stages.count, composite: true, path: "\(path).maps[\(index)]")
+                stages += try parseMap(
+                    value, firstStage: firstStage + stages.count, composite: true, path: "\(path).maps[\(index)]")
             }
             return stages
         default:
@@ -110,7 +113,8 @@ extension RenameMap {
     /// A rule as found in the file, for messages about rules that could not be parsed.
     private static func rawJSON(_ value: Any) -> String {
         guard JSONSerialization.isValidJSONObject([value]),
-              let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]) else {
+            let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
+        else {
             return String(describing: value)
         }
         return String(decoding: data, as: UTF8.self)

@@ -178,7 +178,9 @@ public struct RenameMap: @unchecked Sendable {
     }
 
     /// The error for two names reaching one target, naming the rules that sent them there.
-    private func collision(stage: Int, target: String, first: (input: String, rule: Int?), second: (input: String, rule: Int?)) -> RenameError {
+    private func collision(
+        stage: Int, target: String, first: (input: String, rule: Int?), second: (input: String, rule: Int?)
+    ) -> RenameError {
         func describe(_ name: String, _ rule: Int?) -> String {
             if let rule { return "\(reference(stage: stage, rule: rule)) sends \"\(name)\" to \"\(target)\"" }
             return "\"\(name)\" keeps its name"
@@ -221,7 +223,8 @@ public struct RenameMap: @unchecked Sendable {
                 guard let next = characters.next() else { return }
                 if let digit = next.wholeNumberValue, next.isASCII, digit > groups {
                     throw RenameError(
-                        .invalidMap, "\(reference): the template refers to group $\(digit) but the pattern has \(groups)",
+                        .invalidMap,
+                        "\(reference): the template refers to group $\(digit) but the pattern has \(groups)",
                         rule: reference)
                 }
                 if next == "\\" { escaped = true }
@@ -249,7 +252,9 @@ extension RenameMap.Stage {
                 }
             case .drop:
                 guard let regex = compiled.regex else { continue }
-                if regex.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil { return (index, nil) }
+                if regex.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil {
+                    return (index, nil)
+                }
             }
         }
         return nil

@@ -66,10 +66,14 @@ public struct RenameReport: Sendable, Equatable {
         case .byName: break
         case .positional(let reason): lines.append("matched by position (PyTorch's rule): \(reason)")
         }
-        for item in renamed { lines.append("renamed \(item.from) -> \(item.to)  [\(item.rules.joined(separator: "; "))]") }
+        for item in renamed {
+            lines.append("renamed \(item.from) -> \(item.to)  [\(item.rules.joined(separator: "; "))]")
+        }
         for item in dropped { lines.append("dropped \(item.name)  [\(item.rules.joined(separator: "; "))]") }
-        for (label, names) in [("matched", matched), ("missing (fresh state)", missing), ("unexpected (not loaded)", unexpected),
-                               ("re-initialized", reinitialized)] where !names.isEmpty {
+        for (label, names) in [
+            ("matched", matched), ("missing (fresh state)", missing), ("unexpected (not loaded)", unexpected),
+            ("re-initialized", reinitialized),
+        ] where !names.isEmpty {
             lines.append("\(label): \(names.joined(separator: ", "))")
         }
         for note in notes { lines.append("note: \(note)") }
@@ -90,7 +94,9 @@ public struct RenameReport: Sendable, Equatable {
             fields.append("\"matching\": \"position\"")
             fields.append("\"reason\": \(RenameMap.jsonString(reason))")
         }
-        let renamedItems = renamed.map { "{\"from\": \(RenameMap.jsonString($0.from)), \"to\": \(RenameMap.jsonString($0.to)), \"rules\": \(list($0.rules))}" }
+        let renamedItems = renamed.map {
+            "{\"from\": \(RenameMap.jsonString($0.from)), \"to\": \(RenameMap.jsonString($0.to)), \"rules\": \(list($0.rules))}"
+        }
         fields.append("\"renamed\": [" + renamedItems.joined(separator: ", ") + "]")
         let droppedItems = dropped.map { "{\"name\": \(RenameMap.jsonString($0.name)), \"rules\": \(list($0.rules))}" }
         fields.append("\"dropped\": [" + droppedItems.joined(separator: ", ") + "]")

@@ -33,7 +33,8 @@ extension RenameMap {
     ///   an optimizer part not shaped like torch's.
     public func renameCheckpoint(_ tree: StateValue) throws -> RenamedStateDict {
         guard case .dict(var root) = tree else {
-            throw RenameError(.malformedStateDict, "a checkpoint to rename must be a dict, found \(tree.pythonTypeName)")
+            throw RenameError(
+                .malformedStateDict, "a checkpoint to rename must be a dict, found \(tree.pythonTypeName)")
         }
         if RenameMap.isOptimizerStateDict(tree) {
             let (value, report, outcomes) = try renameOptimizer(tree, checkStrict: false)
@@ -41,7 +42,9 @@ extension RenameMap {
             return RenamedStateDict(value: value, model: nil, optimizer: report)
         }
         let modelKey = RenameMap.modelKeys.first { root[.string($0)] != nil }
-        let optimizerKey = RenameMap.optimizerKeys.first { root[.string($0)].map(RenameMap.isOptimizerStateDict) ?? false }
+        let optimizerKey = RenameMap.optimizerKeys.first {
+            root[.string($0)].map(RenameMap.isOptimizerStateDict) ?? false
+        }
         guard modelKey != nil || optimizerKey != nil else {
             let (value, report, outcomes) = try renameModel(tree, checkStrict: false, path: "")
             try checkStrictRules(used: outcomes)
@@ -106,14 +109,20 @@ extension RenameMap {
         }
     }
 
-    func renameModel(_ stateDict: StateValue, checkStrict: Bool, path: String) throws -> (StateValue, RenameReport, [Outcome]) {
+    func renameModel(_ stateDict: StateValue, checkStrict: Bool, path: String) throws -> (
+        StateValue, RenameReport, [Outcome]
+    ) {
         guard case .dict(let dict) = stateDict else {
-            throw RenameError(.malformedStateDict, "a model state dict must be a dict, found \(stateDict.pythonTypeName)", path: path.isEmpty ? nil : path)
+            throw RenameError(
+                .malformedStateDict, "a model state dict must be a dict, found \(stateDict.pythonTypeName)",
+                path: path.isEmpty ? nil : path)
         }
         var names: [String] = []
         for key in dict.items.keys {
             guard case .string(let name) = key else {
-                throw RenameError(.malformedStateDict, "a model state dict key must be a string, found the int \(key)", path: path.isEmpty ? nil : path)
+                throw RenameError(
+                    .malformedStateDict, "a model state dict key must be a string, found the int \(key)",
+                    path: path.isEmpty ? nil : path)
             }
             names.append(name)
         }
@@ -162,14 +171,17 @@ extension RenameMap {
                 for item in below {
                     guard let result = item.result else { continue }
                     let depth = item.name.utf8.count - prefix.utf8.count - 1
-                    let tail = String(decoding: item.name.utf8.suffix(depth), as: UTF8.self).split(separator: ".", omittingEmptySubsequences: false).count
+                    let tail = String(decoding: item.name.utf8.suffix(depth), as: UTF8.self).split(
+                        separator: ".", omittingEmptySubsequences: false
+                    ).count
                     let parts = result.split(separator: ".", omittingEmptySubsequences: false)
                     candidates.insert(parts.count > tail ? parts.dropLast(tail).joined(separator: ".") : "")
                 }
                 if candidates.count == 1, let only = candidates.first, !only.isEmpty {
                     target = only
                 } else {
-                    report.notes.append("_metadata: kept the module prefix \"\(prefix)\": its keys moved to different modules")
+                    report.notes.append(
+                        "_metadata: kept the module prefix \"\(prefix)\": its keys moved to different modules")
                 }
             }
             guard let target else {
@@ -177,7 +189,8 @@ extension RenameMap {
                 continue
             }
             if renamed[.string(target)] != nil {
-                report.notes.append("_metadata: kept the first entry for \"\(target)\"; \"\(prefix)\" would have replaced it")
+                report.notes.append(
+                    "_metadata: kept the first entry for \"\(target)\"; \"\(prefix)\" would have replaced it")
                 continue
             }
             if target != prefix { report.notes.append("_metadata: \"\(prefix)\" -> \"\(target)\"") }
@@ -258,8 +271,9 @@ struct SavedOptimizerState {
     init(_ value: StateValue, path: String) throws {
         let base = path.isEmpty ? "" : path + "/"
         guard case .dict(let root) = value else {
-            throw RenameError(.malformedStateDict, "an optimizer state dict must be a dict, found \(value.pythonTypeName)",
-                              path: path.isEmpty ? nil : path)
+            throw RenameError(
+                .malformedStateDict, "an optimizer state dict must be a dict, found \(value.pythonTypeName)",
+                path: path.isEmpty ? nil : path)
         }
         guard case .list(let groupValues)? = root["param_groups"] else {
             throw RenameError(.malformedStateDict, "missing or not a list", path: "\(base)param_groups")
@@ -282,29 +296,39 @@ struct SavedOptimizerState {
                 switch value {
                 case .int(let id): return .int(id)
                 case .string(let id): return .string(id)
-                default: throw RenameError(.malformedStateDict, "a parameter id must be an int, found \(value.pythonTypeName)", path: "\(groupPath)/params")
+                default:
+                    throw RenameError(
+                        .malformedStateDict, "a parameter id must be an int, found \(value.pythonTypeName)",
+                        path: "\(groupPath)/params")
                 }
             }
             var names: [String]?
             if let nameValue = options["param_names"] {
                 guard case .list(let items) = nameValue else {
-                    throw RenameError(.malformedStateDict, "param_names must be a list, found \(nameValue.pythonTypeName)", path: "\(groupPath)/param_names")
+                    throw RenameError(
+                        .malformedStateDict, "param_names must be a list, found \(nameValue.pythonTypeName)",
+                        path: "\(groupPath)/param_names")
                 }
                 names = try items.map { item in
                     guard case .string(let name) = item else {
-                        throw RenameError(.malformedStateDict, "a parameter name must be a str, found \(item.pythonTypeName)", path: "\(groupPath)/param_names")
+                        throw RenameError(
+                            .malformedStateDict, "a parameter name must be a str, found \(item.pythonTypeName)",
+                            path: "\(groupPath)/param_names")
                     }
                     return name
                 }
                 guard names?.count == ids.count else {
                     throw RenameError(
-                        .malformedStateDict, "\(items.count) param_names for \(ids.count) params", path: "\(groupPath)/param_names")
+                        .malformedStateDict, "\(items.count) param_names for \(ids.count) params",
+                        path: "\(groupPath)/param_names")
                 }
             }
             groups.append(Group(options: options, ids: ids, names: names))
         }
         if groups.contains(where: { $0.names != nil }) && !hasNames {
-            throw RenameError(.malformedStateDict, "some parameter groups have param_names and some do not", path: "\(base)param_groups")
+            throw RenameError(
+                .malformedStateDict, "some parameter groups have param_names and some do not",
+                path: "\(base)param_groups")
         }
     }
 
@@ -332,17 +356,20 @@ struct SavedOptimizerState {
         for group in groups {
             var options = group.options
             if let names = group.names { options["param_names"] = .list(names.map(StateValue.string)) }
-            options["params"] = .list(group.ids.map { id in
-                switch id {
-                case .int(let number): return .int(number)
-                case .string(let text): return .string(text)
-                }
-            })
+            options["params"] = .list(
+                group.ids.map { id in
+                    switch id {
+                    case .int(let number): return .int(number)
+                    case .string(let text): return .string(text)
+                    }
+                })
             packedGroups.append(.dict(options))
         }
         root["param_groups"] = .list(packedGroups)
         var state = StateDict()
-        if case .dict(let original)? = self.root["state"] { state = StateDict(isOrderedDict: original.isOrderedDict, attributes: original.attributes) }
+        if case .dict(let original)? = self.root["state"] {
+            state = StateDict(isOrderedDict: original.isOrderedDict, attributes: original.attributes)
+        }
         state.items = self.state
         root["state"] = .dict(state)
         return .dict(root)

@@ -61,13 +61,16 @@ struct Rename: ParsableCommand {
     func run() throws {
         guard let outputFormat else { throw ValidationError("no output format") }
         let renameMap = try RenameMap(contentsOf: URL(fileURLWithPath: map))
-        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        let tree = try Checkpoint.load(
+            contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
         let renamed = try renameMap.renameCheckpoint(tree)
         if !dryRun {
             if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(path: input), !metadata.isEmpty {
                 try Safetensors.write(renamed.value, to: output, sync: !noSync, metadata: metadata)
             } else {
-                try Checkpoint.save(renamed.value, to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+                try Checkpoint.save(
+                    renamed.value, to: URL(fileURLWithPath: output), format: outputFormat,
+                    options: SaveOptions(durable: !noSync))
             }
         }
         if json {
@@ -79,7 +82,9 @@ struct Rename: ParsableCommand {
 
     private func reportJSON(_ renamed: RenamedStateDict) -> String {
         func quoted(_ text: String) -> String {
-            let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+            let data =
+                (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes]))
+                ?? Data("[\"\"]".utf8)
             return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
         }
         return "{\"input\": \(quoted(input)), \"output\": \(quoted(output)), \"written\": \(!dryRun), "
@@ -92,9 +97,14 @@ struct Rename: ParsableCommand {
         for (label, report) in [("model keys", renamed.model), ("optimizer param_names", renamed.optimizer)] {
             guard let report else { continue }
             text += style.key(label) + "\n"
-            text += report.text.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }.joined(separator: "\n") + "\n"
+            text +=
+                report.text.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }.joined(
+                    separator: "\n") + "\n"
         }
-        text += dryRun ? style.dim("dry run: \(output) not written") + "\n" : "\(input) → \(style.key(output)) (\(outputFormat?.rawValue ?? ""))\n"
+        text +=
+            dryRun
+            ? style.dim("dry run: \(output) not written") + "\n"
+            : "\(input) → \(style.key(output)) (\(outputFormat?.rawValue ?? ""))\n"
         return text
     }
 }

@@ -26,7 +26,9 @@ import Testing
         return try #require(expected["v1_model_keys"] as? [String])
     }
 
-    static func names(_ list: [Any]?) -> [String] { list?.compactMap { ($0 as? [String: Any])?["name"] as? String } ?? [] }
+    static func names(_ list: [Any]?) -> [String] {
+        list?.compactMap { ($0 as? [String: Any])?["name"] as? String } ?? []
+    }
 
     @Test func dryRunPrintsTheReportAndWritesNothing() throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("out.pt").path
@@ -40,7 +42,10 @@ import Testing
         let mapping = try Self.v1ToV2()
         let renamedKeys = try Self.v1ModelKeys().filter { key in mapping[key].map { $0 != key } ?? false }
         #expect((model["renamed"] as? [[String: Any]])?.compactMap { $0["from"] as? String } == renamedKeys)
-        #expect((model["renamed"] as? [[String: Any]])?.first?["rules"] as? [String] == [#"rule 2 {"prefix": "encoder.", "to": "model.encoder."}"#])
+        #expect(
+            (model["renamed"] as? [[String: Any]])?.first?["rules"] as? [String] == [
+                #"rule 2 {"prefix": "encoder.", "to": "model.encoder."}"#
+            ])
         #expect(Self.names(model["dropped"] as? [Any]) == ["aux.weight", "aux.bias"])
         #expect(Self.names(optimizer["dropped"] as? [Any]) == ["aux.weight", "aux.bias"])
         #expect((optimizer["renamed"] as? [Any])?.count == 10)
@@ -51,7 +56,9 @@ import Testing
         let out = Tool.temporaryDirectory().appendingPathComponent("out.pt").path
         let result = try Tool.run(["rename", Self.v1, out, "--map", Self.map, "--dry-run"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains(#"renamed fc.weight -> head.weight  [rule 0 {"exact": "fc.weight", "to": "head.weight"}]"#))
+        #expect(
+            result.stdout.contains(
+                #"renamed fc.weight -> head.weight  [rule 0 {"exact": "fc.weight", "to": "head.weight"}]"#))
         #expect(result.stdout.contains(#"dropped aux.bias  [rule 4 {"drop": "aux\\..*"}]"#))
         #expect(result.stdout.contains("_metadata: \"layers.0.attn\" -> \"blocks.0.attention\""))
         #expect(result.stdout.contains("dry run: \(out) not written"))
@@ -116,11 +123,18 @@ import Testing
 
     /// (map file contents, stderr): failures name the rule and exit 1 without a crash.
     static let failures: [(String, String)] = [
-        (#"{"rules": [{"exact": "fc.weight", "to": "fc.bias"}]}"#,
-         #"two names would be renamed to "fc.bias": "fc.bias" keeps its name, but rule 0 {"exact": "fc.weight", "to": "fc.bias"} sends "fc.weight" to "fc.bias" [collision]"#),
-        (#"{"rules": [{"exact": "nothing", "to": "x"}], "strict": true}"#,
-         #"rule 0 {"exact": "nothing", "to": "x"} matches no name (the map is strict) [unmatchedRule]"#),
-        (#"{"rules": [{"regex": "(", "to": "x"}]}"#, #"rule 0 {"regex": "(", "to": "x"}: invalid regular expression [invalidMap]"#),
+        (
+            #"{"rules": [{"exact": "fc.weight", "to": "fc.bias"}]}"#,
+            #"two names would be renamed to "fc.bias": "fc.bias" keeps its name, but rule 0 {"exact": "fc.weight", "to": "fc.bias"} sends "fc.weight" to "fc.bias" [collision]"#
+        ),
+        (
+            #"{"rules": [{"exact": "nothing", "to": "x"}], "strict": true}"#,
+            #"rule 0 {"exact": "nothing", "to": "x"} matches no name (the map is strict) [unmatchedRule]"#
+        ),
+        (
+            #"{"rules": [{"regex": "(", "to": "x"}]}"#,
+            #"rule 0 {"regex": "(", "to": "x"}: invalid regular expression [invalidMap]"#
+        ),
         ("{", "the map is not valid JSON"),
     ]
 

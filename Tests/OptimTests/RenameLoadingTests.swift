@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import OrderedCollections
 import Testing
+
 @testable import Optim
 
 // Name-based loading against real torch (scripts/make_rename_fixtures.py): v1's optimizer state,
@@ -64,13 +65,16 @@ struct RenameFixture {
 
 @Suite struct RenameLoadingTests {
     /// Compares each parameter's state with torch's record (`after_load` or `final_state`).
-    static func expectState(_ optimizer: Optimizer, _ parameters: [String: Parameter], _ record: Any?, _ label: String) throws {
+    static func expectState(_ optimizer: Optimizer, _ parameters: [String: Parameter], _ record: Any?, _ label: String)
+        throws
+    {
         let expected = try #require(record as? [String: Any])
         #expect(Set(expected.keys) == Set(parameters.keys), "\(label): torch has state for \(expected.keys.sorted())")
         for (name, parameter) in parameters {
             var observed: Int64 = 0
             let ours = try #require(optimizer.state(for: parameter), "\(label): no state for \(name)")
-            let difference = OptimFixtures.difference(ours, try OptimFixtures.stateValue(expected[name]), observedULP: &observed)
+            let difference = OptimFixtures.difference(
+                ours, try OptimFixtures.stateValue(expected[name]), observedULP: &observed)
             #expect(difference == nil, "\(label) \(name): \(difference ?? "")")
         }
     }
@@ -92,7 +96,8 @@ struct RenameFixture {
             guard case .dict(var options) = group else { continue }
             options["params"] = nil
             var observed: Int64 = 0
-            let difference = OptimFixtures.difference(.dict(options), try OptimFixtures.stateValue(expected), observedULP: &observed)
+            let difference = OptimFixtures.difference(
+                .dict(options), try OptimFixtures.stateValue(expected), observedULP: &observed)
             #expect(difference == nil, "group \(index) options: \(difference ?? "")")
         }
 
@@ -114,9 +119,11 @@ struct RenameFixture {
         #expect(report.missing == fixture.v2Names.filter { fixture.v2FromV1[$0] == nil })
         #expect(report.unexpected.isEmpty && report.reinitialized.isEmpty)
         let v1ToV2 = Dictionary(uniqueKeysWithValues: fixture.v2FromV1.map { ($1, $0) })
-        #expect(report.renamed.map { "\($0.from)->\($0.to)" } == fixture.v1ParamNames.compactMap { old in
-            v1ToV2[old].flatMap { $0 == old ? nil : "\(old)->\($0)" }
-        })
+        #expect(
+            report.renamed.map { "\($0.from)->\($0.to)" }
+                == fixture.v1ParamNames.compactMap { old in
+                    v1ToV2[old].flatMap { $0 == old ? nil : "\(old)->\($0)" }
+                })
         #expect(report.dropped.map(\.name) == fixture.v1ParamNames.filter { v1ToV2[$0] == nil })
     }
 
@@ -125,9 +132,14 @@ struct RenameFixture {
         let parameters = try fixture.parameters()
         let optimizer = try fixture.optimizer(parameters)
         let before = try OptimFixtures.deepCopy(optimizer.stateDict())
-        let error = try #require(throws: RenameError.self) { try optimizer.loadStateDict(fixture.optimizer, renaming: fixture.map) }
+        let error = try #require(throws: RenameError.self) {
+            try optimizer.loadStateDict(fixture.optimizer, renaming: fixture.map)
+        }
         #expect(error.code == .missingNames)
-        #expect(error.message == #"strict name-based loading: no saved state for "extra.weight", "extra.bias" (load with strict: false to skip them)"#)
+        #expect(
+            error.message
+                == #"strict name-based loading: no saved state for "extra.weight", "extra.bias" (load with strict: false to skip them)"#
+        )
         var observed: Int64 = 0
         #expect(OptimFixtures.difference(optimizer.stateDict(), before, observedULP: &observed) == nil)
     }
@@ -137,19 +149,33 @@ struct RenameFixture {
         let parameters = try fixture.parameters()
         let optimizer = try fixture.optimizer(parameters, only: Set(fixture.v2FromV1.keys))
         let keepAux = try RenameMap(Array(fixture.map.rules[0].dropLast()))
-        let error = try #require(throws: RenameError.self) { try optimizer.loadStateDict(fixture.optimizer, renaming: keepAux) }
+        let error = try #require(throws: RenameError.self) {
+            try optimizer.loadStateDict(fixture.optimizer, renaming: keepAux)
+        }
         #expect(error.code == .unexpectedNames)
-        #expect(error.message == #"strict name-based loading: saved state for unknown names "aux.weight", "aux.bias" (load with strict: false to skip them)"#)
+        #expect(
+            error.message
+                == #"strict name-based loading: saved state for unknown names "aux.weight", "aux.bias" (load with strict: false to skip them)"#
+        )
         let report = try optimizer.loadStateDict(fixture.optimizer, renaming: keepAux, strict: false)
         #expect(report.unexpected == ["aux.weight", "aux.bias"] && report.missing.isEmpty)
         // With the drop rule the same optimizer loads strictly.
-        #expect(try optimizer.loadStateDict(fixture.optimizer, renaming: fixture.map).dropped.map(\.name) == ["aux.weight", "aux.bias"])
+        #expect(
+            try optimizer.loadStateDict(fixture.optimizer, renaming: fixture.map).dropped.map(\.name) == [
+                "aux.weight", "aux.bias",
+            ])
     }
 
     /// (replacement for head.weight, message) — v1's fc.weight (id 12) has shape [3, 6], float32.
     static let mismatches: [(DType, [Int], String)] = [
-        (.float32, [4, 6], #"the saved state of parameter "head.weight" does not fit it: sum has shape [3, 6], the parameter [4, 6]"#),
-        (.float64, [3, 6], #"the saved state of parameter "head.weight" does not fit it: sum has dtype float32, the parameter float64"#),
+        (
+            .float32, [4, 6],
+            #"the saved state of parameter "head.weight" does not fit it: sum has shape [3, 6], the parameter [4, 6]"#
+        ),
+        (
+            .float64, [3, 6],
+            #"the saved state of parameter "head.weight" does not fit it: sum has dtype float32, the parameter float64"#
+        ),
     ]
 
     @Test(arguments: mismatches)
@@ -164,12 +190,14 @@ struct RenameFixture {
         #expect(error.message == message)
         #expect(error.path == "state/12")
 
-        let report = try optimizer.loadStateDict(fixture.optimizer, renaming: fixture.map, strict: false, onMismatch: .reinitialize)
+        let report = try optimizer.loadStateDict(
+            fixture.optimizer, renaming: fixture.map, strict: false, onMismatch: .reinitialize)
         #expect(report.reinitialized == ["head.weight"])
         #expect(!report.matched.contains("head.weight") && report.matched.contains("head.bias"))
         let head = try #require(parameters["head.weight"])
         guard case .dict(let state)? = optimizer.state(for: head), case .tensor(let step)? = state["step"],
-              case .tensor(let sum)? = state["sum"] else {
+            case .tensor(let sum)? = state["sum"]
+        else {
             Issue.record("no fresh state for head.weight")
             return
         }
@@ -180,14 +208,21 @@ struct RenameFixture {
     }
 
     @Test func withoutNamesLoadingIsPositionalAndSaysSo() throws {
-        let unnamed = [Parameter(try Tensor([Float(1), 2], shape: [2])), Parameter(try Tensor([Float(3)], shape: [1]))]
+        let unnamed = [
+            Parameter(try Tensor([Float(1), 2], shape: [2])), Parameter(try Tensor([Float(3)], shape: [1])),
+        ]
         let source = try Adagrad(unnamed, lr: 0.5)
-        let target = try Adagrad([Parameter(try Tensor([Float(0), 0], shape: [2])), Parameter(try Tensor([Float(0)], shape: [1]))])
+        let target = try Adagrad([
+            Parameter(try Tensor([Float(0), 0], shape: [2])), Parameter(try Tensor([Float(0)], shape: [1])),
+        ])
         let report = try target.loadStateDict(source.stateDict(), renaming: .identity)
         #expect(report.matching == .positional(reason: "the saved parameter groups carry no param_names"))
         #expect(target.paramGroups[0]["lr"] == .float(0.5))
 
-        let named = try Adagrad([Parameter(try Tensor([Float(0), 0], shape: [2]), name: "a"), Parameter(try Tensor([Float(0)], shape: [1]), name: "b")])
+        let named = try Adagrad([
+            Parameter(try Tensor([Float(0), 0], shape: [2]), name: "a"),
+            Parameter(try Tensor([Float(0)], shape: [1]), name: "b"),
+        ])
         let positional = try target.loadStateDict(named.stateDict(), renaming: .identity)
         #expect(positional.matching == .positional(reason: "the optimizer's parameters have no names"))
     }
@@ -196,9 +231,14 @@ struct RenameFixture {
         let fixture = try RenameFixture()
         let optimizer = try fixture.optimizer(try fixture.parameters())
         let map = try RenameMap([.exact("fc.weight", to: "fc.bias")])
-        let error = try #require(throws: RenameError.self) { try optimizer.loadStateDict(fixture.optimizer, renaming: map) }
+        let error = try #require(throws: RenameError.self) {
+            try optimizer.loadStateDict(fixture.optimizer, renaming: map)
+        }
         #expect(error.code == .collision)
-        #expect(error.message == #"two names would be renamed to "fc.bias": "fc.bias" keeps its name, but rule 0 {"exact": "fc.weight", "to": "fc.bias"} sends "fc.weight" to "fc.bias""#)
+        #expect(
+            error.message
+                == #"two names would be renamed to "fc.bias": "fc.bias" keeps its name, but rule 0 {"exact": "fc.weight", "to": "fc.bias"} sends "fc.weight" to "fc.bias""#
+        )
         #expect(error.path == "param_groups")
     }
 
@@ -206,7 +246,9 @@ struct RenameFixture {
         let a = Parameter(try Tensor([Float(1)], shape: [1]), name: "w")
         let optimizer = try Adagrad([a])
         var saved = optimizer.stateDict()
-        guard case .dict(var root) = saved, case .list(var groups)? = root["param_groups"], case .dict(var group) = groups[0] else {
+        guard case .dict(var root) = saved, case .list(var groups)? = root["param_groups"],
+            case .dict(var group) = groups[0]
+        else {
             Issue.record("unexpected layout")
             return
         }
@@ -242,13 +284,25 @@ struct RenameFixture {
         let optimizer = try Adagrad([Parameter(try Tensor([Float(1)], shape: [1]), name: "w")])
         let cases: [(StateValue, String, String)] = [
             (.dict(["state": .dict([:])]), "param_groups", "missing or not a list"),
-            (.dict(["state": .dict([:]), "param_groups": .list([.dict(["params": .list([.int(0)]), "param_names": .list([])])])]),
-             "param_groups/0/param_names", "0 param_names for 1 params"),
-            (.dict(["state": .dict([:]), "param_groups": .list([.dict(["params": .list([.int(0)]), "param_names": .list([.int(3)])])])]),
-             "param_groups/0/param_names", "a parameter name must be a str, found int"),
+            (
+                .dict([
+                    "state": .dict([:]),
+                    "param_groups": .list([.dict(["params": .list([.int(0)]), "param_names": .list([])])]),
+                ]),
+                "param_groups/0/param_names", "0 param_names for 1 params"
+            ),
+            (
+                .dict([
+                    "state": .dict([:]),
+                    "param_groups": .list([.dict(["params": .list([.int(0)]), "param_names": .list([.int(3)])])]),
+                ]),
+                "param_groups/0/param_names", "a parameter name must be a str, found int"
+            ),
         ]
         for (value, path, message) in cases {
-            let error = try #require(throws: RenameError.self) { try optimizer.loadStateDict(value, renaming: .identity) }
+            let error = try #require(throws: RenameError.self) {
+                try optimizer.loadStateDict(value, renaming: .identity)
+            }
             #expect(error.code == .malformedStateDict)
             #expect(error.path == path && error.message == message, "\(error)")
         }
@@ -282,7 +336,9 @@ struct RenameFixture {
     }
 
     /// The tree with one randomly chosen node (at any depth) replaced.
-    static func corrupt(_ value: StateValue, _ replacements: [StateValue], _ generator: inout SeededGenerator) -> StateValue {
+    static func corrupt(_ value: StateValue, _ replacements: [StateValue], _ generator: inout SeededGenerator)
+        -> StateValue
+    {
         let stop = Int.random(in: 0..<4, using: &generator) == 0
         switch value {
         case .dict(var dict) where !dict.items.isEmpty && !stop:
@@ -305,17 +361,24 @@ struct RenameFixture {
         let optimizer = try fixture.optimizer(parameters)
         var order: [String] = []
         var matchReport = RenameReport()
-        optimizer.registerLoadStateDictPreHook { _, _ in order.append("user before"); return nil }
+        optimizer.registerLoadStateDictPreHook { _, _ in
+            order.append("user before")
+            return nil
+        }
         optimizer.registerRenamePreHook(fixture.map) { _ in order.append("rename") }
         // A user hook between the two sees v2's names already.
         optimizer.registerLoadStateDictPreHook { _, dict in
             if case .list(let groups)? = dict["param_groups"], case .list(let names)? = groups.first?["param_names"],
-               case .string(let first)? = names.first {
+                case .string(let first)? = names.first
+            {
                 order.append("user sees \(first)")
             }
             return nil
         }
-        optimizer.registerNameBasedLoadPreHook(strict: false) { order.append("match"); matchReport = $0 }
+        optimizer.registerNameBasedLoadPreHook(strict: false) {
+            order.append("match")
+            matchReport = $0
+        }
         try optimizer.loadStateDict(fixture.optimizer)
         #expect(order == ["user before", "rename", "user sees model.encoder.0.weight", "match"])
         #expect(matchReport.missing == ["extra.weight", "extra.bias"])
@@ -365,7 +428,8 @@ struct RenameFixture {
         // The renamed optimizer dict loads by name with no map and gives torch's state.
         let parameters = try fixture.parameters()
         let optimizer = try fixture.optimizer(parameters)
-        let report = try optimizer.loadStateDict(try #require(renamed.value["optimizer"]), renaming: .identity, strict: false)
+        let report = try optimizer.loadStateDict(
+            try #require(renamed.value["optimizer"]), renaming: .identity, strict: false)
         #expect(report.renamed.isEmpty && report.missing == ["extra.weight", "extra.bias"])
         try Self.expectState(optimizer, parameters, fixture.expected["after_load"], "renamed file")
     }
@@ -379,12 +443,16 @@ struct RenameFixture {
         // ...but not for the optimizer alone.
         let error = try #require(throws: RenameError.self) { try map.renameOptimizerStateDict(fixture.optimizer) }
         #expect(error.code == .unmatchedRule)
-        #expect(error.message == #"rule 0 {"exact": "bn.running_mean", "to": "bn.mean"} matches no name (the map is strict)"#)
+        #expect(
+            error.message
+                == #"rule 0 {"exact": "bn.running_mean", "to": "bn.mean"} matches no name (the map is strict)"#)
     }
 
     @Test func modelMetadataFollowsItsKeys() throws {
         var metadata = StateDict(isOrderedDict: true)
-        for prefix in ["", "enc", "enc.0", "enc.act", "mixed", "gone"] { metadata[.string(prefix)] = .dict(["version": .int(1)]) }
+        for prefix in ["", "enc", "enc.0", "enc.act", "mixed", "gone"] {
+            metadata[.string(prefix)] = .dict(["version": .int(1)])
+        }
         var model = StateDict(isOrderedDict: true, attributes: ["_metadata": .dict(metadata)])
         for key in ["enc.0.weight", "mixed.a", "mixed.b", "gone.w"] { model[.string(key)] = .int(0) }
         let map = try RenameMap([.prefix("enc.", to: "encoder."), .exact("mixed.a", to: "x.a"), .drop("gone\\..*")])
@@ -394,7 +462,8 @@ struct RenameFixture {
             return
         }
         #expect(newMetadata.items.keys.map(\.description) == ["", "encoder", "encoder.0", "encoder.act", "mixed"])
-        #expect(report.notes.contains(#"_metadata: kept the module prefix "mixed": its keys moved to different modules"#))
+        #expect(
+            report.notes.contains(#"_metadata: kept the module prefix "mixed": its keys moved to different modules"#))
         #expect(report.notes.contains(#"_metadata: dropped the module prefix "gone" with its keys"#))
         #expect(renamed.items.keys.map(\.description) == ["encoder.0.weight", "x.a", "mixed.b"])
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Optim
 
 // Rename maps on their own: the rule kinds, order, composition, the JSON file format, and every
@@ -21,14 +22,22 @@ import Testing
 
     @Test func issueExampleRenamesEachKind() throws {
         let map = try Self.map(Self.issueMap)
-        #expect(map.rules == [[
-            .exact("fc.weight", to: "head.weight"), .prefix("encoder.", to: "model.encoder."),
-            .regex(#"layers\.(\d+)\.attn"#, to: "blocks.$1.attention"), .drop(#"aux\..*"#),
-        ]])
-        let names = ["fc.weight", "fc.bias", "encoder.0.weight", "layers.12.attn", "layers.1.attn.weight", "aux.head.bias", "bn.weight"]
-        #expect(try Self.results(map, names) == [
-            "head.weight", "fc.bias", "model.encoder.0.weight", "blocks.12.attention", "layers.1.attn.weight", nil, "bn.weight",
-        ])
+        #expect(
+            map.rules == [
+                [
+                    .exact("fc.weight", to: "head.weight"), .prefix("encoder.", to: "model.encoder."),
+                    .regex(#"layers\.(\d+)\.attn"#, to: "blocks.$1.attention"), .drop(#"aux\..*"#),
+                ]
+            ])
+        let names = [
+            "fc.weight", "fc.bias", "encoder.0.weight", "layers.12.attn", "layers.1.attn.weight", "aux.head.bias",
+            "bn.weight",
+        ]
+        #expect(
+            try Self.results(map, names) == [
+                "head.weight", "fc.bias", "model.encoder.0.weight", "blocks.12.attention", "layers.1.attn.weight", nil,
+                "bn.weight",
+            ])
         let outcomes = try map.apply(to: names)
         #expect(outcomes[0].rules == [#"rule 0 {"exact": "fc.weight", "to": "head.weight"}"#])
         #expect(outcomes[5].rules == [#"rule 3 {"drop": "aux\\..*"}"#])
@@ -64,10 +73,14 @@ import Testing
         let second = try RenameMap([.prefix("enc.", to: "model.encoder."), .exact("x", to: "y")])
         let composed = first.then(second)
         #expect(try Self.results(composed, ["encoder.w", "enc2", "x"]) == ["model.encoder.w", "enc2", "y"])
-        #expect(composed.outcome(for: "encoder.w").rules == [
-            #"map 0 rule 0 {"prefix": "encoder.", "to": "enc."}"#, #"map 1 rule 0 {"prefix": "enc.", "to": "model.encoder."}"#,
-        ])
-        let fromFile = try Self.map(#"{"maps": [{"rules": [{"prefix": "encoder.", "to": "enc."}]}, {"rules": [{"prefix": "enc.", "to": "model.encoder."}, {"exact": "x", "to": "y"}]}]}"#)
+        #expect(
+            composed.outcome(for: "encoder.w").rules == [
+                #"map 0 rule 0 {"prefix": "encoder.", "to": "enc."}"#,
+                #"map 1 rule 0 {"prefix": "enc.", "to": "model.encoder."}"#,
+            ])
+        let fromFile = try Self.map(
+            #"{"maps": [{"rules": [{"prefix": "encoder.", "to": "enc."}]}, {"rules": [{"prefix": "enc.", "to": "model.encoder."}, {"exact": "x", "to": "y"}]}]}"#
+        )
         #expect(fromFile.rules == composed.rules)
         #expect(try Self.results(fromFile, ["encoder.w", "enc2", "x"]) == ["model.encoder.w", "enc2", "y"])
         #expect(RenameMap.identity.outcome(for: "a").result == "a")
@@ -79,27 +92,47 @@ import Testing
     }
 
     @Test func ruleJSONRoundTripsThroughTheParser() throws {
-        let rules: [RenameMap.Rule] = [.exact("a\"b", to: "c\\d"), .prefix("p.", to: "q."), .regex("x(\\d)", to: "y$1"), .drop("z.*")]
+        let rules: [RenameMap.Rule] = [
+            .exact("a\"b", to: "c\\d"), .prefix("p.", to: "q."), .regex("x(\\d)", to: "y$1"), .drop("z.*"),
+        ]
         let json = "{\"rules\": [" + rules.map(\.json).joined(separator: ", ") + "], \"strict\": false}"
         #expect(try Self.map(json).rules == [rules])
     }
 
     /// (map JSON, names, code, message): each error names its rule.
     static let applyErrors: [(String, [String], RenameError.Code, String)] = [
-        (#"{"rules": [{"prefix": "a.", "to": "b."}]}"#, ["a.x", "b.x"], .collision,
-         #"two names would be renamed to "b.x": "b.x" keeps its name, but rule 0 {"prefix": "a.", "to": "b."} sends "a.x" to "b.x""#),
-        (#"{"rules": [{"exact": "a", "to": "c"}, {"exact": "b", "to": "c"}]}"#, ["a", "b"], .collision,
-         #"two names would be renamed to "c": rule 1 {"exact": "b", "to": "c"} sends "b" to "c", but rule 0 {"exact": "a", "to": "c"} sends "a" to "c""#),
-        (#"{"maps": [{"rules": [{"exact": "a", "to": "c"}]}, {"rules": [{"exact": "b", "to": "c"}]}]}"#, ["a", "b"], .collision,
-         #"two names would be renamed to "c": map 1 rule 0 {"exact": "b", "to": "c"} sends "b" to "c", but "c" keeps its name"#),
-        (#"{"rules": [{"exact": "a", "to": "b"}, {"exact": "nothing", "to": "x"}], "strict": true}"#, ["a"], .unmatchedRule,
-         #"rule 1 {"exact": "nothing", "to": "x"} matches no name (the map is strict)"#),
-        (#"{"rules": [{"prefix": "a", "to": "b"}, {"exact": "a1", "to": "x"}], "strict": true}"#, ["a1"], .unmatchedRule,
-         #"rule 1 {"exact": "a1", "to": "x"} matches no name (the map is strict)"#),
-        (#"{"maps": [{"rules": [{"exact": "a", "to": "b"}]}, {"rules": [{"drop": "q"}], "strict": true}]}"#, ["a"], .unmatchedRule,
-         #"map 1 rule 0 {"drop": "q"} matches no name (the map is strict)"#),
-        (#"{"rules": [{"regex": "(.*)x", "to": "$1"}]}"#, ["x"], .invalidMap,
-         #"rule 0 {"regex": "(.*)x", "to": "$1"} renames "x" to an empty name"#),
+        (
+            #"{"rules": [{"prefix": "a.", "to": "b."}]}"#, ["a.x", "b.x"], .collision,
+            #"two names would be renamed to "b.x": "b.x" keeps its name, but rule 0 {"prefix": "a.", "to": "b."} sends "a.x" to "b.x""#
+        ),
+        (
+            #"{"rules": [{"exact": "a", "to": "c"}, {"exact": "b", "to": "c"}]}"#, ["a", "b"], .collision,
+            #"two names would be renamed to "c": rule 1 {"exact": "b", "to": "c"} sends "b" to "c", but rule 0 {"exact": "a", "to": "c"} sends "a" to "c""#
+        ),
+        (
+            #"{"maps": [{"rules": [{"exact": "a", "to": "c"}]}, {"rules": [{"exact": "b", "to": "c"}]}]}"#, ["a", "b"],
+            .collision,
+            #"two names would be renamed to "c": map 1 rule 0 {"exact": "b", "to": "c"} sends "b" to "c", but "c" keeps its name"#
+        ),
+        (
+            #"{"rules": [{"exact": "a", "to": "b"}, {"exact": "nothing", "to": "x"}], "strict": true}"#, ["a"],
+            .unmatchedRule,
+            #"rule 1 {"exact": "nothing", "to": "x"} matches no name (the map is strict)"#
+        ),
+        (
+            #"{"rules": [{"prefix": "a", "to": "b"}, {"exact": "a1", "to": "x"}], "strict": true}"#, ["a1"],
+            .unmatchedRule,
+            #"rule 1 {"exact": "a1", "to": "x"} matches no name (the map is strict)"#
+        ),
+        (
+            #"{"maps": [{"rules": [{"exact": "a", "to": "b"}]}, {"rules": [{"drop": "q"}], "strict": true}]}"#, ["a"],
+            .unmatchedRule,
+            #"map 1 rule 0 {"drop": "q"} matches no name (the map is strict)"#
+        ),
+        (
+            #"{"rules": [{"regex": "(.*)x", "to": "$1"}]}"#, ["x"], .invalidMap,
+            #"rule 0 {"regex": "(.*)x", "to": "$1"} renames "x" to an empty name"#
+        ),
         (#"{"rules": []}"#, ["a", "a"], .duplicateName, #"the name "a" occurs twice"#),
     ]
 
@@ -129,18 +162,34 @@ import Testing
         (#"{"maps": [], "strict": true}"#, #"map: "strict" belongs to each of the "maps""#),
         (#"{"maps": [{"rule": []}]}"#, #"map.maps[0]: unknown key "rule" (a map has "rules", "strict" or "maps")"#),
         (#"{"rules": ["fc"]}"#, #"rule 0 "fc": a rule must be a JSON object"#),
-        (#"{"rules": [{"exact": "a", "prefix": "b", "to": "c"}]}"#,
-         #"rule 0 {"exact":"a","prefix":"b","to":"c"}: a rule needs exactly one of "exact", "prefix", "regex" and "drop""#),
-        (#"{"rules": [{"to": "c"}]}"#, #"rule 0 {"to":"c"}: a rule needs exactly one of "exact", "prefix", "regex" and "drop""#),
-        (#"{"rules": [{"exact": "a", "to": "b", "from": "x"}]}"#, #"rule 0 {"exact":"a","from":"x","to":"b"}: unknown key "from""#),
+        (
+            #"{"rules": [{"exact": "a", "prefix": "b", "to": "c"}]}"#,
+            #"rule 0 {"exact":"a","prefix":"b","to":"c"}: a rule needs exactly one of "exact", "prefix", "regex" and "drop""#
+        ),
+        (
+            #"{"rules": [{"to": "c"}]}"#,
+            #"rule 0 {"to":"c"}: a rule needs exactly one of "exact", "prefix", "regex" and "drop""#
+        ),
+        (
+            #"{"rules": [{"exact": "a", "to": "b", "from": "x"}]}"#,
+            #"rule 0 {"exact":"a","from":"x","to":"b"}: unknown key "from""#
+        ),
         (#"{"rules": [{"exact": 3, "to": "b"}]}"#, #"rule 0 {"exact":3,"to":"b"}: "exact" must be a string"#),
         (#"{"rules": [{"exact": "a"}]}"#, #"rule 0 {"exact":"a"}: "exact" needs a string "to""#),
         (#"{"rules": [{"drop": "a", "to": "b"}]}"#, #"rule 0 {"drop":"a","to":"b"}: a drop rule has no "to""#),
-        (#"{"rules": [{"exact": "a", "to": "b"}, {"regex": "(", "to": "x"}]}"#, #"rule 1 {"regex": "(", "to": "x"}: invalid regular expression"#),
+        (
+            #"{"rules": [{"exact": "a", "to": "b"}, {"regex": "(", "to": "x"}]}"#,
+            #"rule 1 {"regex": "(", "to": "x"}: invalid regular expression"#
+        ),
         (#"{"rules": [{"drop": "[z"}]}"#, #"rule 0 {"drop": "[z"}: invalid regular expression"#),
-        (#"{"rules": [{"regex": "a(\\d)", "to": "$2"}]}"#, #"rule 0 {"regex": "a(\\d)", "to": "$2"}: the template refers to group $2 but the pattern has 1"#),
-        (#"{"maps": [{"rules": []}, {"rules": [{"regex": "a", "to": "$1"}]}]}"#,
-         #"map 1 rule 0 {"regex": "a", "to": "$1"}: the template refers to group $1 but the pattern has 0"#),
+        (
+            #"{"rules": [{"regex": "a(\\d)", "to": "$2"}]}"#,
+            #"rule 0 {"regex": "a(\\d)", "to": "$2"}: the template refers to group $2 but the pattern has 1"#
+        ),
+        (
+            #"{"maps": [{"rules": []}, {"rules": [{"regex": "a", "to": "$1"}]}]}"#,
+            #"map 1 rule 0 {"regex": "a", "to": "$1"}: the template refers to group $1 but the pattern has 0"#
+        ),
     ]
 
     @Test(arguments: parseErrors)
