@@ -21,10 +21,12 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Numeric kernels in C: per-function target attributes give AVX2/AVX-512 without unsafeFlags.
         .target(name: "CKernels", path: "Sources/CKernels"),
+        // Block statistics for TensorStatistics (AVX2 variants chosen at run time).
+        .target(name: "CStats", path: "Sources/CStats"),
         .target(
             name: "Checkpoint",
             dependencies: [
-                "CZip", "CDeflate",
+                "CZip", "CDeflate", "CStats",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),

@@ -134,6 +134,15 @@ def stats_tree():
             "offset": 1e8 + torch.randn(5000, generator=gen, dtype=torch.float64) * 1e-3,
             "expanded": torch.tensor([1.0, 2.0, 3.0]).expand(4, 3),
             "sliced": torch.arange(40, dtype=torch.float32).reshape(5, 8)[1:4, 2:7],
+            # NaN and Inf inside the vectorized part of a block, not only in its tail.
+            "nan_in_bulk": torch.randn(5000, generator=gen).index_fill_(0, torch.tensor([100]), math.nan),
+            "inf_in_bulk": torch.randn(3000, generator=gen, dtype=torch.float64).index_fill_(
+                0, torch.tensor([7]), math.inf).index_fill_(0, torch.tensor([2000]), -math.inf),
+            "pos_inf_in_bulk": torch.randn(1000, generator=gen).index_fill_(0, torch.tensor([33]), math.inf),
+            "bf16_bulk": (torch.randn(10000, generator=gen) * 100).to(torch.bfloat16).index_fill_(
+                0, torch.tensor([4097]), 0.0),
+            "f16_bulk": (torch.randn(9000, generator=gen) * 100).to(torch.float16).index_fill_(
+                0, torch.tensor([8]), math.inf),
         },
         "ints": {
             "int64": torch.randint(-1000, 1000, (500,), generator=gen),

@@ -1,3 +1,4 @@
+import CStats
 import Dispatch
 import Foundation
 
@@ -59,6 +60,7 @@ public struct TensorStatistics: Sendable, Equatable {
                 start += length
             } while start < count
         }
+        try verifyInParallel(tensors.map(\.storage))
         let items = plan
         let totalBytes = tensors.reduce(0) { $0 + $1.byteCount }
         let results = ResultSlots(count: items.count)
@@ -84,6 +86,27 @@ public struct TensorStatistics: Sendable, Equatable {
         return zip(merged, tensors).map { TensorStatistics($0, isComplex: $1.dtype.isComplex) }
     }
 
+    /// Runs pending CRC checks before the statistics, all cores at once, largest storage first; left
+    /// to the workers, two chunks of one storage would wait on each other's check.
+    private static func verifyInParallel(_ storages: [Storage]) throws {
+        var seen = Set<ObjectIdentifier>()
+        let pending = storages.filter { !$0.isVerified && seen.insert(ObjectIdentifier($0)).inserted }
+            .sorted { $0.byteCount > $1.byteCount }
+        guard !pending.isEmpty else { return }
+        let slots = ResultSlots(count: pending.count)
+        DispatchQueue.concurrentPerform(iterations: min(ProcessInfo.processInfo.activeProcessorCount, pending.count)) { _ in
+            while let index = slots.nextItem() {
+                do {
+                    try pending[index].verify()
+                    _ = slots.store(.success(Moments()), at: index, bytes: 0)
+                } catch {
+                    _ = slots.store(.failure(error), at: index, bytes: 0)
+                }
+            }
+        }
+        for index in pending.indices { _ = try slots.result(at: index).get() }
+    }
+
     /// Elements per work item: large enough to amortize scheduling, small enough to balance cores.
     static let chunkElements = 1 << 18
 
@@ -92,7 +115,7 @@ public struct TensorStatistics: Sendable, Equatable {
         zeroCount = moments.zeros
         nanCount = moments.nans
         infinityCount = moments.infinities
-        l2Norm = moments.nans > 0 ? .nan : moments.sumOfSquares.squareRoot()
+        l2Norm = moments.nans > 0 ? .nan : moments.infinities > 0 ? .infinity : moments.sumOfSquares.squareRoot()
         if isComplex || count == 0 {
             minimum = nil
             maximum = nil
@@ -150,80 +173,27 @@ struct Moments {
         infinities += other.infinities
     }
 
-    /// Two passes over a small buffer that is still in cache: sums first, then squared deviations
-    /// from this buffer's own mean.
-    static func of(_ values: UnsafeBufferPointer<Double>) -> Moments {
-        let n = values.count
-        guard n > 0, let base = values.baseAddress else { return Moments() }
-        typealias V = SIMD8<Double>
-        let lanes = V.scalarCount
-        var low = V(repeating: .infinity), high = V(repeating: -.infinity)
-        var sum = V(), squares = V()
-        var zeros = SIMD8<Int64>(), nans = SIMD8<Int64>(), infinities = SIMD8<Int64>()
-        let one = SIMD8<Int64>(repeating: 1)
-        let infinity = V(repeating: .infinity)
-        var index = 0
-        let raw = UnsafeRawPointer(base)
-        while index + lanes <= n {
-            let x = raw.loadUnaligned(fromByteOffset: index * 8, as: V.self)
-            low = pointwiseMin(low, x)
-            high = pointwiseMax(high, x)
-            sum += x
-            squares += x * x
-            zeros &+= one.replacing(with: 0, where: x .!= V())
-            nans &+= one.replacing(with: 0, where: x .== x)
-            infinities &+= one.replacing(with: 0, where: (x .!= infinity) .& (x .!= -infinity))
-            index += lanes
-        }
-        var result = Moments()
-        result.minimum = low.min()
-        result.maximum = high.max()
-        var total = sum.sum()
-        result.sumOfSquares = squares.sum()
-        result.zeros = Int(zeros.wrappedSum())
-        result.nans = Int(nans.wrappedSum())
-        result.infinities = Int(infinities.wrappedSum())
-        while index < n {
-            let x = base[index]
-            result.minimum = Swift.min(result.minimum, x)
-            result.maximum = Swift.max(result.maximum, x)
-            total += x
-            result.sumOfSquares += x * x
-            if x == 0 { result.zeros += 1 }
-            if x.isNaN { result.nans += 1 }
-            if x.isInfinite { result.infinities += 1 }
-            index += 1
-        }
-        result.count = n
-        result.sum = total
-        result.meanHigh = total / Double(n)
-        // Deviations from the first-pass mean, plus their sum: the corrected two-pass algorithm
-        // (Σd² − (Σd)²/n) removes the first pass's rounding of the mean to second order.
-        var deviations = V(), deviationSum = V()
-        let center = V(repeating: result.meanHigh)
-        index = 0
-        while index + lanes <= n {
-            let d = raw.loadUnaligned(fromByteOffset: index * 8, as: V.self) - center
-            deviationSum += d
-            deviations += d * d
-            index += lanes
-        }
-        var m2 = deviations.sum()
-        var offset = deviationSum.sum()
-        while index < n {
-            let d = base[index] - result.meanHigh
-            offset += d
-            m2 += d * d
-            index += 1
-        }
-        result.m2 = m2 - offset * offset / Double(n)
-        if offset.isFinite { result.meanLow = offset / Double(n) }
-        return result
-    }
-}
+    /// No values yet.
+    init() {}
 
-extension SIMD8 where Scalar == Int64 {
-    fileprivate func wrappedSum() -> Int64 { indices.reduce(0) { $0 &+ self[$1] } }
+    /// A block summarized by a C kernel: the corrected two-pass variance
+    /// (Σd² − (Σd)²/n, d = x − first-pass mean) removes the first pass's rounding of the mean.
+    init(_ block: ckpt_block_moments, count n: Int) {
+        count = n
+        guard n > 0 else { return }
+        minimum = block.minimum
+        maximum = block.maximum
+        sum = block.sum
+        meanHigh = block.center
+        let correction = block.offset / Double(n)
+        if correction.isFinite { meanLow = correction }
+        m2 = block.deviations - block.offset * correction
+        // Σx² = Σd² + 2c·Σd + n·c²: a sum of non-negative terms plus a small one, so no cancellation.
+        sumOfSquares = block.deviations + 2 * block.center * block.offset + Double(n) * block.center * block.center
+        zeros = Int(block.zeros)
+        nans = Int(block.nans)
+        infinities = Int(block.infinities)
+    }
 }
 
 private struct WorkItem {
@@ -328,48 +298,36 @@ private final class ChunkScratch {
         return UnsafeRawPointer(destination)
     }
 
-    /// Decodes a packed block to doubles (complex elements are handled one by one) and summarizes it.
+    /// Summarizes a packed block: float32, float64, bfloat16 and float16 directly in C; other real
+    /// dtypes decoded to doubles first; complex elements one by one.
     private func decode(_ block: UnsafeRawPointer, dtype: DType, count: Int) -> Moments {
-        if dtype == .float64 {
-            return Moments.of(UnsafeBufferPointer(start: block.assumingMemoryBound(to: Double.self), count: count))
-        }
-        if dtype.isComplex { return ChunkScratch.complexMoments(block, dtype: dtype, count: count) }
-        return doubles.withUnsafeMutableBufferPointer { out in
-            switch dtype {
-            case .float32:
-                var index = 0
-                while index + 8 <= count {
-                    let x = block.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(out.baseAddress! + index).storeBytes(of: SIMD8<Double>(x), as: SIMD8<Double>.self)
-                    index += 8
-                }
-                while index < count {
-                    out[index] = Double(block.loadUnaligned(fromByteOffset: index * 4, as: Float.self))
-                    index += 1
-                }
-            case .bfloat16:
-                let bits = block.assumingMemoryBound(to: UInt16.self)
-                for index in 0..<count { out[index] = Double(ElementCodec.float(fromBFloat16Bits: bits[index])) }
-            case .float16:
-                let bits = block.assumingMemoryBound(to: UInt16.self)
-                let table = ChunkScratch.float16Table
-                for index in 0..<count { out[index] = Double(table[Int(bits[index])]) }
-            case .float8_e4m3fn, .float8_e5m2:
-                let bytes = block.assumingMemoryBound(to: UInt8.self)
-                let table = dtype == .float8_e4m3fn ? ChunkScratch.e4m3Table : ChunkScratch.e5m2Table
-                for index in 0..<count { out[index] = Double(table[Int(bytes[index])]) }
-            default:
-                let raw = UnsafeRawBufferPointer(start: block, count: count * dtype.itemSize)
-                for index in 0..<count {
-                    switch Tensor.element(raw, at: index, of: dtype) {
-                    case .signed(let value): out[index] = Double(value)
-                    case .unsigned(let value): out[index] = Double(value)
-                    case .real(let value), .complex(let value, _): out[index] = value
+        var summary = ckpt_block_moments()
+        switch dtype {
+        case .float32: ckpt_block_moments_f32(block, count, &summary)
+        case .float64: ckpt_block_moments_f64(block, count, &summary)
+        case .bfloat16: ckpt_block_moments_bf16(block, count, &summary)
+        case .float16: ckpt_block_moments_f16(block, count, &summary)
+        case .complex64, .complex128: return ChunkScratch.complexMoments(block, dtype: dtype, count: count)
+        default:
+            doubles.withUnsafeMutableBufferPointer { out in
+                if dtype == .float8_e4m3fn || dtype == .float8_e5m2 {
+                    let bytes = block.assumingMemoryBound(to: UInt8.self)
+                    let table = dtype == .float8_e4m3fn ? ChunkScratch.e4m3Table : ChunkScratch.e5m2Table
+                    for index in 0..<count { out[index] = Double(table[Int(bytes[index])]) }
+                } else {
+                    let raw = UnsafeRawBufferPointer(start: block, count: count * dtype.itemSize)
+                    for index in 0..<count {
+                        switch Tensor.element(raw, at: index, of: dtype) {
+                        case .signed(let value): out[index] = Double(value)
+                        case .unsigned(let value): out[index] = Double(value)
+                        case .real(let value), .complex(let value, _): out[index] = value
+                        }
                     }
                 }
+                ckpt_block_moments_f64(out.baseAddress!, count, &summary)
             }
-            return Moments.of(UnsafeBufferPointer(rebasing: out[..<count]))
         }
+        return Moments(summary, count: count)
     }
 
     private static func complexMoments(_ block: UnsafeRawPointer, dtype: DType, count: Int) -> Moments {
@@ -386,7 +344,6 @@ private final class ChunkScratch {
         return result
     }
 
-    static let float16Table: [Float] = (0...0xFFFF).map { ElementCodec.float(fromFloat16Bits: UInt16($0)) }
     static let e4m3Table: [Float] = (0...0xFF).map { ElementCodec.float(fromFloat8E4M3FNBits: UInt8($0)) }
     static let e5m2Table: [Float] = (0...0xFF).map { ElementCodec.float(fromFloat8E5M2Bits: UInt8($0)) }
 }

@@ -1,0 +1,280 @@
+// Block moments for TensorStatistics: a vectorized first pass (min, max, sum, counts) and a second
+// pass over the same block, still in L1, for deviations from the block's mean. Each function has
+// an AVX2+FMA+F16C variant chosen at run time and a portable one, so the library needs no
+// compiler flags.
+
+#include "ckpt_stats.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CKPT_STATS_X86 1
+#define CKPT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+// MARK: portable
+
+static float bf16_to_float(uint16_t bits) {
+    uint32_t word = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &word, sizeof value);
+    return value;
+}
+
+static float f16_to_float(uint16_t bits) {
+    uint32_t sign = (uint32_t)(bits & 0x8000) << 16;
+    uint32_t exponent = (bits >> 10) & 0x1F;
+    uint32_t mantissa = bits & 0x3FF;
+    uint32_t word;
+    if (exponent == 0x1F) {
+        word = sign | 0x7F800000u | (mantissa << 13);
+    } else if (exponent == 0) {
+        float magnitude = (float)mantissa * 0x1p-24f;
+        return sign ? -magnitude : magnitude;
+    } else {
+        word = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    }
+    float value;
+    memcpy(&value, &word, sizeof value);
+    return value;
+}
+
+typedef double (*element_reader)(const void *elements, size_t index);
+
+static double read_f32(const void *e, size_t i) { float v; memcpy(&v, (const char *)e + 4 * i, 4); return v; }
+static double read_f64(const void *e, size_t i) { double v; memcpy(&v, (const char *)e + 8 * i, 8); return v; }
+static double read_bf16(const void *e, size_t i) { uint16_t b; memcpy(&b, (const char *)e + 2 * i, 2); return bf16_to_float(b); }
+static double read_f16(const void *e, size_t i) { uint16_t b; memcpy(&b, (const char *)e + 2 * i, 2); return f16_to_float(b); }
+
+/// Elements [start, count) of a block, folded into `out` whose first-pass fields already hold
+/// the vectorized part; `sum` must not be final yet.
+static void first_pass_tail(const void *elements, size_t start, size_t count, element_reader read, ckpt_block_moments *out) {
+    for (size_t i = start; i < count; i++) {
+        double x = read(elements, i);
+        if (x < out->minimum) out->minimum = x;
+        if (x > out->maximum) out->maximum = x;
+        out->sum += x;
+        out->zeros += x == 0;
+        out->nans += isnan(x) != 0;
+        out->infinities += isinf(x) != 0;
+    }
+}
+
+static void second_pass_tail(const void *elements, size_t start, size_t count, element_reader read, ckpt_block_moments *out) {
+    for (size_t i = start; i < count; i++) {
+        double d = read(elements, i) - out->center;
+        out->offset += d;
+        out->deviations += d * d;
+    }
+}
+
+static void init_moments(ckpt_block_moments *out) {
+    out->minimum = INFINITY;
+    out->maximum = -INFINITY;
+    out->sum = out->center = out->offset = out->deviations = 0;
+    out->zeros = out->nans = out->infinities = 0;
+}
+
+static void portable(const void *elements, size_t count, element_reader read, ckpt_block_moments *out) {
+    init_moments(out);
+    first_pass_tail(elements, 0, count, read, out);
+    out->center = count ? out->sum / (double)count : 0;
+    second_pass_tail(elements, 0, count, read, out);
+}
+
+// MARK: AVX2
+
+#ifdef CKPT_STATS_X86
+
+/// First-pass state for eight float lanes (min/max in float, sums in two double halves).
+typedef struct {
+    __m256 minimum, maximum;
+    __m256d sum_low, sum_high;
+    __m256i zeros, nonfinite;
+} lanes8;
+
+CKPT_AVX2 static inline void lanes_init(lanes8 *s) {
+    s->minimum = _mm256_set1_ps(INFINITY);
+    s->maximum = _mm256_set1_ps(-INFINITY);
+    s->sum_low = s->sum_high = _mm256_setzero_pd();
+    s->zeros = s->nonfinite = _mm256_setzero_si256();
+}
+
+CKPT_AVX2 static inline void lanes_add(lanes8 *s, __m256 v) {
+    s->minimum = _mm256_min_ps(s->minimum, v);
+    s->maximum = _mm256_max_ps(s->maximum, v);
+    s->sum_low = _mm256_add_pd(s->sum_low, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    s->sum_high = _mm256_add_pd(s->sum_high, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    // A mask lane is -1 where true: subtracting it counts.
+    s->zeros = _mm256_sub_epi32(s->zeros, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_EQ_OQ)));
+    __m256i exponent = _mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x7F800000));
+    s->nonfinite = _mm256_sub_epi32(s->nonfinite, _mm256_cmpeq_epi32(exponent, _mm256_set1_epi32(0x7F800000)));
+}
+
+CKPT_AVX2 static inline int64_t sum_epi32(__m256i v) {
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, v);
+    int64_t total = 0;
+    for (int i = 0; i < 8; i++) total += lanes[i];
+    return total;
+}
+
+CKPT_AVX2 static inline double sum_pd(__m256d v) {
+    double lanes[4];
+    _mm256_storeu_pd(lanes, v);
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+/// Folds the lanes into `out` and returns how many non-finite elements they saw. Those are rare,
+/// so lanes only count them; the caller rescans the block to tell NaNs from infinities.
+CKPT_AVX2 static int64_t lanes_finish(lanes8 *s, ckpt_block_moments *out) {
+    float minimum[8], maximum[8];
+    _mm256_storeu_ps(minimum, s->minimum);
+    _mm256_storeu_ps(maximum, s->maximum);
+    for (int i = 0; i < 8; i++) {
+        if (minimum[i] < out->minimum) out->minimum = minimum[i];
+        if (maximum[i] > out->maximum) out->maximum = maximum[i];
+    }
+    out->sum += sum_pd(_mm256_add_pd(s->sum_low, s->sum_high));
+    out->zeros += sum_epi32(s->zeros);
+    return sum_epi32(s->nonfinite);
+}
+
+static void count_nonfinite(const void *elements, size_t count, element_reader read, ckpt_block_moments *out) {
+    for (size_t i = 0; i < count; i++) {
+        double x = read(elements, i);
+        out->nans += isnan(x) != 0;
+        out->infinities += isinf(x) != 0;
+    }
+}
+
+/// Σ(x − c) and Σ(x − c)² over eight float lanes converted to double.
+CKPT_AVX2 static inline void deviations_add(__m256 v, __m256d center, __m256d *offset, __m256d *squares) {
+    __m256d low = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), center);
+    __m256d high = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), center);
+    *offset = _mm256_add_pd(*offset, _mm256_add_pd(low, high));
+    *squares = _mm256_fmadd_pd(low, low, *squares);
+    *squares = _mm256_fmadd_pd(high, high, *squares);
+}
+
+CKPT_AVX2 static inline __m256 load_f32(const void *e, size_t i) { return _mm256_loadu_ps((const float *)e + i); }
+
+CKPT_AVX2 static inline __m256 load_bf16(const void *e, size_t i) {
+    __m128i bits = _mm_loadu_si128((const __m128i *)((const uint16_t *)e + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+}
+
+CKPT_AVX2 static inline __m256 load_f16(const void *e, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)e + i)));
+}
+
+#define CKPT_FLOAT_KERNEL(name, load, read)                                                              \
+    CKPT_AVX2 static void name(const void *elements, size_t count, ckpt_block_moments *out) {          \
+        init_moments(out);                                                                             \
+        size_t vectorized = count & ~(size_t)15;                                                       \
+        lanes8 a, b;                                                                                   \
+        lanes_init(&a);                                                                                \
+        lanes_init(&b);                                                                                \
+        for (size_t i = 0; i < vectorized; i += 16) {                                                  \
+            lanes_add(&a, load(elements, i));                                                          \
+            lanes_add(&b, load(elements, i + 8));                                                      \
+        }                                                                                              \
+        if (lanes_finish(&a, out) + lanes_finish(&b, out) > 0) {                                       \
+            count_nonfinite(elements, vectorized, read, out);                                          \
+        }                                                                                              \
+        first_pass_tail(elements, vectorized, count, read, out);                                       \
+        out->center = count ? out->sum / (double)count : 0;                                            \
+        __m256d center = _mm256_set1_pd(out->center);                                                 \
+        __m256d o1 = _mm256_setzero_pd(), o2 = _mm256_setzero_pd();                                    \
+        __m256d q1 = _mm256_setzero_pd(), q2 = _mm256_setzero_pd();                                    \
+        for (size_t i = 0; i < vectorized; i += 16) {                                                  \
+            deviations_add(load(elements, i), center, &o1, &q1);                                       \
+            deviations_add(load(elements, i + 8), center, &o2, &q2);                                   \
+        }                                                                                              \
+        out->offset = sum_pd(_mm256_add_pd(o1, o2));                                                   \
+        out->deviations = sum_pd(_mm256_add_pd(q1, q2));                                               \
+        second_pass_tail(elements, vectorized, count, read, out);                                      \
+    }
+
+CKPT_FLOAT_KERNEL(f32_avx2, load_f32, read_f32)
+CKPT_FLOAT_KERNEL(bf16_avx2, load_bf16, read_bf16)
+CKPT_FLOAT_KERNEL(f16_avx2, load_f16, read_f16)
+
+CKPT_AVX2 static void f64_avx2(const void *elements, size_t count, ckpt_block_moments *out) {
+    init_moments(out);
+    const double *x = (const double *)elements;
+    size_t vectorized = count & ~(size_t)7;
+    __m256d minimum = _mm256_set1_pd(INFINITY), maximum = _mm256_set1_pd(-INFINITY);
+    __m256d s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd();
+    __m256i zeros = _mm256_setzero_si256(), nonfinite = _mm256_setzero_si256();
+    const __m256i exponent_mask = _mm256_set1_epi64x(0x7FF0000000000000LL);
+    for (size_t i = 0; i < vectorized; i += 8) {
+        __m256d a = _mm256_loadu_pd(x + i), b = _mm256_loadu_pd(x + i + 4);
+        minimum = _mm256_min_pd(_mm256_min_pd(minimum, a), b);
+        maximum = _mm256_max_pd(_mm256_max_pd(maximum, a), b);
+        s1 = _mm256_add_pd(s1, a);
+        s2 = _mm256_add_pd(s2, b);
+        zeros = _mm256_sub_epi64(zeros, _mm256_castpd_si256(_mm256_cmp_pd(a, _mm256_setzero_pd(), _CMP_EQ_OQ)));
+        zeros = _mm256_sub_epi64(zeros, _mm256_castpd_si256(_mm256_cmp_pd(b, _mm256_setzero_pd(), _CMP_EQ_OQ)));
+        nonfinite = _mm256_sub_epi64(nonfinite, _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(a), exponent_mask), exponent_mask));
+        nonfinite = _mm256_sub_epi64(nonfinite, _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_castpd_si256(b), exponent_mask), exponent_mask));
+    }
+    double lanes_min[4], lanes_max[4];
+    int64_t lanes_zeros[4], lanes_nonfinite[4];
+    _mm256_storeu_pd(lanes_min, minimum);
+    _mm256_storeu_pd(lanes_max, maximum);
+    _mm256_storeu_si256((__m256i *)lanes_zeros, zeros);
+    _mm256_storeu_si256((__m256i *)lanes_nonfinite, nonfinite);
+    int64_t any_nonfinite = 0;
+    for (int i = 0; i < 4; i++) {
+        if (lanes_min[i] < out->minimum) out->minimum = lanes_min[i];
+        if (lanes_max[i] > out->maximum) out->maximum = lanes_max[i];
+        out->zeros += lanes_zeros[i];
+        any_nonfinite += lanes_nonfinite[i];
+    }
+    out->sum = sum_pd(_mm256_add_pd(s1, s2));
+    if (any_nonfinite) count_nonfinite(elements, vectorized, read_f64, out);
+    first_pass_tail(elements, vectorized, count, read_f64, out);
+    out->center = count ? out->sum / (double)count : 0;
+    __m256d center = _mm256_set1_pd(out->center);
+    __m256d o1 = _mm256_setzero_pd(), o2 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd(), q2 = _mm256_setzero_pd();
+    for (size_t i = 0; i < vectorized; i += 8) {
+        __m256d a = _mm256_sub_pd(_mm256_loadu_pd(x + i), center), b = _mm256_sub_pd(_mm256_loadu_pd(x + i + 4), center);
+        o1 = _mm256_add_pd(o1, a);
+        o2 = _mm256_add_pd(o2, b);
+        q1 = _mm256_fmadd_pd(a, a, q1);
+        q2 = _mm256_fmadd_pd(b, b, q2);
+    }
+    out->offset = sum_pd(_mm256_add_pd(o1, o2));
+    out->deviations = sum_pd(_mm256_add_pd(q1, q2));
+    second_pass_tail(elements, vectorized, count, read_f64, out);
+}
+
+static int has_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+#endif
+
+// MARK: entry points
+
+#ifdef CKPT_STATS_X86
+#define CKPT_DISPATCH(fast, read)                        \
+    if (has_avx2()) {                                   \
+        fast(elements, count, out);                     \
+    } else {                                            \
+        portable(elements, count, read, out);           \
+    }
+#else
+#define CKPT_DISPATCH(fast, read) portable(elements, count, read, out);
+#endif
+
+void ckpt_block_moments_f32(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f32_avx2, read_f32) }
+void ckpt_block_moments_f64(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f64_avx2, read_f64) }
+void ckpt_block_moments_bf16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(bf16_avx2, read_bf16) }
+void ckpt_block_moments_f16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f16_avx2, read_f16) }
