@@ -52,7 +52,7 @@ struct Diff: ParsableCommand {
             Terminal.standardError.write("ckpt-tool: \(error)\n")
             throw ExitCode(2)
         }
-        Terminal.standardOutput.write(json ? try renderJSON(diff) : renderText(diff))
+        Terminal.standardOutput.write(json ? renderJSON(diff) : renderText(diff))
         if !diff.isEqual { throw ExitCode(1) }
     }
 
@@ -80,7 +80,7 @@ struct Diff: ParsableCommand {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func renderJSON(_ diff: StateDiff) throws -> String {
+    private func renderJSON(_ diff: StateDiff) -> String {
         func number(_ value: Double) -> Any {
             if value.isNaN { return "nan" }
             if value.isInfinite { return value < 0 ? "-inf" : "inf" }
@@ -123,7 +123,6 @@ struct Diff: ParsableCommand {
                 ]
             },
         ]
-        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return JSONOutput.render(document)
     }
 }

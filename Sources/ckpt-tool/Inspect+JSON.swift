@@ -10,7 +10,7 @@ struct InspectJSON {
     let selection: InspectSelection
     let optimizers: [OptimizerSummary]
 
-    func render(_ tree: StateValue, file: String, fileBytes: Int?, format: CheckpointFormat?) throws -> String {
+    func render(_ tree: StateValue, file: String, fileBytes: Int?, format: CheckpointFormat?) -> String {
         var tensors: [[String: Any]] = []
         tree.forEachTensor { path, tensor in
             guard selection.selects(path) else { return }
@@ -45,8 +45,7 @@ struct InspectJSON {
         } else {
             document["root"] = node(tree, path: &path)
         }
-        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return JSONOutput.render(document)
     }
 
     /// The topmost values whose key paths match the filter, in tree order.

@@ -52,7 +52,7 @@ struct Inspect: ParsableCommand {
         let format = CheckpointFormat(pathExtension: url.pathExtension)
         if json {
             let document = InspectJSON(summary: summary, selection: selection, optimizers: optimizers)
-            Terminal.standardOutput.write(try document.render(tree, file: file, fileBytes: fileBytes, format: format))
+            Terminal.standardOutput.write(document.render(tree, file: file, fileBytes: fileBytes, format: format))
         } else {
             let text = InspectText(style: output.style, summary: summary, maxItems: maxItems, selection: selection, optimizers: optimizers)
             Terminal.standardOutput.write(text.render(tree, file: file, fileBytes: fileBytes, format: format))

@@ -31,7 +31,7 @@ struct Verify: ParsableCommand {
             Terminal.standardError.write("ckpt-tool: \(error)\n")
             throw ExitCode(2)
         }
-        Terminal.standardOutput.write(json ? try renderJSON(report) : renderText(report))
+        Terminal.standardOutput.write(json ? renderJSON(report) : renderText(report))
         if !report.passed { throw ExitCode(1) }
     }
 
@@ -63,7 +63,7 @@ struct Verify: ParsableCommand {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func renderJSON(_ report: VerificationReport) throws -> String {
+    private func renderJSON(_ report: VerificationReport) -> String {
         func optional(_ text: String?) -> Any { text.map { $0 as Any } ?? NSNull() }
         let document: [String: Any] = [
             "schema": "ckpt-tool/verify",
@@ -88,7 +88,6 @@ struct Verify: ParsableCommand {
                 ]
             },
         ]
-        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return JSONOutput.render(document)
     }
 }
