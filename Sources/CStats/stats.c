@@ -1,7 +1,7 @@
 // Block moments for TensorStatistics: a vectorized first pass (min, max, sum, counts) and a second
 // pass over the same block, still in L1, for deviations from the block's mean. Each function has
-// an AVX2+FMA+F16C variant chosen at run time and a portable one, so the library needs no
-// compiler flags.
+// AVX-512 (float types) and AVX2+FMA+F16C variants chosen at run time and a portable one, so the
+// library needs no compiler flags.
 
 #include "ckpt_stats.h"
 
@@ -252,6 +252,84 @@ CKPT_AVX2 static void f64_avx2(const void *elements, size_t count, ckpt_block_mo
     second_pass_tail(elements, vectorized, count, read_f64, out);
 }
 
+// MARK: AVX-512
+
+#define CKPT_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,popcnt")))
+
+CKPT_AVX512 static inline __m512 load16_f32(const void *e, size_t i) { return _mm512_loadu_ps((const float *)e + i); }
+
+CKPT_AVX512 static inline __m512 load16_bf16(const void *e, size_t i) {
+    __m256i bits = _mm256_loadu_si256((const __m256i *)((const uint16_t *)e + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
+CKPT_AVX512 static inline __m512 load16_f16(const void *e, size_t i) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)e + i)));
+}
+
+/// Sixteen float lanes: min/max in float, sums in two double halves, counts from mask popcounts.
+#define CKPT_FLOAT_KERNEL_512(name, load, read)                                                                \
+    CKPT_AVX512 static void name(const void *elements, size_t count, ckpt_block_moments *out) {               \
+        init_moments(out);                                                                                    \
+        size_t vectorized = count & ~(size_t)31;                                                              \
+        __m512 minimum = _mm512_set1_ps(INFINITY), maximum = _mm512_set1_ps(-INFINITY);                      \
+        __m512d s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd(),                 \
+                s4 = _mm512_setzero_pd();                                                                     \
+        int64_t zeros = 0, nonfinite = 0;                                                                     \
+        for (size_t i = 0; i < vectorized; i += 32) {                                                         \
+            __m512 a = load(elements, i), b = load(elements, i + 16);                                         \
+            minimum = _mm512_min_ps(_mm512_min_ps(minimum, a), b);                                            \
+            maximum = _mm512_max_ps(_mm512_max_ps(maximum, a), b);                                            \
+            s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_castps512_ps256(a)));                               \
+            s2 = _mm512_add_pd(s2, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)))); \
+            s3 = _mm512_add_pd(s3, _mm512_cvtps_pd(_mm512_castps512_ps256(b)));                               \
+            s4 = _mm512_add_pd(s4, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)))); \
+            __mmask32 zero = (__mmask32)_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_EQ_OQ)                \
+                             | ((__mmask32)_mm512_cmp_ps_mask(b, _mm512_setzero_ps(), _CMP_EQ_OQ) << 16);     \
+            __mmask32 special = (__mmask32)_mm512_fpclass_ps_mask(a, 0x99)                                    \
+                                | ((__mmask32)_mm512_fpclass_ps_mask(b, 0x99) << 16);                         \
+            zeros += _mm_popcnt_u32(zero);                                                                    \
+            nonfinite += _mm_popcnt_u32(special);                                                             \
+        }                                                                                                     \
+        out->minimum = _mm512_reduce_min_ps(minimum);                                                         \
+        out->maximum = _mm512_reduce_max_ps(maximum);                                                         \
+        out->sum = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s1, s2), _mm512_add_pd(s3, s4)));         \
+        out->zeros = zeros;                                                                                   \
+        if (nonfinite > 0) count_nonfinite(elements, vectorized, read, out);                                  \
+        first_pass_tail(elements, vectorized, count, read, out);                                              \
+        out->center = count ? out->sum / (double)count : 0;                                                   \
+        __m512d center = _mm512_set1_pd(out->center);                                                        \
+        __m512d o1 = _mm512_setzero_pd(), o2 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd(),                 \
+                q2 = _mm512_setzero_pd();                                                                     \
+        for (size_t i = 0; i < vectorized; i += 16) {                                                         \
+            __m512 v = load(elements, i);                                                                     \
+            __m512d low = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), center);                  \
+            __m512d high = _mm512_sub_pd(                                                                     \
+                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), center);   \
+            o1 = _mm512_add_pd(o1, low);                                                                      \
+            o2 = _mm512_add_pd(o2, high);                                                                     \
+            q1 = _mm512_fmadd_pd(low, low, q1);                                                               \
+            q2 = _mm512_fmadd_pd(high, high, q2);                                                             \
+        }                                                                                                     \
+        out->offset = _mm512_reduce_add_pd(_mm512_add_pd(o1, o2));                                            \
+        out->deviations = _mm512_reduce_add_pd(_mm512_add_pd(q1, q2));                                        \
+        second_pass_tail(elements, vectorized, count, read, out);                                             \
+    }
+
+CKPT_FLOAT_KERNEL_512(f32_avx512, load16_f32, read_f32)
+CKPT_FLOAT_KERNEL_512(bf16_avx512, load16_bf16, read_bf16)
+CKPT_FLOAT_KERNEL_512(f16_avx512, load16_f16, read_f16)
+
+static int has_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt");
+    }
+    return cached;
+}
+
 static int has_avx2(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -263,18 +341,33 @@ static int has_avx2(void) {
 
 // MARK: entry points
 
+static int forced_level = -1;
+
+void ckpt_stats_limit_level(int level) { __atomic_store_n(&forced_level, level, __ATOMIC_RELAXED); }
+
+/// 2 for AVX-512, 1 for AVX2, 0 for portable code: what the CPU has, capped by ckpt_stats_limit_level.
+static int level(void) {
 #ifdef CKPT_STATS_X86
-#define CKPT_DISPATCH(fast, read)                        \
-    if (has_avx2()) {                                   \
-        fast(elements, count, out);                     \
-    } else {                                            \
-        portable(elements, count, read, out);           \
+    int detected = has_avx512() ? 2 : has_avx2() ? 1 : 0;
+#else
+    int detected = 0;
+#endif
+    int limit = __atomic_load_n(&forced_level, __ATOMIC_RELAXED);
+    return limit >= 0 && limit < detected ? limit : detected;
+}
+
+#ifdef CKPT_STATS_X86
+#define CKPT_DISPATCH(wide, fast, read)                 \
+    switch (level()) {                                 \
+    case 2: wide(elements, count, out); break;         \
+    case 1: fast(elements, count, out); break;         \
+    default: portable(elements, count, read, out);     \
     }
 #else
-#define CKPT_DISPATCH(fast, read) portable(elements, count, read, out);
+#define CKPT_DISPATCH(wide, fast, read) portable(elements, count, read, out);
 #endif
 
-void ckpt_block_moments_f32(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f32_avx2, read_f32) }
-void ckpt_block_moments_f64(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f64_avx2, read_f64) }
-void ckpt_block_moments_bf16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(bf16_avx2, read_bf16) }
-void ckpt_block_moments_f16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f16_avx2, read_f16) }
+void ckpt_block_moments_f32(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f32_avx512, f32_avx2, read_f32) }
+void ckpt_block_moments_f64(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f64_avx2, f64_avx2, read_f64) }
+void ckpt_block_moments_bf16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(bf16_avx512, bf16_avx2, read_bf16) }
+void ckpt_block_moments_f16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f16_avx512, f16_avx2, read_f16) }

@@ -86,6 +86,25 @@ public struct TensorStatistics: Sendable, Equatable {
         return zip(merged, tensors).map { TensorStatistics($0, isComplex: $1.dtype.isComplex) }
     }
 
+    /// The vector instruction sets the statistics kernels may use.
+    public enum InstructionSet: Int32, Sendable, CaseIterable {
+        /// Plain C, any CPU.
+        case portable = 0
+        /// AVX2, FMA and F16C.
+        case avx2 = 1
+        /// AVX-512 (F, DQ, BW, VL).
+        case avx512 = 2
+    }
+
+    /// Caps the instruction set the kernels use (the best the CPU has is the default), so tests
+    /// and benchmarks can run every variant on one machine. Results agree across variants to
+    /// rounding; the cap applies process-wide.
+    ///
+    /// - Parameter limit: The widest set to use; nil restores the default.
+    public static func limitInstructionSet(to limit: InstructionSet?) {
+        ckpt_stats_limit_level(limit?.rawValue ?? -1)
+    }
+
     /// Runs pending CRC checks before the statistics, all cores at once, largest storage first; left
     /// to the workers, two chunks of one storage would wait on each other's check.
     private static func verifyInParallel(_ storages: [Storage]) throws {

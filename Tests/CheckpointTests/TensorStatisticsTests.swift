@@ -92,6 +92,24 @@ struct TensorStatisticsTests {
         #expect(close(stats.l2Norm, expected.l2_norm.value, relative: 1e-12), "l2 \(stats.l2Norm)")
     }
 
+    /// The portable and AVX2 kernels must agree with torch as well (the CPU picks AVX-512 when it can).
+    @Test(arguments: TensorStatistics.InstructionSet.allCases)
+    func everyKernelVariantMatchesTorch(_ variant: TensorStatistics.InstructionSet) throws {
+        let tree = try #require(Self.tree)
+        TensorStatistics.limitInstructionSet(to: variant)
+        defer { TensorStatistics.limitInstructionSet(to: nil) }
+        for expected in StatsFixture.expected {
+            guard case .tensor(let tensor)? = tree.value(atPath: expected.path) else { continue }
+            let stats = try TensorStatistics(tensor)
+            let what = "\(variant) \(expected.path)"
+            #expect(stats.zeroCount == expected.zeros && stats.nanCount == expected.nans && stats.infinityCount == expected.infs, "\(what)")
+            #expect(close(stats.minimum, expected.min?.value) && close(stats.maximum, expected.max?.value), "\(what)")
+            #expect(close(stats.mean, expected.mean?.value), "\(what) mean")
+            #expect(close(stats.standardDeviation, expected.std?.value, relative: 1e-10), "\(what) std")
+            #expect(close(stats.l2Norm, expected.l2_norm.value), "\(what) l2")
+        }
+    }
+
     @Test func manyTensorsAtOnceEqualOneByOne() throws {
         let tree = try #require(Self.tree)
         let tensors = tree.tensors(matching: nil).map(\.tensor)

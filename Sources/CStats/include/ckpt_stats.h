@@ -30,4 +30,8 @@ void ckpt_block_moments_bf16(const void *elements, size_t count, ckpt_block_mome
 /// Moments of `count` packed IEEE float16 elements (decoded exactly).
 void ckpt_block_moments_f16(const void *elements, size_t count, ckpt_block_moments *out);
 
+/// Caps the instruction set used (0 portable, 1 AVX2, 2 AVX-512; -1 for the best the CPU has),
+/// so tests can run every variant on one machine.
+void ckpt_stats_limit_level(int level);
+
 #endif
