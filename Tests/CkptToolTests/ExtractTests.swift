@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 // `extract` writes .npy files that numpy itself must read back equal to what torch loads from
-// the same checkpoint; the comparison runs in the torch venv's Python.
+// the same checkpoint; the comparison runs once per test in the torch venv's Python.
 
 private let dtypesFixture = Tool.fixtures.appendingPathComponent("pt/dtypes.pt").path
 
@@ -14,75 +14,86 @@ private let python: String? = {
     return FileManager.default.isExecutableFile(atPath: path) ? path : nil
 }()
 
-/// Asks numpy whether `npy` equals `expression` evaluated on torch's tensor `t` (NaNs equal), dtype and shape included.
-private func numpyAgrees(npy: String, key: String, expression: String) throws {
+/// Asks numpy whether each `.npy` equals `expression` evaluated on torch's tensor `t` at its key
+/// (NaNs equal, dtype and shape included).
+private func numpyAgrees(checkpoint: String = dtypesFixture, _ files: [(key: String, npy: String)], expression: String) throws {
     guard let python else {
         Issue.record("torch venv not found (set CKPT_TORCH_VENV): numpy round trip NOT checked")
         return
     }
     let script = """
         import sys, numpy as np, torch
-        t = torch.load(sys.argv[1])[sys.argv[2]]
-        want = \(expression)
-        got = np.load(sys.argv[3])
-        assert got.dtype == want.dtype, (got.dtype, want.dtype)
-        assert got.shape == want.shape, (got.shape, want.shape)
-        assert np.array_equal(got, want, equal_nan=want.dtype.kind in 'fc'), (got, want)
-        print('ok')
+        tree = torch.load(sys.argv[1])
+        def at(node, path):
+            for part in path.split('/'):
+                if isinstance(node, (list, tuple)): node = node[int(part)]
+                elif part.isdigit() and int(part) in node: node = node[int(part)]
+                else: node = node[part]
+            return node
+        for key, npy in zip(sys.argv[2::2], sys.argv[3::2]):
+            t = at(tree, key)
+            want = \(expression)
+            got = np.load(npy)
+            assert got.dtype == want.dtype, (key, got.dtype, want.dtype)
+            assert got.shape == want.shape, (key, got.shape, want.shape)
+            assert np.array_equal(got, want, equal_nan=want.dtype.kind in 'fc'), (key, got, want)
+        print('ok', len(sys.argv[2:]) // 2)
         """
-    let result = try Tool.run(executable: URL(fileURLWithPath: python), ["-c", script, dtypesFixture, key, npy])
-    #expect(result.status == 0 && result.stdout == "ok\n", "\(key): \(result.stderr)")
+    let result = try Tool.run(executable: URL(fileURLWithPath: python), ["-c", script, checkpoint] + files.flatMap { [$0.key, $0.npy] })
+    #expect(result.status == 0 && result.stdout == "ok \(files.count)\n", "\(result.stderr)")
 }
 
 @Suite("ckpt-tool extract")
 struct ExtractTests {
-    @Test(arguments: ["float64", "float32", "float16", "complex64", "complex128", "int64", "int32", "int16", "int8", "uint8", "bool", "uint16", "uint32", "uint64"])
-    func numpyReadsBackWhatTorchHolds(key: String) throws {
-        let out = Tool.temporaryDirectory().appendingPathComponent("\(key).npy").path
-        let result = try Tool.run(["extract", dtypesFixture, key, out])
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.isEmpty)
-        #expect(result.stdout.contains("→"))
-        try numpyAgrees(npy: out, key: key, expression: "t.numpy()")
+    @Test func numpyReadsBackWhatTorchHolds() throws {
+        let directory = Tool.temporaryDirectory()
+        var files: [(key: String, npy: String)] = []
+        for key in ["float64", "float32", "float16", "complex64", "complex128", "int64", "int32", "int16", "int8", "uint8", "bool", "uint16", "uint32", "uint64"] {
+            let out = directory.appendingPathComponent("\(key).npy").path
+            let result = try Tool.run(["extract", dtypesFixture, key, out])
+            #expect(result.status == 0, "\(key): \(result.stderr)")
+            #expect(result.stderr.isEmpty, "\(key)")
+            #expect(result.stdout.contains("→"))
+            files.append((key, out))
+        }
+        try numpyAgrees(files, expression: "t.numpy()")
     }
 
-    @Test(arguments: [("bfloat16", "uint16"), ("float8_e4m3fn", "uint8"), ("float8_e5m2", "uint8")])
-    func typesNumpyLacksAreWrittenAsBitsWithANote(key: String, bits: String) throws {
-        let out = Tool.temporaryDirectory().appendingPathComponent("\(key).npy").path
-        let result = try Tool.run(["extract", dtypesFixture, key, out])
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.contains("note") && result.stderr.contains(bits) && result.stderr.contains("--cast"))
-        try numpyAgrees(npy: out, key: key, expression: "t.view(torch.\(bits)).numpy()")
+    @Test func typesNumpyLacksAreWrittenAsBitsWithANote() throws {
+        let directory = Tool.temporaryDirectory()
+        for (key, bits) in [("bfloat16", "uint16"), ("float8_e4m3fn", "uint8"), ("float8_e5m2", "uint8")] {
+            let out = directory.appendingPathComponent("\(key).npy").path
+            let result = try Tool.run(["extract", dtypesFixture, key, out])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stderr.contains("note") && result.stderr.contains(bits) && result.stderr.contains("--cast"), "\(key)")
+            try numpyAgrees([(key, out)], expression: "t.view(torch.\(bits)).numpy()")
+        }
     }
 
-    @Test(arguments: ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float16"])
-    func castToFloat32GivesTheValues(key: String) throws {
-        let out = Tool.temporaryDirectory().appendingPathComponent("\(key).npy").path
-        let result = try Tool.run(["extract", dtypesFixture, key, out, "--cast", "float32"])
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.isEmpty, "no note once cast")
-        try numpyAgrees(npy: out, key: key, expression: "t.float().numpy()")
+    @Test func castToFloat32GivesTheValues() throws {
+        let directory = Tool.temporaryDirectory()
+        var files: [(key: String, npy: String)] = []
+        for key in ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float16"] {
+            let out = directory.appendingPathComponent("\(key).npy").path
+            let result = try Tool.run(["extract", dtypesFixture, key, out, "--cast", "float32"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stderr.isEmpty, "no note once cast")
+            files.append((key, out))
+        }
+        try numpyAgrees(files, expression: "t.float().numpy()")
     }
 
     @Test func nestedKeyPathsAndViews() throws {
-        let out = Tool.temporaryDirectory().appendingPathComponent("sum.npy").path
+        let directory = Tool.temporaryDirectory()
         let stats = Tool.fixtures.appendingPathComponent("numeric/stats_input.pt").path
-        #expect(try Tool.run(["extract", stats, "optimizer/state/0/sum", out]).status == 0)
-        let sliced = Tool.temporaryDirectory().appendingPathComponent("sliced.npy").path
-        #expect(try Tool.run(["extract", stats, "special/sliced", sliced]).status == 0)
-        guard let python else {
-            Issue.record("torch venv not found (set CKPT_TORCH_VENV): numpy round trip NOT checked")
-            return
+        var files: [(key: String, npy: String)] = []
+        for key in ["optimizer/state/0/sum", "special/sliced", "special/expanded", "model/encoder.layer.1.weight", "special/scalar", "special/empty"] {
+            let out = directory.appendingPathComponent(key.replacingOccurrences(of: "/", with: "_") + ".npy").path
+            let result = try Tool.run(["extract", stats, key, out])
+            #expect(result.status == 0, "\(key): \(result.stderr)")
+            files.append((key, out))
         }
-        let script = """
-            import sys, numpy as np, torch
-            tree = torch.load(sys.argv[1])
-            assert np.array_equal(np.load(sys.argv[2]), tree['optimizer']['state'][0]['sum'].numpy())
-            assert np.array_equal(np.load(sys.argv[3]), tree['special']['sliced'].numpy())
-            print('ok')
-            """
-        let result = try Tool.run(executable: URL(fileURLWithPath: python), ["-c", script, stats, out, sliced])
-        #expect(result.stdout == "ok\n", "\(result.stderr)")
+        try numpyAgrees(checkpoint: stats, files, expression: "t.numpy()")
     }
 
     @Test func missingKeyAndNonTensorAreErrors() throws {
