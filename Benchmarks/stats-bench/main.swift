@@ -30,12 +30,12 @@ func writeCheckpoint() throws {
     for index in 0..<60 {
         let count = Int(Double(4 << 20) * scale)
         let values = (0..<count).map { _ in Float(Int64(next() % 2_000_001) - 1_000_000) * 1e-6 }
-        items.append(("model/layer.\(index).weight", .tensor(try Tensor(values))))
+        items.append(("layer.\(index).weight", .tensor(try Tensor(values))))
     }
     for index in 0..<8 {
         let count = Int(Double(2 << 20) * scale)
         let values = (0..<count).map { _ in BFloat16(Float(Int64(next() % 2001) - 1000) * 1e-3) }
-        items.append(("model/embed.\(index)", .tensor(try Tensor(values))))
+        items.append(("embed.\(index).weight", .tensor(try Tensor(values))))
     }
     var dict = StateDict()
     for (key, value) in items { dict[.string(key)] = value }

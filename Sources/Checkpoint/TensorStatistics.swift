@@ -44,7 +44,8 @@ public struct TensorStatistics: Sendable, Equatable {
     ///
     /// - Parameters:
     ///   - tensors: The tensors, any dtype and strides.
-    ///   - progress: Called (from any thread) with the bytes of tensor data done so far and the total.
+    ///   - progress: Called (from any thread) with the bytes done so far and the total: pending
+    ///     CRC checks count each storage's bytes, then the statistics each tensor's bytes.
     /// - Returns: One result per tensor, in order.
     /// - Throws: The first failed storage verification, in tensor order.
     public static func compute(
@@ -60,9 +61,11 @@ public struct TensorStatistics: Sendable, Equatable {
                 start += length
             } while start < count
         }
-        try verifyInParallel(tensors.map(\.storage))
+        let pending = unverifiedStorages(tensors)
+        let checkBytes = pending.reduce(0) { $0 + $1.byteCount }
+        let totalBytes = checkBytes + tensors.reduce(0) { $0 + $1.byteCount }
+        try verifyInParallel(pending) { done in progress?(done, totalBytes) }
         let items = plan
-        let totalBytes = tensors.reduce(0) { $0 + $1.byteCount }
         let results = ResultSlots(count: items.count)
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, items.count))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
@@ -73,7 +76,7 @@ public struct TensorStatistics: Sendable, Equatable {
                 do {
                     let moments = try scratch.moments(of: tensor, start: item.start, count: item.count)
                     let done = results.store(.success(moments), at: position, bytes: item.count * tensor.dtype.itemSize)
-                    progress?(done, totalBytes)
+                    progress?(checkBytes + done, totalBytes)
                 } catch {
                     _ = results.store(.failure(error), at: position, bytes: 0)
                 }
@@ -105,19 +108,23 @@ public struct TensorStatistics: Sendable, Equatable {
         ckpt_stats_limit_level(limit?.rawValue ?? -1)
     }
 
-    /// Runs pending CRC checks before the statistics, all cores at once, largest storage first; left
-    /// to the workers, two chunks of one storage would wait on each other's check.
-    private static func verifyInParallel(_ storages: [Storage]) throws {
+    /// The distinct storages with a CRC check still pending, largest first.
+    private static func unverifiedStorages(_ tensors: [Tensor]) -> [Storage] {
         var seen = Set<ObjectIdentifier>()
-        let pending = storages.filter { !$0.isVerified && seen.insert(ObjectIdentifier($0)).inserted }
+        return tensors.map(\.storage).filter { !$0.isVerified && seen.insert(ObjectIdentifier($0)).inserted }
             .sorted { $0.byteCount > $1.byteCount }
+    }
+
+    /// Runs pending CRC checks before the statistics, all cores at once; left to the workers, two
+    /// chunks of one storage would wait on each other's check.
+    private static func verifyInParallel(_ pending: [Storage], progress: @Sendable (_ doneBytes: Int) -> Void) throws {
         guard !pending.isEmpty else { return }
         let slots = ResultSlots(count: pending.count)
         DispatchQueue.concurrentPerform(iterations: min(ProcessInfo.processInfo.activeProcessorCount, pending.count)) { _ in
             while let index = slots.nextItem() {
                 do {
                     try pending[index].verify()
-                    _ = slots.store(.success(Moments()), at: index, bytes: 0)
+                    progress(slots.store(.success(Moments()), at: index, bytes: pending[index].byteCount))
                 } catch {
                     _ = slots.store(.failure(error), at: index, bytes: 0)
                 }
