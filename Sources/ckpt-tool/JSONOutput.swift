@@ -12,75 +12,83 @@ enum JSONOutput {
     /// - Parameter document: The value tree.
     /// - Returns: The text.
     static func render(_ document: Any) -> String {
-        var text = ""
-        text.reserveCapacity(1 << 16)
-        write(document, indent: 0, into: &text)
-        text += "\n"
-        return text
+        var writer = Writer()
+        writer.write(document, indent: 0)
+        writer.bytes.append(UInt8(ascii: "\n"))
+        return String(decoding: writer.bytes, as: UTF8.self)
     }
 
-    private static func write(_ value: Any, indent: Int, into text: inout String) {
-        switch value {
-        case let flag as Bool: text += flag ? "true" : "false"
-        case let number as Int: text += String(number)
-        case let number as Int64: text += String(number)
-        case let number as UInt32: text += String(number)
-        case let number as Double:
-            // JSON has no NaN or infinity; callers spell them as strings, and a stray one stays valid JSON.
-            if number.isFinite { text += "\(number)" } else { writeString(number.isNaN ? "nan" : (number < 0 ? "-inf" : "inf"), into: &text) }
-        case let string as String: writeString(string, into: &text)
-        case let object as [String: Any]:
-            guard !object.isEmpty else {
-                text += "{}"
-                return
-            }
-            text += "{\n"
-            for (position, key) in object.keys.sorted().enumerated() {
-                if position > 0 { text += ",\n" }
-                pad(indent + 1, &text)
-                writeString(key, into: &text)
-                text += " : "
-                write(object[key] as Any, indent: indent + 1, into: &text)
-            }
-            text += "\n"
-            pad(indent, &text)
-            text += "}"
-        case let array as [Any]:
-            guard !array.isEmpty else {
-                text += "[]"
-                return
-            }
-            text += "[\n"
-            for (position, element) in array.enumerated() {
-                if position > 0 { text += ",\n" }
-                pad(indent + 1, &text)
-                write(element, indent: indent + 1, into: &text)
-            }
-            text += "\n"
-            pad(indent, &text)
-            text += "]"
-        default:
-            text += "null"
-        }
-    }
+    /// Appends UTF-8 to one growing buffer: cheaper than growing a String piece by piece.
+    private struct Writer {
+        var bytes: [UInt8] = []
 
-    private static func pad(_ level: Int, _ text: inout String) {
-        text += String(repeating: "  ", count: level)
-    }
+        init() { bytes.reserveCapacity(1 << 20) }
 
-    private static func writeString(_ string: String, into text: inout String) {
-        text += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case _ where scalar.value < 0x20: text += String(format: "\\u%04x", scalar.value)
-            default: text.unicodeScalars.append(scalar)
+        mutating func write(_ value: Any, indent: Int) {
+            switch value {
+            case let object as [String: Any]:
+                guard !object.isEmpty else { return append("{}") }
+                append("{\n")
+                for (position, key) in object.keys.sorted().enumerated() {
+                    if position > 0 { append(",\n") }
+                    pad(indent + 1)
+                    writeString(key)
+                    append(" : ")
+                    write(object[key] as Any, indent: indent + 1)
+                }
+                append("\n")
+                pad(indent)
+                append("}")
+            case let string as String: writeString(string)
+            case let flag as Bool: append(flag ? "true" : "false")
+            case let number as Int: append(String(number))
+            case let number as Int64: append(String(number))
+            case let number as UInt32: append(String(number))
+            case let number as Double:
+                // JSON has no NaN or infinity; callers spell them as strings, and a stray one stays valid JSON.
+                if number.isFinite { append("\(number)") } else { writeString(number.isNaN ? "nan" : (number < 0 ? "-inf" : "inf")) }
+            case let array as [Any]:
+                guard !array.isEmpty else { return append("[]") }
+                append("[\n")
+                for (position, element) in array.enumerated() {
+                    if position > 0 { append(",\n") }
+                    pad(indent + 1)
+                    write(element, indent: indent + 1)
+                }
+                append("\n")
+                pad(indent)
+                append("]")
+            default:
+                append("null")
             }
         }
-        text += "\""
+
+        private mutating func append(_ text: String) {
+            var text = text
+            text.withUTF8 { bytes.append(contentsOf: $0) }
+        }
+
+        private mutating func pad(_ level: Int) {
+            bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * level))
+        }
+
+        private mutating func writeString(_ string: String) {
+            var string = string
+            bytes.append(UInt8(ascii: "\""))
+            string.withUTF8 { utf8 in
+                for byte in utf8 {
+                    switch byte {
+                    case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                    case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                    case UInt8(ascii: "\n"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                    case UInt8(ascii: "\r"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                    case UInt8(ascii: "\t"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                    case 0..<0x20: append(String(format: "\\u%04x", byte))
+                    default: bytes.append(byte)
+                    }
+                }
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
     }
 }

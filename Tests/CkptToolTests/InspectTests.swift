@@ -379,6 +379,22 @@ struct InspectSelectionTests {
         #expect((json["totals"] as? [String: Any])?["tensor_bytes"] as? Int == 768)
     }
 
+    /// The tool writes its own JSON: awkward strings must come back unchanged through a real parser.
+    @Test func jsonEscapesEveryAwkwardString() throws {
+        let awkward = "quote\" backslash\\ slash/ newline\n tab\t bell\u{07} nul\u{00} ключ 🙂"
+        let path = Tool.temporaryDirectory().appendingPathComponent("strings.ckpt")
+        try Checkpoint.save(
+            .dict([awkward: .string(awkward), "nan": .float(.nan), "big": .int(.max), "tiny": .float(5e-324)]), to: path,
+            options: SaveOptions(durable: false))
+        let json = try Tool.inspectJSON(path.path)
+        let items = try #require((json["root"] as? [String: Any])?["items"] as? [[String: Any]])
+        #expect(items.first?["key"] as? String == awkward)
+        #expect((items.first?["value"] as? [String: Any])?["value"] as? String == awkward)
+        #expect((items[1]["value"] as? [String: Any])?["value"] as? String == "nan")
+        #expect((items[2]["value"] as? [String: Any])?["value"] as? Int64 == .max)
+        #expect((items[3]["value"] as? [String: Any])?["value"] as? Double == 5e-324)
+    }
+
     @Test func filterOnAContainerKeepsItsSubtreeAndListIndices() throws {
         let text = try Tool.run(["inspect", sample, "--filter", "optimizer/param_groups/*"])
         #expect(text.status == 0)
