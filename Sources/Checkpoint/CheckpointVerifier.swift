@@ -14,6 +14,7 @@ public struct VerificationReport: Sendable {
     public struct Check: Sendable {
         /// A stable identifier (`crc32`, `manifest-vs-pickle`); see ``CheckpointVerifier``.
         public var name: String
+        /// Passed, failed, warning or skipped.
         public var status: Status
         /// What was checked, or why the check was skipped.
         public var detail: String
@@ -25,6 +26,7 @@ public struct VerificationReport: Sendable {
     public var file: String
     /// The container, as found from the contents (`pt` for a zip archive without a manifest).
     public var format: CheckpointFormat
+    /// The checks in the order they ran, skipped ones included.
     public var checks: [Check]
 
     /// True when no check failed.

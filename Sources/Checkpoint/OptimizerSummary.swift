@@ -20,6 +20,7 @@ public struct OptimizerSummary: Sendable {
 
     /// Where the state_dict sits in the tree (empty when it is the root).
     public var path: [StateKey]
+    /// `param_groups`, in order.
     public var groups: [Group]
     /// Every key seen in a parameter's state (`sum`, `step`, `exp_avg`), with how many parameters have it.
     public var stateKeys: OrderedDictionary<String, Int>
@@ -29,8 +30,9 @@ public struct OptimizerSummary: Sendable {
     public var stepRange: ClosedRange<Double>?
     /// `step` values not counted: NaN, complex, tensors with storage over ``maximumStepStorageBytes``, or not a number at all.
     public var unreadSteps: Int
-    /// Tensors in `state` and their logical bytes.
+    /// Tensors in `state`.
     public var stateTensorCount: Int
+    /// The logical bytes (numel × item size) of the tensors in `state`.
     public var stateTensorBytes: Int
 
     /// Total parameters over all groups.

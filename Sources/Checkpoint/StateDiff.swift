@@ -16,8 +16,11 @@ public struct StateDiff: Sendable {
     /// infinity is not. A NaN is close to nothing unless ``equalNaN`` is set, in which case a NaN is
     /// close to a NaN (as `equal_nan=True`). Complex elements use the modulus of the difference and of `b`.
     public struct Tolerance: Sendable, Equatable {
+        /// `rtol`: the allowed difference per unit of `|b|`.
         public var relative: Double
+        /// `atol`: the allowed difference near zero.
         public var absolute: Double
+        /// `equal_nan`: a NaN is close to a NaN.
         public var equalNaN: Bool
 
         /// Creates a tolerance; the defaults are torch.allclose's (`rtol=1e-05, atol=1e-08, equal_nan=False`).
@@ -56,6 +59,7 @@ public struct StateDiff: Sendable {
     /// One difference.
     public struct Difference: Sendable {
         public var kind: Kind
+        /// The keys from the root to the value that differs.
         public var path: [StateKey]
         /// The first tree's side in short form (`float 0.1`, `Tensor float32 [3, 4]`), nil when added.
         public var old: String?
@@ -65,7 +69,9 @@ public struct StateDiff: Sendable {
 
     /// How two same-shaped tensors compare, element by element.
     public struct TensorComparison: Sendable {
+        /// The keys from the root to the tensor.
         public var path: [StateKey]
+        /// Elements compared (the tensors' common numel).
         public var elementCount: Int
         /// The largest `|a - b|` over pairs where neither is NaN (0 when there are none); `inf` when
         /// one side is infinite and the other is not.
@@ -80,6 +86,7 @@ public struct StateDiff: Sendable {
         public var isClose: Bool { mismatchedElements == 0 }
     }
 
+    /// The closeness test the tensors were compared with.
     public var tolerance: Tolerance
     /// Every difference, in the first tree's order (additions where the second tree has them).
     public var differences: [Difference]
