@@ -23,26 +23,36 @@ CKPT_INLINE double sqrt_f64(double x) { return __builtin_elementwise_sqrt(x); }
 CKPT_INLINE uint32_t bits_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 CKPT_INLINE float f32_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-// torch.sqrt on float32/float64 is MKL's vsSqrt/vdSqrt, whose result depends on the code path MKL
-// picks for the CPU; the ones reproduced here were read from MKL's kernels and match torch bit for
-// bit on 2^20 random inputs of every magnitude.
+// torch.sqrt on float32/float64 is MKL's vsSqrt/vdSqrt, whose result depends on the kernel MKL
+// picks for the CPU. The kernels below were read from MKL's machine code; each matches MKL's own
+// kernel, called directly, bit for bit on 2^20 random inputs of every magnitude.
 //
-// float32, non-Intel x86 (MKL's SSE kernel; up to 0.75 ulp off): an rsqrtps estimate, one
-// Goldschmidt step, one Newton correction, each multiply and add rounded separately. On Intel CPUs
-// MKL's AVX2 float kernel is correctly rounded (its AVX-512 one differs in rare cases, not reproduced).
-//
-// float64, x86 except Intel with AVX-512 (MKL's SSE and AVX2 kernels agree): x's 23 leading mantissa
-// bits and exponent parity form a float in [1, 4) for rsqrtps, the estimate is rescaled by
-// 2^(-exponent/2), refined by a cubic in e = 1 - x·y² (FMAs), and sqrt = x·y + x·(y·e·p(e)).
+// - MKL_SSE_F32 (float32 on non-Intel x86, e.g. AMD; torch's results here are up to 0.75 ulp off):
+//   an rsqrtps estimate, one Goldschmidt step, one Newton correction, every operation rounded.
+// - MKL_AVX2_F64 (float64 on x86 except Intel with AVX-512; MKL's SSE and AVX2 kernels agree): x's
+//   23 leading mantissa bits and exponent parity form a float in [1, 4) for rsqrtps; the estimate
+//   is rescaled by 2^(-exponent/2), refined by a cubic in e = 1 - x·y², and sqrt = x·y + x·(y·e·p(e)).
+// - MKL_AVX512 (Intel with AVX-512, both types): an rsqrt14 estimate, Goldschmidt (float64 only)
+//   and one FMA Newton correction, with rescaling for tiny inputs. Chosen by inference from MKL's
+//   kernel names (Z0 = AVX-512); not observed on an Intel machine.
+// - EXACT: Intel AVX2 float32 (MKL's kernel there is correctly rounded), other architectures.
 //
 // rsqrtps is implementation-defined, but it runs on the CPU torch would run on, so the estimates
-// agree. Inputs outside MKL's main range (zero, subnormal, huge, negative, inf, NaN) take its
-// special-case path, which is correctly rounded.
-enum { SQRT_EXACT = 0, SQRT_MKL = 1 };
+// agree; rsqrt14 is specified exactly. Inputs outside MKL's main range (zero, negative, inf, NaN,
+// and for the SSE/AVX2 kernels subnormal and huge values) take its special path, correctly rounded.
+enum { SQRT_EXACT = 0, SQRT_MKL_SSE_F32 = 1, SQRT_MKL_AVX2_F64 = 2, SQRT_MKL_AVX512 = 3 };
+
+#if defined(__x86_64__)
+static int intel_avx512(void) {
+    return __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+}
+#endif
 
 static int torch_sqrt_kind_f32(void) {
 #if defined(__x86_64__)
-    return __builtin_cpu_is("intel") ? SQRT_EXACT : SQRT_MKL;
+    if (!__builtin_cpu_is("intel")) return SQRT_MKL_SSE_F32;
+    return intel_avx512() ? SQRT_MKL_AVX512 : SQRT_EXACT;
 #else
     return SQRT_EXACT;
 #endif
@@ -50,7 +60,7 @@ static int torch_sqrt_kind_f32(void) {
 
 static int torch_sqrt_kind_f64(void) {
 #if defined(__x86_64__)
-    return __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f") ? SQRT_EXACT : SQRT_MKL;
+    return intel_avx512() ? SQRT_MKL_AVX512 : SQRT_MKL_AVX2_F64;
 #else
     return SQRT_EXACT;
 #endif
@@ -59,15 +69,17 @@ static int torch_sqrt_kind_f64(void) {
 CKPT_INLINE uint64_t bits_f64(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
 CKPT_INLINE double f64_bits(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
 
-// Each square root is split into MKL's estimate (rsqrtps, done four at a time for a whole block,
-// since the compiler cannot vectorize the intrinsic) and its refinement (plain arithmetic that
-// vectorizes).
+// Each square root is split into MKL's estimate (done for a whole block: the compiler cannot
+// vectorize the intrinsics) and its refinement (plain arithmetic that vectorizes).
 #define CKPT_SQRT_BLOCK 64
 
-CKPT_INLINE int mkl_special_f32(float x) { return (int32_t)(bits_f32(x) + 0x7F800000u) > (int32_t)0xFEFFF000u; }
-CKPT_INLINE int mkl_special_f64(double x) {
+CKPT_INLINE int mkl_sse_special_f32(float x) { return (int32_t)(bits_f32(x) + 0x7F800000u) > (int32_t)0xFEFFF000u; }
+CKPT_INLINE int mkl_avx2_special_f64(double x) {
     return (int32_t)((uint32_t)(bits_f64(x) >> 32) + 0x7FF00000u) > (int32_t)0xFFBFFFFFu;
 }
+// vfpclass 0x5e: ±0, ±inf, negative.
+CKPT_INLINE int mkl_avx512_special_f32(float x) { return x == 0.0f || x == __builtin_inff() || (bits_f32(x) >> 31); }
+CKPT_INLINE int mkl_avx512_special_f64(double x) { return x == 0.0 || x == __builtin_inf() || (bits_f64(x) >> 63); }
 
 // The float whose rsqrtps MKL's vdSqrt takes: x's 23 leading mantissa bits with x's exponent
 // parity, as a value in [1, 4).
@@ -87,7 +99,17 @@ CKPT_INLINE void rsqrtps_block(float *restrict in, float *restrict out, int coun
 #endif
 }
 
-CKPT_INLINE float mkl_refine_f32(float x, float y) {
+#if defined(__x86_64__)
+// Not inlined: the AVX-512 instruction must stay in an AVX-512 function, called only on such CPUs.
+__attribute__((target("avx512f"), noinline)) static void rsqrt14_block_f32(const float *in, float *out, int count) {
+    for (int k = 0; k < count; k++) out[k] = _mm_cvtss_f32(_mm_rsqrt14_ss(_mm_setzero_ps(), _mm_set_ss(in[k])));
+}
+__attribute__((target("avx512f"), noinline)) static void rsqrt14_block_f64(const double *in, double *out, int count) {
+    for (int k = 0; k < count; k++) out[k] = _mm_cvtsd_f64(_mm_rsqrt14_sd(_mm_setzero_pd(), _mm_set_sd(in[k])));
+}
+#endif
+
+CKPT_INLINE float mkl_sse_refine_f32(float x, float y) {
     const float s = x * y, h = y * 0.5f;
     const float r = 0.5f - s * h;
     const float s1 = s * r + s, h1 = h * r + h;
@@ -95,7 +117,7 @@ CKPT_INLINE float mkl_refine_f32(float x, float y) {
     return d * h1 + s1;
 }
 
-CKPT_INLINE double mkl_refine_f64(double x, float estimate) {
+CKPT_INLINE double mkl_avx2_refine_f64(double x, float estimate) {
     const uint64_t u = bits_f64(x);
     const uint64_t odd_exponent_flip = ~u & 0x0010000000000000ull;
     const double scale = f64_bits(((odd_exponent_flip - (u & 0x7FF0000000000000ull)) + 0xBFD0000000000000ull) >> 1);
@@ -106,29 +128,70 @@ CKPT_INLINE double mkl_refine_f64(double x, float estimate) {
     return fma_f64(x, y, x * (y * (e * p)));
 }
 
+CKPT_INLINE float mkl_avx512_refine_f32(float x, float y) {
+    const float h = y * 0.5f, s = x * y;
+    if (y > 0x1p39f) {
+        const float t = fma_f32(-(s * 0x1p39f), s * 0x1p39f, x * 0x1p78f);
+        return fma_f32(h * 0x1p-78f, t, s);
+    }
+    return fma_f32(fma_f32(-s, s, x), h, s);
+}
+
+CKPT_INLINE double mkl_avx512_refine_f64(double x, double y) {
+    const double h = y * 0.5, s = x * y;
+    const double r = fma_f64(-s, h, 0.5);
+    const double s1 = fma_f64(s, r, s), h1 = fma_f64(h, r, h);
+    if (y > 0x1p458) {
+        const double t = fma_f64(-(s1 * 0x1p458), s1 * 0x1p458, x * 0x1p916);
+        return fma_f64(h1 * 0x1p-916, t, s1);
+    }
+    return fma_f64(fma_f64(-s1, s1, x), h1, s1);
+}
+
 // torch.sqrt of sums[0..<count] into roots, for one block.
 CKPT_INLINE void torch_sqrt_block_f32(const float *restrict sums, float *restrict roots, int count, int kind) {
-    if (kind != SQRT_MKL) {
-        for (int k = 0; k < count; k++) roots[k] = sqrt_f32(sums[k]);
-        return;
-    }
     float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
-    for (int k = 0; k < count; k++) in[k] = sums[k];
-    rsqrtps_block(in, estimate, count);
-    for (int k = 0; k < count; k++)
-        roots[k] = mkl_special_f32(sums[k]) ? sqrt_f32(sums[k]) : mkl_refine_f32(sums[k], estimate[k]);
+    switch (kind) {
+    case SQRT_MKL_SSE_F32:
+        for (int k = 0; k < count; k++) in[k] = sums[k];
+        rsqrtps_block(in, estimate, count);
+        for (int k = 0; k < count; k++)
+            roots[k] = mkl_sse_special_f32(sums[k]) ? sqrt_f32(sums[k]) : mkl_sse_refine_f32(sums[k], estimate[k]);
+        return;
+#if defined(__x86_64__)
+    case SQRT_MKL_AVX512:
+        rsqrt14_block_f32(sums, estimate, count);
+        for (int k = 0; k < count; k++)
+            roots[k] = mkl_avx512_special_f32(sums[k]) ? sqrt_f32(sums[k]) : mkl_avx512_refine_f32(sums[k], estimate[k]);
+        return;
+#endif
+    default:
+        for (int k = 0; k < count; k++) roots[k] = sqrt_f32(sums[k]);
+    }
 }
 
 CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restrict roots, int count, int kind) {
-    if (kind != SQRT_MKL) {
-        for (int k = 0; k < count; k++) roots[k] = sqrt_f64(sums[k]);
+    switch (kind) {
+    case SQRT_MKL_AVX2_F64: {
+        float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
+        for (int k = 0; k < count; k++) in[k] = mkl_reduced_f64(sums[k]);
+        rsqrtps_block(in, estimate, count);
+        for (int k = 0; k < count; k++)
+            roots[k] = mkl_avx2_special_f64(sums[k]) ? sqrt_f64(sums[k]) : mkl_avx2_refine_f64(sums[k], estimate[k]);
         return;
     }
-    float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
-    for (int k = 0; k < count; k++) in[k] = mkl_reduced_f64(sums[k]);
-    rsqrtps_block(in, estimate, count);
-    for (int k = 0; k < count; k++)
-        roots[k] = mkl_special_f64(sums[k]) ? sqrt_f64(sums[k]) : mkl_refine_f64(sums[k], estimate[k]);
+#if defined(__x86_64__)
+    case SQRT_MKL_AVX512: {
+        double estimate[CKPT_SQRT_BLOCK];
+        rsqrt14_block_f64(sums, estimate, count);
+        for (int k = 0; k < count; k++)
+            roots[k] = mkl_avx512_special_f64(sums[k]) ? sqrt_f64(sums[k]) : mkl_avx512_refine_f64(sums[k], estimate[k]);
+        return;
+    }
+#endif
+    default:
+        for (int k = 0; k < count; k++) roots[k] = sqrt_f64(sums[k]);
+    }
 }
 
 // IEEE half <-> float, exact and round-to-nearest-even like c10::Half (the classic FP16-library
