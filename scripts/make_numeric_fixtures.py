@@ -143,6 +143,10 @@ def stats_tree():
                 0, torch.tensor([4097]), 0.0),
             "f16_bulk": (torch.randn(9000, generator=gen) * 100).to(torch.float16).index_fill_(
                 0, torch.tensor([8]), math.inf),
+            # Blocks (4096 elements) that start with an outlier, and a constant block.
+            "outlier_first": (torch.randn(10000, generator=gen) + 5).index_fill_(0, torch.tensor([0]), 1e6).index_fill_(
+                0, torch.tensor([4096]), -3e5),
+            "constant": torch.full((5000,), 0.1),
         },
         "ints": {
             "int64": torch.randint(-1000, 1000, (500,), generator=gen),

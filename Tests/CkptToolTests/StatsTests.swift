@@ -83,7 +83,7 @@ struct StatsTests {
         let withNaN = try #require(lines.first { $0.hasPrefix("special/with_nan ") })
         #expect(withNaN.split(separator: " ").last == "0" && withNaN.contains("nan"))
         #expect(lines.contains { $0.hasPrefix("special/sliced ") && $0.contains("20") })
-        #expect(result.stdout.contains("totals: 14 tensors"))
+        #expect(result.stdout.contains("totals: 16 tensors"))
     }
 
     @Test func safetensorsFilesWorkToo() throws {

@@ -6,8 +6,9 @@
 
 /// Summary of one block of elements (at most a few thousand, so it sits in L1 for the second pass).
 ///
-/// `center` is the first-pass mean (sum / count); `offset` and `deviations` are Σ(x − center) and
-/// Σ(x − center)², from which the corrected two-pass variance follows. `minimum` and `maximum`
+/// `center` is a reference point near the data (the first-pass mean, or the block's first element
+/// when that is close enough); `offset` and `deviations` are Σ(x − center) and Σ(x − center)²,
+/// from which the variance follows as deviations − offset²/count. `minimum` and `maximum`
 /// are meaningless when `nans` > 0 (the caller reports NaN then).
 typedef struct {
     double minimum;
