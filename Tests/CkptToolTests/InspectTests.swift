@@ -250,6 +250,23 @@ struct ColorTests {
         let flag = try Tool.run(executable: script, ["-qec", command + " --no-color", "/dev/null"], removing: ["NO_COLOR"])
         #expect(!flag.stdout.contains("\u{1B}["), "colors despite --no-color")
     }
+
+    /// verify and diff color PASS/FAIL and +/- lines on a terminal only; --json never has colors.
+    @Test(.enabled(if: scriptCommand != nil, "needs util-linux `script` to give the tool a terminal"))
+    func verifyAndDiffFollowTheSameColorRules() throws {
+        let script = URL(fileURLWithPath: try #require(scriptCommand))
+        let file = fixture("pt/model_tied.pt")
+        let other = fixture("pt/adagrad_named.pt")
+        for command in ["verify '\(file)'", "diff '\(file)' '\(other)'"] {
+            let line = "'\(Tool.binary.path)' \(command)"
+            let onTerminal = try Tool.run(executable: script, ["-qc", line, "/dev/null"], removing: ["NO_COLOR"])
+            #expect(onTerminal.stdout.contains("\u{1B}["), "no colors on a terminal for \(command)")
+            let noColor = try Tool.run(executable: script, ["-qc", line, "/dev/null"], environment: ["NO_COLOR": "1"])
+            #expect(!noColor.stdout.contains("\u{1B}["), "colors despite NO_COLOR for \(command)")
+            let json = try Tool.run(executable: script, ["-qc", line + " --json", "/dev/null"], removing: ["NO_COLOR"])
+            #expect(!json.stdout.contains("\u{1B}["), "colors in --json for \(command)")
+        }
+    }
 }
 
 /// Prints, for each optimizer state_dict file given, what torch itself sees in it: each group's
