@@ -35,6 +35,30 @@ struct CompletionTests {
     @Test(.enabled(if: installed("fish"), "fish is not installed: the fish script's syntax is NOT checked"))
     func fishScriptParses() throws { try checkSyntax("fish") }
 
+    /// The bash script completes for real: `ckpt-tool ve<TAB>` and `ckpt-tool diff --r<TAB>`.
+    @Test(.enabled(if: installed("bash"), "bash is not installed: bash completion is NOT exercised"))
+    func bashCompletesSubcommandsAndOptions() throws {
+        let script = Tool.temporaryDirectory().appendingPathComponent("ckpt-tool.bash")
+        try Data(try Tool.run(["--generate-completion-script", "bash"]).stdout.utf8).write(to: script)
+        func complete(_ words: [String]) throws -> String {
+            let line = words.joined(separator: " ")
+            let program = """
+                source '\(script.path)'
+                COMP_WORDS=(\(words.map { "'\($0)'" }.joined(separator: " "))); COMP_CWORD=\(words.count - 1)
+                COMP_LINE='\(line)'; COMP_POINT=${#COMP_LINE}; COMPREPLY=()
+                _ckpt-tool ckpt-tool '\(words.last ?? "")' '\(words.dropLast().last ?? "")'
+                echo "${COMPREPLY[@]}"
+                """
+            let path = Tool.binary.deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
+            let result = try Tool.run(executable: URL(fileURLWithPath: "/usr/bin/bash"), ["-c", program], environment: ["PATH": path])
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try complete(["ckpt-tool", "ve"]) == "verify")
+        #expect(try complete(["ckpt-tool", "diff", "--r"]) == "--rtol")
+        #expect(try complete(["ckpt-tool", "inspect", "--d"]) == "--depth")
+    }
+
     private func checkSyntax(_ shell: String) throws {
         let entry = try #require(shells.first { $0.shell == shell })
         let script = Tool.temporaryDirectory().appendingPathComponent("ckpt-tool.\(shell)")
