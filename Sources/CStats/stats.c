@@ -198,9 +198,78 @@ CKPT_AVX2 static inline __m256 load_f16(const void *e, size_t i) {
         second_pass_tail(elements, vectorized, count, read, out);                                      \
     }
 
-CKPT_FLOAT_KERNEL(f32_avx2, load_f32, read_f32)
-CKPT_FLOAT_KERNEL(bf16_avx2, load_bf16, read_bf16)
-CKPT_FLOAT_KERNEL(f16_avx2, load_f16, read_f16)
+/// The single pass of the AVX-512 kernels below (sums around the block's first element), eight lanes wide.
+#define CKPT_FLOAT_KERNEL_SHIFTED(name, two_pass, load, read)                                                 \
+    CKPT_AVX2 static void name(const void *elements, size_t count, ckpt_block_moments *out) {                 \
+        size_t vectorized = count & ~(size_t)15;                                                              \
+        double shift = vectorized ? read(elements, 0) : NAN;                                                  \
+        if (!isfinite(shift)) {                                                                               \
+            two_pass(elements, count, out);                                                                   \
+            return;                                                                                           \
+        }                                                                                                     \
+        init_moments(out);                                                                                    \
+        const __m256d k = _mm256_set1_pd(shift);                                                              \
+        __m256 minimum = _mm256_set1_ps(INFINITY), maximum = _mm256_set1_ps(-INFINITY);                      \
+        __m256d o1 = _mm256_setzero_pd(), o2 = _mm256_setzero_pd(), o3 = _mm256_setzero_pd(),                 \
+                o4 = _mm256_setzero_pd();                                                                     \
+        __m256d q1 = _mm256_setzero_pd(), q2 = _mm256_setzero_pd(), q3 = _mm256_setzero_pd(),                 \
+                q4 = _mm256_setzero_pd();                                                                     \
+        __m256i zeros = _mm256_setzero_si256();                                                               \
+        for (size_t i = 0; i < vectorized; i += 16) {                                                         \
+            __m256 a = load(elements, i), b = load(elements, i + 8);                                          \
+            minimum = _mm256_min_ps(_mm256_min_ps(minimum, a), b);                                            \
+            maximum = _mm256_max_ps(_mm256_max_ps(maximum, a), b);                                            \
+            __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)), k);                        \
+            __m256d d2 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), k);                      \
+            __m256d d3 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(b)), k);                        \
+            __m256d d4 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)), k);                      \
+            o1 = _mm256_add_pd(o1, d1);                                                                       \
+            o2 = _mm256_add_pd(o2, d2);                                                                       \
+            o3 = _mm256_add_pd(o3, d3);                                                                       \
+            o4 = _mm256_add_pd(o4, d4);                                                                       \
+            q1 = _mm256_fmadd_pd(d1, d1, q1);                                                                 \
+            q2 = _mm256_fmadd_pd(d2, d2, q2);                                                                 \
+            q3 = _mm256_fmadd_pd(d3, d3, q3);                                                                 \
+            q4 = _mm256_fmadd_pd(d4, d4, q4);                                                                 \
+            zeros = _mm256_sub_epi32(zeros, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ))); \
+            zeros = _mm256_sub_epi32(zeros, _mm256_castps_si256(_mm256_cmp_ps(b, _mm256_setzero_ps(), _CMP_EQ_OQ))); \
+        }                                                                                                     \
+        double offset = sum_pd(_mm256_add_pd(_mm256_add_pd(o1, o2), _mm256_add_pd(o3, o4)));                  \
+        double squares = sum_pd(_mm256_add_pd(_mm256_add_pd(q1, q2), _mm256_add_pd(q3, q4)));                 \
+        float lanes_min[8], lanes_max[8];                                                                     \
+        _mm256_storeu_ps(lanes_min, minimum);                                                                 \
+        _mm256_storeu_ps(lanes_max, maximum);                                                                 \
+        for (int lane = 0; lane < 8; lane++) {                                                                \
+            if (lanes_min[lane] < out->minimum) out->minimum = lanes_min[lane];                               \
+            if (lanes_max[lane] > out->maximum) out->maximum = lanes_max[lane];                               \
+        }                                                                                                     \
+        out->zeros = sum_epi32(zeros);                                                                        \
+        for (size_t i = vectorized; i < count; i++) {                                                         \
+            double x = read(elements, i), d = x - shift;                                                      \
+            if (x < out->minimum) out->minimum = x;                                                           \
+            if (x > out->maximum) out->maximum = x;                                                           \
+            out->zeros += x == 0;                                                                             \
+            offset += d;                                                                                      \
+            squares += d * d;                                                                                 \
+        }                                                                                                     \
+        double m2 = squares - offset * (offset / (double)count);                                             \
+        /* A NaN or infinity anywhere leaves the sums non-finite; float data cannot overflow them. */          \
+        if (!isfinite(squares) || !isfinite(offset) || squares > 17 * m2) {                                   \
+            two_pass(elements, count, out);                                                                   \
+            return;                                                                                           \
+        }                                                                                                     \
+        out->center = shift;                                                                                  \
+        out->offset = offset;                                                                                 \
+        out->deviations = squares;                                                                            \
+        out->sum = (double)count * shift + offset;                                                            \
+    }
+
+CKPT_FLOAT_KERNEL(f32_avx2_two_pass, load_f32, read_f32)
+CKPT_FLOAT_KERNEL(bf16_avx2_two_pass, load_bf16, read_bf16)
+CKPT_FLOAT_KERNEL(f16_avx2_two_pass, load_f16, read_f16)
+CKPT_FLOAT_KERNEL_SHIFTED(f32_avx2, f32_avx2_two_pass, load_f32, read_f32)
+CKPT_FLOAT_KERNEL_SHIFTED(bf16_avx2, bf16_avx2_two_pass, load_bf16, read_bf16)
+CKPT_FLOAT_KERNEL_SHIFTED(f16_avx2, f16_avx2_two_pass, load_f16, read_f16)
 
 CKPT_AVX2 static void f64_avx2(const void *elements, size_t count, ckpt_block_moments *out) {
     init_moments(out);
