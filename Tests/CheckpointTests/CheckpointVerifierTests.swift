@@ -134,10 +134,65 @@ struct CheckpointVerifierTests {
         #expect(report.checks.dropFirst().allSatisfy { $0.status == .skipped })
     }
 
+    /// Seeded random damage (byte flips, truncation, zeroed runs) gives a report or a CheckpointError, never a
+    /// crash; damage inside any entry's data (which a CRC-32 covers) never passes. Damage elsewhere may be
+    /// harmless (timestamps, padding in extra fields) and may pass.
+    @Test func randomDamageIsReportedNotFatal() throws {
+        let clean = try ckptCopy()
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: clean)))
+        let dataRanges = try ZipReader(path: clean).entries.map { $0.dataOffset..<$0.dataOffset + $0.compressedSize }
+        let path = scratchFile("fuzz.ckpt")
+        var generator = SplitMix64(seed: 0x5EED)
+        var failedReports = 0
+        for round in 0..<300 {
+            var bytes = original
+            var touchesData = false
+            switch round % 3 {
+            case 0:
+                for _ in 0..<(1 + Int(generator.next() % 4)) {
+                    let position = Int(generator.next() % UInt64(bytes.count))
+                    bytes[position] ^= UInt8(1 + generator.next() % 255)
+                    touchesData = touchesData || dataRanges.contains { $0.contains(position) }
+                }
+            case 1:
+                bytes.removeLast(1 + Int(generator.next() % UInt64(bytes.count - 1)))
+            default:
+                let start = Int(generator.next() % UInt64(bytes.count))
+                let end = min(bytes.count, start + 1 + Int(generator.next() % 64))
+                bytes.replaceSubrange(start..<end, with: repeatElement(0, count: end - start))
+                touchesData = (start..<end).contains { position in
+                    original[position] != 0 && dataRanges.contains { $0.contains(position) }
+                }
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                let report = try CheckpointVerifier.verify(path: path)
+                if !report.passed { failedReports += 1 }
+                #expect(!(report.passed && touchesData), "round \(round): damaged entry data passed verification")
+            } catch is CheckpointError {
+                continue
+            }
+        }
+        #expect(failedReports > 100)
+    }
+
     @Test func unreadableFilesThrow() throws {
         #expect(throws: CheckpointError.self) { try CheckpointVerifier.verify(path: "/nonexistent/x.ckpt") }
         #expect(throws: CheckpointError.self) {
             try CheckpointVerifier.verify(path: fixtures.appendingPathComponent("pt/legacy_format.pt").path)
         }
+    }
+}
+
+/// A small seeded generator, so a failing round can be replayed.
+private struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
