@@ -47,10 +47,14 @@ public struct TensorStatistics: Sendable, Equatable {
     ///   - progress: Called (from any thread) with the bytes done so far and the total: pending
     ///     CRC checks count each storage's bytes, then the statistics each tensor's bytes.
     /// - Returns: One result per tensor, in order.
-    /// - Throws: The first failed storage verification, in tensor order.
+    /// - Throws: A failed storage verification (``CheckpointError`` `.checksumMismatch`).
     public static func compute(
         _ tensors: [Tensor], progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
     ) throws -> [TensorStatistics] {
+        // A broadcast dimension (stride 0, as `expand` makes) repeats the same elements: summarize
+        // them once and scale, so a huge expanded view costs what its storage holds, not its shape.
+        let collapsed = try tensors.map(collapsingBroadcastDimensions)
+        let tensors = collapsed.map(\.tensor)
         var plan: [WorkItem] = []
         for (index, tensor) in tensors.enumerated() {
             var start = 0
@@ -86,7 +90,22 @@ public struct TensorStatistics: Sendable, Equatable {
         for (position, item) in items.enumerated() {
             merged[item.tensor].merge(try results.result(at: position).get())
         }
-        return zip(merged, tensors).map { TensorStatistics($0, isComplex: $1.dtype.isComplex) }
+        return zip(merged, collapsed).map { TensorStatistics($0.repeated($1.repeats), isComplex: $1.tensor.dtype.isComplex) }
+    }
+
+    /// The tensor with every stride-0 dimension cut to size 1, and how often each remaining
+    /// element repeats in the original.
+    private static func collapsingBroadcastDimensions(_ tensor: Tensor) throws -> (tensor: Tensor, repeats: Int) {
+        var shape = tensor.shape
+        var repeats = 1
+        for dim in shape.indices where tensor.strides[dim] == 0 && shape[dim] > 1 {
+            repeats *= shape[dim]
+            shape[dim] = 1
+        }
+        guard repeats > 1 else { return (tensor, 1) }
+        let view = try Tensor(
+            storage: tensor.storage, dtype: tensor.dtype, shape: shape, strides: tensor.strides, storageOffset: tensor.storageOffset)
+        return (view, repeats)
     }
 
     /// The vector instruction sets the statistics kernels may use.
@@ -201,6 +220,21 @@ struct Moments {
 
     /// No values yet.
     init() {}
+
+    /// The moments of these values, each taken `factor` times (mean, extremes unchanged).
+    func repeated(_ factor: Int) -> Moments {
+        guard factor > 1 else { return self }
+        var result = self
+        let scale = Double(factor)
+        result.count = count * factor
+        result.sum = sum * scale
+        result.m2 = m2 * scale
+        result.sumOfSquares = sumOfSquares * scale
+        result.zeros = zeros * factor
+        result.nans = nans * factor
+        result.infinities = infinities * factor
+        return result
+    }
 
     /// A block summarized by a C kernel: the corrected two-pass variance
     /// (Σd² − (Σd)²/n, d = x − first-pass mean) removes the first pass's rounding of the mean.

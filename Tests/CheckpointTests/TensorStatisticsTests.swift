@@ -62,7 +62,8 @@ func close(_ actual: Double?, _ expected: Double?, relative: Double = 1e-12) -> 
     }
 }
 
-@Suite("TensorStatistics against torch")
+// Serialized: one test caps the kernels' instruction set process-wide, and another compares results bit for bit.
+@Suite("TensorStatistics against torch", .serialized)
 struct TensorStatisticsTests {
     static let tree = try? Checkpoint.load(contentsOf: StatsFixture.directory.appendingPathComponent("stats_input.pt"))
 
@@ -128,6 +129,18 @@ struct TensorStatisticsTests {
         #expect(stats.mean == 1e9)
         let expected = (1_000_000.0 / 999_999.0).squareRoot()
         #expect(abs(stats.standardDeviation! - expected) < 1e-9)
+    }
+
+    /// A stride-0 view of 2⁶⁰ elements over three floats: summarized from the three, not walked.
+    @Test func hugeBroadcastViewIsSummarizedFromItsStorage() throws {
+        let base = try Tensor([Float(1), 2, 6])
+        let huge = try Tensor(storage: base.storage, dtype: .float32, shape: [1 << 58, 4, 3], strides: [0, 0, 1])
+        let stats = try TensorStatistics(huge)
+        #expect(stats.count == 3 << 60)
+        #expect(stats.minimum == 1 && stats.maximum == 6 && stats.mean == 3)
+        #expect(stats.zeroCount == 0)
+        // Population variance 14/3; the n − 1 correction vanishes at this size.
+        #expect(abs(stats.standardDeviation! - (14.0 / 3).squareRoot()) < 1e-12)
     }
 
     @Test func progressReportsEveryByte() throws {
