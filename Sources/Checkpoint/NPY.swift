@@ -80,13 +80,15 @@ public enum NPY {
     ///   - tensor: Any tensor; strided views are written in row-major order.
     ///   - path: The destination.
     /// - Returns: The dtype written.
-    /// - Throws: ``CheckpointError`` `.io` if the file cannot be written; a failed storage verification.
+    /// - Throws: ``CheckpointError`` `.io` if the file cannot be written, `.outOfBounds` when the
+    ///   row-major data would not fit in memory (a huge broadcast view); a failed storage verification.
     @discardableResult
     public static func write(_ tensor: Tensor, to path: String) throws -> DType {
         let stored = storedDType(for: tensor.dtype)
         guard let descriptor = descriptor(for: stored) else {
             throw CheckpointError(.unsupported, "numpy has no type for this dtype", file: path, found: "\(tensor.dtype)")
         }
+        _ = try Tensor.checkedAllocationSize(tensor.numel, tensor.dtype, byteCount: tensor.byteCountChecked)
         var data = Data(header(descriptor: descriptor, shape: tensor.shape))
         data.append(contentsOf: try tensor.contiguousBytes())
         do {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Element codecs for every dtype, and `Tensor.cast(to:)`, which casts as `tensor.to(dtype)` does.
 ///
 /// The rounding rules are PyTorch's (c10/util/Half.h, BFloat16.h, Float8_e4m3fn.h, Float8_e5m2.h):
@@ -161,10 +163,11 @@ extension Tensor {
     /// - Returns: A new tensor in owned storage.
     /// - Throws: ``CheckpointError`` `.invalidArgument` when a floating value (NaN, infinite, or
     ///   out of range after truncation) has no defined integer value in C++ and torch's result
-    ///   would depend on the CPU; a failed storage verification.
+    ///   would depend on the CPU; `.outOfBounds` when the copy (or the row-major copy of a
+    ///   broadcast view) would not fit in memory; a failed storage verification.
     public func cast(to target: DType) throws -> Tensor {
         let count = numel
-        let storage = Storage(byteCount: count * target.itemSize)
+        let storage = Storage(byteCount: try Tensor.checkedAllocationSize(count, target, byteCount: byteCountChecked))
         if count > 0 {
             let source = try contiguousBytes()
             try source.withUnsafeBytes { input in
@@ -177,6 +180,27 @@ extension Tensor {
         result.isParameter = isParameter
         result.requiresGrad = requiresGrad && !target.isIntegral
         return result
+    }
+
+    /// numel × item size, or nil when that overflows (a broadcast view can have more elements
+    /// than memory has bytes).
+    public var byteCountChecked: Int? {
+        let (bytes, overflow) = numel.multipliedReportingOverflow(by: dtype.itemSize)
+        return overflow ? nil : bytes
+    }
+
+    /// Bytes for `count` elements of `dtype`, refused when the source's row-major bytes
+    /// (`byteCount`, nil on overflow) or the result would overflow or exceed physical memory,
+    /// where an allocation would trap instead of throwing.
+    static func checkedAllocationSize(_ count: Int, _ dtype: DType, byteCount: Int?) throws -> Int {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.itemSize)
+        let memory = ProcessInfo.processInfo.physicalMemory
+        guard !overflow, let byteCount, UInt64(bytes) <= memory, UInt64(byteCount) <= memory else {
+            throw CheckpointError(
+                .outOfBounds, "tensor is too large to copy into memory", expected: "at most \(memory) bytes",
+                found: "\(count) elements of \(dtype.rawValue)")
+        }
+        return bytes
     }
 
     /// Calls `transform` on each element in row-major order.

@@ -89,15 +89,23 @@ struct StatsRow {
             "tensors": tensors,
             "totals": [
                 "tensors": rows.count,
-                "elements": rows.reduce(0) { $0 + $1.statistics.count },
-                "bytes": rows.reduce(0) { $0 + $1.tensor.byteCount },
-                "zeros": rows.reduce(0) { $0 + $1.statistics.zeroCount },
-                "nans": rows.reduce(0) { $0 + $1.statistics.nanCount },
-                "infs": rows.reduce(0) { $0 + $1.statistics.infinityCount },
+                "elements": saturatingSum(rows.map(\.statistics.count)),
+                "bytes": saturatingSum(rows.map { $0.tensor.byteCountChecked ?? .max }),
+                "zeros": saturatingSum(rows.map(\.statistics.zeroCount)),
+                "nans": saturatingSum(rows.map(\.statistics.nanCount)),
+                "infs": saturatingSum(rows.map(\.statistics.infinityCount)),
             ],
         ]
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    /// A total that stops at Int.max: broadcast views can claim more elements than fit in 64 bits together.
+    static func saturatingSum(_ values: [Int]) -> Int {
+        values.reduce(0) { total, value in
+            let (sum, overflow) = total.addingReportingOverflow(value)
+            return overflow ? .max : sum
+        }
     }
 
     /// A JSON number, or "nan"/"inf"/"-inf" (JSON has no such numbers), or null when undefined.
@@ -134,9 +142,9 @@ struct StatsRow {
             }
             output += cells.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
         }
-        let nans = rows.reduce(0) { $0 + $1.statistics.nanCount }, infs = rows.reduce(0) { $0 + $1.statistics.infinityCount }
+        let nans = saturatingSum(rows.map(\.statistics.nanCount)), infs = saturatingSum(rows.map(\.statistics.infinityCount))
         output += "\n" + style.key("totals: ") + "\(rows.count) tensor\(rows.count == 1 ? "" : "s"), "
-            + "\(rows.reduce(0) { $0 + $1.statistics.count }) elements, \(nans) NaN, \(infs) Inf\n"
+            + "\(saturatingSum(rows.map(\.statistics.count))) elements, \(nans) NaN, \(infs) Inf\n"
         return output
     }
 
