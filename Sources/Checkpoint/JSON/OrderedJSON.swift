@@ -82,7 +82,7 @@ extension OrderedJSON {
     static func parse(_ bytes: UnsafeRawBufferPointer, file: String?, what: String) throws -> OrderedJSON {
         var parser = Parser(bytes: bytes, file: file, what: what)
         parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0, path: [])
+        let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
         guard parser.index == bytes.count else { throw parser.failure("trailing characters after the JSON value") }
         return value
@@ -99,6 +99,14 @@ extension OrderedJSON {
         let file: String?
         let what: String
         var index = 0
+        /// Where the parser is, kept as a stack and turned into text only for an error: building a
+        /// path array per value made parsing a large manifest several times slower.
+        var path: [PathComponent] = []
+
+        enum PathComponent {
+            case key(String)
+            case index(Int)
+        }
 
         init(bytes: UnsafeRawBufferPointer, file: String?, what: String) {
             self.bytes = bytes
@@ -106,7 +114,13 @@ extension OrderedJSON {
             self.what = what
         }
 
-        func failure(_ message: String, path: [String] = [], expected: String? = nil) -> CheckpointError {
+        func failure(_ message: String, expected: String? = nil) -> CheckpointError {
+            let path = self.path.map { component -> String in
+                switch component {
+                case .key(let key): return key
+                case .index(let index): return String(index)
+                }
+            }
             let found = index < bytes.count
                 ? "byte \(String(format: "0x%02X", bytes[index])) at offset \(index)" : "end of \(what) at offset \(index)"
             return CheckpointError(
@@ -115,7 +129,12 @@ extension OrderedJSON {
         }
 
         mutating func skipWhitespace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
         }
 
         mutating func expect(_ literal: StaticString) throws {
@@ -128,24 +147,24 @@ extension OrderedJSON {
             }
         }
 
-        mutating func parseValue(depth: Int, path: [String]) throws -> OrderedJSON {
+        mutating func parseValue(depth: Int) throws -> OrderedJSON {
             guard depth < OrderedJSON.maximumDepth else {
-                throw failure("nesting deeper than \(OrderedJSON.maximumDepth) levels", path: path)
+                throw failure("nesting deeper than \(OrderedJSON.maximumDepth) levels")
             }
-            guard index < bytes.count else { throw failure("value expected", path: path) }
+            guard index < bytes.count else { throw failure("value expected") }
             switch bytes[index] {
-            case UInt8(ascii: "{"): return try parseObject(depth: depth, path: path)
-            case UInt8(ascii: "["): return try parseArray(depth: depth, path: path)
-            case UInt8(ascii: "\""): return .string(try parseString(path: path))
+            case UInt8(ascii: "{"): return try parseObject(depth: depth)
+            case UInt8(ascii: "["): return try parseArray(depth: depth)
+            case UInt8(ascii: "\""): return .string(try parseString())
             case UInt8(ascii: "t"): try expect("true"); return .bool(true)
             case UInt8(ascii: "f"): try expect("false"); return .bool(false)
             case UInt8(ascii: "n"): try expect("null"); return .null
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber(path: path))
-            default: throw failure("value expected", path: path)
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+            default: throw failure("value expected")
             }
         }
 
-        mutating func parseObject(depth: Int, path: [String]) throws -> OrderedJSON {
+        mutating func parseObject(depth: Int) throws -> OrderedJSON {
             index += 1
             var members: [(key: String, value: OrderedJSON)] = []
             var seen = Set<String>()
@@ -157,31 +176,38 @@ extension OrderedJSON {
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                    throw failure("object key expected", path: path, expected: "\"")
+                    throw failure("object key expected", expected: "\"")
                 }
                 let keyStart = index
-                let key = try parseString(path: path)
-                guard seen.insert(key).inserted else {
+                let key = try parseString()
+                // Manifest and header objects are small: a linear scan beats hashing until they are not.
+                if members.count == 16 { seen = Set(members.lazy.map(\.key)) }
+                let duplicate = members.count < 16 ? members.contains { $0.key == key } : !seen.insert(key).inserted
+                guard !duplicate else {
                     index = keyStart
-                    throw failure("duplicate key \"\(key)\"", path: path + [key], expected: "unique keys")
+                    path.append(.key(key))
+                    throw failure("duplicate key \"\(key)\"", expected: "unique keys")
                 }
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
-                    throw failure("':' expected after an object key", path: path + [key], expected: ":")
+                    path.append(.key(key))
+                    throw failure("':' expected after an object key", expected: ":")
                 }
                 index += 1
                 skipWhitespace()
-                let value = try parseValue(depth: depth + 1, path: path + [key])
+                path.append(.key(key))
+                let value = try parseValue(depth: depth + 1)
+                path.removeLast()
                 members.append((key, value))
                 skipWhitespace()
-                guard index < bytes.count else { throw failure("unterminated object", path: path, expected: "} or ,") }
+                guard index < bytes.count else { throw failure("unterminated object", expected: "} or ,") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
                 if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
-                throw failure("',' or '}' expected in an object", path: path, expected: "} or ,")
+                throw failure("',' or '}' expected in an object", expected: "} or ,")
             }
         }
 
-        mutating func parseArray(depth: Int, path: [String]) throws -> OrderedJSON {
+        mutating func parseArray(depth: Int) throws -> OrderedJSON {
             index += 1
             var elements: [OrderedJSON] = []
             skipWhitespace()
@@ -191,16 +217,18 @@ extension OrderedJSON {
             }
             while true {
                 skipWhitespace()
-                elements.append(try parseValue(depth: depth + 1, path: path + [String(elements.count)]))
+                path.append(.index(elements.count))
+                elements.append(try parseValue(depth: depth + 1))
+                path.removeLast()
                 skipWhitespace()
-                guard index < bytes.count else { throw failure("unterminated array", path: path, expected: "] or ,") }
+                guard index < bytes.count else { throw failure("unterminated array", expected: "] or ,") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
                 if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
-                throw failure("',' or ']' expected in an array", path: path, expected: "] or ,")
+                throw failure("',' or ']' expected in an array", expected: "] or ,")
             }
         }
 
-        mutating func parseNumber(path: [String]) throws -> String {
+        mutating func parseNumber() throws -> String {
             let start = index
             func digits(_ parser: inout Parser) -> Int {
                 let first = parser.index
@@ -208,7 +236,7 @@ extension OrderedJSON {
                 return parser.index - first
             }
             if bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < bytes.count, (0x30...0x39).contains(bytes[index]) else { throw failure("digit expected", path: path) }
+            guard index < bytes.count, (0x30...0x39).contains(bytes[index]) else { throw failure("digit expected") }
             if bytes[index] == UInt8(ascii: "0") {
                 index += 1
             } else {
@@ -216,18 +244,18 @@ extension OrderedJSON {
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
                 index += 1
-                guard digits(&self) > 0 else { throw failure("digit expected after '.'", path: path) }
+                guard digits(&self) > 0 else { throw failure("digit expected after '.'") }
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
                 index += 1
                 if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-                guard digits(&self) > 0 else { throw failure("digit expected in exponent", path: path) }
+                guard digits(&self) > 0 else { throw failure("digit expected in exponent") }
             }
             return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         }
 
-        mutating func parseHex4(path: [String]) throws -> UInt32 {
-            guard index + 4 <= bytes.count else { throw failure("truncated \\u escape", path: path) }
+        mutating func parseHex4() throws -> UInt32 {
+            guard index + 4 <= bytes.count else { throw failure("truncated \\u escape") }
             var value: UInt32 = 0
             for _ in 0..<4 {
                 let byte = bytes[index]
@@ -236,7 +264,7 @@ extension OrderedJSON {
                 case 0x30...0x39: digit = byte - 0x30
                 case 0x41...0x46: digit = byte - 0x41 + 10
                 case 0x61...0x66: digit = byte - 0x61 + 10
-                default: throw failure("hex digit expected in \\u escape", path: path)
+                default: throw failure("hex digit expected in \\u escape")
                 }
                 value = value << 4 | UInt32(digit)
                 index += 1
@@ -245,11 +273,21 @@ extension OrderedJSON {
         }
 
         /// Parses a string; the input is already known to be valid UTF-8.
-        mutating func parseString(path: [String]) throws -> String {
+        mutating func parseString() throws -> String {
             index += 1
-            var utf8: [UInt8] = []
+            // Most strings have no escapes: take them straight from the buffer.
+            var end = index
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+                end += 1
+            }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                defer { index = end + 1 }
+                return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[index..<end]), as: UTF8.self)
+            }
+            var utf8: [UInt8] = Array(bytes[index..<end])
+            index = end
             while true {
-                guard index < bytes.count else { throw failure("unterminated string", path: path, expected: "\"") }
+                guard index < bytes.count else { throw failure("unterminated string", expected: "\"") }
                 let byte = bytes[index]
                 switch byte {
                 case UInt8(ascii: "\""):
@@ -257,7 +295,7 @@ extension OrderedJSON {
                     return String(decoding: utf8, as: UTF8.self)
                 case UInt8(ascii: "\\"):
                     index += 1
-                    guard index < bytes.count else { throw failure("unterminated escape", path: path) }
+                    guard index < bytes.count else { throw failure("unterminated escape") }
                     let escape = bytes[index]
                     index += 1
                     switch escape {
@@ -268,28 +306,28 @@ extension OrderedJSON {
                     case UInt8(ascii: "r"): utf8.append(0x0D)
                     case UInt8(ascii: "t"): utf8.append(0x09)
                     case UInt8(ascii: "u"):
-                        var scalar = try parseHex4(path: path)
+                        var scalar = try parseHex4()
                         if (0xD800...0xDBFF).contains(scalar) {
                             guard index + 2 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
-                                throw failure("lone leading surrogate in \\u escape", path: path)
+                                throw failure("lone leading surrogate in \\u escape")
                             }
                             index += 2
-                            let low = try parseHex4(path: path)
+                            let low = try parseHex4()
                             guard (0xDC00...0xDFFF).contains(low) else {
-                                throw failure("invalid trailing surrogate in \\u escape", path: path)
+                                throw failure("invalid trailing surrogate in \\u escape")
                             }
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         } else if (0xDC00...0xDFFF).contains(scalar) {
-                            throw failure("lone trailing surrogate in \\u escape", path: path)
+                            throw failure("lone trailing surrogate in \\u escape")
                         }
-                        guard let unicode = Unicode.Scalar(scalar) else { throw failure("invalid \\u escape", path: path) }
+                        guard let unicode = Unicode.Scalar(scalar) else { throw failure("invalid \\u escape") }
                         utf8.append(contentsOf: Array(String(Character(unicode)).utf8))
                     default:
                         index -= 1
-                        throw failure("invalid escape", path: path)
+                        throw failure("invalid escape")
                     }
                 case 0x00..<0x20:
-                    throw failure("control character in a string", path: path)
+                    throw failure("control character in a string")
                 default:
                     utf8.append(byte)
                     index += 1
