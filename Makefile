@@ -28,8 +28,10 @@ interop:
 bench:
 	$(SWIFT) build -c release --product ckpt-bench
 	$(SWIFT) build -c release --product adagrad-bench
+	$(SWIFT) build -c release --product stats-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
 
 # Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed.
 fixtures:
