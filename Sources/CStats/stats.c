@@ -84,6 +84,69 @@ static void portable(const void *elements, size_t count, element_reader read, ck
     second_pass_tail(elements, 0, count, read, out);
 }
 
+/// Portable one pass around K = the block's first element (as the vector kernels below), with
+/// eight independent accumulators per sum, which compilers map onto NEON or SSE2 registers without
+/// reassociating any floating-point sum. Blocks led by an outlier, or holding NaN or Inf, are
+/// redone by the two-pass `portable`.
+#define CKPT_PORTABLE_KERNEL(name, read)                                                                \
+    static void name(const void *elements, size_t count, ckpt_block_moments *out) {                    \
+        size_t vectorized = count & ~(size_t)7;                                                        \
+        double shift = vectorized ? read(elements, 0) : NAN;                                           \
+        if (!isfinite(shift)) {                                                                        \
+            portable(elements, count, read, out);                                                      \
+            return;                                                                                    \
+        }                                                                                              \
+        init_moments(out);                                                                             \
+        double low[8], high[8], offsets[8], squares[8];                                                \
+        int64_t zeros[8];                                                                              \
+        for (int j = 0; j < 8; j++) {                                                                  \
+            low[j] = INFINITY;                                                                         \
+            high[j] = -INFINITY;                                                                       \
+            offsets[j] = squares[j] = 0;                                                               \
+            zeros[j] = 0;                                                                              \
+        }                                                                                              \
+        for (size_t i = 0; i < vectorized; i += 8) {                                                   \
+            for (int j = 0; j < 8; j++) {                                                              \
+                double x = read(elements, i + j), d = x - shift;                                       \
+                low[j] = x < low[j] ? x : low[j];                                                      \
+                high[j] = x > high[j] ? x : high[j];                                                   \
+                offsets[j] += d;                                                                       \
+                squares[j] += d * d;                                                                   \
+                zeros[j] += x == 0;                                                                    \
+            }                                                                                          \
+        }                                                                                              \
+        double offset = 0, square = 0;                                                                 \
+        for (int j = 0; j < 8; j++) {                                                                  \
+            if (low[j] < out->minimum) out->minimum = low[j];                                          \
+            if (high[j] > out->maximum) out->maximum = high[j];                                        \
+            offset += offsets[j];                                                                      \
+            square += squares[j];                                                                      \
+            out->zeros += zeros[j];                                                                    \
+        }                                                                                              \
+        for (size_t i = vectorized; i < count; i++) {                                                  \
+            double x = read(elements, i), d = x - shift;                                               \
+            if (x < out->minimum) out->minimum = x;                                                    \
+            if (x > out->maximum) out->maximum = x;                                                    \
+            out->zeros += x == 0;                                                                      \
+            offset += d;                                                                               \
+            square += d * d;                                                                           \
+        }                                                                                              \
+        double m2 = square - offset * (offset / (double)count);                                        \
+        if (!isfinite(square) || !isfinite(offset) || square > 17 * m2) {                              \
+            portable(elements, count, read, out);                                                      \
+            return;                                                                                    \
+        }                                                                                              \
+        out->center = shift;                                                                           \
+        out->offset = offset;                                                                          \
+        out->deviations = square;                                                                      \
+        out->sum = (double)count * shift + offset;                                                     \
+    }
+
+CKPT_PORTABLE_KERNEL(f32_portable, read_f32)
+CKPT_PORTABLE_KERNEL(f64_portable, read_f64)
+CKPT_PORTABLE_KERNEL(bf16_portable, read_bf16)
+CKPT_PORTABLE_KERNEL(f16_portable, read_f16)
+
 // MARK: AVX2
 
 #ifdef CKPT_STATS_X86
@@ -496,17 +559,17 @@ static int level(void) {
 }
 
 #ifdef CKPT_STATS_X86
-#define CKPT_DISPATCH(wide, fast, read)                 \
+#define CKPT_DISPATCH(wide, fast, slow)                 \
     switch (level()) {                                 \
     case 2: wide(elements, count, out); break;         \
     case 1: fast(elements, count, out); break;         \
-    default: portable(elements, count, read, out);     \
+    default: slow(elements, count, out);               \
     }
 #else
-#define CKPT_DISPATCH(wide, fast, read) portable(elements, count, read, out);
+#define CKPT_DISPATCH(wide, fast, slow) slow(elements, count, out);
 #endif
 
-void ckpt_block_moments_f32(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f32_avx512, f32_avx2, read_f32) }
-void ckpt_block_moments_f64(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f64_avx2, f64_avx2, read_f64) }
-void ckpt_block_moments_bf16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(bf16_avx512, bf16_avx2, read_bf16) }
-void ckpt_block_moments_f16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f16_avx512, f16_avx2, read_f16) }
+void ckpt_block_moments_f32(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f32_avx512, f32_avx2, f32_portable) }
+void ckpt_block_moments_f64(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f64_avx2, f64_avx2, f64_portable) }
+void ckpt_block_moments_bf16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(bf16_avx512, bf16_avx2, bf16_portable) }
+void ckpt_block_moments_f16(const void *elements, size_t count, ckpt_block_moments *out) { CKPT_DISPATCH(f16_avx512, f16_avx2, f16_portable) }
