@@ -39,6 +39,7 @@ fixtures:
 	"$(TORCH_PY)" scripts/make_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_pickle_fixtures.py
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
+	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py
 	"$(TORCH_PY)" scripts/make_adagrad_goldens.py
 	"$(TORCH_PY)" scripts/make_sample.py Samples/data/tiny-run.pt
