@@ -25,6 +25,9 @@ struct CkptTool: ParsableCommand {
             try runnable.run()
         } catch let exitCode as ExitCode {
             exit(withError: exitCode)
+        } catch where exitCode(for: error) == .success {
+            // `ckpt-tool SUBCOMMAND --help` parses into a help command whose run() throws the request.
+            exit(withError: error)
         } catch {
             Terminal.standardError.write("ckpt-tool: \(error)\n")
             Foundation.exit(1)

@@ -117,6 +117,14 @@ struct StatsTests {
         #expect(try Tool.run(["stats", damaged.path, "--no-verify"]).status == 0)
     }
 
+    @Test(arguments: ["stats", "extract", "convert"])
+    func subcommandHelpPrintsUsageAndSucceeds(subcommand: String) throws {
+        let result = try Tool.run([subcommand, "--help"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("USAGE") && result.stdout.contains(subcommand))
+        #expect(!result.stderr.contains("CommandError"))
+    }
+
     @Test func unknownOptionIsAUsageError() throws {
         let result = try Tool.run(["stats", statsInput, "--frobnicate"])
         #expect(result.status == 64)
