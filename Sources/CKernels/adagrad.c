@@ -194,6 +194,26 @@ CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restr
     }
 }
 
+void ckpt_torch_sqrt_f32(float *values, int64_t count) {
+    const int kind = torch_sqrt_kind_f32();
+    float roots[CKPT_SQRT_BLOCK];
+    for (int64_t base = 0; base < count; base += CKPT_SQRT_BLOCK) {
+        const int block = count - base < CKPT_SQRT_BLOCK ? (int)(count - base) : CKPT_SQRT_BLOCK;
+        torch_sqrt_block_f32(values + base, roots, block, kind);
+        memcpy(values + base, roots, (size_t)block * sizeof(float));
+    }
+}
+
+void ckpt_torch_sqrt_f64(double *values, int64_t count) {
+    const int kind = torch_sqrt_kind_f64();
+    double roots[CKPT_SQRT_BLOCK];
+    for (int64_t base = 0; base < count; base += CKPT_SQRT_BLOCK) {
+        const int block = count - base < CKPT_SQRT_BLOCK ? (int)(count - base) : CKPT_SQRT_BLOCK;
+        torch_sqrt_block_f64(values + base, roots, block, kind);
+        memcpy(values + base, roots, (size_t)block * sizeof(double));
+    }
+}
+
 // IEEE half <-> float, exact and round-to-nearest-even like c10::Half (the classic FP16-library
 // formulation, branch-free so it vectorizes).
 CKPT_INLINE float half_to_float(uint16_t h) {

@@ -1,3 +1,4 @@
+import CKernels
 import Checkpoint
 
 /// Adagrad's update for a sparse COO gradient, reproducing torch's single-tensor sparse branch
@@ -11,7 +12,8 @@ import Checkpoint
 /// Each op rounds to the tensor's dtype as ATen does: float32 and float64 natively, float16 and
 /// bfloat16 through float32 with a rounding after every op (`c10::Half` arithmetic). Products
 /// and quotients are computed in Double and rounded once, which for these single operations
-/// equals the narrower type's correctly rounded result. Only the entries the gradient names change.
+/// equals the narrower type's correctly rounded result; float32/float64 square roots are torch's
+/// (MKL's, see ``takeTorchSquareRoots``). Only the entries the gradient names change.
 enum AdagradSparseUpdate {
     /// Applies one step.
     ///
@@ -76,30 +78,65 @@ enum AdagradSparseUpdate {
         let positions = try coalesced.indices.scalars(as: Int64.self)
         let values = try coalesced.values.contiguousCopy()
 
+        // Offsets of every updated element, and `sum`'s new values; the square roots are taken over
+        // the whole array at once, as torch's `sqrt_` on the masked values is.
+        var sumOffsets = [Int](), paramOffsets = [Int]()
+        sumOffsets.reserveCapacity(nnz * block)
+        paramOffsets.reserveCapacity(nnz * block)
+        for k in 0..<nnz {
+            var paramBase = param.storageOffset, sumBase = sum.storageOffset
+            for row in 0..<sparseDim {
+                let index = Int(positions[row * nnz + k])
+                paramBase += index * param.strides[row]
+                sumBase += index * sum.strides[row]
+            }
+            for element in 0..<block {
+                sumOffsets.append(sumBase + sumDense[element])
+                paramOffsets.append(paramBase + paramDense[element])
+            }
+        }
+        var roots = [Double](repeating: 0, count: nnz * block)
         try values.storage.withUnsafeBytes { valueBytes in
             try sum.storage.withUnsafeMutableBytes { sumBytes in
-                try param.storage.withUnsafeMutableBytes { paramBytes in
-                    guard let v = valueBytes.baseAddress, let s = sumBytes.baseAddress, let p = paramBytes.baseAddress else { return }
-                    for k in 0..<nnz {
-                        var paramBase = param.storageOffset, sumBase = sum.storageOffset
-                        for row in 0..<sparseDim {
-                            let index = Int(positions[row * nnz + k])
-                            paramBase += index * param.strides[row]
-                            sumBase += index * sum.strides[row]
-                        }
-                        for element in 0..<block {
-                            var g = try Tensor.readElement(v, k * block + element, dtype)
-                            if hyper.maximize { g = -g }
-                            let sumIndex = sumBase + sumDense[element], paramIndex = paramBase + paramDense[element]
-                            let accumulated = round(try Tensor.readElement(s, sumIndex, dtype) + round(g * g))
-                            try Tensor.writeFloatingElement(s, sumIndex, dtype, accumulated)
-                            let std = round(round(accumulated.squareRoot()) + eps)
-                            let updated = multiplyAdd(try Tensor.readElement(p, paramIndex, dtype), alpha, round(g / std))
-                            try Tensor.writeFloatingElement(p, paramIndex, dtype, updated)
-                        }
-                    }
+                guard let v = valueBytes.baseAddress, let s = sumBytes.baseAddress else { return }
+                for position in roots.indices {
+                    var g = try Tensor.readElement(v, position, dtype)
+                    if hyper.maximize { g = -g }
+                    let accumulated = round(try Tensor.readElement(s, sumOffsets[position], dtype) + round(g * g))
+                    try Tensor.writeFloatingElement(s, sumOffsets[position], dtype, accumulated)
+                    roots[position] = accumulated
                 }
             }
+        }
+        takeTorchSquareRoots(&roots, dtype: dtype, round: round)
+        try values.storage.withUnsafeBytes { valueBytes in
+            try param.storage.withUnsafeMutableBytes { paramBytes in
+                guard let v = valueBytes.baseAddress, let p = paramBytes.baseAddress else { return }
+                for position in roots.indices {
+                    var g = try Tensor.readElement(v, position, dtype)
+                    if hyper.maximize { g = -g }
+                    let std = round(roots[position] + eps)
+                    let updated = multiplyAdd(try Tensor.readElement(p, paramOffsets[position], dtype), alpha, round(g / std))
+                    try Tensor.writeFloatingElement(p, paramOffsets[position], dtype, updated)
+                }
+            }
+        }
+    }
+
+    /// Replaces each accumulator value with torch's `sqrt` of it in `dtype`.
+    ///
+    /// For float32 and float64 torch's CPU sqrt is MKL's, which is not correctly rounded on every
+    /// CPU; CKernels reproduces it. Half types take the correctly rounded root, then round it.
+    private static func takeTorchSquareRoots(_ values: inout [Double], dtype: DType, round: (Double) -> Double) {
+        switch dtype {
+        case .float64:
+            values.withUnsafeMutableBufferPointer { ckpt_torch_sqrt_f64($0.baseAddress, Int64($0.count)) }
+        case .float32:
+            var narrow = values.map { Float($0) }
+            narrow.withUnsafeMutableBufferPointer { ckpt_torch_sqrt_f32($0.baseAddress, Int64($0.count)) }
+            for index in values.indices { values[index] = Double(narrow[index]) }
+        default:
+            for index in values.indices { values[index] = round(values[index].squareRoot()) }
         }
     }
 }

@@ -50,6 +50,12 @@ void ckpt_adagrad_f16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *g
 void ckpt_adagrad_bf16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
                        int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 
+/// torch.sqrt of `values[0..<count]` in place, rounded as torch's CPU kernel (MKL's vsSqrt/vdSqrt,
+/// not correctly rounded on some CPUs) rounds it on this machine.
+void ckpt_torch_sqrt_f32(float *values, int64_t count);
+/// The float64 variant of ``ckpt_torch_sqrt_f32``.
+void ckpt_torch_sqrt_f64(double *values, int64_t count);
+
 /// The instruction sets a kernel is compiled for. Every variant rounds identically; tests run them
 /// side by side to check that.
 typedef enum {
