@@ -47,7 +47,9 @@ public struct TensorStatistics: Sendable, Equatable {
     ///   - progress: Called (from any thread) with the bytes done so far and the total: pending
     ///     CRC checks count each storage's bytes, then the statistics each tensor's bytes.
     /// - Returns: One result per tensor, in order.
-    /// - Throws: A failed storage verification (``CheckpointError`` `.checksumMismatch`).
+    /// - Throws: A failed storage verification (``CheckpointError`` `.checksumMismatch`);
+    ///   `.unsupported` for a view whose overlapping strides name more than 256 times its
+    ///   storage's elements (and over 16 Mi elements).
     public static func compute(
         _ tensors: [Tensor], progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
     ) throws -> [TensorStatistics] {
@@ -102,11 +104,24 @@ public struct TensorStatistics: Sendable, Equatable {
             repeats *= shape[dim]
             shape[dim] = 1
         }
-        guard repeats > 1 else { return (tensor, 1) }
-        let view = try Tensor(
-            storage: tensor.storage, dtype: tensor.dtype, shape: shape, strides: tensor.strides, storageOffset: tensor.storageOffset)
+        let view = repeats > 1
+            ? try Tensor(
+                storage: tensor.storage, dtype: tensor.dtype, shape: shape, strides: tensor.strides, storageOffset: tensor.storageOffset)
+            : tensor
+        // Overlapping strides (as_strided) can still name far more elements than the storage holds;
+        // beyond what sliding windows need, a crafted shape would only make the walk endless.
+        let storageElements = tensor.storage.byteCount / max(tensor.dtype.itemSize, 1)
+        let (limit, overflow) = max(storageElements, 1).multipliedReportingOverflow(by: overlapFactorLimit)
+        guard overflow || view.numel <= max(limit, 1 << 24) else {
+            throw CheckpointError(
+                .unsupported, "view overlaps its storage too many times to summarize",
+                expected: "at most \(overlapFactorLimit) × its storage's \(storageElements) elements", found: "\(view.numel) elements")
+        }
         return (view, repeats)
     }
+
+    /// How many times over an overlapping view may read its storage.
+    static let overlapFactorLimit = 256
 
     /// The vector instruction sets the statistics kernels may use.
     public enum InstructionSet: Int32, Sendable, CaseIterable {

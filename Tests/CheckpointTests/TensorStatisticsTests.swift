@@ -143,6 +143,15 @@ struct TensorStatisticsTests {
         #expect(abs(stats.standardDeviation! - (14.0 / 3).squareRoot()) < 1e-12)
     }
 
+    /// Strides [1, 1] over 2²⁰ floats claim 2⁴⁰ elements: refused instead of walked for hours.
+    @Test func endlesslyOverlappingViewIsRefused() throws {
+        let base = try Tensor([Float](repeating: 1, count: 1 << 21))
+        let view = try Tensor(storage: base.storage, dtype: .float32, shape: [1 << 20, 1 << 20], strides: [1, 1])
+        #expect { try TensorStatistics(view) } throws: { ($0 as? CheckpointError)?.code == .unsupported }
+        let windows = try Tensor(storage: base.storage, dtype: .float32, shape: [1024, 64], strides: [1, 1])
+        #expect(try TensorStatistics(windows).count == 65536)
+    }
+
     @Test func progressReportsEveryByte() throws {
         let tensor = try Tensor([Float](repeating: 1.5, count: 1_000_000))
         let seen = Maximum()
