@@ -241,6 +241,12 @@ extension Tensor {
             default: break
             }
         }
+        if source == .float64, target == .float32 {
+            let doubles = input.bindMemory(to: Double.self)
+            let out = output.bindMemory(to: Float.self)
+            for index in 0..<count { out[index] = Float(doubles[index]) }
+            return
+        }
         if target == .float32, source == .bfloat16 || source == .float16 {
             // Bit-level widening: torch keeps a bfloat16 signaling NaN signaling but quiets a
             // float16 one (a trip through Double would quiet both).
