@@ -44,22 +44,34 @@ extension Adagrad {
             // The foreach path sends a whole dtype bucket to the single-tensor path when any
             // gradient in it is sparse.
             let sparseDTypes = Set(work.filter { $0.grad.isSparse }.map { $0.parameter.data.dtype })
-            for item in work {
-                let step = try item.step.incrementSingleValue()
-                let implementation: AdagradImplementation =
-                    options.fused ? .fused
+            let implementations = work.map { item -> AdagradImplementation in
+                options.fused ? .fused
                     : options.foreach && !sparseDTypes.contains(item.parameter.data.dtype) ? .forEach : .singleTensor
+            }
+            // Checked before any `step` moves, so a rejected operand leaves the state as it was.
+            for (item, implementation) in zip(work, implementations) {
+                if case .dense(let grad) = item.grad {
+                    try AdagradKernels.checkOperands(param: item.parameter.data, grad: grad, sum: item.sum, implementation: implementation)
+                }
+            }
+            // Dense parameters are updated together, so small tensors share the cores; sparse
+            // ones touch no dense parameter's memory and run on their own.
+            var denseUpdates: [AdagradKernels.DenseUpdate] = []
+            denseUpdates.reserveCapacity(work.count)
+            for (item, implementation) in zip(work, implementations) {
+                let step = try item.step.incrementSingleValue()
                 let hyper = try options.hyperparameters(step: step, implementation: implementation)
                 switch item.grad {
                 case .dense(let grad):
-                    try AdagradKernels.denseUpdate(
+                    denseUpdates.append(AdagradKernels.DenseUpdate(
                         param: item.parameter.data, grad: grad, sum: item.sum, step: Float(step),
-                        hyper: hyper, implementation: implementation)
+                        hyper: hyper, implementation: implementation))
                 case .sparse(let grad):
                     try AdagradSparseUpdate.apply(
                         param: item.parameter.data, grad: grad, sum: item.sum, step: step, hyper: hyper)
                 }
             }
+            try AdagradKernels.denseUpdates(denseUpdates)
         }
     }
 

@@ -51,10 +51,26 @@ public struct AdagradHyperparameters: Sendable {
 /// CPU torch runs on (MKL's kernel choice, ATen's vector width); the kernels detect it at run time,
 /// so results match torch run on the same kind of machine.
 enum AdagradKernels {
+    /// One parameter's dense update, as ``denseUpdates(_:)`` takes it.
+    struct DenseUpdate {
+        /// The parameter; contiguous, updated in place.
+        let param: Tensor
+        /// Its gradient, same dtype and shape (any strides).
+        let grad: Tensor
+        /// The squared-gradient accumulator, same dtype and shape, contiguous, updated in place.
+        let sum: Tensor
+        /// The step count after this step's increment.
+        let step: Float
+        /// The group's options.
+        let hyper: AdagradHyperparameters
+        /// The PyTorch path whose rounding to reproduce.
+        let implementation: AdagradImplementation
+    }
+
     /// Updates one dense parameter in place as PyTorch's `implementation` does.
     ///
-    /// Large tensors are split over the machine's cores in cache-line-aligned chunks; nothing is
-    /// allocated unless `grad` is a strided view (it is then gathered once).
+    /// Large tensors are split over the machine's cores; nothing is allocated unless `grad` is a
+    /// strided view or shares a storage with `param` or `sum` (it is then gathered once).
     ///
     /// - Parameters:
     ///   - param: The parameter; contiguous, updated in place.
@@ -70,42 +86,122 @@ enum AdagradKernels {
         param: Tensor, grad: Tensor, sum: Tensor, step: Float,
         hyper: AdagradHyperparameters, implementation: AdagradImplementation
     ) throws {
-        try checkOperands(param: param, grad: grad, sum: sum, implementation: implementation)
-        let realCount = param.numel * (param.dtype.isComplex ? 2 : 1)
-        guard realCount > 0 else { return }
-        // A gradient viewing param's or sum's storage would be read while they are written.
-        let sharesStorage = grad.storage === param.storage || grad.storage === sum.storage
-        let gradient = grad.isContiguous && !sharesStorage ? grad : try grad.contiguousCopy()
+        try denseUpdates([DenseUpdate(param: param, grad: grad, sum: sum, step: step, hyper: hyper, implementation: implementation)])
+    }
+
+    /// Updates several dense parameters in place, each as ``denseUpdate(param:grad:sum:step:hyper:implementation:)``
+    /// would, with the work of all of them spread over the machine's cores in one parallel loop
+    /// (so a step over many small tensors keeps every core busy).
+    ///
+    /// Every operand is checked before anything is written. Parameters whose storages overlap
+    /// another's (a shared `param` or `sum` storage, or a gradient viewing another parameter's
+    /// tensors) are updated one after another in order instead, as torch does, so each sees the
+    /// earlier updates.
+    ///
+    /// - Parameter updates: The parameters and their options.
+    /// - Throws: As ``denseUpdate(param:grad:sum:step:hyper:implementation:)``, for the first
+    ///   update that fails its checks; nothing is updated then.
+    static func denseUpdates(_ updates: [DenseUpdate]) throws {
+        for update in updates {
+            try checkOperands(param: update.param, grad: update.grad, sum: update.sum, implementation: update.implementation)
+        }
+        guard updates.count > 1 else {
+            try run(updates)
+            return
+        }
+        var written = Set<ObjectIdentifier>(minimumCapacity: 2 * updates.count)
+        var independent = true
+        for update in updates {
+            independent = written.insert(ObjectIdentifier(update.param.storage)).inserted && independent
+            independent = written.insert(ObjectIdentifier(update.sum.storage)).inserted && independent
+        }
+        for update in updates where independent && written.contains(ObjectIdentifier(update.grad.storage)) {
+            // A gradient viewing its own parameter or accumulator is copied first (in `run`);
+            // one viewing another parameter's must see that parameter already updated.
+            independent = update.grad.storage === update.param.storage || update.grad.storage === update.sum.storage
+        }
+        if independent {
+            try run(updates)
+        } else {
+            for update in updates { try run([update]) }
+        }
+    }
+
+    /// Elements in one unit of parallel work: a 64K-element tensor is one unit; larger tensors are
+    /// split. A multiple of every dtype's elements per 64-byte cache line.
+    static let batchChunk = 1 << 16
+
+    /// Below this many elements in all, a batch runs on the calling thread: waking a worker
+    /// costs more than it saves.
+    static let parallelThreshold = 1 << 17
+
+    /// Hands checked, non-overlapping updates to the C kernels as one batch.
+    private static func run(_ updates: [DenseUpdate]) throws {
+        var tasks: [ckpt_adagrad_task] = []
+        tasks.reserveCapacity(updates.count)
+        var gathered: [Tensor] = []
+        for update in updates {
+            let param = update.param, sum = update.sum
+            let realCount = param.numel * (param.dtype.isComplex ? 2 : 1)
+            guard realCount > 0 else { continue }
+            // A gradient viewing param's or sum's storage would be read while they are written.
+            let sharesStorage = update.grad.storage === param.storage || update.grad.storage === sum.storage
+            let gradient = update.grad.isContiguous && !sharesStorage ? update.grad : try update.grad.contiguousCopy()
+            if gradient.storage !== update.grad.storage { gathered.append(gradient) }
+            let item = param.dtype.itemSize
+            // The storages stay alive (and owned memory never moves) while `updates` and
+            // `gathered` are alive, which outlasts the batch below.
+            let p = try param.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + param.storageOffset * item } }
+            let s = try sum.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + sum.storageOffset * item } }
+            let g = try gradient.storage.withUnsafeBytes { $0.baseAddress.map { $0 + gradient.storageOffset * item } }
+            guard let p, let s, let g else { continue }
+            var task = ckpt_adagrad_task()
+            task.scalar = scalarType(param.dtype)
+            task.path = kernelPath(update.implementation)
+            task.param = p
+            task.grad = g
+            task.sum = s
+            task.count = Int64(realCount)
+            task.options = kernelOptions(update, realCount: realCount)
+            tasks.append(task)
+        }
+        withExtendedLifetime((updates, gathered)) {
+            tasks.withUnsafeMutableBufferPointer { buffer in
+                ckpt_adagrad_batch(buffer.baseAddress, Int64(buffer.count), Int64(batchChunk), Int64(parallelThreshold))
+            }
+        }
+    }
+
+    /// The scalars torch's kernels receive for one update of `realCount` real elements.
+    private static func kernelOptions(_ update: DenseUpdate, realCount: Int) -> ckpt_adagrad_options {
         var options = ckpt_adagrad_options()
-        options.clr = decayedLearningRate(lr: hyper.lr, lrDecay: hyper.lrDecay, step: step, implementation: implementation)
-        options.eps = hyper.eps
-        options.weight_decay = hyper.weightDecay
-        options.maximize = hyper.maximize ? 1 : 0
+        options.clr = decayedLearningRate(
+            lr: update.hyper.lr, lrDecay: update.hyper.lrDecay, step: update.step, implementation: update.implementation)
+        options.eps = update.hyper.eps
+        options.weight_decay = update.hyper.weightDecay
+        options.maximize = update.hyper.maximize ? 1 : 0
         options.numel = Int64(realCount)
         options.add_chunk = Int64(torchParallelChunk(realCount))
-        options.add_vector_length = Int32(Int(ckpt_torch_vector_bytes()) / param.dtype.scalarItemSize)
-        options.complex_weight_decay = param.dtype.isComplex && implementation == .singleTensor ? 1 : 0
-        let path: ckpt_adagrad_path = switch implementation {
+        options.add_vector_length = Int32(Int(ckpt_torch_vector_bytes()) / update.param.dtype.scalarItemSize)
+        options.complex_weight_decay = update.param.dtype.isComplex && update.implementation == .singleTensor ? 1 : 0
+        return options
+    }
+
+    private static func kernelPath(_ implementation: AdagradImplementation) -> ckpt_adagrad_path {
+        switch implementation {
         case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
         case .forEach: CKPT_ADAGRAD_FOREACH
         case .fused: CKPT_ADAGRAD_FUSED
         }
-        let kernelOptions = options
-        let dtype = param.dtype
-        let item = dtype.itemSize
-        try param.storage.withUnsafeMutableBytes { paramBytes in
-            try sum.storage.withUnsafeMutableBytes { sumBytes in
-                try gradient.storage.withUnsafeBytes { gradBytes in
-                    guard let paramBase = paramBytes.baseAddress, let sumBase = sumBytes.baseAddress,
-                          let gradBase = gradBytes.baseAddress else { return }
-                    let p = UInt(bitPattern: paramBase + param.storageOffset * item)
-                    let s = UInt(bitPattern: sumBase + sum.storageOffset * item)
-                    let g = UInt(bitPattern: gradBase + gradient.storageOffset * item)
-                    forEachChunk(count: realCount, itemSize: dtype.scalarItemSize) { begin, end in
-                        run(dtype, path, p, g, s, Int64(begin), Int64(end), kernelOptions)
-                    }
-                }
-            }
+    }
+
+    /// The kernels' element type; checkOperands admits only these dtypes.
+    private static func scalarType(_ dtype: DType) -> ckpt_scalar_type {
+        switch dtype {
+        case .float64, .complex128: CKPT_SCALAR_F64
+        case .float16: CKPT_SCALAR_F16
+        case .bfloat16: CKPT_SCALAR_BF16
+        default: CKPT_SCALAR_F32
         }
     }
 
@@ -115,70 +211,6 @@ enum AdagradKernels {
         let elapsed = Double(step) - 1
         if implementation == .fused { return lr / (1 as Double).addingProduct(elapsed, lrDecay) }
         return lr / (1 + elapsed * lrDecay)
-    }
-
-    /// Calls the C kernel for one range. Addresses travel as integers so the closure that runs
-    /// chunks on several threads captures only Sendable values.
-    private static func run(
-        _ dtype: DType, _ path: ckpt_adagrad_path, _ p: UInt, _ g: UInt, _ s: UInt,
-        _ begin: Int64, _ end: Int64, _ options: ckpt_adagrad_options
-    ) {
-        var options = options
-        guard let param = UnsafeMutableRawPointer(bitPattern: p), let grad = UnsafeRawPointer(bitPattern: g),
-              let sum = UnsafeMutableRawPointer(bitPattern: s) else { return }
-        switch dtype {
-        case .float32, .complex64:
-            ckpt_adagrad_f32(path, param.assumingMemoryBound(to: Float.self), grad.assumingMemoryBound(to: Float.self),
-                             sum.assumingMemoryBound(to: Float.self), begin, end, &options)
-        case .float64, .complex128:
-            ckpt_adagrad_f64(path, param.assumingMemoryBound(to: Double.self), grad.assumingMemoryBound(to: Double.self),
-                             sum.assumingMemoryBound(to: Double.self), begin, end, &options)
-        case .float16:
-            ckpt_adagrad_f16(path, param.assumingMemoryBound(to: UInt16.self), grad.assumingMemoryBound(to: UInt16.self),
-                             sum.assumingMemoryBound(to: UInt16.self), begin, end, &options)
-        case .bfloat16:
-            ckpt_adagrad_bf16(path, param.assumingMemoryBound(to: UInt16.self), grad.assumingMemoryBound(to: UInt16.self),
-                              sum.assumingMemoryBound(to: UInt16.self), begin, end, &options)
-        default:
-            return  // checkOperands admits only the dtypes above
-        }
-    }
-
-    /// Below this many elements a tensor is updated on the calling thread: handing half of it to
-    /// a worker costs more than it saves (measured: 4096 tensors of 64K elements ran ~1.7x faster
-    /// on one thread each than split over two, on a shared 2-core machine).
-    static let parallelThreshold = 1 << 17
-
-    /// Runs `body` over [0, count) in chunks whose boundaries fall on 64-byte cache lines, one
-    /// chunk per thread of the kernels' pool (which spins between loops, so the many tensors of
-    /// one step do not each pay for waking threads).
-    static func forEachChunk(count: Int, itemSize: Int, _ body: @Sendable (Int, Int) -> Void) {
-        let threads = Int(ckpt_thread_count())
-        guard count >= parallelThreshold, threads > 1 else {
-            body(0, count)
-            return
-        }
-        let line = max(Storage.alignment / max(itemSize, 1), 1)
-        let workers = min(threads, count / (parallelThreshold / 2))
-        let perWorker = (count + workers - 1) / workers
-        let chunk = (perWorker + line - 1) / line * line
-        withoutActuallyEscaping(body) { body in
-            var job = ChunkedLoop(count: count, chunk: chunk, body: body)
-            withUnsafeMutablePointer(to: &job) { pointer in
-                ckpt_parallel_for(Int64((count + chunk - 1) / chunk), { context, index in
-                    guard let loop = context?.assumingMemoryBound(to: ChunkedLoop.self).pointee else { return }
-                    let begin = Int(index) * loop.chunk
-                    loop.body(begin, min(begin + loop.chunk, loop.count))
-                }, pointer)
-            }
-        }
-    }
-
-    /// What the C pool's callback needs to run one chunk.
-    private struct ChunkedLoop {
-        let count: Int
-        let chunk: Int
-        let body: @Sendable (Int, Int) -> Void
     }
 
     /// torch's default intra-op thread count (at::intraop_default_num_threads): OMP_NUM_THREADS,
@@ -216,7 +248,7 @@ enum AdagradKernels {
         return (count + workers - 1) / workers
     }
 
-    private static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: AdagradImplementation) throws {
+    static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: AdagradImplementation) throws {
         let supported: Set<DType> = [.float32, .float64, .float16, .bfloat16, .complex64, .complex128]
         guard supported.contains(param.dtype) else {
             throw CheckpointError(

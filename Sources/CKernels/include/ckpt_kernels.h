@@ -50,6 +50,34 @@ void ckpt_adagrad_f16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *g
 void ckpt_adagrad_bf16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
                        int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 
+/// The element type of a batched update (complex tensors count as pairs of their real type).
+typedef enum {
+    CKPT_SCALAR_F32 = 0,
+    CKPT_SCALAR_F64 = 1,
+    CKPT_SCALAR_F16 = 2,
+    CKPT_SCALAR_BF16 = 3,
+} ckpt_scalar_type;
+
+/// One tensor's dense update inside ``ckpt_adagrad_batch``.
+typedef struct {
+    ckpt_scalar_type scalar;
+    ckpt_adagrad_path path;
+    /// Element 0 of the contiguous parameter, gradient and accumulator, all of `scalar`.
+    void *param;
+    const void *grad;
+    void *sum;
+    /// Real scalars in the tensor.
+    int64_t count;
+    ckpt_adagrad_options options;
+    /// Written by ckpt_adagrad_batch: the index of the tensor's first chunk.
+    int64_t first_chunk;
+} ckpt_adagrad_task;
+
+/// Runs every task's update over [0, count), cutting the tasks into chunks of `chunk` elements
+/// that one parallel loop spreads over the threads. Tasks must not write memory another task
+/// reads or writes. Below `parallel_threshold` elements in all, runs on the calling thread.
+void ckpt_adagrad_batch(ckpt_adagrad_task *tasks, int64_t task_count, int64_t chunk, int64_t parallel_threshold);
+
 /// torch.sqrt of `values[0..<count]` in place, rounded as torch's CPU kernel (MKL's vsSqrt/vdSqrt,
 /// not correctly rounded on some CPUs) rounds it on this machine.
 void ckpt_torch_sqrt_f32(float *values, int64_t count);
