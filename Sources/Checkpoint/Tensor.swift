@@ -44,6 +44,11 @@ public struct Tensor: Sendable {
                 .invalidArgument, "negative size, stride or offset",
                 found: "shape \(shape), strides \(strides), offset \(storageOffset)")
         }
+        // A broadcast view (stride 0) may have far more elements than its storage holds bytes;
+        // its logical size must still be representable, so `byteCount` can never overflow.
+        guard !(try Tensor.checkedElementCount(shape)).multipliedReportingOverflow(by: dtype.itemSize).overflow else {
+            throw CheckpointError(.outOfBounds, "tensor's logical size overflows a 64-bit integer", found: "shape \(shape), \(dtype)")
+        }
         let needed = try Tensor.requiredStorageBytes(
             shape: shape, strides: strides, storageOffset: storageOffset, itemSize: dtype.itemSize)
         guard needed <= storage.byteCount else {

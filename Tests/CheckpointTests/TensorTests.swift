@@ -32,3 +32,13 @@ import Testing
 func bfloat16RoundsToNearestEven(value: Float, bits: UInt16) {
     #expect(BFloat16(value).bitPattern == bits)
 }
+
+@Test func broadcastViewWhoseLogicalSizeOverflowsIsRejected() throws {
+    let storage = Storage(byteCount: 4)
+    let error = try #require(throws: CheckpointError.self) {
+        _ = try Tensor(storage: storage, dtype: .float32, shape: [1 << 62], strides: [0])
+    }
+    #expect(error.code == .outOfBounds)
+    let fine = try Tensor(storage: storage, dtype: .float32, shape: [1 << 20], strides: [0])
+    #expect(fine.byteCount == 4 << 20)
+}
