@@ -14,6 +14,8 @@ public final class MappedFile: Sendable {
     /// The file's size in bytes.
     public let count: Int
     nonisolated(unsafe) private let base: UnsafeRawPointer?
+    /// Kept open for ``read(offset:count:)``.
+    private let descriptor: Int32
 
     /// Maps a file read-only.
     ///
@@ -25,14 +27,16 @@ public final class MappedFile: Sendable {
         guard fd >= 0 else {
             throw CheckpointError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path)
         }
-        defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
+            close(fd)
             throw CheckpointError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path)
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw CheckpointError(.io, "not a regular file", file: path)
         }
+        descriptor = fd
         count = Int(info.st_size)
         if count == 0 {
             base = nil
@@ -40,6 +44,7 @@ public final class MappedFile: Sendable {
         }
         let mapped = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let mapped, mapped != MAP_FAILED else {
+            close(fd)
             throw CheckpointError(.io, "cannot mmap: \(String(cString: strerror(errno)))", file: path)
         }
         base = UnsafeRawPointer(mapped)
@@ -47,6 +52,34 @@ public final class MappedFile: Sendable {
 
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        close(descriptor)
+    }
+
+    /// Copies a few bytes with `pread` instead of touching the mapping.
+    ///
+    /// For small reads scattered over a large file (a zip's local headers) a page fault maps a
+    /// whole fault-around window of pages, which must later be unmapped too; measured here on a
+    /// 4 GiB archive of 4608 entries, that was a third of the time to open it.
+    ///
+    /// - Parameters:
+    ///   - offset: First byte.
+    ///   - count: Bytes wanted.
+    /// - Returns: The bytes; fewer than `count` only at the end of the file.
+    /// - Throws: ``CheckpointError`` `.io` if the read fails.
+    public func read(offset: Int, count: Int) throws -> [UInt8] {
+        guard offset >= 0, count >= 0, offset <= self.count else { return [] }
+        let wanted = min(count, self.count - offset)
+        var buffer = [UInt8](repeating: 0, count: wanted)
+        var done = 0
+        while done < wanted {
+            let n = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + done, wanted - done, off_t(offset + done)) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                throw CheckpointError(.io, "cannot read: \(String(cString: strerror(errno)))", file: path)
+            }
+            done += n
+        }
+        return buffer
     }
 
     /// The whole file's bytes. Valid as long as this object lives.

@@ -4,8 +4,11 @@
 /// hostile archive produces a ``CheckpointError`` and never an out-of-bounds read, a trap or an
 /// allocation sized by the attacker.
 struct ZipDirectoryParser {
-    let bytes: UnsafeRawBufferPointer
-    let path: String
+    /// The end records and central directory are read through the mapping; local headers,
+    /// scattered over the whole file, with `pread` (see ``MappedFile/read(offset:count:)``).
+    let file: MappedFile
+    var bytes: UnsafeRawBufferPointer { file.bytes }
+    var path: String { file.path }
 
     /// Deflate codes a run of 258 bytes in at least two bits, so no stream inflates more than
     /// 1032 times its size; the slack covers block headers of tiny streams.
@@ -355,14 +358,22 @@ struct ZipDirectoryParser {
                 expected: "a \(ZipFormat.localHeaderSize)-byte header before the central directory at \(directory.offset)",
                 found: "header at \(start)")
         }
-        guard bytes.littleEndianU32(at: start) == ZipFormat.localHeaderSignature else {
+        // The header and the name the central directory expects, copied out in one read.
+        let expectedName = entry.name.utf8.count
+        let copy = try file.read(offset: start, count: min(ZipFormat.localHeaderSize + expectedName, directory.offset - start))
+        return try copy.withUnsafeBytes { try checkLocalHeader(of: entry, in: $0, at: start, directory: directory) }
+    }
+
+    /// Validates a local header whose first byte is `header[0]`, at file offset `start`.
+    private func checkLocalHeader(of entry: ZipEntry, in header: UnsafeRawBufferPointer, at start: Int, directory: Directory) throws -> Int {
+        guard header.count >= ZipFormat.localHeaderSize, header.littleEndianU32(at: 0) == ZipFormat.localHeaderSignature else {
             throw error(
                 .corrupt, "bad local header signature", entry: entry.name, expected: "PK\\x03\\x04 at offset \(start)",
-                found: hexWord(bytes.littleEndianU32(at: start)))
+                found: header.count >= 4 ? hexWord(header.littleEndianU32(at: 0)) : "\(header.count) bytes")
         }
-        let method = bytes.littleEndianU16(at: start + 8)
-        let nameLength = Int(bytes.littleEndianU16(at: start + 26))
-        let extraLength = Int(bytes.littleEndianU16(at: start + 28))
+        let method = header.littleEndianU16(at: 8)
+        let nameLength = Int(header.littleEndianU16(at: 26))
+        let extraLength = Int(header.littleEndianU16(at: 28))
         let nameStart = start + ZipFormat.localHeaderSize
         let dataOffset = nameStart + nameLength + extraLength
         guard dataOffset <= directory.offset else {
@@ -370,8 +381,10 @@ struct ZipDirectoryParser {
                 .corrupt, "local header runs into the central directory", entry: entry.name,
                 expected: "end at or before \(directory.offset)", found: "end at \(dataOffset)")
         }
-        let localName = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameStart + nameLength])
-        guard localName.elementsEqual(entry.name.utf8) else {
+        let nameEnd = ZipFormat.localHeaderSize + nameLength
+        let localName = nameEnd <= header.count
+            ? UnsafeRawBufferPointer(rebasing: header[ZipFormat.localHeaderSize..<nameEnd]) : UnsafeRawBufferPointer(start: nil, count: 0)
+        guard nameLength == entry.name.utf8.count, localName.elementsEqual(entry.name.utf8) else {
             throw error(
                 .corrupt, "local header name differs from the central directory", entry: entry.name,
                 expected: entry.name, found: String(decoding: localName, as: UTF8.self))

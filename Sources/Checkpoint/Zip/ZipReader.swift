@@ -55,7 +55,7 @@ public final class ZipReader: Sendable {
     ///   (multi-disk, encrypted, a method other than stored or deflated).
     public init(mapping: MappedFile) throws {
         file = mapping
-        let parsed = try ZipDirectoryParser(bytes: mapping.bytes, path: mapping.path).parse()
+        let parsed = try ZipDirectoryParser(file: mapping).parse()
         entries = parsed.entries
         indexByName = parsed.indexByName
     }
