@@ -249,8 +249,10 @@ enum AdagradKernels {
     }
 
     static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: AdagradImplementation) throws {
-        let supported: Set<DType> = [.float32, .float64, .float16, .bfloat16, .complex64, .complex128]
-        guard supported.contains(param.dtype) else {
+        // Plain comparisons rather than collections: this runs for every tensor of every step.
+        switch param.dtype {
+        case .float32, .float64, .float16, .bfloat16, .complex64, .complex128: break
+        default:
             throw CheckpointError(
                 .typeMismatch, "Adagrad needs a floating-point or complex parameter",
                 expected: "float32, float64, float16, bfloat16, complex64 or complex128", found: "\(param.dtype)")
@@ -258,23 +260,31 @@ enum AdagradKernels {
         if implementation == .fused && param.dtype.isComplex {
             throw CheckpointError(.unsupported, "`fused` does not support sparse grad or complex param", found: "\(param.dtype)")
         }
-        for (name, other) in [("grad", grad), ("sum", sum)] {
-            guard other.dtype == param.dtype else {
-                throw CheckpointError(.typeMismatch, "\(name) dtype differs from the parameter's", path: name,
-                                      expected: "\(param.dtype)", found: "\(other.dtype)")
-            }
-            guard other.shape == param.shape else {
-                throw CheckpointError(.typeMismatch, "\(name) shape differs from the parameter's", path: name,
-                                      expected: "\(param.shape)", found: "\(other.shape)")
-            }
-        }
-        for (name, tensor) in [("param", param), ("sum", sum)] where !tensor.isContiguous {
-            throw CheckpointError(.invalidArgument, "Adagrad updates \(name) in place and needs it contiguous", path: name,
-                                  expected: "contiguous strides", found: "\(tensor.strides)")
-        }
+        try checkMatches(grad, param, name: "grad")
+        try checkMatches(sum, param, name: "sum")
+        try checkContiguous(param, name: "param")
+        try checkContiguous(sum, name: "sum")
         guard param.storage !== sum.storage else {
             throw CheckpointError(.invalidArgument, "param and sum share a storage", path: "sum",
                                   expected: "separate storages", found: "one storage")
+        }
+    }
+
+    private static func checkMatches(_ other: Tensor, _ param: Tensor, name: String) throws {
+        guard other.dtype == param.dtype else {
+            throw CheckpointError(.typeMismatch, "\(name) dtype differs from the parameter's", path: name,
+                                  expected: "\(param.dtype)", found: "\(other.dtype)")
+        }
+        guard other.shape == param.shape else {
+            throw CheckpointError(.typeMismatch, "\(name) shape differs from the parameter's", path: name,
+                                  expected: "\(param.shape)", found: "\(other.shape)")
+        }
+    }
+
+    private static func checkContiguous(_ tensor: Tensor, name: String) throws {
+        guard tensor.isContiguous else {
+            throw CheckpointError(.invalidArgument, "Adagrad updates \(name) in place and needs it contiguous", path: name,
+                                  expected: "contiguous strides", found: "\(tensor.strides)")
         }
     }
 }
