@@ -152,26 +152,22 @@ private struct ArchiveVerification {
     /// Every entry's CRC-32, over both cores: this is the part that reads the whole file.
     private mutating func checkChecksums(_ reader: ZipReader) {
         let entries = reader.entries
-        let results = ResultSlots(count: entries.count)
         let order = entries.indices.sorted { entries[$0].compressedSize > entries[$1].compressedSize }
-        let next = WorkCounter()
         let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
-        DispatchQueue.concurrentPerform(iterations: min(ProcessInfo.processInfo.activeProcessorCount, max(entries.count, 1))) { _ in
-            while let position = next.take(below: order.count) {
-                let entry = entries[order[position]]
-                do {
-                    if entry.method == ZipFormat.methodStored {
-                        try reader.storage(for: entry, verifyCRC: true).verify()
-                    } else {
-                        _ = try reader.contents(of: entry, limit: limit)
-                    }
-                } catch {
-                    results.store(error, at: order[position])
-                }
+        let results = ParallelWork.map(count: entries.count, order: order) { index in
+            let entry = entries[index]
+            if entry.method == ZipFormat.methodStored {
+                try reader.storage(for: entry, verifyCRC: true).verify()
+            } else {
+                _ = try reader.contents(of: entry, limit: limit)
             }
         }
+        let errors = results.compactMap { result -> (any Error)? in
+            if case .failure(let error) = result { return error }
+            return nil
+        }
         let bytes = entries.reduce(0) { $0 + $1.uncompressedSize }
-        add("crc32", "\(entries.count) entries, \(bytes) bytes", results.errors.map { CheckpointVerifier.checkpointError($0, path) })
+        add("crc32", "\(entries.count) entries, \(bytes) bytes", errors.map { CheckpointVerifier.checkpointError($0, path) })
     }
 
     /// The storage of a data entry, shared by both trees.
@@ -316,39 +312,5 @@ private struct ArchiveVerification {
         } else {
             add("alignment", detail, problems)
         }
-    }
-}
-
-/// Errors from concurrent checks, kept per entry so the report does not depend on timing.
-private final class ResultSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var slots: [(any Error)?]
-
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func store(_ error: any Error, at index: Int) {
-        lock.lock()
-        slots[index] = error
-        lock.unlock()
-    }
-
-    var errors: [any Error] {
-        lock.lock()
-        defer { lock.unlock() }
-        return slots.compactMap { $0 }
-    }
-}
-
-/// A shared next-item counter for the CRC workers.
-private final class WorkCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-
-    func take(below limit: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard value < limit else { return nil }
-        value += 1
-        return value - 1
     }
 }

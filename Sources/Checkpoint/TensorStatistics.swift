@@ -70,27 +70,26 @@ public struct TensorStatistics: Sendable, Equatable {
         let pending = unverifiedStorages(tensors)
         let checkBytes = pending.reduce(0) { $0 + $1.byteCount }
         let totalBytes = checkBytes + tensors.reduce(0) { $0 + $1.byteCount }
-        try verifyInParallel(pending) { done in progress?(done, totalBytes) }
+        let done = ByteCounter()
+        // Pending CRC checks run first, all cores at once; left to the statistics workers, two
+        // chunks of one storage would wait on each other's check.
+        for result in ParallelWork.map(count: pending.count, { index in
+            try pending[index].verify()
+            progress?(done.add(pending[index].byteCount), totalBytes)
+        }) {
+            try result.get()
+        }
         let items = plan
-        let results = ResultSlots(count: items.count)
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, items.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            let scratch = ChunkScratch()
-            while let position = results.nextItem() {
-                let item = items[position]
-                let tensor = tensors[item.tensor]
-                do {
-                    let moments = try scratch.moments(of: tensor, start: item.start, count: item.count)
-                    let done = results.store(.success(moments), at: position, bytes: item.count * tensor.dtype.itemSize)
-                    progress?(checkBytes + done, totalBytes)
-                } catch {
-                    _ = results.store(.failure(error), at: position, bytes: 0)
-                }
-            }
+        let results = ParallelWork.map(count: items.count, worker: { ChunkScratch() }) { scratch, position in
+            let item = items[position]
+            let tensor = tensors[item.tensor]
+            let moments = try scratch.moments(of: tensor, start: item.start, count: item.count)
+            progress?(done.add(item.count * tensor.dtype.itemSize), totalBytes)
+            return moments
         }
         var merged = [Moments](repeating: Moments(), count: tensors.count)
         for (position, item) in items.enumerated() {
-            merged[item.tensor].merge(try results.result(at: position).get())
+            merged[item.tensor].merge(try results[position].get())
         }
         return zip(merged, collapsed).map { TensorStatistics($0.repeated($1.repeats), isComplex: $1.tensor.dtype.isComplex) }
     }
@@ -147,24 +146,6 @@ public struct TensorStatistics: Sendable, Equatable {
         var seen = Set<ObjectIdentifier>()
         return tensors.map(\.storage).filter { !$0.isVerified && seen.insert(ObjectIdentifier($0)).inserted }
             .sorted { $0.byteCount > $1.byteCount }
-    }
-
-    /// Runs pending CRC checks before the statistics, all cores at once; left to the workers, two
-    /// chunks of one storage would wait on each other's check.
-    private static func verifyInParallel(_ pending: [Storage], progress: @Sendable (_ doneBytes: Int) -> Void) throws {
-        guard !pending.isEmpty else { return }
-        let slots = ResultSlots(count: pending.count)
-        DispatchQueue.concurrentPerform(iterations: min(ProcessInfo.processInfo.activeProcessorCount, pending.count)) { _ in
-            while let index = slots.nextItem() {
-                do {
-                    try pending[index].verify()
-                    progress(slots.store(.success(Moments()), at: index, bytes: pending[index].byteCount))
-                } catch {
-                    _ = slots.store(.failure(error), at: index, bytes: 0)
-                }
-            }
-        }
-        for index in pending.indices { _ = try slots.result(at: index).get() }
     }
 
     /// Elements per work item: large enough to amortize scheduling, small enough to balance cores.
@@ -277,36 +258,17 @@ private struct WorkItem {
     var count: Int
 }
 
-/// Hands out work items and collects their results, behind one lock.
-private final class ResultSlots: @unchecked Sendable {
+/// Bytes done so far, for progress reports from worker threads.
+private final class ByteCounter: @unchecked Sendable {
     private let lock = NSLock()
-    private var next = 0
-    private var done = 0
-    private var slots: [Result<Moments, any Error>?]
+    private var total = 0
 
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func nextItem() -> Int? {
+    /// Adds `bytes` and returns the new total.
+    func add(_ bytes: Int) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        guard next < slots.count else { return nil }
-        next += 1
-        return next - 1
-    }
-
-    /// Records a result; returns the bytes done so far.
-    func store(_ result: Result<Moments, any Error>, at index: Int, bytes: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        slots[index] = result
-        done += bytes
-        return done
-    }
-
-    func result(at index: Int) -> Result<Moments, any Error> {
-        lock.lock()
-        defer { lock.unlock() }
-        return slots[index] ?? .success(Moments())
+        total += bytes
+        return total
     }
 }
 
