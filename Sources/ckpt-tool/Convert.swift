@@ -24,27 +24,15 @@ struct Convert: ParsableCommand {
     @Argument(help: "The file to write.")
     var output: String
 
-    @Option(help: "Output format: ckpt, pt or safetensors (default: from OUT's extension).")
-    var format: CheckpointFormat?
-
     @Option(help: "Cast floating-point tensors to bf16, f16, f32 or f64 (or a torch name: bfloat16, float16, ...).")
     var dtype: String?
 
     @Option(help: "Keep only values whose key path matches this pattern (* and ? within a key, ** across keys).")
     var only: String?
 
-    @Flag(help: "Skip CRC-32 verification of the input's tensor data.")
-    var noVerify = false
-
-    @Flag(help: "Do not fsync the output (still atomic, not durable).")
-    var noSync = false
+    @OptionGroup var transfer: TransferOptions
 
     @OptionGroup var outputOptions: OutputOptions
-
-    /// The format to write: `--format`, else OUT's extension.
-    var outputFormat: CheckpointFormat? {
-        format ?? CheckpointFormat(pathExtension: URL(fileURLWithPath: output).pathExtension)
-    }
 
     /// The dtype `--dtype` names: the short names, or any floating torch name.
     var targetDType: DType? {
@@ -58,17 +46,11 @@ struct Convert: ParsableCommand {
         if let dtype, targetDType == nil {
             throw ValidationError("--dtype '\(dtype)' is not a floating-point dtype (expected bf16, f16, f32, f64 or a torch name)")
         }
-        guard outputFormat != nil else {
-            let ext = URL(fileURLWithPath: output).pathExtension
-            throw ValidationError(
-                "cannot tell the output format from \(ext.isEmpty ? "a name without extension" : "the extension .\(ext)"); "
-                    + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
-        }
+        try transfer.validate(output: output)
     }
 
     func run() throws {
-        guard let outputFormat else { throw ValidationError("no output format") }
-        var tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        var tree = try transfer.load(input)
         if let only {
             guard let kept = tree.filtered(by: KeyGlob(only)) else {
                 throw CheckpointError(.invalidArgument, "no key path matches --only", file: input, found: only)
@@ -78,16 +60,11 @@ struct Convert: ParsableCommand {
         if let targetDType {
             tree = try tree.castingTensors(to: targetDType, where: \.isFloatingPoint)
         }
-        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(path: input), !metadata.isEmpty {
-            // safetensors to safetensors: keep the caller's __metadata__ pairs (Hugging Face's {"format": "pt"}).
-            try Safetensors.write(tree, to: output, sync: !noSync, metadata: metadata)
-        } else {
-            try Checkpoint.save(tree, to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
-        }
+        try transfer.save(tree, from: input, to: output)
         let summary = TreeSummary(tree)
         let style = outputOptions.style
         Terminal.standardOutput.write(
-            "\(input) → \(style.key(output)) (\(outputFormat.rawValue), \(summary.tensorCount) tensors, "
+            "\(input) → \(style.key(output)) (\(transfer.outputFormat(for: output)?.rawValue ?? "?"), \(summary.tensorCount) tensors, "
                 + "\(TreeSummary.formatBytes(summary.tensorBytes)))\n")
     }
 }

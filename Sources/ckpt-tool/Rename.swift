@@ -34,44 +34,20 @@ struct Rename: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
-    @Option(help: "Output format: ckpt, pt or safetensors (default: from OUT's extension).")
-    var format: CheckpointFormat?
-
-    @Flag(help: "Skip CRC-32 verification of the input's tensor data.")
-    var noVerify = false
-
-    @Flag(help: "Do not fsync the output (still atomic, not durable).")
-    var noSync = false
+    @OptionGroup var transfer: TransferOptions
 
     @OptionGroup var outputOptions: OutputOptions
 
-    var outputFormat: CheckpointFormat? {
-        format ?? CheckpointFormat(pathExtension: URL(fileURLWithPath: output).pathExtension)
-    }
-
     func validate() throws {
-        guard outputFormat != nil else {
-            let ext = URL(fileURLWithPath: output).pathExtension
-            throw ValidationError(
-                "cannot tell the output format from \(ext.isEmpty ? "a name without extension" : "the extension .\(ext)"); "
-                    + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
-        }
+        try transfer.validate(output: output)
     }
 
     func run() throws {
-        guard let outputFormat else { throw ValidationError("no output format") }
         let renameMap = try RenameMap(contentsOf: URL(fileURLWithPath: map))
-        let tree = try Checkpoint.load(
-            contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        let tree = try transfer.load(input)
         let renamed = try renameMap.renameCheckpoint(tree)
         if !dryRun {
-            if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(path: input), !metadata.isEmpty {
-                try Safetensors.write(renamed.value, to: output, sync: !noSync, metadata: metadata)
-            } else {
-                try Checkpoint.save(
-                    renamed.value, to: URL(fileURLWithPath: output), format: outputFormat,
-                    options: SaveOptions(durable: !noSync))
-            }
+            try transfer.save(renamed.value, from: input, to: output)
         }
         if json {
             Terminal.standardOutput.write(reportJSON(renamed) + "\n")
@@ -104,7 +80,7 @@ struct Rename: ParsableCommand {
         text +=
             dryRun
             ? style.dim("dry run: \(output) not written") + "\n"
-            : "\(input) → \(style.key(output)) (\(outputFormat?.rawValue ?? ""))\n"
+            : "\(input) → \(style.key(output)) (\(transfer.outputFormat(for: output)?.rawValue ?? ""))\n"
         return text
     }
 }

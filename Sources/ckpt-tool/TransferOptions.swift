@@ -1,0 +1,47 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+
+/// Flags shared by the commands that read one checkpoint and write another (`convert`, `rename`).
+struct TransferOptions: ParsableArguments {
+    @Option(help: "Output format: ckpt, pt or safetensors (default: from OUT's extension).")
+    var format: CheckpointFormat?
+
+    @Flag(help: "Skip CRC-32 verification of the input's tensor data.")
+    var noVerify = false
+
+    @Flag(help: "Do not fsync the output (still atomic, not durable).")
+    var noSync = false
+
+    /// The format to write: `--format`, else the output's extension.
+    func outputFormat(for output: String) -> CheckpointFormat? {
+        format ?? CheckpointFormat(pathExtension: URL(fileURLWithPath: output).pathExtension)
+    }
+
+    /// A usage error unless the output format is known.
+    func validate(output: String) throws {
+        guard outputFormat(for: output) == nil else { return }
+        let ext = URL(fileURLWithPath: output).pathExtension
+        throw ValidationError(
+            "cannot tell the output format from \(ext.isEmpty ? "a name without extension" : "the extension .\(ext)"); "
+                + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
+    }
+
+    /// Loads the input, verifying CRCs unless `--no-verify`.
+    func load(_ input: String) throws -> StateValue {
+        try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+    }
+
+    /// Saves atomically (durably unless `--no-sync`) in the output format.
+    ///
+    /// safetensors to safetensors keeps the input's `__metadata__` pairs (Hugging Face's
+    /// `{"format": "pt"}`), which the tree itself does not carry.
+    func save(_ tree: StateValue, from input: String, to output: String) throws {
+        guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
+        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(path: input), !metadata.isEmpty {
+            try Safetensors.write(tree, to: output, sync: !noSync, metadata: metadata)
+        } else {
+            try Checkpoint.save(tree, to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+        }
+    }
+}
