@@ -16,6 +16,7 @@ extension Adagrad {
             let group = paramGroups[index]
             let options = try AdagradGroupOptions(group, index: index)
             var work: [Work] = []
+            work.reserveCapacity(group.params.count)
             for parameter in group.params {
                 guard let grad = parameter.grad else { continue }
                 if options.fused && needsFusedDTypeCheckOnce() && !parameter.data.dtype.isFloatingPoint {
@@ -49,26 +50,28 @@ extension Adagrad {
                     : options.foreach && !sparseDTypes.contains(item.parameter.data.dtype) ? .forEach : .singleTensor
             }
             // Checked before any `step` moves, so a rejected operand leaves the state as it was.
-            for (item, implementation) in zip(work, implementations) {
-                if case .dense(let grad) = item.grad {
-                    try AdagradKernels.checkOperands(param: item.parameter.data, grad: grad, sum: item.sum, implementation: implementation)
+            // (Indices, not `for item in work`: copying a Work retains ten references.)
+            for index in work.indices {
+                if case .dense(let grad) = work[index].grad {
+                    try AdagradKernels.checkOperands(
+                        param: work[index].parameter.data, grad: grad, sum: work[index].sum, implementation: implementations[index])
                 }
             }
             // Dense parameters are updated together, so small tensors share the cores; sparse
             // ones touch no dense parameter's memory and run on their own.
             var denseUpdates: [AdagradKernels.DenseUpdate] = []
             denseUpdates.reserveCapacity(work.count)
-            for (item, implementation) in zip(work, implementations) {
-                let step = try item.step.incrementSingleValue()
-                let hyper = try options.hyperparameters(step: step, implementation: implementation)
-                switch item.grad {
+            for index in work.indices {
+                let step = try work[index].step.incrementSingleValue()
+                let hyper = try options.hyperparameters(step: step, implementation: implementations[index])
+                switch work[index].grad {
                 case .dense(let grad):
                     denseUpdates.append(AdagradKernels.DenseUpdate(
-                        param: item.parameter.data, grad: grad, sum: item.sum, step: Float(step),
-                        hyper: hyper, implementation: implementation))
+                        param: work[index].parameter.data, grad: grad, sum: work[index].sum, step: Float(step),
+                        hyper: hyper, implementation: implementations[index]))
                 case .sparse(let grad):
                     try AdagradSparseUpdate.apply(
-                        param: item.parameter.data, grad: grad, sum: item.sum, step: step, hyper: hyper)
+                        param: work[index].parameter.data, grad: grad, sum: work[index].sum, step: step, hyper: hyper)
                 }
             }
             try AdagradKernels.denseUpdates(denseUpdates)

@@ -102,8 +102,10 @@ enum AdagradKernels {
     /// - Throws: As ``denseUpdate(param:grad:sum:step:hyper:implementation:)``, for the first
     ///   update that fails its checks; nothing is updated then.
     static func denseUpdates(_ updates: [DenseUpdate]) throws {
-        for update in updates {
-            try checkOperands(param: update.param, grad: update.grad, sum: update.sum, implementation: update.implementation)
+        // Indices rather than `for update in updates`: each copy of an update retains nine references.
+        for index in updates.indices {
+            try checkOperands(param: updates[index].param, grad: updates[index].grad, sum: updates[index].sum,
+                              implementation: updates[index].implementation)
         }
         guard updates.count > 1 else {
             try run(updates)
@@ -111,14 +113,16 @@ enum AdagradKernels {
         }
         var written = Set<ObjectIdentifier>(minimumCapacity: 2 * updates.count)
         var independent = true
-        for update in updates {
-            independent = written.insert(ObjectIdentifier(update.param.storage)).inserted && independent
-            independent = written.insert(ObjectIdentifier(update.sum.storage)).inserted && independent
+        for index in updates.indices {
+            independent = written.insert(ObjectIdentifier(updates[index].param.storage)).inserted && independent
+            independent = written.insert(ObjectIdentifier(updates[index].sum.storage)).inserted && independent
         }
-        for update in updates where independent && written.contains(ObjectIdentifier(update.grad.storage)) {
+        for index in updates.indices where independent {
+            let grad = updates[index].grad.storage
+            guard written.contains(ObjectIdentifier(grad)) else { continue }
             // A gradient viewing its own parameter or accumulator is copied first (in `run`);
             // one viewing another parameter's must see that parameter already updated.
-            independent = update.grad.storage === update.param.storage || update.grad.storage === update.sum.storage
+            independent = grad === updates[index].param.storage || grad === updates[index].sum.storage
         }
         if independent {
             try run(updates)
@@ -140,14 +144,14 @@ enum AdagradKernels {
         var tasks: [ckpt_adagrad_task] = []
         tasks.reserveCapacity(updates.count)
         var gathered: [Tensor] = []
-        for update in updates {
-            let param = update.param, sum = update.sum
+        for index in updates.indices {
+            let param = updates[index].param, sum = updates[index].sum, grad = updates[index].grad
             let realCount = param.numel * (param.dtype.isComplex ? 2 : 1)
             guard realCount > 0 else { continue }
             // A gradient viewing param's or sum's storage would be read while they are written.
-            let sharesStorage = update.grad.storage === param.storage || update.grad.storage === sum.storage
-            let gradient = update.grad.isContiguous && !sharesStorage ? update.grad : try update.grad.contiguousCopy()
-            if gradient.storage !== update.grad.storage { gathered.append(gradient) }
+            let sharesStorage = grad.storage === param.storage || grad.storage === sum.storage
+            let gradient = grad.isContiguous && !sharesStorage ? grad : try grad.contiguousCopy()
+            if gradient.storage !== grad.storage { gathered.append(gradient) }
             let item = param.dtype.itemSize
             // The storages stay alive (and owned memory never moves) while `updates` and
             // `gathered` are alive, which outlasts the batch below.
@@ -157,12 +161,12 @@ enum AdagradKernels {
             guard let p, let s, let g else { continue }
             var task = ckpt_adagrad_task()
             task.scalar = scalarType(param.dtype)
-            task.path = kernelPath(update.implementation)
+            task.path = kernelPath(updates[index].implementation)
             task.param = p
             task.grad = g
             task.sum = s
             task.count = Int64(realCount)
-            task.options = kernelOptions(update, realCount: realCount)
+            task.options = kernelOptions(updates[index], realCount: realCount)
             tasks.append(task)
         }
         withExtendedLifetime((updates, gathered)) {
