@@ -107,6 +107,31 @@ struct AdagradBatchTests {
         #expect(try !stale.b.isBitwiseEqual(to: inOrder.b))
     }
 
+    /// Two parameters viewing the halves of one storage (offsets into it) are updated in order,
+    /// each at its own offset, as two separate updates would.
+    @Test func parametersSharingAStorageUpdateTheirOwnHalves() throws {
+        let half = AdagradKernels.parallelThreshold
+        let values = AdagradKernelTests.floats(2 * half, seed: 8), gradients = AdagradKernelTests.floats(2 * half, seed: 9)
+        func halves(_ tensor: Tensor) throws -> (Tensor, Tensor) {
+            (try Tensor(storage: tensor.storage, dtype: .float32, shape: [half]),
+             try Tensor(storage: tensor.storage, dtype: .float32, shape: [half], storageOffset: half))
+        }
+        let batchWhole = try Tensor(values), batchSums = try Tensor(zeros: .float32, shape: [2 * half])
+        let (a, b) = try halves(batchWhole), (aSum, bSum) = try halves(batchSums)
+        let (aGrad, bGrad) = try halves(Tensor(gradients))
+        try AdagradKernels.denseUpdates([
+            AdagradKernels.DenseUpdate(param: a, grad: aGrad, sum: aSum, step: 2, hyper: Self.hyper, implementation: .singleTensor),
+            AdagradKernels.DenseUpdate(param: b, grad: bGrad, sum: bSum, step: 2, hyper: Self.hyper, implementation: .singleTensor),
+        ])
+        for (index, range) in [0..<half, half..<(2 * half)].enumerated() {
+            let param = try Tensor(Array(values[range])), sum = try Tensor(zeros: .float32, shape: [half])
+            try AdagradKernels.denseUpdate(param: param, grad: try Tensor(Array(gradients[range])), sum: sum, step: 2,
+                                           hyper: Self.hyper, implementation: .singleTensor)
+            #expect(try (index == 0 ? a : b).isBitwiseEqual(to: param), "half \(index)")
+            #expect(try (index == 0 ? aSum : bSum).isBitwiseEqual(to: sum), "half \(index)")
+        }
+    }
+
     @Test func rejectedOperandLeavesEveryTensorUntouched() throws {
         let values = AdagradKernelTests.floats(64, seed: 4)
         let first = try Tensor(values), firstSum = try Tensor(zeros: .float32, shape: [64])

@@ -174,7 +174,7 @@ struct AdagradKernelTests {
     }
 
     /// Values that exercise special cases: zeros of both signs, subnormals, huge values, infinities.
-    static let specialFloats: [Float] = [0, -0.0, 1e-40, -1e-40, 3e38, -3e38, .infinity, -.infinity, 1, -1, 0.5, 1e-20]
+    static let specialFloats: [Float] = [0, -0.0, Float(1e-40 as Double), -Float(1e-40 as Double), 3e38, -3e38, .infinity, -.infinity, 1, -1, 0.5, 1e-20]
 
     /// The AVX-512, AVX2 and baseline builds of every kernel must produce the same bits (only one of
     /// them meets torch's goldens on any given machine).
