@@ -145,22 +145,29 @@ enum AdagradKernels {
         tasks.reserveCapacity(updates.count)
         var gathered: [Tensor] = []
         for index in updates.indices {
-            let param = updates[index].param, sum = updates[index].sum, grad = updates[index].grad
-            let realCount = param.numel * (param.dtype.isComplex ? 2 : 1)
+            let dtype = updates[index].param.dtype
+            let realCount = updates[index].param.numel * (dtype.isComplex ? 2 : 1)
             guard realCount > 0 else { continue }
-            // A gradient viewing param's or sum's storage would be read while they are written.
-            let sharesStorage = grad.storage === param.storage || grad.storage === sum.storage
-            let gradient = grad.isContiguous && !sharesStorage ? grad : try grad.contiguousCopy()
-            if gradient.storage !== grad.storage { gathered.append(gradient) }
-            let item = param.dtype.itemSize
+            let item = dtype.itemSize
             // The storages stay alive (and owned memory never moves) while `updates` and
             // `gathered` are alive, which outlasts the batch below.
-            let p = try param.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + param.storageOffset * item } }
-            let s = try sum.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + sum.storageOffset * item } }
-            let g = try gradient.storage.withUnsafeBytes { $0.baseAddress.map { $0 + gradient.storageOffset * item } }
+            let paramOffset = updates[index].param.storageOffset * item, sumOffset = updates[index].sum.storageOffset * item
+            let p = try updates[index].param.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + paramOffset } }
+            let s = try updates[index].sum.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + sumOffset } }
+            // A gradient viewing param's or sum's storage would be read while they are written.
+            let gradStorage = updates[index].grad.storage
+            let g: UnsafeRawPointer?
+            if updates[index].grad.isContiguous && gradStorage !== updates[index].param.storage && gradStorage !== updates[index].sum.storage {
+                let gradOffset = updates[index].grad.storageOffset * item
+                g = try gradStorage.withUnsafeBytes { $0.baseAddress.map { UnsafeRawPointer($0 + gradOffset) } }
+            } else {
+                let gradient = try updates[index].grad.contiguousCopy()
+                gathered.append(gradient)
+                g = try gradient.storage.withUnsafeBytes { $0.baseAddress.map { UnsafeRawPointer($0 + gradient.storageOffset * item) } }
+            }
             guard let p, let s, let g else { continue }
             var task = ckpt_adagrad_task()
-            task.scalar = scalarType(param.dtype)
+            task.scalar = scalarType(dtype)
             task.path = kernelPath(updates[index].implementation)
             task.param = p
             task.grad = g
