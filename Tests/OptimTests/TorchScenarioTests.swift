@@ -21,18 +21,13 @@ import Testing
         try ScenarioRun(scenario).expectMatches(scenario)
     }
 
-    /// torch's CPU `sqrt` on float32/float64 is MKL's (vsSqrt), which is not correctly rounded:
-    /// on this machine 19% of random float32 inputs and 1.4% of float64 inputs get a result one
-    /// ulp away from IEEE `sqrt`, which ckpt computes. Those trajectories drift by a few ulps (8
-    /// at most over these 30-step fixtures; with torch's own roots substituted, every update
-    /// matches exactly). Float16 and bfloat16 round the root to fewer bits and match bit for bit.
-    static let sqrtDriftULP: Int64 = 16
-
+    /// Sparse trajectories must match torch bit for bit in every dtype: torch's CPU `sqrt` on
+    /// float32/float64 is MKL's (not correctly rounded), and the sparse path reproduces it
+    /// (`ckpt_torch_sqrt_f32/_f64`) rather than computing IEEE `sqrt`.
     @Test(arguments: OptimFixtures.names("sparse"))
     func sparseTrajectoryMatchesTorch(_ name: String) throws {
         let scenario = try OptimFixtures.scenario("sparse", name)
-        let reduced = name.contains("f16") || name.contains("bf16")
-        let observed = try ScenarioRun(scenario).expectMatches(scenario, ulpTolerance: reduced ? 0 : Self.sqrtDriftULP)
+        let observed = try ScenarioRun(scenario).expectMatches(scenario, ulpTolerance: 0)
         print("sparse scenario \(name): largest difference from torch \(observed) ulp")
     }
 
