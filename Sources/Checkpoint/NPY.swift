@@ -88,7 +88,7 @@ public enum NPY {
         guard let descriptor = descriptor(for: stored) else {
             throw CheckpointError(.unsupported, "numpy has no type for this dtype", file: path, found: "\(tensor.dtype)")
         }
-        _ = try Tensor.checkedAllocationSize(tensor.numel, tensor.dtype, byteCount: tensor.byteCountChecked)
+        _ = try Tensor.checkedAllocationSize(tensor.numel, tensor.dtype, byteCount: tensor.byteCount)
         var data = Data(header(descriptor: descriptor, shape: tensor.shape))
         data.append(contentsOf: try tensor.contiguousBytes())
         do {

@@ -169,7 +169,7 @@ extension Tensor {
     ///   broadcast view) would not fit in memory; a failed storage verification.
     public func cast(to target: DType) throws -> Tensor {
         let count = numel
-        let storage = Storage(byteCount: try Tensor.checkedAllocationSize(count, target, byteCount: byteCountChecked))
+        let storage = Storage(byteCount: try Tensor.checkedAllocationSize(count, target, byteCount: byteCount))
         if count > 0 {
             let source = try contiguousBytes()
             try source.withUnsafeBytes { input in
@@ -184,20 +184,13 @@ extension Tensor {
         return result
     }
 
-    /// numel × item size, or nil when that overflows (a broadcast view can have more elements
-    /// than memory has bytes).
-    public var byteCountChecked: Int? {
-        let (bytes, overflow) = numel.multipliedReportingOverflow(by: dtype.itemSize)
-        return overflow ? nil : bytes
-    }
-
     /// Bytes for `count` elements of `dtype`, refused when the source's row-major bytes
-    /// (`byteCount`, nil on overflow) or the result would overflow or exceed physical memory,
-    /// where an allocation would trap instead of throwing.
-    static func checkedAllocationSize(_ count: Int, _ dtype: DType, byteCount: Int?) throws -> Int {
+    /// (`byteCount`) or the result would overflow or exceed physical memory, where an allocation
+    /// would trap instead of throwing.
+    static func checkedAllocationSize(_ count: Int, _ dtype: DType, byteCount: Int) throws -> Int {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.itemSize)
         let memory = ProcessInfo.processInfo.physicalMemory
-        guard !overflow, let byteCount, UInt64(bytes) <= memory, UInt64(byteCount) <= memory else {
+        guard !overflow, UInt64(bytes) <= memory, UInt64(byteCount) <= memory else {
             throw CheckpointError(
                 .outOfBounds, "tensor is too large to copy into memory", expected: "at most \(memory) bytes",
                 found: "\(count) elements of \(dtype.rawValue)")

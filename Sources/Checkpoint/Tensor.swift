@@ -1,3 +1,5 @@
+import Foundation
+
 /// A strided view of a ``Storage``: dtype, shape, strides and storage offset (in elements), as
 /// in PyTorch.
 ///
@@ -158,6 +160,13 @@ public struct Tensor: Sendable {
     /// - Throws: A failed storage verification.
     public func contiguousBytes() throws -> [UInt8] {
         let item = dtype.itemSize
+        // A broadcast view can name far more bytes than its storage holds (a hostile file can make
+        // one of terabytes); refuse what cannot fit in memory instead of trapping in the allocator.
+        guard UInt64(byteCount) <= ProcessInfo.processInfo.physicalMemory else {
+            throw CheckpointError(
+                .outOfBounds, "tensor is too large to copy into memory",
+                expected: "at most \(ProcessInfo.processInfo.physicalMemory) bytes", found: "\(byteCount) bytes (shape \(shape))")
+        }
         var out = [UInt8](repeating: 0, count: byteCount)
         guard !out.isEmpty else { return out }
         try storage.withUnsafeBytes { source in

@@ -90,7 +90,7 @@ struct StatsRow {
             "totals": [
                 "tensors": rows.count,
                 "elements": saturatingSum(rows.map(\.statistics.count)),
-                "bytes": saturatingSum(rows.map { $0.tensor.byteCountChecked ?? .max }),
+                "bytes": saturatingSum(rows.map { $0.tensor.byteCount }),
                 "zeros": saturatingSum(rows.map(\.statistics.zeroCount)),
                 "nans": saturatingSum(rows.map(\.statistics.nanCount)),
                 "infs": saturatingSum(rows.map(\.statistics.infinityCount)),

@@ -42,3 +42,10 @@ func bfloat16RoundsToNearestEven(value: Float, bits: UInt16) {
     let fine = try Tensor(storage: storage, dtype: .float32, shape: [1 << 20], strides: [0])
     #expect(fine.byteCount == 4 << 20)
 }
+
+@Test func gatheringAHugeBroadcastViewIsRefusedNotAllocated() throws {
+    let base = try Tensor([Float(1), 2, 3])
+    let huge = try Tensor(storage: base.storage, dtype: .float32, shape: [1 << 40, 3], strides: [0, 1])
+    let error = try #require(throws: CheckpointError.self) { _ = try huge.contiguousBytes() }
+    #expect(error.code == .outOfBounds)
+}
