@@ -78,6 +78,24 @@ public enum DurableFile {
         }
     }
 
+    /// Starts writeback of a range without waiting for it (Linux `sync_file_range` with
+    /// `SYNC_FILE_RANGE_WRITE`), so the final fsync finds most data already on its way to disk and
+    /// the disk works while later blobs are still being written. Best effort: a no-op elsewhere.
+    static func startWriteback(_ fd: Int32, offset: Int, length: Int) {
+        guard let syncRange = syncFileRange, length > 0 else { return }
+        _ = syncRange(fd, Int64(offset), Int64(length), 2)
+    }
+
+    private typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
+    private static let syncFileRange: SyncFileRange? = {
+        #if os(Linux)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sync_file_range") else { return nil }
+        return unsafeBitCast(symbol, to: SyncFileRange.self)
+        #else
+        return nil
+        #endif
+    }()
+
     private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
     private static let renameExchangeFlag: UInt32 = 2
 
