@@ -188,12 +188,26 @@ public struct Tensor: Sendable {
     }
 
     /// Calls `body` with each element's offset from `storageOffset` (in elements), row-major.
-    public func forEachElementOffset(_ body: (Int) -> Void) {
-        if numel == 0 { return }
+    ///
+    /// - Parameters:
+    ///   - start: The row-major index of the first element visited.
+    ///   - count: How many elements to visit; nil for all from `start` on.
+    ///   - body: Receives each element's storage offset relative to `storageOffset`.
+    public func forEachElementOffset(from start: Int = 0, count: Int? = nil, _ body: (Int) -> Void) {
+        let total = numel
+        guard start >= 0, start < total else { return }
+        let count = min(count ?? total - start, total - start)
         if shape.isEmpty { body(0); return }
+        // An odometer over the index, started at `start` and stepped by the strides.
         var index = [Int](repeating: 0, count: shape.count)
+        var remainder = start
         var offset = 0
-        while true {
+        for dim in shape.indices.reversed() {
+            index[dim] = remainder % shape[dim]
+            remainder /= shape[dim]
+            offset += index[dim] * strides[dim]
+        }
+        for _ in 0..<count {
             body(offset)
             var dim = shape.count - 1
             while dim >= 0 {
@@ -204,7 +218,6 @@ public struct Tensor: Sendable {
                 index[dim] = 0
                 dim -= 1
             }
-            if dim < 0 { return }
         }
     }
 

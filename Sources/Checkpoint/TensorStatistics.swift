@@ -311,26 +311,10 @@ private final class ChunkScratch {
             gatheredCapacity = count * item
         }
         let destination = gathered!
-        let shape = tensor.shape, strides = tensor.strides
-        var index = [Int](repeating: 0, count: shape.count)
-        var remainder = start
-        var offset = tensor.storageOffset
-        for dim in shape.indices.reversed() {
-            index[dim] = remainder % shape[dim]
-            remainder /= shape[dim]
-            offset += index[dim] * strides[dim]
-        }
-        for element in 0..<count {
-            (destination + element * item).copyMemory(from: storage.baseAddress! + offset * item, byteCount: item)
-            var dim = shape.count - 1
-            while dim >= 0 {
-                index[dim] += 1
-                offset += strides[dim]
-                if index[dim] < shape[dim] { break }
-                offset -= strides[dim] * shape[dim]
-                index[dim] = 0
-                dim -= 1
-            }
+        var written = 0
+        tensor.forEachElementOffset(from: start, count: count) { offset in
+            (destination + written).copyMemory(from: storage.baseAddress! + (tensor.storageOffset + offset) * item, byteCount: item)
+            written += item
         }
         return UnsafeRawPointer(destination)
     }
