@@ -96,8 +96,7 @@ struct StatsRow {
                 "infs": saturatingSum(rows.map(\.statistics.infinityCount)),
             ],
         ]
-        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return JSONOutput.render(document)
     }
 
     /// A total that stops at Int.max: broadcast views can claim more elements than fit in 64 bits together.
