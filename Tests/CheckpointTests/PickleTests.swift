@@ -725,7 +725,7 @@ private enum InteropCases {
             0, 1, 255, 256, 65535, 65536, -1, -129, 2_147_483_647, -2_147_483_648, 2_147_483_648, .max, .min, 1 << 40,
             -(1 << 40),
         ]
-        let floats: [Double] = [0.0, -0.0, 1.5, .infinity, -.infinity, .nan, 1e-310]
+        let floats: [Double] = [0.0, -0.0, 1.5, .infinity, -.infinity, .nan, Double(bitPattern: 0x0000_1268_8B70_E62B)]  // the subnormal 1e-310
         return plain([
             ("ints", .list(ints.map(StateValue.int))),
             ("floats", .list(floats.map(StateValue.float))),

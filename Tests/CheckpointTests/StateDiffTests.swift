@@ -101,7 +101,7 @@ struct StateDiffTests {
     }
 
     @Test func metadataOnlyComparisonReadsNoData() throws {
-        let damaged = try Storage(copying: [UInt8](repeating: 0, count: 8).withUnsafeBytes { $0 }) { _ in
+        let damaged = Storage(copying: [UInt8](repeating: 0, count: 8).withUnsafeBytes { $0 }) { _ in
             throw CheckpointError(.checksumMismatch, "must not be read")
         }
         let tensor = try Tensor(storage: damaged, dtype: .float32, shape: [2])

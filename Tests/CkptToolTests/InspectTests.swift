@@ -401,7 +401,7 @@ struct InspectSelectionTests {
         let awkward = "quote\" backslash\\ slash/ newline\n tab\t bell\u{07} nul\u{00} ключ 🙂"
         let path = Tool.temporaryDirectory().appendingPathComponent("strings.ckpt")
         try Checkpoint.save(
-            .dict([awkward: .string(awkward), "nan": .float(.nan), "big": .int(.max), "tiny": .float(5e-324)]), to: path,
+            .dict([awkward: .string(awkward), "nan": .float(.nan), "big": .int(.max), "tiny": .float(.leastNonzeroMagnitude)]), to: path,
             options: SaveOptions(durable: false))
         let json = try Tool.inspectJSON(path.path)
         let items = try #require((json["root"] as? [String: Any])?["items"] as? [[String: Any]])
@@ -409,7 +409,7 @@ struct InspectSelectionTests {
         #expect((items.first?["value"] as? [String: Any])?["value"] as? String == awkward)
         #expect((items[1]["value"] as? [String: Any])?["value"] as? String == "nan")
         #expect((items[2]["value"] as? [String: Any])?["value"] as? Int64 == .max)
-        #expect((items[3]["value"] as? [String: Any])?["value"] as? Double == 5e-324)
+        #expect((items[3]["value"] as? [String: Any])?["value"] as? Double == .leastNonzeroMagnitude)
     }
 
     @Test func filterOnAContainerKeepsItsSubtreeAndListIndices() throws {
