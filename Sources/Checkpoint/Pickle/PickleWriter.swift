@@ -129,6 +129,11 @@ struct PickleWriter {
         if count == 0 { return op(.emptyTuple) }
         if count > 3 { op(.mark) }
         try elements(&self)
+        closeTuple(count: count)
+    }
+
+    /// TUPLE1-3 (or TUPLE after a MARK) for a non-empty tuple of `count` elements, then BINPUT.
+    private mutating func closeTuple(count: Int) {
         switch count {
         case 1: op(.tuple1)
         case 2: op(.tuple2)
@@ -167,14 +172,7 @@ struct PickleWriter {
             case .op(let opcode): op(opcode)
             case .memoize: memoize()
             case .key(let key): try self.key(key)
-            case .closeTuple(let count):
-                switch count {
-                case 1: op(.tuple1)
-                case 2: op(.tuple2)
-                case 3: op(.tuple3)
-                default: op(.tuple)
-                }
-                memoize()
+            case .closeTuple(let count): closeTuple(count: count)
             case .value(let value, let depth):
                 switch value {
                 case .list(let elements):
