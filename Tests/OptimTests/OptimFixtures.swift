@@ -112,19 +112,6 @@ enum OptimFixtures {
         return .sparse(try SparseTensor(indices: indices, values: tensor(sparse["values"]), shape: shape))
     }
 
-    /// The tree with every tensor copied into its own storage.
-    static func deepCopy(_ value: StateValue) throws -> StateValue {
-        switch value {
-        case .tensor(let tensor): return .tensor(try tensor.contiguousCopy())
-        case .dict(var dict):
-            for (key, child) in dict.items { dict.items[key] = try deepCopy(child) }
-            return .dict(dict)
-        case .list(let items): return .list(try items.map(deepCopy))
-        case .tuple(let items): return .tuple(try items.map(deepCopy))
-        default: return value
-        }
-    }
-
     /// Where ckpt deliberately differs from torch 2.15 (fresh state for a parameter added later
     /// or missing from a loaded dict, which torch creates only at its first step): checks that
     /// ckpt's state for `ids` is fresh (`step` 0, `sum` all `initialValue`) and removes it, so the
@@ -296,7 +283,7 @@ struct ScenarioRun {
         if let load = scenario["load"] {
             try optimizer.loadStateDict(OptimFixtures.stateValue(load))
             // A snapshot: the dict's tensors share storage with the state the next steps update.
-            afterLoad = try OptimFixtures.deepCopy(optimizer.stateDict())
+            afterLoad = try Optimizer.deepCopy(optimizer.stateDict())
         }
         for step in scenario["steps"] as? [[String: Any]] ?? [] {
             for change in step["set"] as? [[Any]] ?? [] {

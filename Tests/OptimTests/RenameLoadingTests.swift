@@ -131,7 +131,7 @@ struct RenameFixture {
         let fixture = try RenameFixture()
         let parameters = try fixture.parameters()
         let optimizer = try fixture.optimizer(parameters)
-        let before = try OptimFixtures.deepCopy(optimizer.stateDict())
+        let before = try Optimizer.deepCopy(optimizer.stateDict())
         let error = try #require(throws: RenameError.self) {
             try optimizer.loadStateDict(fixture.optimizer, renaming: fixture.map)
         }
