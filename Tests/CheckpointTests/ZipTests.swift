@@ -612,14 +612,8 @@ func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
         var payload = Set<Int>()
         for entry in reader.entries { payload.formUnion(entry.dataOffset..<entry.dataOffset + entry.compressedSize) }
         let targets = original.indices.filter { !payload.contains($0) }
-        var seed: UInt64 = deflated ? 7 : 11
-        func next() -> UInt64 {  // SplitMix64: reproducible without Foundation's RNG
-            seed &+= 0x9E37_79B9_7F4A_7C15
-            var z = seed
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random = SplitMix64(seed: deflated ? 7 : 11)
+        func next() -> UInt64 { random.next() }
         let target = path("fuzz.zip")
         var opened = 0
         for _ in 0..<800 {
