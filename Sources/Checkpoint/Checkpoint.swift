@@ -52,7 +52,7 @@ public enum Checkpoint {
         let file = try MappedFile(path: path)
         switch try detectFormat(file) {
         case .safetensors:
-            return try Safetensors.read(path: path, verify: options.verifyChecksums)
+            return try Safetensors.read(file)
         case .ckpt, .pt:
             return try TorchArchive.read(ZipReader(mapping: file), verifyChecksums: options.verifyChecksums)
         }

@@ -50,7 +50,13 @@ public enum Safetensors {
     /// - Returns: The tree (see ``Safetensors`` for the mapping), tensors mapped zero-copy.
     /// - Throws: ``CheckpointError`` naming the file, the tensor and what was expected versus found.
     public static func read(path: String, verify: Bool = true) throws -> StateValue {
-        let file = try MappedFile(path: path)
+        try read(MappedFile(path: path))
+    }
+
+    /// Reads a safetensors file already mapped (``Checkpoint/load(contentsOf:options:)`` maps it to
+    /// detect the format).
+    static func read(_ file: MappedFile) throws -> StateValue {
+        let path = file.path
         let header = try withExtendedLifetime(file) { try parseHeader(file.bytes, file: path) }
         var tensors = OrderedDictionary<String, Tensor>()
         for entry in header.entries {
