@@ -1,31 +1,40 @@
-# ckpt — see README.md. Every target works on a fresh machine once `.ci/run`'s packages are installed.
+# ckpt — see README.md. `make demo` and `make test` install the C libraries they link when missing
+# (scripts/ensure-system-libs.sh), or stop with exit 2 and the one command to run.
 SWIFT ?= swift
 TORCH_VENV ?= $(or $(CKPT_TORCH_VENV),$(HOME)/.cache/ckpt/venv-torch)
 TORCH_PY := $(TORCH_VENV)/bin/python
 export CKPT_TORCH_VENV := $(TORCH_VENV)
 
-.PHONY: build test demo interop bench fixtures clean
+.PHONY: system-libs build test demo interop bench fixtures clean
 
-build:
+system-libs:
+	@bash scripts/ensure-system-libs.sh
+
+build: system-libs
 	$(SWIFT) build
 
-test:
+test: system-libs
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-demo:
+demo: system-libs
 	$(SWIFT) build --product convert-and-inspect
 	$(SWIFT) run --skip-build convert-and-inspect
 
 # Real PyTorch reads what ckpt writes (and ckpt reads what PyTorch writes). Needs the torch venv.
-interop:
+interop: system-libs
 	@if [ ! -x "$(TORCH_PY)" ]; then echo "interop: no torch venv at $(TORCH_VENV) (set CKPT_TORCH_VENV); NOT RUN"; exit 1; fi
 	$(SWIFT) build --product ckpt-tool
 	$(SWIFT) build --product optim-resume
 	bash scripts/interop.sh "$(TORCH_PY)" "$$($(SWIFT) build --show-bin-path)/ckpt-tool"
 	"$(TORCH_PY)" scripts/interop_optim.py "$$($(SWIFT) build --show-bin-path)/optim-resume"
+	@# torch on this machine, recorded now, against our kernels (every instruction-set variant).
+	rm -rf .build/interop-goldens
+	"$(TORCH_PY)" scripts/make_adagrad_goldens.py --out .build/interop-goldens --native-only
+	$(SWIFT) build --build-tests
+	CKPT_ADAGRAD_GOLDENS="$$PWD/.build/interop-goldens" $(SWIFT) test --skip-build --filter AdagradFidelityTests
 
-bench:
+bench: system-libs
 	$(SWIFT) build -c release --product ckpt-bench
 	$(SWIFT) build -c release --product adagrad-bench
 	$(SWIFT) build -c release --product stats-bench
@@ -33,7 +42,8 @@ bench:
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
 
-# Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed.
+# Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed. Fixtures
+# whose bits depend on the CPU keep other machines' results (machines/ folders, the golden index).
 fixtures:
 	@if [ ! -x "$(TORCH_PY)" ]; then echo "fixtures: no torch venv at $(TORCH_VENV)"; exit 1; fi
 	"$(TORCH_PY)" scripts/make_fixtures.py Tests/Fixtures
@@ -41,7 +51,8 @@ fixtures:
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
 	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py
-	"$(TORCH_PY)" scripts/make_adagrad_goldens.py
+	@# This machine's variants of the fixtures whose bits depend on the CPU (the Adagrad goldens too).
+	"$(TORCH_PY)" scripts/torch_machine.py
 	"$(TORCH_PY)" scripts/make_sample.py Samples/data/tiny-run.pt
 
 clean:

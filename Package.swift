@@ -22,7 +22,7 @@ let package = Package(
         // Numeric kernels in C: per-function target attributes give AVX2/AVX-512 without unsafeFlags.
         .target(name: "CKernels", path: "Sources/CKernels"),
         // Block statistics for TensorStatistics (AVX2 variants chosen at run time).
-        .target(name: "CStats", path: "Sources/CStats"),
+        .target(name: "CStats", dependencies: ["CKernels"], path: "Sources/CStats"),
         .target(
             name: "Checkpoint",
             dependencies: [

@@ -11,10 +11,14 @@ Run: ~/.cache/ckpt/venv-torch/bin/python scripts/make_optim_fixtures.py
 import json
 import os
 import struct
+import sys
 import warnings
 
 import torch
 import torch.optim.optimizer as torch_optimizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_machine  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "optim")
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
@@ -416,14 +420,29 @@ def conversions():
             "bfloat16_from_float32_hex": tensor_bytes(source.to(torch.float32).to(torch.bfloat16))}
 
 
+# Their results depend on torch.sqrt's kernel (MKL's, chosen by CPU vendor and instruction set), so
+# they carry the machine's facts and other machines' results live in machines/<machine>/.
+MACHINE_DEPENDENT = ("sparse", "semantics")
+
+
 def main():
-    os.makedirs(OUT, exist_ok=True)
+    variant = "--machine-variant" in sys.argv
+    out = torch_machine.variant_directory(OUT, os.environ) if variant else OUT
+    os.makedirs(out, exist_ok=True)
     gen = torch.Generator().manual_seed(1234)
     groups = {"layouts": layouts(gen), "errors": errors(gen), "sparse": sparse(gen), "semantics": semantics(gen),
               "loads": loads(gen)}
     for name, scns in groups.items():
-        with open(os.path.join(OUT, f"{name}.json"), "w") as f:
-            json.dump({"torch": torch.__version__, "scenarios": [run(s) for s in scns]}, f, indent=None, separators=(",", ":"))
+        if variant and name not in MACHINE_DEPENDENT:
+            continue
+        content = {"torch": torch.__version__, "scenarios": [run(s) for s in scns]}
+        if name in MACHINE_DEPENDENT:
+            content["machine"] = torch_machine.facts()
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump(content, f, indent=None, separators=(",", ":"))
+    if variant:
+        print(f"wrote {out}")
+        return
     with open(os.path.join(OUT, "conversions.json"), "w") as f:
         json.dump({"torch": torch.__version__, **conversions()}, f)
     with open(os.path.join(OUT, "hooks.json"), "w") as f:

@@ -11,7 +11,7 @@ v2's weights come from v1's, and v2's optimizer gets v1's state for each survivi
 through a hand-built state dict; torch then continues a few steps on v2 with recorded gradients.
 `expected.json` records torch's state of every v2 parameter after the load and after the steps.
 
-Run: ~/.cache/ckpt/venv-torch/bin/python scripts/make_rename_fixtures.py
+Run: ~/.cache/ckpt/venv-torch/bin/python scripts/make_rename_fixtures.py [--machine-variant]
 Check a renamed file (used by the CLI tests): ... make_rename_fixtures.py --check-renamed OUT.pt
 """
 import copy
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_machine  # noqa: E402
 from make_optim_fixtures import enc, enc_tensor  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "rename")
@@ -178,13 +179,17 @@ def group_options(opt):
     return [enc({k: v for k, v in g.items() if k != "params"}) for g in opt.param_groups]
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
+def main(variant=False):
+    # v1's training and v2's steps round as torch on this machine does (MKL's sqrt): other machines'
+    # v1.pt and expected.json live in machines/<machine>/, beside the shared map.json.
+    out = torch_machine.variant_directory(OUT, os.environ) if variant else OUT
+    os.makedirs(out, exist_ok=True)
     model1, opt1 = train_v1()
-    torch.save({"model": model1.state_dict(), "optimizer": opt1.state_dict()}, os.path.join(OUT, "v1.pt"))
-    with open(os.path.join(OUT, "map.json"), "w") as f:
-        json.dump(MAP, f, indent=2)
-        f.write("\n")
+    torch.save({"model": model1.state_dict(), "optimizer": opt1.state_dict()}, os.path.join(out, "v1.pt"))
+    if not variant:
+        with open(os.path.join(OUT, "map.json"), "w") as f:
+            json.dump(MAP, f, indent=2)
+            f.write("\n")
 
     model2, opt2, load_result = v2_from_v1(model1, opt1)
     named2 = dict(model2.named_parameters())
@@ -212,6 +217,7 @@ def main():
     v2_meta = list(model2.state_dict()._metadata.keys())
     expected = {
         "torch": torch.__version__,
+        "machine": torch_machine.facts(),
         "initial_accumulator_value": INITIAL_ACCUMULATOR,
         "v1_param_names": [g["param_names"] for g in v1_saved["param_groups"]],
         "v1_model_keys": list(model1.state_dict().keys()),
@@ -229,9 +235,9 @@ def main():
         "final_state": per_param(model2, opt2),
         "final_params": {n: enc_tensor(p.detach()) for n, p in named2.items()},
     }
-    with open(os.path.join(OUT, "expected.json"), "w") as f:
+    with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
-    print(f"wrote {OUT}: v1.pt, map.json, expected.json ({len(after_load)} parameters, {CONTINUE_STEPS} steps)")
+    print(f"wrote {out}: v1.pt, map.json, expected.json ({len(after_load)} parameters, {CONTINUE_STEPS} steps)")
 
 
 def check_renamed(path):
@@ -258,4 +264,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--check-renamed":
         check_renamed(sys.argv[2])
     else:
-        main()
+        main(variant="--machine-variant" in sys.argv)

@@ -5,6 +5,9 @@
 // here so that the compiler cannot fuse anything else; every FMA below is explicit. Loops are plain C
 // that the compiler vectorizes inside the target-specific wrappers at the end of the file.
 #include "ckpt_kernels.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -40,31 +43,12 @@ CKPT_INLINE float f32_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 // rsqrtps is implementation-defined, but it runs on the CPU torch would run on, so the estimates
 // agree; rsqrt14 is specified exactly. Inputs outside MKL's main range (zero, negative, inf, NaN,
 // and for the SSE/AVX2 kernels subnormal and huge values) take its special path, correctly rounded.
-enum { SQRT_EXACT = 0, SQRT_MKL_SSE_F32 = 1, SQRT_MKL_AVX2_F64 = 2, SQRT_MKL_AVX512 = 3 };
-
-#if defined(__x86_64__)
-static int intel_avx512(void) {
-    return __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-}
-#endif
-
-static int torch_sqrt_kind_f32(void) {
-#if defined(__x86_64__)
-    if (!__builtin_cpu_is("intel")) return SQRT_MKL_SSE_F32;
-    return intel_avx512() ? SQRT_MKL_AVX512 : SQRT_EXACT;
-#else
-    return SQRT_EXACT;
-#endif
-}
-
-static int torch_sqrt_kind_f64(void) {
-#if defined(__x86_64__)
-    return intel_avx512() ? SQRT_MKL_AVX512 : SQRT_MKL_AVX2_F64;
-#else
-    return SQRT_EXACT;
-#endif
-}
+enum {
+    SQRT_EXACT = CKPT_SQRT_EXACT,
+    SQRT_MKL_SSE_F32 = CKPT_SQRT_MKL_SSE_F32,
+    SQRT_MKL_AVX2_F64 = CKPT_SQRT_MKL_AVX2_F64,
+    SQRT_MKL_AVX512 = CKPT_SQRT_MKL_AVX512,
+};
 
 CKPT_INLINE uint64_t bits_f64(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
 CKPT_INLINE double f64_bits(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
@@ -194,8 +178,21 @@ CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restr
     }
 }
 
-void ckpt_torch_sqrt_f32(float *values, int64_t count) {
-    const int kind = torch_sqrt_kind_f32();
+// A kind this CPU cannot compute (rsqrt14 without AVX-512) would fault: exact roots instead.
+// Callers check reproducibility first (ckpt_torch_rounding_reproducible); this only keeps a wrong
+// argument from crashing.
+static int usable_sqrt_kind(int kind) {
+#if defined(__x86_64__)
+    if (kind == SQRT_MKL_AVX512) return __builtin_cpu_supports("avx512f") ? kind : SQRT_EXACT;
+    return kind == SQRT_MKL_SSE_F32 || kind == SQRT_MKL_AVX2_F64 ? kind : SQRT_EXACT;
+#else
+    (void)kind;
+    return SQRT_EXACT;
+#endif
+}
+
+void ckpt_torch_sqrt_f32(float *values, int64_t count, ckpt_torch_sqrt_kind sqrt_kind) {
+    const int kind = usable_sqrt_kind(sqrt_kind);
     float roots[CKPT_SQRT_BLOCK];
     for (int64_t base = 0; base < count; base += CKPT_SQRT_BLOCK) {
         const int block = count - base < CKPT_SQRT_BLOCK ? (int)(count - base) : CKPT_SQRT_BLOCK;
@@ -204,8 +201,8 @@ void ckpt_torch_sqrt_f32(float *values, int64_t count) {
     }
 }
 
-void ckpt_torch_sqrt_f64(double *values, int64_t count) {
-    const int kind = torch_sqrt_kind_f64();
+void ckpt_torch_sqrt_f64(double *values, int64_t count, ckpt_torch_sqrt_kind sqrt_kind) {
+    const int kind = usable_sqrt_kind(sqrt_kind);
     double roots[CKPT_SQRT_BLOCK];
     for (int64_t base = 0; base < count; base += CKPT_SQRT_BLOCK) {
         const int block = count - base < CKPT_SQRT_BLOCK ? (int)(count - base) : CKPT_SQRT_BLOCK;
@@ -253,13 +250,13 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
 // One body per floating type. `mclr` is `(T)(-clr)`, the scalar torch hands addcdiv (single tensor)
 // and mul (foreach); `fclr` is `(T)clr` for the fused kernel. The fused kernel's tail loop uses the
 // same casts as its vector loop.
-#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT_BLOCK, SQRT_KIND)                                                      \
+#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT_BLOCK, SQRT_KIND)                          \
     CKPT_INLINE void NAME(ckpt_adagrad_path path, T *restrict param, const T *restrict grad,              \
                           T *restrict sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) {   \
         const T wd = (T)o->weight_decay, eps = (T)o->eps;                                                 \
         const T mclr = (T)(-o->clr), fclr = (T)o->clr;                                                    \
         const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
-        const int sqrt_kind = path == CKPT_ADAGRAD_FUSED ? SQRT_EXACT : SQRT_KIND();                         \
+        const int sqrt_kind = path == CKPT_ADAGRAD_FUSED ? SQRT_EXACT : usable_sqrt_kind(o->SQRT_KIND);     \
         switch (path) {                                                                                   \
         case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
         case CKPT_ADAGRAD_FOREACH: {                                                                      \
@@ -301,8 +298,8 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
         }                                                                                                 \
     }
 
-CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32, torch_sqrt_block_f32, torch_sqrt_kind_f32)
-CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_block_f64, torch_sqrt_kind_f64)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32, torch_sqrt_block_f32, sqrt_f32_kind)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_block_f64, sqrt_f64_kind)
 
 // MARK: float16 / bfloat16
 
@@ -310,7 +307,7 @@ CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
     const int64_t chunk = o->add_chunk > 0 ? o->add_chunk : 1;
     const int64_t start = i / chunk * chunk;
     const int64_t end = start + chunk < o->numel ? start + chunk : o->numel;
-    const int64_t vector = o->add_vector_length > 0 ? o->add_vector_length : 1;
+    const int64_t vector = o->add_vector_step > 0 ? o->add_vector_step : 1;
     return i >= end - (end - start) % vector;
 }
 
@@ -321,7 +318,10 @@ CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
 //
 // One quirk: add(param, alpha=wd) computes g + p * alpha in float in its vector loop, but in the
 // low-precision type's own arithmetic (the product rounded, then the sum) in its scalar tail: the
-// last (chunk length mod vector length) elements of each chunk at::parallel_for hands a thread.
+// last (chunk length mod 32) elements of each chunk at::parallel_for hands a thread. ATen's
+// vectorized_loop takes two vectors per iteration, and add's kernel is the 32-byte-vector one
+// even where ATen reports AVX-512 (torch 2.15 here: tails of 4 and 24 elements on both, for
+// 100 elements and for 32824-element chunks).
 #define CKPT_DEFINE_REDUCED_BODY(NAME, TO_FLOAT, FROM_FLOAT)                                              \
     CKPT_INLINE void NAME(ckpt_adagrad_path path, uint16_t *restrict param, const uint16_t *restrict grad,\
                           uint16_t *restrict sum, int64_t begin, int64_t end,                             \
@@ -387,6 +387,16 @@ CKPT_DEFINE_REDUCED_BODY(adagrad_body_bf16, bf16_to_float, float_to_bf16)
 #define CKPT_X86 1
 #define CKPT_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,f16c")))
 #define CKPT_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static int has_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+static int has_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
 #endif
 
 #define CKPT_DEFINE_ENTRY(SUFFIX, T)                                                                      \
@@ -395,15 +405,11 @@ CKPT_DEFINE_REDUCED_BODY(adagrad_body_bf16, bf16_to_float, float_to_bf16)
         adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
     }                                                                                                     \
     CKPT_X86_VARIANTS(SUFFIX, T)                                                                          \
-    void ckpt_adagrad_##SUFFIX##_isa(ckpt_isa isa, ckpt_adagrad_path path, T *param, const T *grad,       \
-                                     T *sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) { \
+    void ckpt_adagrad_##SUFFIX(ckpt_adagrad_path path, T *param, const T *grad, T *sum, int64_t begin,    \
+                               int64_t end, const ckpt_adagrad_options *o) {                              \
         if (begin >= end) return;                                                                         \
         CKPT_X86_DISPATCH(SUFFIX)                                                                         \
         adagrad_##SUFFIX##_baseline(path, param, grad, sum, begin, end, o);                               \
-    }                                                                                                     \
-    void ckpt_adagrad_##SUFFIX(ckpt_adagrad_path path, T *param, const T *grad, T *sum, int64_t begin,    \
-                               int64_t end, const ckpt_adagrad_options *o) {                              \
-        ckpt_adagrad_##SUFFIX##_isa(CKPT_ISA_BEST, path, param, grad, sum, begin, end, o);                \
     }
 
 #if CKPT_X86
@@ -419,29 +425,14 @@ CKPT_DEFINE_REDUCED_BODY(adagrad_body_bf16, bf16_to_float, float_to_bf16)
         adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
     }
 #define CKPT_X86_DISPATCH(SUFFIX)                                                                         \
-    if ((isa == CKPT_ISA_BEST || isa == CKPT_ISA_AVX512) && has_avx512()) {                               \
-        adagrad_##SUFFIX##_avx512(path, param, grad, sum, begin, end, o);                                 \
-        return;                                                                                           \
-    }                                                                                                     \
-    if ((isa == CKPT_ISA_BEST || isa == CKPT_ISA_AVX512 || isa == CKPT_ISA_AVX2) && has_avx2()) {         \
-        adagrad_##SUFFIX##_avx2(path, param, grad, sum, begin, end, o);                                   \
-        return;                                                                                           \
+    switch (ckpt_isa_resolve(o->isa)) {                                                                   \
+    case CKPT_ISA_AVX512: adagrad_##SUFFIX##_avx512(path, param, grad, sum, begin, end, o); return;       \
+    case CKPT_ISA_AVX2: adagrad_##SUFFIX##_avx2(path, param, grad, sum, begin, end, o); return;           \
+    default: break;                                                                                       \
     }
 #else
 #define CKPT_X86_VARIANTS(SUFFIX, T)
 #define CKPT_X86_DISPATCH(SUFFIX)
-#endif
-
-#if CKPT_X86
-static int has_avx512(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-
-static int has_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
 #endif
 
 int ckpt_isa_available(ckpt_isa isa) {
@@ -459,14 +450,86 @@ int ckpt_isa_available(ckpt_isa isa) {
     return 0;
 }
 
-int ckpt_torch_vector_bytes(void) {
+// CKPT_ISA, read once: lets a whole run (tests, benchmarks, a user's job) exercise a narrower
+// variant than the CPU allows, to compare variants on one machine.
+static ckpt_isa environment_limit = CKPT_ISA_BEST;
+static pthread_once_t environment_once = PTHREAD_ONCE_INIT;
+
+static void read_environment_limit(void) {
+    const char *value = getenv("CKPT_ISA");
+    if (value == NULL || *value == 0) return;
+    if (strcmp(value, "avx512") == 0) environment_limit = CKPT_ISA_AVX512;
+    else if (strcmp(value, "avx2") == 0) environment_limit = CKPT_ISA_AVX2;
+    else if (strcmp(value, "baseline") == 0) environment_limit = CKPT_ISA_BASELINE;
+    else fprintf(stderr, "ckpt: ignoring CKPT_ISA=%s (expected avx512, avx2 or baseline)\n", value);
+}
+
+ckpt_isa ckpt_isa_selected(void) {
+    pthread_once(&environment_once, read_environment_limit);
+    const ckpt_isa order[] = {CKPT_ISA_AVX512, CKPT_ISA_AVX2, CKPT_ISA_BASELINE};
+    for (int index = 0; index < 3; index++) {
+        const ckpt_isa isa = order[index];
+        if (environment_limit != CKPT_ISA_BEST && isa > environment_limit) continue;
+        if (ckpt_isa_available(isa)) return isa;
+    }
+    return CKPT_ISA_BASELINE;
+}
+
+ckpt_isa ckpt_isa_resolve(ckpt_isa requested) {
+    if (requested == CKPT_ISA_BEST) return ckpt_isa_selected();
+    // A variant the CPU lacks runs as the widest narrower one it has.
+    for (ckpt_isa isa = requested; isa > CKPT_ISA_BASELINE; isa--)
+        if (ckpt_isa_available(isa)) return isa;
+    return CKPT_ISA_BASELINE;
+}
+
+// MARK: What torch computes on this CPU
+
+ckpt_cpu_vendor ckpt_cpu_vendor_id(void) {
 #if CKPT_X86
-    // ATen picks its AVX-512 kernels when the CPU has avx512f/vl/bw/dq and fma; else 256-bit vectors.
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
-        return 64;
+    if (__builtin_cpu_is("intel")) return CKPT_VENDOR_INTEL;
+    if (__builtin_cpu_is("amd")) return CKPT_VENDOR_AMD;
+    return CKPT_VENDOR_OTHER_X86;
+#else
+    return CKPT_VENDOR_NOT_X86;
 #endif
-    return 32;
+}
+
+// MKL picks its vsSqrt/vdSqrt kernel by vendor and by the instruction set it may use (all the CPU
+// has, unless MKL_ENABLE_INSTRUCTIONS caps it).
+ckpt_torch_rounding ckpt_torch_rounding_for(ckpt_cpu_vendor vendor, int mkl_avx512) {
+    ckpt_torch_rounding rounding = {.sqrt_f32 = CKPT_SQRT_EXACT, .sqrt_f64 = CKPT_SQRT_EXACT, .estimate_vendor = vendor};
+    if (vendor == CKPT_VENDOR_NOT_X86) return rounding;
+    const int intel = vendor == CKPT_VENDOR_INTEL;
+    rounding.sqrt_f32 = !intel ? CKPT_SQRT_MKL_SSE_F32 : mkl_avx512 ? CKPT_SQRT_MKL_AVX512 : CKPT_SQRT_EXACT;
+    rounding.sqrt_f64 = intel && mkl_avx512 ? CKPT_SQRT_MKL_AVX512 : CKPT_SQRT_MKL_AVX2_F64;
+    return rounding;
+}
+
+ckpt_torch_rounding ckpt_torch_rounding_native(void) {
+#if CKPT_X86
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+    return ckpt_torch_rounding_for(ckpt_cpu_vendor_id(), avx512);
+#else
+    return ckpt_torch_rounding_for(CKPT_VENDOR_NOT_X86, 0);
+#endif
+}
+
+static int sqrt_kind_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor estimate_vendor) {
+    switch (kind) {
+    case CKPT_SQRT_EXACT: return 1;
+#if CKPT_X86
+    case CKPT_SQRT_MKL_AVX512: return __builtin_cpu_supports("avx512f");  // rsqrt14 is specified exactly
+    case CKPT_SQRT_MKL_SSE_F32:
+    case CKPT_SQRT_MKL_AVX2_F64: return estimate_vendor == ckpt_cpu_vendor_id();  // rsqrtps is not
+#endif
+    default: return 0;
+    }
+}
+
+int ckpt_torch_sqrt_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor estimate_vendor) {
+    return sqrt_kind_reproducible(kind, estimate_vendor);
 }
 
 CKPT_DEFINE_ENTRY(f32, float)

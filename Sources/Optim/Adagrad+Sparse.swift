@@ -128,12 +128,13 @@ enum AdagradSparseUpdate {
     /// For float32 and float64 torch's CPU sqrt is MKL's, which is not correctly rounded on every
     /// CPU; CKernels reproduces it. Half types take the correctly rounded root, then round it.
     private static func takeTorchSquareRoots(_ values: inout [Double], dtype: DType, round: (Double) -> Double) {
+        let rounding = TorchRounding.current
         switch dtype {
         case .float64:
-            values.withUnsafeMutableBufferPointer { ckpt_torch_sqrt_f64($0.baseAddress, Int64($0.count)) }
+            values.withUnsafeMutableBufferPointer { ckpt_torch_sqrt_f64($0.baseAddress, Int64($0.count), rounding.sqrtF64) }
         case .float32:
             var narrow = values.map { Float($0) }
-            narrow.withUnsafeMutableBufferPointer { ckpt_torch_sqrt_f32($0.baseAddress, Int64($0.count)) }
+            narrow.withUnsafeMutableBufferPointer { ckpt_torch_sqrt_f32($0.baseAddress, Int64($0.count), rounding.sqrtF32) }
             for index in values.indices { values[index] = Double(narrow[index]) }
         default:
             for index in values.indices { values[index] = round(values[index].squareRoot()) }

@@ -48,8 +48,8 @@ public struct AdagradHyperparameters: Sendable {
 /// The arithmetic lives in CKernels (adagrad.c), which records per path and dtype how torch rounds:
 /// the FMAs GCC formed in ATen's kernels, which scalars an op casts to float16/bfloat16 first, the
 /// scalar tails of parallel chunks, and MKL's square root for torch.sqrt. Some of that depends on the
-/// CPU torch runs on (MKL's kernel choice, ATen's vector width); the kernels detect it at run time,
-/// so results match torch run on the same kind of machine.
+/// CPU torch runs on (MKL's kernel choice, ATen's vector width); ``TorchRounding`` describes it, so
+/// results match torch run on the same kind of machine.
 enum AdagradKernels {
     /// One parameter's dense update, as ``denseUpdates(_:)`` takes it.
     struct DenseUpdate {
@@ -143,6 +143,7 @@ enum AdagradKernels {
     private static func run(_ updates: [DenseUpdate]) throws {
         var tasks: [ckpt_adagrad_task] = []
         tasks.reserveCapacity(updates.count)
+        let rounding = TorchRounding.current, isa = TorchRounding.instructionSet
         var gathered: [Tensor] = []
         for index in updates.indices {
             let dtype = updates[index].param.dtype
@@ -173,7 +174,7 @@ enum AdagradKernels {
             task.grad = g
             task.sum = s
             task.count = Int64(realCount)
-            task.options = kernelOptions(updates[index], realCount: realCount)
+            task.options = kernelOptions(updates[index], realCount: realCount, rounding: rounding, isa: isa)
             tasks.append(task)
         }
         withExtendedLifetime((updates, gathered)) {
@@ -183,8 +184,9 @@ enum AdagradKernels {
         }
     }
 
-    /// The scalars torch's kernels receive for one update of `realCount` real elements.
-    private static func kernelOptions(_ update: DenseUpdate, realCount: Int) -> ckpt_adagrad_options {
+    /// The scalars torch's kernels receive for one update of `realCount` real elements, rounded as
+    /// `rounding` says torch rounds them.
+    private static func kernelOptions(_ update: DenseUpdate, realCount: Int, rounding: TorchRounding, isa: ckpt_isa) -> ckpt_adagrad_options {
         var options = ckpt_adagrad_options()
         options.clr = decayedLearningRate(
             lr: update.hyper.lr, lrDecay: update.hyper.lrDecay, step: update.step, implementation: update.implementation)
@@ -192,9 +194,12 @@ enum AdagradKernels {
         options.weight_decay = update.hyper.weightDecay
         options.maximize = update.hyper.maximize ? 1 : 0
         options.numel = Int64(realCount)
-        options.add_chunk = Int64(torchParallelChunk(realCount))
-        options.add_vector_length = Int32(Int(ckpt_torch_vector_bytes()) / update.param.dtype.scalarItemSize)
+        options.add_chunk = Int64(rounding.parallelChunk(realCount))
+        options.add_vector_step = Int32(TorchRounding.addLoopStep)
         options.complex_weight_decay = update.param.dtype.isComplex && update.implementation == .singleTensor ? 1 : 0
+        options.sqrt_f32_kind = rounding.sqrtF32
+        options.sqrt_f64_kind = rounding.sqrtF64
+        options.isa = isa
         return options
     }
 
@@ -222,41 +227,6 @@ enum AdagradKernels {
         let elapsed = Double(step) - 1
         if implementation == .fused { return lr / (1 as Double).addingProduct(elapsed, lrDecay) }
         return lr / (1 + elapsed * lrDecay)
-    }
-
-    /// torch's default intra-op thread count (at::intraop_default_num_threads): OMP_NUM_THREADS,
-    /// else MKL_NUM_THREADS, else the number of physical cores. Read once per process.
-    static let torchThreadCount: Int = {
-        let environment = ProcessInfo.processInfo.environment
-        for name in ["OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
-            if let value = environment[name].flatMap({ Int($0) }), value > 0 { return value }
-        }
-        return physicalCoreCount() ?? ProcessInfo.processInfo.activeProcessorCount
-    }()
-
-    /// Distinct (physical id, core id) pairs in /proc/cpuinfo, or nil where that file is absent.
-    private static func physicalCoreCount() -> Int? {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
-        var cores = Set<String>()
-        var physical = ""
-        for line in info.split(separator: "\n") {
-            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2 else { continue }
-            if parts[0] == "physical id" { physical = parts[1] }
-            if parts[0] == "core id" { cores.insert(physical + "/" + parts[1]) }
-        }
-        return cores.isEmpty ? nil : cores.count
-    }
-
-    /// The range at::parallel_for hands each of torch's threads for an elementwise op over
-    /// `count` elements (grain 32768; torch's thread count taken to be the core count). Needed
-    /// only to place the scalar tails of `add(alpha:)` for float16/bfloat16.
-    static func torchParallelChunk(_ count: Int) -> Int {
-        let grain = 32768
-        let threads = torchThreadCount
-        guard count >= grain, threads > 1 else { return max(count, 1) }
-        let workers = min(threads, (count + grain - 1) / grain)
-        return (count + workers - 1) / workers
     }
 
     static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: AdagradImplementation) throws {
@@ -298,9 +268,4 @@ enum AdagradKernels {
                                   expected: "contiguous strides", found: "\(tensor.strides)")
         }
     }
-}
-
-extension DType {
-    /// Bytes of one real scalar: a complex element counts as two.
-    fileprivate var scalarItemSize: Int { isComplex ? itemSize / 2 : itemSize }
 }

@@ -42,8 +42,10 @@ struct AdagradBatchTests {
         options.eps = hyper.eps
         options.weight_decay = hyper.weightDecay
         options.numel = Int64(item.values.count)
-        options.add_chunk = Int64(AdagradKernels.torchParallelChunk(item.values.count))
-        options.add_vector_length = Int32(ckpt_torch_vector_bytes()) / Int32(item.dtype.itemSize)
+        options.add_chunk = Int64(TorchRounding.native.parallelChunk(item.values.count))
+        options.add_vector_step = Int32(TorchRounding.addLoopStep)
+        options.sqrt_f32_kind = TorchRounding.native.sqrtF32
+        options.sqrt_f64_kind = TorchRounding.native.sqrtF64
         return try AdagradKernelTests.runVariant(CKPT_ISA_BEST, item.dtype, path(item.implementation), item.values, item.gradients, &options)
     }
 

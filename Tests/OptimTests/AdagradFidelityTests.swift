@@ -5,18 +5,24 @@ import Testing
 
 @testable import Optim
 
-/// Replays the torch trajectories written by scripts/make_adagrad_goldens.py through
+/// Replays the torch trajectories recorded by scripts/make_adagrad_goldens.py through
 /// `AdagradKernels.denseUpdate` and compares param and sum with torch's bits at every snapshot.
 /// Every expected value comes from the torch files.
 ///
-/// torch's own results depend on the CPU (MKL picks its square-root kernel by vendor and ISA; ATen
-/// its vector length), so the files only bind machines of the kind that made them: the test says so
-/// instead of comparing when the CPU vendor or ATen's vector width differ.
+/// torch's own bits depend on the machine, so the index holds one result set per kind of machine
+/// torch ran on, and each case names what its result depends on (`depends_on`):
+/// - `sqrt_f32`/`sqrt_f64`: MKL's square-root kernel, chosen by CPU vendor and MKL's instruction
+///   set. A set is compared where this CPU reproduces that kernel (``TorchRounding``); rsqrtps
+///   estimates differ between vendors, rsqrt14 needs AVX-512.
+/// - `torch_threads`: where at::parallel_for splits the work; reproduced for any recorded count.
+/// - nothing: the same bits everywhere (the script checks that across every machine it records).
+/// Each comparison runs under the recorded machine's rounding, and under every instruction-set
+/// variant of our kernels this CPU has. `CKPT_ADAGRAD_GOLDENS` points at another index directory
+/// (`make interop` records this machine's there and compares against it).
 struct AdagradFidelityTests {
     /// One trajectory from index.json.
-    struct GoldenCase: Sendable, CustomTestStringConvertible {
+    struct GoldenCase: Sendable {
         let name: String
-        let file: String
         let dtype: DType
         let implementation: AdagradImplementation
         let lr: Double
@@ -26,7 +32,27 @@ struct AdagradFidelityTests {
         let eps: Double
         let maximize: Bool
         let initialAccumulatorValue: Double
-        var testDescription: String { name }
+        /// Elements; nil for the trajectories over `numel` elements, else a one-step chunked case.
+        let chunkedNumel: Int?
+        let dependsOn: [String]
+
+        /// Whether the result depends on torch's float32 (false) or float64 (true) square root.
+        var sqrtDependency: Bool? {
+            dependsOn.contains("sqrt_f64") ? true : dependsOn.contains("sqrt_f32") ? false : nil
+        }
+    }
+
+    /// The torch that recorded one result set, and its file per case.
+    struct Machine: Sendable {
+        let torch: TorchMachine
+        let results: [String: String]
+    }
+
+    /// One case compared against one machine's result.
+    struct Comparison: Sendable, CustomTestStringConvertible {
+        let golden: GoldenCase
+        let machine: Machine
+        var testDescription: String { "\(golden.name) on \(machine.torch)" }
     }
 
     struct Golden: Sendable {
@@ -35,22 +61,21 @@ struct AdagradFidelityTests {
         let steps: Int
         let snapshotEvery: Int
         let lrChangeStep: Int
-        let cpuVendor: String
-        let vectorBytes: Int
         let inputs: [String: (initial: String, grads: String)]
         let cases: [GoldenCase]
+        let machines: [Machine]
     }
 
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../Fixtures/adagrad").standardizedFileURL
+    static let directory: URL = ProcessInfo.processInfo.environment["CKPT_ADAGRAD_GOLDENS"].map { URL(fileURLWithPath: $0) }
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/adagrad").standardizedFileURL
 
     static func loadGolden() throws -> Golden {
         let data = try Data(contentsOf: directory.appendingPathComponent("index.json"))
         guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let numel = root["numel"] as? Int, let steps = root["steps"] as? Int,
               let every = root["snapshot_every"] as? Int, let change = root["lr_change_step"] as? Int,
-              let vendor = root["cpu_vendor"] as? String, let capability = root["cpu_capability"] as? String,
-              let inputs = root["inputs"] as? [String: [String: String]], let cases = root["cases"] as? [[String: Any]]
+              let inputs = root["inputs"] as? [String: [String: String]], let cases = root["cases"] as? [[String: Any]],
+              let machines = root["machines"] as? [[String: Any]]
         else { throw CheckpointError(.corrupt, "index.json lacks a required field") }
         var parsedInputs: [String: (initial: String, grads: String)] = [:]
         for (dtype, files) in inputs {
@@ -60,15 +85,12 @@ struct AdagradFidelityTests {
             parsedInputs[dtype] = (initFile, grads)
         }
         let parsed = try cases.map { entry -> GoldenCase in
-            guard let name = entry["name"] as? String, let file = entry["file"] as? String,
+            guard let name = entry["name"] as? String,
                   let dtypeName = entry["dtype"] as? String, let dtype = DType(rawValue: dtypeName),
                   let pathName = entry["implementation"] as? String,
                   let lr = (entry["lr"] as? NSNumber)?.doubleValue,
-                  let lrDecay = (entry["lr_decay"] as? NSNumber)?.doubleValue,
                   let wd = (entry["weight_decay"] as? NSNumber)?.doubleValue,
-                  let eps = (entry["eps"] as? NSNumber)?.doubleValue,
-                  let maximize = entry["maximize"] as? Bool,
-                  let iav = (entry["initial_accumulator_value"] as? NSNumber)?.doubleValue
+                  let dependsOn = entry["depends_on"] as? [String]
             else { throw CheckpointError(.corrupt, "case entry incomplete", found: "\(entry)") }
             let implementation: AdagradImplementation = switch pathName {
             case "singleTensor": .singleTensor
@@ -76,21 +98,48 @@ struct AdagradFidelityTests {
             default: .fused
             }
             return GoldenCase(
-                name: name, file: file, dtype: dtype, implementation: implementation, lr: lr,
-                newLR: (entry["new_lr"] as? NSNumber)?.doubleValue, lrDecay: lrDecay, weightDecay: wd, eps: eps,
-                maximize: maximize, initialAccumulatorValue: iav)
+                name: name, dtype: dtype, implementation: implementation, lr: lr,
+                newLR: (entry["new_lr"] as? NSNumber)?.doubleValue, lrDecay: (entry["lr_decay"] as? NSNumber)?.doubleValue ?? 0,
+                weightDecay: wd, eps: (entry["eps"] as? NSNumber)?.doubleValue ?? 1e-10, maximize: entry["maximize"] as? Bool ?? false,
+                initialAccumulatorValue: (entry["initial_accumulator_value"] as? NSNumber)?.doubleValue ?? 0,
+                chunkedNumel: entry["numel"] as? Int, dependsOn: dependsOn)
+        }
+        let parsedMachines = try machines.map { entry -> Machine in
+            guard let results = entry["results"] as? [String: String] else {
+                throw CheckpointError(.corrupt, "machine entry without results", found: "\(entry)")
+            }
+            return Machine(torch: try TorchMachine(facts: entry), results: results)
         }
         return Golden(directory: directory, numel: numel, steps: steps, snapshotEvery: every, lrChangeStep: change,
-                      cpuVendor: vendor, vectorBytes: capability == "AVX512" ? 64 : 32, inputs: parsedInputs, cases: parsed)
+                      inputs: parsedInputs, cases: parsed, machines: parsedMachines)
     }
 
     static let golden: Golden? = try? loadGolden()
-    static var allCases: [GoldenCase] { golden?.cases ?? [] }
+
+    /// Every (case, machine) pair whose torch result this CPU reproduces.
+    static func comparisons(sqrtDependent: Bool) -> [Comparison] {
+        guard let golden else { return [] }
+        return golden.cases.flatMap { golden -> [Comparison] in
+            guard (golden.sqrtDependency != nil) == sqrtDependent else { return [] }
+            return Self.golden!.machines.compactMap { machine in
+                guard machine.results[golden.name] != nil else { return nil }
+                if let float64 = golden.sqrtDependency, !machine.torch.rounding.sqrtIsReproducible(float64: float64) { return nil }
+                return Comparison(golden: golden, machine: machine)
+            }
+        }
+    }
+
+    static let sqrtComparisons = comparisons(sqrtDependent: true)
+
+    /// The instruction-set variants of our kernels this CPU runs.
+    static let variants = [CKPT_ISA_BASELINE, CKPT_ISA_AVX2, CKPT_ISA_AVX512].filter { ckpt_isa_available($0) != 0 }
 
     @Test func goldenIndexLoadsWithEveryPathAndDType() throws {
         let golden = try Self.loadGolden()
-        #expect(golden.cases.count == 56)
+        #expect(golden.cases.count(where: { $0.chunkedNumel == nil }) == 56)
+        #expect(golden.cases.contains { $0.chunkedNumel != nil })
         #expect(golden.steps >= 200)
+        #expect(!golden.machines.isEmpty)
         for implementation in [AdagradImplementation.singleTensor, .forEach, .fused] {
             for dtype in [DType.float32, .float64, .float16, .bfloat16] {
                 #expect(golden.cases.contains { $0.implementation == implementation && $0.dtype == dtype })
@@ -98,27 +147,57 @@ struct AdagradFidelityTests {
         }
     }
 
-    /// The vendor_id of this machine's CPU, as /proc/cpuinfo names it.
-    static var machineCPUVendor: String {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("vendor_id") }),
-              let value = line.split(separator: ":", maxSplits: 1).last
-        else { return "unknown" }
-        return value.trimmingCharacters(in: .whitespaces)
+    /// Cases whose result is the same on every machine (fused, float16/bfloat16, thread-split
+    /// chunks at the recorded thread count), against every recorded machine.
+    @Test(arguments: comparisons(sqrtDependent: false))
+    func machineIndependentTrajectoryMatchesTorch(_ comparison: Comparison) throws {
+        try Self.compare(comparison)
     }
 
-    @Test(arguments: allCases)
-    func trajectoryMatchesTorch(_ golden: GoldenCase) throws {
-        let index = try #require(Self.golden)
-        guard index.cpuVendor == Self.machineCPUVendor, index.vectorBytes == Int(ckpt_torch_vector_bytes()) else {
-            Issue.record("""
-                goldens come from a \(index.cpuVendor) CPU with \(index.vectorBytes)-byte vectors; this is a \(Self.machineCPUVendor) \
-                CPU with \(ckpt_torch_vector_bytes())-byte vectors, where torch rounds differently: rerun scripts/make_adagrad_goldens.py here
-                """)
-            return
+    /// Cases that depend on MKL's square root, against each machine whose kernel this CPU reproduces.
+    @Test(
+        .enabled(if: !sqrtComparisons.isEmpty, """
+            no recorded golden comes from a CPU whose torch.sqrt this CPU reproduces (here: \(TorchRounding.native)); \
+            `make interop` records this machine's goldens and compares against them
+            """),
+        arguments: sqrtComparisons)
+    func sqrtDependentTrajectoryMatchesTorch(_ comparison: Comparison) throws {
+        try Self.compare(comparison)
+    }
+
+    static let nativeIsRecorded = golden?.machines.contains { $0.torch.rounding.sqrtMatches(.native) } ?? false
+
+    /// Every machine-dependent case has a result recorded by torch on a machine like this one.
+    @Test(.enabled(if: nativeIsRecorded, "no golden was recorded by torch on a CPU like this one (\(TorchRounding.native)); `make interop` records them"))
+    func thisMachinesTorchIsCovered() throws {
+        let golden = try #require(Self.golden)
+        for golden in golden.cases where golden.sqrtDependency != nil {
+            let covered = Self.sqrtComparisons.contains { $0.golden.name == golden.name && $0.machine.torch.rounding.sqrtMatches(.native) }
+            #expect(covered, "\(golden.name) has no result recorded on a machine like this one")
         }
+    }
+
+    static func compare(_ comparison: Comparison) throws {
+        let index = try #require(Self.golden)
+        let golden = comparison.golden
+        let file = try #require(comparison.machine.results[golden.name])
+        let expected = try Data(contentsOf: index.directory.appendingPathComponent(file))
+        try #require(!variants.isEmpty)
+        for isa in variants {
+            try TorchRounding.$instructionSet.withValue(isa) {
+                try TorchRounding.$current.withValue(comparison.machine.torch.rounding) {
+                    if let numel = golden.chunkedNumel {
+                        try compareChunked(golden, numel: numel, expected: expected, isa: isa)
+                    } else {
+                        try compareTrajectory(golden, index, expected: expected, isa: isa)
+                    }
+                }
+            }
+        }
+    }
+
+    static func compareTrajectory(_ golden: GoldenCase, _ index: Golden, expected: Data, isa: ckpt_isa) throws {
         let (paramBits, sumBits) = try Self.replay(golden, index)
-        let expected = try Data(contentsOf: index.directory.appendingPathComponent(golden.file))
         let realCount = index.numel * (golden.dtype.isComplex ? 2 : 1)
         let scalarBytes = golden.dtype.itemSize / (golden.dtype.isComplex ? 2 : 1)
         let snapshotBytes = 2 * realCount * scalarBytes
@@ -128,9 +207,26 @@ struct AdagradFidelityTests {
             let torchParam = Self.orderedBits(expected.subdata(in: base..<(base + snapshotBytes / 2)), scalarBytes)
             let torchSum = Self.orderedBits(expected.subdata(in: (base + snapshotBytes / 2)..<(base + snapshotBytes)), scalarBytes)
             let ulp = max(Self.maxDistance(param, torchParam), Self.maxDistance(sum, torchSum))
-            #expect(ulp == 0, "\(golden.name): step \((snapshot + 1) * index.snapshotEvery) differs by up to \(ulp) ulp")
+            #expect(ulp == 0, "\(golden.name), ISA variant \(isa.rawValue): step \((snapshot + 1) * index.snapshotEvery) differs by up to \(ulp) ulp")
             if ulp != 0 { return }
         }
+    }
+
+    /// One step on a tensor large enough for torch to split `add(alpha:)` over its threads; the
+    /// inputs follow the formula of chunked_inputs() in the script (every value exact in float32).
+    static func compareChunked(_ golden: GoldenCase, numel count: Int, expected: Data, isa: ckpt_isa) throws {
+        let paramValues = (0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 64 }
+        let gradValues = (0..<count).map { Float(($0 * 104729) % 1999 - 999) / 128 }
+        func tensor(_ floats: [Float]) throws -> Tensor {
+            golden.dtype == .float16 ? try Tensor(floats.map { Float16($0) }) : try Tensor(floats.map { BFloat16($0) })
+        }
+        let param = try tensor(paramValues), grad = try tensor(gradValues), sum = try Tensor(zeros: golden.dtype, shape: [count])
+        let hyper = AdagradHyperparameters(lr: golden.lr, weightDecay: golden.weightDecay)
+        try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 1, hyper: hyper, implementation: golden.implementation)
+        let bytes = [UInt8](expected)
+        try #require(bytes.count == 4 * count)
+        #expect(try param.contiguousBytes() == Array(bytes[0..<(2 * count)]), "param, ISA variant \(isa.rawValue)")
+        #expect(try sum.contiguousBytes() == Array(bytes[(2 * count)...]), "sum, ISA variant \(isa.rawValue)")
     }
 
     /// Runs the trajectory through our kernels; returns the ordered bits of param and sum at each snapshot.

@@ -5,9 +5,8 @@ import Testing
 
 @testable import Optim
 
-/// Argument checking, layout handling and threading of `AdagradKernels.denseUpdate`. Bit
-/// fidelity to torch is in AdagradFidelityTests; the one torch-derived check here is the
-/// multi-threaded chunk layout of torch's float16/bfloat16 weight decay.
+/// Argument checking, layout handling, threading and instruction-set variants of
+/// `AdagradKernels.denseUpdate`. Bit fidelity to torch is in AdagradFidelityTests.
 struct AdagradKernelTests {
     static let hyper = AdagradHyperparameters(lr: 0.05, lrDecay: 0.01, weightDecay: 0.1, eps: 1e-10, maximize: false)
 
@@ -142,8 +141,10 @@ struct AdagradKernelTests {
         options.eps = Self.hyper.eps
         options.weight_decay = Self.hyper.weightDecay
         options.numel = Int64(count)
-        options.add_chunk = Int64(AdagradKernels.torchParallelChunk(count))
-        options.add_vector_length = Int32(ckpt_torch_vector_bytes()) / Int32(dtype.itemSize)
+        options.add_chunk = Int64(TorchRounding.native.parallelChunk(count))
+        options.add_vector_step = Int32(TorchRounding.addLoopStep)
+        options.sqrt_f32_kind = TorchRounding.native.sqrtF32
+        options.sqrt_f64_kind = TorchRounding.native.sqrtF64
         let path: ckpt_adagrad_path = switch implementation {
         case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
         case .forEach: CKPT_ADAGRAD_FOREACH
@@ -200,7 +201,9 @@ struct AdagradKernelTests {
             options.maximize = maximize ? 1 : 0
             options.numel = Int64(count)
             options.add_chunk = 700  // two chunks, so tails fall inside the range too
-            options.add_vector_length = Int32(ckpt_torch_vector_bytes()) / Int32(dtype.itemSize)
+            options.add_vector_step = Int32(TorchRounding.addLoopStep)
+            options.sqrt_f32_kind = TorchRounding.native.sqrtF32
+            options.sqrt_f64_kind = TorchRounding.native.sqrtF64
             var results: [[UInt8]] = []
             for isa in [CKPT_ISA_BASELINE, CKPT_ISA_AVX2, CKPT_ISA_AVX512] where ckpt_isa_available(isa) != 0 {
                 results.append(try Self.runVariant(isa, dtype, path, paramValues, gradValues, &options))
@@ -223,6 +226,7 @@ struct AdagradKernelTests {
             default: return values.withUnsafeBytes { Array($0) }
             }
         }
+        options.isa = isa
         var param = bytes(paramValues), sum = bytes(paramValues.map { $0.magnitude })
         let grad = bytes(gradValues)
         let count = Int64(paramValues.count)
@@ -231,52 +235,21 @@ struct AdagradKernelTests {
                 grad.withUnsafeBytes { g in
                     switch dtype {
                     case .float64:
-                        ckpt_adagrad_f64_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: Double.self), g.baseAddress!.assumingMemoryBound(to: Double.self),
+                        ckpt_adagrad_f64(path, p.baseAddress!.assumingMemoryBound(to: Double.self), g.baseAddress!.assumingMemoryBound(to: Double.self),
                                              s.baseAddress!.assumingMemoryBound(to: Double.self), 0, count, &options)
                     case .float16:
-                        ckpt_adagrad_f16_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
+                        ckpt_adagrad_f16(path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
                                              s.baseAddress!.assumingMemoryBound(to: UInt16.self), 0, count, &options)
                     case .bfloat16:
-                        ckpt_adagrad_bf16_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
+                        ckpt_adagrad_bf16(path, p.baseAddress!.assumingMemoryBound(to: UInt16.self), g.baseAddress!.assumingMemoryBound(to: UInt16.self),
                                               s.baseAddress!.assumingMemoryBound(to: UInt16.self), 0, count, &options)
                     default:
-                        ckpt_adagrad_f32_isa(isa, path, p.baseAddress!.assumingMemoryBound(to: Float.self), g.baseAddress!.assumingMemoryBound(to: Float.self),
+                        ckpt_adagrad_f32(path, p.baseAddress!.assumingMemoryBound(to: Float.self), g.baseAddress!.assumingMemoryBound(to: Float.self),
                                              s.baseAddress!.assumingMemoryBound(to: Float.self), 0, count, &options)
                     }
                 }
             }
         }
         return param + sum
-    }
-
-    /// torch splits a float16/bfloat16 `add(alpha:)` over its threads; the scalar tail of each
-    /// chunk rounds differently. Expected bits come from torch (make_adagrad_goldens.py), which
-    /// used 2 threads; our emulation assumes torch's default thread count (AdagradKernels.torchThreadCount).
-    @Test(arguments: ["float16", "bfloat16"])
-    func chunkedWeightDecayMatchesTorch(_ dtypeName: String) throws {
-        let directory = AdagradFidelityTests.directory
-        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("index.json"))) as? [String: Any]
-        let chunked = try #require(index?["chunked"] as? [[String: Any]])
-        let entry = try #require(chunked.first { $0["dtype"] as? String == dtypeName })
-        let count = try #require(entry["numel"] as? Int)
-        let file = try #require(entry["file"] as? String)
-        guard AdagradKernels.torchThreadCount == (index?["torch_threads"] as? Int) else {
-            Issue.record("the golden was made with torch on \(index?["torch_threads"] ?? "?") threads; torch would use \(AdagradKernels.torchThreadCount) here, so its chunks differ")
-            return
-        }
-        let dtype = try #require(DType(rawValue: dtypeName))
-        // Same formula as chunked_inputs() in the script; every value is exact in float32.
-        let paramValues = (0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 64 }
-        let gradValues = (0..<count).map { Float(($0 * 104729) % 1999 - 999) / 128 }
-        func tensor(_ floats: [Float]) throws -> Tensor {
-            dtype == .float16 ? try Tensor(floats.map { Float16($0) }) : try Tensor(floats.map { BFloat16($0) })
-        }
-        let param = try tensor(paramValues), grad = try tensor(gradValues), sum = try Tensor(zeros: dtype, shape: [count])
-        let hyper = AdagradHyperparameters(lr: 0.01, weightDecay: 0.1)
-        try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 1, hyper: hyper, implementation: .singleTensor)
-        let expected = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
-        try #require(expected.count == 4 * count)
-        #expect(try param.contiguousBytes() == Array(expected[0..<(2 * count)]))
-        #expect(try sum.contiguousBytes() == Array(expected[(2 * count)...]))
     }
 }

@@ -17,9 +17,10 @@ enum OptimFixtures {
         var description: String
     }
 
-    /// The scenarios of `Tests/Fixtures/optim/<file>.json`; a missing file is an error, not a skip.
-    static func scenarios(_ file: String) throws -> [[String: Any]] {
-        let url = directory.appendingPathComponent("\(file).json")
+    /// The scenarios of `<file>.json` in `folder` (Tests/Fixtures/optim by default); a missing
+    /// file is an error, not a skip.
+    static func scenarios(_ file: String, in folder: URL = directory) throws -> [[String: Any]] {
+        let url = folder.appendingPathComponent("\(file).json")
         let data = try Data(contentsOf: url)
         guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let scenarios = root["scenarios"] as? [[String: Any]] else {
@@ -34,11 +35,29 @@ enum OptimFixtures {
         ((try? scenarios(file)) ?? []).compactMap { $0["name"] as? String }
     }
 
-    static func scenario(_ file: String, _ name: String) throws -> [String: Any] {
-        guard let found = try scenarios(file).first(where: { $0["name"] as? String == name }) else {
+    static func scenario(_ file: String, _ name: String, in folder: URL = directory) throws -> [String: Any] {
+        guard let found = try scenarios(file, in: folder).first(where: { $0["name"] as? String == name }) else {
             throw FixtureError(description: "no scenario \(name) in \(file).json")
         }
         return found
+    }
+
+    /// One scenario of a machine-dependent file, as one machine's torch recorded it.
+    struct MachineScenario: Sendable, CustomTestStringConvertible {
+        let name: String
+        let machine: TorchMachine
+        let folder: URL
+        var testDescription: String { "\(name) on \(machine)" }
+    }
+
+    /// Every scenario of `file` in every recorded machine's variant whose torch.sqrt this CPU reproduces.
+    static func reproducibleScenarios(_ file: String) -> [MachineScenario] {
+        TorchMachine.variants(in: directory, factsFile: "\(file).json")
+            .filter { $0.machine.sqrtIsReproducible }
+            .flatMap { variant in
+                ((try? scenarios(file, in: variant.directory)) ?? []).compactMap { $0["name"] as? String }
+                    .map { MachineScenario(name: $0, machine: variant.machine, folder: variant.directory) }
+            }
     }
 
     static func bytes(hex: String) throws -> [UInt8] {

@@ -20,11 +20,23 @@ struct RenameFixture {
     let v1: StateValue
     let map: RenameMap
 
-    init() throws {
-        let data = try Data(contentsOf: Self.directory.appendingPathComponent("expected.json"))
+    /// The committed fixture, or one machine's variant (its v1.pt and expected.json) in `folder`.
+    init(folder: URL = directory) throws {
+        let data = try Data(contentsOf: folder.appendingPathComponent("expected.json"))
         expected = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        v1 = try Checkpoint.load(contentsOf: Self.directory.appendingPathComponent("v1.pt"))
+        v1 = try Checkpoint.load(contentsOf: folder.appendingPathComponent("v1.pt"))
         map = try RenameMap(contentsOf: Self.directory.appendingPathComponent("map.json"))
+    }
+
+    /// The recorded machines whose torch.sqrt (which the continued steps use) this CPU reproduces.
+    static let reproducibleVariants = TorchMachine.variants(in: directory, factsFile: "expected.json")
+        .filter { $0.machine.sqrtIsReproducible }
+        .map { Variant(machine: $0.machine, folder: $0.directory) }
+
+    struct Variant: Sendable, CustomTestStringConvertible {
+        let machine: TorchMachine
+        let folder: URL
+        var testDescription: String { "\(machine)" }
     }
 
     var model: StateValue { get throws { try #require(v1["model"]) } }
@@ -79,8 +91,17 @@ struct RenameFixture {
         }
     }
 
-    @Test func survivingParametersGetTorchsStateAndContinueBitForBit() throws {
-        let fixture = try RenameFixture()
+    /// Against every recorded machine whose torch.sqrt this CPU reproduces, under its rounding.
+    @Test(.enabled(if: !RenameFixture.reproducibleVariants.isEmpty,
+                   "no rename fixture comes from a CPU whose torch.sqrt this one reproduces (\(TorchRounding.native))"),
+          arguments: RenameFixture.reproducibleVariants)
+    func survivingParametersGetTorchsStateAndContinueBitForBit(_ variant: RenameFixture.Variant) throws {
+        try TorchRounding.$current.withValue(variant.machine.rounding) {
+            try Self.expectSurvivorsContinueAsTorch(try RenameFixture(folder: variant.folder))
+        }
+    }
+
+    static func expectSurvivorsContinueAsTorch(_ fixture: RenameFixture) throws {
         let parameters = try fixture.parameters()
         let optimizer = try fixture.optimizer(parameters)
         let report = try optimizer.loadStateDict(fixture.optimizer, renaming: fixture.map, strict: false)

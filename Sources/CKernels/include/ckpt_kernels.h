@@ -13,7 +13,61 @@ typedef enum {
     CKPT_ADAGRAD_FUSED = 2,
 } ckpt_adagrad_path;
 
-/// The scalars of one Adagrad step, as torch passes them to its kernels.
+/// The instruction sets a kernel is compiled for. Every variant rounds identically; tests run them
+/// side by side to check that.
+typedef enum {
+    CKPT_ISA_BEST = 0,      ///< the widest this CPU supports, capped by the CKPT_ISA environment variable
+    CKPT_ISA_BASELINE = 1,  ///< the build's baseline (SSE2 on x86-64; the only variant elsewhere)
+    CKPT_ISA_AVX2 = 2,      ///< AVX2 with FMA and F16C
+    CKPT_ISA_AVX512 = 3,    ///< AVX-512 F/VL/BW/DQ
+} ckpt_isa;
+
+/// True if this CPU can run kernels compiled for `isa`.
+int ckpt_isa_available(ckpt_isa isa);
+/// The variant CKPT_ISA_BEST runs: the widest available, capped by the environment variable
+/// CKPT_ISA (`avx512`, `avx2` or `baseline`), which is read once.
+ckpt_isa ckpt_isa_selected(void);
+/// The variant that runs for `requested`: the selected one for CKPT_ISA_BEST, else `requested` or,
+/// if this CPU lacks it, the widest narrower variant it has.
+ckpt_isa ckpt_isa_resolve(ckpt_isa requested);
+
+/// How torch.sqrt rounds float32/float64 on a CPU: MKL's vsSqrt/vdSqrt kernels are not correctly
+/// rounded, and which one runs depends on the CPU vendor and the instruction set MKL may use.
+typedef enum {
+    CKPT_SQRT_EXACT = 0,        ///< correctly rounded (Intel AVX2 float32; no MKL, as on arm64)
+    CKPT_SQRT_MKL_SSE_F32 = 1,  ///< MKL's SSE float32 kernel (non-Intel x86): rsqrtps estimate
+    CKPT_SQRT_MKL_AVX2_F64 = 2, ///< MKL's SSE/AVX2 float64 kernel (x86 but Intel AVX-512): rsqrtps estimate
+    CKPT_SQRT_MKL_AVX512 = 3,   ///< MKL's AVX-512 kernels (Intel with AVX-512): rsqrt14 estimate
+} ckpt_torch_sqrt_kind;
+
+/// Who made the CPU, as far as it changes torch's results (rsqrtps estimates differ by vendor).
+typedef enum {
+    CKPT_VENDOR_NOT_X86 = 0,
+    CKPT_VENDOR_INTEL = 1,
+    CKPT_VENDOR_AMD = 2,
+    CKPT_VENDOR_OTHER_X86 = 3,
+} ckpt_cpu_vendor;
+
+/// This CPU's vendor.
+ckpt_cpu_vendor ckpt_cpu_vendor_id(void);
+
+/// What torch's CPU results depend on, so the kernels can reproduce torch run on one kind of machine.
+typedef struct {
+    ckpt_torch_sqrt_kind sqrt_f32;
+    ckpt_torch_sqrt_kind sqrt_f64;
+    /// The vendor whose rsqrtps the MKL_SSE/MKL_AVX2 kinds reproduce.
+    ckpt_cpu_vendor estimate_vendor;
+} ckpt_torch_rounding;
+
+/// torch's rounding on a CPU of `vendor` where MKL may use AVX-512 (`mkl_avx512`).
+ckpt_torch_rounding ckpt_torch_rounding_for(ckpt_cpu_vendor vendor, int mkl_avx512);
+/// torch's rounding on this CPU with torch's defaults.
+ckpt_torch_rounding ckpt_torch_rounding_native(void);
+/// True if this CPU can reproduce torch's square roots of `kind` as computed on a CPU of
+/// `estimate_vendor` (rsqrt14 needs AVX-512; rsqrtps estimates need the same vendor).
+int ckpt_torch_sqrt_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor estimate_vendor);
+
+/// The scalars of one Adagrad step, as torch passes them to its kernels, and how to round them.
 typedef struct {
     /// The decayed learning rate `lr / (1 + (step - 1) * lr_decay)`, computed in double.
     double clr;
@@ -23,18 +77,20 @@ typedef struct {
     /// Elements in the whole tensor.
     int64_t numel;
     /// float16/bfloat16 with weight decay on the non-fused paths: the chunk length torch's
-    /// at::parallel_for gives each thread for `grad.add(param, alpha=wd)`, and torch's vector length
-    /// in elements; the scalar tail of each chunk rounds alpha differently (see adagrad.c).
+    /// at::parallel_for gives each thread for `grad.add(param, alpha=wd)`, and the elements one
+    /// iteration of ATen's vectorized loop takes; the scalar tail of each chunk rounds alpha
+    /// differently (see adagrad.c).
     int64_t add_chunk;
-    int32_t add_vector_length;
+    int32_t add_vector_step;
     /// Single-tensor path on a complex parameter: torch adds weight decay before viewing the
     /// tensors as real pairs, with complex arithmetic that rounds wd * param before the sum (no FMA).
     int32_t complex_weight_decay;
+    /// torch.sqrt's rounding on the non-fused float32/float64 paths.
+    ckpt_torch_sqrt_kind sqrt_f32_kind;
+    ckpt_torch_sqrt_kind sqrt_f64_kind;
+    /// The instruction-set variant to run (CKPT_ISA_BEST: ckpt_isa_selected()).
+    ckpt_isa isa;
 } ckpt_adagrad_options;
-
-/// Bytes in one of torch's CPU vectors on this machine (64 with AVX-512, else 32), which decides
-/// where the fused kernel's scalar tail starts.
-int ckpt_torch_vector_bytes(void);
 
 /// Updates elements [begin, end) of a float32 parameter and its accumulator in place.
 /// `param`, `grad` and `sum` point at element 0 of contiguous tensors; ranges of one step may run concurrently.
@@ -78,33 +134,10 @@ typedef struct {
 /// reads or writes. Below `parallel_threshold` elements in all, runs on the calling thread.
 void ckpt_adagrad_batch(ckpt_adagrad_task *tasks, int64_t task_count, int64_t chunk, int64_t parallel_threshold);
 
-/// torch.sqrt of `values[0..<count]` in place, rounded as torch's CPU kernel (MKL's vsSqrt/vdSqrt,
-/// not correctly rounded on some CPUs) rounds it on this machine.
-void ckpt_torch_sqrt_f32(float *values, int64_t count);
+/// torch.sqrt of `values[0..<count]` in place, rounded as torch's CPU kernel of `kind` rounds it.
+void ckpt_torch_sqrt_f32(float *values, int64_t count, ckpt_torch_sqrt_kind kind);
 /// The float64 variant of ``ckpt_torch_sqrt_f32``.
-void ckpt_torch_sqrt_f64(double *values, int64_t count);
-
-/// The instruction sets a kernel is compiled for. Every variant rounds identically; tests run them
-/// side by side to check that.
-typedef enum {
-    CKPT_ISA_BEST = 0,      ///< the widest this CPU supports (what the plain entry points use)
-    CKPT_ISA_BASELINE = 1,  ///< the build's baseline (SSE2 on x86-64)
-    CKPT_ISA_AVX2 = 2,      ///< AVX2 with FMA and F16C
-    CKPT_ISA_AVX512 = 3,    ///< AVX-512 F/VL/BW/DQ
-} ckpt_isa;
-
-/// True if this CPU can run kernels compiled for `isa` (an unavailable one falls back to narrower).
-int ckpt_isa_available(ckpt_isa isa);
-
-/// The Adagrad kernels above, run with the variant compiled for `isa`.
-void ckpt_adagrad_f32_isa(ckpt_isa isa, ckpt_adagrad_path path, float *param, const float *grad, float *sum,
-                          int64_t begin, int64_t end, const ckpt_adagrad_options *options);
-void ckpt_adagrad_f64_isa(ckpt_isa isa, ckpt_adagrad_path path, double *param, const double *grad, double *sum,
-                          int64_t begin, int64_t end, const ckpt_adagrad_options *options);
-void ckpt_adagrad_f16_isa(ckpt_isa isa, ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad,
-                          uint16_t *sum, int64_t begin, int64_t end, const ckpt_adagrad_options *options);
-void ckpt_adagrad_bf16_isa(ckpt_isa isa, ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad,
-                           uint16_t *sum, int64_t begin, int64_t end, const ckpt_adagrad_options *options);
+void ckpt_torch_sqrt_f64(double *values, int64_t count, ckpt_torch_sqrt_kind kind);
 
 /// Threads a parallel loop can use: the caller plus the library's worker threads (one per other CPU).
 int ckpt_thread_count(void);
