@@ -3,8 +3,11 @@
 //   swift build -c release --scratch-path .build-kernels --product adagrad-bench
 //   .build-kernels/release/adagrad-bench [--layouts 1x268435456,4096x65536] [--steps 5] [--no-torch]
 //
-// Each path's best time per step over --steps timed steps (after one warm-up step) is printed as
-// Melem/s and effective GB/s (20 bytes per element: read param, grad, sum; write param, sum).
+// For each instruction-set variant of our kernels the CPU runs (and the best one), the paths take
+// turns, one step each, for --steps rounds after a warm-up step; each path's best step is printed as
+// Melem/s and effective GB/s (20 bytes per element: read param, grad, sum; write param, sum), and
+// as a ratio to fused and to a plain loop over the same arrays (read 3, write 2: the memory's limit)
+// measured in the same rounds. Taking turns keeps a noisy machine's drift out of the ratios.
 // torch's side comes from scripts/bench_adagrad_torch.py run with the venv's python
 // (CKPT_TORCH_PYTHON, else ~/.cache/ckpt/venv-torch/bin/python); without it, ratios are not printed.
 import Checkpoint
@@ -76,25 +79,81 @@ func randomTensor(_ count: Int, seed: UInt64) throws -> Tensor {
     return tensor
 }
 
-/// Best seconds per step of our Adagrad on `path`.
-func measureOurs(_ layout: Layout, _ path: Path, steps: Int) throws -> Double {
-    var parameters: [Parameter] = []
-    for index in 0..<layout.tensors {
-        let parameter = Parameter(try randomTensor(layout.elements, seed: UInt64(2 * index + 1)))
-        parameter.grad = .dense(try randomTensor(layout.elements, seed: UInt64(2 * index + 2)))
-        parameters.append(parameter)
+/// Our Adagrad over `layout` on each path, ready to step.
+func optimizers(_ layout: Layout, _ paths: [Path]) throws -> [Path: Adagrad] {
+    var result: [Path: Adagrad] = [:]
+    for path in paths {
+        var parameters: [Parameter] = []
+        for index in 0..<layout.tensors {
+            let parameter = Parameter(try randomTensor(layout.elements, seed: UInt64(2 * index + 1)))
+            parameter.grad = .dense(try randomTensor(layout.elements, seed: UInt64(2 * index + 2)))
+            parameters.append(parameter)
+        }
+        result[path] = try Adagrad(
+            parameters, lr: 0.01, foreach: path == .foreach ? true : (path == .default ? false : nil),
+            fused: path == .fused ? true : nil)
     }
-    let optimizer = try Adagrad(
-        parameters, lr: 0.01, foreach: path == .foreach ? true : (path == .default ? false : nil),
-        fused: path == .fused ? true : nil)
-    try optimizer.step()
-    var best = Double.infinity
-    for _ in 0..<steps {
-        let start = DispatchTime.now().uptimeNanoseconds
-        try optimizer.step()
-        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    return result
+}
+
+/// Arrays for the memory baseline: the same traffic per element as an Adagrad step. Each thread
+/// writes its own range only.
+struct StreamBaseline: @unchecked Sendable {
+    let param: UnsafeMutableBufferPointer<Float>
+    let grad: UnsafeMutableBufferPointer<Float>
+    let sum: UnsafeMutableBufferPointer<Float>
+
+    init(_ count: Int) {
+        param = .allocate(capacity: count)
+        grad = .allocate(capacity: count)
+        sum = .allocate(capacity: count)
+        for buffer in [param, grad, sum] { buffer.initialize(repeating: 0.5) }
     }
-    return best
+
+    /// One pass reading param, grad and sum and writing param and sum, on every core.
+    func run() {
+        let count = param.count, cores = ProcessInfo.processInfo.activeProcessorCount
+        DispatchQueue.concurrentPerform(iterations: cores) { [self] part in
+            let range = (count * part / cores)..<(count * (part + 1) / cores)
+            for index in range {
+                let g = grad[index]
+                sum[index] += g * g
+                param[index] -= 0.001 * g
+            }
+        }
+    }
+
+    func deallocate() {
+        for buffer in [param, grad, sum] { buffer.deallocate() }
+    }
+}
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// Best seconds per step on each path with `variant` (nil: the best this CPU has), and of the
+/// memory baseline, taking turns for `rounds` rounds.
+func measureOurs(
+    _ layout: Layout, _ paths: [Path], variant: KernelVariant?, torchOn cpu: TorchCPU?, rounds: Int
+) throws -> (paths: [Path: Double], stream: Double) {
+    let stepping = try optimizers(layout, paths)
+    let baseline = StreamBaseline(layout.total)
+    defer { baseline.deallocate() }
+    func step(_ path: Path) throws {
+        if let variant { try variant.run(torchOn: cpu) { try stepping[path]!.step() } } else { try stepping[path]!.step() }
+    }
+    for path in paths { try step(path) }
+    baseline.run()
+    var best: [Path: Double] = [:]
+    var stream = Double.infinity
+    for _ in 0..<rounds {
+        for path in paths { best[path] = min(best[path] ?? .infinity, try seconds { try step(path) }) }
+        stream = min(stream, seconds { baseline.run() })
+    }
+    return (best, stream)
 }
 
 /// torch's best seconds per step per path, or nil when torch is not available.
@@ -144,24 +203,35 @@ func rate(_ elements: Int, _ seconds: Double) -> String {
 
 do {
     let arguments = try Arguments(CommandLine.arguments)
-    print("Adagrad fp32 step, \(ProcessInfo.processInfo.activeProcessorCount) cores, best of \(arguments.steps) steps")
+    print("Adagrad fp32 step, \(ProcessInfo.processInfo.activeProcessorCount) cores, best of \(arguments.steps) rounds")
+    let variants: [KernelVariant?] = [nil] + KernelVariant.allCases.reversed().filter(\.isAvailable)
     for layout in arguments.layouts {
         print("layout \(layout.description) (\(layout.total) elements)")
-        var ours: [Path: Double] = [:]
-        for path in arguments.paths {
-            ours[path] = try measureOurs(layout, path, steps: arguments.steps)
-        }
         let torch = arguments.torch ? measureTorch(layout, arguments.paths, steps: arguments.steps) : nil
-        for path in arguments.paths {
-            guard let seconds = ours[path] else { continue }
-            var line = "  \(path.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) ours \(rate(layout.total, seconds))"
-            if let theirs = torch?[path] {
-                line += " | torch \(rate(layout.total, theirs)) | \(String(format: "%.2f", theirs / seconds))x torch \(path.rawValue)"
-                if path == .fused, let torchDefault = torch?[.default] {
-                    line += String(format: ", %.2fx torch default", torchDefault / seconds)
-                }
+        // Each variant also as it runs on the kinds of CPU that have it: the square root torch
+        // computes there decides which code the non-fused paths run.
+        let runs: [(KernelVariant?, TorchCPU?)] = variants.flatMap { variant -> [(KernelVariant?, TorchCPU?)] in
+            switch variant {
+            case .avx512?: [(variant, .intelAVX512), (variant, .amd)]
+            case .avx2?: [(variant, .intelAVX2), (variant, .amd)]
+            default: [(variant, nil)]
             }
-            print(line)
+        }
+        for (variant, cpu) in runs {
+            let (ours, stream) = try measureOurs(layout, arguments.paths, variant: variant, torchOn: cpu, rounds: arguments.steps)
+            let name = variant.map { "variant \($0.rawValue)" + (cpu.map { ", torch's sqrt as on \($0.rawValue)" } ?? "") }
+                ?? "variant best (what runs by default here)"
+            print("  \(name); memory baseline (read 3, write 2) \(rate(layout.total, stream))")
+            for path in arguments.paths {
+                guard let seconds = ours[path] else { continue }
+                var line = "    \(path.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) ours \(rate(layout.total, seconds))"
+                line += String(format: " | %.2fx memory baseline", stream / seconds)
+                if path != .fused, let fused = ours[.fused] { line += String(format: ", %.2fx fused", fused / seconds) }
+                if variant == nil, let theirs = torch?[path] {
+                    line += " | torch \(rate(layout.total, theirs)) | \(String(format: "%.2f", theirs / seconds))x torch \(path.rawValue)"
+                }
+                print(line)
+            }
         }
     }
 } catch {

@@ -74,22 +74,36 @@ CKPT_INLINE float mkl_reduced_f64(double x) {
 }
 
 // rsqrtps of `in[0..<count]` (count <= CKPT_SQRT_BLOCK; lanes past count are padded with 1).
-CKPT_INLINE void rsqrtps_block(float *restrict in, float *restrict out, int count) {
+// Whole vectors are read in place; only a ragged end is copied and padded.
+CKPT_INLINE void rsqrtps_block(const float *restrict in, float *restrict out, int count) {
 #if defined(__x86_64__)
-    for (int k = count; k < ((count + 3) & ~3); k++) in[k] = 1.0f;
-    for (int k = 0; k < count; k += 4) _mm_storeu_ps(out + k, _mm_rsqrt_ps(_mm_loadu_ps(in + k)));
+    int k = 0;
+    for (; k + 4 <= count; k += 4) _mm_storeu_ps(out + k, _mm_rsqrt_ps(_mm_loadu_ps(in + k)));
+    if (k < count) {
+        float padded[4] = {1.0f, 1.0f, 1.0f, 1.0f}, estimate[4];
+        for (int lane = 0; k + lane < count; lane++) padded[lane] = in[k + lane];
+        _mm_storeu_ps(estimate, _mm_rsqrt_ps(_mm_loadu_ps(padded)));
+        for (int lane = 0; k + lane < count; lane++) out[k + lane] = estimate[lane];
+    }
 #else
     (void)in; (void)out; (void)count;
 #endif
 }
 
 #if defined(__x86_64__)
-// Not inlined: the AVX-512 instruction must stay in an AVX-512 function, called only on such CPUs.
+// Not inlined: the AVX-512 instructions must stay in an AVX-512 function, called only on such CPUs.
+// rsqrt14 is specified bit for bit, so sixteen lanes at a time give what MKL's kernel gets.
 __attribute__((target("avx512f"), noinline)) static void rsqrt14_block_f32(const float *in, float *out, int count) {
-    for (int k = 0; k < count; k++) out[k] = _mm_cvtss_f32(_mm_rsqrt14_ss(_mm_setzero_ps(), _mm_set_ss(in[k])));
+    for (int k = 0; k < count; k += 16) {
+        const __mmask16 lanes = count - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - k)) - 1);
+        _mm512_mask_storeu_ps(out + k, lanes, _mm512_rsqrt14_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), lanes, in + k)));
+    }
 }
 __attribute__((target("avx512f"), noinline)) static void rsqrt14_block_f64(const double *in, double *out, int count) {
-    for (int k = 0; k < count; k++) out[k] = _mm_cvtsd_f64(_mm_rsqrt14_sd(_mm_setzero_pd(), _mm_set_sd(in[k])));
+    for (int k = 0; k < count; k += 8) {
+        const __mmask8 lanes = count - k >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (count - k)) - 1);
+        _mm512_mask_storeu_pd(out + k, lanes, _mm512_rsqrt14_pd(_mm512_mask_loadu_pd(_mm512_set1_pd(1.0), lanes, in + k)));
+    }
 }
 #endif
 
@@ -132,21 +146,32 @@ CKPT_INLINE double mkl_avx512_refine_f64(double x, double y) {
     return fma_f64(fma_f64(-s1, s1, x), h1, s1);
 }
 
+// MKL's refinement for every element, then the exact root where MKL takes its special path (rare:
+// zeros, negatives, infinities, NaN, extreme magnitudes), so the common case computes no sqrt.
+#define CKPT_REFINE_THEN_PATCH(SPECIAL, REFINE, EXACT)                                                    \
+    do {                                                                                                  \
+        int any_special = 0;                                                                              \
+        for (int k = 0; k < count; k++) {                                                                 \
+            roots[k] = REFINE(sums[k], estimate[k]);                                                      \
+            any_special |= SPECIAL(sums[k]);                                                              \
+        }                                                                                                 \
+        if (any_special)                                                                                  \
+            for (int k = 0; k < count; k++)                                                               \
+                if (SPECIAL(sums[k])) roots[k] = EXACT(sums[k]);                                          \
+    } while (0)
+
 // torch.sqrt of sums[0..<count] into roots, for one block.
 CKPT_INLINE void torch_sqrt_block_f32(const float *restrict sums, float *restrict roots, int count, int kind) {
-    float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
+    float estimate[CKPT_SQRT_BLOCK];
     switch (kind) {
     case SQRT_MKL_SSE_F32:
-        for (int k = 0; k < count; k++) in[k] = sums[k];
-        rsqrtps_block(in, estimate, count);
-        for (int k = 0; k < count; k++)
-            roots[k] = mkl_sse_special_f32(sums[k]) ? sqrt_f32(sums[k]) : mkl_sse_refine_f32(sums[k], estimate[k]);
+        rsqrtps_block(sums, estimate, count);
+        CKPT_REFINE_THEN_PATCH(mkl_sse_special_f32, mkl_sse_refine_f32, sqrt_f32);
         return;
 #if defined(__x86_64__)
     case SQRT_MKL_AVX512:
         rsqrt14_block_f32(sums, estimate, count);
-        for (int k = 0; k < count; k++)
-            roots[k] = mkl_avx512_special_f32(sums[k]) ? sqrt_f32(sums[k]) : mkl_avx512_refine_f32(sums[k], estimate[k]);
+        CKPT_REFINE_THEN_PATCH(mkl_avx512_special_f32, mkl_avx512_refine_f32, sqrt_f32);
         return;
 #endif
     default:
@@ -160,16 +185,14 @@ CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restr
         float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
         for (int k = 0; k < count; k++) in[k] = mkl_reduced_f64(sums[k]);
         rsqrtps_block(in, estimate, count);
-        for (int k = 0; k < count; k++)
-            roots[k] = mkl_avx2_special_f64(sums[k]) ? sqrt_f64(sums[k]) : mkl_avx2_refine_f64(sums[k], estimate[k]);
+        CKPT_REFINE_THEN_PATCH(mkl_avx2_special_f64, mkl_avx2_refine_f64, sqrt_f64);
         return;
     }
 #if defined(__x86_64__)
     case SQRT_MKL_AVX512: {
         double estimate[CKPT_SQRT_BLOCK];
         rsqrt14_block_f64(sums, estimate, count);
-        for (int k = 0; k < count; k++)
-            roots[k] = mkl_avx512_special_f64(sums[k]) ? sqrt_f64(sums[k]) : mkl_avx512_refine_f64(sums[k], estimate[k]);
+        CKPT_REFINE_THEN_PATCH(mkl_avx512_special_f64, mkl_avx512_refine_f64, sqrt_f64);
         return;
     }
 #endif
@@ -251,36 +274,42 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
 // and mul (foreach); `fclr` is `(T)clr` for the fused kernel. The fused kernel's tail loop uses the
 // same casts as its vector loop.
 #define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT_BLOCK, SQRT_KIND)                          \
+    /* One block of the non-fused paths: grad.add(param, alpha=wd); sum.addcmul_(g, g);                   \
+       std = sum.sqrt().add_(eps); then single tensor: param.addcdiv_(g, std, value=-clr), i.e.           \
+       p + (-clr * g) / std; foreach: numerator = g * -clr; param.addcdiv_(numerator, std, value=1)       \
+       (same bits). Blocks let torch.sqrt's estimate run vectorized between the two halves; called       \
+       with the constant CKPT_SQRT_BLOCK, every loop has a fixed trip count the compiler unrolls. */     \
+    CKPT_INLINE void NAME##_block(T *restrict param, const T *restrict grad, T *restrict sum, int count,  \
+                                  T wd, T mclr, T eps, int has_wd, int complex_wd, int maximize,          \
+                                  int sqrt_kind) {                                                        \
+        T g[CKPT_SQRT_BLOCK], sums[CKPT_SQRT_BLOCK], roots[CKPT_SQRT_BLOCK];                              \
+        for (int k = 0; k < count; k++) {                                                                 \
+            T gk = maximize ? -grad[k] : grad[k];                                                         \
+            if (has_wd) gk = complex_wd ? gk + param[k] * wd : FMA(param[k], wd, gk);                     \
+            g[k] = gk;                                                                                    \
+            sums[k] = FMA(gk, gk, sum[k]);                                                                \
+            sum[k] = sums[k];                                                                             \
+        }                                                                                                 \
+        TORCH_SQRT_BLOCK(sums, roots, count, sqrt_kind);                                                  \
+        for (int k = 0; k < count; k++) param[k] = param[k] + (mclr * g[k]) / (roots[k] + eps);           \
+    }                                                                                                     \
     CKPT_INLINE void NAME(ckpt_adagrad_path path, T *restrict param, const T *restrict grad,              \
                           T *restrict sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) {   \
         const T wd = (T)o->weight_decay, eps = (T)o->eps;                                                 \
         const T mclr = (T)(-o->clr), fclr = (T)o->clr;                                                    \
         const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
-        const int sqrt_kind = path == CKPT_ADAGRAD_FUSED ? SQRT_EXACT : usable_sqrt_kind(o->SQRT_KIND);     \
+        const int complex_wd = o->complex_weight_decay != 0;                                              \
         switch (path) {                                                                                   \
         case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
         case CKPT_ADAGRAD_FOREACH: {                                                                      \
-            /* grad.add(param, alpha=wd); sum.addcmul_(g, g); std = sum.sqrt().add_(eps); then            \
-               single tensor: param.addcdiv_(g, std, value=-clr) = p + (-clr * g) / std                   \
-               foreach: numerator = g * -clr; param.addcdiv_(numerator, std, value=1) (same bits)         \
-               Blocks let torch.sqrt's estimate run vectorized between the two halves. */                 \
-            T g[CKPT_SQRT_BLOCK], sums[CKPT_SQRT_BLOCK], roots[CKPT_SQRT_BLOCK];                          \
-            for (int64_t base = begin; base < end; base += CKPT_SQRT_BLOCK) {                             \
-                const int count = end - base < CKPT_SQRT_BLOCK ? (int)(end - base) : CKPT_SQRT_BLOCK;     \
-                for (int k = 0; k < count; k++) {                                                         \
-                    const int64_t i = base + k;                                                           \
-                    T gi = maximize ? -grad[i] : grad[i];                                                 \
-                    if (has_wd) gi = o->complex_weight_decay ? gi + param[i] * wd : FMA(param[i], wd, gi);\
-                    g[k] = gi;                                                                            \
-                    sums[k] = FMA(gi, gi, sum[i]);                                                        \
-                    sum[i] = sums[k];                                                                     \
-                }                                                                                         \
-                TORCH_SQRT_BLOCK(sums, roots, count, sqrt_kind);                                          \
-                for (int k = 0; k < count; k++) {                                                         \
-                    const int64_t i = base + k;                                                           \
-                    param[i] = param[i] + (mclr * g[k]) / (roots[k] + eps);                               \
-                }                                                                                         \
-            }                                                                                             \
+            const int sqrt_kind = usable_sqrt_kind(o->SQRT_KIND);                                         \
+            int64_t base = begin;                                                                         \
+            for (; end - base >= CKPT_SQRT_BLOCK; base += CKPT_SQRT_BLOCK)                                \
+                NAME##_block(param + base, grad + base, sum + base, CKPT_SQRT_BLOCK, wd, mclr, eps,       \
+                             has_wd, complex_wd, maximize, sqrt_kind);                                    \
+            if (base < end)                                                                               \
+                NAME##_block(param + base, grad + base, sum + base, (int)(end - base), wd, mclr, eps,     \
+                             has_wd, complex_wd, maximize, sqrt_kind);                                    \
             break;                                                                                        \
         }                                                                                                 \
         case CKPT_ADAGRAD_FUSED:                                                                          \

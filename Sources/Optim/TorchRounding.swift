@@ -108,3 +108,38 @@ struct TorchRounding: Sendable, Equatable, CustomStringConvertible {
         #endif
     }
 }
+
+/// The instruction-set variants of the Adagrad kernels, for benchmarks that compare them.
+package enum KernelVariant: String, CaseIterable, Sendable {
+    case baseline, avx2, avx512
+
+    var isa: ckpt_isa {
+        switch self {
+        case .baseline: CKPT_ISA_BASELINE
+        case .avx2: CKPT_ISA_AVX2
+        case .avx512: CKPT_ISA_AVX512
+        }
+    }
+
+    /// Whether this CPU runs the variant.
+    package var isAvailable: Bool { ckpt_isa_available(isa) != 0 }
+
+    /// Runs `body` with the kernels it calls on this task using this variant. With `torchOn`, they
+    /// also take the code path that reproduces torch's rounding on that kind of CPU (its results
+    /// are torch's only on such a CPU; its speed is what such a CPU's users get).
+    package func run<R>(torchOn cpu: TorchCPU? = nil, _ body: () throws -> R) rethrows -> R {
+        guard let cpu else { return try TorchRounding.$instructionSet.withValue(isa, operation: body) }
+        let rounding = TorchRounding(vendor: cpu == .amd ? CKPT_VENDOR_AMD : CKPT_VENDOR_INTEL,
+                                     mklAVX512: cpu == .intelAVX512, threads: TorchRounding.native.threads)
+        return try TorchRounding.$current.withValue(rounding) {
+            try TorchRounding.$instructionSet.withValue(isa, operation: body)
+        }
+    }
+}
+
+/// Kinds of x86 CPU whose torch rounds float32/float64 square roots differently.
+package enum TorchCPU: String, CaseIterable, Sendable {
+    case intelAVX512 = "Intel with AVX-512"
+    case intelAVX2 = "Intel without AVX-512"
+    case amd = "AMD"
+}
