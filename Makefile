@@ -5,7 +5,7 @@ TORCH_VENV ?= $(or $(CKPT_TORCH_VENV),$(HOME)/.cache/ckpt/venv-torch)
 TORCH_PY := $(TORCH_VENV)/bin/python
 export CKPT_TORCH_VENV := $(TORCH_VENV)
 
-.PHONY: system-libs build test demo interop bench fixtures clean
+.PHONY: system-libs build test demo interop bench fixtures arm64-check clean
 
 system-libs:
 	@bash scripts/ensure-system-libs.sh
@@ -58,6 +58,10 @@ fixtures:
 	@# This machine's variants of the fixtures whose bits depend on the CPU (the Adagrad goldens too).
 	"$(TORCH_PY)" scripts/torch_machine.py
 	"$(TORCH_PY)" scripts/make_sample.py Samples/data/tiny-run.pt
+
+# The C kernels' portable build run on arm64 under qemu, against this machine's baseline build.
+arm64-check:
+	bash scripts/arm64/check.sh
 
 clean:
 	rm -rf .build

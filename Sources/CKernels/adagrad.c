@@ -61,9 +61,11 @@ CKPT_INLINE int mkl_sse_special_f32(float x) { return (int32_t)(bits_f32(x) + 0x
 CKPT_INLINE int mkl_avx2_special_f64(double x) {
     return (int32_t)((uint32_t)(bits_f64(x) >> 32) + 0x7FF00000u) > (int32_t)0xFFBFFFFFu;
 }
+#if defined(__x86_64__)
 // vfpclass 0x5e: ±0, ±inf, negative.
 CKPT_INLINE int mkl_avx512_special_f32(float x) { return x == 0.0f || x == __builtin_inff() || (bits_f32(x) >> 31); }
 CKPT_INLINE int mkl_avx512_special_f64(double x) { return x == 0.0 || x == __builtin_inf() || (bits_f64(x) >> 63); }
+#endif
 
 // The float whose rsqrtps MKL's vdSqrt takes: x's 23 leading mantissa bits with x's exponent
 // parity, as a value in [1, 4).
@@ -126,6 +128,7 @@ CKPT_INLINE double mkl_avx2_refine_f64(double x, float estimate) {
     return fma_f64(x, y, x * (y * (e * p)));
 }
 
+#if defined(__x86_64__)
 CKPT_INLINE float mkl_avx512_refine_f32(float x, float y) {
     const float h = y * 0.5f, s = x * y;
     if (y > 0x1p39f) {
@@ -145,6 +148,7 @@ CKPT_INLINE double mkl_avx512_refine_f64(double x, double y) {
     }
     return fma_f64(fma_f64(-s1, s1, x), h1, s1);
 }
+#endif
 
 // MKL's refinement for every element, then the exact root where MKL takes its special path (rare:
 // zeros, negatives, infinities, NaN, extreme magnitudes), so the common case computes no sqrt.
@@ -552,6 +556,8 @@ static int sqrt_kind_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor est
     case CKPT_SQRT_MKL_AVX512: return __builtin_cpu_supports("avx512f");  // rsqrt14 is specified exactly
     case CKPT_SQRT_MKL_SSE_F32:
     case CKPT_SQRT_MKL_AVX2_F64: return estimate_vendor == ckpt_cpu_vendor_id();  // rsqrtps is not
+#else
+    (void)estimate_vendor;
 #endif
     default: return 0;
     }

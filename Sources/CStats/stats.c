@@ -548,20 +548,16 @@ static int forced_level = -1;
 
 void ckpt_stats_limit_level(int level) { __atomic_store_n(&forced_level, level, __ATOMIC_RELAXED); }
 
+#ifdef CKPT_STATS_X86
 /// 2 for AVX-512, 1 for AVX2, 0 for portable code: what the CPU has, capped by the CKPT_ISA
 /// environment variable (CKernels reads it) and by ckpt_stats_limit_level.
 static int level(void) {
-#ifdef CKPT_STATS_X86
     const ckpt_isa selected = ckpt_isa_selected();
     int detected = has_avx512() && selected >= CKPT_ISA_AVX512 ? 2 : has_avx2() && selected >= CKPT_ISA_AVX2 ? 1 : 0;
-#else
-    int detected = 0;
-#endif
     int limit = __atomic_load_n(&forced_level, __ATOMIC_RELAXED);
     return limit >= 0 && limit < detected ? limit : detected;
 }
 
-#ifdef CKPT_STATS_X86
 #define CKPT_DISPATCH(wide, fast, slow)                 \
     switch (level()) {                                 \
     case 2: wide(elements, count, out); break;         \
