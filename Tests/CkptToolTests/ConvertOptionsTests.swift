@@ -7,26 +7,17 @@ import Testing
 
 private let statsInput = Tool.fixtures.appendingPathComponent("numeric/stats_input.pt").path
 
-private let python: String? = {
-    let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
-    let path = venv + "/bin/python"
-    return FileManager.default.isExecutableFile(atPath: path) ? path : nil
-}()
-
-/// Runs a torch check script with arguments; records an issue (never a silent pass) when there is no torch.
+/// Runs a torch check script with arguments (tests that call it are enabled only with torch).
 private func torchCheck(_ script: String, _ arguments: [String]) throws {
-    guard let python else {
-        Issue.record("torch venv not found (set CKPT_TORCH_VENV): torch comparison NOT run")
-        return
-    }
-    let result = try Tool.run(executable: URL(fileURLWithPath: python), ["-c", script] + arguments)
+    let result = try Tool.run(executable: try #require(torchPython), ["-c", script] + arguments)
     #expect(result.status == 0 && result.stdout.hasSuffix("ok\n"), "\(result.stdout)\n\(result.stderr)")
 }
 
 @Suite("ckpt-tool convert --dtype / --only")
 struct ConvertOptionsTests {
-    @Test(arguments: [("bf16", "bfloat16"), ("f16", "float16"), ("f32", "float32"), ("f64", "float64"), ("bfloat16", "bfloat16")])
+    @Test(
+        .enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): torch compares the result"),
+        arguments: [("bf16", "bfloat16"), ("f16", "float16"), ("f32", "float32"), ("f64", "float64"), ("bfloat16", "bfloat16")])
     func floatingTensorsAreCastAsTorchCastsThem(option: String, torchName: String) throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("cast.pt").path
         let result = try Tool.run(["convert", statsInput, out, "--dtype", option])
@@ -57,7 +48,8 @@ struct ConvertOptionsTests {
         try torchCheck(script, [statsInput, out, torchName])
     }
 
-    @Test func tiedTensorsStayTiedAndViewsStayViews() throws {
+    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): torch compares the result"))
+    func tiedTensorsStayTiedAndViewsStayViews() throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("tied.pt").path
         let source = Tool.fixtures.appendingPathComponent("pt/model_tied.pt").path
         #expect(try Tool.run(["convert", source, out, "--dtype", "f16"]).status == 0)

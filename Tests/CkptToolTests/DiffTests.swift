@@ -2,14 +2,6 @@ import Checkpoint
 import Foundation
 import Testing
 
-/// The torch venv's python (`CKPT_TORCH_VENV` or `~/.cache/ckpt/venv-torch`), or nil.
-let torchPython: URL? = {
-    let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
-    let python = URL(fileURLWithPath: venv).appendingPathComponent("bin/python")
-    return FileManager.default.isExecutableFile(atPath: python.path) ? python : nil
-}()
-
 /// Writes pairs of checkpoints with torch and prints, per pair, what torch says about them:
 /// `torch.allclose` and the largest absolute and relative difference of every same-shaped tensor.
 private let makePairs = #"""

@@ -6,21 +6,10 @@ import Testing
 
 private let dtypesFixture = Tool.fixtures.appendingPathComponent("pt/dtypes.pt").path
 
-/// The torch venv's python, or nil (then every numpy check records that it did NOT run).
-private let python: String? = {
-    let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
-    let path = venv + "/bin/python"
-    return FileManager.default.isExecutableFile(atPath: path) ? path : nil
-}()
-
 /// Asks numpy whether each `.npy` equals `expression` evaluated on torch's tensor `t` at its key
 /// (NaNs equal, dtype and shape included).
 private func numpyAgrees(checkpoint: String = dtypesFixture, _ files: [(key: String, npy: String)], expression: String) throws {
-    guard let python else {
-        Issue.record("torch venv not found (set CKPT_TORCH_VENV): numpy round trip NOT checked")
-        return
-    }
+    let python = try #require(torchPython).path
     let script = """
         import sys, numpy as np, torch
         tree = torch.load(sys.argv[1])
@@ -45,7 +34,8 @@ private func numpyAgrees(checkpoint: String = dtypesFixture, _ files: [(key: Str
 
 @Suite("ckpt-tool extract")
 struct ExtractTests {
-    @Test func numpyReadsBackWhatTorchHolds() throws {
+    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    func numpyReadsBackWhatTorchHolds() throws {
         let directory = Tool.temporaryDirectory()
         var files: [(key: String, npy: String)] = []
         for key in ["float64", "float32", "float16", "complex64", "complex128", "int64", "int32", "int16", "int8", "uint8", "bool", "uint16", "uint32", "uint64"] {
@@ -59,7 +49,8 @@ struct ExtractTests {
         try numpyAgrees(files, expression: "t.numpy()")
     }
 
-    @Test func typesNumpyLacksAreWrittenAsBitsWithANote() throws {
+    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    func typesNumpyLacksAreWrittenAsBitsWithANote() throws {
         let directory = Tool.temporaryDirectory()
         for (key, bits) in [("bfloat16", "uint16"), ("float8_e4m3fn", "uint8"), ("float8_e5m2", "uint8")] {
             let out = directory.appendingPathComponent("\(key).npy").path
@@ -70,7 +61,8 @@ struct ExtractTests {
         }
     }
 
-    @Test func castToFloat32GivesTheValues() throws {
+    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    func castToFloat32GivesTheValues() throws {
         let directory = Tool.temporaryDirectory()
         var files: [(key: String, npy: String)] = []
         for key in ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float16"] {
@@ -83,7 +75,8 @@ struct ExtractTests {
         try numpyAgrees(files, expression: "t.float().numpy()")
     }
 
-    @Test func nestedKeyPathsAndViews() throws {
+    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    func nestedKeyPathsAndViews() throws {
         let directory = Tool.temporaryDirectory()
         let stats = Tool.fixtures.appendingPathComponent("numeric/stats_input.pt").path
         var files: [(key: String, npy: String)] = []

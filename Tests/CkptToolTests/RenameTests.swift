@@ -8,9 +8,6 @@ import Testing
     static let directory = Tool.fixtures.appendingPathComponent("rename")
     static let v1 = directory.appendingPathComponent("v1.pt").path
     static let map = directory.appendingPathComponent("map.json").path
-    static let torchPython = FileManager.default.homeDirectoryForCurrentUser
-        .appendingPathComponent(".cache/ckpt/venv-torch/bin/python").path
-    static let hasTorch = FileManager.default.isExecutableFile(atPath: torchPython)
 
     /// v1 name -> v2 name, from the hand-written mapping the fixture script recorded.
     static func v1ToV2() throws -> [String: String] {
@@ -92,14 +89,14 @@ import Testing
         #expect(names.count == 12 && names.allSatisfy { mapping.values.contains($0) })
     }
 
-    @Test(.enabled(if: hasTorch, "needs torch at ~/.cache/ckpt/venv-torch to load the renamed file"))
+    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch) to load the renamed file"))
     func torchLoadsTheRenamedFileIntoV2() throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("v2.pt").path
         let result = try Tool.run(["rename", Self.v1, out, "--map", Self.map])
         #expect(result.status == 0, "\(result.stderr)")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/make_rename_fixtures.py").path
-        let check = try Tool.run(executable: URL(fileURLWithPath: Self.torchPython), [script, "--check-renamed", out])
+        let check = try Tool.run(executable: try #require(torchPython), [script, "--check-renamed", out])
         #expect(check.status == 0 && check.stdout.hasPrefix("ok"), "\(check.stdout) \(check.stderr)")
     }
 
