@@ -35,8 +35,10 @@ interop: system-libs
 	@# torch on this machine, recorded now, against our kernels (every instruction-set variant).
 	rm -rf .build/interop-goldens
 	"$(TORCH_PY)" scripts/make_adagrad_goldens.py --out .build/interop-goldens --native-only
+	"$(TORCH_PY)" scripts/make_sqrt_goldens.py --out .build/interop-goldens/sqrt --native-only
 	$(SWIFT) build --build-tests
-	CKPT_ADAGRAD_GOLDENS="$$PWD/.build/interop-goldens" $(SWIFT) test --skip-build --filter AdagradFidelityTests
+	CKPT_ADAGRAD_GOLDENS="$$PWD/.build/interop-goldens" CKPT_SQRT_GOLDENS="$$PWD/.build/interop-goldens/sqrt" \
+		$(SWIFT) test --skip-build --filter "AdagradFidelityTests|SqrtGoldenTests"
 
 bench: system-libs
 	$(SWIFT) build -c release --product ckpt-bench

@@ -82,3 +82,4 @@ if __name__ == "__main__":
             subprocess.run([sys.executable, os.path.join(here, script), "--machine-variant"],
                            env={**os.environ, **environment}, check=True)
     subprocess.run([sys.executable, os.path.join(here, "make_adagrad_goldens.py")], check=True)
+    subprocess.run([sys.executable, os.path.join(here, "make_sqrt_goldens.py")], check=True)

@@ -36,9 +36,14 @@ CKPT_INLINE float f32_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 //   23 leading mantissa bits and exponent parity form a float in [1, 4) for rsqrtps; the estimate
 //   is rescaled by 2^(-exponent/2), refined by a cubic in e = 1 - x·y², and sqrt = x·y + x·(y·e·p(e)).
 // - MKL_AVX512 (Intel with AVX-512, both types): an rsqrt14 estimate, Goldschmidt (float64 only)
-//   and one FMA Newton correction, with rescaling for tiny inputs. Chosen by inference from MKL's
-//   kernel names (Z0 = AVX-512); not observed on an Intel machine.
-// - EXACT: Intel AVX2 float32 (MKL's kernel there is correctly rounded), other architectures.
+//   and one FMA Newton correction, with rescaling for tiny inputs.
+// - MKL_AVX2_F32 (float32 on Intel without AVX-512, or with MKL_ENABLE_INSTRUCTIONS=AVX2): an
+//   rsqrtps estimate, Goldschmidt and an FMA Newton correction; subnormal inputs are special. It is
+//   correctly rounded but for some inputs below 2^-114.
+// - EXACT: other architectures (torch without MKL).
+// The two AVX-512 kernels and MKL_AVX2_F32 were checked against torch 2.15's torch.sqrt on an Intel
+// Xeon with AVX-512 (natively, and with MKL restricted to AVX2) on 2^20 random inputs of every
+// magnitude each: no difference.
 //
 // rsqrtps is implementation-defined, but it runs on the CPU torch would run on, so the estimates
 // agree; rsqrt14 is specified exactly. Inputs outside MKL's main range (zero, negative, inf, NaN,
@@ -48,6 +53,7 @@ enum {
     SQRT_MKL_SSE_F32 = CKPT_SQRT_MKL_SSE_F32,
     SQRT_MKL_AVX2_F64 = CKPT_SQRT_MKL_AVX2_F64,
     SQRT_MKL_AVX512 = CKPT_SQRT_MKL_AVX512,
+    SQRT_MKL_AVX2_F32 = CKPT_SQRT_MKL_AVX2_F32,
 };
 
 CKPT_INLINE uint64_t bits_f64(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
@@ -61,6 +67,9 @@ CKPT_INLINE int mkl_sse_special_f32(float x) { return (int32_t)(bits_f32(x) + 0x
 CKPT_INLINE int mkl_avx2_special_f64(double x) {
     return (int32_t)((uint32_t)(bits_f64(x) >> 32) + 0x7FF00000u) > (int32_t)0xFFBFFFFFu;
 }
+// Zero, negatives, subnormals, infinity and NaN.
+CKPT_INLINE int mkl_avx2_special_f32(float x) { return !(x >= 0x1p-126f) || x == __builtin_inff(); }
+
 #if defined(__x86_64__)
 // vfpclass 0x5e: ±0, ±inf, negative.
 CKPT_INLINE int mkl_avx512_special_f32(float x) { return x == 0.0f || x == __builtin_inff() || (bits_f32(x) >> 31); }
@@ -115,6 +124,13 @@ CKPT_INLINE float mkl_sse_refine_f32(float x, float y) {
     const float s1 = s * r + s, h1 = h * r + h;
     const float d = x - s1 * s1;
     return d * h1 + s1;
+}
+
+CKPT_INLINE float mkl_avx2_refine_f32(float x, float y) {
+    const float h = y * 0.5f, s = x * y;
+    const float r = fma_f32(-s, h, 0.5f);
+    const float s1 = fma_f32(s, r, s), h1 = fma_f32(h, r, h);
+    return fma_f32(fma_f32(-s1, s1, x), h1, s1);
 }
 
 CKPT_INLINE double mkl_avx2_refine_f64(double x, float estimate) {
@@ -172,6 +188,10 @@ CKPT_INLINE void torch_sqrt_block_f32(const float *restrict sums, float *restric
         rsqrtps_block(sums, estimate, count);
         CKPT_REFINE_THEN_PATCH(mkl_sse_special_f32, mkl_sse_refine_f32, sqrt_f32);
         return;
+    case SQRT_MKL_AVX2_F32:
+        rsqrtps_block(sums, estimate, count);
+        CKPT_REFINE_THEN_PATCH(mkl_avx2_special_f32, mkl_avx2_refine_f32, sqrt_f32);
+        return;
 #if defined(__x86_64__)
     case SQRT_MKL_AVX512:
         rsqrt14_block_f32(sums, estimate, count);
@@ -211,7 +231,7 @@ CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restr
 static int usable_sqrt_kind(int kind) {
 #if defined(__x86_64__)
     if (kind == SQRT_MKL_AVX512) return __builtin_cpu_supports("avx512f") ? kind : SQRT_EXACT;
-    return kind == SQRT_MKL_SSE_F32 || kind == SQRT_MKL_AVX2_F64 ? kind : SQRT_EXACT;
+    return kind == SQRT_MKL_SSE_F32 || kind == SQRT_MKL_AVX2_F64 || kind == SQRT_MKL_AVX2_F32 ? kind : SQRT_EXACT;
 #else
     (void)kind;
     return SQRT_EXACT;
@@ -534,7 +554,7 @@ ckpt_torch_rounding ckpt_torch_rounding_for(ckpt_cpu_vendor vendor, int mkl_avx5
     ckpt_torch_rounding rounding = {.sqrt_f32 = CKPT_SQRT_EXACT, .sqrt_f64 = CKPT_SQRT_EXACT, .estimate_vendor = vendor};
     if (vendor == CKPT_VENDOR_NOT_X86) return rounding;
     const int intel = vendor == CKPT_VENDOR_INTEL;
-    rounding.sqrt_f32 = !intel ? CKPT_SQRT_MKL_SSE_F32 : mkl_avx512 ? CKPT_SQRT_MKL_AVX512 : CKPT_SQRT_EXACT;
+    rounding.sqrt_f32 = !intel ? CKPT_SQRT_MKL_SSE_F32 : mkl_avx512 ? CKPT_SQRT_MKL_AVX512 : CKPT_SQRT_MKL_AVX2_F32;
     rounding.sqrt_f64 = intel && mkl_avx512 ? CKPT_SQRT_MKL_AVX512 : CKPT_SQRT_MKL_AVX2_F64;
     return rounding;
 }
@@ -555,6 +575,7 @@ static int sqrt_kind_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor est
 #if CKPT_X86
     case CKPT_SQRT_MKL_AVX512: return __builtin_cpu_supports("avx512f");  // rsqrt14 is specified exactly
     case CKPT_SQRT_MKL_SSE_F32:
+    case CKPT_SQRT_MKL_AVX2_F32:
     case CKPT_SQRT_MKL_AVX2_F64: return estimate_vendor == ckpt_cpu_vendor_id();  // rsqrtps is not
 #else
     (void)estimate_vendor;

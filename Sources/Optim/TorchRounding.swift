@@ -48,7 +48,7 @@ struct TorchRounding: Sendable, Equatable, CustomStringConvertible {
         func name(_ kind: ckpt_torch_sqrt_kind) -> String {
             switch kind {
             case CKPT_SQRT_MKL_SSE_F32: "MKL SSE (\(vendorName) rsqrtps)"
-            case CKPT_SQRT_MKL_AVX2_F64: "MKL AVX2 (\(vendorName) rsqrtps)"
+            case CKPT_SQRT_MKL_AVX2_F64, CKPT_SQRT_MKL_AVX2_F32: "MKL AVX2 (\(vendorName) rsqrtps)"
             case CKPT_SQRT_MKL_AVX512: "MKL AVX-512"
             default: "exact"
             }

@@ -9,7 +9,7 @@ import Testing
 /// TorchScenarioTests and AdagradFidelityTests; these check the entry points themselves, for every
 /// kind of MKL kernel this CPU can reproduce.
 @Suite struct SparseExactnessTests {
-    static let kinds = [CKPT_SQRT_EXACT, CKPT_SQRT_MKL_SSE_F32, CKPT_SQRT_MKL_AVX2_F64, CKPT_SQRT_MKL_AVX512]
+    static let kinds = [CKPT_SQRT_EXACT, CKPT_SQRT_MKL_SSE_F32, CKPT_SQRT_MKL_AVX2_F32, CKPT_SQRT_MKL_AVX2_F64, CKPT_SQRT_MKL_AVX512]
         .filter { ckpt_torch_sqrt_reproducible($0, ckpt_cpu_vendor_id()) != 0 }
 
     @Test func fixturesHoldFloat32AndFloat64Scenarios() {
@@ -57,6 +57,7 @@ extension ckpt_torch_sqrt_kind: @retroactive CustomTestStringConvertible {
     public var testDescription: String {
         switch self {
         case CKPT_SQRT_MKL_SSE_F32: "MKL SSE float32"
+        case CKPT_SQRT_MKL_AVX2_F32: "MKL AVX2 float32"
         case CKPT_SQRT_MKL_AVX2_F64: "MKL AVX2 float64"
         case CKPT_SQRT_MKL_AVX512: "MKL AVX-512"
         default: "exact"

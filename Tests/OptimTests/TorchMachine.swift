@@ -68,7 +68,7 @@ struct TorchMachine: Sendable, CustomStringConvertible {
 extension TorchRounding {
     /// Whether torch.sqrt rounds alike under both (the same kernels, from the same estimates).
     func sqrtMatches(_ other: TorchRounding) -> Bool {
-        let estimated: Set<UInt32> = [CKPT_SQRT_MKL_SSE_F32.rawValue, CKPT_SQRT_MKL_AVX2_F64.rawValue]
+        let estimated: Set<UInt32> = [CKPT_SQRT_MKL_SSE_F32.rawValue, CKPT_SQRT_MKL_AVX2_F64.rawValue, CKPT_SQRT_MKL_AVX2_F32.rawValue]
         let usesEstimates = estimated.contains(sqrtF32.rawValue) || estimated.contains(sqrtF64.rawValue)
         return sqrtF32 == other.sqrtF32 && sqrtF64 == other.sqrtF64 && (!usesEstimates || estimateVendor == other.estimateVendor)
     }

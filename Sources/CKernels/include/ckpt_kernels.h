@@ -34,10 +34,11 @@ ckpt_isa ckpt_isa_resolve(ckpt_isa requested);
 /// How torch.sqrt rounds float32/float64 on a CPU: MKL's vsSqrt/vdSqrt kernels are not correctly
 /// rounded, and which one runs depends on the CPU vendor and the instruction set MKL may use.
 typedef enum {
-    CKPT_SQRT_EXACT = 0,        ///< correctly rounded (Intel AVX2 float32; no MKL, as on arm64)
+    CKPT_SQRT_EXACT = 0,        ///< correctly rounded (no MKL, as on arm64)
     CKPT_SQRT_MKL_SSE_F32 = 1,  ///< MKL's SSE float32 kernel (non-Intel x86): rsqrtps estimate
     CKPT_SQRT_MKL_AVX2_F64 = 2, ///< MKL's SSE/AVX2 float64 kernel (x86 but Intel AVX-512): rsqrtps estimate
     CKPT_SQRT_MKL_AVX512 = 3,   ///< MKL's AVX-512 kernels (Intel with AVX-512): rsqrt14 estimate
+    CKPT_SQRT_MKL_AVX2_F32 = 4, ///< MKL's AVX2 float32 kernel (Intel without AVX-512): rsqrtps estimate
 } ckpt_torch_sqrt_kind;
 
 /// Who made the CPU, as far as it changes torch's results (rsqrtps estimates differ by vendor).
