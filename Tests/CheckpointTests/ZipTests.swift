@@ -160,12 +160,14 @@ func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
 
     @discardableResult
     func writeArchive(
-        _ entries: [(String, [UInt8])] = sampleEntries, forceZip64: Bool = false, alignment: Int = 64, as name: String = "written.zip"
+        _ entries: [(String, [UInt8])] = sampleEntries, forceZip64: Bool = false, alignment: Int = 64,
+        startsWriteback: Bool = false, as name: String = "written.zip"
     ) throws -> (path: String, bytes: [UInt8], results: [(crc32: UInt32, dataOffset: Int)]) {
         let target = path(name)
         var results: [(crc32: UInt32, dataOffset: Int)] = []
         try DurableFile.write(to: target, sync: false) { fd in
             let writer = ZipWriter(fileDescriptor: fd, path: target, forceZip64: forceZip64)
+            writer.startsWriteback = startsWriteback
             for (entryName, bytes) in entries {
                 results.append(try bytes.withUnsafeBytes { try writer.addEntry(name: entryName, bytes: $0, alignment: alignment) })
             }
@@ -245,6 +247,16 @@ func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
         let first = try writeArchive(as: "first.zip").bytes
         let second = try writeArchive(as: "second.zip").bytes
         #expect(first == second)
+    }
+
+    /// Writeback while writing splits large payloads into pieces; the file must not notice.
+    @Test func writebackWhileWritingGivesTheSameBytes() throws {
+        let big = patternBytes(ZipWriter.writebackBatch + 12_345, seed: 5)
+        let entries = Self.sampleEntries + [("archive/data/big", big), ("archive/data/after", patternBytes(70_000, seed: 6))]
+        let plain = try writeArchive(entries, as: "plain.zip")
+        let streamed = try writeArchive(entries, startsWriteback: true, as: "streamed.zip")
+        #expect(plain.bytes == streamed.bytes)
+        #expect(plain.results.map(\.dataOffset) == streamed.results.map(\.dataOffset))
     }
 
     @Test(arguments: [1, 8, 64, 4096])

@@ -38,6 +38,7 @@ enum TorchArchive {
         let prefix = folder + "/"
         try DurableFile.write(to: path, sync: durable) { fd in
             let zip = ZipWriter(fileDescriptor: fd, path: path)
+            zip.startsWriteback = durable
             func add(_ name: String, _ bytes: [UInt8]) throws {
                 try bytes.withUnsafeBytes { _ = try zip.addEntry(name: prefix + name, bytes: $0) }
             }
@@ -54,7 +55,6 @@ enum TorchArchive {
                 let written = try storage.withUnsafeBytes {
                     try zip.addEntry(name: name, bytes: $0, precomputedCRC32: crc)
                 }
-                if durable { DurableFile.startWriteback(fd, offset: written.dataOffset, length: storage.byteCount) }
                 records.append(Manifest.StorageRecord(
                     key: String(index), record: name, dtype: dtypes[ObjectIdentifier(storage)] ?? .uint8,
                     byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))
