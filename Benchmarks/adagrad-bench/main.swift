@@ -1,7 +1,7 @@
 // Adagrad step throughput, ours against torch's measured in the same run.
 //
 //   swift build -c release --scratch-path .build-kernels --product adagrad-bench
-//   .build-kernels/release/adagrad-bench [--layouts 1x268435456,4096x65536] [--steps 5] [--no-torch]
+//   .build-kernels/release/adagrad-bench [--layouts 1x67108864,4096x65536] [--steps 9] [--no-torch]
 //
 // For each instruction-set variant of our kernels the CPU runs (and the best one), the paths take
 // turns, one step each, for --steps rounds after a warm-up step; each path's best step is printed as
@@ -26,8 +26,8 @@ enum Path: String, CaseIterable {
 }
 
 struct Arguments {
-    var layouts = [Layout(tensors: 1, elements: 1 << 28), Layout(tensors: 4096, elements: 1 << 16)]
-    var steps = 5
+    var layouts = [Layout(tensors: 1, elements: 1 << 26), Layout(tensors: 4096, elements: 1 << 16)]
+    var steps = 9
     var paths = Path.allCases
     var torch = true
 

@@ -68,7 +68,7 @@ CKPT_INLINE int mkl_avx2_special_f64(double x) {
     return (int32_t)((uint32_t)(bits_f64(x) >> 32) + 0x7FF00000u) > (int32_t)0xFFBFFFFFu;
 }
 // Zero, negatives, subnormals, infinity and NaN.
-CKPT_INLINE int mkl_avx2_special_f32(float x) { return !(x >= 0x1p-126f) || x == __builtin_inff(); }
+CKPT_INLINE int mkl_avx2_special_f32(float x) { return !(x >= 0x1p-126f && x < __builtin_inff()); }
 
 #if defined(__x86_64__)
 // vfpclass 0x5e: ±0, ±inf, negative.
@@ -168,8 +168,14 @@ CKPT_INLINE double mkl_avx512_refine_f64(double x, double y) {
 
 // MKL's refinement for every element, then the exact root where MKL takes its special path (rare:
 // zeros, negatives, infinities, NaN, extreme magnitudes), so the common case computes no sqrt.
+// `moderate` says the caller saw every input within [2^-100, 2^100] (float32) or [2^-1000, 2^1000]
+// (float64), where no kernel takes its special path, so none is looked for.
 #define CKPT_REFINE_THEN_PATCH(SPECIAL, REFINE, EXACT)                                                    \
     do {                                                                                                  \
+        if (moderate) {                                                                                   \
+            for (int k = 0; k < count; k++) roots[k] = REFINE(sums[k], estimate[k]);                      \
+            return;                                                                                       \
+        }                                                                                                 \
         int any_special = 0;                                                                              \
         for (int k = 0; k < count; k++) {                                                                 \
             roots[k] = REFINE(sums[k], estimate[k]);                                                      \
@@ -181,7 +187,8 @@ CKPT_INLINE double mkl_avx512_refine_f64(double x, double y) {
     } while (0)
 
 // torch.sqrt of sums[0..<count] into roots, for one block.
-CKPT_INLINE void torch_sqrt_block_f32(const float *restrict sums, float *restrict roots, int count, int kind) {
+CKPT_INLINE void torch_sqrt_block_f32(const float *restrict sums, float *restrict roots, int count, int kind,
+                                       int moderate) {
     float estimate[CKPT_SQRT_BLOCK];
     switch (kind) {
     case SQRT_MKL_SSE_F32:
@@ -203,7 +210,8 @@ CKPT_INLINE void torch_sqrt_block_f32(const float *restrict sums, float *restric
     }
 }
 
-CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restrict roots, int count, int kind) {
+CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restrict roots, int count, int kind,
+                                       int moderate) {
     switch (kind) {
     case SQRT_MKL_AVX2_F64: {
         float in[CKPT_SQRT_BLOCK], estimate[CKPT_SQRT_BLOCK];
@@ -243,7 +251,7 @@ void ckpt_torch_sqrt_f32(float *values, int64_t count, ckpt_torch_sqrt_kind sqrt
     float roots[CKPT_SQRT_BLOCK];
     for (int64_t base = 0; base < count; base += CKPT_SQRT_BLOCK) {
         const int block = count - base < CKPT_SQRT_BLOCK ? (int)(count - base) : CKPT_SQRT_BLOCK;
-        torch_sqrt_block_f32(values + base, roots, block, kind);
+        torch_sqrt_block_f32(values + base, roots, block, kind, 0);
         memcpy(values + base, roots, (size_t)block * sizeof(float));
     }
 }
@@ -253,7 +261,7 @@ void ckpt_torch_sqrt_f64(double *values, int64_t count, ckpt_torch_sqrt_kind sqr
     double roots[CKPT_SQRT_BLOCK];
     for (int64_t base = 0; base < count; base += CKPT_SQRT_BLOCK) {
         const int block = count - base < CKPT_SQRT_BLOCK ? (int)(count - base) : CKPT_SQRT_BLOCK;
-        torch_sqrt_block_f64(values + base, roots, block, kind);
+        torch_sqrt_block_f64(values + base, roots, block, kind, 0);
         memcpy(values + base, roots, (size_t)block * sizeof(double));
     }
 }
@@ -297,25 +305,72 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
 // One body per floating type. `mclr` is `(T)(-clr)`, the scalar torch hands addcdiv (single tensor)
 // and mul (foreach); `fclr` is `(T)clr` for the fused kernel. The fused kernel's tail loop uses the
 // same casts as its vector loop.
-#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT_BLOCK, SQRT_KIND)                          \
+#define CKPT_DEFINE_REAL_BODY(NAME, T, FMA, SQRT, TORCH_SQRT_BLOCK, SQRT_KIND, MODERATE_LOW, MODERATE_HIGH) \
     /* One block of the non-fused paths: grad.add(param, alpha=wd); sum.addcmul_(g, g);                   \
        std = sum.sqrt().add_(eps); then single tensor: param.addcdiv_(g, std, value=-clr), i.e.           \
        p + (-clr * g) / std; foreach: numerator = g * -clr; param.addcdiv_(numerator, std, value=1)       \
        (same bits). Blocks let torch.sqrt's estimate run vectorized between the two halves; called       \
-       with the constant CKPT_SQRT_BLOCK, every loop has a fixed trip count the compiler unrolls. */     \
+       with the constant CKPT_SQRT_BLOCK, every loop has a fixed trip count the compiler unrolls, and     \
+       with constant flags, no loop tests them. The first loop notes whether every sum is moderate, so   \
+       that MKL's special cases need no test of their own. */                                            \
     CKPT_INLINE void NAME##_block(T *restrict param, const T *restrict grad, T *restrict sum, int count,  \
                                   T wd, T mclr, T eps, int has_wd, int complex_wd, int maximize,          \
                                   int sqrt_kind) {                                                        \
+        const int exact = sqrt_kind == SQRT_EXACT;                                                        \
         T g[CKPT_SQRT_BLOCK], sums[CKPT_SQRT_BLOCK], roots[CKPT_SQRT_BLOCK];                              \
+        int immoderate = 0;                                                                               \
         for (int k = 0; k < count; k++) {                                                                 \
             T gk = maximize ? -grad[k] : grad[k];                                                         \
             if (has_wd) gk = complex_wd ? gk + param[k] * wd : FMA(param[k], wd, gk);                     \
             g[k] = gk;                                                                                    \
-            sums[k] = FMA(gk, gk, sum[k]);                                                                \
-            sum[k] = sums[k];                                                                             \
+            const T s = FMA(gk, gk, sum[k]);                                                              \
+            sums[k] = s;                                                                                  \
+            sum[k] = s;                                                                                   \
+            if (!exact) immoderate |= !(s >= MODERATE_LOW && s <= MODERATE_HIGH);                         \
         }                                                                                                 \
-        TORCH_SQRT_BLOCK(sums, roots, count, sqrt_kind);                                                  \
+        if (exact) {                                                                                      \
+            for (int k = 0; k < count; k++) param[k] = param[k] + (mclr * g[k]) / (SQRT(sums[k]) + eps);  \
+            return;                                                                                       \
+        }                                                                                                 \
+        TORCH_SQRT_BLOCK(sums, roots, count, sqrt_kind, !immoderate);                                     \
         for (int k = 0; k < count; k++) param[k] = param[k] + (mclr * g[k]) / (roots[k] + eps);           \
+    }                                                                                                     \
+    CKPT_INLINE void NAME##_blocks(T *restrict param, const T *restrict grad, T *restrict sum,            \
+                                   int64_t begin, int64_t end, T wd, T mclr, T eps, int has_wd,           \
+                                   int complex_wd, int maximize, int sqrt_kind) {                         \
+        int64_t base = begin;                                                                             \
+        for (; end - base >= CKPT_SQRT_BLOCK; base += CKPT_SQRT_BLOCK)                                    \
+            NAME##_block(param + base, grad + base, sum + base, CKPT_SQRT_BLOCK, wd, mclr, eps, has_wd,   \
+                         complex_wd, maximize, sqrt_kind);                                                \
+        if (base < end)                                                                                   \
+            NAME##_block(param + base, grad + base, sum + base, (int)(end - base), wd, mclr, eps, has_wd, \
+                         complex_wd, maximize, sqrt_kind);                                                \
+    }                                                                                                     \
+    /* The flags as constants, so that each combination gets its own branch-free loops. */                \
+    CKPT_INLINE void NAME##_unfused(T *restrict param, const T *restrict grad, T *restrict sum,           \
+                                    int64_t begin, int64_t end, T wd, T mclr, T eps, int has_wd,          \
+                                    int complex_wd, int maximize, int sqrt_kind) {                        \
+        switch ((has_wd ? (complex_wd ? 2 : 1) : 0) * 2 + (maximize != 0)) {                              \
+        case 0: NAME##_blocks(param, grad, sum, begin, end, wd, mclr, eps, 0, 0, 0, sqrt_kind); break;     \
+        case 1: NAME##_blocks(param, grad, sum, begin, end, wd, mclr, eps, 0, 0, 1, sqrt_kind); break;     \
+        case 2: NAME##_blocks(param, grad, sum, begin, end, wd, mclr, eps, 1, 0, 0, sqrt_kind); break;     \
+        case 3: NAME##_blocks(param, grad, sum, begin, end, wd, mclr, eps, 1, 0, 1, sqrt_kind); break;     \
+        case 4: NAME##_blocks(param, grad, sum, begin, end, wd, mclr, eps, 1, 1, 0, sqrt_kind); break;     \
+        default: NAME##_blocks(param, grad, sum, begin, end, wd, mclr, eps, 1, 1, 1, sqrt_kind); break;    \
+        }                                                                                                 \
+    }                                                                                                     \
+    /* FusedAdagradKernel.cpp: g += p * wd; sum += g * g; std = sqrt(sum) + eps; p = p - clr * g / std */ \
+    CKPT_INLINE void NAME##_fused(T *restrict param, const T *restrict grad, T *restrict sum,             \
+                                  int64_t begin, int64_t end, T wd, T fclr, T eps, int has_wd,            \
+                                  int maximize) {                                                         \
+        for (int64_t i = begin; i < end; i++) {                                                           \
+            T g = maximize ? -grad[i] : grad[i];                                                          \
+            if (has_wd) g = FMA(param[i], wd, g);                                                         \
+            const T s = FMA(g, g, sum[i]);                                                                \
+            sum[i] = s;                                                                                   \
+            const T std = SQRT(s) + eps;                                                                  \
+            param[i] = param[i] - (fclr * g) / std;                                                       \
+        }                                                                                                 \
     }                                                                                                     \
     CKPT_INLINE void NAME(ckpt_adagrad_path path, T *restrict param, const T *restrict grad,              \
                           T *restrict sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) {   \
@@ -323,36 +378,26 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
         const T mclr = (T)(-o->clr), fclr = (T)o->clr;                                                    \
         const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
         const int complex_wd = o->complex_weight_decay != 0;                                              \
-        switch (path) {                                                                                   \
-        case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
-        case CKPT_ADAGRAD_FOREACH: {                                                                      \
-            const int sqrt_kind = usable_sqrt_kind(o->SQRT_KIND);                                         \
-            int64_t base = begin;                                                                         \
-            for (; end - base >= CKPT_SQRT_BLOCK; base += CKPT_SQRT_BLOCK)                                \
-                NAME##_block(param + base, grad + base, sum + base, CKPT_SQRT_BLOCK, wd, mclr, eps,       \
-                             has_wd, complex_wd, maximize, sqrt_kind);                                    \
-            if (base < end)                                                                               \
-                NAME##_block(param + base, grad + base, sum + base, (int)(end - base), wd, mclr, eps,     \
-                             has_wd, complex_wd, maximize, sqrt_kind);                                    \
-            break;                                                                                        \
-        }                                                                                                 \
-        case CKPT_ADAGRAD_FUSED:                                                                          \
-            /* FusedAdagradKernel.cpp: g += p * wd; sum += g * g; std = sqrt(sum) + eps;                  \
-               p = p - clr * g / std */                                                                   \
-            for (int64_t i = begin; i < end; i++) {                                                       \
-                T g = maximize ? -grad[i] : grad[i];                                                      \
-                if (has_wd) g = FMA(param[i], wd, g);                                                     \
-                const T s = FMA(g, g, sum[i]);                                                            \
-                sum[i] = s;                                                                               \
-                const T std = SQRT(s) + eps;                                                              \
-                param[i] = param[i] - (fclr * g) / std;                                                   \
+        if (path == CKPT_ADAGRAD_FUSED) {                                                                 \
+            switch (has_wd * 2 + maximize) {                                                              \
+            case 0: NAME##_fused(param, grad, sum, begin, end, wd, fclr, eps, 0, 0); break;               \
+            case 1: NAME##_fused(param, grad, sum, begin, end, wd, fclr, eps, 0, 1); break;               \
+            case 2: NAME##_fused(param, grad, sum, begin, end, wd, fclr, eps, 1, 0); break;               \
+            default: NAME##_fused(param, grad, sum, begin, end, wd, fclr, eps, 1, 1); break;              \
             }                                                                                             \
-            break;                                                                                        \
+            return;                                                                                       \
         }                                                                                                 \
+        const int sqrt_kind = usable_sqrt_kind(o->SQRT_KIND);                                             \
+        if (sqrt_kind == SQRT_EXACT)                                                                      \
+            NAME##_unfused(param, grad, sum, begin, end, wd, mclr, eps, has_wd, complex_wd, maximize,     \
+                           SQRT_EXACT);                                                                   \
+        else                                                                                              \
+            NAME##_unfused(param, grad, sum, begin, end, wd, mclr, eps, has_wd, complex_wd, maximize,     \
+                           sqrt_kind);                                                                    \
     }
 
-CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32, torch_sqrt_block_f32, sqrt_f32_kind)
-CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_block_f64, sqrt_f64_kind)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f32, float, fma_f32, sqrt_f32, torch_sqrt_block_f32, sqrt_f32_kind, 0x1p-100f, 0x1p100f)
+CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_block_f64, sqrt_f64_kind, 0x1p-1000, 0x1p1000)
 
 // MARK: float16 / bfloat16
 
