@@ -134,6 +134,26 @@ let ckptPath = directory.appendingPathComponent("bench.ckpt")
 let plainPath = directory.appendingPathComponent("plain.bin").path
 line("state_dict", "\(tensorCount) float32 tensors, \(total >> 20) MiB")
 
+/// Uses and frees as much memory as a save writes, in 2 MiB pages, so that the baseline and the save
+/// start with the same memory at hand. Copying into the page cache costs several times more in
+/// memory the guest has not used in the last seconds: on a VM that hands free memory back to the
+/// host (virtio-balloon free page reporting, of free blocks of 2 MiB and up), each such page faults
+/// in the host first — 1.5 s per GiB against 0.3 s measured here. The page cache takes such blocks
+/// for its large folios. Deleting plain.bin just before the baseline gave it 1 GiB of freshly freed
+/// blocks, while the save got blocks freed seconds before: a difference in the machine, not in how
+/// either writes (on this VM the durable save measured 57–86% of the baseline that way, 125–137%
+/// once both had the same; the save without fsync 0.24x of a plain write, and 1.2x).
+func recycleMemory() {
+    #if os(Linux)
+    guard let scratch = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+          scratch != MAP_FAILED
+    else { return }
+    _ = madvise(scratch, total, MADV_HUGEPAGE)
+    memset(scratch, 1, total)
+    munmap(scratch, total)
+    #endif
+}
+
 // Save without fsync versus torch.save (which does not fsync either).
 let removePlain = { _ = unlink(plainPath) }
 var torch: (save: Double, load: Double, version: String)?
@@ -141,8 +161,8 @@ if durableOnly {
     // The durable saves below replace an existing file, as they do after the no-fsync saves.
     try Checkpoint.save(value, to: ckptPath, options: SaveOptions(durable: false))
 } else {
-    let plainNoSync = try best(prepare: removePlain) { try plainWrite(value, to: plainPath, sync: false) }
-    let saveNoSync = try best { try Checkpoint.save(value, to: ckptPath, options: SaveOptions(durable: false)) }
+    let plainNoSync = try best(prepare: { removePlain(); recycleMemory() }) { try plainWrite(value, to: plainPath, sync: false) }
+    let saveNoSync = try best(prepare: recycleMemory) { try Checkpoint.save(value, to: ckptPath, options: SaveOptions(durable: false)) }
     line("plain write (no fsync)", gbps(total, plainNoSync))
     line("ckpt save (no fsync)", gbps(total, saveNoSync))
     torch = torchBaseline(total: total)
@@ -158,28 +178,9 @@ if durableOnly {
 // Durable save versus a plain write + fsync of the same bytes. The two alternate and medians are
 // compared: a disk's write speed drifts over a run (virtual disks most), and best-of-n of two
 // separate blocks of runs compares the luckiest moment of each, not the two ways of writing.
-//
-// Both also start with the same memory at hand. Copying into the page cache costs several times
-// more in memory the guest has not used in the last seconds: on a VM that hands free memory back to
-// the host (virtio-balloon free page reporting, of free blocks of 2 MiB and up), each such page
-// faults in the host first — 1.5 s per GiB against 0.3 s measured here. The page cache takes
-// such blocks for its large folios. Freeing plain.bin just before the baseline gave it 1 GiB of
-// freshly freed blocks, while the save got blocks freed seconds before: a difference in the
-// machine, not in how either writes (on this VM the save measured 57–86% of the baseline that way,
-// 125–137% once both had the same). So each run first uses and frees as much memory, in 2 MiB pages.
 let durableRuns = 5
 var plainSyncTimes: [Double] = []
 var saveSyncTimes: [Double] = []
-func recycleMemory() {
-    #if os(Linux)
-    guard let scratch = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-          scratch != MAP_FAILED
-    else { return }
-    _ = madvise(scratch, total, MADV_HUGEPAGE)
-    memset(scratch, 1, total)
-    munmap(scratch, total)
-    #endif
-}
 for _ in 0..<durableRuns {
     plainSyncTimes.append(try best(runs: 1, prepare: { removePlain(); recycleMemory() }) {
         try plainWrite(value, to: plainPath, sync: true)
