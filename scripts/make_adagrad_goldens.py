@@ -26,14 +26,10 @@ Usage: python scripts/make_adagrad_goldens.py [--out DIR] [--native-only]
                   goldens in a scratch directory and tests against them)
   --native-only   record torch as it is only, not also restricted to AVX2
 """
-import argparse
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 
 import torch
 
@@ -225,13 +221,9 @@ def record_here(inputs_dir):
 
 
 def worker(inputs_dir, scratch):
-    """Child process: records this torch's results into `scratch` (results.json + bins)."""
+    """Child process: records this torch's results into `scratch`."""
     cases, results = record_here(inputs_dir)
-    for name, data in results.items():
-        with open(os.path.join(scratch, name + ".bin"), "wb") as f:
-            f.write(data)
-    with open(os.path.join(scratch, "results.json"), "w") as f:
-        json.dump({"facts": torch_machine.facts(), "cases": cases}, f)
+    torch_machine.write_worker_results(scratch, results, cases=cases)
 
 
 def ensure_inputs(out_dir, source_dir):
@@ -254,15 +246,7 @@ def ensure_inputs(out_dir, source_dir):
 
 def main():
     default_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "adagrad")
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=default_dir)
-    parser.add_argument("--native-only", action="store_true")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args.out, args.worker)
-        return
-    os.makedirs(args.out, exist_ok=True)
+    args = torch_machine.golden_arguments(default_dir, worker)
     index_path = os.path.join(args.out, "index.json")
     index = {}
     if os.path.exists(index_path):
@@ -271,29 +255,9 @@ def main():
     inputs = ensure_inputs(args.out, default_dir)
     if index.get("inputs") != inputs or index.get("numel") != NUMEL or index.get("steps") != STEPS:
         index = {}  # new inputs: results recorded from other inputs are void
-    machines = index.get("machines", [])
-
-    configurations = [{}] if args.native_only else torch_machine.forced_configurations()
-    cases = None
-    for environment in configurations:
-        with tempfile.TemporaryDirectory() as scratch:
-            subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--worker", scratch],
-                           env={**os.environ, **environment}, check=True)
-            with open(os.path.join(scratch, "results.json")) as f:
-                recorded = json.load(f)
-            cases = recorded["cases"]
-            files = {}
-            for case in cases:
-                with open(os.path.join(scratch, case["name"] + ".bin"), "rb") as f:
-                    data = f.read()
-                file = f"{case['name']}-{hashlib.sha256(data).hexdigest()[:12]}.bin"
-                with open(os.path.join(args.out, file), "wb") as f:
-                    f.write(data)
-                files[case["name"]] = file
-        facts = recorded["facts"]
-        facts["made_with"] = " ".join(f"{k}={v}" for k, v in environment.items())
-        machines = [m for m in machines if not torch_machine.same_machine(m, facts)] + [{**facts, "results": files}]
-        print(f"recorded {len(files)} cases for {facts}")
+    machines, recorded = torch_machine.record(os.path.abspath(__file__), args.out, args.native_only,
+                                              index.get("machines", []))
+    cases = recorded["cases"]
 
     # A case with no declared dependency must come out the same everywhere.
     for case in cases:
@@ -307,10 +271,7 @@ def main():
              "inputs": inputs, "cases": cases, "machines": machines}
     with open(index_path, "w") as f:
         json.dump(index, f, indent=1)
-    referenced = {file for m in machines for file in m["results"].values()}
-    for file in os.listdir(args.out):
-        if file.endswith(".bin") and "-" in file and file not in referenced:
-            os.remove(os.path.join(args.out, file))
+    torch_machine.remove_unreferenced(args.out, machines, lambda file: file.endswith(".bin") and "-" in file)
     print(f"{len(cases)} cases, {len(machines)} machines in {index_path}")
 
 

@@ -12,11 +12,8 @@ restricted to AVX2.
 
 Usage: python scripts/make_sqrt_goldens.py [--out DIR] [--native-only]
 """
-import argparse
-import hashlib
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -45,22 +42,13 @@ def worker(out, scratch):
     results = {}
     for name, dtype in (("f32", np.float32), ("f64", np.float64)):
         values = np.fromfile(os.path.join(out, f"inputs_{name}.bin"), dtype=dtype)
-        results[name] = torch.sqrt(torch.from_numpy(values)).numpy().tobytes().hex()
-    with open(scratch, "w") as f:
-        json.dump({"facts": torch_machine.facts(), "results": results}, f)
+        results[name] = torch.sqrt(torch.from_numpy(values)).numpy().tobytes()
+    torch_machine.write_worker_results(scratch, results)
 
 
 def main():
     default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "sqrt")
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=default)
-    parser.add_argument("--native-only", action="store_true", help="record torch as it is only")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args.out, args.worker)
-        return
-    os.makedirs(args.out, exist_ok=True)
+    args = torch_machine.golden_arguments(default, worker)
     if not os.path.exists(os.path.join(args.out, "inputs_f32.bin")):
         make_inputs(args.out)
     index_path = os.path.join(args.out, "index.json")
@@ -68,30 +56,10 @@ def main():
     if os.path.exists(index_path):
         with open(index_path) as f:
             machines = json.load(f)["machines"]
-    scratch = os.path.join(args.out, ".scratch.json")
-    for environment in [{}] if args.native_only else torch_machine.forced_configurations():
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--worker", scratch],
-                       env={**os.environ, **environment}, check=True)
-        with open(scratch) as f:
-            recorded = json.load(f)
-        os.remove(scratch)
-        facts = recorded["facts"]
-        facts["made_with"] = " ".join(f"{k}={v}" for k, v in environment.items())
-        files = {}
-        for name, hexed in recorded["results"].items():
-            data = bytes.fromhex(hexed)
-            file = f"sqrt_{name}-{hashlib.sha256(data).hexdigest()[:12]}.bin"
-            with open(os.path.join(args.out, file), "wb") as f:
-                f.write(data)
-            files[name] = file
-        machines = [m for m in machines if not torch_machine.same_machine(m, facts)] + [{**facts, "results": files}]
-        print(f"recorded torch.sqrt for {facts}")
+    machines, _ = torch_machine.record(os.path.abspath(__file__), args.out, args.native_only, machines, prefix="sqrt_")
     with open(index_path, "w") as f:
         json.dump({"count": COUNT, "inputs": {"f32": "inputs_f32.bin", "f64": "inputs_f64.bin"}, "machines": machines}, f, indent=1)
-    referenced = {file for m in machines for file in m["results"].values()}
-    for file in os.listdir(args.out):
-        if file.startswith("sqrt_") and file not in referenced:
-            os.remove(os.path.join(args.out, file))
+    torch_machine.remove_unreferenced(args.out, machines, lambda file: file.startswith("sqrt_"))
 
 
 if __name__ == "__main__":
