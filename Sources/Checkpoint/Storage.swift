@@ -10,7 +10,9 @@ import Darwin
 ///
 /// Tensors that share a `Storage` object share memory, as tied weights do in PyTorch, and are
 /// saved as one blob. Writing to a mapped storage first copies its bytes into owned memory (the
-/// file is never modified); every tensor viewing the storage sees the write.
+/// file is never modified); every tensor viewing the storage sees the write. A reader that is
+/// inside ``withUnsafeBytes(_:)`` when that happens keeps reading the mapped bytes, which stay
+/// mapped until it returns.
 ///
 /// A storage read from a checkpoint may carry a pending CRC-32 check. It runs the first time the
 /// bytes are read, and a mismatch is thrown from that read.
@@ -68,7 +70,14 @@ public final class Storage: @unchecked Sendable {
 
     /// Copies an array's bytes into new owned memory.
     public convenience init(bytes: [UInt8]) {
-        self.init(copying: bytes.withUnsafeBytes { $0 })
+        self.init(uninitializedByteCount: bytes.count)
+        bytes.withUnsafeBytes { source in
+            withState { state in
+                if case .owned(let pointer?) = state.backing, let base = source.baseAddress {
+                    pointer.copyMemory(from: base, byteCount: source.count)
+                }
+            }
+        }
     }
 
     private init(uninitializedByteCount byteCount: Int) {
@@ -152,8 +161,10 @@ public final class Storage: @unchecked Sendable {
     /// - Throws: A failed verification, or what `body` throws.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try verify()
-        let bytes = withState { Storage.buffer($0.backing, byteCount) }
-        return try body(bytes)
+        // The backing holds the mapping: kept here, a write that moves the bytes to owned memory
+        // meanwhile cannot unmap them under `body`, which goes on reading the mapped bytes.
+        let backing = withState { $0.backing }
+        return try withExtendedLifetime(backing) { try body(Storage.buffer(backing, byteCount)) }
     }
 
     /// Calls `body` with writable bytes, first copying a mapped window into owned memory.

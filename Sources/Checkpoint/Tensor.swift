@@ -5,15 +5,19 @@ import Foundation
 ///
 /// Views and shared storages survive a save and load: two tensors that view one storage are
 /// saved as one blob and come back sharing one storage.
+///
+/// The layout (storage, dtype, shape, strides, offset) is fixed at creation, where it is checked
+/// against the storage: no tensor can reach past its bytes. ``viewed(shape:strides:storageOffset:)``
+/// and ``reshaped(_:)`` make other views, checked the same way.
 public struct Tensor: Sendable {
     /// The bytes this tensor views, possibly shared with other tensors.
-    public var storage: Storage
-    public var dtype: DType
-    public var shape: [Int]
+    public let storage: Storage
+    public let dtype: DType
+    public let shape: [Int]
     /// Element strides per dimension.
-    public var strides: [Int]
+    public let strides: [Int]
     /// Offset of the first element in the storage, in elements.
-    public var storageOffset: Int
+    public let storageOffset: Int
     /// PyTorch's `requires_grad` flag, kept through save and load.
     public var requiresGrad: Bool
     /// True for an `nn.Parameter` (saved through `torch._utils._rebuild_parameter`).
@@ -65,6 +69,40 @@ public struct Tensor: Sendable {
         self.storageOffset = storageOffset
         self.requiresGrad = requiresGrad
         self.isParameter = isParameter
+    }
+
+    /// Another view of the same storage, checked as ``init(storage:dtype:shape:strides:storageOffset:requiresGrad:isParameter:)``
+    /// checks a new one; `requiresGrad` and `isParameter` carry over.
+    ///
+    /// - Parameters:
+    ///   - shape: Size of each dimension.
+    ///   - strides: Element strides; nil for contiguous (row-major) strides.
+    ///   - storageOffset: Elements to skip at the start of the storage; nil keeps this tensor's.
+    /// - Returns: The view.
+    /// - Throws: ``CheckpointError`` `.outOfBounds` when the view does not fit in the storage,
+    ///   `.invalidArgument` when shape and strides disagree or are negative.
+    public func viewed(shape: [Int], strides: [Int]? = nil, storageOffset: Int? = nil) throws -> Tensor {
+        try Tensor(storage: storage, dtype: dtype, shape: shape, strides: strides, storageOffset: storageOffset ?? self.storageOffset,
+                   requiresGrad: requiresGrad, isParameter: isParameter)
+    }
+
+    /// The same elements in another shape, as `torch.Tensor.view` gives them: this tensor must be
+    /// contiguous, and the shapes must hold as many elements.
+    ///
+    /// - Parameter shape: The new shape.
+    /// - Returns: A view of the same storage.
+    /// - Throws: ``CheckpointError`` `.invalidArgument` for a non-contiguous tensor or a different
+    ///   element count.
+    public func reshaped(_ shape: [Int]) throws -> Tensor {
+        guard isContiguous else {
+            throw CheckpointError(.invalidArgument, "only a contiguous tensor can be reshaped in place",
+                                  expected: "contiguous strides", found: "\(strides)")
+        }
+        let count = try Tensor.checkedElementCount(shape)
+        guard count == numel else {
+            throw CheckpointError(.invalidArgument, "reshaping changes the element count", expected: "\(numel)", found: "\(count) for shape \(shape)")
+        }
+        return try viewed(shape: shape)
     }
 
     /// A new contiguous tensor of zeros.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Checkpoint
 
@@ -48,4 +49,76 @@ func bfloat16RoundsToNearestEven(value: Float, bits: UInt16) {
     let huge = try Tensor(storage: base.storage, dtype: .float32, shape: [1 << 40, 3], strides: [0, 1])
     let error = try #require(throws: CheckpointError.self) { _ = try huge.contiguousBytes() }
     #expect(error.code == .outOfBounds)
+}
+
+/// The outside probe of the API review: a view widened past its storage. The layout is immutable
+/// (`t.shape = [1 << 20]` does not compile); the only ways to another view check it.
+@Test func widenedViewsOfAStorageAreRejected() throws {
+    let t = try Tensor(storage: Storage(byteCount: 16), dtype: .float32, shape: [4])
+    let error = #expect(throws: CheckpointError.self) { _ = try t.viewed(shape: [1 << 20]) }
+    #expect(error?.code == .outOfBounds)
+    #expect(throws: CheckpointError.self) { _ = try t.viewed(shape: [2], storageOffset: 3) }
+    #expect(throws: CheckpointError.self) { _ = try t.viewed(shape: [2], strides: [-1]) }
+    let window = try t.viewed(shape: [2], strides: [2], storageOffset: 1)
+    #expect(window.storage === t.storage && window.strides == [2] && window.storageOffset == 1)
+}
+
+@Test func reshapingKeepsTheElementsOfAContiguousTensor() throws {
+    var t = try Tensor([1, 2, 3, 4, 5, 6] as [Float], shape: [2, 3])
+    t.requiresGrad = true
+    let reshaped = try t.reshaped([3, 2])
+    #expect(reshaped.shape == [3, 2] && reshaped.requiresGrad && reshaped.storage === t.storage)
+    #expect(try reshaped.scalars(as: Float.self) == [1, 2, 3, 4, 5, 6])
+    #expect(throws: CheckpointError.self) { _ = try t.reshaped([4, 2]) }
+    let transposed = try t.viewed(shape: [3, 2], strides: [1, 3])
+    #expect(throws: CheckpointError.self) { _ = try transposed.reshaped([6]) }
+}
+
+@Test func storageFromBytesHoldsACopy() throws {
+    var bytes: [UInt8] = [1, 2, 3, 4, 5]
+    let storage = Storage(bytes: bytes)
+    bytes[0] = 9
+    #expect(try storage.withUnsafeBytes { Array($0) } == [1, 2, 3, 4, 5])
+    #expect(Storage(bytes: []).byteCount == 0)
+}
+
+/// Readers inside `withUnsafeBytes` of a mapped storage while another thread writes it (which moves
+/// the bytes to owned memory and drops the storage's mapping): the mapping must outlive the readers.
+/// Before, the last reference to the mapping went with the switch and readers faulted.
+@Test func readersOfAMappedStorageSurviveAWriteThatCopiesIt() throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-storage-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let count = 1 << 22
+    let path = directory.appendingPathComponent("bytes").path
+    try Data(repeating: 7, count: count).write(to: URL(fileURLWithPath: path))
+    for _ in 0..<8 {
+        let storage = try Storage(mapping: try MappedFile(path: path), offset: 0, byteCount: count)
+        let readers = 3
+        let sums = ReaderSums()
+        DispatchQueue.concurrentPerform(iterations: readers + 1) { index in
+            if index == readers {
+                try? storage.withUnsafeMutableBytes { $0[0] = 1 }
+                return
+            }
+            sums.append((try? storage.withUnsafeBytes { bytes in
+                var total = 0
+                for pass in 0..<4 { for offset in stride(from: pass, to: bytes.count, by: 4096) { total &+= Int(bytes[offset]) } }
+                return total
+            }) ?? -1)
+        }
+        #expect(!storage.isMapped)
+        #expect(try storage.withUnsafeBytes { $0[0] } == 1)
+        // Each reader saw the file's bytes (all 7) or the copy, whose first byte is 1.
+        let pages = 4 * (count / 4096)
+        #expect(sums.values.count == readers)
+        #expect(sums.values.allSatisfy { $0 == 7 * pages || $0 == 7 * pages - 6 })
+    }
+}
+
+private final class ReaderSums: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [Int] = []
+    func append(_ value: Int) { lock.lock(); collected.append(value); lock.unlock() }
+    var values: [Int] { lock.lock(); defer { lock.unlock() }; return collected }
 }
