@@ -70,14 +70,17 @@ public final class MappedFile: Sendable {
         guard offset >= 0, count >= 0, offset <= self.count else { return [] }
         let wanted = min(count, self.count - offset)
         var buffer = [UInt8](repeating: 0, count: wanted)
-        var done = 0
-        while done < wanted {
-            let n = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + done, wanted - done, off_t(offset + done)) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else {
-                throw CheckpointError(.io, "cannot read: \(String(cString: strerror(errno)))", file: path)
+        let done: Int
+        do {
+            done = try buffer.withUnsafeMutableBytes { (bytes) throws(SystemCallError) -> Int in
+                try FileIO.readAll(descriptor, into: bytes, at: offset)
             }
-            done += n
+        } catch {
+            throw CheckpointError(.io, "cannot read", file: path, cause: error)
+        }
+        guard done == wanted else {
+            throw CheckpointError(.truncated, "the file ended while being read", file: path,
+                                  expected: "\(wanted) bytes at offset \(offset)", found: "\(done)")
         }
         return buffer
     }

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -13,17 +14,8 @@ enum Terminal {
 
         func write(_ text: String) {
             var text = text
-            text.withUTF8 { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = Foundation.write(descriptor, buffer.baseAddress!.advanced(by: offset), buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return
-                    }
-                    offset += written
-                }
-            }
+            // A closed pipe or full disk under a terminal message has no one left to tell.
+            text.withUTF8 { buffer in try? FileIO.writeAll(descriptor, UnsafeRawBufferPointer(buffer)) }
         }
     }
 

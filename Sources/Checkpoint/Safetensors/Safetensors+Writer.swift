@@ -115,16 +115,10 @@ struct SafetensorsWritePlan {
     }
 
     private static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-        var written = 0
-        while written < bytes.count {
-            // Linux transfers at most 0x7ffff000 bytes per call; ask for no more than 1 GiB.
-            let request = min(bytes.count - written, 1 << 30)
-            let result = systemWrite(descriptor, bytes.baseAddress!.advanced(by: written), request)
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw CheckpointError(.io, "write failed: \(String(cString: strerror(errno)))", file: path)
-            }
-            written += result
+        do {
+            try FileIO.writeAll(descriptor, bytes)
+        } catch {
+            throw CheckpointError(.io, "write failed", file: path, cause: error)
         }
     }
 }

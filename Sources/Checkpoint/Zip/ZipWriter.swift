@@ -257,23 +257,21 @@ public final class ZipWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Writes every byte, retrying after signals and short writes; any failure poisons the
-    /// writer, since the file no longer matches what it has recorded.
+    /// Writes every byte (``FileIO/writeAll(_:_:)``); any failure poisons the writer, since the file
+    /// no longer matches what it has recorded. With `startsWriteback`, in pieces of
+    /// `writebackBatch`, starting writeback after each.
     private func writeFully(_ bytes: UnsafeRawBufferPointer, entry: String?) throws {
-        guard var cursor = bytes.baseAddress else { return }
-        var remaining = bytes.count
-        while remaining > 0 {
-            let piece = startsWriteback ? min(remaining, Self.writebackBatch) : remaining
-            let written = write(fileDescriptor, cursor, piece)
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else {
+        var done = 0
+        while done < bytes.count {
+            let piece = startsWriteback ? min(bytes.count - done, Self.writebackBatch) : bytes.count - done
+            do {
+                try FileIO.writeAll(fileDescriptor, UnsafeRawBufferPointer(rebasing: bytes[done..<(done + piece)]))
+            } catch {
                 state = .failed
-                let reason = written < 0 ? String(cString: strerror(errno)) : "write returned 0"
-                throw CheckpointError(.io, "cannot write the archive: \(reason)", file: path, path: entry)
+                throw CheckpointError(.io, "cannot write the archive", file: path, path: entry, cause: error)
             }
-            cursor += written
-            remaining -= written
-            writtenEnd += written
+            done += piece
+            writtenEnd += piece
             if startsWriteback, writtenEnd - writebackStart >= Self.writebackBatch { startWriteback() }
         }
     }
