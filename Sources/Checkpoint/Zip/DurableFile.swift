@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -74,9 +75,7 @@ public enum DurableFile {
     static func replace(_ path: String, with temporaryPath: String) throws -> Int32? {
         let old = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         var info = stat()
-        if old >= 0, fstat(old, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, let exchange = renameExchange,
-            exchange(AT_FDCWD, temporaryPath, AT_FDCWD, path, renameExchangeFlag) == 0
-        {
+        if old >= 0, fstat(old, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, ckpt_rename_exchange(temporaryPath, path) == 0 {
             unlink(temporaryPath)
             return old
         }
@@ -91,38 +90,14 @@ public enum DurableFile {
     /// `SYNC_FILE_RANGE_WRITE`), so the final fsync finds most data already on its way to disk and
     /// the disk works while later blobs are still being written. Best effort: a no-op elsewhere.
     static func startWriteback(_ fd: Int32, offset: Int, length: Int) {
-        guard let syncRange = syncFileRange, length > 0 else { return }
-        _ = syncRange(fd, Int64(offset), Int64(length), 2)
+        guard length > 0 else { return }
+        _ = ckpt_start_writeback(fd, Int64(offset), Int64(length))
     }
 
     /// The unit of writeback (4 KiB on x86; 16 or 64 KiB on some ARM kernels).
     static let pageSize: Int = {
         let size = Int(sysconf(Int32(_SC_PAGESIZE)))
         return size > 0 && size & (size - 1) == 0 ? size : 1 << 12
-    }()
-
-    private typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
-    private static let syncFileRange: SyncFileRange? = {
-        #if os(Linux)
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sync_file_range") else { return nil }
-        return unsafeBitCast(symbol, to: SyncFileRange.self)
-        #else
-        return nil
-        #endif
-    }()
-
-    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
-    private static let renameExchangeFlag: UInt32 = 2
-
-    /// glibc's `renameat2`, looked up at run time: Swift's Glibc module does not export it, and
-    /// systems without it fall back to `rename`.
-    private static let renameExchange: RenameAt2? = {
-        #if os(Linux)
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
-        return unsafeBitCast(symbol, to: RenameAt2.self)
-        #else
-        return nil
-        #endif
     }()
 
     /// The directory and file name of `path` (`.` for a bare name).
