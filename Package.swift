@@ -12,7 +12,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ],
     targets: [
         // C libraries, each behind a module map with `link` and a shim header (GRDB's layout).
@@ -37,7 +36,6 @@ let package = Package(
             dependencies: [
                 "Checkpoint", "CKernels",
                 .product(name: "OrderedCollections", package: "swift-collections"),
-                .product(name: "ComplexModule", package: "swift-numerics"),
             ]
         ),
         .executableTarget(

@@ -7,7 +7,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
     /// A kind of failure, stable across releases, for callers that branch on the cause.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         public let rawValue: String
-        public init(_ rawValue: String) { self.rawValue = rawValue }
+        private init(_ rawValue: String) { self.rawValue = rawValue }
         public var description: String { rawValue }
 
         /// The operating system refused an operation (open, read, write, fsync, rename, mmap).

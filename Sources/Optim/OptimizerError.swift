@@ -9,7 +9,7 @@ public struct OptimizerError: Error, Sendable, Equatable, CustomStringConvertibl
         /// The code's stable name.
         public let rawValue: String
         /// Creates a code from its name.
-        public init(_ rawValue: String) { self.rawValue = rawValue }
+        private init(_ rawValue: String) { self.rawValue = rawValue }
         /// The code's name.
         public var description: String { rawValue }
 

@@ -10,7 +10,7 @@ public struct RenameError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The code's stable name.
         public let rawValue: String
         /// Creates a code from its name.
-        public init(_ rawValue: String) { self.rawValue = rawValue }
+        private init(_ rawValue: String) { self.rawValue = rawValue }
         /// The code's name.
         public var description: String { rawValue }
 
