@@ -58,9 +58,11 @@ let package = Package(
             dependencies: ["Checkpoint"],
             path: "Samples/convert-and-inspect"
         ),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
-        .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint"]),
+        // Seeded RNG, self-removing temp directories and the torch-venv lookup for every test target.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
-        .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint"]),
+        .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "TestSupport"]),
     ]
 )

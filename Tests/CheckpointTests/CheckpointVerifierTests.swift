@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures")

@@ -1,13 +1,14 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import Checkpoint
 
 /// The one read/write helper: whole transfers, and errors that keep the system call and errno.
 struct FileIOTests {
     @Test func writeAllAndReadAllMoveEveryByte() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-fileio-\(UUID().uuidString)").path
-        defer { unlink(path) }
+        let directory = try TemporaryDirectory(prefix: "ckpt-fileio")
+        let path = directory.path("bytes")
         let descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
         try #require(descriptor >= 0)
         defer { close(descriptor) }

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 
 // The restricted unpickler against pickles written by real Python and torch
 // (scripts/make_pickle_fixtures.py; the sidecars describe the Python objects, never our output),
@@ -899,14 +900,6 @@ private func sharingPattern(_ tree: StateValue) -> [Int] {
     return pattern
 }
 
-private let picklerTorchPython: String? = {
-    let venv =
-        ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
-    let python = "\(venv)/bin/python"
-    return FileManager.default.isExecutableFile(atPath: python) ? python : nil
-}()
-
 @Suite("Pickler")
 struct PicklerTests {
     @Test(arguments: try InteropCases.all().map(\.name))
@@ -1002,9 +995,9 @@ struct PicklerTests {
     /// Writes every case with its storage records and has real torch load it (weights_only=True,
     /// and mmap=True) and compare it with the same object built in Python, and compare the pickle's
     /// structure with torch.save's (scripts/check_pickle_interop.py).
-    @Test(.enabled(if: picklerTorchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch)"))
+    @Test(.enabled(if: TorchVenv.python != nil, TorchVenv.skipReason))
     func torchLoadsWhatWeWrite() throws {
-        let python = try #require(picklerTorchPython)
+        let python = try #require(TorchVenv.python).path
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "ckpt-pickle-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }

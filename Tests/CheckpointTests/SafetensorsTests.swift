@@ -2,6 +2,7 @@ import Foundation
 import OrderedCollections
 import Testing
 @testable import Checkpoint
+import TestSupport
 
 // MARK: - Helpers
 
@@ -47,13 +48,6 @@ private func tensorValue(_ state: StateValue?) -> Tensor? {
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/safetensors")
-
-private let torchPython: String? = {
-    let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
-    let python = venv + "/bin/python"
-    return FileManager.default.isExecutableFile(atPath: python) ? python : nil
-}()
 
 private func hexBytes(_ text: String) -> [UInt8] {
     var bytes: [UInt8] = []
@@ -467,9 +461,9 @@ struct SafetensorsPythonTests {
     /// key-path names, values computed by torch from the same formula. Needs the torch venv
     /// (`$CKPT_TORCH_VENV` or ~/.cache/ckpt/venv-torch); without it this test is reported as
     /// skipped, not passed.
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv with safetensors (CKPT_TORCH_VENV)"))
+    @Test(.enabled(if: TorchVenv.python != nil, TorchVenv.skipReason))
     func pythonReadsWhatWeWrite() throws {
-        let python = try #require(torchPython)
+        let python = try #require(TorchVenv.python).path
         let flat = temporaryPath("flat.safetensors")
         let count = 12
         let values = (0..<count).map { Float($0) * 0.25 - 1 }

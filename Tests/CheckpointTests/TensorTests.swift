@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoint
 
 @Test func contiguousStridesAreRowMajor() {
@@ -86,11 +87,9 @@ func bfloat16RoundsToNearestEven(value: Float, bits: UInt16) {
 /// the bytes to owned memory and drops the storage's mapping): the mapping must outlive the readers.
 /// Before, the last reference to the mapping went with the switch and readers faulted.
 @Test func readersOfAMappedStorageSurviveAWriteThatCopiesIt() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-storage-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
+    let directory = try TemporaryDirectory(prefix: "ckpt-storage")
     let count = 1 << 22
-    let path = directory.appendingPathComponent("bytes").path
+    let path = directory.path("bytes")
     try Data(repeating: 7, count: count).write(to: URL(fileURLWithPath: path))
     for _ in 0..<8 {
         let storage = try Storage(mapping: try MappedFile(path: path), offset: 0, byteCount: count)

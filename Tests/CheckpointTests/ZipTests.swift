@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Checkpoint
+import TestSupport
 
 // MARK: Independent helpers (no ckpt code): a bitwise CRC, a raw zip builder, byte patching.
 

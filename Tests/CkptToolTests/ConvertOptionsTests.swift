@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 
 // `convert --dtype` and `--only`: torch loads what the tool wrote and compares it with its own
 // `tensor.to(dtype)` of the input, so the expected values are torch's.
@@ -9,14 +10,14 @@ private let statsInput = Tool.fixtures.appendingPathComponent("numeric/stats_inp
 
 /// Runs a torch check script with arguments (tests that call it are enabled only with torch).
 private func torchCheck(_ script: String, _ arguments: [String]) throws {
-    let result = try Tool.run(executable: try #require(torchPython), ["-c", script] + arguments)
+    let result = try Tool.run(executable: try #require(TorchVenv.python), ["-c", script] + arguments)
     #expect(result.status == 0 && result.stdout.hasSuffix("ok\n"), "\(result.stdout)\n\(result.stderr)")
 }
 
 @Suite("ckpt-tool convert --dtype / --only")
 struct ConvertOptionsTests {
     @Test(
-        .enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): torch compares the result"),
+        .enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): torch compares the result"),
         arguments: [("bf16", "bfloat16"), ("f16", "float16"), ("f32", "float32"), ("f64", "float64"), ("bfloat16", "bfloat16")])
     func floatingTensorsAreCastAsTorchCastsThem(option: String, torchName: String) throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("cast.pt").path
@@ -48,7 +49,7 @@ struct ConvertOptionsTests {
         try torchCheck(script, [statsInput, out, torchName])
     }
 
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): torch compares the result"))
+    @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): torch compares the result"))
     func tiedTensorsStayTiedAndViewsStayViews() throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("tied.pt").path
         let source = Tool.fixtures.appendingPathComponent("pt/model_tied.pt").path

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 
 /// Writes pairs of checkpoints with torch and prints, per pair, what torch says about them:
 /// `torch.allclose` and the largest absolute and relative difference of every same-shaped tensor.
@@ -59,7 +60,7 @@ print(json.dumps(expected))
 
 /// The pairs and torch's verdicts, made once per test process.
 private let torchPairs: (directory: URL, expected: Data)? = {
-    guard let python = torchPython else { return nil }
+    guard let python = TorchVenv.python else { return nil }
     let directory = Tool.temporaryDirectory()
     let script = directory.appendingPathComponent("make_pairs.py")
     guard (try? makePairs.write(to: script, atomically: true, encoding: .utf8)) != nil,
@@ -75,7 +76,7 @@ private func diffJSON(_ arguments: [String]) throws -> (status: Int32, json: [St
     return (result.status, try #require(object as? [String: Any]))
 }
 
-@Suite("ckpt-tool diff", .enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch) to make the pairs"))
+@Suite("ckpt-tool diff", .enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch) to make the pairs"))
 struct DiffTests {
     private func pair(_ name: String) throws -> (a: String, b: String, expected: [String: [String: Any]]) {
         let pairs = try #require(torchPairs, "torch failed to write the pairs")

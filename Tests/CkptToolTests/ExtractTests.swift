@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 // `extract` writes .npy files that numpy itself must read back equal to what torch loads from
 // the same checkpoint; the comparison runs once per test in the torch venv's Python.
@@ -9,7 +10,7 @@ private let dtypesFixture = Tool.fixtures.appendingPathComponent("pt/dtypes.pt")
 /// Asks numpy whether each `.npy` equals `expression` evaluated on torch's tensor `t` at its key
 /// (NaNs equal, dtype and shape included).
 private func numpyAgrees(checkpoint: String = dtypesFixture, _ files: [(key: String, npy: String)], expression: String) throws {
-    let python = try #require(torchPython).path
+    let python = try #require(TorchVenv.python).path
     let script = """
         import sys, numpy as np, torch
         tree = torch.load(sys.argv[1])
@@ -34,7 +35,7 @@ private func numpyAgrees(checkpoint: String = dtypesFixture, _ files: [(key: Str
 
 @Suite("ckpt-tool extract")
 struct ExtractTests {
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
     func numpyReadsBackWhatTorchHolds() throws {
         let directory = Tool.temporaryDirectory()
         var files: [(key: String, npy: String)] = []
@@ -49,7 +50,7 @@ struct ExtractTests {
         try numpyAgrees(files, expression: "t.numpy()")
     }
 
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
     func typesNumpyLacksAreWrittenAsBitsWithANote() throws {
         let directory = Tool.temporaryDirectory()
         for (key, bits) in [("bfloat16", "uint16"), ("float8_e4m3fn", "uint8"), ("float8_e5m2", "uint8")] {
@@ -61,7 +62,7 @@ struct ExtractTests {
         }
     }
 
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
     func castToFloat32GivesTheValues() throws {
         let directory = Tool.temporaryDirectory()
         var files: [(key: String, npy: String)] = []
@@ -75,7 +76,7 @@ struct ExtractTests {
         try numpyAgrees(files, expression: "t.float().numpy()")
     }
 
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
+    @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch): numpy reads back what torch holds"))
     func nestedKeyPathsAndViews() throws {
         let directory = Tool.temporaryDirectory()
         let stats = Tool.fixtures.appendingPathComponent("numeric/stats_input.pt").path

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 
 private func fixture(_ name: String) -> String { Tool.fixtures.appendingPathComponent(name).path }
 
@@ -310,13 +311,13 @@ private let sample = Tool.fixtures.appendingPathComponent("../../Samples/data/ti
 
 @Suite("ckpt-tool inspect: optimizers, --depth, --filter")
 struct InspectSelectionTests {
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv to describe the optimizers; NOT checked"))
+    @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv to describe the optimizers; NOT checked"))
     func optimizerSummariesMatchWhatTorchSees() throws {
         let directory = Tool.temporaryDirectory()
         let script = directory.appendingPathComponent("describe.py")
         try describeOptimizers.write(to: script, atomically: true, encoding: .utf8)
         let files = [fixture("pt/adagrad_groups.pt"), fixture("pt/adagrad_named.pt"), sample]
-        let torch = try Tool.run(executable: try #require(torchPython), [script.path] + files + [directory.path])
+        let torch = try Tool.run(executable: try #require(TorchVenv.python), [script.path] + files + [directory.path])
         #expect(torch.status == 0, "\(torch.stderr)")
         let truth = try #require(try JSONSerialization.jsonObject(with: Data(torch.stdout.utf8)) as? [String: [String: Any]])
         for file in files + [directory.appendingPathComponent("uneven.pt").path] {

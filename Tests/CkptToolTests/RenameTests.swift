@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 
 // `ckpt-tool rename` on torch's v1 checkpoint (Tests/Fixtures/rename, scripts/make_rename_fixtures.py).
 
@@ -89,14 +90,14 @@ import Testing
         #expect(names.count == 12 && names.allSatisfy { mapping.values.contains($0) })
     }
 
-    @Test(.enabled(if: torchPython != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch) to load the renamed file"))
+    @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch) to load the renamed file"))
     func torchLoadsTheRenamedFileIntoV2() throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("v2.pt").path
         let result = try Tool.run(["rename", Self.v1, out, "--map", Self.map])
         #expect(result.status == 0, "\(result.stderr)")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/make_rename_fixtures.py").path
-        let check = try Tool.run(executable: try #require(torchPython), [script, "--check-renamed", out])
+        let check = try Tool.run(executable: try #require(TorchVenv.python), [script, "--check-renamed", out])
         #expect(check.status == 0 && check.stdout.hasPrefix("ok"), "\(check.stdout) \(check.stderr)")
     }
 

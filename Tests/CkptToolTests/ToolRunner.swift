@@ -74,12 +74,3 @@ extension Tool.Result {
             || status > 128 || status < 0
     }
 }
-
-/// The torch venv's python (`CKPT_TORCH_VENV` or `~/.cache/ckpt/venv-torch`), or nil: tests that need torch are
-/// enabled only with it (`.enabled(if: torchPython != nil, ...)`), and say so when skipped.
-let torchPython: URL? = {
-    let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
-    let python = URL(fileURLWithPath: venv).appendingPathComponent("bin/python")
-    return FileManager.default.isExecutableFile(atPath: python.path) ? python : nil
-}()

@@ -4,6 +4,7 @@ import OrderedCollections
 import Testing
 
 @testable import Optim
+import TestSupport
 
 // Name-based loading against real torch (scripts/make_rename_fixtures.py): v1's optimizer state,
 // saved by torch.save, goes through Tests/Fixtures/rename/map.json into a v2 Adagrad whose layers
@@ -333,7 +334,7 @@ struct RenameFixture {
     /// loading by name reads or throws a typed error, never traps.
     @Test func corruptedOptimizerDictsLoadOrThrow() throws {
         let fixture = try RenameFixture()
-        var generator = SeededGenerator(seed: 1489)
+        var generator = SplitMix64(seed: 1489)
         let replacements: [StateValue] = [
             .none, .int(-1), .int(Int64.max), .string("x"), .list([]), .list([.int(0), .int(0)]), .dict([:]),
             .tensor(try Tensor([Float(1)], shape: [1])), .list([.string("fc.weight"), .string("fc.weight")]),
@@ -357,7 +358,7 @@ struct RenameFixture {
     }
 
     /// The tree with one randomly chosen node (at any depth) replaced.
-    static func corrupt(_ value: StateValue, _ replacements: [StateValue], _ generator: inout SeededGenerator)
+    static func corrupt(_ value: StateValue, _ replacements: [StateValue], _ generator: inout SplitMix64)
         -> StateValue
     {
         let stop = Int.random(in: 0..<4, using: &generator) == 0

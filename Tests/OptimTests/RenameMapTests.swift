@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Optim
+import TestSupport
 
 // Rename maps on their own: the rule kinds, order, composition, the JSON file format, and every
 // error with its message.
@@ -201,7 +202,7 @@ import Testing
 
     /// Seeded byte corruptions of a valid map file: each reads or throws ``RenameError``, never traps.
     @Test func corruptedMapFilesReadOrThrow() throws {
-        var generator = SeededGenerator(seed: 4)
+        var generator = SplitMix64(seed: 4)
         let original = Array(Self.issueMap.utf8)
         let alphabet = Array(#"{}[]":,\.$()*+?|^0123456789 abcdefghijklmnopqrstuvwxyz"#.utf8)
         var outcomes = (read: 0, rejected: 0)
@@ -233,20 +234,5 @@ import Testing
         }
         #expect(error.code == .invalidMap)
         #expect(error.message.hasPrefix("cannot read the map file /nonexistent/map.json"))
-    }
-}
-
-/// A small deterministic generator (SplitMix64) for seeded corruption tests.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

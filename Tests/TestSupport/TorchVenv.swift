@@ -1,0 +1,19 @@
+import Foundation
+import Testing
+
+/// The torch venv the interop checks run in: `$CKPT_TORCH_VENV`, else `~/.cache/ckpt/venv-torch`.
+///
+/// A test that needs torch is enabled only with it, and says why when skipped:
+/// `@Test(.enabled(if: TorchVenv.python != nil, TorchVenv.skipReason))`.
+public enum TorchVenv {
+    /// The venv's python, or nil when there is none.
+    public static let python: URL? = {
+        let venv = ProcessInfo.processInfo.environment["CKPT_TORCH_VENV"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch").path
+        let python = URL(fileURLWithPath: venv).appendingPathComponent("bin/python")
+        return FileManager.default.isExecutableFile(atPath: python.path) ? python : nil
+    }()
+
+    /// Why a torch test did not run.
+    public static let skipReason: Comment = "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch); NOT checked"
+}
