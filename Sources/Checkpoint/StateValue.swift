@@ -65,11 +65,12 @@ public indirect enum StateValue: Sendable, Equatable {
     case set([StateValue])
     case complex(real: Double, imaginary: Double)
 
-    /// A plain `dict` from string keys, in the order given.
+    /// A plain `dict` from string keys, in the order given. Disfavored: a dictionary literal of
+    /// literal keys builds the `.dict` case directly (``StateDict/init(dictionaryLiteral:)``); this
+    /// serves keys that are `String` values.
+    @_disfavoredOverload
     public static func dict(_ pairs: KeyValuePairs<String, StateValue>) -> StateValue {
-        var items = OrderedDictionary<StateKey, StateValue>()
-        for (key, value) in pairs { items[.string(key)] = value }
-        return .dict(StateDict(items))
+        .dict(StateDict(entries: pairs.map { (.string($0.key), $0.value) }))
     }
 
     /// The Python type name, as `type(v).__name__` would print it (`"OrderedDict"`, `"Tensor"`).
