@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 extension RenameMap {
@@ -9,15 +10,16 @@ extension RenameMap {
     /// TEXT}`, `{"regex": PATTERN, "to": TEMPLATE}` or `{"drop": PATTERN}`.
     ///
     /// - Parameter data: The file's bytes (UTF-8 JSON).
-    /// - Throws: ``RenameError`` `.invalidMap` naming the rule (or the key) that is wrong.
+    /// - Throws: ``RenameError`` `.invalidMap` naming the rule (or the key) that is wrong, and a key
+    ///   that appears twice in one object (JSONSerialization would silently keep one of them).
     public init(json data: Data) throws {
-        let root: Any
+        let root: OrderedJSON
         do {
-            root = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw RenameError(.invalidMap, "the map is not valid JSON: \(error.localizedDescription)")
+            root = try data.withUnsafeBytes { try OrderedJSON.parse($0, file: nil, what: "rename map") }
+        } catch let error as CheckpointError {
+            throw RenameError(.invalidMap, "the map is not valid JSON: \(error.path.map { "\($0): " } ?? "")\(error.message)\(error.found.map { " (\($0))" } ?? "")")
         }
-        self = RenameMap(stages: try RenameMap.parseMap(root, firstStage: 0, composite: false, path: "map"))
+        self = RenameMap(stages: try RenameMap.parseMap(root.foundationValue, firstStage: 0, composite: false, path: "map"))
     }
 
     /// Reads a map file from disk.

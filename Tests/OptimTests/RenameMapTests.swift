@@ -236,3 +236,13 @@ import TestSupport
         #expect(error.message.hasPrefix("cannot read the map file /nonexistent/map.json"))
     }
 }
+
+/// JSONSerialization keeps one of two equal keys without a word; the map parser refuses them.
+@Test func aDuplicateKeyInTheMapIsAnError() throws {
+    let json = #"{"rules": [{"exact": "a", "to": "b", "to": "c"}]}"#
+    let error = try #require(throws: RenameError.self) { try RenameMap(json: Data(json.utf8)) }
+    #expect(error.code == .invalidMap)
+    #expect(error.message.contains("duplicate key \"to\""), "\(error.message)")
+    let twoRuleLists = #"{"rules": [], "rules": [{"drop": "x"}]}"#
+    #expect(throws: RenameError.self) { try RenameMap(json: Data(twoRuleLists.utf8)) }
+}

@@ -5,7 +5,7 @@ import Foundation
 /// Foundation's `JSONSerialization` drops member order, silently keeps one of two duplicate keys and
 /// rounds integers above 2^53; safetensors headers, ckpt manifests and `ckpt.tree` records need all three kept,
 /// so all are parsed with this strict RFC 8259 parser instead.
-enum OrderedJSON: Equatable, Sendable {
+package enum OrderedJSON: Equatable, Sendable {
     case object([(key: String, value: OrderedJSON)])
     case array([OrderedJSON])
     case string(String)
@@ -14,7 +14,7 @@ enum OrderedJSON: Equatable, Sendable {
     case bool(Bool)
     case null
 
-    static func == (lhs: OrderedJSON, rhs: OrderedJSON) -> Bool {
+    package static func == (lhs: OrderedJSON, rhs: OrderedJSON) -> Bool {
         switch (lhs, rhs) {
         case let (.object(a), .object(b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
@@ -79,7 +79,7 @@ extension OrderedJSON {
     /// - Returns: The value.
     /// - Throws: ``CheckpointError`` `.corrupt` naming the byte offset of the first problem, and
     ///   the key path for a duplicate key.
-    static func parse(_ bytes: UnsafeRawBufferPointer, file: String?, what: String) throws -> OrderedJSON {
+    package static func parse(_ bytes: UnsafeRawBufferPointer, file: String?, what: String) throws -> OrderedJSON {
         var parser = Parser(bytes: bytes, file: file, what: what)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -89,7 +89,7 @@ extension OrderedJSON {
     }
 
     /// Parses JSON from a string.
-    static func parse(_ text: String, file: String?, what: String) throws -> OrderedJSON {
+    package static func parse(_ text: String, file: String?, what: String) throws -> OrderedJSON {
         var text = text
         return try text.withUTF8 { try parse(UnsafeRawBufferPointer($0), file: file, what: what) }
     }
@@ -398,4 +398,20 @@ extension OrderedJSON {
 
     /// A JSON number for an integer.
     static func integer<T: BinaryInteger>(_ value: T) -> OrderedJSON { .number(String(value)) }
+}
+
+extension OrderedJSON {
+    /// The value as `JSONSerialization` gives it (dictionaries, arrays, strings, `NSNumber`, `NSNull`),
+    /// for readers written against that shape; keys are unique, as the parser guarantees.
+    package var foundationValue: Any {
+        switch self {
+        case .object(let members):
+            return Dictionary(members.map { ($0.key, $0.value.foundationValue) }, uniquingKeysWith: { first, _ in first })
+        case .array(let elements): return elements.map(\.foundationValue)
+        case .string(let text): return text
+        case .number(let text): return Int(text).map { NSNumber(value: $0) } ?? NSNumber(value: Double(text) ?? .nan)
+        case .bool(let flag): return flag
+        case .null: return NSNull()
+        }
+    }
 }
