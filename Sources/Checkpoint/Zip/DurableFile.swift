@@ -56,8 +56,36 @@ public enum DurableFile {
         // transaction, and freeing the old file's blocks in it (trimming them too, on a file system
         // mounted with `discard`) would make the sync wait for that as well. Closed afterwards, the
         // freeing goes into a later commit that nobody waits for.
-        defer { if let replaced { Thread.detachNewThread { close(replaced) } } }
+        defer { if let replaced { release(replaced) } }
         if sync { try syncDirectory(directory, finalPath: path) }
+    }
+
+    /// Replaced files whose last close (which frees their blocks) is still running.
+    private static let pendingReleases = NSCondition()
+    nonisolated(unsafe) private static var pendingReleaseCount = 0
+
+    /// Closes a replaced, already unlinked file on another thread: freeing a large file's blocks
+    /// takes as long as writing them on some file systems, and the caller need not wait for it.
+    private static func release(_ descriptor: Int32) {
+        pendingReleases.lock()
+        pendingReleaseCount += 1
+        pendingReleases.unlock()
+        Thread.detachNewThread {
+            close(descriptor)
+            pendingReleases.lock()
+            pendingReleaseCount -= 1
+            pendingReleases.broadcast()
+            pendingReleases.unlock()
+        }
+    }
+
+    /// Waits until the files replaced by earlier writes are closed and their blocks freed. A
+    /// benchmark that deletes its baseline's old file before timing it calls this before timing a
+    /// save, so that neither run pays for freeing the previous one's file.
+    package static func waitForReleasedFiles() {
+        pendingReleases.lock()
+        while pendingReleaseCount > 0 { pendingReleases.wait() }
+        pendingReleases.unlock()
     }
 
     /// Moves the finished temp file to `path` atomically.
