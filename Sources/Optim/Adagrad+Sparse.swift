@@ -39,8 +39,8 @@ enum AdagradSparseUpdate {
             round = { Double(Float($0)) }
             multiplyAdd = { Double(Float($0).addingProduct(Float($1), Float($2))) }
         case .float16:
-            round = { Double(HalfPrecision.round(Float($0))) }
-            multiplyAdd = { Double(HalfPrecision.round(Float($0) + HalfPrecision.round(Float($1) * Float($2)))) }
+            round = { Double(ElementCodec.roundedToFloat16(Float($0))) }
+            multiplyAdd = { Double(ElementCodec.roundedToFloat16(Float($0) + ElementCodec.roundedToFloat16(Float($1) * Float($2)))) }
         case .bfloat16:
             round = { Double(BFloat16.round(Float($0))) }
             multiplyAdd = { Double(BFloat16.round(Float($0) + BFloat16.round(Float($1) * Float($2)))) }

@@ -146,7 +146,7 @@ public struct SparseTensor {
         switch dtype {
         case .float64: return a + b
         case .float32: return Double(Float(a) + Float(b))
-        case .float16: return Double(HalfPrecision.round(Float(a) + Float(b)))
+        case .float16: return Double(ElementCodec.roundedToFloat16(Float(a) + Float(b)))
         case .bfloat16: return Double(BFloat16.round(Float(a) + Float(b)))
         default: throw OptimizerError(.unsupported, "sparse values of dtype \(dtype) are not supported")
         }

@@ -9,7 +9,7 @@ extension Tensor {
         switch dtype {
         case .float64: return raw.loadUnaligned(fromByteOffset: index * 8, as: Double.self)
         case .float32: return Double(raw.loadUnaligned(fromByteOffset: index * 4, as: Float.self))
-        case .float16: return Double(HalfPrecision.float(fromBits: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
+        case .float16: return Double(ElementCodec.float(fromFloat16Bits: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
         case .bfloat16: return Double(BFloat16(bitPattern: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)).floatValue)
         case .complex64: return Double(raw.loadUnaligned(fromByteOffset: index * 8, as: Float.self))
         case .complex128: return raw.loadUnaligned(fromByteOffset: index * 16, as: Double.self)
@@ -33,7 +33,7 @@ extension Tensor {
         switch dtype {
         case .float64: raw.storeBytes(of: value, toByteOffset: index * 8, as: Double.self)
         case .float32: raw.storeBytes(of: Float(value), toByteOffset: index * 4, as: Float.self)
-        case .float16: raw.storeBytes(of: HalfPrecision.bits(from: Float(value)), toByteOffset: index * 2, as: UInt16.self)
+        case .float16: raw.storeBytes(of: ElementCodec.float16Bits(from: Float(value)), toByteOffset: index * 2, as: UInt16.self)
         case .bfloat16: raw.storeBytes(of: BFloat16(Float(value)).bitPattern, toByteOffset: index * 2, as: UInt16.self)
         default:
             throw OptimizerError(.unsupported, "cannot store a floating-point value in a \(dtype) tensor")
