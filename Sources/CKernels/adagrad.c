@@ -234,7 +234,7 @@ CKPT_INLINE void torch_sqrt_block_f64(const double *restrict sums, double *restr
 }
 
 // A kind this CPU cannot compute (rsqrt14 without AVX-512) would fault: exact roots instead.
-// Callers check reproducibility first (ckpt_torch_rounding_reproducible); this only keeps a wrong
+// Callers check reproducibility first (ckpt_torch_sqrt_reproducible); this only keeps a wrong
 // argument from crashing.
 static int usable_sqrt_kind(int kind) {
 #if defined(__x86_64__)
@@ -401,12 +401,14 @@ CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_bl
 
 // MARK: float16 / bfloat16
 
+// Elements one iteration of ATen's vectorized `add` loop takes for a 2-byte type (see below).
+enum { ADD_LOOP_STEP = 32 };
+
 CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
     const int64_t chunk = o->add_chunk > 0 ? o->add_chunk : 1;
     const int64_t start = i / chunk * chunk;
     const int64_t end = start + chunk < o->numel ? start + chunk : o->numel;
-    const int64_t vector = o->add_vector_step > 0 ? o->add_vector_step : 1;
-    return i >= end - (end - start) % vector;
+    return i >= end - (end - start) % ADD_LOOP_STEP;
 }
 
 // The non-fused paths run one ATen op at a time: each op widens its inputs to float, computes, and
@@ -606,15 +608,13 @@ ckpt_torch_rounding ckpt_torch_rounding_for(ckpt_cpu_vendor vendor, int mkl_avx5
 
 ckpt_torch_rounding ckpt_torch_rounding_native(void) {
 #if CKPT_X86
-    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-    return ckpt_torch_rounding_for(ckpt_cpu_vendor_id(), avx512);
+    return ckpt_torch_rounding_for(ckpt_cpu_vendor_id(), has_avx512());
 #else
     return ckpt_torch_rounding_for(CKPT_VENDOR_NOT_X86, 0);
 #endif
 }
 
-static int sqrt_kind_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor estimate_vendor) {
+int ckpt_torch_sqrt_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor estimate_vendor) {
     switch (kind) {
     case CKPT_SQRT_EXACT: return 1;
 #if CKPT_X86
@@ -627,10 +627,6 @@ static int sqrt_kind_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor est
 #endif
     default: return 0;
     }
-}
-
-int ckpt_torch_sqrt_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor estimate_vendor) {
-    return sqrt_kind_reproducible(kind, estimate_vendor);
 }
 
 CKPT_DEFINE_ENTRY(f32, float)

@@ -48,7 +48,7 @@ public struct AdagradHyperparameters: Sendable {
 /// The arithmetic lives in CKernels (adagrad.c), which records per path and dtype how torch rounds:
 /// the FMAs GCC formed in ATen's kernels, which scalars an op casts to float16/bfloat16 first, the
 /// scalar tails of parallel chunks, and MKL's square root for torch.sqrt. Some of that depends on the
-/// CPU torch runs on (MKL's kernel choice, ATen's vector width); ``TorchRounding`` describes it, so
+/// CPU torch runs on (MKL's kernel choice, torch's thread count); ``TorchRounding`` describes it, so
 /// results match torch run on the same kind of machine.
 enum AdagradKernels {
     /// One parameter's dense update, as ``denseUpdates(_:)`` takes it.
@@ -187,23 +187,30 @@ enum AdagradKernels {
     /// The scalars torch's kernels receive for one update of `realCount` real elements, rounded as
     /// `rounding` says torch rounds them.
     private static func kernelOptions(_ update: DenseUpdate, realCount: Int, rounding: TorchRounding, isa: ckpt_isa) -> ckpt_adagrad_options {
+        kernelOptions(hyper: update.hyper, step: update.step, implementation: update.implementation,
+                      complex: update.param.dtype.isComplex, realCount: realCount, rounding: rounding, isa: isa)
+    }
+
+    /// The kernel options of one update from its parts (tests call the kernels with them directly).
+    static func kernelOptions(
+        hyper: AdagradHyperparameters, step: Float, implementation: AdagradImplementation, complex: Bool,
+        realCount: Int, rounding: TorchRounding, isa: ckpt_isa
+    ) -> ckpt_adagrad_options {
         var options = ckpt_adagrad_options()
-        options.clr = decayedLearningRate(
-            lr: update.hyper.lr, lrDecay: update.hyper.lrDecay, step: update.step, implementation: update.implementation)
-        options.eps = update.hyper.eps
-        options.weight_decay = update.hyper.weightDecay
-        options.maximize = update.hyper.maximize ? 1 : 0
+        options.clr = decayedLearningRate(lr: hyper.lr, lrDecay: hyper.lrDecay, step: step, implementation: implementation)
+        options.eps = hyper.eps
+        options.weight_decay = hyper.weightDecay
+        options.maximize = hyper.maximize ? 1 : 0
         options.numel = Int64(realCount)
         options.add_chunk = Int64(rounding.parallelChunk(realCount))
-        options.add_vector_step = Int32(TorchRounding.addLoopStep)
-        options.complex_weight_decay = update.param.dtype.isComplex && update.implementation == .singleTensor ? 1 : 0
+        options.complex_weight_decay = complex && implementation == .singleTensor ? 1 : 0
         options.sqrt_f32_kind = rounding.sqrtF32
         options.sqrt_f64_kind = rounding.sqrtF64
         options.isa = isa
         return options
     }
 
-    private static func kernelPath(_ implementation: AdagradImplementation) -> ckpt_adagrad_path {
+    static func kernelPath(_ implementation: AdagradImplementation) -> ckpt_adagrad_path {
         switch implementation {
         case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
         case .forEach: CKPT_ADAGRAD_FOREACH

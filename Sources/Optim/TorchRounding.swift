@@ -64,10 +64,6 @@ struct TorchRounding: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Elements of a 2-byte type one iteration of ATen's vectorized `add` loop takes: two 32-byte
-    /// vectors (see adagrad.c). The rest of each chunk is its scalar tail.
-    static let addLoopStep = 32
-
     /// The range at::parallel_for hands each of torch's threads for an elementwise op over `count`
     /// elements (grain 32768). Places the scalar tails of float16/bfloat16 `add(alpha:)`.
     func parallelChunk(_ count: Int) -> Int {

@@ -26,27 +26,12 @@ struct AdagradBatchTests {
         }
     }
 
-    static func path(_ implementation: AdagradImplementation) -> ckpt_adagrad_path {
-        switch implementation {
-        case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
-        case .forEach: CKPT_ADAGRAD_FOREACH
-        case .fused: CKPT_ADAGRAD_FUSED
-        }
-    }
-
     /// One serial kernel call over the whole tensor: param bytes followed by sum bytes.
     static func serialReference(_ item: Case, step: Float) throws -> [UInt8] {
-        var options = ckpt_adagrad_options()
-        options.clr = AdagradKernels.decayedLearningRate(
-            lr: hyper.lr, lrDecay: hyper.lrDecay, step: step, implementation: item.implementation)
-        options.eps = hyper.eps
-        options.weight_decay = hyper.weightDecay
-        options.numel = Int64(item.values.count)
-        options.add_chunk = Int64(TorchRounding.native.parallelChunk(item.values.count))
-        options.add_vector_step = Int32(TorchRounding.addLoopStep)
-        options.sqrt_f32_kind = TorchRounding.native.sqrtF32
-        options.sqrt_f64_kind = TorchRounding.native.sqrtF64
-        return try AdagradKernelTests.runVariant(CKPT_ISA_BEST, item.dtype, path(item.implementation), item.values, item.gradients, &options)
+        var options = AdagradKernels.kernelOptions(
+            hyper: hyper, step: step, implementation: item.implementation, complex: false,
+            realCount: item.values.count, rounding: .native, isa: CKPT_ISA_BEST)
+        return try AdagradKernelTests.runVariant(CKPT_ISA_BEST, item.dtype, AdagradKernels.kernelPath(item.implementation), item.values, item.gradients, &options)
     }
 
     @Test func mixedBatchMatchesOneSerialPassPerTensor() throws {

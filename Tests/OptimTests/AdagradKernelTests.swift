@@ -136,20 +136,10 @@ struct AdagradKernelTests {
         try AdagradKernels.denseUpdate(param: param, grad: grad, sum: sum, step: 2, hyper: Self.hyper, implementation: implementation)
 
         let serialParam = try tensor(values), serialSum = try Tensor(zeros: dtype, shape: [count])
-        var options = ckpt_adagrad_options()
-        options.clr = AdagradKernels.decayedLearningRate(lr: Self.hyper.lr, lrDecay: Self.hyper.lrDecay, step: 2, implementation: implementation)
-        options.eps = Self.hyper.eps
-        options.weight_decay = Self.hyper.weightDecay
-        options.numel = Int64(count)
-        options.add_chunk = Int64(TorchRounding.native.parallelChunk(count))
-        options.add_vector_step = Int32(TorchRounding.addLoopStep)
-        options.sqrt_f32_kind = TorchRounding.native.sqrtF32
-        options.sqrt_f64_kind = TorchRounding.native.sqrtF64
-        let path: ckpt_adagrad_path = switch implementation {
-        case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
-        case .forEach: CKPT_ADAGRAD_FOREACH
-        case .fused: CKPT_ADAGRAD_FUSED
-        }
+        var options = AdagradKernels.kernelOptions(
+            hyper: Self.hyper, step: 2, implementation: implementation, complex: false, realCount: count,
+            rounding: .native, isa: CKPT_ISA_BEST)
+        let path = AdagradKernels.kernelPath(implementation)
         try serialParam.storage.withUnsafeMutableBytes { p in
             try serialSum.storage.withUnsafeMutableBytes { s in
                 try grad.storage.withUnsafeBytes { g in
@@ -188,11 +178,7 @@ struct AdagradKernelTests {
             gradValues[offset * 11 + 3] = special
             gradValues[count - 1 - offset] = special
         }
-        let path: ckpt_adagrad_path = switch implementation {
-        case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
-        case .forEach: CKPT_ADAGRAD_FOREACH
-        case .fused: CKPT_ADAGRAD_FUSED
-        }
+        let path = AdagradKernels.kernelPath(implementation)
         for (wd, maximize) in [(0.0, false), (0.1, true)] { for kind in SparseExactnessTests.kinds {
             var options = ckpt_adagrad_options()
             options.clr = 0.0123
@@ -201,7 +187,6 @@ struct AdagradKernelTests {
             options.maximize = maximize ? 1 : 0
             options.numel = Int64(count)
             options.add_chunk = 700  // two chunks, so tails fall inside the range too
-            options.add_vector_step = Int32(TorchRounding.addLoopStep)
             options.sqrt_f32_kind = kind
             options.sqrt_f64_kind = kind
             var results: [[UInt8]] = []

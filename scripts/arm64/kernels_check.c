@@ -20,7 +20,7 @@ int main(void) {
             ph[i] = (uint16_t)(ua >> 16); gh[i] = (uint16_t)(ub >> 16); sh[i] = 0x3c00;  /* bf16-ish bits; f16 reads them as halves */
         }
         ckpt_adagrad_options o = {0};
-        o.clr = 0.01; o.eps = 1e-10; o.weight_decay = wd ? 0.1 : 0; o.numel = N; o.add_chunk = 700; o.add_vector_step = 32;
+        o.clr = 0.01; o.eps = 1e-10; o.weight_decay = wd ? 0.1 : 0; o.numel = N; o.add_chunk = 700;
         o.sqrt_f32_kind = CKPT_SQRT_EXACT; o.sqrt_f64_kind = CKPT_SQRT_EXACT; o.isa = CKPT_ISA_BASELINE;
         for (int step = 0; step < 3; step++) switch (t) {
             case 0: ckpt_adagrad_f32((ckpt_adagrad_path)path, pf, gf, sf, 0, N, &o); break;

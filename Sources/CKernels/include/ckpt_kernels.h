@@ -78,11 +78,9 @@ typedef struct {
     /// Elements in the whole tensor.
     int64_t numel;
     /// float16/bfloat16 with weight decay on the non-fused paths: the chunk length torch's
-    /// at::parallel_for gives each thread for `grad.add(param, alpha=wd)`, and the elements one
-    /// iteration of ATen's vectorized loop takes; the scalar tail of each chunk rounds alpha
-    /// differently (see adagrad.c).
+    /// at::parallel_for gives each thread for `grad.add(param, alpha=wd)`; the scalar tail of each
+    /// chunk rounds alpha differently (see adagrad.c).
     int64_t add_chunk;
-    int32_t add_vector_step;
     /// Single-tensor path on a complex parameter: torch adds weight decay before viewing the
     /// tensors as real pairs, with complex arithmetic that rounds wd * param before the sum (no FMA).
     int32_t complex_weight_decay;
