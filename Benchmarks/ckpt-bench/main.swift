@@ -159,11 +159,11 @@ let removePlain = { _ = unlink(plainPath) }
 var torch: (save: Double, load: Double, version: String)?
 if durableOnly {
     // The durable saves below replace an existing file, as they do after the no-fsync saves.
-    try Checkpoint.save(value, to: ckptPath, options: SaveOptions(durable: false))
+    try value.write(to: ckptPath, options: SaveOptions(durable: false))
 } else {
     let plainNoSync = try best(prepare: { removePlain(); recycleMemory() }) { try plainWrite(value, to: plainPath, sync: false) }
     let saveNoSync = try best(prepare: { DurableFile.waitForReleasedFiles(); recycleMemory() }) {
-        try Checkpoint.save(value, to: ckptPath, options: SaveOptions(durable: false))
+        try value.write(to: ckptPath, options: SaveOptions(durable: false))
     }
     line("plain write (no fsync)", gbps(total, plainNoSync))
     line("ckpt save (no fsync)", gbps(total, saveNoSync))
@@ -190,7 +190,7 @@ for _ in 0..<durableRuns {
     // The baseline's old file is deleted before its timed run; the save's predecessor is freed on
     // a background thread, which must be done before this run starts for the two to compare.
     saveSyncTimes.append(try best(runs: 1, prepare: { DurableFile.waitForReleasedFiles(); recycleMemory() }) {
-        try Checkpoint.save(value, to: ckptPath)
+        try value.write(to: ckptPath)
     })
 }
 let plainSync = median(plainSyncTimes)
@@ -212,7 +212,7 @@ if durableOnly {
 // Full load: every byte read and CRC-verified.
 var checksum: UInt64 = 0
 let load = try best {
-    let loaded = try Checkpoint.load(contentsOf: ckptPath)
+    let loaded = try StateValue(contentsOf: ckptPath)
     try loaded.verifyChecksums()
     try loaded.forEachTensor { _, tensor in
         try tensor.storage.withUnsafeBytes { raw in checksum &+= UInt64(raw.count) }
@@ -228,7 +228,7 @@ if let torch {
 // Peak memory while saving: the high-water mark is reset to the current RSS first.
 if (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil {
     let before = resident()
-    try Checkpoint.save(value, to: ckptPath, options: SaveOptions(durable: false))
+    try value.write(to: ckptPath, options: SaveOptions(durable: false))
     let extra = residentHighWater() - before
     line("peak memory while saving, above the data", String(format: "%.1f MiB", Double(extra) / 1048576),
          verdict(extra <= 64 << 20, "≤ 64 MiB"))
@@ -239,7 +239,7 @@ func inspectTime(_ url: URL) throws -> Double {
     var times: [Double] = []
     for _ in 0..<20 {
         let start = now()
-        let loaded = try Checkpoint.load(contentsOf: url)
+        let loaded = try StateValue(contentsOf: url)
         var count = 0
         loaded.forEachTensor { _, tensor in count += tensor.numel }
         times.append(now() - start)
@@ -257,7 +257,7 @@ let inspect1 = try inspectTime(ckptPath)
 try? FileManager.default.removeItem(at: ckptPath)
 let big = try stateDict(total: 4 * gib, count: tensorCount)
 let bigPath = directory.appendingPathComponent("big.ckpt")
-try Checkpoint.save(big, to: bigPath, options: SaveOptions(durable: false))
+try big.write(to: bigPath, options: SaveOptions(durable: false))
 let inspect4 = try inspectTime(bigPath)
 line("open + inspect, 1 GiB (median of 20)", String(format: "%.2f ms", inspect1 * 1000))
 line("open + inspect, 4 GiB (median of 20)", String(format: "%.2f ms", inspect4 * 1000), verdict(inspect4 < 0.020, "< 20 ms"))

@@ -39,7 +39,7 @@ func writeCheckpoint() throws {
     }
     var dict = StateDict()
     for (key, value) in items { dict[.string(key)] = value }
-    try Checkpoint.save(.dict(dict), to: url, options: SaveOptions(durable: false))
+    try StateValue.dict(dict).write(to: url, options: SaveOptions(durable: false))
 }
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -56,20 +56,20 @@ let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? In
 print("file: \(path), \(size) bytes (\(String(format: "%.2f", Double(size) / Double(1 << 30))) GiB), \(ProcessInfo.processInfo.activeProcessorCount) cores")
 
 // Warm the page cache so both measurements start from the same state.
-_ = try seconds { try Checkpoint.load(contentsOf: url).verifyChecksums() }
+_ = try seconds { try StateValue(contentsOf: url).verifyChecksums() }
 
 var reads: [Double] = []
 var stats: [Double] = []
 var passes: [Double] = []
 var checksum = 0.0
 for _ in 0..<5 {
-    reads.append(try seconds { try Checkpoint.load(contentsOf: url).verifyChecksums() })
+    reads.append(try seconds { try StateValue(contentsOf: url).verifyChecksums() })
     stats.append(try seconds {
-        let tree = try Checkpoint.load(contentsOf: url)
+        let tree = try StateValue(contentsOf: url)
         let results = try TensorStatistics.compute(tree.tensors(matching: nil).map(\.tensor))
         checksum += results.reduce(0) { $0 + ($1.mean ?? 0) }
     })
-    let verified = try Checkpoint.load(contentsOf: url)
+    let verified = try StateValue(contentsOf: url)
     try verified.verifyChecksums()
     let tensors = verified.tensors(matching: nil).map(\.tensor)
     passes.append(try seconds { checksum += try TensorStatistics.compute(tensors).reduce(0) { $0 + ($1.mean ?? 0) } })
@@ -83,7 +83,7 @@ print(String(format: "stats   (load + TensorStatistics): median %.3f s  (%.2f GB
 print(String(format: "statistics pass alone (CRCs already checked): median %.3f s  (%.2f GB/s)", median(passes), Double(size) / median(passes) / 1e9))
 for variant in TensorStatistics.InstructionSet.allCases {
     TensorStatistics.limitInstructionSet(to: variant)
-    let verified = try Checkpoint.load(contentsOf: url)
+    let verified = try StateValue(contentsOf: url)
     try verified.verifyChecksums()
     let tensors = verified.tensors(matching: nil).map(\.tensor)
     let times = try (0..<3).map { _ in try seconds { checksum += try TensorStatistics.compute(tensors).reduce(0) { $0 + ($1.mean ?? 0) } } }

@@ -29,11 +29,11 @@ func describe(_ value: StateValue, _ path: [StateKey] = [], depth: Int = 0) {
 }
 
 do {
-    let checkpoint = try Checkpoint.load(contentsOf: source)
+    let checkpoint = try StateValue(contentsOf: source)
     print("Loaded \(source.lastPathComponent) (written by torch.save):")
     describe(checkpoint)
-    try Checkpoint.save(checkpoint, to: output)
-    let reloaded = try Checkpoint.load(contentsOf: output)
+    try checkpoint.write(to: output)
+    let reloaded = try StateValue(contentsOf: output)
     let size = (try FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0
     print("\nConverted to \(output.path) (\(size) bytes; torch.load opens it as is).")
     print("Reloaded from the manifest, equal to the original: \(reloaded == checkpoint)")

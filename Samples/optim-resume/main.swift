@@ -43,7 +43,7 @@ func run(_ arguments: [String]) throws {
     guard arguments.count >= 3 else {
         throw DriverError(description: "usage: optim-resume <input.pt> <output.ckpt|.pt> [<output> ...]")
     }
-    let input = try Checkpoint.load(contentsOf: URL(fileURLWithPath: arguments[1]))
+    let input = try StateValue(contentsOf: URL(fileURLWithPath: arguments[1]))
     let names = try list(input["names"], "names").map { value -> String in
         guard case .string(let name) = value else { throw DriverError(description: "`names` holds a non-string") }
         return name
@@ -74,7 +74,7 @@ func run(_ arguments: [String]) throws {
         "optimizer": optimizer.stateDict(),
     ])
     for path in arguments.dropFirst(2) {
-        try Checkpoint.save(output, to: URL(fileURLWithPath: path))
+        try output.write(to: URL(fileURLWithPath: path))
     }
 }
 

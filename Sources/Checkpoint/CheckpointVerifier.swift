@@ -69,7 +69,7 @@ public enum CheckpointVerifier {
     ///   is in a format this library does not read (`.unsupported`).
     public static func verify(path: String) throws -> VerificationReport {
         let file = try MappedFile(path: path)
-        let format = try Checkpoint.detectFormat(file)
+        let format = try CheckpointFormat.detect(file)
         if format == .safetensors {
             return VerificationReport(file: path, format: .safetensors, checks: [safetensorsCheck(path)])
         }
@@ -80,7 +80,7 @@ public enum CheckpointVerifier {
 
     private static func safetensorsCheck(_ path: String) -> VerificationReport.Check {
         do {
-            let tree = try Safetensors.read(path: path)
+            let tree = try Safetensors.read(contentsOf: URL(fileURLWithPath: path))
             var count = 0
             tree.forEachTensor { _, _ in count += 1 }
             return .init(name: "safetensors-header", status: .passed, detail: "header and \(count) tensors' offsets valid", failures: [])

@@ -9,7 +9,7 @@ extension Optimizer {
     /// last; tensors share storage with the optimizer (as torch returns references, not copies).
     /// State-dict pre-hooks run first; post-hooks may replace the result.
     ///
-    /// - Returns: A `.dict` ready for ``Checkpoint/save(_:to:format:options:)``.
+    /// - Returns: A `.dict` ready for ``Checkpoint/StateValue/write(to:format:options:)``.
     public func stateDict() -> StateValue {
         for hook in Array(stateDictPreHooks.hooks.values) { hook(self) }
 

@@ -45,8 +45,8 @@ struct Diff: ParsableCommand {
         let tolerance = StateDiff.Tolerance(relative: rtol, absolute: atol, equalNaN: equalNan)
         let diff: StateDiff
         do {
-            let first = try Checkpoint.load(contentsOf: URL(fileURLWithPath: a))
-            let second = try Checkpoint.load(contentsOf: URL(fileURLWithPath: b))
+            let first = try StateValue(contentsOf: URL(fileURLWithPath: a))
+            let second = try StateValue(contentsOf: URL(fileURLWithPath: b))
             diff = try StateDiff.compare(first, second, tolerance: tolerance)
         } catch {
             Terminal.standardError.write("ckpt-tool: \(error)\n")

@@ -41,7 +41,7 @@ struct Extract: ParsableCommand {
     }
 
     func run() throws {
-        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: file), options: LoadOptions(verifyChecksums: !noVerify))
+        let tree = try StateValue(contentsOf: URL(fileURLWithPath: file), options: LoadOptions(verifyChecksums: !noVerify))
         guard let value = tree.value(atPath: key) else {
             throw CheckpointError(.missingEntry, "no value at this key path", file: file, path: key)
         }

@@ -44,7 +44,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: file)
-        let tree = try Checkpoint.load(contentsOf: url)
+        let tree = try StateValue(contentsOf: url)
         let selection = InspectSelection(glob: filter.map(KeyGlob.init), maximumDepth: depth)
         let summary = TreeSummary(tree, counting: selection.selects)
         let optimizers = try OptimizerSummary.find(in: tree).filter { selection.shows($0.path, in: tree) }

@@ -29,7 +29,7 @@ struct Stats: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
-        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: file), options: LoadOptions(verifyChecksums: !noVerify))
+        let tree = try StateValue(contentsOf: URL(fileURLWithPath: file), options: LoadOptions(verifyChecksums: !noVerify))
         let selected = tree.tensors(matching: keyGlob.map(KeyGlob.init))
         if let keyGlob, selected.isEmpty {
             throw CheckpointError(.invalidArgument, "no tensor's key path matches the pattern", file: file, found: keyGlob)

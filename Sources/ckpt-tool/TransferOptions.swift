@@ -29,7 +29,7 @@ struct TransferOptions: ParsableArguments {
 
     /// Loads the input, verifying CRCs unless `--no-verify`.
     func load(_ input: String) throws -> StateValue {
-        try Checkpoint.load(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        try StateValue(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
     }
 
     /// Saves atomically (durably unless `--no-sync`) in the output format.
@@ -38,10 +38,10 @@ struct TransferOptions: ParsableArguments {
     /// `{"format": "pt"}`), which the tree itself does not carry.
     func save(_ tree: StateValue, from input: String, to output: String) throws {
         guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
-        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(path: input), !metadata.isEmpty {
-            try Safetensors.write(tree, to: output, sync: !noSync, metadata: metadata)
+        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: URL(fileURLWithPath: input)), !metadata.isEmpty {
+            try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: SaveOptions(durable: !noSync))
         } else {
-            try Checkpoint.save(tree, to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+            try tree.write(to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
         }
     }
 }

@@ -53,8 +53,8 @@ import Testing
     func roundTripKeepsEverything(ext: String) throws {
         let tree = try Self.sampleTree()
         let url = directory.appendingPathComponent("tree.\(ext)")
-        try Checkpoint.save(tree, to: url)
-        let loaded = try Checkpoint.load(contentsOf: url)
+        try tree.write(to: url)
+        let loaded = try StateValue(contentsOf: url)
         #expect(loaded == tree)
         // Shared storage survives: fc.weight, head.weight, the transposed view and the slice share one blob.
         let model = try #require(loaded.value(atPath: "model"))
@@ -72,8 +72,8 @@ import Testing
         let tree = try Self.sampleTree()
         let a = directory.appendingPathComponent("a.ckpt")
         let b = directory.appendingPathComponent("other-name.ckpt")
-        try Checkpoint.save(tree, to: a)
-        try Checkpoint.save(try Checkpoint.load(contentsOf: a), to: b)
+        try tree.write(to: a)
+        try StateValue(contentsOf: a).write(to: b)
         #expect(try Data(contentsOf: a) == Data(contentsOf: b))
         let reader = try ZipReader(path: a.path)
         #expect(reader.entries.map(\.name).prefix(4) == ["archive/data.pkl", "archive/.format_version", "archive/.storage_alignment", "archive/byteorder"])
@@ -87,14 +87,14 @@ import Testing
 
     @Test func ptArchiveHasNoManifest() throws {
         let url = directory.appendingPathComponent("plain.pt")
-        try Checkpoint.save(try Self.sampleTree(), to: url)
+        try Self.sampleTree().write(to: url)
         #expect(try ZipReader(path: url.path).entry(named: "archive/manifest.json") == nil)
     }
 
     /// Rewrites one entry of a saved .ckpt (same length) and returns the file's URL.
     func tamper(_ name: String, _ edit: (inout [UInt8]) -> Void) throws -> URL {
         let url = directory.appendingPathComponent("tampered-\(UUID().uuidString).ckpt")
-        try Checkpoint.save(try Self.sampleTree(), to: url)
+        try Self.sampleTree().write(to: url)
         let reader = try ZipReader(path: url.path)
         let entry = try #require(reader.entry(named: name))
         var file = [UInt8](try Data(contentsOf: url))
@@ -107,14 +107,14 @@ import Testing
 
     @Test func corruptedBlobFailsOnFirstReadNamingTheEntry() throws {
         let url = try tamper("archive/data/0") { $0[0] ^= 0xFF }
-        let loaded = try Checkpoint.load(contentsOf: url)
+        let loaded = try StateValue(contentsOf: url)
         guard case .tensor(let t)? = loaded.value(atPath: "model/fc.weight") else { Issue.record("no tensor"); return }
         let error = try #require(throws: CheckpointError.self) { _ = try t.contiguousBytes() }
         #expect(error.code == .checksumMismatch)
         #expect(error.path == "archive/data/0")
         #expect(error.description.contains(url.lastPathComponent))
         // Skipping verification is an explicit choice.
-        let unchecked = try Checkpoint.load(contentsOf: url, options: LoadOptions(verifyChecksums: false))
+        let unchecked = try StateValue(contentsOf: url, options: LoadOptions(verifyChecksums: false))
         guard case .tensor(let u)? = unchecked.value(atPath: "model/fc.weight") else { return }
         #expect(try u.contiguousBytes().count == 48)
     }
@@ -124,7 +124,7 @@ import Testing
             let text = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "\"float32\"", with: "\"float99\"")
             bytes = Array(text.utf8)
         }
-        let error = try #require(throws: CheckpointError.self) { _ = try Checkpoint.load(contentsOf: url) }
+        let error = try #require(throws: CheckpointError.self) { _ = try StateValue(contentsOf: url) }
         #expect(error.code == .checksumMismatch)
         #expect(error.path == "archive/manifest.json")
     }
@@ -182,12 +182,12 @@ import Testing
 
     @Test func failedSaveLeavesThePreviousFileAndNoTempFile() throws {
         let url = directory.appendingPathComponent("keep.ckpt")
-        try Checkpoint.save(.dict(["a": .int(1)]), to: url)
+        try StateValue.dict(["a": .int(1)]).write(to: url)
         let before = try Data(contentsOf: url)
         // A storage whose lazy CRC check fails makes the save throw midway through the blobs.
         let bad = try tamper("archive/data/0") { $0[0] ^= 0xFF }
-        let tree = try Checkpoint.load(contentsOf: bad)
-        #expect(throws: CheckpointError.self) { try Checkpoint.save(tree, to: url) }
+        let tree = try StateValue(contentsOf: bad)
+        #expect(throws: CheckpointError.self) { try tree.write(to: url) }
         #expect(try Data(contentsOf: url) == before)
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("keep") }
         #expect(leftovers == ["keep.ckpt"])
@@ -195,7 +195,7 @@ import Testing
 
     @Test func unknownExtensionIsAnError() throws {
         let error = try #require(throws: CheckpointError.self) {
-            try Checkpoint.save(.none, to: directory.appendingPathComponent("x.weird"))
+            try StateValue.none.write(to: directory.appendingPathComponent("x.weird"))
         }
         #expect(error.code == .invalidArgument)
     }
@@ -208,7 +208,7 @@ import Testing
     func unrecognizedFilesAreTypedErrors(bytes: [UInt8], code: CheckpointError.Code) throws {
         let url = directory.appendingPathComponent("bad-\(UUID().uuidString).pt")
         try Data(bytes).write(to: url)
-        let error = try #require(throws: CheckpointError.self) { _ = try Checkpoint.load(contentsOf: url) }
+        let error = try #require(throws: CheckpointError.self) { _ = try StateValue(contentsOf: url) }
         #expect(error.code == code)
         #expect(error.file == url.path)
     }
@@ -217,13 +217,13 @@ import Testing
 extension ArchiveTests {
     @Test func verifyChecksumsChecksEveryStorageUpFront() throws {
         let url = try tamper("archive/data/3") { $0[$0.count - 1] ^= 1 }
-        let loaded = try Checkpoint.load(contentsOf: url)
+        let loaded = try StateValue(contentsOf: url)
         let error = try #require(throws: CheckpointError.self) { try loaded.verifyChecksums() }
         #expect(error.code == .checksumMismatch)
         #expect(error.path == "archive/data/3")
         let good = directory.appendingPathComponent("good.ckpt")
-        try Checkpoint.save(try Self.sampleTree(), to: good)
-        let fine = try Checkpoint.load(contentsOf: good)
+        try Self.sampleTree().write(to: good)
+        let fine = try StateValue(contentsOf: good)
         try fine.verifyChecksums()
         let unverified = fine.storagesInOrder.filter { !$0.isVerified }
         #expect(unverified.isEmpty)
@@ -233,11 +233,11 @@ extension ArchiveTests {
 extension ArchiveTests {
     @Test func replacingAFileLeavesOnlyTheNewVersionAndKeepsOpenReadersWhole() throws {
         let url = directory.appendingPathComponent("replace.ckpt")
-        try Checkpoint.save(.dict(["version": .int(1)]), to: url)
+        try StateValue.dict(["version": .int(1)]).write(to: url)
         let reader = try FileHandle(forReadingFrom: url)
         let oldBytes = try Data(contentsOf: url)
-        try Checkpoint.save(.dict(["version": .int(2)]), to: url)
-        #expect(try Checkpoint.load(contentsOf: url) == .dict(["version": .int(2)]))
+        try StateValue.dict(["version": .int(2)]).write(to: url)
+        #expect(try StateValue(contentsOf: url) == .dict(["version": .int(2)]))
         // A reader that opened the old version still sees it whole.
         #expect(try reader.readToEnd() == oldBytes)
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("replace") }

@@ -15,8 +15,8 @@ private func scratchFile(_ name: String) -> String {
 /// torch's tiny training run (model, Adagrad state, epoch, loss) saved again as a `.ckpt`.
 private func ckptCopy() throws -> String {
     let path = scratchFile("run.ckpt")
-    let tree = try Checkpoint.load(contentsOf: fixtures.appendingPathComponent("../../Samples/data/tiny-run.pt"))
-    try Checkpoint.save(tree, to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+    let tree = try StateValue(contentsOf: fixtures.appendingPathComponent("../../Samples/data/tiny-run.pt"))
+    try tree.write(to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
     return path
 }
 

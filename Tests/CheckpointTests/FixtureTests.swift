@@ -327,7 +327,7 @@ struct FixtureTests {
         if sidecar.expect == "reject" {
             let codes = sidecar.rejectCodes ?? []
             do {
-                let value = try Checkpoint.load(contentsOf: url, options: options)
+                let value = try StateValue(contentsOf: url, options: options)
                 Issue.record("\(name) loaded (as \(value.pythonTypeName)) but must be rejected with one of \(codes)")
             } catch let error as CheckpointError {
                 #expect(codes.contains(error.code.rawValue), "\(name): rejected with \(error)")
@@ -337,7 +337,7 @@ struct FixtureTests {
         }
 
         let root = try #require(sidecar.root, "\(name): sidecar has no root")
-        let loaded = try Checkpoint.load(contentsOf: url, options: options)
+        let loaded = try StateValue(contentsOf: url, options: options)
         expectMatches(loaded, root, "\(name).pt")
     }
 
@@ -354,8 +354,8 @@ struct FixtureTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let copy = directory.appendingPathComponent("\(name).\(format.rawValue)")
 
-        try Checkpoint.save(Checkpoint.load(contentsOf: FixtureCatalog.checkpoint(name)), to: copy, format: format)
-        expectMatches(try Checkpoint.load(contentsOf: copy), root, "\(name) saved as .\(format.rawValue)")
+        try StateValue(contentsOf: FixtureCatalog.checkpoint(name)).write(to: copy, format: format)
+        expectMatches(try StateValue(contentsOf: copy), root, "\(name) saved as .\(format.rawValue)")
     }
 
     private func expectMatches(_ loaded: StateValue, _ root: ExpectedNode, _ what: String) {

@@ -72,8 +72,8 @@ struct SafetensorsRoundTripTests {
             "scalar": .tensor(try patternTensor(dtype, shape: [], seed: 1)),
             "empty": .tensor(try patternTensor(dtype, shape: [0, 4], seed: 2)),
         ])
-        try Safetensors.write(tree, to: path, sync: false)
-        let back = try Safetensors.read(path: path)
+        try Safetensors.write(tree, to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+        let back = try Safetensors.read(contentsOf: URL(fileURLWithPath: path))
         #expect(back == tree)
         let matrix = try #require(tensorValue(back["matrix"]))
         #expect(matrix.dtype == dtype)
@@ -91,8 +91,8 @@ struct SafetensorsRoundTripTests {
             "a.weight": .tensor(try patternTensor(.float32, shape: [2, 2])),
             "m.bias": .tensor(try patternTensor(.float64, shape: [1])),
         ])
-        try Safetensors.write(tree, to: path, sync: false)
-        #expect(try Safetensors.metadata(path: path).isEmpty)
+        try Safetensors.write(tree, to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+        #expect(try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)).isEmpty)
         let header = try headerOf(path)
         #expect(header.metadata == nil)
         #expect(header.entries.map(\.name) == ["z.weight", "a.weight", "m.bias"])
@@ -100,7 +100,7 @@ struct SafetensorsRoundTripTests {
         for entry in header.entries {
             #expect((header.dataStart + entry.begin) % entry.dtype.itemSize == 0, "tensor \(entry.name) misaligned")
         }
-        #expect(try Safetensors.read(path: path) == tree)
+        #expect(try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) == tree)
     }
 
     @Test func nestedTreeRoundTripsWithTypesOrderAndAttributes() throws {
@@ -142,8 +142,8 @@ struct SafetensorsRoundTripTests {
             "a": .dict(["b": .tensor(try patternTensor(.int32, shape: [2], seed: 3))]),
         ])
         let path = temporaryPath()
-        try Safetensors.write(tree, to: path, sync: false)
-        let back = try Safetensors.read(path: path)
+        try Safetensors.write(tree, to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+        let back = try Safetensors.read(contentsOf: URL(fileURLWithPath: path))
         #expect(back == tree)
         let names = try headerOf(path).entries.map(\.name)
         #expect(names.contains("a/b") && names.contains("a/b#2"))
@@ -157,8 +157,8 @@ struct SafetensorsRoundTripTests {
     @Test func complexNaNKeepsItsBits() throws {
         let path = temporaryPath()
         let nan = Double(bitPattern: 0xFFF8_0000_0000_0042)
-        try Safetensors.write(.complex(real: nan, imaginary: 2), to: path, sync: false)
-        guard case .complex(let real, let imaginary) = try Safetensors.read(path: path) else {
+        try Safetensors.write(.complex(real: nan, imaginary: 2), to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+        guard case .complex(let real, let imaginary) = try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) else {
             Issue.record("not a complex"); return
         }
         #expect(real.bitPattern == nan.bitPattern)
@@ -169,43 +169,43 @@ struct SafetensorsRoundTripTests {
     @Test func reservedKeyNameRoundTrips() throws {
         let path = temporaryPath()
         let tree = StateValue.dict(["__metadata__": .tensor(try patternTensor(.float32, shape: [2])), "b": .int(1)])
-        try Safetensors.write(tree, to: path, sync: false)
+        try Safetensors.write(tree, to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
         #expect(try headerOf(path).entries.map(\.name) == ["__metadata__#2"])
-        #expect(try Safetensors.read(path: path) == tree)
+        #expect(try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) == tree)
         let flat = StateValue.dict(["__metadata__": .tensor(try patternTensor(.float32, shape: [2]))])
-        try Safetensors.write(flat, to: path, sync: false)
-        #expect(try Safetensors.read(path: path) == flat)
+        try Safetensors.write(flat, to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+        #expect(try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) == flat)
     }
 
     @Test func nonTensorRootRoundTrips() throws {
         for tree in [StateValue.list([.int(1), .tensor(try patternTensor(.int8, shape: [3]))]), .tensor(try patternTensor(.float32, shape: [2])), .none] {
             let path = temporaryPath()
-            try Safetensors.write(tree, to: path, sync: false)
-            #expect(try Safetensors.read(path: path) == tree)
+            try Safetensors.write(tree, to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+            #expect(try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) == tree)
         }
     }
 
     @Test func userMetadataRoundTripsAndTreeKeyIsReserved() throws {
         let path = temporaryPath()
-        let metadata: OrderedDictionary<String, String> = ["format": "pt", "note": "ünïcode \"q\""]
-        try Safetensors.write(.dict(["x": .tensor(try patternTensor(.float32, shape: [1]))]), to: path, sync: false, metadata: metadata)
-        #expect(try Safetensors.metadata(path: path) == metadata)
+        let metadata: [(key: String, value: String)] = [("format", "pt"), ("note", "ünïcode \"q\"")]
+        try Safetensors.write(.dict(["x": .tensor(try patternTensor(.float32, shape: [1]))]), to: URL(fileURLWithPath: path), metadata: metadata, options: SaveOptions(durable: false))
+        #expect(try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)).map { [$0.key, $0.value] } == metadata.map { [$0.key, $0.value] })
         // Also kept next to a tree record.
-        try Safetensors.write(.list([.int(1)]), to: path, sync: false, metadata: metadata)
-        #expect(try Safetensors.metadata(path: path) == metadata)
+        try Safetensors.write(.list([.int(1)]), to: URL(fileURLWithPath: path), metadata: metadata, options: SaveOptions(durable: false))
+        #expect(try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)).map { [$0.key, $0.value] } == metadata.map { [$0.key, $0.value] })
 
         let error = #expect(throws: CheckpointError.self) {
-            try Safetensors.write(.dict(StateDict()), to: path, sync: false, metadata: ["ckpt.tree": "{}"])
+            try Safetensors.write(.dict(StateDict()), to: URL(fileURLWithPath: path), metadata: [("ckpt.tree", "{}")], options: SaveOptions(durable: false))
         }
         #expect(error?.code == .invalidArgument)
     }
 
     @Test func emptyDictGivesSafetensorsEmptyFile() throws {
         let path = temporaryPath()
-        try Safetensors.write(.dict(StateDict()), to: path, sync: false)
+        try Safetensors.write(.dict(StateDict()), to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
         // safetensors' own test_empty: b'\x08\0\0\0\0\0\0\0{}      '
         #expect(try Array(Data(contentsOf: URL(fileURLWithPath: path))) == rawFile("{}      "))
-        #expect(try Safetensors.read(path: path) == .dict(StateDict()))
+        #expect(try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) == .dict(StateDict()))
     }
 }
 
@@ -218,13 +218,13 @@ struct SafetensorsFixtureTests {
         let sidecarData = try Data(contentsOf: fixtures.appendingPathComponent("\(name).expected.json"))
         let sidecar = try #require(try JSONSerialization.jsonObject(with: sidecarData) as? [String: Any])
         let path = fixtures.appendingPathComponent("\(name).safetensors").path
-        let tree = try Safetensors.read(path: path)
+        let tree = try Safetensors.read(contentsOf: URL(fileURLWithPath: path))
         guard case .dict(let dict) = tree else { Issue.record("root is not a dict"); return }
         #expect(!dict.isOrderedDict)
         #expect(dict.items.keys.map(\.description) == sidecar["header_order"] as? [String])
 
         let expectedMetadata = (sidecar["metadata"] as? [String: String]) ?? [:]
-        #expect(Dictionary(uniqueKeysWithValues: try Safetensors.metadata(path: path).map { ($0.key, $0.value) }) == expectedMetadata)
+        #expect(Dictionary(uniqueKeysWithValues: try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)).map { ($0.key, $0.value) }) == expectedMetadata)
 
         let tensors = try #require(sidecar["tensors"] as? [[String: Any]])
         #expect(tensors.count == dict.items.count)
@@ -260,7 +260,7 @@ struct SafetensorsFixtureTests {
         let path = temporaryPath()
         for length in 0..<bytes.count {
             try Data(bytes[0..<length]).write(to: URL(fileURLWithPath: path))
-            let error = #expect(throws: CheckpointError.self, "prefix of \(length) bytes") { _ = try Safetensors.read(path: path) }
+            let error = #expect(throws: CheckpointError.self, "prefix of \(length) bytes") { _ = try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) }
             #expect(error?.file == path)
         }
     }
@@ -287,7 +287,7 @@ struct SafetensorsFixtureTests {
             }
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             do {
-                _ = try Safetensors.read(path: path)
+                _ = try Safetensors.read(contentsOf: URL(fileURLWithPath: path))
             } catch is CheckpointError {
                 refused += 1
             } catch {
@@ -299,11 +299,11 @@ struct SafetensorsFixtureTests {
 
     @Test func treeFileTruncatedAtEveryByteIsAnError() throws {
         let path = temporaryPath()
-        try Safetensors.write(.dict(["s": .dict(StateDict([1: .list([.tensor(try patternTensor(.float32, shape: [3]))]), 2: .float(0.5)]))]), to: path, sync: false)
+        try Safetensors.write(.dict(["s": .dict(StateDict([1: .list([.tensor(try patternTensor(.float32, shape: [3]))]), 2: .float(0.5)]))]), to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
         let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
         for length in 0..<bytes.count {
             try Data(bytes[0..<length]).write(to: URL(fileURLWithPath: path))
-            #expect(throws: CheckpointError.self, "prefix of \(length) bytes") { _ = try Safetensors.read(path: path) }
+            #expect(throws: CheckpointError.self, "prefix of \(length) bytes") { _ = try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) }
         }
     }
 }
@@ -370,7 +370,7 @@ struct SafetensorsValidationTests {
     @Test(arguments: hostileFiles)
     func hostileFileIsRefused(_ hostile: HostileFile) throws {
         let path = try writeBytes(hostile.bytes)
-        let error = #expect(throws: CheckpointError.self) { _ = try Safetensors.read(path: path) }
+        let error = #expect(throws: CheckpointError.self) { _ = try Safetensors.read(contentsOf: URL(fileURLWithPath: path)) }
         #expect(error?.code == hostile.code, "\(error.map { String(describing: $0) } ?? "no error")")
         #expect(error?.file == path)
         if let expectedPath = hostile.path { #expect(error?.path == expectedPath) }
@@ -388,7 +388,7 @@ struct SafetensorsValidationTests {
         ]
         for header in headers {
             let path = try writeBytes(rawFile(header, data: fourBytes))
-            let tree = try Safetensors.read(path: path)
+            let tree = try Safetensors.read(contentsOf: URL(fileURLWithPath: path))
             guard case .dict(let dict) = tree, let tensor = tensorValue(dict.items.values.first) else {
                 Issue.record("no tensor for \(header)"); continue
             }
@@ -399,7 +399,7 @@ struct SafetensorsValidationTests {
     @Test func zeroSizeTensorsMayShareAnOffset() throws {
         let header = "{\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},\"b\":{\(f32x1),\"data_offsets\":[0,4]},"
             + "\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},\"y\":{\"dtype\":\"I8\",\"shape\":[2,0],\"data_offsets\":[0,0]}}"
-        let tree = try Safetensors.read(path: try writeBytes(rawFile(header, data: fourBytes)))
+        let tree = try Safetensors.read(contentsOf: URL(fileURLWithPath: try writeBytes(rawFile(header, data: fourBytes))))
         guard case .dict(let dict) = tree else { Issue.record("not a dict"); return }
         #expect(dict.items.keys.map(\.description) == ["z", "b", "a", "y"])
         #expect(tensorValue(dict["y"])?.shape == [2, 0])
@@ -408,7 +408,7 @@ struct SafetensorsValidationTests {
     @Test func misalignedDataIsCopiedAndReadCorrectly() throws {
         let header = "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"b\":{\(f32x1),\"data_offsets\":[1,5]}}"
         let padded = header + String(repeating: " ", count: (8 - header.utf8.count % 8) % 8)
-        let tree = try Safetensors.read(path: try writeBytes(rawFile(padded, data: [9] + fourBytes)))
+        let tree = try Safetensors.read(contentsOf: URL(fileURLWithPath: try writeBytes(rawFile(padded, data: [9] + fourBytes))))
         let b = try #require(tensorValue(tree["b"]))
         #expect(!b.storage.isMapped)
         #expect(try b.scalars(as: Float.self) == [1.0])
@@ -416,14 +416,14 @@ struct SafetensorsValidationTests {
     }
 
     @Test func missingFileIsAnIOError() {
-        let error = #expect(throws: CheckpointError.self) { _ = try Safetensors.read(path: "/nonexistent/x.safetensors") }
+        let error = #expect(throws: CheckpointError.self) { _ = try Safetensors.read(contentsOf: URL(fileURLWithPath: "/nonexistent/x.safetensors")) }
         #expect(error?.code == .io)
     }
 
     @Test func writingAnOversizedHeaderIsRefused() throws {
         let huge = String(repeating: "x", count: Safetensors.maximumHeaderLength)
         let error = #expect(throws: CheckpointError.self) {
-            try Safetensors.write(.dict(StateDict()), to: temporaryPath(), sync: false, metadata: ["big": huge])
+            try Safetensors.write(.dict(StateDict()), to: URL(fileURLWithPath: temporaryPath()), metadata: [("big", huge)], options: SaveOptions(durable: false))
         }
         #expect(error?.code == .outOfBounds)
     }
@@ -473,7 +473,7 @@ struct SafetensorsPythonTests {
             "bf": .tensor(try Tensor(values.map { BFloat16($0) }, shape: [12])),
             "flag": .tensor(try Tensor([true, false], shape: [2])),
             "s": .tensor(try Tensor([2.5] as [Double], shape: [])),
-        ]), to: flat, sync: false, metadata: ["framework": "ckpt"])
+        ]), to: URL(fileURLWithPath: flat), metadata: [("framework", "ckpt")], options: SaveOptions(durable: false))
 
         let tree = temporaryPath("tree.safetensors")
         var sum = try Tensor(values, shape: [12])
@@ -483,7 +483,7 @@ struct SafetensorsPythonTests {
             "state": .dict(StateDict([0: .dict(["sum": .tensor(sum), "step": .tensor(try Tensor([3] as [Float], shape: []))])])),
             "param_groups": .list([.dict(["lr": .float(0.1), "params": .list([.int(0)])])]),
             "z": .tensor(try Tensor(storage: Storage(bytes: complexParts.withUnsafeBytes { Array($0) }), dtype: .complex128, shape: [2])),
-        ]), to: tree, sync: false)
+        ]), to: URL(fileURLWithPath: tree), options: SaveOptions(durable: false))
 
         let script = """
         import json, sys, torch
@@ -514,7 +514,7 @@ struct SafetensorsPythonTests {
         """
         let single = temporaryPath("single-ours.safetensors")
         let theirs = temporaryPath("single-theirs.safetensors")
-        try Safetensors.write(.dict(["attn.0": .tensor(try Tensor((0..<6).map { Float($0) }, shape: [1, 2, 3]))]), to: single, sync: false)
+        try Safetensors.write(.dict(["attn.0": .tensor(try Tensor((0..<6).map { Float($0) }, shape: [1, 2, 3]))]), to: URL(fileURLWithPath: single), options: SaveOptions(durable: false))
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)

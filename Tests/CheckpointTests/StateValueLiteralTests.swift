@@ -19,8 +19,8 @@ struct StateValueLiteralTests {
         ]
         let directory = try TemporaryDirectory(prefix: "ckpt-literals")
         let url = URL(fileURLWithPath: directory.path("run.ckpt"))
-        try Checkpoint.save(state, to: url)
-        let loaded = try Checkpoint.load(contentsOf: url)
+        try state.write(to: url)
+        let loaded = try StateValue(contentsOf: url)
         #expect(loaded == state)
         #expect(loaded.value(atPath: "epoch") == .int(3))
         #expect(loaded.value(atPath: "state/0/step") == .int(10))

@@ -10,7 +10,7 @@ private enum Casts {
         .appendingPathComponent("Fixtures/numeric/casts.pt")
 
     static let tree: [String: Tensor] = {
-        guard case .dict(let dict)? = try? Checkpoint.load(contentsOf: url) else { return [:] }
+        guard case .dict(let dict)? = try? StateValue(contentsOf: url) else { return [:] }
         var tensors: [String: Tensor] = [:]
         for (key, value) in dict.items { if case .tensor(let tensor) = value { tensors[key.description] = tensor } }
         return tensors

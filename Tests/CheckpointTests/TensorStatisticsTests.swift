@@ -65,7 +65,7 @@ func close(_ actual: Double?, _ expected: Double?, relative: Double = 1e-12) -> 
 // Serialized: one test caps the kernels' instruction set process-wide, and another compares results bit for bit.
 @Suite("TensorStatistics against torch", .serialized)
 struct TensorStatisticsTests {
-    static let tree = try? Checkpoint.load(contentsOf: StatsFixture.directory.appendingPathComponent("stats_input.pt"))
+    static let tree = try? StateValue(contentsOf: StatsFixture.directory.appendingPathComponent("stats_input.pt"))
 
     @Test func fixtureIsPresent() {
         #expect(Self.tree != nil)

@@ -80,19 +80,19 @@ struct ConvertOptionsTests {
         let out = Tool.temporaryDirectory().appendingPathComponent("only.ckpt").path
         let result = try Tool.run(["convert", statsInput, out, "--only", "model/*.weight"])
         #expect(result.status == 0, "\(result.stderr)")
-        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: out))
+        let tree = try StateValue(contentsOf: URL(fileURLWithPath: out))
         #expect(tree.tensors(matching: nil).map(\.path.pathString) == [
             "model/encoder.layer.0.weight", "model/encoder.layer.1.weight", "model/decoder.weight",
         ])
-        let original = try Checkpoint.load(contentsOf: URL(fileURLWithPath: statsInput))
+        let original = try StateValue(contentsOf: URL(fileURLWithPath: statsInput))
         #expect(tree.value(atPath: "model/decoder.weight") == original.value(atPath: "model/decoder.weight"))
     }
 
     @Test func onlyWithAContainerKeepsItsWholeSubtree() throws {
         let out = Tool.temporaryDirectory().appendingPathComponent("optimizer.pt").path
         #expect(try Tool.run(["convert", statsInput, out, "--only", "optimizer"]).status == 0)
-        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: out))
-        let original = try Checkpoint.load(contentsOf: URL(fileURLWithPath: statsInput))
+        let tree = try StateValue(contentsOf: URL(fileURLWithPath: out))
+        let original = try StateValue(contentsOf: URL(fileURLWithPath: statsInput))
         #expect(tree == .dict(["optimizer": try #require(original.value(atPath: "optimizer"))]))
     }
 
@@ -100,7 +100,7 @@ struct ConvertOptionsTests {
         let out = Tool.temporaryDirectory().appendingPathComponent("model.safetensors").path
         let result = try Tool.run(["convert", statsInput, out, "--only", "model/**", "--dtype", "bf16"])
         #expect(result.status == 0, "\(result.stderr)")
-        let tree = try Checkpoint.load(contentsOf: URL(fileURLWithPath: out))
+        let tree = try StateValue(contentsOf: URL(fileURLWithPath: out))
         let tensors = tree.tensors(matching: nil)
         #expect(tensors.count == 5)
         #expect(tensors.allSatisfy { $0.tensor.dtype == .bfloat16 })

@@ -127,7 +127,7 @@ struct InspectTests {
                 .int(-7), .float(.nan), .float(0.25), .string("s"), .bool(true), .none, .bytes([1, 2, 3]),
                 .size([2, 3]), .device("cpu"), .dtype(.bfloat16), .complex(real: 1, imaginary: -2), .set([.int(1)]),
             ]),
-        ]), to: path, sync: false)
+        ]), to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
         let json = try Tool.inspectJSON(path)
         let root = try #require(json["root"] as? [String: Any])
         let items = try #require(root["items"] as? [[String: Any]])
@@ -157,7 +157,7 @@ struct InspectTests {
         let directory = Tool.temporaryDirectory()
         let path = directory.appendingPathComponent("c.ckpt")
         let marker = [UInt8](repeating: 0xAB, count: 4096)
-        try Checkpoint.save(.dict(["w": .tensor(try Tensor(storage: Storage(bytes: marker), dtype: .uint8, shape: [4096]))]), to: path)
+        try StateValue.dict(["w": .tensor(try Tensor(storage: Storage(bytes: marker), dtype: .uint8, shape: [4096]))]).write(to: path)
         var bytes = try Array(Data(contentsOf: path))
         let start = try #require(bytes.indices.first { bytes[$0] == 0xAB && bytes[$0..<min($0 + 4096, bytes.count)].allSatisfy { $0 == 0xAB } })
         bytes[start + 100] = 0xCD
@@ -401,8 +401,7 @@ struct InspectSelectionTests {
     @Test func jsonEscapesEveryAwkwardString() throws {
         let awkward = "quote\" backslash\\ slash/ newline\n tab\t bell\u{07} nul\u{00} ключ 🙂"
         let path = Tool.temporaryDirectory().appendingPathComponent("strings.ckpt")
-        try Checkpoint.save(
-            .dict([awkward: .string(awkward), "nan": .float(.nan), "big": .int(.max), "tiny": .float(.leastNonzeroMagnitude)]), to: path,
+        try StateValue.dict([awkward: .string(awkward), "nan": .float(.nan), "big": .int(.max), "tiny": .float(.leastNonzeroMagnitude)]).write(to: path,
             options: SaveOptions(durable: false))
         let json = try Tool.inspectJSON(path.path)
         let items = try #require((json["root"] as? [String: Any])?["items"] as? [[String: Any]])

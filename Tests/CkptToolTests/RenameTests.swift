@@ -67,8 +67,8 @@ import TestSupport
         let out = Tool.temporaryDirectory().appendingPathComponent(name)
         let result = try Tool.run(["rename", Self.v1, out.path, "--map", Self.map])
         #expect(result.status == 0, "\(result.stderr)")
-        let tree = try Checkpoint.load(contentsOf: out)
-        let original = try Checkpoint.load(contentsOf: URL(fileURLWithPath: Self.v1))
+        let tree = try StateValue(contentsOf: out)
+        let original = try StateValue(contentsOf: URL(fileURLWithPath: Self.v1))
         let mapping = try Self.v1ToV2()
         guard case .dict(let model)? = tree["model"], case .dict(let before)? = original["model"] else {
             Issue.record("no model")
@@ -107,11 +107,11 @@ import TestSupport
         var dict = StateDict()
         dict["fc.weight"] = .tensor(try Tensor([Float(1), 2], shape: [2]))
         dict["aux.bias"] = .tensor(try Tensor([Float(3)], shape: [1]))
-        try Checkpoint.save(.dict(dict), to: input)
+        try StateValue.dict(dict).write(to: input)
         let output = directory.appendingPathComponent("renamed.safetensors")
         let result = try Tool.run(["rename", input.path, output.path, "--map", Self.map, "--json"])
         #expect(result.status == 0, "\(result.stderr)")
-        guard case .dict(let renamed) = try Checkpoint.load(contentsOf: output) else {
+        guard case .dict(let renamed) = try StateValue(contentsOf: output) else {
             Issue.record("not a dict")
             return
         }

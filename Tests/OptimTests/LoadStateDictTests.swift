@@ -41,7 +41,7 @@ import Testing
         let sidecar = try JSONSerialization.jsonObject(
             with: Data(contentsOf: OptimFixtures.directory.appendingPathComponent("adagrad_named.json"))) as? [String: Any]
         let expected = try OptimFixtures.stateValue(sidecar?["state_dict"])
-        let loaded = try Checkpoint.load(contentsOf: OptimFixtures.directory.appendingPathComponent("adagrad_named.pt"))
+        let loaded = try StateValue(contentsOf: OptimFixtures.directory.appendingPathComponent("adagrad_named.pt"))
         var observed: Int64 = 0
         let readDifference = OptimFixtures.difference(loaded, expected, observedULP: &observed)
         #expect(readDifference == nil, "Checkpoint.load: \(readDifference ?? "")")
@@ -59,8 +59,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         for name in ["state.pt", "state.ckpt"] {
             let url = directory.appendingPathComponent(name)
-            try Checkpoint.save(ours, to: url)
-            let back = try Checkpoint.load(contentsOf: url)
+            try ours.write(to: url)
+            let back = try StateValue(contentsOf: url)
             let difference = OptimFixtures.difference(back, expected, observedULP: &observed)
             #expect(difference == nil, "\(name): \(difference ?? "")")
         }

@@ -25,7 +25,7 @@ struct RenameFixture {
     init(folder: URL = directory) throws {
         let data = try Data(contentsOf: folder.appendingPathComponent("expected.json"))
         expected = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        v1 = try Checkpoint.load(contentsOf: folder.appendingPathComponent("v1.pt"))
+        v1 = try StateValue(contentsOf: folder.appendingPathComponent("v1.pt"))
         map = try RenameMap(contentsOf: Self.directory.appendingPathComponent("map.json"))
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import OrderedCollections
 
 /// The Hugging Face safetensors format: an 8-byte little-endian header length N, an N-byte JSON
@@ -38,22 +39,21 @@ import OrderedCollections
 /// - Key order: a file without `ckpt.tree` is read in header order. This writer lists tensors in the
 ///   tree's order but lays their bytes out by decreasing element size, as safetensors does, so every
 ///   tensor is aligned.
-/// - Other `__metadata__` string pairs are the caller's: written by ``write(_:to:sync:metadata:)`` and
-///   returned by ``metadata(path:)``; the key `ckpt.tree` is reserved.
+/// - Other `__metadata__` string pairs are the caller's: written by ``write(_:to:metadata:options:)`` and
+///   returned by ``metadata(contentsOf:)``; the key `ckpt.tree` is reserved.
 public enum Safetensors {
     /// Reads a safetensors file.
     ///
-    /// - Parameters:
-    ///   - path: The file.
-    ///   - verify: Accepted for symmetry with the other formats; safetensors has no checksums and every
-    ///     structural check runs when the file is opened, whatever this is.
+    /// ``StateValue/init(contentsOf:options:)`` reads safetensors too; this reads nothing else.
+    ///
+    /// - Parameter url: The file.
     /// - Returns: The tree (see ``Safetensors`` for the mapping), tensors mapped zero-copy.
     /// - Throws: ``CheckpointError`` naming the file, the tensor and what was expected versus found.
-    public static func read(path: String, verify: Bool = true) throws -> StateValue {
-        try read(MappedFile(path: path))
+    public static func read(contentsOf url: URL) throws -> StateValue {
+        try read(MappedFile(path: url.path))
     }
 
-    /// Reads a safetensors file already mapped (``Checkpoint/load(contentsOf:options:)`` maps it to
+    /// Reads a safetensors file already mapped (``StateValue/init(contentsOf:options:)`` maps it to
     /// detect the format).
     static func read(_ file: MappedFile) throws -> StateValue {
         let path = file.path
@@ -87,29 +87,45 @@ public enum Safetensors {
     /// The caller's `__metadata__` string pairs of a safetensors file, in header order, without the
     /// reserved `ckpt.tree` record. Reads the header only.
     ///
-    /// - Parameter path: The file.
+    /// - Parameter url: The file.
     /// - Returns: The pairs; empty when the file has none.
     /// - Throws: ``CheckpointError`` if the file is not valid safetensors.
-    public static func metadata(path: String) throws -> OrderedDictionary<String, String> {
+    public static func metadata(contentsOf url: URL) throws -> [(key: String, value: String)] {
+        let path = url.path
         let file = try MappedFile(path: path)
         var metadata = try withExtendedLifetime(file) { try parseHeader(file.bytes, file: path).metadata ?? [:] }
         metadata.removeValue(forKey: treeMetadataKey)
-        return metadata
+        return metadata.map { ($0.key, $0.value) }
     }
 
-    /// Writes a tree as a safetensors file, atomically (temporary file, rename) and, with `sync`,
-    /// durably.
+    /// Writes a tree as a safetensors file, atomically (temporary file, rename) and, unless
+    /// `options.durable` is false, durably.
     ///
     /// - Parameters:
     ///   - value: The tree (see ``Safetensors`` for the mapping).
-    ///   - path: The destination; replaced atomically.
-    ///   - sync: fsync the file and its directory (default true); false keeps the write atomic only.
-    ///   - metadata: String pairs for `__metadata__`; `ckpt.tree` is reserved.
-    /// - Throws: ``CheckpointError`` `.invalidArgument` for the reserved metadata key, `.outOfBounds`
-    ///   if the header would exceed safetensors' limit, `.io` if the write fails, or a failed
-    ///   verification of a tensor's source bytes.
+    ///   - url: The destination; replaced atomically.
+    ///   - metadata: String pairs for `__metadata__`, in order; `ckpt.tree` is reserved.
+    ///   - options: Durability.
+    /// - Throws: ``CheckpointError`` `.invalidArgument` for the reserved or a repeated metadata key,
+    ///   `.outOfBounds` if the header would exceed safetensors' limit, `.io` if the write fails, or a
+    ///   failed verification of a tensor's source bytes.
     public static func write(
-        _ value: StateValue, to path: String, sync: Bool = true, metadata: OrderedDictionary<String, String> = [:]
+        _ value: StateValue, to url: URL, metadata: [(key: String, value: String)] = [], options: SaveOptions = SaveOptions()
+    ) throws {
+        let path = url.path
+        var pairs = OrderedDictionary<String, String>()
+        for (key, text) in metadata {
+            guard pairs.updateValue(text, forKey: key) == nil else {
+                throw CheckpointError(
+                    .invalidArgument, "metadata key given twice", file: path, path: "\(metadataKey)/\(key)")
+            }
+        }
+        try write(value, toPath: path, sync: options.durable, metadata: pairs)
+    }
+
+    /// Writes a tree as a safetensors file at a path; see ``write(_:to:metadata:options:)``.
+    static func write(
+        _ value: StateValue, toPath path: String, sync: Bool, metadata: OrderedDictionary<String, String> = [:]
     ) throws {
         guard metadata[treeMetadataKey] == nil else {
             throw CheckpointError(
@@ -125,5 +141,26 @@ public enum Safetensors {
         } catch let error as CheckpointError {
             throw error.inFile(path)
         }
+    }
+}
+
+extension Safetensors {
+    @available(*, deprecated, renamed: "read(contentsOf:)")
+    public static func read(path: String, verify: Bool = true) throws -> StateValue {
+        try read(contentsOf: URL(fileURLWithPath: path))
+    }
+
+    @available(*, deprecated, renamed: "metadata(contentsOf:)")
+    public static func metadata(path: String) throws -> OrderedDictionary<String, String> {
+        var pairs = OrderedDictionary<String, String>()
+        for (key, value) in try metadata(contentsOf: URL(fileURLWithPath: path)) { pairs[key] = value }
+        return pairs
+    }
+
+    @available(*, deprecated, renamed: "write(_:to:metadata:options:)")
+    public static func write(
+        _ value: StateValue, to path: String, sync: Bool = true, metadata: OrderedDictionary<String, String> = [:]
+    ) throws {
+        try write(value, to: URL(fileURLWithPath: path), metadata: metadata.map { ($0.key, $0.value) }, options: SaveOptions(durable: sync))
     }
 }

@@ -1,0 +1,55 @@
+import Foundation
+
+/// A checkpoint file format.
+public enum CheckpointFormat: String, Sendable, CaseIterable {
+    /// ckpt's archive: a torch.save zip plus a JSON manifest (`.ckpt`).
+    case ckpt
+    /// A plain torch.save zip archive (`.pt`, `.pth`).
+    case pt
+    /// Hugging Face safetensors (`.safetensors`).
+    case safetensors
+
+    /// The format a path's extension names, or nil.
+    public init?(pathExtension: String) {
+        switch pathExtension.lowercased() {
+        case "ckpt": self = .ckpt
+        case "pt", "pth": self = .pt
+        case "safetensors": self = .safetensors
+        default: return nil
+        }
+    }
+
+    /// The container kind of a file, told from its first bytes (not its name).
+    ///
+    /// Every zip archive reports ``pt``: only the manifest inside tells a ckpt archive from a torch.save
+    /// one, and either reads the same way.
+    ///
+    /// - Parameter url: The file.
+    /// - Throws: ``CheckpointError`` `.notRecognized`, `.unsupported` for torch's pre-1.6 format, or
+    ///   `.io` if the file cannot be read.
+    public init(contentsOf url: URL) throws {
+        self = try CheckpointFormat.detect(MappedFile(path: url.path))
+    }
+
+    /// The container kind of a mapped file; see ``init(contentsOf:)``.
+    package static func detect(_ file: MappedFile) throws -> CheckpointFormat {
+        let bytes = file.bytes
+        guard bytes.count > 0 else {
+            throw CheckpointError(.truncated, "file is empty", file: file.path, expected: "a checkpoint")
+        }
+        if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            return .pt
+        }
+        if bytes.starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]) {
+            throw CheckpointError(
+                .unsupported, "torch.save's legacy (pre-1.6, non-zip) format is not supported", file: file.path,
+                expected: "a zip archive (torch ≥ 1.6 default); re-save with torch.save", found: "legacy magic number")
+        }
+        if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
+            return .safetensors
+        }
+        throw CheckpointError(
+            .notRecognized, "not a checkpoint", file: file.path,
+            expected: "a zip archive (.ckpt/.pt) or safetensors", found: "first bytes \(bytes.prefix(8).map { String($0, radix: 16) })")
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// How ``StateValue/init(contentsOf:options:)`` reads.
+public struct LoadOptions: Sendable {
+    /// Verify each tensor blob's CRC-32 the first time its bytes are read (default true).
+    public var verifyChecksums: Bool
+    public init(verifyChecksums: Bool = true) { self.verifyChecksums = verifyChecksums }
+}
+
+/// How ``StateValue/write(to:format:options:)`` writes.
+public struct SaveOptions: Sendable {
+    /// fsync the file and its directory (default true). False keeps the save atomic but not durable.
+    public var durable: Bool
+    public init(durable: Bool = true) { self.durable = durable }
+}
+
+extension StateValue {
+    /// Loads a checkpoint, the format detected from the file's contents (not its name).
+    ///
+    /// Opening reads only the zip central directory and the manifest (or `data.pkl`, or the
+    /// safetensors header); tensor bytes are mapped, read only when used, and checked against
+    /// their CRC-32 the first time they are read.
+    ///
+    /// - Parameters:
+    ///   - url: The file.
+    ///   - options: Checksum verification.
+    /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong.
+    public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
+        let file = try MappedFile(path: url.path)
+        switch try CheckpointFormat.detect(file) {
+        case .safetensors:
+            self = try Safetensors.read(file)
+        case .ckpt, .pt:
+            self = try TorchArchive.read(ZipReader(mapping: file), verifyChecksums: options.verifyChecksums)
+        }
+    }
+
+    /// Saves the tree atomically, the format chosen by `format` or else by the path's extension.
+    ///
+    /// The file is written to a temporary name in the same directory and renamed over `url`, so an
+    /// interrupted save leaves the previous file intact. A symlink at `url` is followed; a device or
+    /// FIFO is written to, not replaced.
+    ///
+    /// - Parameters:
+    ///   - url: The destination.
+    ///   - format: The format; nil infers it from the extension.
+    ///   - options: Durability.
+    /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
+    ///   it, or the write fails.
+    public func write(to url: URL, format: CheckpointFormat? = nil, options: SaveOptions = SaveOptions()) throws {
+        let path = url.path
+        guard let format = format ?? CheckpointFormat(pathExtension: url.pathExtension) else {
+            throw CheckpointError(
+                .invalidArgument, "cannot tell the format from the file name", file: path,
+                expected: "extension .ckpt, .pt, .pth or .safetensors",
+                found: url.pathExtension.isEmpty ? "no extension" : "." + url.pathExtension)
+        }
+        switch format {
+        case .ckpt: try TorchArchive.write(self, to: path, includeManifest: true, durable: options.durable)
+        case .pt: try TorchArchive.write(self, to: path, includeManifest: false, durable: options.durable)
+        case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable)
+        }
+    }
+}
