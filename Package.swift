@@ -64,5 +64,7 @@ let package = Package(
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
         .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "TestSupport"]),
+        // docs/API.md against the symbol graph of the library products (built first, so listed here).
+        .testTarget(name: "APITests", dependencies: ["Checkpoint", "Optim"]),
     ]
 )
