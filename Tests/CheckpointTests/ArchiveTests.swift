@@ -1,6 +1,7 @@
 import Foundation
 import OrderedCollections
 import Testing
+import TestSupport
 @testable import Checkpoint
 
 /// Round trips and hostile input for the ckpt/pt archive layer (TorchArchive, Manifest).
@@ -8,8 +9,7 @@ import Testing
     let directory: URL
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-archive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        directory = TemporaryDirectory.scoped(prefix: "ckpt-archive")
     }
 
     /// A tree exercising every value kind, shared storage, views and every dtype.

@@ -7,8 +7,7 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     .appendingPathComponent("Fixtures")
 
 private func scratchFile(_ name: String) -> String {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("verifier-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = TemporaryDirectory.scoped(prefix: "verifier")
     return directory.appendingPathComponent(name).path
 }
 

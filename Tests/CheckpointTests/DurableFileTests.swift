@@ -1,13 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoint
 
 @Suite struct DurableFileTests {
     let directory: URL
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-durable-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        directory = TemporaryDirectory.scoped(prefix: "ckpt-durable")
     }
 
     struct BodyFailure: Error {}

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 
 // npy_headers.json holds the exact header bytes numpy's writer produces (scripts/make_numeric_fixtures.py).
 
@@ -34,7 +35,7 @@ struct NPYTests {
     @Test func writesHeaderThenRowMajorData() throws {
         let base = try Tensor([Int16(1), 2, 3, 4, 5, 6], shape: [2, 3])
         let transposed = try Tensor(storage: base.storage, dtype: .int16, shape: [3, 2], strides: [1, 3])
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("npy-\(UUID().uuidString).npy").path
+        let path = TemporaryDirectory.scoped(prefix: "npy").appendingPathComponent("x.npy").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(try NPY.write(transposed, to: path) == .int16)
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))

@@ -7,8 +7,7 @@ import TestSupport
 // MARK: - Helpers
 
 private func temporaryPath(_ name: String = "t.safetensors") -> String {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-st-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = TemporaryDirectory.scoped(prefix: "ckpt-st")
     return directory.appendingPathComponent(name).path
 }
 

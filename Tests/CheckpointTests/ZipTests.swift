@@ -132,8 +132,7 @@ func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
     let directory: URL
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-zip-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        directory = TemporaryDirectory.scoped(prefix: "ckpt-zip")
     }
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }

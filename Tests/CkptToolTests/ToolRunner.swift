@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the built `ckpt-tool` binary, which SwiftPM places next to the test bundle.
 enum Tool {
@@ -52,11 +53,7 @@ enum Tool {
             stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
 
-    static func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-tool-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func temporaryDirectory() -> URL { TemporaryDirectory.scoped(prefix: "ckpt-tool") }
 
     /// The JSON object `inspect --json` printed.
     static func inspectJSON(_ path: String) throws -> [String: Any] {

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Testing
+import TestSupport
 @testable import Optim
 
 @Suite struct LoadStateDictTests {
@@ -54,8 +55,7 @@ import Testing
         let stateDifference = OptimFixtures.difference(ours, expected, observedULP: &observed)
         #expect(stateDifference == nil, "stateDict after load: \(stateDifference ?? "")")
 
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("optim-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = TemporaryDirectory.scoped(prefix: "optim")
         defer { try? FileManager.default.removeItem(at: directory) }
         for name in ["state.pt", "state.ckpt"] {
             let url = directory.appendingPathComponent(name)

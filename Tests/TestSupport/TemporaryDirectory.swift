@@ -20,3 +20,24 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(at: url) }
 }
+
+extension TemporaryDirectory {
+    /// A per-process directory removed when the test process exits, for directories whose URL is
+    /// passed around by value (a fixture shared by a suite, a path handed to the tool under test).
+    public static let processRoot: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-tests-\(getpid())")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: TemporaryDirectory.processRoot) }
+        return url
+    }()
+
+    /// A new directory inside ``processRoot``.
+    ///
+    /// - Parameter prefix: The start of its name.
+    /// - Returns: The directory, already created.
+    public static func scoped(prefix: String) -> URL {
+        let url = processRoot.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
