@@ -89,7 +89,7 @@ public enum Checkpoint {
     /// The container kind of a file (every zip archive reports `.pt`; the reader tells ckpt from pt by the manifest).
     ///
     /// - Throws: ``CheckpointError`` `.notRecognized` (or `.unsupported` for torch's pre-1.6 format).
-    static func detectFormat(_ file: MappedFile) throws -> CheckpointFormat {
+    package static func detectFormat(_ file: MappedFile) throws -> CheckpointFormat {
         let bytes = file.bytes
         guard bytes.count > 0 else {
             throw CheckpointError(.truncated, "file is empty", file: file.path, expected: "a checkpoint")

@@ -120,7 +120,7 @@ public enum ElementCodec {
 
 /// One element on its way between dtypes, keeping integers exact (an int64 does not pass
 /// through a double, which would round it before a cast to int32 or float).
-enum ConversionElement {
+package enum ConversionElement {
     case signed(Int64)
     case unsigned(UInt64)
     case real(Double)
@@ -187,7 +187,7 @@ extension Tensor {
     /// Bytes for `count` elements of `dtype`, refused when the source's row-major bytes
     /// (`byteCount`) or the result would overflow or exceed physical memory, where an allocation
     /// would trap instead of throwing.
-    static func checkedAllocationSize(_ count: Int, _ dtype: DType, byteCount: Int) throws -> Int {
+    package static func checkedAllocationSize(_ count: Int, _ dtype: DType, byteCount: Int) throws -> Int {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.itemSize)
         let memory = ProcessInfo.processInfo.physicalMemory
         guard !overflow, UInt64(bytes) <= memory, UInt64(byteCount) <= memory else {
@@ -261,7 +261,7 @@ extension Tensor {
     }
 
     /// Element `index` of packed bytes of `dtype`, decoded exactly.
-    static func element(_ raw: UnsafeRawBufferPointer, at index: Int, of dtype: DType) -> ConversionElement {
+    package static func element(_ raw: UnsafeRawBufferPointer, at index: Int, of dtype: DType) -> ConversionElement {
         let offset = index * dtype.itemSize
         switch dtype {
         case .float64: return .real(raw.loadUnaligned(fromByteOffset: offset, as: Double.self))

@@ -26,7 +26,7 @@ public enum CRC32 {
     }
 
     /// A CRC as zip tools print it: eight lowercase hex digits.
-    static func hex(_ value: UInt32) -> String {
+    package static func hex(_ value: UInt32) -> String {
         let digits = String(value, radix: 16)
         return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
     }

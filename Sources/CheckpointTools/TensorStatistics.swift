@@ -1,4 +1,5 @@
 import CStats
+import Checkpoint
 import Dispatch
 import Foundation
 
