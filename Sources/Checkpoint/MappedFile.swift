@@ -8,11 +8,11 @@ import Darwin
 ///
 /// Storages that view a checkpoint keep the mapping alive, so tensors stay valid after the
 /// reader that produced them is gone.
-public final class MappedFile: Sendable {
+package final class MappedFile: Sendable {
     /// The path the file was opened from (for error messages).
-    public let path: String
+    package let path: String
     /// The file's size in bytes.
-    public let count: Int
+    let count: Int
     nonisolated(unsafe) private let base: UnsafeRawPointer?
     /// Kept open for ``read(offset:count:)``.
     private let descriptor: Int32
@@ -21,7 +21,7 @@ public final class MappedFile: Sendable {
     ///
     /// - Parameter path: The file to map.
     /// - Throws: ``CheckpointError`` with code `.io` if the file cannot be opened or mapped.
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -66,7 +66,7 @@ public final class MappedFile: Sendable {
     ///   - count: Bytes wanted.
     /// - Returns: The bytes; fewer than `count` only at the end of the file.
     /// - Throws: ``CheckpointError`` `.io` if the read fails.
-    public func read(offset: Int, count: Int) throws -> [UInt8] {
+    func read(offset: Int, count: Int) throws -> [UInt8] {
         guard offset >= 0, count >= 0, offset <= self.count else { return [] }
         let wanted = min(count, self.count - offset)
         var buffer = [UInt8](repeating: 0, count: wanted)
@@ -86,7 +86,7 @@ public final class MappedFile: Sendable {
     }
 
     /// The whole file's bytes. Valid as long as this object lives.
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     /// A bounds-checked slice of the file.
     ///
@@ -95,7 +95,7 @@ public final class MappedFile: Sendable {
     ///   - length: Number of bytes.
     /// - Returns: The bytes, valid as long as this object lives.
     /// - Throws: ``CheckpointError`` `.outOfBounds` if the range does not lie inside the file.
-    public func slice(offset: Int, length: Int) throws -> UnsafeRawBufferPointer {
+    func slice(offset: Int, length: Int) throws -> UnsafeRawBufferPointer {
         guard offset >= 0, length >= 0, offset <= count, length <= count - offset else {
             throw CheckpointError(
                 .outOfBounds, "byte range past the end of the file", file: path,

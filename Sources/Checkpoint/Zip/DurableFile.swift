@@ -13,7 +13,7 @@ import Darwin
 /// file system; it is synced before the rename because otherwise a crash can leave the final
 /// name pointing at an empty or partly flushed file; and the directory is synced after, because
 /// the rename itself is not durable until it is.
-public enum DurableFile {
+package enum DurableFile {
     /// Writes a file through `body` and moves it into place atomically.
     ///
     /// - Parameters:
@@ -24,7 +24,7 @@ public enum DurableFile {
     ///   or renaming fails (`.invalidArgument` for a path without a file name). The temp file is
     ///   removed in every failing case before the rename; if only the final directory sync fails,
     ///   the new file is already in place but may not survive a crash.
-    public static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
+    static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
         let (directory, name) = try split(path)
         var template = Array(temporaryPathTemplate(directory: directory, name: name).utf8CString)
         let fileDescriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
