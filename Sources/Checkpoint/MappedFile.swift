@@ -20,17 +20,20 @@ package final class MappedFile: Sendable {
     /// Maps a file read-only.
     ///
     /// - Parameter path: The file to map.
-    /// - Throws: ``CheckpointError`` with code `.io` if the file cannot be opened or mapped.
+    /// - Throws: ``CheckpointError`` with code `.io` if the file cannot be opened or mapped; its
+    ///   ``CheckpointError/cause`` is the failed call's ``SystemCallError``.
     package init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw CheckpointError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path)
+            throw CheckpointError(.io, "cannot open", file: path, systemCall: SystemCallError(systemCall: "open", errno: errno))
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
+            // Read before close, which may overwrite errno.
+            let failure = SystemCallError(systemCall: "fstat", errno: errno)
             close(fd)
-            throw CheckpointError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path)
+            throw CheckpointError(.io, "cannot stat", file: path, systemCall: failure)
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
@@ -44,8 +47,10 @@ package final class MappedFile: Sendable {
         }
         let mapped = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let mapped, mapped != MAP_FAILED else {
+            // Read before close, which may overwrite errno.
+            let failure = SystemCallError(systemCall: "mmap", errno: errno)
             close(fd)
-            throw CheckpointError(.io, "cannot mmap: \(String(cString: strerror(errno)))", file: path)
+            throw CheckpointError(.io, "cannot mmap", file: path, systemCall: failure)
         }
         base = UnsafeRawPointer(mapped)
     }
