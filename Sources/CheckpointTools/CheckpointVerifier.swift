@@ -1,5 +1,4 @@
 import Checkpoint
-import Dispatch
 import Foundation
 
 /// The outcome of ``CheckpointVerifier/verify(path:)``: every check that ran, in order.

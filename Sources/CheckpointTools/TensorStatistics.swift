@@ -1,6 +1,5 @@
 import CStats
 import Checkpoint
-import Dispatch
 import Foundation
 
 /// Summary numbers of one tensor: min, max, mean, standard deviation, L2 norm, and counts of
