@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "CheckpointTools", targets: ["CheckpointTools"]),
         .library(name: "Optim", targets: ["Optim"]),
         .executable(name: "ckpt-tool", targets: ["ckpt-tool"]),
     ],
@@ -27,7 +28,16 @@ let package = Package(
         .target(
             name: "Checkpoint",
             dependencies: [
-                "CZip", "CDeflate", "CStats", "CSystem",
+                "CDeflate", "CSystem",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]
+        ),
+        // Diff, statistics, verification, key globs and .npy export: what ckpt-tool does with
+        // checkpoints beyond loading and saving them.
+        .target(
+            name: "CheckpointTools",
+            dependencies: [
+                "Checkpoint", "CZip", "CStats",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
@@ -41,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "ckpt-tool",
             dependencies: [
-                "Checkpoint", "Optim",
+                "Checkpoint", "CheckpointTools", "Optim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,7 +61,7 @@ let package = Package(
             path: "Benchmarks/ckpt-bench"
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
-        .executableTarget(name: "stats-bench", dependencies: ["Checkpoint"], path: "Benchmarks/stats-bench"),
+        .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
         .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),
         .executableTarget(
             name: "convert-and-inspect",
@@ -61,10 +71,11 @@ let package = Package(
         // Seeded RNG, self-removing temp directories and the torch-venv lookup for every test target.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "CheckpointToolsTests", dependencies: ["CheckpointTools", "Checkpoint", "TestSupport"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
-        .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "CheckpointTools", "TestSupport"]),
         // docs/API.md against the symbol graph of the library products (built first, so listed here).
-        .testTarget(name: "APITests", dependencies: ["Checkpoint", "Optim"]),
+        .testTarget(name: "APITests", dependencies: ["Checkpoint", "CheckpointTools", "Optim"]),
     ]
 )

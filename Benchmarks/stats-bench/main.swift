@@ -8,6 +8,7 @@
 // The statistics pass alone (on a tree whose CRCs were already checked) is printed too.
 
 import Checkpoint
+import CheckpointTools
 import Dispatch
 import Foundation
 

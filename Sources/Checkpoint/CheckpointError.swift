@@ -88,6 +88,24 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         self.location = SourceLocation(function: function, file: sourceFile, line: line)
     }
 
+    /// Creates the error of a failed system call: the message is what was being done followed by
+    /// the system's reason (`cannot open: No such file or directory`), and the call and its errno
+    /// stay behind as the ``cause`` for callers that branch on them.
+    ///
+    /// - Parameters:
+    ///   - code: The kind of failure, usually `.io`.
+    ///   - action: What was being done (`cannot open`).
+    ///   - file: The file being read or written.
+    ///   - systemCall: The call that failed and its errno.
+    package init(
+        _ code: Code, _ action: String, file: String?, systemCall: SystemCallError,
+        function: String = #function, sourceFile: String = #fileID, line: Int = #line
+    ) {
+        self.init(
+            code, "\(action): \(systemCall.reason)", file: file, cause: systemCall,
+            function: function, sourceFile: sourceFile, line: line)
+    }
+
     /// `file.pt: archive/data/3: record too short (expected 400 bytes, found 396) [truncated]`
     public var description: String {
         var text = ""
@@ -101,8 +119,15 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case (nil, nil): break
         }
         text += " [\(code)]"
-        if let cause { text += "\n  caused by: \(cause)" }
+        if let cause, !messageEndsWithReason(of: cause) { text += "\n  caused by: \(cause)" }
         return text
+    }
+
+    /// True when the message already ends with a system call's reason, so the one-line form
+    /// (`cannot open: No such file or directory [io]`) says all a reader needs.
+    private func messageEndsWithReason(of cause: any Error) -> Bool {
+        guard let call = cause as? SystemCallError else { return false }
+        return message.hasSuffix(": " + call.reason)
     }
 
     /// The same error with the file filled in if it was not set yet.

@@ -8,11 +8,11 @@ import Darwin
 ///
 /// Storages that view a checkpoint keep the mapping alive, so tensors stay valid after the
 /// reader that produced them is gone.
-public final class MappedFile: Sendable {
+package final class MappedFile: Sendable {
     /// The path the file was opened from (for error messages).
-    public let path: String
+    package let path: String
     /// The file's size in bytes.
-    public let count: Int
+    let count: Int
     nonisolated(unsafe) private let base: UnsafeRawPointer?
     /// Kept open for ``read(offset:count:)``.
     private let descriptor: Int32
@@ -20,17 +20,20 @@ public final class MappedFile: Sendable {
     /// Maps a file read-only.
     ///
     /// - Parameter path: The file to map.
-    /// - Throws: ``CheckpointError`` with code `.io` if the file cannot be opened or mapped.
-    public init(path: String) throws {
+    /// - Throws: ``CheckpointError`` with code `.io` if the file cannot be opened or mapped; its
+    ///   ``CheckpointError/cause`` is the failed call's ``SystemCallError``.
+    package init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw CheckpointError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path)
+            throw CheckpointError(.io, "cannot open", file: path, systemCall: SystemCallError(systemCall: "open", errno: errno))
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
+            // Read before close, which may overwrite errno.
+            let failure = SystemCallError(systemCall: "fstat", errno: errno)
             close(fd)
-            throw CheckpointError(.io, "cannot stat: \(String(cString: strerror(errno)))", file: path)
+            throw CheckpointError(.io, "cannot stat", file: path, systemCall: failure)
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
@@ -44,8 +47,10 @@ public final class MappedFile: Sendable {
         }
         let mapped = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let mapped, mapped != MAP_FAILED else {
+            // Read before close, which may overwrite errno.
+            let failure = SystemCallError(systemCall: "mmap", errno: errno)
             close(fd)
-            throw CheckpointError(.io, "cannot mmap: \(String(cString: strerror(errno)))", file: path)
+            throw CheckpointError(.io, "cannot mmap", file: path, systemCall: failure)
         }
         base = UnsafeRawPointer(mapped)
     }
@@ -66,7 +71,7 @@ public final class MappedFile: Sendable {
     ///   - count: Bytes wanted.
     /// - Returns: The bytes; fewer than `count` only at the end of the file.
     /// - Throws: ``CheckpointError`` `.io` if the read fails.
-    public func read(offset: Int, count: Int) throws -> [UInt8] {
+    func read(offset: Int, count: Int) throws -> [UInt8] {
         guard offset >= 0, count >= 0, offset <= self.count else { return [] }
         let wanted = min(count, self.count - offset)
         var buffer = [UInt8](repeating: 0, count: wanted)
@@ -86,7 +91,7 @@ public final class MappedFile: Sendable {
     }
 
     /// The whole file's bytes. Valid as long as this object lives.
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     /// A bounds-checked slice of the file.
     ///
@@ -95,7 +100,7 @@ public final class MappedFile: Sendable {
     ///   - length: Number of bytes.
     /// - Returns: The bytes, valid as long as this object lives.
     /// - Throws: ``CheckpointError`` `.outOfBounds` if the range does not lie inside the file.
-    public func slice(offset: Int, length: Int) throws -> UnsafeRawBufferPointer {
+    func slice(offset: Int, length: Int) throws -> UnsafeRawBufferPointer {
         guard offset >= 0, length >= 0, offset <= count, length <= count - offset else {
             throw CheckpointError(
                 .outOfBounds, "byte range past the end of the file", file: path,

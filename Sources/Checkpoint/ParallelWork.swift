@@ -3,7 +3,7 @@ import Foundation
 
 /// Work spread over the CPU cores: each thread takes the next item from a shared counter, so
 /// items of uneven size balance, and results come back in item order whatever the timing.
-enum ParallelWork {
+package enum ParallelWork {
     /// Runs `body` for every item and collects the results.
     ///
     /// - Parameters:
@@ -12,7 +12,7 @@ enum ParallelWork {
     ///   - worker: Makes one thread's scratch state; called once per thread.
     ///   - body: Processes one item with this thread's state.
     /// - Returns: Each item's result, indexed by item.
-    static func map<Worker, T>(
+    package static func map<Worker, T>(
         count: Int, order: [Int]? = nil, worker: @Sendable () -> Worker, _ body: @Sendable (Worker, Int) throws -> T
     ) -> [Result<T, any Error>] {
         let slots = Slots<T>(count: count)
@@ -28,7 +28,7 @@ enum ParallelWork {
     }
 
     /// Runs `body` for every item and collects the results (no per-thread state).
-    static func map<T>(count: Int, order: [Int]? = nil, _ body: @Sendable (Int) throws -> T) -> [Result<T, any Error>] {
+    package static func map<T>(count: Int, order: [Int]? = nil, _ body: @Sendable (Int) throws -> T) -> [Result<T, any Error>] {
         map(count: count, order: order, worker: {}) { _, item in try body(item) }
     }
 

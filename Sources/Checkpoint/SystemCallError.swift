@@ -23,7 +23,10 @@ public struct SystemCallError: Error, Sendable, Hashable, CustomStringConvertibl
         self.errno = errno
     }
 
+    /// What went wrong in the system's words (`strerror`), or that the call made no progress.
+    package var reason: String { errno == 0 ? "no progress" : String(cString: strerror(errno)) }
+
     public var description: String {
-        errno == 0 ? "\(systemCall): no progress" : "\(systemCall): \(String(cString: strerror(errno))) (errno \(errno))"
+        errno == 0 ? "\(systemCall): \(reason)" : "\(systemCall): \(reason) (errno \(errno))"
     }
 }

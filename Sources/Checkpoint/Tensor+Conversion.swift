@@ -6,9 +6,9 @@ import Foundation
 /// a narrower float is reached from `float` (a `double` or `int64` is first rounded to `float`,
 /// as c10's constructors take a `float`), ties go to even, float16, bfloat16 and float8_e5m2
 /// overflow to infinity, and float8_e4m3fn (which has no infinity) saturates at ±448.
-public enum ElementCodec {
+package enum ElementCodec {
     /// The exact value of IEEE half-precision bits.
-    public static func float(fromFloat16Bits bits: UInt16) -> Float {
+    package static func float(fromFloat16Bits bits: UInt16) -> Float {
         let sign = UInt32(bits & 0x8000) << 16
         let exponent = Int(bits >> 10) & 0x1F
         let mantissa = UInt32(bits & 0x3FF)
@@ -23,7 +23,7 @@ public enum ElementCodec {
 
     /// Half-precision bits of a Float, rounded to nearest even; overflow gives infinity and NaN
     /// becomes a quiet NaN with the sign kept (c10's `fp16_ieee_from_fp32_value`).
-    public static func float16Bits(from value: Float) -> UInt16 {
+    package static func float16Bits(from value: Float) -> UInt16 {
         let scaleToInfinity: Float = 0x1p112
         let scaleToZero: Float = 0x1p-110
         var base = (abs(value) * scaleToInfinity) * scaleToZero
@@ -41,7 +41,7 @@ public enum ElementCodec {
     }
 
     /// The exact value of float8_e4m3fn bits (bias 7, no infinities, `S.1111.111` is NaN).
-    public static func float(fromFloat8E4M3FNBits bits: UInt8) -> Float {
+    package static func float(fromFloat8E4M3FNBits bits: UInt8) -> Float {
         let negative = bits & 0x80 != 0
         let exponent = Int(bits >> 3) & 0xF
         let mantissa = Int(bits & 0x7)
@@ -60,7 +60,7 @@ public enum ElementCodec {
     /// float8_e4m3fn bits of a Float, rounded to nearest even and saturating: a finite or
     /// infinite value beyond ±448 becomes ±448 (`0x7E`/`0xFE`), NaN becomes NaN (`0x7F`, sign
     /// kept). PyTorch 2.15 casts this way (checked against torch; older c10 turned |x| ≥ 480 into NaN).
-    public static func float8E4M3FNBits(from value: Float) -> UInt8 {
+    static func float8E4M3FNBits(from value: Float) -> UInt8 {
         var bits = value.bitPattern
         let sign = UInt8(truncatingIfNeeded: (bits & 0x8000_0000) >> 24)
         if value.isNaN { return 0x7F | sign }
@@ -84,14 +84,14 @@ public enum ElementCodec {
     }
 
     /// The exact value of float8_e5m2 bits (bias 15, IEEE-like infinities and NaNs).
-    public static func float(fromFloat8E5M2Bits bits: UInt8) -> Float {
+    package static func float(fromFloat8E5M2Bits bits: UInt8) -> Float {
         // e5m2 is the top byte of a float16.
         float(fromFloat16Bits: UInt16(bits) << 8)
     }
 
     /// float8_e5m2 bits of a Float, rounded to nearest even; overflow gives infinity, NaN gives
     /// `0x7F` (sign kept), as c10's `fp8e5m2_from_fp32_value`.
-    public static func float8E5M2Bits(from value: Float) -> UInt8 {
+    static func float8E5M2Bits(from value: Float) -> UInt8 {
         var bits = value.bitPattern
         let sign = UInt8(truncatingIfNeeded: (bits & 0x8000_0000) >> 24)
         bits &= 0x7FFF_FFFF
@@ -112,15 +112,15 @@ public enum ElementCodec {
     }
 
     /// bfloat16 bits of a Float, rounded to nearest even (NaN stays a quiet NaN).
-    public static func bfloat16Bits(from value: Float) -> UInt16 { BFloat16(value).bitPattern }
+    static func bfloat16Bits(from value: Float) -> UInt16 { BFloat16(value).bitPattern }
 
     /// The exact value of bfloat16 bits.
-    public static func float(fromBFloat16Bits bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+    static func float(fromBFloat16Bits bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 }
 
 /// One element on its way between dtypes, keeping integers exact (an int64 does not pass
 /// through a double, which would round it before a cast to int32 or float).
-enum ConversionElement {
+package enum ConversionElement {
     case signed(Int64)
     case unsigned(UInt64)
     case real(Double)
@@ -187,7 +187,7 @@ extension Tensor {
     /// Bytes for `count` elements of `dtype`, refused when the source's row-major bytes
     /// (`byteCount`) or the result would overflow or exceed physical memory, where an allocation
     /// would trap instead of throwing.
-    static func checkedAllocationSize(_ count: Int, _ dtype: DType, byteCount: Int) throws -> Int {
+    package static func checkedAllocationSize(_ count: Int, _ dtype: DType, byteCount: Int) throws -> Int {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.itemSize)
         let memory = ProcessInfo.processInfo.physicalMemory
         guard !overflow, UInt64(bytes) <= memory, UInt64(byteCount) <= memory else {
@@ -261,7 +261,7 @@ extension Tensor {
     }
 
     /// Element `index` of packed bytes of `dtype`, decoded exactly.
-    static func element(_ raw: UnsafeRawBufferPointer, at index: Int, of dtype: DType) -> ConversionElement {
+    package static func element(_ raw: UnsafeRawBufferPointer, at index: Int, of dtype: DType) -> ConversionElement {
         let offset = index * dtype.itemSize
         switch dtype {
         case .float64: return .real(raw.loadUnaligned(fromByteOffset: offset, as: Double.self))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool convert IN OUT [--format ckpt|pt|safetensors] [--dtype bf16|f16|f32|f64] [--only GLOB]`.

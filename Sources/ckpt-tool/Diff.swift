@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool diff A B [--rtol R] [--atol A] [--equal-nan] [--json]`: exit 0 when equal within

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool extract FILE KEY OUT.npy [--cast DTYPE]`: one tensor to numpy's `.npy`.

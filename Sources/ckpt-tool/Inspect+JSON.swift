@@ -1,4 +1,5 @@
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// The `--json` output of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 1; see docs/CLI.md).

@@ -1,4 +1,5 @@
 import Checkpoint
+import CheckpointTools
 
 /// The human-readable tree printed by `ckpt-tool inspect`.
 struct InspectText {

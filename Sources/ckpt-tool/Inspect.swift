@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool inspect FILE [--json] [--depth N] [--filter GLOB]`: the tree, optimizer summaries and

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool stats FILE [KEY-GLOB] [--json]`: per-tensor min, max, mean, std, L2 norm and counts.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool verify FILE [--json]`: exit 0 when every check passes, 1 when one fails, 2 when the

@@ -102,6 +102,7 @@ import TestSupport
             try DurableFile.write(to: path("no/such/dir/model.ckpt")) { writeAll($0, "x") }
         }
         #expect(error?.code == .io)
+        #expect(error?.cause as? SystemCallError == SystemCallError(systemCall: "mkstemp", errno: ENOENT))
     }
 
     @Test func targetThatIsADirectoryFailsAndCleansUp() throws {
@@ -111,6 +112,7 @@ import TestSupport
             try DurableFile.write(to: target, sync: false) { writeAll($0, "x") }
         }
         #expect(error?.code == .io)
+        #expect(error?.cause as? SystemCallError == SystemCallError(systemCall: "rename", errno: EISDIR))
         #expect(try listing() == ["taken"])
     }
 

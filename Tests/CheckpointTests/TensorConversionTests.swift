@@ -75,13 +75,12 @@ struct TensorConversionTests {
         #expect(throws: CheckpointError.self) { try tensor.doubleValues() }
     }
 
-    /// A broadcast view of 12 TiB over three floats: casting or extracting it would need more
-    /// memory than the machine has, so both refuse before allocating.
+    /// A broadcast view of 12 TiB over three floats: casting it would need more memory than the
+    /// machine has, so the cast refuses before allocating.
     @Test func hugeBroadcastViewIsRefusedNotAllocated() throws {
         let base = try Tensor([Float(1), 2, 3])
         let huge = try Tensor(storage: base.storage, dtype: .float32, shape: [1 << 40, 3], strides: [0, 1])
         #expect { try huge.cast(to: .float64) } throws: { ($0 as? CheckpointError)?.code == .outOfBounds }
-        #expect { try NPY.write(huge, to: "/tmp/never-written.npy") } throws: { ($0 as? CheckpointError)?.code == .outOfBounds }
     }
 
     @Test func emptyTensorCasts() throws {

@@ -1,4 +1,5 @@
 import Checkpoint
+import CheckpointTools
 import Foundation
 import Testing
 import TestSupport

@@ -1,23 +1,23 @@
 /// The JSON description of a ckpt archive (`<name>/manifest.json`): the whole state tree and every
 /// storage blob, so a reader needs only a zip library and a JSON parser. Specified in docs/FORMAT.md.
-struct Manifest: Equatable {
+package struct Manifest: Equatable {
     static let formatName = "ckpt"
     static let formatVersion = 1
 
     /// One storage blob, `data/<key>` in the archive.
-    struct StorageRecord: Equatable {
-        var key: String
+    package struct StorageRecord: Equatable {
+        package var key: String
         /// The zip entry name (`archive/data/0`).
-        var record: String
-        var dtype: DType
-        var byteCount: Int
-        var crc32: UInt32
+        package var record: String
+        package var dtype: DType
+        package var byteCount: Int
+        package var crc32: UInt32
         /// File offset of the blob's first byte (64-byte aligned).
-        var dataOffset: Int
+        package var dataOffset: Int
     }
 
-    var storages: [StorageRecord]
-    var root: StateValue
+    package var storages: [StorageRecord]
+    package var root: StateValue
 }
 
 extension Manifest {
@@ -67,7 +67,7 @@ extension Manifest {
     ///   - storage: Resolves a storage record to its bytes; called once per record, in order.
     /// - Returns: The manifest and the storage of each record.
     /// - Throws: ``CheckpointError`` naming the entry and the JSON field or key path of the first problem.
-    static func decode(
+    package static func decode(
         _ bytes: [UInt8], file: String, entry: String, storage resolve: (StorageRecord) throws -> Storage
     ) throws -> (manifest: Manifest, storages: [Storage]) {
         let top: OrderedJSON

@@ -3,11 +3,11 @@
 /// One writer produces both `.pt` (torch's records only) and `.ckpt` (the same records plus
 /// `archive/manifest.json`); one reader reads both, preferring the manifest when present so that
 /// opening a `.ckpt` never runs the unpickler.
-enum TorchArchive {
+package enum TorchArchive {
     /// The top-level folder. Torch derives it from the file name; a fixed name makes the bytes
     /// independent of where the file is written ("same input, same bytes"), and torch.load accepts any.
     static let folder = "archive"
-    static let manifestName = "manifest.json"
+    package static let manifestName = "manifest.json"
 
     /// Writes `value` atomically to `path`.
     ///
@@ -136,14 +136,9 @@ enum TorchArchive {
             guard blob.crc32 == record.crc32 else {
                 throw CheckpointError(
                     .corrupt, "storage record CRC-32 differs from the manifest", file: path, path: record.record,
-                    expected: hex(record.crc32), found: hex(blob.crc32))
+                    expected: CRC32.hex(record.crc32), found: CRC32.hex(blob.crc32))
             }
             return try reader.storage(for: blob, verifyCRC: verifyChecksums)
         }.manifest.root
-    }
-
-    static func hex(_ crc: UInt32) -> String {
-        let digits = String(crc, radix: 16)
-        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
     }
 }

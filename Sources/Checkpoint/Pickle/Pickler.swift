@@ -8,7 +8,7 @@
 /// dtype explicitly, so torch rebuilds every view with its own dtype over one shared storage.
 ///
 /// Output is deterministic: the same tree and keys give the same bytes.
-public enum Pickler {
+package enum Pickler {
     /// Pickles a tree.
     ///
     /// - Parameters:
@@ -19,7 +19,7 @@ public enum Pickler {
     ///   integer or bool tensor requires gradients (torch.load would refuse the file), when a
     ///   plain dict carries attributes (only an OrderedDict can), or when the tree nests deeper
     ///   than ``Unpickler/maximumNestingDepth``.
-    public static func dump(_ value: StateValue, storageKeys: [ObjectIdentifier: String]) throws -> [UInt8] {
+    package static func dump(_ value: StateValue, storageKeys: [ObjectIdentifier: String]) throws -> [UInt8] {
         var writer = PickleWriter(storageKeys: storageKeys)
         try writer.writeRoot(value)
         return writer.output

@@ -1,13 +1,13 @@
 /// What a torch pickle's persistent id names: one storage record `data/<key>`.
-public struct StorageReference: Sendable, Equatable {
+package struct StorageReference: Sendable, Equatable {
     /// The record key (`"0"` for `data/0`).
-    public var key: String
+    package var key: String
     /// The dtype of the legacy typed storage, or nil for `torch.UntypedStorage`.
-    public var dtype: DType?
+    package var dtype: DType?
     /// Size of the whole storage in bytes (numel × item size; numel itself for untyped storages).
-    public var byteCount: Int
+    package var byteCount: Int
     /// The location tag (`"cpu"`, `"cuda:0"`).
-    public var location: String
+    package var location: String
 
     /// Creates a reference.
     ///
@@ -16,7 +16,7 @@ public struct StorageReference: Sendable, Equatable {
     ///   - dtype: The typed storage's dtype, nil for an untyped storage.
     ///   - byteCount: Size of the whole storage in bytes.
     ///   - location: The location tag.
-    public init(key: String, dtype: DType?, byteCount: Int, location: String) {
+    init(key: String, dtype: DType?, byteCount: Int, location: String) {
         self.key = key
         self.dtype = dtype
         self.byteCount = byteCount
@@ -30,14 +30,14 @@ public struct StorageReference: Sendable, Equatable {
 /// Unlike torch's, it also reads pickle protocols 3 to 5 (`torch.save(..., pickle_protocol=4)`).
 /// Every length, count, index and nesting level in the input is checked before it is used, so a
 /// hostile pickle ends in a ``CheckpointError``, never in a crash, a hang or a huge allocation.
-public enum Unpickler {
+package enum Unpickler {
     /// The deepest nesting of containers (dicts, lists, tuples, sets) a loaded tree may have.
     /// Code that walks a tree recursively can rely on it.
-    public static let maximumNestingDepth = 1000
+    package static let maximumNestingDepth = 1000
 
     /// The most values a loaded tree may hold, counting a container shared through the memo once
     /// per place it appears, so a few kilobytes cannot expand into a tree no one can walk.
-    public static let maximumValueCount = 10_000_000
+    static let maximumValueCount = 10_000_000
 
     /// Reads a pickle into a state tree.
     ///
@@ -56,7 +56,7 @@ public enum Unpickler {
     ///   storage, a size that overflows, or a tree past ``maximumNestingDepth`` or
     ///   ``maximumValueCount``; whatever `storage` throws. Errors found while reading name the
     ///   byte offset and opcode; errors found in the finished tree name its key path.
-    public static func load(
+    package static func load(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
         try withoutActuallyEscaping(storage) { resolve in
@@ -75,7 +75,7 @@ public enum Unpickler {
     ///   - storage: Resolves a persistent id to its storage; called once per distinct key.
     /// - Returns: The tree.
     /// - Throws: As the buffer overload.
-    public static func load(
+    package static func load(
         _ bytes: [UInt8], file: String? = nil, storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
         try bytes.withUnsafeBytes { try load($0, file: file, storage: storage) }

@@ -13,7 +13,7 @@ import Darwin
 /// file system; it is synced before the rename because otherwise a crash can leave the final
 /// name pointing at an empty or partly flushed file; and the directory is synced after, because
 /// the rename itself is not durable until it is.
-public enum DurableFile {
+package enum DurableFile {
     /// Writes a file through `body` and moves it into place atomically.
     ///
     /// - Parameters:
@@ -21,15 +21,16 @@ public enum DurableFile {
     ///   - sync: False skips both fsyncs (still atomic, not durable); for benchmarks and tests.
     ///   - body: Writes the contents to the given file descriptor. It must not close it.
     /// - Throws: What `body` throws, or ``CheckpointError`` `.io` if creating, syncing, closing
-    ///   or renaming fails (`.invalidArgument` for a path without a file name). The temp file is
+    ///   or renaming fails, its cause the failed call's ``SystemCallError`` (`.invalidArgument`
+    ///   for a path without a file name). The temp file is
     ///   removed in every failing case before the rename; if only the final directory sync fails,
     ///   the new file is already in place but may not survive a crash.
-    public static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
+    static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
         let (directory, name) = try split(path)
         var template = Array(temporaryPathTemplate(directory: directory, name: name).utf8CString)
         let fileDescriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fileDescriptor >= 0 else {
-            throw ioError("cannot create a temporary file in \(directory)", path)
+            throw ioError("cannot create a temporary file in \(directory)", path, "mkstemp")
         }
         let temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var open = true
@@ -38,14 +39,14 @@ public enum DurableFile {
             _ = fcntl(fileDescriptor, F_SETFD, FD_CLOEXEC)
             try body(fileDescriptor)
             if sync {
-                guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync \(temporaryPath)", path) }
+                guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync \(temporaryPath)", path, "fsync") }
             }
             // mkstemp creates the file 0600; give it the mode a plain create would have.
             guard fchmod(fileDescriptor, 0o666 & ~currentUmask()) == 0 else {
-                throw ioError("cannot set the mode of \(temporaryPath)", path)
+                throw ioError("cannot set the mode of \(temporaryPath)", path, "fchmod")
             }
             open = false
-            guard close(fileDescriptor) == 0 else { throw ioError("cannot close \(temporaryPath)", path) }
+            guard close(fileDescriptor) == 0 else { throw ioError("cannot close \(temporaryPath)", path, "close") }
             replaced = try replace(path, with: temporaryPath)
         } catch {
             if open { close(fileDescriptor) }
@@ -109,7 +110,7 @@ public enum DurableFile {
         }
         if old >= 0 { close(old) }
         guard rename(temporaryPath, path) == 0 else {
-            throw ioError("cannot rename \(temporaryPath) to the final name", path)
+            throw ioError("cannot rename \(temporaryPath) to the final name", path, "rename")
         }
         return nil
     }
@@ -172,12 +173,13 @@ public enum DurableFile {
 
     private static func syncDirectory(_ directory: String, finalPath: String) throws {
         let fileDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fileDescriptor >= 0 else { throw ioError("cannot open directory \(directory) to sync it", finalPath) }
+        guard fileDescriptor >= 0 else { throw ioError("cannot open directory \(directory) to sync it", finalPath, "open") }
         defer { close(fileDescriptor) }
-        guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync directory \(directory)", finalPath) }
+        guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync directory \(directory)", finalPath, "fsync") }
     }
 
-    private static func ioError(_ message: String, _ path: String) -> CheckpointError {
-        CheckpointError(.io, "\(message): \(String(cString: strerror(errno)))", file: path)
+    /// The error of the call that just failed; read before anything else can change errno.
+    private static func ioError(_ action: String, _ path: String, _ systemCall: String) -> CheckpointError {
+        CheckpointError(.io, action, file: path, systemCall: SystemCallError(systemCall: systemCall, errno: errno))
     }
 }

@@ -1,6 +1,6 @@
 /// Record signatures, sizes and sentinels of the zip format (APPNOTE.TXT), shared by the reader
 /// and the writer.
-enum ZipFormat {
+package enum ZipFormat {
     static let localHeaderSignature: UInt32 = 0x0403_4b50
     static let centralHeaderSignature: UInt32 = 0x0201_4b50
     static let endOfCentralDirectorySignature: UInt32 = 0x0605_4b50
@@ -23,7 +23,7 @@ enum ZipFormat {
     static let sentinel32: UInt32 = 0xFFFF_FFFF
     static let sentinel16: UInt16 = 0xFFFF
 
-    static let methodStored: UInt16 = 0
+    package static let methodStored: UInt16 = 0
     static let methodDeflated: UInt16 = 8
 
     static let flagEncrypted: UInt16 = 1 << 0

@@ -17,7 +17,7 @@ extension ZipReader {
     ///   `.corrupt` for a bad deflate stream or a size mismatch, `.outOfBounds` for a deflated
     ///   entry larger than physical memory, `.checksumMismatch` (deflated entries here; stored
     ///   entries on first read).
-    public func storage(for entry: ZipEntry, verifyCRC: Bool) throws -> Storage {
+    package func storage(for entry: ZipEntry, verifyCRC: Bool) throws -> Storage {
         try checkOwnership(of: entry)
         if entry.method == ZipFormat.methodStored {
             let verification: Storage.Verification?
@@ -54,7 +54,7 @@ extension ZipReader {
     /// - Returns: A copy of the (inflated) bytes.
     /// - Throws: ``CheckpointError``: `.outOfBounds` above `limit`, `.corrupt` for a bad deflate
     ///   stream, `.checksumMismatch`, `.invalidArgument` for an entry not from this archive.
-    public func contents(of entry: ZipEntry, limit: Int = ZipReader.defaultContentsLimit) throws -> [UInt8] {
+    package func contents(of entry: ZipEntry, limit: Int = ZipReader.defaultContentsLimit) throws -> [UInt8] {
         try checkOwnership(of: entry)
         guard entry.uncompressedSize <= limit else {
             throw CheckpointError(

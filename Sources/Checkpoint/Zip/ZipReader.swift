@@ -1,45 +1,45 @@
 /// One validated entry of a zip archive's central directory.
-public struct ZipEntry: Sendable, Equatable {
+package struct ZipEntry: Sendable, Equatable {
     /// The full name (`archive/data/0`), valid UTF-8 and checked to be a safe relative path.
-    public var name: String
+    package var name: String
     /// 0 stored, 8 deflated.
-    public var method: UInt16
+    package var method: UInt16
     /// The CRC-32 of the uncompressed bytes, as the central directory records it.
-    public var crc32: UInt32
+    package var crc32: UInt32
     /// Bytes of entry data in the file.
-    public var compressedSize: Int
+    package var compressedSize: Int
     /// Bytes after inflating (equal to `compressedSize` for stored entries).
-    public var uncompressedSize: Int
+    package var uncompressedSize: Int
     /// File offset of the entry's local header.
-    public var localHeaderOffset: Int
+    var localHeaderOffset: Int
     /// File offset of the entry's first data byte (after the local header and its extra field).
-    public var dataOffset: Int
+    package var dataOffset: Int
 }
 
 /// Reads a zip archive from a memory mapping: the central directory is parsed and validated at
 /// open; entry data is touched only when asked for.
 ///
 /// The archive is parsed by hand rather than through libzip because zero-copy loading needs the
-/// file offset of each entry's data, and no libzip call reports it. libzip stays available as a
-/// second opinion through ``checkConsistency()``.
-public final class ZipReader: Sendable {
+/// file offset of each entry's data, and no libzip call reports it. libzip stays as a second
+/// opinion for `verify` (CheckpointTools' `checkConsistency()`).
+package final class ZipReader: Sendable {
     /// The mapping; storages handed out keep it alive after the reader is gone.
-    public let file: MappedFile
+    package let file: MappedFile
     /// The entries in central-directory order.
-    public let entries: [ZipEntry]
+    package let entries: [ZipEntry]
     /// Entry index by name: archives can hold 100k entries, and readers look each one up.
     private let indexByName: [String: Int]
 
     /// Entries larger than this are refused by ``contents(of:limit:)`` unless the caller raises
     /// the limit: pickles and manifests are small, and a hostile declared size must not become an
     /// allocation of that size.
-    public static let defaultContentsLimit = 256 << 20
+    package static let defaultContentsLimit = 256 << 20
 
     /// Maps and opens an archive.
     ///
     /// - Parameter path: The archive.
     /// - Throws: ``CheckpointError`` if the file cannot be mapped or is not a valid archive.
-    public convenience init(path: String) throws {
+    package convenience init(path: String) throws {
         try self.init(mapping: MappedFile(path: path))
     }
 
@@ -53,7 +53,7 @@ public final class ZipReader: Sendable {
     ///   short), `.corrupt` (inconsistent offsets, counts, overlaps, duplicate names),
     ///   `.outOfBounds` (data past the end of the file), `.unsafeName`, or `.unsupported`
     ///   (multi-disk, encrypted, a method other than stored or deflated).
-    public init(mapping: MappedFile) throws {
+    package init(mapping: MappedFile) throws {
         file = mapping
         let parsed = try ZipDirectoryParser(file: mapping).parse()
         entries = parsed.entries
@@ -64,7 +64,7 @@ public final class ZipReader: Sendable {
     ///
     /// - Parameter name: The full entry name (`archive/data.pkl`).
     /// - Returns: The entry, found in constant time.
-    public func entry(named name: String) -> ZipEntry? {
+    package func entry(named name: String) -> ZipEntry? {
         indexByName[name].map { entries[$0] }
     }
 
@@ -73,7 +73,7 @@ public final class ZipReader: Sendable {
     /// - Parameter name: The full entry name.
     /// - Returns: The entry.
     /// - Throws: ``CheckpointError`` `.missingEntry` if the archive has no such entry.
-    public func requireEntry(named name: String) throws -> ZipEntry {
+    package func requireEntry(named name: String) throws -> ZipEntry {
         guard let entry = entry(named: name) else {
             throw CheckpointError(.missingEntry, "no such entry in the archive", file: file.path, path: name)
         }

@@ -11,7 +11,7 @@ import Darwin
 /// the real CRC and sizes and no data descriptor is needed (torch.load does not require one).
 /// Large payloads go from the caller's memory to the file with no intermediate copy; headers
 /// and small payloads are gathered in a buffer to keep the number of system calls low.
-public final class ZipWriter {
+final class ZipWriter {
     private let fileDescriptor: Int32
     private let path: String
     /// Testing knob: write zip64 records and extras even where 32-bit fields would do.
@@ -54,7 +54,7 @@ public final class ZipWriter {
     /// - Parameters:
     ///   - fileDescriptor: An open, writable descriptor; the caller keeps ownership.
     ///   - path: The file's name, for error messages.
-    public convenience init(fileDescriptor: Int32, path: String) {
+    convenience init(fileDescriptor: Int32, path: String) {
         self.init(fileDescriptor: fileDescriptor, path: path, forceZip64: false)
     }
 
@@ -83,7 +83,7 @@ public final class ZipWriter {
     /// - Throws: ``CheckpointError``: `.unsafeName`, `.invalidArgument` (duplicate or too long
     ///   name, bad alignment, writer already finished or failed), `.io` if a write fails.
     @discardableResult
-    public func addEntry(
+    func addEntry(
         name: String, bytes: UnsafeRawBufferPointer, alignment: Int = 64, precomputedCRC32: UInt32? = nil
     ) throws -> (crc32: UInt32, dataOffset: Int) {
         try checkOpen(entry: name)
@@ -191,7 +191,7 @@ public final class ZipWriter {
     ///
     /// - Throws: ``CheckpointError``: `.io` if a write fails, `.invalidArgument` if the writer
     ///   already finished or failed.
-    public func finish() throws {
+    func finish() throws {
         try checkOpen(entry: nil)
         let directoryOffset = UInt64(offset)
         let directorySize = UInt64(centralDirectory.count)

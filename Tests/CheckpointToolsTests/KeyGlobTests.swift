@@ -1,5 +1,6 @@
+import Checkpoint
+import CheckpointTools
 import Testing
-@testable import Checkpoint
 
 @Suite struct KeyGlobTests {
     @Test(arguments: [

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// numpy's `.npy` format (version 1.0, or 2.0 for headers over 64 KiB), written byte for byte as

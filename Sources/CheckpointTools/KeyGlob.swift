@@ -1,3 +1,5 @@
+import Checkpoint
+
 /// A pattern over key paths (`model/encoder.layer.*.weight`, `optimizer/state/**/sum`).
 ///
 /// A key path joins a value's keys with `/`; dots belong to names. In a pattern, `*` matches any

@@ -1,5 +1,5 @@
 import CStats
-import Dispatch
+import Checkpoint
 import Foundation
 
 /// Summary numbers of one tensor: min, max, mean, standard deviation, L2 norm, and counts of

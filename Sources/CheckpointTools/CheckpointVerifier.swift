@@ -1,4 +1,4 @@
-import Dispatch
+import Checkpoint
 import Foundation
 
 /// The outcome of ``CheckpointVerifier/verify(path:)``: every check that ran, in order.
@@ -225,7 +225,7 @@ private struct ArchiveVerification {
                     if blob.crc32 != record.crc32 {
                         problems.append(CheckpointError(
                             .corrupt, "storage record CRC-32 differs from the manifest", file: path, path: record.record,
-                            expected: TorchArchive.hex(record.crc32), found: TorchArchive.hex(blob.crc32)))
+                            expected: CRC32.hex(record.crc32), found: CRC32.hex(blob.crc32)))
                     }
                     if blob.dataOffset != record.dataOffset {
                         problems.append(CheckpointError(

@@ -1,4 +1,5 @@
 import Checkpoint
+import CheckpointTools
 import Foundation
 import Testing
 import TestSupport
@@ -48,6 +49,14 @@ struct NPYTests {
     func typesNumpyLacksAreStoredAsTheirBits(dtype: DType, stored: DType) {
         #expect(NPY.storedDType(for: dtype) == stored)
         #expect(NPY.descriptor(for: stored) != nil)
+    }
+
+    /// A broadcast view of 12 TiB over three floats: extracting it would need more memory than
+    /// the machine has, so the writer refuses before allocating.
+    @Test func hugeBroadcastViewIsRefusedNotAllocated() throws {
+        let base = try Tensor([Float(1), 2, 3])
+        let huge = try Tensor(storage: base.storage, dtype: .float32, shape: [1 << 40, 3], strides: [0, 1])
+        #expect { try NPY.write(huge, to: "/tmp/never-written.npy") } throws: { ($0 as? CheckpointError)?.code == .outOfBounds }
     }
 
     @Test func unwritablePathThrowsIO() throws {

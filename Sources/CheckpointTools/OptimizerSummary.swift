@@ -1,3 +1,4 @@
+import Checkpoint
 import OrderedCollections
 
 /// A summary of a `torch.optim` state_dict found in a tree: its parameter groups and

@@ -1,4 +1,5 @@
 import CZip
+import Checkpoint
 
 extension ZipReader {
     /// Re-opens the archive's path with libzip's strict consistency check (`ZIP_CHECKCONS`) and
@@ -11,7 +12,7 @@ extension ZipReader {
     ///
     /// - Throws: ``CheckpointError`` `.corrupt` naming libzip's complaint or the first entry on
     ///   which libzip and this reader disagree.
-    public func checkConsistency() throws {
+    package func checkConsistency() throws {
         var code: Int32 = 0
         guard let archive = zip_open(file.path, ZIP_RDONLY | ZIP_CHECKCONS, &code) else {
             var error = zip_error_t()

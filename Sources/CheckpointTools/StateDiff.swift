@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// The differences between two state trees: structural ones (keys added or removed, a value whose
