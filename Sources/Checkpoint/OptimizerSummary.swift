@@ -1,5 +1,3 @@
-import OrderedCollections
-
 /// A summary of a `torch.optim` state_dict found in a tree: its parameter groups and
 /// hyperparameters, which per-parameter state it holds, and the range of the `step` counters.
 ///
@@ -11,7 +9,7 @@ public struct OptimizerSummary: Sendable {
     /// One entry of `param_groups`.
     public struct Group: Sendable {
         /// Every option of the group except `params` and `param_names`, in stored order.
-        public var hyperparameters: OrderedDictionary<String, StateValue>
+        public var hyperparameters: OrderedMap<String, StateValue>
         /// The parameter ids in `params`.
         public var parameterIDs: [Int64]
         /// `param_names`, present when the optimizer was built from `named_parameters()`.
@@ -23,7 +21,7 @@ public struct OptimizerSummary: Sendable {
     /// `param_groups`, in order.
     public var groups: [Group]
     /// Every key seen in a parameter's state (`sum`, `step`, `exp_avg`), with how many parameters have it.
-    public var stateKeys: OrderedDictionary<String, Int>
+    public var stateKeys: OrderedMap<String, Int>
     /// Parameters with an entry in `state` (a parameter that never had a gradient has none).
     public var parametersWithState: Int
     /// The smallest and largest `step` over all parameters, nil when no `step` could be read.
@@ -95,7 +93,7 @@ public struct OptimizerSummary: Sendable {
             if case .list(let rawNames)? = group["param_names"] {
                 names = rawNames.compactMap { if case .string(let name) = $0 { name } else { nil } }
             }
-            var hyperparameters = OrderedDictionary<String, StateValue>()
+            var hyperparameters = OrderedMap<String, StateValue>()
             for (key, option) in group.items where key != "params" && key != "param_names" {
                 hyperparameters[key.description] = option
             }
