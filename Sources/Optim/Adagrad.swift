@@ -120,7 +120,7 @@ public final class Adagrad: Optimizer {
         if !(0.0 <= eps) { throw OptimizerError(.invalidValue, "Invalid epsilon value: \(eps)") }
 
         self.initialAccumulatorValue = initialAccumulatorValue ?? 0
-        let defaults: OrderedDictionary<String, OptionDefault> = [
+        let defaults: OrderedMap<String, OptionDefault> = [
             "lr": .value(learningRate),
             "lr_decay": .value(lrDecay.map(StateValue.float) ?? .int(0)),
             "eps": .value(.float(eps)),

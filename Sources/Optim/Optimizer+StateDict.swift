@@ -117,7 +117,7 @@ extension Optimizer {
 
         var newGroups: [ParamGroup] = []
         for (current, saved) in zip(paramGroups, savedGroups) {
-            var options = OrderedDictionary<String, StateValue>()
+            var options = OrderedMap<String, StateValue>()
             for (key, value) in saved.options where key != "params" {
                 guard case .string(let name) = key else {
                     throw OptimizerError(.malformedStateDict, "a parameter group key must be a string, found \(key)", path: "param_groups")

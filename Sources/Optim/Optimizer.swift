@@ -41,7 +41,7 @@ open class Optimizer {
     }
 
     /// The options every group starts from, in torch's `defaults` order.
-    public let defaults: OrderedDictionary<String, OptionDefault>
+    public let defaults: OrderedMap<String, OptionDefault>
     /// The parameter groups, in order.
     public internal(set) var paramGroups: [ParamGroup] = []
     /// Per-parameter state in insertion order (torch's `self.state`).
@@ -63,7 +63,7 @@ open class Optimizer {
     ///   - defaults: The options and their defaults, in the order torch's `defaults` dict has them.
     /// - Throws: ``OptimizerError`` "optimizer got an empty parameter list" for no groups, or
     ///   whatever ``addParamGroup(_:)`` throws.
-    public init(groups: [ParamGroup], defaults: OrderedDictionary<String, OptionDefault>) throws {
+    public init(groups: [ParamGroup], defaults: OrderedMap<String, OptionDefault>) throws {
         self.defaults = defaults
         guard !groups.isEmpty else {
             throw OptimizerError(.invalidValue, "optimizer got an empty parameter list")
@@ -78,7 +78,7 @@ open class Optimizer {
     ///   - defaults: The options and their defaults.
     /// - Throws: ``OptimizerError`` "optimizer got an empty parameter list" for no parameters, or
     ///   whatever ``addParamGroup(_:)`` throws.
-    public convenience init(_ params: [Parameter], defaults: OrderedDictionary<String, OptionDefault>) throws {
+    public convenience init(_ params: [Parameter], defaults: OrderedMap<String, OptionDefault>) throws {
         try self.init(groups: params.isEmpty ? [] : [ParamGroup(params: params)], defaults: defaults)
     }
 

@@ -1,6 +1,5 @@
 import Checkpoint
 import Foundation
-import OrderedCollections
 import Testing
 @testable import Optim
 
@@ -247,8 +246,8 @@ struct ScenarioRun {
         Parameter(try OptimFixtures.tensor(spec), name: spec["name"] as? String)
     }
 
-    private static func options(_ json: Any?) -> OrderedDictionary<String, StateValue> {
-        var options = OrderedDictionary<String, StateValue>()
+    private static func options(_ json: Any?) -> OrderedMap<String, StateValue> {
+        var options = OrderedMap<String, StateValue>()
         for pair in json as? [[Any]] ?? [] {
             guard pair.count == 2, let key = pair[0] as? String, let number = pair[1] as? NSNumber else { continue }
             options[key] = .float(number.doubleValue)
