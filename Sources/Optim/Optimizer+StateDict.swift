@@ -51,14 +51,15 @@ extension Optimizer {
     /// Saved ids are matched to parameters purely by position; `step` is kept as saved (cast to
     /// float32 only when the saved group is fused or capturable); other tensors are cast to a
     /// floating parameter's dtype; the saved groups' options replace the current ones; current
-    /// `param_names` survive only when the saved groups have none. Unlike torch, a parameter
-    /// without saved state gets fresh state instead of none. Nothing changes if loading throws.
-    /// Load-state-dict pre-hooks may replace the dict first; post-hooks run after.
+    /// `param_names` survive only when the saved groups have none; then the subclass's
+    /// ``upgradeLoadedState()`` runs (torch's `__setstate__`). Unlike torch, a parameter without
+    /// saved state gets fresh state instead of none. Nothing changes if loading throws before the
+    /// post-hooks. Load-state-dict pre-hooks may replace the dict first; post-hooks run after.
     ///
     /// - Parameter stateDict: A dict as ``stateDict()`` or torch's `state_dict()` returns.
     /// - Throws: ``OptimizerError`` with torch's message when the group count or a group's size
     ///   differs; `.malformedStateDict` (with the key path) when the dict is not shaped like an
-    ///   optimizer's; what a hook throws.
+    ///   optimizer's; what ``upgradeLoadedState()`` or a hook throws.
     public func loadStateDict(_ stateDict: StateValue) throws {
         var stateDict = stateDict
         for hook in Array(loadStateDictPreHooks.hooks.values) {
@@ -130,16 +131,22 @@ extension Optimizer {
             }
             newGroups.append(ParamGroup(params: current.params, options: options))
         }
-        try completeLoadedGroups(&newGroups, state: &newState)
-        for group in newGroups {
-            for parameter in group.params where newState[.parameter(ObjectIdentifier(parameter))] == nil {
-                if let fresh = try initialState(for: parameter, in: group) {
-                    newState[.parameter(ObjectIdentifier(parameter))] = fresh
-                }
-            }
-        }
+        let replaced = (paramGroups, stateEntries)
         paramGroups = newGroups
         stateEntries = newState
+        do {
+            try upgradeLoadedState()
+            for group in paramGroups {
+                for parameter in group.params where stateEntries[.parameter(ObjectIdentifier(parameter))] == nil {
+                    if let fresh = try initialState(for: parameter, in: group) {
+                        stateEntries[.parameter(ObjectIdentifier(parameter))] = fresh
+                    }
+                }
+            }
+        } catch {
+            (paramGroups, stateEntries) = replaced
+            throw error
+        }
 
         for hook in Array(loadStateDictPostHooks.hooks.values) { try hook(self) }
     }
