@@ -59,7 +59,8 @@ extension Optimizer {
     /// - Parameter stateDict: A dict as ``stateDict()`` or torch's `state_dict()` returns.
     /// - Throws: ``OptimizerError`` with torch's message when the group count or a group's size
     ///   differs; `.malformedStateDict` (with the key path) when the dict is not shaped like an
-    ///   optimizer's; what ``upgradeLoadedState()`` or a hook throws.
+    ///   optimizer's; what ``upgradeLoadedState()`` or a hook throws; ``CheckpointError`` (with the
+    ///   key path) when a saved tensor cannot be read or cast.
     public func loadStateDict(_ stateDict: StateValue) throws {
         var stateDict = stateDict
         for hook in Array(loadStateDictPreHooks.hooks.values) {
@@ -180,13 +181,17 @@ extension Optimizer {
     static func cast(_ value: StateValue, to parameter: Parameter, stepToFloat32: Bool, key: String?, path: String) throws -> StateValue {
         switch value {
         case .tensor(let tensor):
+            let target: DType? = if key == "step" {
+                stepToFloat32 ? .float32 : nil
+            } else {
+                parameter.data.dtype.isFloatingPoint ? parameter.data.dtype : nil
+            }
+            // `Tensor.to` returns the tensor itself when the dtype already matches: storage stays shared.
+            guard let target, target != tensor.dtype else { return value }
             do {
-                if key == "step" {
-                    return stepToFloat32 ? .tensor(try tensor.converted(to: .float32)) : value
-                }
-                return parameter.data.dtype.isFloatingPoint ? .tensor(try tensor.converted(to: parameter.data.dtype)) : value
-            } catch var error as OptimizerError {
-                error.path = path
+                return .tensor(try tensor.cast(to: target))
+            } catch var error as CheckpointError {
+                error.path = error.path ?? path
                 throw error
             }
         case .dict(var dict):

@@ -143,7 +143,7 @@ enum OptimFixtures {
                 continue
             }
             #expect(try step.dtype == .float32 && step.singleValue() == 0, "fresh step of id \(id)")
-            let values = try sum.converted(to: .float64).scalars(as: Double.self)
+            let values = try sum.cast(to: .float64).scalars(as: Double.self)
             #expect(values.allSatisfy { $0 == initialValue }, "fresh sum of id \(id): \(values)")
             state[.int(Int64(id))] = nil
         }
@@ -217,7 +217,7 @@ enum OptimFixtures {
     }
 
     static func describe(_ tensor: Tensor) -> String {
-        guard let converted = try? tensor.converted(to: .float64), let values = try? converted.scalars(as: Double.self) else {
+        guard let converted = try? tensor.cast(to: .float64), let values = try? converted.scalars(as: Double.self) else {
             return "?"
         }
         return "\(values.prefix(6))"

@@ -225,7 +225,7 @@ struct RenameFixture {
         #expect(try step.singleValue() == 0)
         #expect(sum.dtype == dtype && sum.shape == shape)
         let initial = dtype == .float32 ? Double(Float(0.1)) : 0.1
-        #expect(try sum.converted(to: .float64).scalars(as: Double.self).allSatisfy { $0 == initial })
+        #expect(try sum.cast(to: .float64).scalars(as: Double.self).allSatisfy { $0 == initial })
     }
 
     @Test func withoutNamesLoadingIsPositionalAndSaysSo() throws {
