@@ -62,6 +62,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
+        // Uses Checkpoint and Optim as a package outside this one would: public API only, no
+        // @testable import, no OrderedCollections.
+        .testTarget(name: "PublicAPITests", dependencies: ["Checkpoint", "Optim", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
         .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "TestSupport"]),
     ]
