@@ -12,8 +12,8 @@ func describe(_ value: StateValue, _ path: [StateKey] = [], depth: Int = 0) {
     let indent = String(repeating: "  ", count: depth)
     switch value {
     case .dict(let dict):
-        print("\(indent)\(name): \(value.pythonTypeName) (\(dict.items.count) keys)")
-        for (key, child) in dict.items { describe(child, path + [key], depth: depth + 1) }
+        print("\(indent)\(name): \(value.pythonTypeName) (\(dict.count) keys)")
+        for (key, child) in dict { describe(child, path + [key], depth: depth + 1) }
     case .list(let items), .tuple(let items):
         print("\(indent)\(name): \(value.pythonTypeName) (\(items.count) items)")
         for (index, child) in items.enumerated() { describe(child, path + [.int(Int64(index))], depth: depth + 1) }

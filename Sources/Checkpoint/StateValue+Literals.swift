@@ -4,27 +4,20 @@
 // StateValue is expected, silently. Python's None is `.none`.
 
 extension StateDict: ExpressibleByDictionaryLiteral {
-    /// An empty Python `dict`. (Spelled out: the literal initializer would otherwise make `StateDict()`
-    /// ambiguous.)
+    /// An empty Python `dict`.
     public init() { self.init(isOrderedDict: false) }
 
     /// A Python `dict` with the entries in order. A repeated key keeps its first position and its
     /// last value, as in a Python dict display.
     public init(dictionaryLiteral elements: (StateKey, StateValue)...) {
-        self.init(entries: elements)
-    }
-
-    /// The entries in order, Python's way with a repeated key.
-    init(entries: [(StateKey, StateValue)]) {
-        self.init(isOrderedDict: false)
-        for (key, value) in entries { items[key] = value }
+        self.init(elements)
     }
 }
 
 extension StateValue: ExpressibleByDictionaryLiteral {
     /// A Python `dict` (see ``StateDict/init(dictionaryLiteral:)``).
     public init(dictionaryLiteral elements: (StateKey, StateValue)...) {
-        self = .dict(StateDict(entries: elements))
+        self = .dict(StateDict(elements))
     }
 }
 

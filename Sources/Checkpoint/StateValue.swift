@@ -17,26 +17,32 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible, ExpressibleBy
     }
 }
 
-/// A Python `dict` or `collections.OrderedDict`, with its keys in order.
+/// A Python `dict` or `collections.OrderedDict`, with its keys in order: a collection of
+/// `(key, value)` entries with dictionary lookups (see `StateDict+Collection.swift`).
 public struct StateDict: Sendable, Equatable {
-    public var items: OrderedDictionary<StateKey, StateValue>
+    /// The entries. Package access: ckpt's readers and writers use the ordered dictionary's whole
+    /// API; users go through the collection.
+    package var items: OrderedDictionary<StateKey, StateValue>
     /// True for `collections.OrderedDict` (as `model.state_dict()` returns), false for `dict`.
     public var isOrderedDict: Bool
     /// Attributes set on an OrderedDict (PyTorch's `_metadata`, with per-module versions).
-    public var attributes: OrderedDictionary<String, StateValue>
+    public var attributes: OrderedMap<String, StateValue>
 
-    public init(
-        _ items: OrderedDictionary<StateKey, StateValue> = [:], isOrderedDict: Bool = false,
-        attributes: OrderedDictionary<String, StateValue> = [:]
+    /// An empty dict.
+    ///
+    /// - Parameters:
+    ///   - isOrderedDict: True for `collections.OrderedDict`.
+    ///   - attributes: Attributes of an OrderedDict.
+    public init(isOrderedDict: Bool, attributes: OrderedMap<String, StateValue> = [:]) {
+        self.init([:], isOrderedDict: isOrderedDict, attributes: attributes)
+    }
+
+    package init(
+        _ items: OrderedDictionary<StateKey, StateValue>, isOrderedDict: Bool = false, attributes: OrderedMap<String, StateValue> = [:]
     ) {
         self.items = items
         self.isOrderedDict = isOrderedDict
         self.attributes = attributes
-    }
-
-    public subscript(key: StateKey) -> StateValue? {
-        get { items[key] }
-        set { items[key] = newValue }
     }
 }
 
@@ -70,7 +76,7 @@ public indirect enum StateValue: Sendable, Equatable {
     /// serves keys that are `String` values.
     @_disfavoredOverload
     public static func dict(_ pairs: KeyValuePairs<String, StateValue>) -> StateValue {
-        .dict(StateDict(entries: pairs.map { (.string($0.key), $0.value) }))
+        .dict(StateDict(pairs.map { (.string($0.key), $0.value) }))
     }
 
     /// The Python type name, as `type(v).__name__` would print it (`"OrderedDict"`, `"Tensor"`).

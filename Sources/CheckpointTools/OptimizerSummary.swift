@@ -12,7 +12,7 @@ public struct OptimizerSummary: Sendable {
     /// One entry of `param_groups`.
     public struct Group: Sendable {
         /// Every option of the group except `params` and `param_names`, in stored order.
-        public var hyperparameters: OrderedDictionary<String, StateValue>
+        public var hyperparameters: OrderedMap<String, StateValue>
         /// The parameter ids in `params`.
         public var parameterIDs: [Int64]
         /// `param_names`, present when the optimizer was built from `named_parameters()`.
@@ -24,7 +24,7 @@ public struct OptimizerSummary: Sendable {
     /// `param_groups`, in order.
     public var groups: [Group]
     /// Every key seen in a parameter's state (`sum`, `step`, `exp_avg`), with how many parameters have it.
-    public var stateKeys: OrderedDictionary<String, Int>
+    public var stateKeys: OrderedMap<String, Int>
     /// Parameters with an entry in `state` (a parameter that never had a gradient has none).
     public var parametersWithState: Int
     /// The smallest and largest `step` over all parameters, nil when no `step` could be read.
@@ -96,7 +96,7 @@ public struct OptimizerSummary: Sendable {
             if case .list(let rawNames)? = group["param_names"] {
                 names = rawNames.compactMap { if case .string(let name) = $0 { name } else { nil } }
             }
-            var hyperparameters = OrderedDictionary<String, StateValue>()
+            var hyperparameters = OrderedMap<String, StateValue>()
             for (key, option) in group.items where key != "params" && key != "param_names" {
                 hyperparameters[key.description] = option
             }

@@ -158,8 +158,8 @@ private struct Walker {
             try compareKeyed(
                 a.items.elements.map { ($0.key, $0.value) }, b.items.elements.map { ($0.key, $0.value) }, path: &path)
             try compareKeyed(
-                a.attributes.elements.map { (.string($0.key), $0.value) },
-                b.attributes.elements.map { (.string($0.key), $0.value) }, path: &path)
+                a.attributes.map { (.string($0.key), $0.value) },
+                b.attributes.map { (.string($0.key), $0.value) }, path: &path)
         case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)), let (.set(a), .set(b)):
             try comparePositional(a, b, path: &path)
         case let (.tensor(a), .tensor(b)):

@@ -1,5 +1,4 @@
 import Checkpoint
-import OrderedCollections
 
 /// Adagrad with `torch.optim.Adagrad`'s options, validation messages, state and state dict.
 ///
@@ -120,7 +119,7 @@ public final class Adagrad: Optimizer {
         if !(0.0 <= eps) { throw OptimizerError(.invalidValue, "Invalid epsilon value: \(eps)") }
 
         self.initialAccumulatorValue = initialAccumulatorValue ?? 0
-        let defaults: OrderedDictionary<String, OptionDefault> = [
+        let defaults: OrderedMap<String, OptionDefault> = [
             "lr": .value(learningRate),
             "lr_decay": .value(lrDecay.map(StateValue.float) ?? .int(0)),
             "eps": .value(.float(eps)),
@@ -168,7 +167,12 @@ public final class Adagrad: Optimizer {
     ///   updated when a group fails these checks.
     public override func performStep() throws { try performAdagradStep() }
 
-    override func completeLoadedGroups(_ groups: inout [ParamGroup], state: inout OrderedDictionary<StateSlot, StateValue>) throws {
-        try upgradeLoadedState(&groups, state: &state)
+    /// Torch's `Adagrad.__setstate__`: adds the options newer than the checkpoint and turns a
+    /// numeric `step` into a float32 tensor (see `Adagrad+Load.swift`).
+    ///
+    /// - Throws: What creating a `step` tensor throws (nothing in practice).
+    public override func upgradeLoadedState() throws {
+        try super.upgradeLoadedState()
+        try addNewerOptionsAndTensorSteps()
     }
 }

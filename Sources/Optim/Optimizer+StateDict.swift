@@ -51,14 +51,16 @@ extension Optimizer {
     /// Saved ids are matched to parameters purely by position; `step` is kept as saved (cast to
     /// float32 only when the saved group is fused or capturable); other tensors are cast to a
     /// floating parameter's dtype; the saved groups' options replace the current ones; current
-    /// `param_names` survive only when the saved groups have none. Unlike torch, a parameter
-    /// without saved state gets fresh state instead of none. Nothing changes if loading throws.
-    /// Load-state-dict pre-hooks may replace the dict first; post-hooks run after.
+    /// `param_names` survive only when the saved groups have none; then the subclass's
+    /// ``upgradeLoadedState()`` runs (torch's `__setstate__`). Unlike torch, a parameter without
+    /// saved state gets fresh state instead of none. Nothing changes if loading throws before the
+    /// post-hooks. Load-state-dict pre-hooks may replace the dict first; post-hooks run after.
     ///
     /// - Parameter stateDict: A dict as ``stateDict()`` or torch's `state_dict()` returns.
     /// - Throws: ``OptimizerError`` with torch's message when the group count or a group's size
     ///   differs; `.malformedStateDict` (with the key path) when the dict is not shaped like an
-    ///   optimizer's; what a hook throws.
+    ///   optimizer's; what ``upgradeLoadedState()`` or a hook throws; ``CheckpointError`` (with the
+    ///   key path) when a saved tensor cannot be read or cast.
     public func loadStateDict(_ stateDict: StateValue) throws {
         var stateDict = stateDict
         for hook in Array(loadStateDictPreHooks.hooks.values) {
@@ -117,7 +119,7 @@ extension Optimizer {
 
         var newGroups: [ParamGroup] = []
         for (current, saved) in zip(paramGroups, savedGroups) {
-            var options = OrderedDictionary<String, StateValue>()
+            var options = OrderedMap<String, StateValue>()
             for (key, value) in saved.options where key != "params" {
                 guard case .string(let name) = key else {
                     throw OptimizerError(.malformedStateDict, "a parameter group key must be a string, found \(key)", path: "param_groups")
@@ -130,16 +132,22 @@ extension Optimizer {
             }
             newGroups.append(ParamGroup(params: current.params, options: options))
         }
-        try completeLoadedGroups(&newGroups, state: &newState)
-        for group in newGroups {
-            for parameter in group.params where newState[.parameter(ObjectIdentifier(parameter))] == nil {
-                if let fresh = try initialState(for: parameter, in: group) {
-                    newState[.parameter(ObjectIdentifier(parameter))] = fresh
-                }
-            }
-        }
+        let replaced = (paramGroups, stateEntries)
         paramGroups = newGroups
         stateEntries = newState
+        do {
+            try upgradeLoadedState()
+            for group in paramGroups {
+                for parameter in group.params where stateEntries[.parameter(ObjectIdentifier(parameter))] == nil {
+                    if let fresh = try initialState(for: parameter, in: group) {
+                        stateEntries[.parameter(ObjectIdentifier(parameter))] = fresh
+                    }
+                }
+            }
+        } catch {
+            (paramGroups, stateEntries) = replaced
+            throw error
+        }
 
         for hook in Array(loadStateDictPostHooks.hooks.values) { try hook(self) }
     }
@@ -173,13 +181,17 @@ extension Optimizer {
     static func cast(_ value: StateValue, to parameter: Parameter, stepToFloat32: Bool, key: String?, path: String) throws -> StateValue {
         switch value {
         case .tensor(let tensor):
+            let target: DType? = if key == "step" {
+                stepToFloat32 ? .float32 : nil
+            } else {
+                parameter.data.dtype.isFloatingPoint ? parameter.data.dtype : nil
+            }
+            // `Tensor.to` returns the tensor itself when the dtype already matches: storage stays shared.
+            guard let target, target != tensor.dtype else { return value }
             do {
-                if key == "step" {
-                    return stepToFloat32 ? .tensor(try tensor.converted(to: .float32)) : value
-                }
-                return parameter.data.dtype.isFloatingPoint ? .tensor(try tensor.converted(to: parameter.data.dtype)) : value
-            } catch var error as OptimizerError {
-                error.path = path
+                return .tensor(try tensor.cast(to: target))
+            } catch var error as CheckpointError {
+                error.path = error.path ?? path
                 throw error
             }
         case .dict(var dict):

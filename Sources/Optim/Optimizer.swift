@@ -5,8 +5,9 @@ import OrderedCollections
 /// per-group options, per-parameter state keyed by parameter identity, PyTorch-shaped state dicts
 /// (see `Optimizer+StateDict.swift`) and hooks around `step`, `stateDict` and `loadStateDict`.
 ///
-/// A subclass supplies the update (``performStep()``) and, if its state is created eagerly, the
-/// initial state of a parameter (``initialState(for:in:)``).
+/// A subclass supplies the update (``performStep()``), if its state is created eagerly the
+/// initial state of a parameter (``initialState(for:in:)``), and if its checkpoints have changed
+/// over time the upgrade of older ones (``upgradeLoadedState()``).
 open class Optimizer {
     /// The value an option takes in a group that does not set it.
     public enum OptionDefault {
@@ -41,7 +42,7 @@ open class Optimizer {
     }
 
     /// The options every group starts from, in torch's `defaults` order.
-    public let defaults: OrderedDictionary<String, OptionDefault>
+    public let defaults: OrderedMap<String, OptionDefault>
     /// The parameter groups, in order.
     public internal(set) var paramGroups: [ParamGroup] = []
     /// Per-parameter state in insertion order (torch's `self.state`).
@@ -63,7 +64,7 @@ open class Optimizer {
     ///   - defaults: The options and their defaults, in the order torch's `defaults` dict has them.
     /// - Throws: ``OptimizerError`` "optimizer got an empty parameter list" for no groups, or
     ///   whatever ``addParamGroup(_:)`` throws.
-    public init(groups: [ParamGroup], defaults: OrderedDictionary<String, OptionDefault>) throws {
+    public init(groups: [ParamGroup], defaults: OrderedMap<String, OptionDefault>) throws {
         self.defaults = defaults
         guard !groups.isEmpty else {
             throw OptimizerError(.invalidValue, "optimizer got an empty parameter list")
@@ -78,7 +79,7 @@ open class Optimizer {
     ///   - defaults: The options and their defaults.
     /// - Throws: ``OptimizerError`` "optimizer got an empty parameter list" for no parameters, or
     ///   whatever ``addParamGroup(_:)`` throws.
-    public convenience init(_ params: [Parameter], defaults: OrderedDictionary<String, OptionDefault>) throws {
+    public convenience init(_ params: [Parameter], defaults: OrderedMap<String, OptionDefault>) throws {
         try self.init(groups: params.isEmpty ? [] : [ParamGroup(params: params)], defaults: defaults)
     }
 
@@ -148,14 +149,19 @@ open class Optimizer {
     /// - Throws: If the parameter cannot be optimized (an unsupported dtype).
     open func initialState(for parameter: Parameter, in group: ParamGroup) throws -> StateValue? { nil }
 
-    /// Fills in what an older checkpoint lacks, as torch's `__setstate__` does for a subclass
-    /// (Adagrad adds its newer options and turns a numeric `step` into a tensor).
+    /// Brings state loaded from an older checkpoint up to date, as a subclass's `__setstate__` does
+    /// in torch (Adagrad adds the options newer than the checkpoint and turns a numeric `step`
+    /// into a tensor).
     ///
-    /// - Parameters:
-    ///   - groups: The groups about to be installed by ``loadStateDict(_:)``.
-    ///   - state: The state about to be installed.
-    /// - Throws: ``OptimizerError`` for state that cannot be upgraded.
-    func completeLoadedGroups(_ groups: inout [ParamGroup], state: inout OrderedDictionary<StateSlot, StateValue>) throws {}
+    /// ``loadStateDict(_:)`` calls it once the saved groups and state are in place: read them
+    /// through ``paramGroups`` and ``state(for:)``, change them with ``setOption(_:to:inGroup:)``
+    /// and ``setState(_:for:)``. Parameters without saved state have none yet; they get
+    /// ``initialState(for:in:)`` afterwards, from the upgraded groups, and the load-state-dict
+    /// post-hooks run last. The base implementation does nothing; an override calls `super` first.
+    ///
+    /// - Throws: An error for state that cannot be upgraded; ``loadStateDict(_:)`` then puts back
+    ///   the groups and state it replaced and rethrows it.
+    open func upgradeLoadedState() throws {}
 
     /// The optimizer's update for one step, after the loss closure ran. Subclasses override it.
     ///

@@ -1,7 +1,7 @@
 import Checkpoint
 
-// Element-wise reads, writes and conversions the optimizer needs for its bookkeeping (state
-// creation, dtype casts on load, step counters). The numeric update kernels live elsewhere.
+// Element-wise reads and writes the optimizer needs for its bookkeeping (state creation, step
+// counters). Dtype casts on load are Checkpoint's `Tensor.cast(to:)`; the update kernels live elsewhere.
 extension Tensor {
     /// Reads element `index` (counted in elements from the start of `raw`) as a Double; complex
     /// elements give their real part, as `Tensor.to(real dtype)` keeps it.
@@ -61,35 +61,6 @@ extension Tensor {
                 }
             default:
                 for i in 0..<count { try writeFloatingElement(base, i, prototype.dtype, real) }
-            }
-        }
-        return result
-    }
-
-    /// This tensor cast to a real floating dtype, as `Tensor.to(dtype)`: the same tensor when the
-    /// dtype already matches (so the storage stays shared), otherwise a new contiguous tensor.
-    func converted(to target: DType) throws -> Tensor {
-        if dtype == target { return self }
-        guard target.isFloatingPoint else {
-            throw OptimizerError(.unsupported, "cannot cast optimizer state to \(target)")
-        }
-        var result = try Tensor(zeros: target, shape: shape)
-        result.requiresGrad = requiresGrad
-        let sourceDType = dtype
-        try storage.withUnsafeBytes { source in
-            try result.storage.withUnsafeMutableBytes { destination in
-                guard let from = source.baseAddress, let to = destination.baseAddress else { return }
-                var written = 0
-                var failure: Error?
-                forEachElementOffset { offset in
-                    guard failure == nil else { return }
-                    do {
-                        let value = try Tensor.readElement(from, storageOffset + offset, sourceDType)
-                        try Tensor.writeFloatingElement(to, written, target, value)
-                    } catch { failure = error }
-                    written += 1
-                }
-                if let failure { throw failure }
             }
         }
         return result

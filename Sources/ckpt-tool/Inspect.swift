@@ -102,7 +102,7 @@ struct InspectSelection {
     static func children(of value: StateValue) -> [(key: StateKey, value: StateValue)] {
         switch value {
         case .dict(let dict):
-            return dict.items.elements.map { ($0.key, $0.value) } + dict.attributes.elements.map { (.string($0.key), $0.value) }
+            return dict.items.elements.map { ($0.key, $0.value) } + dict.attributes.map { (.string($0.key), $0.value) }
         case .list(let elements), .tuple(let elements), .set(let elements):
             return elements.enumerated().map { (.int(Int64($0.offset)), $0.element) }
         default:

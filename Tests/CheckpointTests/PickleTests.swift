@@ -81,7 +81,7 @@ private struct SidecarComparison {
                 [["type": "str", "value": pair[0]], pair[1]]
             }
             compareItems(
-                dict.attributes.elements.map { (key: StateKey.string($0.key), value: $0.value) }, attributes, path: path
+                dict.attributes.map { (key: StateKey.string($0.key), value: $0.value) }, attributes, path: path
             )
         case .list(let elements), .tuple(let elements), .set(let elements):
             let items = expected["items"] as? [[String: Any]] ?? []

@@ -186,15 +186,15 @@ struct SafetensorsRoundTripTests {
 
     @Test func userMetadataRoundTripsAndTreeKeyIsReserved() throws {
         let path = temporaryPath()
-        let metadata: [(key: String, value: String)] = [("format", "pt"), ("note", "ünïcode \"q\"")]
+        let metadata: OrderedMap<String, String> = ["format": "pt", "note": "ünïcode \"q\""]
         try Safetensors.write(.dict(["x": .tensor(try patternTensor(.float32, shape: [1]))]), to: URL(fileURLWithPath: path), metadata: metadata, options: SaveOptions(durable: false))
-        #expect(try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)).map { [$0.key, $0.value] } == metadata.map { [$0.key, $0.value] })
+        #expect(try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)) == metadata)
         // Also kept next to a tree record.
         try Safetensors.write(.list([.int(1)]), to: URL(fileURLWithPath: path), metadata: metadata, options: SaveOptions(durable: false))
-        #expect(try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)).map { [$0.key, $0.value] } == metadata.map { [$0.key, $0.value] })
+        #expect(try Safetensors.metadata(contentsOf: URL(fileURLWithPath: path)) == metadata)
 
         let error = #expect(throws: CheckpointError.self) {
-            try Safetensors.write(.dict(StateDict()), to: URL(fileURLWithPath: path), metadata: [("ckpt.tree", "{}")], options: SaveOptions(durable: false))
+            try Safetensors.write(.dict(StateDict()), to: URL(fileURLWithPath: path), metadata: ["ckpt.tree": "{}"], options: SaveOptions(durable: false))
         }
         #expect(error?.code == .invalidArgument)
     }
@@ -422,7 +422,7 @@ struct SafetensorsValidationTests {
     @Test func writingAnOversizedHeaderIsRefused() throws {
         let huge = String(repeating: "x", count: Safetensors.maximumHeaderLength)
         let error = #expect(throws: CheckpointError.self) {
-            try Safetensors.write(.dict(StateDict()), to: URL(fileURLWithPath: temporaryPath()), metadata: [("big", huge)], options: SaveOptions(durable: false))
+            try Safetensors.write(.dict(StateDict()), to: URL(fileURLWithPath: temporaryPath()), metadata: ["big": huge], options: SaveOptions(durable: false))
         }
         #expect(error?.code == .outOfBounds)
     }
@@ -472,7 +472,7 @@ struct SafetensorsPythonTests {
             "bf": .tensor(try Tensor(values.map { BFloat16($0) }, shape: [12])),
             "flag": .tensor(try Tensor([true, false], shape: [2])),
             "s": .tensor(try Tensor([2.5] as [Double], shape: [])),
-        ]), to: URL(fileURLWithPath: flat), metadata: [("framework", "ckpt")], options: SaveOptions(durable: false))
+        ]), to: URL(fileURLWithPath: flat), metadata: ["framework": "ckpt"], options: SaveOptions(durable: false))
 
         let tree = temporaryPath("tree.safetensors")
         var sum = try Tensor(values, shape: [12])

@@ -17,10 +17,10 @@ import Testing
         let source = try tensor("float64_hex", .float64)
         let expected = try tensor("\(target.rawValue)_hex", target)
         #expect(source.numel > 200)
-        #expect(try source.converted(to: target).contiguousBytes() == expected.contiguousBytes())
+        #expect(try source.cast(to: target).contiguousBytes() == expected.contiguousBytes())
         if target != .float32 {
             let fromFloat = try tensor("\(target.rawValue)_from_float32_hex", target)
-            #expect(try source.converted(to: .float32).converted(to: target).contiguousBytes() == fromFloat.contiguousBytes())
+            #expect(try source.cast(to: .float32).cast(to: target).contiguousBytes() == fromFloat.contiguousBytes())
         }
     }
 }

@@ -1,6 +1,5 @@
 import Checkpoint
 import Foundation
-import OrderedCollections
 import Testing
 @testable import Optim
 
@@ -144,7 +143,7 @@ enum OptimFixtures {
                 continue
             }
             #expect(try step.dtype == .float32 && step.singleValue() == 0, "fresh step of id \(id)")
-            let values = try sum.converted(to: .float64).scalars(as: Double.self)
+            let values = try sum.cast(to: .float64).scalars(as: Double.self)
             #expect(values.allSatisfy { $0 == initialValue }, "fresh sum of id \(id): \(values)")
             state[.int(Int64(id))] = nil
         }
@@ -218,7 +217,7 @@ enum OptimFixtures {
     }
 
     static func describe(_ tensor: Tensor) -> String {
-        guard let converted = try? tensor.converted(to: .float64), let values = try? converted.scalars(as: Double.self) else {
+        guard let converted = try? tensor.cast(to: .float64), let values = try? converted.scalars(as: Double.self) else {
             return "?"
         }
         return "\(values.prefix(6))"
@@ -247,8 +246,8 @@ struct ScenarioRun {
         Parameter(try OptimFixtures.tensor(spec), name: spec["name"] as? String)
     }
 
-    private static func options(_ json: Any?) -> OrderedDictionary<String, StateValue> {
-        var options = OrderedDictionary<String, StateValue>()
+    private static func options(_ json: Any?) -> OrderedMap<String, StateValue> {
+        var options = OrderedMap<String, StateValue>()
         for pair in json as? [[Any]] ?? [] {
             guard pair.count == 2, let key = pair[0] as? String, let number = pair[1] as? NSNumber else { continue }
             options[key] = .float(number.doubleValue)

@@ -1,5 +1,4 @@
 import Checkpoint
-import OrderedCollections
 import Testing
 @testable import Optim
 
@@ -79,7 +78,7 @@ func keys(_ value: StateValue?) -> [String] {
     }
 
     @Test func requiredOptionMustBeSetByEveryGroup() throws {
-        let defaults: OrderedDictionaryOfDefaults = ["lr": .required, "momentum": .value(.int(0))]
+        let defaults: OrderedMap<String, Optimizer.OptionDefault> = ["lr": .required, "momentum": .value(.int(0))]
         let error = #expect(throws: OptimizerError.self) {
             try Optimizer(groups: [ParamGroup(params: [floatParameter([1])])], defaults: defaults)
         }
@@ -107,5 +106,3 @@ func keys(_ value: StateValue?) -> [String] {
         #expect(throws: OptimizerError.self) { try optimizer.setState(.dict([:]), for: floatParameter([2])) }
     }
 }
-
-typealias OrderedDictionaryOfDefaults = OrderedDictionary<String, Optimizer.OptionDefault>

@@ -1,6 +1,5 @@
 import Checkpoint
 import Foundation
-import OrderedCollections
 import Testing
 
 @testable import Optim
@@ -62,7 +61,7 @@ struct RenameFixture {
     func optimizer(_ parameters: [String: Parameter], only: Set<String>? = nil) throws -> Adagrad {
         let groups = try groupSpecs.map { spec in
             let names = (spec["names"] as? [String] ?? []).filter { only?.contains($0) ?? true }
-            var options = OrderedDictionary<String, StateValue>()
+            var options = OrderedMap<String, StateValue>()
             for (key, value) in (spec["options"] as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
                 options[key] = .float(try #require((value as? NSNumber)?.doubleValue))
             }
@@ -226,7 +225,7 @@ struct RenameFixture {
         #expect(try step.singleValue() == 0)
         #expect(sum.dtype == dtype && sum.shape == shape)
         let initial = dtype == .float32 ? Double(Float(0.1)) : 0.1
-        #expect(try sum.converted(to: .float64).scalars(as: Double.self).allSatisfy { $0 == initial })
+        #expect(try sum.cast(to: .float64).scalars(as: Double.self).allSatisfy { $0 == initial })
     }
 
     @Test func withoutNamesLoadingIsPositionalAndSaysSo() throws {

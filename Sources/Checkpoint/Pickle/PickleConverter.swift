@@ -30,7 +30,7 @@ struct PickleConverter {
         var position = 0
         var elements: [StateValue] = []
         var items = OrderedDictionary<StateKey, StateValue>()
-        var attributes = OrderedDictionary<String, StateValue>()
+        var attributes = OrderedMap<String, StateValue>()
         var count = 1
         var height = 0
 

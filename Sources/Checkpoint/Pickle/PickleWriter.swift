@@ -309,7 +309,7 @@ struct PickleWriter {
             memoize()
             var tasks = setItemTasks(items, exactDict: false, depth: depth + 1)
             if !dict.attributes.isEmpty {
-                let attributes = dict.attributes.elements.map { (key: StateKey.string($0.key), value: $0.value) }
+                let attributes = dict.attributes.map { (key: StateKey.string($0.key), value: $0.value) }
                 tasks += [.op(.emptyDict), .memoize]
                 tasks += setItemTasks(attributes, exactDict: true, depth: depth + 1)
                 tasks.append(.op(.build))

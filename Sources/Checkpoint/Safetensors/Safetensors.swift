@@ -90,12 +90,12 @@ public enum Safetensors {
     /// - Parameter url: The file.
     /// - Returns: The pairs; empty when the file has none.
     /// - Throws: ``CheckpointError`` if the file is not valid safetensors.
-    public static func metadata(contentsOf url: URL) throws -> [(key: String, value: String)] {
+    public static func metadata(contentsOf url: URL) throws -> OrderedMap<String, String> {
         let path = url.path
         let file = try MappedFile(path: path)
         var metadata = try withExtendedLifetime(file) { try parseHeader(file.bytes, file: path).metadata ?? [:] }
         metadata.removeValue(forKey: treeMetadataKey)
-        return metadata.map { ($0.key, $0.value) }
+        return OrderedMap(metadata)
     }
 
     /// Writes a tree as a safetensors file, atomically (temporary file, rename) and, unless
@@ -106,21 +106,13 @@ public enum Safetensors {
     ///   - url: The destination; replaced atomically.
     ///   - metadata: String pairs for `__metadata__`, in order; `ckpt.tree` is reserved.
     ///   - options: Durability.
-    /// - Throws: ``CheckpointError`` `.invalidArgument` for the reserved or a repeated metadata key,
+    /// - Throws: ``CheckpointError`` `.invalidArgument` for the reserved metadata key,
     ///   `.outOfBounds` if the header would exceed safetensors' limit, `.io` if the write fails, or a
     ///   failed verification of a tensor's source bytes.
     public static func write(
-        _ value: StateValue, to url: URL, metadata: [(key: String, value: String)] = [], options: SaveOptions = SaveOptions()
+        _ value: StateValue, to url: URL, metadata: OrderedMap<String, String> = [:], options: SaveOptions = SaveOptions()
     ) throws {
-        let path = url.path
-        var pairs = OrderedDictionary<String, String>()
-        for (key, text) in metadata {
-            guard pairs.updateValue(text, forKey: key) == nil else {
-                throw CheckpointError(
-                    .invalidArgument, "metadata key given twice", file: path, path: "\(metadataKey)/\(key)")
-            }
-        }
-        try write(value, toPath: path, sync: options.durable, metadata: pairs)
+        try write(value, toPath: url.path, sync: options.durable, metadata: metadata.storage)
     }
 
     /// Writes a tree as a safetensors file at a path; see ``write(_:to:metadata:options:)``.
@@ -152,15 +144,13 @@ extension Safetensors {
 
     @available(*, deprecated, renamed: "metadata(contentsOf:)")
     public static func metadata(path: String) throws -> OrderedDictionary<String, String> {
-        var pairs = OrderedDictionary<String, String>()
-        for (key, value) in try metadata(contentsOf: URL(fileURLWithPath: path)) { pairs[key] = value }
-        return pairs
+        try metadata(contentsOf: URL(fileURLWithPath: path)).storage
     }
 
     @available(*, deprecated, renamed: "write(_:to:metadata:options:)")
     public static func write(
         _ value: StateValue, to path: String, sync: Bool = true, metadata: OrderedDictionary<String, String> = [:]
     ) throws {
-        try write(value, to: URL(fileURLWithPath: path), metadata: metadata.map { ($0.key, $0.value) }, options: SaveOptions(durable: sync))
+        try write(value, to: URL(fileURLWithPath: path), metadata: OrderedMap(metadata), options: SaveOptions(durable: sync))
     }
 }

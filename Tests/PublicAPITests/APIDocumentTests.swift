@@ -4,8 +4,8 @@ import Testing
 /// docs/API.md lists the public surface of every library product; this checks the list against the
 /// symbol graph of the modules just built, so the document cannot drift from the code.
 ///
-/// `CKPT_UPDATE_API=1 swift test --filter PublicAPITests` rewrites the lists after a deliberate change.
-struct PublicAPITests {
+/// `CKPT_UPDATE_API=1 swift test --filter APIDocumentTests` rewrites the lists after a deliberate change.
+struct APIDocumentTests {
     static let modules = ["Checkpoint", "CheckpointTools", "Optim"]
 
     @Test(.enabled(if: SymbolGraph.extractor != nil, "needs swift-symbolgraph-extract beside the Swift toolchain; NOT checked"))
