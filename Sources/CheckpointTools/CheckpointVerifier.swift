@@ -62,12 +62,13 @@ public enum CheckpointVerifier {
 
     /// Runs every check on a file.
     ///
-    /// - Parameter path: The checkpoint.
+    /// - Parameter url: The checkpoint.
     /// - Returns: The report; failures are in it, not thrown.
     /// - Throws: ``CheckpointError`` only when the file cannot be checked at all: it cannot be
     ///   opened (`.io`), is not a checkpoint (`.notRecognized`, `.truncated` for an empty file), or
     ///   is in a format this library does not read (`.unsupported`).
-    public static func verify(path: String) throws -> VerificationReport {
+    public static func verify(contentsOf url: URL) throws -> VerificationReport {
+        let path = url.path
         let file = try MappedFile(path: path)
         let format = try CheckpointFormat.detect(file)
         if format == .safetensors {
@@ -312,5 +313,12 @@ private struct ArchiveVerification {
         } else {
             add("alignment", detail, problems)
         }
+    }
+}
+
+extension CheckpointVerifier {
+    @available(*, deprecated, renamed: "verify(contentsOf:)")
+    public static func verify(path: String) throws -> VerificationReport {
+        try verify(contentsOf: URL(fileURLWithPath: path))
     }
 }

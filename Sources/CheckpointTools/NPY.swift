@@ -79,24 +79,35 @@ public enum NPY {
     ///
     /// - Parameters:
     ///   - tensor: Any tensor; strided views are written in row-major order.
-    ///   - path: The destination.
+    ///   - url: The destination, written atomically and durably (a symlink there is followed).
     /// - Returns: The dtype written.
     /// - Throws: ``CheckpointError`` `.io` if the file cannot be written, `.outOfBounds` when the
     ///   row-major data would not fit in memory (a huge broadcast view); a failed storage verification.
     @discardableResult
-    public static func write(_ tensor: Tensor, to path: String) throws -> DType {
+    public static func write(_ tensor: Tensor, to url: URL) throws -> DType {
+        let path = url.path
         let stored = storedDType(for: tensor.dtype)
         guard let descriptor = descriptor(for: stored) else {
             throw CheckpointError(.unsupported, "numpy has no type for this dtype", file: path, found: "\(tensor.dtype)")
         }
         _ = try Tensor.checkedAllocationSize(tensor.numel, tensor.dtype, byteCount: tensor.byteCount)
-        var data = Data(header(descriptor: descriptor, shape: tensor.shape))
+        var data = header(descriptor: descriptor, shape: tensor.shape)
         data.append(contentsOf: try tensor.contiguousBytes())
-        do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw CheckpointError(.io, "cannot write: \(error.localizedDescription)", file: path)
+        try DurableFile.write(to: path) { descriptor in
+            do {
+                try data.withUnsafeBytes { try FileIO.writeAll(descriptor, $0) }
+            } catch let error as SystemCallError {
+                throw CheckpointError(.io, "cannot write", file: path, systemCall: error)
+            }
         }
         return stored
+    }
+}
+
+extension NPY {
+    @available(*, deprecated, renamed: "write(_:to:)")
+    @discardableResult
+    public static func write(_ tensor: Tensor, to path: String) throws -> DType {
+        try write(tensor, to: URL(fileURLWithPath: path))
     }
 }

@@ -50,7 +50,7 @@ struct Extract: ParsableCommand {
             throw CheckpointError(.typeMismatch, "not a tensor", file: file, path: key, expected: "a tensor", found: value.pythonTypeName)
         }
         if let cast, let dtype = DType(torchName: cast) { tensor = try tensor.cast(to: dtype) }
-        let written = try NPY.write(tensor, to: output)
+        let written = try NPY.write(tensor, to: URL(fileURLWithPath: output))
         if written != tensor.dtype {
             Terminal.standardError.write(
                 "ckpt-tool: note: numpy has no \(tensor.dtype.rawValue); wrote its raw bits as \(written.rawValue) "

@@ -27,7 +27,7 @@ struct Verify: ParsableCommand {
     func run() throws {
         let report: VerificationReport
         do {
-            report = try CheckpointVerifier.verify(path: file)
+            report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: file))
         } catch {
             Terminal.standardError.write("ckpt-tool: \(error)\n")
             throw ExitCode(2)

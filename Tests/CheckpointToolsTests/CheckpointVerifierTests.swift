@@ -54,12 +54,12 @@ private func replace(_ text: String, with replacement: String, in bytes: inout [
 struct CheckpointVerifierTests {
     @Test(arguments: ["pt/model_tied.pt", "pt/adagrad_groups.pt", "pt/dtypes.pt", "pt/archive_deflated.pt", "safetensors/all_dtypes.safetensors"])
     func torchFilesPass(_ name: String) throws {
-        let report = try CheckpointVerifier.verify(path: fixtures.appendingPathComponent(name).path)
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent(name).path))
         #expect(report.passed, "\(report.checks.filter { $0.status == .failed })")
     }
 
     @Test func ckptArchivesRunEveryCheck() throws {
-        let report = try CheckpointVerifier.verify(path: try ckptCopy())
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: try ckptCopy()))
         #expect(report.format == .ckpt)
         #expect(report.checks.map(\.name) == [
             "zip-directory", "zip-consistency", "crc32", "pickle", "manifest", "manifest-vs-pickle", "alignment",
@@ -68,7 +68,7 @@ struct CheckpointVerifierTests {
     }
 
     @Test func plainTorchArchiveSkipsManifestChecks() throws {
-        let report = try CheckpointVerifier.verify(path: fixtures.appendingPathComponent("pt/model_tied.pt").path)
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent("pt/model_tied.pt").path))
         #expect(report.format == .pt)
         #expect(report.checks.first { $0.name == "manifest" }?.status == .skipped)
         #expect(report.checks.first { $0.name == "manifest-vs-pickle" }?.status == .skipped)
@@ -77,7 +77,7 @@ struct CheckpointVerifierTests {
 
     /// Python's zipfile rewrote this torch archive without alignment padding: torch.load still reads it.
     @Test func misalignedTorchArchiveIsAWarning() throws {
-        let report = try CheckpointVerifier.verify(path: fixtures.appendingPathComponent("pt/archive_renamed.pt").path)
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent("pt/archive_renamed.pt").path))
         #expect(report.passed)
         let alignment = try #require(report.checks.first { $0.name == "alignment" })
         #expect(alignment.status == .warning)
@@ -90,7 +90,7 @@ struct CheckpointVerifierTests {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         bytes[entry.dataOffset + 5] ^= 0x40
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let report = try CheckpointVerifier.verify(path: path)
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: path))
         #expect(!report.passed)
         let crc = try #require(report.checks.first { $0.name == "crc32" })
         #expect(crc.status == .failed)
@@ -104,7 +104,7 @@ struct CheckpointVerifierTests {
         try patchEntry(path, "archive/manifest.json") {
             replace("\"epoch\",{\"type\":\"int\",\"value\":5}", with: "\"epoch\",{\"type\":\"int\",\"value\":6}", in: &$0)
         }
-        let report = try CheckpointVerifier.verify(path: path)
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: path))
         #expect(report.checks.filter { $0.status == .failed }.map(\.name) == ["manifest-vs-pickle"])
         let failure = try #require(report.checks.first { $0.name == "manifest-vs-pickle" }?.failures.first)
         #expect(failure.path == "epoch")
@@ -118,7 +118,7 @@ struct CheckpointVerifierTests {
         try patchEntry(path, "archive/manifest.json") {
             replace("\"storage_offset\":0,\"storage\":0,", with: "\"storage_offset\":0,\"storage\":5,", in: &$0)
         }
-        let report = try CheckpointVerifier.verify(path: path)
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: path))
         #expect(report.checks.filter { $0.status == .failed }.map(\.name) == ["manifest-vs-pickle"])
         let failure = try #require(report.checks.first { $0.name == "manifest-vs-pickle" }?.failures.first)
         #expect(failure.path == "model/0.weight")
@@ -130,7 +130,7 @@ struct CheckpointVerifierTests {
         let path = scratchFile("cut.pt")
         let bytes = try Data(contentsOf: fixtures.appendingPathComponent("pt/model_tied.pt"))
         try bytes.prefix(bytes.count - 10).write(to: URL(fileURLWithPath: path))
-        let report = try CheckpointVerifier.verify(path: path)
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: path))
         #expect(report.checks.first?.status == .failed)
         #expect(report.checks.dropFirst().allSatisfy { $0.status == .skipped })
     }
@@ -167,7 +167,7 @@ struct CheckpointVerifierTests {
             }
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             do {
-                let report = try CheckpointVerifier.verify(path: path)
+                let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: path))
                 if !report.passed { failedReports += 1 }
                 #expect(!(report.passed && touchesData), "round \(round): damaged entry data passed verification")
             } catch is CheckpointError {
@@ -178,9 +178,9 @@ struct CheckpointVerifierTests {
     }
 
     @Test func unreadableFilesThrow() throws {
-        #expect(throws: CheckpointError.self) { try CheckpointVerifier.verify(path: "/nonexistent/x.ckpt") }
+        #expect(throws: CheckpointError.self) { try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: "/nonexistent/x.ckpt")) }
         #expect(throws: CheckpointError.self) {
-            try CheckpointVerifier.verify(path: fixtures.appendingPathComponent("pt/legacy_format.pt").path)
+            try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent("pt/legacy_format.pt").path))
         }
     }
 }

@@ -38,7 +38,7 @@ struct NPYTests {
         let transposed = try Tensor(storage: base.storage, dtype: .int16, shape: [3, 2], strides: [1, 3])
         let path = TemporaryDirectory.scoped(prefix: "npy").appendingPathComponent("x.npy").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try NPY.write(transposed, to: path) == .int16)
+        #expect(try NPY.write(transposed, to: URL(fileURLWithPath: path)) == .int16)
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let header = NPY.header(descriptor: "<i2", shape: [3, 2])
         #expect(Array(bytes.prefix(header.count)) == header)
@@ -56,11 +56,11 @@ struct NPYTests {
     @Test func hugeBroadcastViewIsRefusedNotAllocated() throws {
         let base = try Tensor([Float(1), 2, 3])
         let huge = try Tensor(storage: base.storage, dtype: .float32, shape: [1 << 40, 3], strides: [0, 1])
-        #expect { try NPY.write(huge, to: "/tmp/never-written.npy") } throws: { ($0 as? CheckpointError)?.code == .outOfBounds }
+        #expect { try NPY.write(huge, to: URL(fileURLWithPath: "/tmp/never-written.npy")) } throws: { ($0 as? CheckpointError)?.code == .outOfBounds }
     }
 
     @Test func unwritablePathThrowsIO() throws {
         let tensor = try Tensor([Float(1)])
-        #expect { try NPY.write(tensor, to: "/nonexistent-dir/x.npy") } throws: { ($0 as? CheckpointError)?.code == .io }
+        #expect { try NPY.write(tensor, to: URL(fileURLWithPath: "/nonexistent-dir/x.npy")) } throws: { ($0 as? CheckpointError)?.code == .io }
     }
 }

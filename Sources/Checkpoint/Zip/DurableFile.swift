@@ -25,7 +25,7 @@ package enum DurableFile {
     ///   for a path without a file name). The temp file is
     ///   removed in every failing case before the rename; if only the final directory sync fails,
     ///   the new file is already in place but may not survive a crash.
-    static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
+    package static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
         let (directory, name) = try split(path)
         var template = Array(temporaryPathTemplate(directory: directory, name: name).utf8CString)
         let fileDescriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
