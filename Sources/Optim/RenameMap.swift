@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// Declarative renames for parameter names and model state-dict keys, carried across model
@@ -263,19 +264,5 @@ extension RenameMap.Stage {
 
 extension RenameMap {
     /// A JSON string literal, for rules and reports.
-    static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
+    static func jsonString(_ text: String) -> String { OrderedJSON.quoted(text) }
 }
