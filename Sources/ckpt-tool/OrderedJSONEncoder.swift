@@ -16,40 +16,63 @@ struct OrderedJSONEncoder {
     /// - Returns: Its JSON.
     /// - Throws: What the value's `encode(to:)` throws.
     func encode(_ value: some Encodable) throws -> OrderedJSON {
-        let root = Node()
-        try root.store(value, codingPath: [])
-        return root.json(sortingKeys: sortsKeys)
+        try Node.encode(value, sortsKeys: sortsKeys, codingPath: [])
     }
 }
 
-/// One value being encoded. A container hands out its children before they are filled in, so
-/// they are shared references.
+/// An object or array being encoded.
+///
+/// A value is turned into its JSON as soon as its `encode(to:)` returns, so that only the
+/// containers still open are nodes; a nested container, which its caller fills after getting it,
+/// stays a node until the end.
 private final class Node {
     enum Kind {
         case empty
-        case scalar(OrderedJSON)
+        case value(OrderedJSON)
         case object
         case array
     }
 
+    enum Child {
+        case value(OrderedJSON)
+        case pending(Node)
+    }
+
+    let sortsKeys: Bool
     var kind = Kind.empty
     /// An object's keys, parallel to `children`.
     var keys: [String] = []
     /// An object's member values or an array's elements.
-    var children: [Node] = []
+    var children: [Child] = []
 
-    /// Stores a value: scalars directly, anything else through its `encode(to:)`.
+    init(sortsKeys: Bool) {
+        self.sortsKeys = sortsKeys
+    }
+
+    /// Encodes a value: a scalar directly, anything else through its `encode(to:)`.
+    static func encode<T: Encodable>(_ value: T, sortsKeys: Bool, codingPath: @autoclosure () -> [any CodingKey]) throws -> OrderedJSON {
+        if let scalar = scalar(value) { return scalar }
+        let node = Node(sortsKeys: sortsKeys)
+        try value.encode(to: NodeEncoder(node: node, codingPath: codingPath()))
+        return node.json
+    }
+
+    /// A scalar's JSON, or nil for a value that encodes itself.
     ///
-    /// Every type that encodes itself through a single-value container's primitive `encode` must
-    /// be a case here: that `encode` comes back to this method, and `encode(to:)` again would loop.
-    func store<T: Encodable>(_ value: T, codingPath: [any CodingKey]) throws {
+    /// Every type that encodes itself through a single-value container's primitive `encode` must be
+    /// a scalar here: that `encode` comes back to ``encode(_:sortsKeys:codingPath:)``, and
+    /// `encode(to:)` again would loop.
+    private static func scalar<T: Encodable>(_ value: T) -> OrderedJSON? {
+        // Comparing metatypes first keeps the common cases clear of dynamic casts.
+        if T.self == Int.self { return .number(String(unsafeBitCast(value, to: Int.self))) }
+        if T.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
+        if T.self == Double.self { return number(unsafeBitCast(value, to: Double.self)) }
+        if T.self == Bool.self { return .bool(unsafeBitCast(value, to: Bool.self)) }
+        if T.self == Int64.self { return .number(String(unsafeBitCast(value, to: Int64.self))) }
         switch value {
-        case let text as String: kind = .scalar(.string(text))
-        case let flag as Bool: kind = .scalar(.bool(flag))
-        case let number as Double: kind = .scalar(Self.number(number))
-        case let number as Float: kind = .scalar(Self.number(number))
-        case let integer as any BinaryInteger: kind = .scalar(.number(String(describing: integer)))
-        default: try value.encode(to: NodeEncoder(node: self, codingPath: codingPath))
+        case let float as Float: return number(float)
+        case let integer as any BinaryInteger: return .number(String(describing: integer))
+        default: return nil
         }
     }
 
@@ -59,24 +82,34 @@ private final class Node {
         return .number(value.description)
     }
 
-    /// The member `key` of this object, replacing an earlier one of that key.
-    func member(_ key: String) -> Node {
+    /// Sets the member `key` of this object, replacing an earlier one of that key.
+    func setMember(_ key: String, _ child: Child) {
         becomeObject()
-        let node = Node()
         if let index = keys.firstIndex(of: key) {
-            children[index] = node
+            children[index] = child
         } else {
             keys.append(key)
-            children.append(node)
+            children.append(child)
         }
+    }
+
+    /// A new node for the member `key` of this object, filled in later.
+    func pendingMember(_ key: String) -> Node {
+        let node = Node(sortsKeys: sortsKeys)
+        setMember(key, .pending(node))
         return node
     }
 
-    /// A new last element of this array.
-    func appendElement() -> Node {
+    /// Appends an element to this array.
+    func append(_ child: Child) {
         becomeArray()
-        let node = Node()
-        children.append(node)
+        children.append(child)
+    }
+
+    /// A new node for the next element of this array, filled in later.
+    func pendingElement() -> Node {
+        let node = Node(sortsKeys: sortsKeys)
+        append(.pending(node))
         return node
     }
 
@@ -94,14 +127,20 @@ private final class Node {
         children = []
     }
 
-    func json(sortingKeys: Bool) -> OrderedJSON {
+    var json: OrderedJSON {
+        func json(_ child: Child) -> OrderedJSON {
+            switch child {
+            case .value(let value): return value
+            case .pending(let node): return node.json
+            }
+        }
         switch kind {
         case .empty: return .object([])
-        case .scalar(let value): return value
-        case .array: return .array(children.map { $0.json(sortingKeys: sortingKeys) })
+        case .value(let value): return value
+        case .array: return .array(children.map(json))
         case .object:
-            var members = zip(keys, children).map { (key: $0, value: $1.json(sortingKeys: sortingKeys)) }
-            if sortingKeys { members.sort { $0.key < $1.key } }
+            var members = zip(keys, children).map { (key: $0, value: json($1)) }
+            if sortsKeys { members.sort { $0.key < $1.key } }
             return .object(members)
         }
     }
@@ -127,33 +166,35 @@ private struct NodeEncoder: Encoder {
     }
 }
 
-/// The generic `encode` also stands for each primitive `encode` the protocols require: `store` tells them apart.
+// The generic `encode` of each container also stands for every primitive `encode` its protocol
+// requires; `Node.scalar` tells them apart.
+
 private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let node: Node
     let codingPath: [any CodingKey]
 
     mutating func encodeNil(forKey key: Key) throws {
-        node.member(key.stringValue).kind = .scalar(.null)
+        node.setMember(key.stringValue, .value(.null))
     }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        try node.member(key.stringValue).store(value, codingPath: codingPath + [key])
+        node.setMember(key.stringValue, .value(try Node.encode(value, sortsKeys: node.sortsKeys, codingPath: codingPath + [key])))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
-        NodeEncoder(node: node.member(key.stringValue), codingPath: codingPath + [key]).container(keyedBy: keyType)
+        NodeEncoder(node: node.pendingMember(key.stringValue), codingPath: codingPath + [key]).container(keyedBy: keyType)
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        NodeEncoder(node: node.member(key.stringValue), codingPath: codingPath + [key]).unkeyedContainer()
+        NodeEncoder(node: node.pendingMember(key.stringValue), codingPath: codingPath + [key]).unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
-        NodeEncoder(node: node.member("super"), codingPath: codingPath)
+        NodeEncoder(node: node.pendingMember("super"), codingPath: codingPath)
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
-        NodeEncoder(node: node.member(key.stringValue), codingPath: codingPath + [key])
+        NodeEncoder(node: node.pendingMember(key.stringValue), codingPath: codingPath + [key])
     }
 }
 
@@ -163,27 +204,26 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     var count: Int { node.children.count }
 
     mutating func encodeNil() throws {
-        node.appendElement().kind = .scalar(.null)
+        node.append(.value(.null))
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        let path = codingPath + [IndexKey(count)]
-        try node.appendElement().store(value, codingPath: path)
+        node.append(.value(try Node.encode(value, sortsKeys: node.sortsKeys, codingPath: codingPath + [IndexKey(count)])))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let path = codingPath + [IndexKey(count)]
-        return NodeEncoder(node: node.appendElement(), codingPath: path).container(keyedBy: keyType)
+        return NodeEncoder(node: node.pendingElement(), codingPath: path).container(keyedBy: keyType)
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let path = codingPath + [IndexKey(count)]
-        return NodeEncoder(node: node.appendElement(), codingPath: path).unkeyedContainer()
+        return NodeEncoder(node: node.pendingElement(), codingPath: path).unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let path = codingPath + [IndexKey(count)]
-        return NodeEncoder(node: node.appendElement(), codingPath: path)
+        return NodeEncoder(node: node.pendingElement(), codingPath: path)
     }
 }
 
@@ -192,11 +232,11 @@ private struct SingleValueContainer: SingleValueEncodingContainer {
     let codingPath: [any CodingKey]
 
     mutating func encodeNil() throws {
-        node.kind = .scalar(.null)
+        node.kind = .value(.null)
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try node.store(value, codingPath: codingPath)
+        node.kind = .value(try Node.encode(value, sortsKeys: node.sortsKeys, codingPath: codingPath))
     }
 }
 
