@@ -1,10 +1,10 @@
 import Checkpoint
 
 /// The text of every `--json` document: each subcommand describes its document as `Encodable`
-/// structs and prints it through here, so all of them quote, lay out and order keys the same way.
+/// structs and prints it through here, so strings, numbers and layout follow one set of rules.
 ///
-/// Foundation's JSONEncoder is not used: on Linux its key order is not the declaration order, its
-/// sorted order is not the code-point order the documents have always had, and it writes `1.0` as `1`.
+/// Foundation's JSONEncoder is not used: on Linux it loses declaration order, which rename's report
+/// keeps, and it writes `1.0` as `1` where the documents have always printed `1.0`.
 enum JSONOutput {
     /// The layout of a document.
     enum Style {
