@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 
 /// Declarative renames for parameter names and model state-dict keys, carried across model
@@ -27,10 +28,10 @@ public struct RenameMap: @unchecked Sendable {
         /// The rule as it is written in a map file, `{"exact": "fc.weight", "to": "head.weight"}`.
         public var json: String {
             switch self {
-            case .exact(let from, let to): return "{\"exact\": \(jsonString(from)), \"to\": \(jsonString(to))}"
-            case .prefix(let from, let to): return "{\"prefix\": \(jsonString(from)), \"to\": \(jsonString(to))}"
-            case .regex(let pattern, let to): return "{\"regex\": \(jsonString(pattern)), \"to\": \(jsonString(to))}"
-            case .drop(let pattern): return "{\"drop\": \(jsonString(pattern))}"
+            case .exact(let from, let to): return "{\"exact\": \(OrderedJSON.quoted(from)), \"to\": \(OrderedJSON.quoted(to))}"
+            case .prefix(let from, let to): return "{\"prefix\": \(OrderedJSON.quoted(from)), \"to\": \(OrderedJSON.quoted(to))}"
+            case .regex(let pattern, let to): return "{\"regex\": \(OrderedJSON.quoted(pattern)), \"to\": \(OrderedJSON.quoted(to))}"
+            case .drop(let pattern): return "{\"drop\": \(OrderedJSON.quoted(pattern))}"
             }
         }
     }
@@ -262,20 +263,4 @@ extension RenameMap.Stage {
 }
 
 extension RenameMap {
-    /// A JSON string literal, for rules and reports.
-    static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
 }

@@ -80,31 +80,4 @@ public struct RenameReport: Sendable, Equatable {
         if lines.isEmpty { lines.append("no names changed") }
         return lines.joined(separator: "\n")
     }
-
-    /// The report as a JSON object with keys `matching` (`"name"` or `"position"`), `reason` (for
-    /// positional matching), `renamed` (`[{"from", "to", "rules"}]`), `dropped` (`[{"name",
-    /// "rules"}]`), `matched`, `missing`, `unexpected`, `reinitialized` and `notes`.
-    public var json: String {
-        func list(_ names: [String]) -> String { "[" + names.map(RenameMap.jsonString).joined(separator: ", ") + "]" }
-        var fields: [String] = []
-        switch matching {
-        case .byName:
-            fields.append("\"matching\": \"name\"")
-        case .positional(let reason):
-            fields.append("\"matching\": \"position\"")
-            fields.append("\"reason\": \(RenameMap.jsonString(reason))")
-        }
-        let renamedItems = renamed.map {
-            "{\"from\": \(RenameMap.jsonString($0.from)), \"to\": \(RenameMap.jsonString($0.to)), \"rules\": \(list($0.rules))}"
-        }
-        fields.append("\"renamed\": [" + renamedItems.joined(separator: ", ") + "]")
-        let droppedItems = dropped.map { "{\"name\": \(RenameMap.jsonString($0.name)), \"rules\": \(list($0.rules))}" }
-        fields.append("\"dropped\": [" + droppedItems.joined(separator: ", ") + "]")
-        fields.append("\"matched\": \(list(matched))")
-        fields.append("\"missing\": \(list(missing))")
-        fields.append("\"unexpected\": \(list(unexpected))")
-        fields.append("\"reinitialized\": \(list(reinitialized))")
-        fields.append("\"notes\": \(list(notes))")
-        return "{" + fields.joined(separator: ", ") + "}"
-    }
 }

@@ -53,7 +53,7 @@ struct Diff: ParsableCommand {
             Terminal.standardError.write("ckpt-tool: \(error)\n")
             throw ExitCode(2)
         }
-        Terminal.standardOutput.write(json ? renderJSON(diff) : renderText(diff))
+        Terminal.standardOutput.write(json ? try JSONOutput.render(DiffDocument(diff, a: a, b: b), style: .indented) : renderText(diff))
         if !diff.isEqual { throw ExitCode(1) }
     }
 
@@ -79,51 +79,5 @@ struct Diff: ParsableCommand {
                 + "\(diff.differences.count == 1 ? "" : "s"); \(diff.tensorComparisons.count) tensors compared, \(close) close "
                 + "(rtol \(rtol), atol \(atol)\(equalNan ? ", NaN equal to NaN" : ""))")
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    private func renderJSON(_ diff: StateDiff) -> String {
-        func number(_ value: Double) -> Any {
-            if value.isNaN { return "nan" }
-            if value.isInfinite { return value < 0 ? "-inf" : "inf" }
-            return value
-        }
-        func keys(_ path: [StateKey]) -> [Any] {
-            path.map { key -> Any in
-                switch key {
-                case .string(let text): return text
-                case .int(let value): return value
-                }
-            }
-        }
-        let document: [String: Any] = [
-            "schema": "ckpt-tool/diff",
-            "schema_version": 1,
-            "a": a,
-            "b": b,
-            "equal": diff.isEqual,
-            "tolerance": ["rtol": rtol, "atol": atol, "equal_nan": equalNan],
-            "differences": diff.differences.map { difference -> [String: Any] in
-                [
-                    "kind": difference.kind.rawValue,
-                    "path": difference.path.pathString,
-                    "key_path": keys(difference.path),
-                    "a": difference.old.map { $0 as Any } ?? NSNull(),
-                    "b": difference.new.map { $0 as Any } ?? NSNull(),
-                ]
-            },
-            "tensors": diff.tensorComparisons.map { comparison -> [String: Any] in
-                [
-                    "path": comparison.path.pathString,
-                    "key_path": keys(comparison.path),
-                    "elements": comparison.elementCount,
-                    "max_abs_diff": number(comparison.maxAbsoluteDifference),
-                    "max_rel_diff": number(comparison.maxRelativeDifference),
-                    "mismatched": comparison.mismatchedElements,
-                    "nan_mismatches": comparison.nanMismatches,
-                    "close": comparison.isClose,
-                ]
-            },
-        ]
-        return JSONOutput.render(document)
     }
 }

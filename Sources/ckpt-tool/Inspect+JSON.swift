@@ -2,58 +2,286 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// The `--json` output of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 1; see docs/CLI.md).
-struct InspectJSON {
-    static let schema = "ckpt-tool/inspect"
-    static let schemaVersion = 1
+/// The `--json` document of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 1; see docs/CLI.md).
+struct InspectDocument: Encodable {
+    /// A tensor's fields, as a tensor NODE and each `tensors` entry have them.
+    struct TensorFields: Encodable {
+        let type: String
+        let dtype: String
+        let shape: [Int]
+        let strides: [Int]
+        let storageOffset: Int
+        let bytes: Int
+        let requiresGrad: Bool
+        /// The storage's index among the distinct storages, -1 for one the summary did not count.
+        let storage: Int
+        let storageBytes: Int
 
-    let summary: TreeSummary
-    let selection: InspectSelection
-    let optimizers: [OptimizerSummary]
+        enum CodingKeys: String, CodingKey {
+            case type, dtype, shape, strides, storageOffset = "storage_offset", bytes, requiresGrad = "requires_grad", storage
+            case storageBytes = "storage_bytes"
+        }
 
-    func render(_ tree: StateValue, file: String, fileBytes: Int?, format: CheckpointFormat?) -> String {
-        var tensors: [[String: Any]] = []
+        init(_ tensor: Tensor, summary: TreeSummary) {
+            type = tensor.isParameter ? "Parameter" : "Tensor"
+            dtype = tensor.dtype.rawValue
+            shape = tensor.shape
+            strides = tensor.strides
+            storageOffset = tensor.storageOffset
+            bytes = tensor.byteCount
+            requiresGrad = tensor.requiresGrad
+            storage = summary.storageIndex[ObjectIdentifier(tensor.storage)] ?? -1
+            storageBytes = tensor.storage.byteCount
+        }
+    }
+
+    /// An entry of `tensors`: the tensor's fields and where it is.
+    struct TensorEntry: Encodable {
+        let path: [StateKey]
+        let fields: TensorFields
+
+        enum CodingKeys: String, CodingKey {
+            case path, keyPath = "key_path"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try fields.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(path.pathString, forKey: .path)
+            try container.encode(StateKeyJSON.path(path), forKey: .keyPath)
+        }
+    }
+
+    /// A NODE: `type`, Python's type name, and the fields of its kind.
+    struct Node: Encodable {
+        enum Content {
+            case dict(items: [Item], attributes: [Attribute]?)
+            case sequence([Node])
+            /// A container below `--depth`: its number of children instead of them.
+            case omitted(Int)
+            /// A tensor's fields, its `type` among them.
+            case tensor(TensorFields)
+            case value(PlainValue)
+            case none
+            case length(Int)
+            case complex(real: Double, imaginary: Double)
+        }
+
+        /// A dict item.
+        struct Item: Encodable {
+            let key: StateKeyJSON
+            let value: Node
+        }
+
+        /// An OrderedDict attribute (`_metadata`).
+        struct Attribute: Encodable {
+            let name: String
+            let value: Node
+        }
+
+        let type: String
+        let content: Content
+
+        enum CodingKeys: String, CodingKey {
+            case type, items, attributes, itemsOmitted = "items_omitted", value, length, real, imag
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            if case .tensor(let fields) = content { return try fields.encode(to: encoder) }
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(type, forKey: .type)
+            switch content {
+            case .dict(let items, let attributes):
+                try container.encode(items, forKey: .items)
+                try container.encodeIfPresent(attributes, forKey: .attributes)
+            case .sequence(let nodes): try container.encode(nodes, forKey: .items)
+            case .omitted(let count): try container.encode(count, forKey: .itemsOmitted)
+            case .tensor: break
+            case .value(let value): try container.encode(value, forKey: .value)
+            case .none: break
+            case .length(let count): try container.encode(count, forKey: .length)
+            case .complex(let real, let imaginary):
+                try container.encode(real, forKey: .real)
+                try container.encode(imaginary, forKey: .imag)
+            }
+        }
+    }
+
+    /// A scalar or hyperparameter as plain JSON.
+    enum PlainValue: Encodable {
+        case string(String)
+        case int(Int64)
+        case float(Double)
+        case bool(Bool)
+        case null
+        case array([PlainValue])
+
+        /// A hyperparameter; types JSON lacks become their short description.
+        init(option value: StateValue) {
+            switch value {
+            case .float(let number): self = .float(number)
+            case .int(let integer): self = .int(integer)
+            case .bool(let flag): self = .bool(flag)
+            case .none: self = .null
+            case .string(let text): self = .string(text)
+            case .list(let elements), .tuple(let elements): self = .array(elements.map(PlainValue.init(option:)))
+            default: self = .string(StateDiff.describe(value))
+            }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .string(let text): try container.encode(text)
+            case .int(let integer): try container.encode(integer)
+            case .float(let number): try container.encode(number)
+            case .bool(let flag): try container.encode(flag)
+            case .null: try container.encodeNil()
+            case .array(let elements): try container.encode(elements)
+            }
+        }
+    }
+
+    /// A topmost value that matches `--filter`.
+    struct Match: Encodable {
+        let path: String
+        let keyPath: [StateKeyJSON]
+        let node: Node
+
+        enum CodingKeys: String, CodingKey {
+            case path, keyPath = "key_path", node
+        }
+    }
+
+    /// An optimizer state_dict found in the tree.
+    struct Optimizer: Encodable {
+        struct Group: Encodable {
+            let params: [Int64]
+            @Nullable var paramNames: [String]?
+            let hyperparameters: [String: PlainValue]
+
+            enum CodingKeys: String, CodingKey {
+                case params, paramNames = "param_names", hyperparameters
+            }
+        }
+
+        struct StepRange: Encodable {
+            let min: Double
+            let max: Double
+        }
+
+        let path: String
+        let keyPath: [StateKeyJSON]
+        let groups: [Group]
+        let parameters: Int
+        let parametersWithState: Int
+        let stateKeys: [String: Int]
+        @Nullable var step: StepRange?
+        let unreadSteps: Int
+        let stateTensors: Int
+        let stateTensorBytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case path, keyPath = "key_path", groups, parameters, parametersWithState = "parameters_with_state"
+            case stateKeys = "state_keys", step, unreadSteps = "unread_steps", stateTensors = "state_tensors"
+            case stateTensorBytes = "state_tensor_bytes"
+        }
+
+        init(_ optimizer: OptimizerSummary) {
+            path = optimizer.path.pathString
+            keyPath = StateKeyJSON.path(optimizer.path)
+            groups = optimizer.groups.map { group in
+                Group(
+                    params: group.parameterIDs, paramNames: group.parameterNames,
+                    hyperparameters: Dictionary(uniqueKeysWithValues: group.hyperparameters.map { ($0.key, PlainValue(option: $0.value)) }))
+            }
+            parameters = optimizer.parameterCount
+            parametersWithState = optimizer.parametersWithState
+            stateKeys = Dictionary(uniqueKeysWithValues: optimizer.stateKeys.map { ($0.key, $0.value) })
+            step = optimizer.stepRange.map { StepRange(min: $0.lowerBound, max: $0.upperBound) }
+            unreadSteps = optimizer.unreadSteps
+            stateTensors = optimizer.stateTensorCount
+            stateTensorBytes = optimizer.stateTensorBytes
+        }
+    }
+
+    struct Totals: Encodable {
+        let tensors: Int
+        let storages: Int
+        let tensorBytes: Int
+        let storageBytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case tensors, storages, tensorBytes = "tensor_bytes", storageBytes = "storage_bytes"
+        }
+    }
+
+    let schema = "ckpt-tool/inspect"
+    let schemaVersion = 1
+    let file: String
+    @Nullable var fileBytes: Int?
+    /// From the file name's extension.
+    @Nullable var format: String?
+    /// The tree; null with `--filter`, whose `matches` stand for it.
+    @Nullable var root: Node?
+    /// Only with `--filter`.
+    let filter: String?
+    /// Only with `--filter`.
+    let matches: [Match]?
+    let tensors: [TensorEntry]
+    let optimizers: [Optimizer]
+    let totals: Totals
+
+    enum CodingKeys: String, CodingKey {
+        case schema, schemaVersion = "schema_version", file, fileBytes = "file_bytes", format, root, filter, matches, tensors
+        case optimizers, totals
+    }
+
+    /// Describes `tree` as `--depth` and `--filter` select it.
+    init(
+        _ tree: StateValue, file: String, fileBytes: Int?, format: CheckpointFormat?, summary: TreeSummary,
+        selection: InspectSelection, optimizers: [OptimizerSummary]
+    ) {
+        let builder = NodeBuilder(summary: summary, selection: selection)
+        self.file = file
+        self.fileBytes = fileBytes
+        self.format = format?.rawValue
+        var tensors: [TensorEntry] = []
         tree.forEachTensor { path, tensor in
             guard selection.selects(path) else { return }
-            var entry = Self.tensorFields(tensor, summary: summary, isParameter: tensor.isParameter)
-            entry["path"] = path.pathString
-            entry["key_path"] = path.map(Self.keyJSON)
-            tensors.append(entry)
+            tensors.append(TensorEntry(path: path, fields: TensorFields(tensor, summary: summary)))
         }
-        var document: [String: Any] = [
-            "schema": Self.schema,
-            "schema_version": Self.schemaVersion,
-            "file": file,
-            "file_bytes": fileBytes.map { $0 as Any } ?? NSNull(),
-            "format": format.map { $0.rawValue as Any } ?? NSNull(),
-            "tensors": tensors,
-            "optimizers": optimizers.map(Self.optimizerJSON),
-            "totals": [
-                "tensors": summary.tensorCount,
-                "storages": summary.storageCount,
-                "tensor_bytes": summary.tensorBytes,
-                "storage_bytes": summary.storageBytes,
-            ],
-        ]
+        self.tensors = tensors
+        self.optimizers = optimizers.map(Optimizer.init)
+        totals = Totals(
+            tensors: summary.tensorCount, storages: summary.storageCount, tensorBytes: summary.tensorBytes,
+            storageBytes: summary.storageBytes)
         var path: [StateKey] = []
         if let glob = selection.glob {
             // A filtered tree would renumber list elements; each topmost match is given with its own path instead.
-            document["root"] = NSNull()
-            document["filter"] = glob.pattern
-            var matches: [[String: Any]] = []
-            collectMatches(tree, path: &path, into: &matches)
-            document["matches"] = matches
+            root = nil
+            filter = glob.pattern
+            var matches: [Match] = []
+            builder.collectMatches(tree, path: &path, into: &matches)
+            self.matches = matches
         } else {
-            document["root"] = node(tree, path: &path)
+            root = builder.node(tree, path: &path)
+            filter = nil
+            matches = nil
         }
-        return JSONOutput.render(document)
     }
+}
+
+/// Builds the NODEs of the tree that `--depth` and `--filter` let through.
+private struct NodeBuilder {
+    let summary: TreeSummary
+    let selection: InspectSelection
 
     /// The topmost values whose key paths match the filter, in tree order.
-    private func collectMatches(_ value: StateValue, path: inout [StateKey], into matches: inout [[String: Any]]) {
+    func collectMatches(_ value: StateValue, path: inout [StateKey], into matches: inout [InspectDocument.Match]) {
         if !path.isEmpty, selection.glob?.matches(path) == true {
             var nodePath = path
-            matches.append(["path": path.pathString, "key_path": path.map(Self.keyJSON), "node": node(value, path: &nodePath)])
+            matches.append(.init(path: path.pathString, keyPath: StateKeyJSON.path(path), node: node(value, path: &nodePath)))
             return
         }
         guard selection.glob?.couldMatchBelow(path) ?? false else { return }
@@ -64,107 +292,38 @@ struct InspectJSON {
         }
     }
 
-    private static func optimizerJSON(_ optimizer: OptimizerSummary) -> [String: Any] {
-        [
-            "path": optimizer.path.pathString,
-            "key_path": optimizer.path.map(keyJSON),
-            "groups": optimizer.groups.map { group -> [String: Any] in
-                [
-                    "params": group.parameterIDs,
-                    "param_names": group.parameterNames.map { $0 as Any } ?? NSNull(),
-                    "hyperparameters": Dictionary(uniqueKeysWithValues: group.hyperparameters.map { ($0.key, optionJSON($0.value)) }),
-                ]
-            },
-            "parameters": optimizer.parameterCount,
-            "parameters_with_state": optimizer.parametersWithState,
-            "state_keys": Dictionary(uniqueKeysWithValues: optimizer.stateKeys.map { ($0.key, $0.value) }),
-            "step": optimizer.stepRange.map { ["min": floatJSON($0.lowerBound), "max": floatJSON($0.upperBound)] as Any } ?? NSNull(),
-            "unread_steps": optimizer.unreadSteps,
-            "state_tensors": optimizer.stateTensorCount,
-            "state_tensor_bytes": optimizer.stateTensorBytes,
-        ]
-    }
-
-    /// A hyperparameter as a plain JSON value; types JSON lacks become their short description.
-    private static func optionJSON(_ value: StateValue) -> Any {
-        switch value {
-        case .float(let number): return floatJSON(number)
-        case .int(let integer): return integer
-        case .bool(let flag): return flag
-        case .none: return NSNull()
-        case .string(let text): return text
-        case .list(let elements), .tuple(let elements): return elements.map(optionJSON)
-        default: return StateDiff.describe(value)
-        }
-    }
-
-    private static func keyJSON(_ key: StateKey) -> Any {
-        switch key {
-        case .string(let text): return text
-        case .int(let value): return value
-        }
-    }
-
-    private static func floatJSON(_ number: Double) -> Any {
-        if number.isNaN { return "nan" }
-        if number.isInfinite { return number < 0 ? "-inf" : "inf" }
-        return number
-    }
-
-    private static func tensorFields(_ tensor: Tensor, summary: TreeSummary, isParameter: Bool) -> [String: Any] {
-        [
-            "type": isParameter ? "Parameter" : "Tensor",
-            "dtype": tensor.dtype.rawValue,
-            "shape": tensor.shape,
-            "strides": tensor.strides,
-            "storage_offset": tensor.storageOffset,
-            "bytes": tensor.byteCount,
-            "requires_grad": tensor.requiresGrad,
-            "storage": summary.storageIndex[ObjectIdentifier(tensor.storage)] ?? -1,
-            "storage_bytes": tensor.storage.byteCount,
-        ]
-    }
-
     /// A NODE; containers below `--depth` get `items_omitted` (their child count) instead of `items`.
-    private func node(_ value: StateValue, path: inout [StateKey]) -> [String: Any] {
-        var result: [String: Any] = ["type": value.pythonTypeName]
+    func node(_ value: StateValue, path: inout [StateKey]) -> InspectDocument.Node {
         let expanded = selection.expands(path)
-        func child(_ key: StateKey, _ value: StateValue) -> [String: Any] {
+        func child(_ key: StateKey, _ value: StateValue) -> InspectDocument.Node {
             path.append(key)
             defer { path.removeLast() }
             return node(value, path: &path)
         }
+        let content: InspectDocument.Node.Content
         switch value {
         case .dict(let dict):
             guard expanded else {
-                result["items_omitted"] = dict.items.count + dict.attributes.count
+                content = .omitted(dict.items.count + dict.attributes.count)
                 break
             }
-            result["items"] = dict.items.map { ["key": Self.keyJSON($0.key), "value": child($0.key, $0.value)] as [String: Any] }
-            if dict.isOrderedDict {
-                result["attributes"] = dict.attributes.map { ["name": $0.key, "value": child(.string($0.key), $0.value)] as [String: Any] }
-            }
+            content = .dict(
+                items: dict.items.map { .init(key: StateKeyJSON(key: $0.key), value: child($0.key, $0.value)) },
+                attributes: dict.isOrderedDict ? dict.attributes.map { .init(name: $0.key, value: child(.string($0.key), $0.value)) } : nil)
         case .list(let elements), .tuple(let elements), .set(let elements):
-            if expanded {
-                result["items"] = elements.enumerated().map { child(.int(Int64($0.offset)), $0.element) }
-            } else {
-                result["items_omitted"] = elements.count
-            }
-        case .tensor(let tensor):
-            result = Self.tensorFields(tensor, summary: summary, isParameter: tensor.isParameter)
-        case .string(let text): result["value"] = text
-        case .int(let integer): result["value"] = integer
-        case .float(let number): result["value"] = Self.floatJSON(number)
-        case .bool(let flag): result["value"] = flag
-        case .none: break
-        case .bytes(let bytes), .bytearray(let bytes): result["length"] = bytes.count
-        case .size(let dims): result["value"] = dims
-        case .device(let name): result["value"] = name
-        case .dtype(let dtype): result["value"] = dtype.rawValue
-        case .complex(let real, let imaginary):
-            result["real"] = Self.floatJSON(real)
-            result["imag"] = Self.floatJSON(imaginary)
+            content = expanded ? .sequence(elements.enumerated().map { child(.int(Int64($0.offset)), $0.element) }) : .omitted(elements.count)
+        case .tensor(let tensor): content = .tensor(InspectDocument.TensorFields(tensor, summary: summary))
+        case .string(let text): content = .value(.string(text))
+        case .int(let integer): content = .value(.int(integer))
+        case .float(let number): content = .value(.float(number))
+        case .bool(let flag): content = .value(.bool(flag))
+        case .none: content = .none
+        case .bytes(let bytes), .bytearray(let bytes): content = .length(bytes.count)
+        case .size(let dims): content = .value(.array(dims.map(InspectDocument.PlainValue.int)))
+        case .device(let name): content = .value(.string(name))
+        case .dtype(let dtype): content = .value(.string(dtype.rawValue))
+        case .complex(let real, let imaginary): content = .complex(real: real, imaginary: imaginary)
         }
-        return result
+        return InspectDocument.Node(type: value.pythonTypeName, content: content)
     }
 }

@@ -52,8 +52,9 @@ struct Inspect: ParsableCommand {
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
         let format = CheckpointFormat(pathExtension: url.pathExtension)
         if json {
-            let document = InspectJSON(summary: summary, selection: selection, optimizers: optimizers)
-            Terminal.standardOutput.write(document.render(tree, file: file, fileBytes: fileBytes, format: format))
+            let document = InspectDocument(
+                tree, file: file, fileBytes: fileBytes, format: format, summary: summary, selection: selection, optimizers: optimizers)
+            Terminal.standardOutput.write(try JSONOutput.render(document, style: .indented))
         } else {
             let text = InspectText(style: output.style, summary: summary, maxItems: maxItems, selection: selection, optimizers: optimizers)
             Terminal.standardOutput.write(text.render(tree, file: file, fileBytes: fileBytes, format: format))

@@ -50,21 +50,11 @@ struct Rename: ParsableCommand {
             try transfer.save(renamed.value, from: input, to: output)
         }
         if json {
-            Terminal.standardOutput.write(reportJSON(renamed) + "\n")
+            let document = RenameDocument(renamed, input: input, output: output, written: !dryRun)
+            Terminal.standardOutput.write(try JSONOutput.render(document, style: .singleLine))
         } else {
             Terminal.standardOutput.write(reportText(renamed))
         }
-    }
-
-    private func reportJSON(_ renamed: RenamedStateDict) -> String {
-        func quoted(_ text: String) -> String {
-            let data =
-                (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes]))
-                ?? Data("[\"\"]".utf8)
-            return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
-        }
-        return "{\"input\": \(quoted(input)), \"output\": \(quoted(output)), \"written\": \(!dryRun), "
-            + "\"model\": \(renamed.model?.json ?? "null"), \"optimizer\": \(renamed.optimizer?.json ?? "null")}"
     }
 
     private func reportText(_ renamed: RenamedStateDict) -> String {

@@ -41,7 +41,7 @@ struct Stats: ParsableCommand {
         progress.finish()
         let rows = zip(selected, results).map { StatsRow(path: $0.0.path, tensor: $0.0.tensor, statistics: $0.1) }
         if json {
-            Terminal.standardOutput.write(try StatsRow.json(rows, file: file, pattern: keyGlob))
+            Terminal.standardOutput.write(try JSONOutput.render(StatsDocument(rows, file: file, pattern: keyGlob), style: .indented))
         } else {
             Terminal.standardOutput.write(StatsRow.table(rows, style: outputOptions.style))
         }
@@ -54,66 +54,12 @@ struct StatsRow {
     let tensor: Tensor
     let statistics: TensorStatistics
 
-    static let schema = "ckpt-tool/stats"
-    static let schemaVersion = 1
-
-    /// The `--json` document (see docs/CLI.md).
-    static func json(_ rows: [StatsRow], file: String, pattern: String?) throws -> String {
-        let tensors: [[String: Any]] = rows.map { row in
-            let s = row.statistics
-            return [
-                "path": row.path.pathString,
-                "key_path": row.path.map { key -> Any in
-                    switch key {
-                    case .string(let text): return text
-                    case .int(let value): return value
-                    }
-                },
-                "dtype": row.tensor.dtype.rawValue,
-                "shape": row.tensor.shape,
-                "count": s.count,
-                "min": number(s.minimum),
-                "max": number(s.maximum),
-                "mean": number(s.mean),
-                "std": number(s.standardDeviation),
-                "l2_norm": number(s.l2Norm),
-                "zeros": s.zeroCount,
-                "nans": s.nanCount,
-                "infs": s.infinityCount,
-            ]
-        }
-        let document: [String: Any] = [
-            "schema": schema,
-            "schema_version": schemaVersion,
-            "file": file,
-            "pattern": pattern.map { $0 as Any } ?? NSNull(),
-            "tensors": tensors,
-            "totals": [
-                "tensors": rows.count,
-                "elements": saturatingSum(rows.map(\.statistics.count)),
-                "bytes": saturatingSum(rows.map { $0.tensor.byteCount }),
-                "zeros": saturatingSum(rows.map(\.statistics.zeroCount)),
-                "nans": saturatingSum(rows.map(\.statistics.nanCount)),
-                "infs": saturatingSum(rows.map(\.statistics.infinityCount)),
-            ],
-        ]
-        return JSONOutput.render(document)
-    }
-
     /// A total that stops at Int.max: broadcast views can claim more elements than fit in 64 bits together.
     static func saturatingSum(_ values: [Int]) -> Int {
         values.reduce(0) { total, value in
             let (sum, overflow) = total.addingReportingOverflow(value)
             return overflow ? .max : sum
         }
-    }
-
-    /// A JSON number, or "nan"/"inf"/"-inf" (JSON has no such numbers), or null when undefined.
-    private static func number(_ value: Double?) -> Any {
-        guard let value else { return NSNull() }
-        if value.isNaN { return "nan" }
-        if value.isInfinite { return value < 0 ? "-inf" : "inf" }
-        return value
     }
 
     /// The human table: one line per tensor, numbers with 6 significant digits.

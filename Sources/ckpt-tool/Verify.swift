@@ -32,7 +32,7 @@ struct Verify: ParsableCommand {
             Terminal.standardError.write("ckpt-tool: \(error)\n")
             throw ExitCode(2)
         }
-        Terminal.standardOutput.write(json ? renderJSON(report) : renderText(report))
+        Terminal.standardOutput.write(json ? try JSONOutput.render(VerifyDocument(report), style: .indented) : renderText(report))
         if !report.passed { throw ExitCode(1) }
     }
 
@@ -62,33 +62,5 @@ struct Verify: ParsableCommand {
                 ? style.good("verified") + ": \(report.checks.filter { $0.status == .passed }.count) checks passed"
                 : style.bad("FAILED") + ": \(failed) of \(report.checks.count) checks failed")
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    private func renderJSON(_ report: VerificationReport) -> String {
-        func optional(_ text: String?) -> Any { text.map { $0 as Any } ?? NSNull() }
-        let document: [String: Any] = [
-            "schema": "ckpt-tool/verify",
-            "schema_version": 1,
-            "file": report.file,
-            "format": report.format.rawValue,
-            "passed": report.passed,
-            "checks": report.checks.map { check -> [String: Any] in
-                [
-                    "name": check.name,
-                    "status": check.status.rawValue,
-                    "detail": check.detail,
-                    "failures": check.failures.map { failure -> [String: Any] in
-                        [
-                            "code": failure.code.rawValue,
-                            "message": failure.message,
-                            "path": optional(failure.path),
-                            "expected": optional(failure.expected),
-                            "found": optional(failure.found),
-                        ]
-                    },
-                ]
-            },
-        ]
-        return JSONOutput.render(document)
     }
 }

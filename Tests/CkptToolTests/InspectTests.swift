@@ -307,8 +307,6 @@ for path in sys.argv[1:-1] + [f"{out}/uneven.pt"]:
 print(json.dumps(result))
 """#
 
-private let sample = Tool.fixtures.appendingPathComponent("../../Samples/data/tiny-run.pt").standardized.path
-
 @Suite("ckpt-tool inspect: optimizers, --depth, --filter")
 struct InspectSelectionTests {
     @Test(.enabled(if: TorchVenv.python != nil, "needs the torch venv to describe the optimizers; NOT checked"))
@@ -316,7 +314,7 @@ struct InspectSelectionTests {
         let directory = Tool.temporaryDirectory()
         let script = directory.appendingPathComponent("describe.py")
         try describeOptimizers.write(to: script, atomically: true, encoding: .utf8)
-        let files = [fixture("pt/adagrad_groups.pt"), fixture("pt/adagrad_named.pt"), sample]
+        let files = [fixture("pt/adagrad_groups.pt"), fixture("pt/adagrad_named.pt"), Tool.sample]
         let torch = try Tool.run(executable: try #require(TorchVenv.python), [script.path] + files + [directory.path])
         #expect(torch.status == 0, "\(torch.stderr)")
         let truth = try #require(try JSONSerialization.jsonObject(with: Data(torch.stdout.utf8)) as? [String: [String: Any]])
@@ -360,25 +358,25 @@ struct InspectSelectionTests {
     }
 
     @Test func depthCutsTheTreeButNotTheTotals() throws {
-        let text = try Tool.run(["inspect", sample, "--depth", "1"])
+        let text = try Tool.run(["inspect", Tool.sample, "--depth", "1"])
         #expect(text.status == 0)
         #expect(text.stdout.contains("\n  model: OrderedDict (4 items, 1 attribute)\n  optimizer: dict (2 items)\n"), "\(text.stdout)")
         #expect(!text.stdout.contains("0.weight"))
         #expect(text.stdout.contains("totals: 12 tensors"))
-        let cut = try Tool.run(["inspect", sample, "--depth", "1", "--json"])
+        let cut = try Tool.run(["inspect", Tool.sample, "--depth", "1", "--json"])
         let root = try #require((try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as? [String: Any])?["root"] as? [String: Any])
         let items = try #require(root["items"] as? [[String: Any]])
         let model = try #require(items.first?["value"] as? [String: Any])
         #expect(model["items_omitted"] as? Int == 5)
         #expect(model["items"] == nil)
         #expect((items.last?["value"] as? [String: Any])?["value"] as? Double != nil, "a scalar at the cut keeps its value")
-        let zero = try Tool.run(["inspect", sample, "--depth", "0"])
+        let zero = try Tool.run(["inspect", Tool.sample, "--depth", "0"])
         #expect(zero.stdout.contains("dict (4 items)\n\n"), "\(zero.stdout)")
-        #expect(try Tool.run(["inspect", sample, "--depth", "-1"]).status == 64)
+        #expect(try Tool.run(["inspect", Tool.sample, "--depth", "-1"]).status == 64)
     }
 
     @Test func filterKeepsMatchesAndTheirAncestors() throws {
-        let text = try Tool.run(["inspect", sample, "--filter", "model/*.weight"])
+        let text = try Tool.run(["inspect", Tool.sample, "--filter", "model/*.weight"])
         #expect(text.status == 0)
         #expect(text.stdout.contains("  model: OrderedDict (4 items, 1 attribute)\n    0.weight: Tensor float32 [16, 8] 512 B\n    2.weight: Tensor float32 [4, 16] 256 B\n"), "\(text.stdout)")
         #expect(!text.stdout.contains("bias"))
@@ -386,7 +384,7 @@ struct InspectSelectionTests {
         #expect(!text.stdout.contains("optimizer"), "an optimizer outside the filter is not summarized")
         #expect(text.stdout.contains("totals (filtered): 2 tensors, 2 distinct storages, tensor bytes 768 B"))
 
-        let result = try Tool.run(["inspect", sample, "--filter", "model/*.weight", "--json"])
+        let result = try Tool.run(["inspect", Tool.sample, "--filter", "model/*.weight", "--json"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(json["root"] is NSNull)
         #expect(json["filter"] as? String == "model/*.weight")
@@ -413,16 +411,16 @@ struct InspectSelectionTests {
     }
 
     @Test func filterOnAContainerKeepsItsSubtreeAndListIndices() throws {
-        let text = try Tool.run(["inspect", sample, "--filter", "optimizer/param_groups/*"])
+        let text = try Tool.run(["inspect", Tool.sample, "--filter", "optimizer/param_groups/*"])
         #expect(text.status == 0)
         #expect(text.stdout.contains("  optimizer: dict (2 items)\n    param_groups: list (1 item)\n      [0]: dict ("), "\(text.stdout)")
         #expect(text.stdout.contains("        lr: float = 0.05"))
         #expect(text.stdout.contains("optimizer at optimizer:"))
         #expect(text.stdout.contains("totals (filtered): 0 tensors"))
-        let all = try Tool.run(["inspect", sample, "--filter", "optimizer/**/sum", "--json"])
+        let all = try Tool.run(["inspect", Tool.sample, "--filter", "optimizer/**/sum", "--json"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
         #expect((json["tensors"] as? [[String: Any]])?.map { $0["path"] as? String } == (0..<4).map { "optimizer/state/\($0)/sum" })
-        let none = try Tool.run(["inspect", sample, "--filter", "nothing/here"])
+        let none = try Tool.run(["inspect", Tool.sample, "--filter", "nothing/here"])
         #expect(none.status == 0)
         #expect(none.stdout.contains("totals (filtered): 0 tensors"))
     }

@@ -10,6 +10,9 @@ enum Tool {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
+    /// torch's tiny training run (Samples/data): a model, an Adagrad optimizer and scalars.
+    static let sample = fixtures.appendingPathComponent("../../Samples/data/tiny-run.pt").standardized.path
+
     struct Result {
         var status: Int32
         var stdout: String

@@ -7,8 +7,7 @@ private func fixture(_ name: String) -> String { Tool.fixtures.appendingPathComp
 /// torch's tiny training run converted to `.ckpt` by the tool itself.
 private func convertedRun() throws -> String {
     let path = Tool.temporaryDirectory().appendingPathComponent("run.ckpt").path
-    let sample = Tool.fixtures.appendingPathComponent("../../Samples/data/tiny-run.pt").standardized.path
-    let result = try Tool.run(["convert", sample, path, "--no-sync"])
+    let result = try Tool.run(["convert", Tool.sample, path, "--no-sync"])
     #expect(result.status == 0, "\(result.stderr)")
     return path
 }

@@ -337,69 +337,6 @@ extension OrderedJSON {
     }
 }
 
-// MARK: - Writing
-
-extension OrderedJSON {
-    /// Compact JSON text (no spaces), escaping as serde_json does: `"`, `\`, and control characters;
-    /// everything else is written as UTF-8.
-    var serialized: String {
-        var out = ""
-        write(to: &out)
-        return out
-    }
-
-    private func write(to out: inout String) {
-        switch self {
-        case .object(let members):
-            out += "{"
-            for (offset, member) in members.enumerated() {
-                if offset > 0 { out += "," }
-                OrderedJSON.writeString(member.key, to: &out)
-                out += ":"
-                member.value.write(to: &out)
-            }
-            out += "}"
-        case .array(let elements):
-            out += "["
-            for (offset, element) in elements.enumerated() {
-                if offset > 0 { out += "," }
-                element.write(to: &out)
-            }
-            out += "]"
-        case .string(let text): OrderedJSON.writeString(text, to: &out)
-        case .number(let text): out += text
-        case .bool(let value): out += value ? "true" : "false"
-        case .null: out += "null"
-        }
-    }
-
-    private static func writeString(_ text: String, to out: inout String) {
-        out += "\""
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out += text
-            out += "\""
-            return
-        }
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\u{00}"..."\u{1F}": out += "\\u" + String(format: "%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-    }
-
-    /// A JSON number for an integer.
-    static func integer<T: BinaryInteger>(_ value: T) -> OrderedJSON { .number(String(value)) }
-}
-
 extension OrderedJSON {
     /// The value as `JSONSerialization` gives it (dictionaries, arrays, strings, `NSNumber`, `NSNull`),
     /// for readers written against that shape; keys are unique, as the parser guarantees.
