@@ -31,7 +31,14 @@ public struct LoadOptions: Sendable {
 public struct SaveOptions: Sendable {
     /// fsync the file and its directory (default true). False keeps the save atomic but not durable.
     public var durable: Bool
-    public init(durable: Bool = true) { self.durable = durable }
+    /// A tree without tensors stored in a `.ckpt` manifest's `metadata` member (default nil: none),
+    /// read back by ``Checkpoint/metadata(contentsOf:)`` without loading any tensor. Only the ckpt
+    /// format has a manifest to hold it.
+    public var metadata: StateValue?
+    public init(durable: Bool = true, metadata: StateValue? = nil) {
+        self.durable = durable
+        self.metadata = metadata
+    }
 }
 
 /// Loading and saving checkpoints in any supported format.
@@ -67,9 +74,9 @@ public enum Checkpoint {
     ///   - value: The tree.
     ///   - url: The destination.
     ///   - format: The format; nil infers it from the extension.
-    ///   - options: Durability.
+    ///   - options: Durability, and metadata for the ckpt format.
     /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
-    ///   it, or the write fails.
+    ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails.
     public static func save(
         _ value: StateValue, to url: URL, format: CheckpointFormat? = nil, options: SaveOptions = SaveOptions()
     ) throws {
@@ -79,8 +86,13 @@ public enum Checkpoint {
                 .invalidArgument, "cannot tell the format from the file name", file: path,
                 expected: "extension .ckpt, .pt, .pth or .safetensors", found: url.pathExtension.isEmpty ? "no extension" : "." + url.pathExtension)
         }
+        if options.metadata != nil, format != .ckpt {
+            throw CheckpointError(
+                .invalidArgument, "metadata can only be stored in the ckpt format", file: path,
+                expected: "format ckpt", found: format.rawValue)
+        }
         switch format {
-        case .ckpt: try TorchArchive.write(value, to: path, includeManifest: true, durable: options.durable)
+        case .ckpt: try TorchArchive.write(value, to: path, includeManifest: true, durable: options.durable, metadata: options.metadata)
         case .pt: try TorchArchive.write(value, to: path, includeManifest: false, durable: options.durable)
         case .safetensors: try Safetensors.write(value, to: path, sync: options.durable)
         }
