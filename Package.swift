@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Optim", targets: ["Optim"]),
+        .library(name: "Catalog", targets: ["Catalog"]),
         .executable(name: "ckpt-tool", targets: ["ckpt-tool"]),
     ],
     dependencies: [
@@ -38,6 +39,11 @@ let package = Package(
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
+        // CheckpointManager and its SQLite catalog, over Checkpoint (which has no SQLite).
+        .target(
+            name: "Catalog",
+            dependencies: ["Checkpoint", "CSQLite", .product(name: "OrderedCollections", package: "swift-collections")]
+        ),
         .executableTarget(
             name: "ckpt-tool",
             dependencies: [
@@ -61,6 +67,9 @@ let package = Package(
         // Seeded RNG, self-removing temp directories and the torch-venv lookup for every test target.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        // Killed at random points by CatalogTests' crash tests; also their second process.
+        .executableTarget(name: "catalog-crash", dependencies: ["Catalog", "Checkpoint"], path: "Tests/catalog-crash"),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Checkpoint", "TestSupport"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
         .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "TestSupport"]),
