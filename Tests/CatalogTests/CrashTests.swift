@@ -44,6 +44,7 @@ import Testing
         var crashPointKills = 0
         var timedKills = 0
         var lastCommitted = -1
+        var repairs: [String: Int] = [:]
         let started = Date()
         for iteration in 0..<Self.iterations {
             let context = "iteration \(iteration) (seed \(Self.seed))"
@@ -83,13 +84,19 @@ import Testing
             let restored = try manager.restore()
             #expect(restored?.entry.step == newestCommitted, "\(context): restore picked \(String(describing: restored?.entry.step))")
             // After reconcile the catalog matches the directory.
-            _ = try manager.reconcile()
+            for repair in try manager.reconcile().repairs { repairs[repair.kind.rawValue, default: 0] += 1 }
             try Self.expectCatalogMatchesDirectory(manager, context)
             try manager.close()
         }
         #expect(crashPointKills + timedKills == Self.iterations)
         #expect(lastCommitted > 0)
-        print("crash test: \(Self.iterations) kills (\(crashPointKills) at crash points, \(timedKills) at random times), reached step \(lastCommitted), \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        // The named crash points leave each kind of unfinished operation at least once.
+        if Self.iterations >= 100 {
+            for kind in ["committedFinishedWrite", "removedUnfinishedWrite", "finishedDeletion"] {
+                #expect(repairs[kind, default: 0] > 0, "no kill left a \(kind) to repair: \(repairs)")
+            }
+        }
+        print("crash test: \(Self.iterations) kills (\(crashPointKills) at crash points, \(timedKills) at random times), reached step \(lastCommitted), repairs \(repairs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")), \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         let integrity = try CatalogFileTests.sql(CheckpointManager.catalogURL(in: run.url).path, "PRAGMA integrity_check")
         #expect(integrity == ["ok"])
     }
