@@ -87,7 +87,7 @@ extension CatalogStore {
             return CheckpointRow(
                 id: row.integer(0), runID: row.integer(1), writer: row.optionalText(10),
                 entry: CheckpointEntry(
-                    run: row.text(2), step: Int(row.integer(3)), url: directory.appendingPathComponent(relative),
+                    run: row.text(2), step: Int(row.integer(3)), directory: directory,
                     relativePath: relative, status: CheckpointStatus(rawValue: row.text(5)) ?? .corrupt,
                     bytes: row.optionalInteger(6).map { Int($0) },
                     manifestCRC32: row.optionalInteger(7).flatMap { UInt32(exactly: $0) },

@@ -24,10 +24,12 @@ public struct CheckpointEntry: Sendable, Hashable {
     public var run: String
     /// The training step.
     public var step: Int
-    /// The file, absolute.
-    public var url: URL
+    /// The run directory.
+    public var directory: URL
     /// The file relative to the run directory (`checkpoints/main/step-000000100.ckpt`).
     public var relativePath: String
+    /// The file, absolute.
+    public var url: URL { directory.appendingPathComponent(relativePath) }
     /// Where the checkpoint is in its life.
     public var status: CheckpointStatus
     /// The file's size in bytes, once committed.
@@ -43,13 +45,26 @@ public struct CheckpointEntry: Sendable, Hashable {
     /// NaN is kept.
     public var metrics: [String: Double]
 
+    /// Creates an entry (the catalog creates them; tests and tools may too).
+    ///
+    /// - Parameters:
+    ///   - run: The run.
+    ///   - step: The training step.
+    ///   - directory: The run directory.
+    ///   - relativePath: The file relative to the run directory.
+    ///   - status: Where the checkpoint is in its life.
+    ///   - bytes: The file's size.
+    ///   - manifestCRC32: The CRC-32 of the file's manifest.
+    ///   - created: When the save started.
+    ///   - committed: When the row was committed.
+    ///   - metrics: The metrics.
     public init(
-        run: String, step: Int, url: URL, relativePath: String, status: CheckpointStatus, bytes: Int?,
+        run: String, step: Int, directory: URL, relativePath: String, status: CheckpointStatus, bytes: Int?,
         manifestCRC32: UInt32?, created: Date, committed: Date?, metrics: [String: Double]
     ) {
         self.run = run
         self.step = step
-        self.url = url
+        self.directory = directory
         self.relativePath = relativePath
         self.status = status
         self.bytes = bytes
@@ -73,6 +88,14 @@ public struct RunInfo: Sendable, Hashable {
     /// Bytes of all committed checkpoints.
     public var committedBytes: Int
 
+    /// Creates a run summary.
+    ///
+    /// - Parameters:
+    ///   - name: The run's name.
+    ///   - created: When it was first recorded.
+    ///   - counts: Checkpoints per status.
+    ///   - latestStep: The newest committed step.
+    ///   - committedBytes: Bytes of all committed checkpoints.
     public init(name: String, created: Date, counts: [CheckpointStatus: Int], latestStep: Int?, committedBytes: Int) {
         self.name = name
         self.created = created

@@ -15,7 +15,9 @@ public struct SkippedCheckpoint: Sendable, CustomStringConvertible {
         case deleting
     }
 
+    /// The checkpoint passed over.
     public var entry: CheckpointEntry
+    /// Why.
     public var reason: Reason
     /// What failed, for `missing` and `corrupt`.
     public var error: CatalogError?
@@ -38,6 +40,7 @@ public struct RestoredCheckpoint: Sendable {
 
 /// A checkpoint whose file verified, without its state kept: what `ckpt-tool latest` prints.
 public struct VerifiedCheckpoint: Sendable {
+    /// The checkpoint that verified.
     public var entry: CheckpointEntry
     /// Checkpoints preferred over this one that were passed over, most preferred first.
     public var skipped: [SkippedCheckpoint]

@@ -49,23 +49,32 @@ extension CheckpointManager {
             throw CatalogError(.checkpoint, "cannot write the checkpoint", file: url.path, step: step, cause: CheckpointFileInfo.sendable(error))
         }
         CrashHooks.reach(.fileWritten, directory)
-        let info = try CheckpointFileInfo.read(url)
         let committed = Date()
-        try store.write { db in
-            let changed = try db.run(
-                "UPDATE checkpoints SET status = 'committed', bytes = ?, manifest_crc32 = ?, committed = ?, writer = NULL WHERE id = ? AND status = 'writing'",
-                [.integer(Int64(info.bytes)), .integer(Int64(info.manifestCRC32)), .real(committed.timeIntervalSince1970), .integer(rowID)])
-            guard changed == 1 else {
-                throw CatalogError(.conflict, "another process changed the checkpoint's row during the save", file: url.path, step: step)
+        let info: CheckpointFileInfo
+        do {
+            info = try CheckpointFileInfo.read(url)
+            try store.write { db in
+                let changed = try db.run(
+                    "UPDATE checkpoints SET status = 'committed', bytes = ?, manifest_crc32 = ?, committed = ?, writer = NULL WHERE id = ? AND status = 'writing'",
+                    [.integer(Int64(info.bytes)), .integer(Int64(info.manifestCRC32)), .real(committed.timeIntervalSince1970), .integer(rowID)])
+                guard changed == 1 else {
+                    throw CatalogError(.conflict, "another process changed the checkpoint's row during the save", file: url.path, step: step)
+                }
+                try CatalogStore.setMetrics(db, checkpoint: rowID, metrics, replacingAll: true)
             }
-            try CatalogStore.setMetrics(db, checkpoint: rowID, metrics, replacingAll: true)
+        } catch {
+            // Not left `writing` under this (live) process, where reconcile would wait for it.
+            _ = try? store.write { db in
+                try settleWriting(db, id: rowID, step: step, url: url, verify: true, force: true)
+            }
+            throw error
         }
         CrashHooks.reach(.rowCommitted, directory)
         if options.pruneAfterSave, options.retention.prunes {
             try prune()
         }
         return CheckpointEntry(
-            run: run, step: step, url: url, relativePath: relative, status: .committed, bytes: info.bytes,
+            run: run, step: step, directory: directory, relativePath: relative, status: .committed, bytes: info.bytes,
             manifestCRC32: info.manifestCRC32, created: created, committed: committed, metrics: metrics)
     }
 

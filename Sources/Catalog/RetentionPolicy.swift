@@ -132,7 +132,9 @@ public struct KeptCheckpoint: Sendable, Hashable {
         }
     }
 
+    /// The checkpoint.
     public var entry: CheckpointEntry
+    /// The rules that keep it (never empty).
     public var reasons: Reasons
 }
 

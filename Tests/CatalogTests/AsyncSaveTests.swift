@@ -81,7 +81,7 @@ import Testing
         try manager.saveAsync(step: 5, state: state)
         // An optimizer step right after: overwrite every tensor in place while the save waits.
         state.forEachTensor { _, tensor in
-            try? tensor.storage.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0xAB) }
+            _ = try? tensor.storage.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0xAB) }
         }
         gate.release()
         try manager.wait()

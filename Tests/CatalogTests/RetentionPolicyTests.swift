@@ -56,7 +56,7 @@ import Testing
     static func entries(_ checkpoints: [(Int, Double?)], status: CheckpointStatus = .committed) -> [CheckpointEntry] {
         checkpoints.map { step, loss in
             CheckpointEntry(
-                run: "main", step: step, url: URL(fileURLWithPath: "/x/\(step)"), relativePath: "\(step)", status: status, bytes: 1,
+                run: "main", step: step, directory: URL(fileURLWithPath: "/x"), relativePath: "\(step)", status: status, bytes: 1,
                 manifestCRC32: 0, created: Date(), committed: Date(), metrics: loss.map { ["loss": $0] } ?? [:])
         }
     }
