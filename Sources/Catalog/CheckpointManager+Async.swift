@@ -96,22 +96,43 @@ struct StateSnapshot: @unchecked Sendable {
 
     init(_ value: StateValue, reusing pool: [Int: [Storage]]) throws {
         var pool = pool
-        var copies: [ObjectIdentifier: Storage] = [:]
-        var pairs: [(source: Storage, target: Storage)] = []
-        for source in value.storagesInOrder where copies[ObjectIdentifier(source)] == nil {
-            let target: Storage
-            if var free = pool[source.byteCount], let reused = free.popLast() {
+        var sources: [Storage] = []
+        var reused: [Storage?] = []
+        var seen = Set<ObjectIdentifier>()
+        for source in value.storagesInOrder where seen.insert(ObjectIdentifier(source)).inserted {
+            sources.append(source)
+            if var free = pool[source.byteCount], let buffer = free.popLast() {
                 pool[source.byteCount] = free
-                target = reused
+                reused.append(buffer)
             } else {
-                target = Storage(byteCount: source.byteCount)
+                reused.append(nil)
             }
-            copies[ObjectIdentifier(source)] = target
-            pairs.append((source, target))
         }
+        // Reading a lazily loaded storage runs its CRC check once; do it before the threads start.
+        for source in sources { try source.verify() }
+        // Storages without a buffer to reuse are copied into new memory whole (no zero fill
+        // first), one storage per core; reused buffers are filled in chunks on all cores.
+        let fresh = sources.indices.filter { reused[$0] == nil }.map { sources[$0] }
+        let made = try Self.parallel(fresh.count) { index in try fresh[index].copy() }
+        var targets = reused
+        for (index, storage) in zip(sources.indices.filter { reused[$0] == nil }, made) { targets[index] = storage }
+        let pairs = sources.indices.filter { reused[$0] != nil }.map { (source: sources[$0], target: targets[$0]!) }
         try Self.copy(pairs)
+        var copies: [ObjectIdentifier: Storage] = [:]
+        for (source, target) in zip(sources, targets) { copies[ObjectIdentifier(source)] = target! }
         state = try Self.rebuild(value, copies)
-        storages = pairs.map(\.target)
+        storages = targets.map { $0! }
+    }
+
+    /// Runs `body` for 0..<count on all cores and returns the results in order.
+    private static func parallel<T>(_ count: Int, _ body: @Sendable (Int) throws -> T) throws -> [T] {
+        let lock = NSLock()
+        nonisolated(unsafe) var results = [Result<T, any Error>?](repeating: nil, count: count)
+        DispatchQueue.concurrentPerform(iterations: count) { index in
+            let result = Result { try body(index) }
+            lock.withLock { results[index] = result }
+        }
+        return try results.map { try $0!.get() }
     }
 
     /// The copy's buffers, by size, for the next snapshot.
@@ -134,8 +155,6 @@ struct StateSnapshot: @unchecked Sendable {
             }
         }
         let jobs = planned
-        // Reading a lazily loaded storage runs its CRC check once; do it before the threads start.
-        for pair in pairs { try pair.source.verify() }
         let failures = NSLock()
         nonisolated(unsafe) var failure: (any Error)?
         DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
