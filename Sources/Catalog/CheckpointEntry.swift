@@ -6,7 +6,7 @@ import Foundation
 /// pruning marks ``deleting``, unlinks the file, then deletes the row. Only ``committed``
 /// checkpoints are ever reported as latest or best, or restored.
 public enum CheckpointStatus: String, Sendable, CaseIterable, CustomStringConvertible {
-    /// A save has started and not yet committed (or crashed; ``CheckpointManager/reconcile(rebuild:verify:)`` decides).
+    /// A save has started and not yet committed (or crashed; ``CheckpointManager/reconcile(verify:)`` decides).
     case writing
     /// The file is whole and durable.
     case committed

@@ -61,13 +61,16 @@ extension CheckpointManager {
     ///   fresh run, or one whose only save has not committed).
     /// - Throws: ``CatalogError`` `.noValidCheckpoint` when checkpoints exist but none verifies
     ///   (the message lists each and why); for a given `step`, `.notFound` when the catalog has
-    ///   no such step and the reason it cannot be used otherwise.
+    ///   no such step, and `.noValidCheckpoint` saying why when it cannot be used (including a
+    ///   save of it that has not committed).
     public func restore(step: Int? = nil) throws -> RestoredCheckpoint? {
         let candidates = try rows(where: step == nil ? "1" : "c.step = ?", step.map { [.integer(Int64($0))] } ?? [], orderBy: "c.step DESC")
         if let step, candidates.isEmpty {
             throw CatalogError(.notFound, "the run \"\(run)\" has no checkpoint at this step", file: directory.path, step: step)
         }
-        return try firstVerified(candidates.map(\.entry), keepState: true).map { RestoredCheckpoint(entry: $0.0, state: $0.1!, skipped: $0.2) }
+        return try firstVerified(candidates.map(\.entry), keepState: true, required: step != nil).map {
+            RestoredCheckpoint(entry: $0.0, state: $0.1!, skipped: $0.2)
+        }
     }
 
     /// Loads the committed checkpoint with the best value of a metric that loads and verifies.
@@ -96,7 +99,12 @@ extension CheckpointManager {
     }
 
     /// Walks candidates in order of preference and returns the first that is committed and verifies.
-    private func firstVerified(_ candidates: [CheckpointEntry], keepState: Bool) throws -> (CheckpointEntry, StateValue?, [SkippedCheckpoint])? {
+    ///
+    /// - Parameter required: Throw rather than return nil when only uncommitted saves were found
+    ///   (a step asked for by number).
+    private func firstVerified(
+        _ candidates: [CheckpointEntry], keepState: Bool, required: Bool = false
+    ) throws -> (CheckpointEntry, StateValue?, [SkippedCheckpoint])? {
         guard !candidates.isEmpty else { return nil }
         var skipped: [SkippedCheckpoint] = []
         for entry in candidates {
@@ -125,7 +133,7 @@ extension CheckpointManager {
             }
         }
         // Only saves that never committed (or are being deleted): as for a fresh run.
-        if skipped.allSatisfy({ $0.reason == .writing || $0.reason == .deleting }) { return nil }
+        if !required, skipped.allSatisfy({ $0.reason == .writing || $0.reason == .deleting }) { return nil }
         throw CatalogError(
             .noValidCheckpoint,
             "none of the \(candidates.count) checkpoints of run \"\(run)\" loads and verifies:\n  " + skipped.map(\.description).joined(separator: "\n  "),

@@ -60,6 +60,8 @@ import Testing
             #expect(restored.entry.step == step - 1)
             #expect(restored.skipped.map(\.reason) == [.writing])
             #expect(try manager.latestVerified()?.entry.step == step - 1)
+            let asked = #expect(throws: CatalogError.self) { try manager.restore(step: step) }
+            #expect(asked?.code == .noValidCheckpoint)
             // Another process's view: the same.
             let other = try CheckpointManager(directory: run.url, options: F.options())
             #expect(try other.latest()?.step == step - 1)
