@@ -42,7 +42,7 @@ let package = Package(
         // CheckpointManager and its SQLite catalog, over Checkpoint (which has no SQLite).
         .target(
             name: "Catalog",
-            dependencies: ["Checkpoint", "CSQLite", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["Checkpoint", "CSQLite"]
         ),
         .executableTarget(
             name: "ckpt-tool",

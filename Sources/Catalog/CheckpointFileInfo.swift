@@ -1,6 +1,5 @@
 import Checkpoint
 import Foundation
-import OrderedCollections
 
 /// What a managed checkpoint file says about itself: the `catalog` record of its manifest
 /// metadata (run, step, metrics, created), its size and its manifest's CRC-32. Read without
@@ -18,8 +17,8 @@ struct CheckpointFileInfo: Sendable {
 
     /// The manifest metadata a manager writes into each checkpoint.
     static func metadata(run: String, step: Int, metrics: [String: Double], created: Date) -> StateValue {
-        let sorted = metrics.sorted { $0.key < $1.key }
-        let metricsDict = StateDict(OrderedDictionary(uniqueKeysWithValues: sorted.map { (StateKey.string($0.key), StateValue.float($0.value)) }))
+        var metricsDict = StateDict()
+        for (name, value) in metrics.sorted(by: { $0.key < $1.key }) { metricsDict[.string(name)] = .float(value) }
         return [
             "catalog": [
                 "version": .int(recordVersion), "run": .string(run), "step": .int(Int64(step)),
@@ -35,7 +34,7 @@ struct CheckpointFileInfo: Sendable {
     /// - Throws: ``CatalogError`` `.checkpoint` when the file cannot be read or holds no catalog record.
     static func read(_ url: URL) throws -> CheckpointFileInfo {
         do {
-            guard let metadata = try Checkpoint.metadata(contentsOf: url) else {
+            guard let metadata = try StateValue.metadata(contentsOf: url) else {
                 throw CatalogError(.checkpoint, "the file holds no catalog metadata (not saved by a checkpoint manager)", file: url.path)
             }
             guard case .dict(let top) = metadata, case .dict(let record)? = top["catalog"],

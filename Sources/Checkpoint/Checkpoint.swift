@@ -32,7 +32,7 @@ public struct SaveOptions: Sendable {
     /// fsync the file and its directory (default true). False keeps the save atomic but not durable.
     public var durable: Bool
     /// A tree without tensors stored in a `.ckpt` manifest's `metadata` member (default nil: none),
-    /// read back by ``Checkpoint/metadata(contentsOf:)`` without loading any tensor. Only the ckpt
+    /// read back by ``StateValue/metadata(contentsOf:)`` without loading any tensor. Only the ckpt
     /// format has a manifest to hold it.
     public var metadata: StateValue?
     public init(durable: Bool = true, metadata: StateValue? = nil) {

@@ -35,7 +35,7 @@ import Testing
         #expect(try manager.restore(bestBy: "loss", mode: .max)?.entry.step == 100)
         #expect(throws: CatalogError.self) { try manager.restore(step: 150) }
         // The file carries what the catalog needs.
-        let metadata = try #require(try Checkpoint.metadata(contentsOf: all[0].url))
+        let metadata = try #require(try StateValue.metadata(contentsOf: all[0].url))
         guard case .dict(let top) = metadata, case .dict(let record)? = top["catalog"] else { Issue.record("\(metadata)"); return }
         #expect(record["step"] == .int(100))
         #expect(record["run"] == .string("main"))

@@ -18,7 +18,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let url = URL(fileURLWithPath: directory.path("a.ckpt"))
         try Checkpoint.save(try Self.tree(), to: url, options: SaveOptions(metadata: Self.metadata))
-        let read = try #require(try Checkpoint.metadata(contentsOf: url))
+        let read = try #require(try StateValue.metadata(contentsOf: url))
         // NaN != NaN, so compare the bits of the NaN and the rest by value.
         guard case .dict(let top) = read, case .dict(let catalog)? = top["catalog"], case .dict(let metrics)? = catalog["metrics"],
             case .float(let nan)? = metrics["nan"]
@@ -40,9 +40,9 @@ import Testing
         try Checkpoint.save(try Self.tree(), to: ckpt)
         try Checkpoint.save(try Self.tree(), to: pt)
         try Checkpoint.save(["w": .tensor(try Tensor([Float(1)]))], to: safetensors)
-        #expect(try Checkpoint.metadata(contentsOf: ckpt) == nil)
-        #expect(try Checkpoint.metadata(contentsOf: pt) == nil)
-        #expect(try Checkpoint.metadata(contentsOf: safetensors) == nil)
+        #expect(try StateValue.metadata(contentsOf: ckpt) == nil)
+        #expect(try StateValue.metadata(contentsOf: pt) == nil)
+        #expect(try StateValue.metadata(contentsOf: safetensors) == nil)
     }
 
     @Test func metadataOnlyInCkptAndWithoutTensors() throws {
@@ -65,7 +65,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let url = URL(fileURLWithPath: directory.path("x.ckpt"))
         try Data("not a checkpoint at all".utf8).write(to: url)
-        #expect(throws: CheckpointError.self) { try Checkpoint.metadata(contentsOf: url) }
+        #expect(throws: CheckpointError.self) { try StateValue.metadata(contentsOf: url) }
     }
 
     /// A reader that knows nothing of `metadata` (Python's standard library, as docs/FORMAT.md

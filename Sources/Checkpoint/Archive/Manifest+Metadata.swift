@@ -50,7 +50,7 @@ extension Manifest {
     }
 }
 
-extension Checkpoint {
+extension StateValue {
     /// Reads the metadata a ckpt file was saved with (``SaveOptions/metadata``), without loading
     /// or checking any tensor.
     ///
@@ -64,10 +64,17 @@ extension Checkpoint {
     ///   manifest is malformed.
     public static func metadata(contentsOf url: URL) throws -> StateValue? {
         let file = try MappedFile(path: url.path)
-        guard try detectFormat(file) != .safetensors else { return nil }
+        let bytes = file.bytes
+        guard bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) else {
+            // safetensors: an 8-byte header length, then the JSON header.
+            if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") { return nil }
+            throw CheckpointError(
+                .notRecognized, "not a checkpoint", file: url.path, expected: "a zip archive (.ckpt/.pt) or safetensors",
+                found: bytes.isEmpty ? "an empty file" : "first bytes \(bytes.prefix(8).map { String($0, radix: 16) })")
+        }
         let reader = try ZipReader(mapping: file)
         guard let first = reader.entries.first, let slash = first.name.firstIndex(of: "/") else { return nil }
-        let name = String(first.name[...slash]) + TorchArchive.manifestName
+        let name = String(first.name[...slash]) + "manifest.json"
         guard let entry = reader.entry(named: name) else { return nil }
         return try Manifest.decodeMetadata(try reader.contents(of: entry), file: url.path, entry: name)
     }
