@@ -5,7 +5,7 @@ TORCH_VENV ?= $(or $(CKPT_TORCH_VENV),$(HOME)/.cache/ckpt/venv-torch)
 TORCH_PY := $(TORCH_VENV)/bin/python
 export CKPT_TORCH_VENV := $(TORCH_VENV)
 
-.PHONY: system-libs build test demo interop bench fixtures arm64-check clean
+.PHONY: system-libs build test crash-test demo interop bench fixtures arm64-check clean
 
 system-libs:
 	@bash scripts/ensure-system-libs.sh
@@ -21,6 +21,16 @@ test: system-libs
 	@# side by side. A variant this CPU lacks runs as the next narrower one.
 	CKPT_ISA=avx2 $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests'
 	CKPT_ISA=baseline $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests'
+
+# The catalog's crash tests at length: a trainer SIGKILLed 2,000 times (at each named step of a save
+# and a prune, and at random times) and two processes writing 5,000 catalog commits each. `make test`
+# runs 200 kills and 1,000 commits. CKPT_CRASH_SEED replays another sequence of kills.
+CRASH_ITERATIONS ?= 2000
+CONTENTION_COMMITS ?= 5000
+crash-test: system-libs
+	$(SWIFT) build --build-tests
+	CKPT_CRASH_ITERATIONS=$(CRASH_ITERATIONS) CKPT_CONTENTION_COMMITS=$(CONTENTION_COMMITS) \
+		$(SWIFT) test --skip-build --filter CrashTests
 
 demo: system-libs
 	$(SWIFT) build --product convert-and-inspect

@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "CheckpointTools", targets: ["CheckpointTools"]),
         .library(name: "Optim", targets: ["Optim"]),
+        .library(name: "Catalog", targets: ["Catalog"]),
         .executable(name: "ckpt-tool", targets: ["ckpt-tool"]),
     ],
     dependencies: [
@@ -48,6 +49,11 @@ let package = Package(
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
+        // CheckpointManager and its SQLite catalog, over Checkpoint (which has no SQLite).
+        .target(
+            name: "Catalog",
+            dependencies: ["Checkpoint", "CSQLite"]
+        ),
         .executableTarget(
             name: "ckpt-tool",
             dependencies: [
@@ -62,6 +68,8 @@ let package = Package(
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
         .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
+        // `make demo`: a training run killed partway that resumes bit-identically through Catalog.
+        .executableTarget(name: "train-resume", dependencies: ["Catalog", "Checkpoint", "Optim"], path: "Samples/train-resume"),
         .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),
         .executableTarget(
             name: "convert-and-inspect",
@@ -72,6 +80,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "CheckpointToolsTests", dependencies: ["CheckpointTools", "Checkpoint", "TestSupport"]),
+        // Killed at random points by CatalogTests' crash tests; also their second process.
+        .executableTarget(name: "catalog-crash", dependencies: ["Catalog", "Checkpoint"], path: "Tests/catalog-crash"),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Checkpoint", "TestSupport"]),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Uses Checkpoint and Optim as a package outside this one would: public API only, no
         // @testable import, no OrderedCollections.

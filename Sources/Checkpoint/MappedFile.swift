@@ -12,7 +12,7 @@ package final class MappedFile: Sendable {
     /// The path the file was opened from (for error messages).
     package let path: String
     /// The file's size in bytes.
-    let count: Int
+    package let count: Int
     nonisolated(unsafe) private let base: UnsafeRawPointer?
     /// Kept open for ``read(offset:count:)``.
     private let descriptor: Int32

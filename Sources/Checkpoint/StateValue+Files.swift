@@ -11,7 +11,14 @@ public struct LoadOptions: Sendable {
 public struct SaveOptions: Sendable {
     /// fsync the file and its directory (default true). False keeps the save atomic but not durable.
     public var durable: Bool
-    public init(durable: Bool = true) { self.durable = durable }
+    /// A tree without tensors stored in a `.ckpt` manifest's `metadata` member (default nil: none),
+    /// read back by ``StateValue/metadata(contentsOf:)`` without loading any tensor. Only the ckpt
+    /// format has a manifest to hold it.
+    public var metadata: StateValue?
+    public init(durable: Bool = true, metadata: StateValue? = nil) {
+        self.durable = durable
+        self.metadata = metadata
+    }
 }
 
 extension StateValue {
@@ -44,9 +51,9 @@ extension StateValue {
     /// - Parameters:
     ///   - url: The destination.
     ///   - format: The format; nil infers it from the extension.
-    ///   - options: Durability.
+    ///   - options: Durability, and metadata for the ckpt format.
     /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
-    ///   it, or the write fails.
+    ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails.
     public func write(to url: URL, format: CheckpointFormat? = nil, options: SaveOptions = SaveOptions()) throws {
         let path = url.path
         guard let format = format ?? CheckpointFormat(pathExtension: url.pathExtension) else {
@@ -55,8 +62,13 @@ extension StateValue {
                 expected: "extension .ckpt, .pt, .pth or .safetensors",
                 found: url.pathExtension.isEmpty ? "no extension" : "." + url.pathExtension)
         }
+        if options.metadata != nil, format != .ckpt {
+            throw CheckpointError(
+                .invalidArgument, "metadata can only be stored in the ckpt format", file: path,
+                expected: "format ckpt", found: format.rawValue)
+        }
         switch format {
-        case .ckpt: try TorchArchive.write(self, to: path, includeManifest: true, durable: options.durable)
+        case .ckpt: try TorchArchive.write(self, to: path, includeManifest: true, durable: options.durable, metadata: options.metadata)
         case .pt: try TorchArchive.write(self, to: path, includeManifest: false, durable: options.durable)
         case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable)
         }

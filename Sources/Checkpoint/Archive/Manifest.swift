@@ -18,6 +18,8 @@ package struct Manifest: Equatable {
 
     package var storages: [StorageRecord]
     package var root: StateValue
+    /// The caller's tree without tensors (``SaveOptions/metadata``), or nil for none.
+    package var metadata: StateValue? = nil
 }
 
 extension Manifest {
@@ -48,13 +50,14 @@ extension Manifest {
                 ("offset", .integer(storage.dataOffset)),
             ])
         }
-        let top: OrderedJSON = .object([
+        var members: [(key: String, value: OrderedJSON)] = [
             ("format", .string(Manifest.formatName)),
             ("format_version", .integer(Manifest.formatVersion)),
             ("byteorder", .string("little")),
-            ("storages", .array(storages)),
-            ("root", root),
-        ])
+        ]
+        if let metadata { members.append(("metadata", try Manifest.encodeMetadata(metadata))) }
+        members += [("storages", .array(storages)), ("root", root)]
+        let top: OrderedJSON = .object(members)
         return top.serialized + "\n"
     }
 

@@ -16,8 +16,9 @@ package enum TorchArchive {
     ///   - path: The destination.
     ///   - includeManifest: True for the ckpt format.
     ///   - durable: fsync file and directory.
+    ///   - metadata: The manifest's `metadata` member (ckpt only).
     /// - Throws: ``CheckpointError`` if the tree cannot be pickled or the write fails.
-    static func write(_ value: StateValue, to path: String, includeManifest: Bool, durable: Bool) throws {
+    static func write(_ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil) throws {
         let storages = value.storagesInOrder
         var keys: [ObjectIdentifier: String] = [:]
         var indices: [ObjectIdentifier: Int] = [:]
@@ -60,7 +61,7 @@ package enum TorchArchive {
                     byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))
             }
             if includeManifest {
-                let text = try Manifest(storages: records, root: value).encoded(storageIndex: indices)
+                let text = try Manifest(storages: records, root: value, metadata: metadata).encoded(storageIndex: indices)
                 try add(manifestName, Array(text.utf8))
             }
             try add("version", Array("3\n".utf8))
