@@ -198,7 +198,8 @@ public final class CheckpointManager: @unchecked Sendable {
         try bestRows(metric: metric, mode: mode, limit: 1).first?.entry
     }
 
-    func bestRows(metric: String?, mode: MetricMode?, limit: Int?) throws -> [CheckpointRow] {
+    /// The committed rows with a value of the metric, best first: `limit` of them from `offset` on.
+    func bestRows(metric: String?, mode: MetricMode?, limit: Int, offset: Int = 0) throws -> [CheckpointRow] {
         guard let metric = metric ?? options.retention.metric else {
             throw CatalogError(.invalidArgument, "best() needs a metric (none given and none in the retention policy)")
         }
@@ -209,7 +210,7 @@ public final class CheckpointManager: @unchecked Sendable {
                 SELECT c.id FROM checkpoints c JOIN runs r ON r.id = c.run_id
                 JOIN metrics m ON m.checkpoint_id = c.id AND m.name = ?
                 WHERE r.name = ? AND c.status = 'committed' AND m.value IS NOT NULL
-                ORDER BY m.value \(order), c.step DESC\(limit.map { " LIMIT \($0)" } ?? "")
+                ORDER BY m.value \(order), c.step DESC LIMIT \(limit) OFFSET \(offset)
                 """, [.text(metric), .text(run)]
             ) { $0.integer(0) }
             guard !ids.isEmpty else { return [] }
