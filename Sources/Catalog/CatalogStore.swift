@@ -22,14 +22,21 @@ final class CatalogStore: @unchecked Sendable {
     ///   - create: Create it when missing.
     ///   - durable: `synchronous = FULL` (a commit survives power loss) rather than `NORMAL`.
     ///   - busyTimeout: Seconds to wait for another process's lock.
-    /// - Throws: ``CatalogError``: `.notFound`, `.notADatabase`, `.corrupt`, `.notACatalog`,
-    ///   `.schemaTooNew`, `.locked`, `.io`.
+    /// - Throws: ``CatalogError``: `.notFound` (also for an empty file when not `create`),
+    ///   `.notADatabase`, `.corrupt`, `.notACatalog`, `.schemaTooNew`, `.locked`, `.io`.
     init(path: String, create: Bool, durable: Bool, busyTimeout: Double) throws {
         self.path = path
         db = try SQLiteConnection(path: path, create: create, busyTimeout: busyTimeout)
         // Reading the schema first makes a file that is not SQLite, or is damaged, fail here with
         // its own code rather than in the first real query.
         let before = try db.query("PRAGMA user_version") { Int($0.integer(0)) }.first ?? 0
+        // An empty file (a creation that died before the schema) is no catalog to a reader, which
+        // must not write one: setting WAL and migrating would.
+        if !create, before == 0, try db.query("SELECT count(*) FROM sqlite_master", row: { $0.integer(0) }).first == 0 {
+            throw CatalogError(
+                .notFound, "an empty file, not a catalog", file: path,
+                remedy: "run ckpt-tool reconcile DIR (reconcile(directory:)) to create the catalog from the checkpoint files")
+        }
         let mode = try db.query("PRAGMA journal_mode") { $0.text(0) }.first ?? ""
         if mode.lowercased() != "wal" {
             let now = try db.query("PRAGMA journal_mode = WAL") { $0.text(0) }.first ?? ""
@@ -96,13 +103,19 @@ extension CatalogStore {
         }
         guard !rows.isEmpty else { return rows }
         var index: [Int64: Int] = [:]
+        index.reserveCapacity(rows.count)
         for (position, row) in rows.enumerated() { index[row.id] = position }
         // One query for all metrics: a catalog of thousands of checkpoints lists in one pass.
+        // (Every row selected: the metrics table alone, without looking up each metric's checkpoint.)
         let metricsQuery = rows.count <= 256
             ? ("SELECT checkpoint_id, name, value FROM metrics WHERE checkpoint_id IN (\(rows.map { String($0.id) }.joined(separator: ",")))", [SQLiteValue]())
+            : whereClause == "1" ? ("SELECT checkpoint_id, name, value FROM metrics", [])
             : ("SELECT m.checkpoint_id, m.name, m.value FROM metrics m JOIN checkpoints c ON c.id = m.checkpoint_id JOIN runs r ON r.id = c.run_id WHERE \(whereClause)", bindings)
         try db.query(metricsQuery.0, metricsQuery.1) { row in
-            if let position = index[row.integer(0)] { rows[position].entry.metrics[row.text(1)] = row.optionalReal(2) ?? .nan }
+            guard let position = index[row.integer(0)] else { return }
+            // Room for a few at once: grown one by one, each checkpoint's dictionary is copied again.
+            if rows[position].entry.metrics.isEmpty { rows[position].entry.metrics.reserveCapacity(4) }
+            rows[position].entry.metrics[row.text(1)] = row.optionalReal(2) ?? .nan
         }
         return rows
     }

@@ -258,6 +258,36 @@ public final class CheckpointManager: @unchecked Sendable {
         return try store.read { try CatalogStore.runs($0) }
     }
 
+    /// Every checkpoint recorded in a run directory's catalog, whatever its status, by run and
+    /// step, without creating anything or opening a checkpoint file: what `ckpt-tool ls` lists.
+    ///
+    /// - Parameters:
+    ///   - directory: The run directory.
+    ///   - run: Only this run's checkpoints; nil for every run's.
+    /// - Returns: The entries (none for a run the catalog does not record).
+    /// - Throws: ``CatalogError`` `.notFound` when there is no catalog, or as ``init(directory:run:options:)``.
+    public static func entries(in directory: URL, run: String? = nil) throws -> [CheckpointEntry] {
+        let directory = directory.standardizedFileURL
+        let store = try CatalogStore(path: catalogURL(in: directory).path, create: false, durable: true, busyTimeout: 30)
+        defer { store.close() }
+        return try store.read { db in
+            try CatalogStore.rows(
+                db, directory: directory, where: run == nil ? "1" : "r.name = ?", run.map { [.text($0)] } ?? [], orderBy: "r.name, c.step")
+        }.map(\.entry)
+    }
+
+    /// The names of the runs recorded in a run directory's catalog, without creating anything or
+    /// counting their checkpoints (``runs(in:)`` does).
+    ///
+    /// - Parameter directory: The run directory.
+    /// - Returns: The names, sorted.
+    /// - Throws: ``CatalogError`` `.notFound` when there is no catalog, or as ``init(directory:run:options:)``.
+    public static func runNames(in directory: URL) throws -> [String] {
+        let store = try CatalogStore(path: catalogURL(in: directory).path, create: false, durable: true, busyTimeout: 30)
+        defer { store.close() }
+        return try store.read { db in try db.query("SELECT name FROM runs ORDER BY name") { $0.text(0) } }
+    }
+
     /// Records metrics for a saved step (an evaluator's results), merged with those it has.
     ///
     /// Metrics recorded this way live in the catalog only; the file keeps those it was saved

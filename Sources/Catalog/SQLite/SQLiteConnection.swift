@@ -31,10 +31,12 @@ final class SQLiteConnection {
     init(path: String, create: Bool, busyTimeout: Double) throws {
         self.path = path
         self.busyTimeout = busyTimeout
-        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX
+        // No mutex of SQLite's own: CatalogStore already runs every use of a connection under its
+        // lock, and SQLite's would be taken again for every column of every row read.
+        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         if create { flags |= SQLITE_OPEN_CREATE }
         if !create, !FileManager.default.fileExists(atPath: path) {
-            throw CatalogError(.notFound, "no catalog here", file: path, remedy: "check the run directory, or run reconcile(rebuild: true) to create one from the checkpoint files")
+            throw CatalogError(.notFound, "no catalog here", file: path, remedy: "check the run directory, or run ckpt-tool reconcile DIR (reconcile(directory:)) to create one from the checkpoint files")
         }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)
