@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "ckpt-tool",
             dependencies: [
-                "Checkpoint", "CheckpointTools", "Optim",
+                "Checkpoint", "CheckpointTools", "Optim", "Catalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -4,6 +4,8 @@ import Foundation
 
 @main
 struct CkptTool: ParsableCommand {
+    // Every command names itself: a name left to be derived from the type costs a reflection
+    // (String(describing:)) each time the parser asks for it, dozens of times a run.
     static let configuration = CommandConfiguration(
         commandName: "ckpt-tool",
         abstract: "Inspect, convert and verify training checkpoints (.ckpt, .pt, .safetensors).",
@@ -29,7 +31,7 @@ struct CkptTool: ParsableCommand {
             // `ckpt-tool SUBCOMMAND --help` parses into a help command whose run() throws the request.
             exit(withError: error)
         } catch {
-            Terminal.standardError.write("ckpt-tool: \(error)\n")
+            Terminal.report(error)
             Foundation.exit(1)
         }
     }

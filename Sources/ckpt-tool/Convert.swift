@@ -6,6 +6,7 @@ import Foundation
 /// `ckpt-tool convert IN OUT [--format ckpt|pt|safetensors] [--dtype bf16|f16|f32|f64] [--only GLOB]`.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "convert",
         abstract: "Convert a checkpoint between .ckpt, .pt and .safetensors.",
         discussion: """
             The input format is detected from its contents; the output format comes from --format or else \

@@ -7,6 +7,7 @@ import Foundation
 /// tolerance, 1 when different, 2 when a file cannot be read (as `diff` does).
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "diff",
         abstract: "Compare two checkpoints: structure, scalars and hyperparameters exactly, tensors within a tolerance.",
         discussion: """
             Dict items are matched by key, list elements by position. Tensors of equal shape are compared \
@@ -50,7 +51,7 @@ struct Diff: ParsableCommand {
             let second = try StateValue(contentsOf: URL(fileURLWithPath: b))
             diff = try StateDiff.compare(first, second, tolerance: tolerance)
         } catch {
-            Terminal.standardError.write("ckpt-tool: \(error)\n")
+            Terminal.report(error)
             throw ExitCode(2)
         }
         Terminal.standardOutput.write(json ? try JSONOutput.render(DiffDocument(diff, a: a, b: b), style: .indented) : renderText(diff))

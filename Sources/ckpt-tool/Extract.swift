@@ -6,6 +6,7 @@ import Foundation
 /// `ckpt-tool extract FILE KEY OUT.npy [--cast DTYPE]`: one tensor to numpy's `.npy`.
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "extract",
         abstract: "Write one tensor to a numpy .npy file.",
         discussion: """
             KEY is the tensor's key path (keys joined with '/', e.g. 'optimizer/state/0/sum'). numpy.load \

@@ -7,6 +7,7 @@ import Foundation
 /// totals, without reading tensor data.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show a checkpoint's tree: keys, Python types, tensor dtypes, shapes and sizes, optimizers, and totals.",
         discussion: """
             Only the file's structure is read (the zip directory and manifest or pickle, or the \
@@ -164,8 +165,8 @@ struct TreeSummary {
         self.storageBytes = storageBytes
     }
 
-    /// `1.5 KiB (1536 bytes)`-style sizes.
-    static func formatBytes(_ count: Int) -> String {
+    /// `1.5 KiB (1536 bytes)`-style sizes; `1.5 KiB` without `exact` (for tables).
+    static func formatBytes(_ count: Int, exact: Bool = true) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var value = Double(count)
         var unit = 0
@@ -174,6 +175,6 @@ struct TreeSummary {
             unit += 1
         }
         // The byte count is interpolated: `%d` would print only the low 32 bits of an Int.
-        return unit == 0 ? "\(count) B" : String(format: "%.1f ", value) + "\(units[unit]) (\(count) bytes)"
+        return unit == 0 ? "\(count) B" : String(format: "%.1f ", value) + units[unit] + (exact ? " (\(count) bytes)" : "")
     }
 }

@@ -6,6 +6,7 @@ import Optim
 /// `ckpt-tool rename IN OUT --map map.json [--dry-run] [--json]`.
 struct Rename: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rename",
         abstract: "Rename a checkpoint's model keys and optimizer param_names with a rename map.",
         discussion: """
             The map is a JSON file of rules tried in order, the first match winning: \

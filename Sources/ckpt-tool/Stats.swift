@@ -6,6 +6,7 @@ import Foundation
 /// `ckpt-tool stats FILE [KEY-GLOB] [--json]`: per-tensor min, max, mean, std, L2 norm and counts.
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stats",
         abstract: "Per-tensor statistics: min, max, mean, std, L2 norm, and zero, NaN and Inf counts.",
         discussion: """
             Every tensor (or those whose key path matches KEY-GLOB, e.g. 'model/**/*.weight') is read in \
@@ -65,28 +66,20 @@ struct StatsRow {
     /// The human table: one line per tensor, numbers with 6 significant digits.
     static func table(_ rows: [StatsRow], style: Terminal.Style) -> String {
         let header = ["key", "dtype", "shape", "min", "max", "mean", "std", "l2", "zeros", "nan", "inf"]
-        var lines: [[String]] = [header]
+        var table = TextTable(header: header, alignments: header.indices.map { $0 < 3 ? .left : .right })
         for row in rows {
             let s = row.statistics
-            lines.append([
+            table.rows.append([
                 row.path.pathString, row.tensor.dtype.rawValue, "[" + row.tensor.shape.map(String.init).joined(separator: ", ") + "]",
                 text(s.minimum), text(s.maximum), text(s.mean), text(s.standardDeviation), text(s.l2Norm),
                 String(s.zeroCount), String(s.nanCount), String(s.infinityCount),
             ])
         }
-        var widths = header.map(\.count)
-        for line in lines { for (column, cell) in line.enumerated() { widths[column] = max(widths[column], cell.count) } }
-        var output = ""
-        for (index, line) in lines.enumerated() {
-            let cells = line.enumerated().map { column, cell -> String in
-                let padding = String(repeating: " ", count: widths[column] - cell.count)
-                // Key and dtype read left to right; numbers line up on the right.
-                let padded = column < 3 ? cell + padding : padding + cell
-                if index == 0 { return style.key(padded) }
-                if column >= 9, cell != "0" { return style.value(padded) }
-                return column == 0 ? style.key(padded) : padded
-            }
-            output += cells.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+        // Key and dtype read left to right; numbers line up on the right.
+        var output = table.render { row, column, cell, padded in
+            if row == nil { return style.key(padded) }
+            if column >= 9, cell != "0" { return style.value(padded) }
+            return column == 0 ? style.key(padded) : padded
         }
         let nans = saturatingSum(rows.map(\.statistics.nanCount)), infs = saturatingSum(rows.map(\.statistics.infinityCount))
         output += "\n" + style.key("totals: ") + "\(rows.count) tensor\(rows.count == 1 ? "" : "s"), "
@@ -94,7 +87,8 @@ struct StatsRow {
         return output
     }
 
-    private static func text(_ value: Double?) -> String {
+    /// A number with 6 significant digits, `nan`, `inf`, `-inf`, or `-` when absent.
+    static func text(_ value: Double?) -> String {
         guard let value else { return "-" }
         if value.isNaN { return "nan" }
         if value.isInfinite { return value < 0 ? "-inf" : "inf" }

@@ -7,6 +7,7 @@ import Foundation
 /// file cannot be checked at all.
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check a whole checkpoint: every CRC-32, manifest against pickle, alignment, zip consistency.",
         discussion: """
             Reads every byte. Each check is listed with its outcome (PASS, FAIL, WARN, SKIP) and every problem \
@@ -29,7 +30,7 @@ struct Verify: ParsableCommand {
         do {
             report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: file))
         } catch {
-            Terminal.standardError.write("ckpt-tool: \(error)\n")
+            Terminal.report(error)
             throw ExitCode(2)
         }
         Terminal.standardOutput.write(json ? try JSONOutput.render(VerifyDocument(report), style: .indented) : renderText(report))
