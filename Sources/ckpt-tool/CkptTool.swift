@@ -8,9 +8,12 @@ struct CkptTool: ParsableCommand {
     // (String(describing:)) each time the parser asks for it, dozens of times a run.
     static let configuration = CommandConfiguration(
         commandName: "ckpt-tool",
-        abstract: "Inspect, convert and verify training checkpoints (.ckpt, .pt, .safetensors).",
+        abstract: "Inspect, convert and verify training checkpoints (.ckpt, .pt, .safetensors), and manage run directories.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Diff.self, Verify.self, Rename.self, Stats.self, Extract.self]
+        subcommands: [
+            Inspect.self, Convert.self, Diff.self, Verify.self, Rename.self, Stats.self, Extract.self,
+            Runs.self, Ls.self,
+        ]
     )
 
     /// Parses and runs the command. Usage errors keep ArgumentParser's message and exit code (64);

@@ -18,6 +18,13 @@ struct OrderedJSONEncoder {
     func encode(_ value: some Encodable) throws -> OrderedJSON {
         try Node.encode(value, sortsKeys: sortsKeys, codingPath: [])
     }
+
+    /// A number's JSON: Swift's shortest round-trip text, or `"nan"`, `"inf"`, `"-inf"`.
+    static func number<F: BinaryFloatingPoint & LosslessStringConvertible>(_ value: F) -> OrderedJSON {
+        if value.isNaN { return .string("nan") }
+        if value.isInfinite { return .string(value < 0 ? "-inf" : "inf") }
+        return .number(value.description)
+    }
 }
 
 /// An object or array being encoded.
@@ -66,20 +73,14 @@ private final class Node {
         // Comparing metatypes first keeps the common cases clear of dynamic casts.
         if T.self == Int.self { return .number(String(unsafeBitCast(value, to: Int.self))) }
         if T.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
-        if T.self == Double.self { return number(unsafeBitCast(value, to: Double.self)) }
+        if T.self == Double.self { return OrderedJSONEncoder.number(unsafeBitCast(value, to: Double.self)) }
         if T.self == Bool.self { return .bool(unsafeBitCast(value, to: Bool.self)) }
         if T.self == Int64.self { return .number(String(unsafeBitCast(value, to: Int64.self))) }
         switch value {
-        case let float as Float: return number(float)
+        case let float as Float: return OrderedJSONEncoder.number(float)
         case let integer as any BinaryInteger: return .number(String(describing: integer))
         default: return nil
         }
-    }
-
-    private static func number<F: BinaryFloatingPoint & LosslessStringConvertible>(_ value: F) -> OrderedJSON {
-        if value.isNaN { return .string("nan") }
-        if value.isInfinite { return .string(value < 0 ? "-inf" : "inf") }
-        return .number(value.description)
     }
 
     /// Sets the member `key` of this object, replacing an earlier one of that key.

@@ -14,8 +14,12 @@ enum Terminal {
 
         func write(_ text: String) {
             var text = text
+            text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        }
+
+        func write(_ buffer: UnsafeRawBufferPointer) {
             // A closed pipe or full disk under a terminal message has no one left to tell.
-            text.withUTF8 { buffer in try? FileIO.writeAll(descriptor, UnsafeRawBufferPointer(buffer)) }
+            try? FileIO.writeAll(descriptor, buffer)
         }
     }
 
