@@ -12,7 +12,7 @@ struct CkptTool: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Inspect.self, Convert.self, Diff.self, Verify.self, Rename.self, Stats.self, Extract.self,
-            Runs.self, Ls.self, Latest.self, Prune.self,
+            Runs.self, Ls.self, Latest.self, Prune.self, Reconcile.self,
         ]
     )
 

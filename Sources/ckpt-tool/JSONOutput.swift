@@ -8,8 +8,9 @@ import Checkpoint
 enum JSONOutput {
     /// The layout of a document.
     enum Style {
-        /// The schema-versioned documents (inspect, diff, stats, verify): keys sorted by code point,
-        /// a member or element a line, two spaces of indent a level.
+        /// The schema-versioned documents (inspect, diff, stats, verify, runs, prune, reconcile; ls
+        /// writes the same layout through ``JSONStream``): keys sorted by code point, a member or
+        /// element a line, two spaces of indent a level.
         case indented
         /// rename's report: one line, keys in the order the document declares them, as it always was.
         case singleLine
