@@ -58,6 +58,7 @@ bench: system-libs
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
+	SWIFT=$(SWIFT) bash scripts/bench_catalog_cli.sh
 
 # Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed. Fixtures
 # whose bits depend on the CPU keep other machines' results (machines/ folders, the golden index).

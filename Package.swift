@@ -68,6 +68,8 @@ let package = Package(
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
         .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
+        // `ls --json` and `latest` on a catalog of 10,000 checkpoints (scripts/bench_catalog_cli.sh).
+        .executableTarget(name: "catalog-cli-bench", dependencies: ["Catalog", "Checkpoint"], path: "Benchmarks/catalog-cli-bench"),
         // `make demo`: a training run killed partway that resumes bit-identically through Catalog.
         .executableTarget(name: "train-resume", dependencies: ["Catalog", "Checkpoint", "Optim"], path: "Samples/train-resume"),
         .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),
