@@ -98,6 +98,26 @@ enum LsDocument {
         json.end()
     }
 
+    /// Calls `body` with a dictionary's members in key order. A checkpoint has a few metrics: they
+    /// are picked smallest first rather than copied into an array and sorted, which for 10,000
+    /// checkpoints is a tenth of `ls --json`.
+    private static func forEachInKeyOrder(_ metrics: [String: Double], _ body: (String, Double) -> Void) {
+        guard metrics.count <= 8 else {
+            for (name, value) in metrics.sorted(by: { $0.key < $1.key }) { body(name, value) }
+            return
+        }
+        var previous: String?
+        for _ in 0..<metrics.count {
+            var next: (key: String, value: Double)?
+            for member in metrics where previous.map({ member.key > $0 }) ?? true {
+                if next.map({ member.key < $0.key }) ?? true { next = member }
+            }
+            guard let next else { return }
+            body(next.key, next.value)
+            previous = next.key
+        }
+    }
+
     /// A CHECKPOINT.
     private static func write(_ entry: CheckpointEntry, to json: inout JSONStream) {
         json.beginObject()
@@ -107,7 +127,7 @@ enum LsDocument {
         json.field("manifest_crc32", entry.manifestCRC32.map(Int.init))
         json.field("metrics")
         json.beginObject()
-        for (name, value) in entry.metrics.sorted(by: { $0.key < $1.key }) {
+        forEachInKeyOrder(entry.metrics) { name, value in
             json.key(name)
             json.number(value)
         }
