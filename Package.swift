@@ -90,6 +90,6 @@ let package = Package(
         // @testable import, no OrderedCollections.
         .testTarget(name: "PublicAPITests", dependencies: ["Checkpoint", "CheckpointTools", "Optim", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
-        .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "CheckpointTools", "TestSupport"]),
+        .testTarget(name: "CkptToolTests", dependencies: ["Catalog", "Checkpoint", "CheckpointTools", "TestSupport"]),
     ]
 )

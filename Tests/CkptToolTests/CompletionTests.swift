@@ -15,10 +15,10 @@ struct CompletionTests {
     func completionScriptNamesEverySubcommand(_ shell: String) throws {
         let result = try Tool.run(["--generate-completion-script", shell])
         #expect(result.status == 0, "\(result.stderr)")
-        for subcommand in ["inspect", "convert", "diff", "verify"] {
+        for subcommand in ["inspect", "convert", "diff", "verify", "runs", "ls", "latest", "prune", "reconcile"] {
             #expect(result.stdout.contains(subcommand), "\(shell) script lacks \(subcommand)")
         }
-        for option in ["json", "depth", "filter", "rtol", "atol", "equal-nan"] {
+        for option in ["json", "depth", "filter", "rtol", "atol", "equal-nan", "keep-last", "keep-best", "best", "rebuild", "dry-run"] {
             // fish names a long option without its dashes.
             let spelled = shell == "fish" ? "-l '\(option)'" : "--\(option)"
             #expect(result.stdout.contains(spelled), "\(shell) script lacks \(spelled)")
@@ -57,6 +57,9 @@ struct CompletionTests {
         #expect(try complete(["ckpt-tool", "ve"]) == "verify")
         #expect(try complete(["ckpt-tool", "diff", "--r"]) == "--rtol")
         #expect(try complete(["ckpt-tool", "inspect", "--d"]) == "--depth")
+        #expect(try complete(["ckpt-tool", "rec"]) == "reconcile")
+        #expect(try complete(["ckpt-tool", "prune", "--keep-l"]) == "--keep-last")
+        #expect(try complete(["ckpt-tool", "latest", "--b"]) == "--best")
     }
 
     private func checkSyntax(_ shell: String) throws {

@@ -143,6 +143,23 @@ private func runs(_ command: String) throws -> [[String: Any]] {
             document(["rename", Tool.fixtures.appendingPathComponent("rename/v1.pt").path, out, "--map", map, "--dry-run", "--json"]),
             document(["rename", Tool.sample, out, "--map", map, "--dry-run", "--json"]),
         ]
+    case "runs":
+        let run = try RunFixture.make(steps: [1, 2])
+        return try [document(["runs", run.path, "--json"])]
+    case "ls":
+        let run = try RunFixture.make(steps: [1, 2])
+        return try [document(["ls", run.path, "--json"]), document(["ls", run.path, "--json", "--run", "main"])]
+    case "prune":
+        let run = try RunFixture.make(steps: [1, 2, 3])
+        return try [document(["prune", run.path, "--keep-last", "1", "--keep-best", "1", "--metric", "loss", "--keep-every", "2", "--dry-run", "--json"])]
+    case "reconcile":
+        // A repair with a detail, a save in flight (left alone), and a file that is not a checkpoint.
+        let run = try RunFixture.make(steps: [1, 2])
+        try RunFixture.corruptTensorBytes(RunFixture.file(run, step: 2))
+        try Data().write(to: run.appendingPathComponent("checkpoints/main/notes.txt"))
+        let finish = try RunFixture.holdSaveInFlight(run, step: 3)
+        defer { finish() }
+        return try [document(["reconcile", run.path, "--verify", "--json"])]
     default:
         Issue.record("no runs for \(command)")
         return []
@@ -151,7 +168,7 @@ private func runs(_ command: String) throws -> [[String: Any]] {
 
 @Suite("--json schemas in docs/CLI.md")
 struct JSONSchemaDocTests {
-    static let commands = ["inspect", "diff", "stats", "verify", "rename"]
+    static let commands = ["inspect", "diff", "stats", "verify", "rename", "runs", "ls", "prune", "reconcile"]
 
     @Test func everySubcommandWithJSONHasASchema() {
         #expect(Set(documentedSchemas.keys) == Set(Self.commands))

@@ -8,6 +8,9 @@
 //   catalog-crash commits DIR ROLE N  ROLE trainer: N/2 saves (2 commits each); evaluator: N metric
 //                                     records. Prints "busy=B commits=C" and exits 0.
 //   catalog-crash hold DIR SECONDS    holds BEGIN IMMEDIATE on the catalog, prints "locked".
+//   catalog-crash writing DIR STEP    starts a save of STEP and stops inside it (its row `writing`
+//                                     under this live process, no file yet), prints "writing", and
+//                                     waits to be killed (CkptToolTests: a save in flight).
 import CSQLite
 import Catalog
 import Checkpoint
@@ -116,6 +119,20 @@ case "hold":
     usleep(UInt32(seconds * 1_000_000))
     sqlite3_exec(db, "COMMIT", nil, nil, nil)
     sqlite3_close(db)
+
+case "writing":
+    guard arguments.count >= 4, let step = Int(arguments[3]) else { fail("usage: catalog-crash writing DIR STEP") }
+    CrashHooks.set { point, _ in
+        guard point == .rowInserted else { return }
+        say("writing")
+        while true { pause() }
+    }
+    do {
+        let manager = try CheckpointManager(directory: directory, options: .init(durable: false))
+        try manager.save(step: step, state: try state(step: step))
+    } catch {
+        fail("\(error)")
+    }
 
 default:
     fail("unknown command \(arguments[1])")
