@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Uses Checkpoint and Optim as a package outside this one would: public API only, no
         // @testable import, no OrderedCollections.
-        .testTarget(name: "PublicAPITests", dependencies: ["Checkpoint", "CheckpointTools", "Optim", "TestSupport"]),
+        .testTarget(name: "PublicAPITests", dependencies: ["Catalog", "Checkpoint", "CheckpointTools", "Optim", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
         .testTarget(name: "CkptToolTests", dependencies: ["Checkpoint", "CheckpointTools", "TestSupport"]),
     ]
