@@ -22,7 +22,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Numeric kernels in C: per-function target attributes give AVX2/AVX-512 without unsafeFlags.
         .target(name: "CKernels", path: "Sources/CKernels"),
-        // Linux-only system calls (renameat2, sync_file_range) with fallbacks elsewhere.
+        // Linux-only system calls (renameat2, sync_file_range) with fallbacks elsewhere, and the
+        // signal handler that removes in-flight temp files.
         .target(name: "CSystem", path: "Sources/CSystem"),
         // Block statistics for TensorStatistics (AVX2 variants chosen at run time).
         .target(name: "CStats", dependencies: ["CKernels"], path: "Sources/CStats"),

@@ -9,7 +9,9 @@ struct Convert: ParsableCommand {
         abstract: "Convert a checkpoint between .ckpt, .pt and .safetensors.",
         discussion: """
             The input format is detected from its contents; the output format comes from --format or else \
-            from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically. \
+            from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically; \
+            a symlink there is followed and kept, a device or FIFO is written to, and OUT '-' is standard \
+            output (then the summary goes to stderr). \
             safetensors cannot share storage, so tied tensors become copies there; trees that are not a \
             flat dict of tensors keep their structure in the file's __metadata__. From safetensors to \
             safetensors, the input's __metadata__ string pairs are kept. \
@@ -61,10 +63,11 @@ struct Convert: ParsableCommand {
         if let targetDType {
             tree = try tree.castingTensors(to: targetDType, where: \.isFloatingPoint)
         }
+        let report = OutputPath.reportStream(for: output)
         try transfer.save(tree, from: input, to: output)
         let summary = TreeSummary(tree)
         let style = outputOptions.style
-        Terminal.standardOutput.write(
+        report.write(
             "\(input) → \(style.key(output)) (\(transfer.outputFormat(for: output)?.rawValue ?? "?"), \(summary.tensorCount) tensors, "
                 + "\(TreeSummary.formatBytes(summary.tensorBytes)))\n")
     }
