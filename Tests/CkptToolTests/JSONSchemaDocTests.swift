@@ -120,6 +120,8 @@ private func runs(_ command: String) throws -> [[String: Any]] {
             document(["inspect", Tool.sample, "--json", "--filter", "model/*.weight"]),
             document(["inspect", Tool.fixtures.appendingPathComponent("pt/model_tied.pt").path, "--json"]),
             document(["inspect", tree.path, "--json"]),
+            document(["inspect", Tool.fixtures.appendingPathComponent("objects/with_numpy.pt").path, "--json"]),
+            document(["inspect", Tool.fixtures.appendingPathComponent("objects/namespace.pt").path, "--json", "--depth", "1"]),
         ]
     case "diff":
         let bf16 = directory.appendingPathComponent("bf16.pt").path
