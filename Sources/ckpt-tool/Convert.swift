@@ -17,7 +17,9 @@ struct Convert: ParsableCommand {
             safetensors, the input's __metadata__ string pairs are kept. \
             --only keeps the values whose key path matches GLOB (and the containers leading to them). \
             --dtype casts floating-point tensors (float8 included) as tensor.to(dtype) does; integer, \
-            bool and complex tensors are left as they are, and tied tensors stay tied.
+            bool and complex tensors are left as they are, and tied tensors stay tied. \
+            A Python object outside torch's weights-only allow-list is read as a placeholder and refused on \
+            write unless --keep-objects, which writes it back as read to .pt or .ckpt (safetensors cannot hold one).
             """
     )
 
@@ -32,6 +34,9 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Keep only values whose key path matches this pattern (* and ? within a key, ** across keys).")
     var only: String?
+
+    @Flag(help: "Write Python objects (argparse.Namespace, numpy values, ...) back as read; torch then needs weights_only=False.")
+    var keepObjects = false
 
     @OptionGroup var transfer: TransferOptions
 
@@ -64,7 +69,7 @@ struct Convert: ParsableCommand {
             tree = try tree.castingTensors(to: targetDType, where: \.isFloatingPoint)
         }
         let report = OutputPath.reportStream(for: output)
-        try transfer.save(tree, from: input, to: output)
+        try transfer.save(tree, from: input, to: output, keepObjects: keepObjects)
         let summary = TreeSummary(tree)
         let style = outputOptions.style
         report.write(

@@ -37,13 +37,15 @@ struct TransferOptions: ParsableArguments {
     ///
     /// safetensors to safetensors keeps the input's `__metadata__` pairs (Hugging Face's
     /// `{"format": "pt"}`), which the tree itself does not carry.
-    func save(_ tree: StateValue, from input: String, to output: String) throws {
+    /// `keepObjects` writes Python-object placeholders back as read (`convert --keep-objects`).
+    func save(_ tree: StateValue, from input: String, to output: String, keepObjects: Bool = false) throws {
         guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
         let output = OutputPath.resolve(output)
+        let options = SaveOptions(durable: !noSync, keepObjects: keepObjects)
         if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: URL(fileURLWithPath: input)), !metadata.isEmpty {
-            try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: SaveOptions(durable: !noSync))
+            try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: options)
         } else {
-            try tree.write(to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+            try tree.write(to: URL(fileURLWithPath: output), format: outputFormat, options: options)
         }
     }
 }
