@@ -68,6 +68,7 @@ let package = Package(
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
         .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
+        .executableTarget(name: "catalog-bench", dependencies: ["Catalog", "Checkpoint", "Optim"], path: "Benchmarks/catalog-bench"),
         // `make demo`: a training run killed partway that resumes bit-identically through Catalog.
         .executableTarget(name: "train-resume", dependencies: ["Catalog", "Checkpoint", "Optim"], path: "Samples/train-resume"),
         .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),
