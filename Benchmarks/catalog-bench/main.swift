@@ -18,6 +18,7 @@
 //      while it writes.
 // Before each timed save the files replaced earlier are released and dirty pages are flushed
 // (untimed), so that no save pays for the one before it.
+import BenchSupport
 import Catalog
 import Checkpoint
 import Foundation
@@ -28,28 +29,10 @@ import Glibc
 
 let rounds = ProcessInfo.processInfo.environment["CKPT_BENCH_ROUNDS"].flatMap(Int.init).map { max(3, $0) } ?? 7
 let tinyRounds = 31
-let baseDirectory = CommandLine.arguments.dropFirst().first ?? ProcessInfo.processInfo.environment["CKPT_BENCH_DIR"]
-let directory = (baseDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? FileManager.default.temporaryDirectory)
-    .appendingPathComponent("catalog-bench-\(getpid())")
-try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+let directory = try benchDirectory("catalog-bench")
 defer { try? FileManager.default.removeItem(at: directory) }
 
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
-func line(_ name: String, _ value: String, _ verdict: String = "") {
-    print(name.padding(toLength: 60, withPad: " ", startingAt: 0) + value + (verdict.isEmpty ? "" : "  " + verdict))
-}
-
-func verdict(_ ok: Bool, _ goal: String) -> String { (ok ? "PASS" : "FAIL") + " (goal \(goal))" }
+func line(_ name: String, _ value: String, _ verdict: String = "") { BenchSupport.line(name, value, verdict, width: 60) }
 func ms(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }
 func percent(_ ratio: Double) -> String { String(format: "%.1f%%", ratio * 100) }
 
@@ -62,19 +45,12 @@ func timed(prepare: () -> Void = {}, _ body: () throws -> Void) rethrows -> Doub
     return now() - start
 }
 
-/// As ckpt-bench's: uses and frees as much memory as a save writes, so that every save finds the
-/// same memory at hand (on this VM, memory the guest has not touched lately faults in the host
-/// first, several times slower), and waits for files replaced by earlier saves to be freed.
+/// Waits for files replaced by earlier saves to be freed, and recycles as much memory as a save
+/// writes (BenchSupport.recycleMemory), so that every save finds the same memory at hand.
 let gib = 1 << 30
 func settle() {
     DurableFile.waitForReleasedFiles()
-    #if os(Linux)
-    guard let scratch = mmap(nil, gib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), scratch != MAP_FAILED
-    else { return }
-    _ = madvise(scratch, gib, MADV_HUGEPAGE)
-    memset(scratch, 1, gib)
-    munmap(scratch, gib)
-    #endif
+    recycleMemory(gib)
 }
 
 // MARK: The state: a model and its Adagrad state, 1 GiB of float32.
