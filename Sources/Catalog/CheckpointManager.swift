@@ -80,6 +80,8 @@ public final class CheckpointManager: @unchecked Sendable {
     nonisolated(unsafe) var lastAsyncEntry: CheckpointEntry?
     /// Snapshot buffers of the last finished async save, by size, reused by the next snapshot.
     nonisolated(unsafe) var snapshotPool: [Int: [Storage]] = [:]
+    /// ``lastAsyncSaveWriterWaits``.
+    nonisolated(unsafe) var lastSnapshotWaits: Double = 0
     let worker = DispatchQueue(label: "ckpt.catalog.save", qos: .utility)
 
     /// Opens (or creates) a run directory's catalog.

@@ -31,6 +31,7 @@ public final class Storage: @unchecked Sendable {
     private struct State {
         var backing: Backing
         var pendingVerification: Verification?
+        var writeBarrier: (@Sendable () -> Void)?
     }
 
     // A lock rather than Synchronization.Mutex: the state holds raw pointers, which Mutex would
@@ -154,6 +155,14 @@ public final class Storage: @unchecked Sendable {
         withState { $0.pendingVerification = nil }
     }
 
+    /// Sets (or, with nil, removes) a closure that every ``withUnsafeMutableBytes(_:)`` runs
+    /// before it hands out the bytes, on the writer's thread, until it is removed: what a
+    /// copy-on-write snapshot needs to copy the bytes before anyone changes them. The closure
+    /// must not write to this storage, and removes itself once it is no longer needed.
+    package func setWriteBarrier(_ barrier: (@Sendable () -> Void)?) {
+        withState { $0.writeBarrier = barrier }
+    }
+
     /// Calls `body` with the bytes, verifying them first if a check is pending.
     ///
     /// - Parameter body: Reads the bytes; the pointer is valid only during the call.
@@ -174,6 +183,7 @@ public final class Storage: @unchecked Sendable {
     /// - Throws: A failed verification, or what `body` throws.
     public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
         try verify()
+        if let barrier = withState({ $0.writeBarrier }) { barrier() }
         let pointer: UnsafeMutableRawPointer? = withState { state in
             switch state.backing {
             case .owned(let pointer):

@@ -8,6 +8,28 @@ import TestSupport
     #expect(Tensor.contiguousStrides(for: []) == [])
 }
 
+@Test func aWriteBarrierRunsBeforeEachWriteUntilRemoved() throws {
+    let storage = Storage(byteCount: 8)
+    final class Log: @unchecked Sendable { var calls = 0 }
+    let log = Log()
+    storage.setWriteBarrier { log.calls += 1 }
+    try storage.withUnsafeBytes { _ in }
+    #expect(log.calls == 0)
+    try storage.withUnsafeMutableBytes { bytes in
+        #expect(log.calls == 1)
+        bytes[0] = 7
+    }
+    // A barrier may remove itself; the next write runs none.
+    storage.setWriteBarrier { [storage] in
+        log.calls += 1
+        storage.setWriteBarrier(nil)
+    }
+    try storage.withUnsafeMutableBytes { $0[1] = 8 }
+    try storage.withUnsafeMutableBytes { $0[2] = 9 }
+    #expect(log.calls == 2)
+    #expect(try storage.withUnsafeBytes { Array($0.prefix(3)) } == [7, 8, 9])
+}
+
 @Test func viewPastItsStorageIsRejected() throws {
     let storage = Storage(byteCount: 16)
     #expect(throws: CheckpointError.self) {
