@@ -36,6 +36,7 @@ extension CheckpointManager {
         let snapshot: StateSnapshot
         do {
             snapshot = try StateSnapshot(state, reusing: pool)
+            if copiesSnapshotOnCall { _ = try snapshot.copy() }
         } catch {
             throw CatalogError(.checkpoint, "cannot snapshot the state", step: step, cause: CheckpointFileInfo.sendable(error))
         }
@@ -200,8 +201,8 @@ final class StateSnapshot: @unchecked Sendable {
     /// Seconds writers have spent in the barriers.
     var writerWaits: Double { lock.withLock { waited } }
 
-    /// Copies every storage not copied yet and returns the tree over the copies. Every barrier
-    /// is gone when this returns, even when it throws.
+    /// Copies every storage not copied yet and returns the tree over the copies (again, when
+    /// called again). Every barrier is gone when this returns, even when it throws.
     func copy() throws -> StateValue {
         let threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, cells.count))
         DispatchQueue.concurrentPerform(iterations: threads) { _ in
