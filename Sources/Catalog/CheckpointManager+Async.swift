@@ -110,7 +110,7 @@ extension CheckpointManager {
 /// A copy-on-write snapshot of a state tree's tensors: every storage copied once (tensors that
 /// shared one share its copy), into buffers reused from an earlier snapshot when sizes match.
 ///
-/// Taking it only puts a write barrier on each storage (``Checkpoint/Storage/setWriteBarrier(_:)``);
+/// Taking it only puts a write barrier on each storage (``Checkpoint/Storage/addWriteBarrier(owner:_:)``);
 /// ``copy()`` then copies them on the background thread, in the tree's order, one storage per
 /// core (a large one into a reused buffer in chunks on all cores). A writer that reaches a storage
 /// first copies it on its own thread, or waits for the copy under way, then writes. Each storage
@@ -147,7 +147,7 @@ final class StateSnapshot: @unchecked Sendable {
                     return buffer
                 }
                 result = made
-                source.setWriteBarrier(nil)
+                source.removeWriteBarrier(owner: self)
                 return made
             }
         }
@@ -189,7 +189,7 @@ final class StateSnapshot: @unchecked Sendable {
         self.value = value
         self.cells = cells
         for cell in cells {
-            cell.source.setWriteBarrier { [weak self, cell] in
+            cell.source.addWriteBarrier(owner: cell) { [weak self, cell] in
                 let start = DispatchTime.now().uptimeNanoseconds
                 cell.copy()
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -120,6 +120,27 @@ import Testing
         #expect(try manager.restore()?.state == state)
     }
 
+    /// Two managers saving the same tensors each keep their snapshot: the one that finishes
+    /// first does not take the other's barrier with it.
+    @Test func twoManagersSavingOneStateEachSaveTheBytesOfTheirCall() throws {
+        let run = try TemporaryDirectory(), other = try TemporaryDirectory()
+        let held = try CheckpointManager(directory: run.url, options: F.options())
+        let quick = try CheckpointManager(directory: other.url, options: F.options())
+        let state = try F.state(step: 3)
+        let gate = Gate(run.url, at: .asyncSaveStarted)
+        try held.saveAsync(step: 3, state: state)
+        gate.waitUntilReached()
+        try quick.saveAsync(step: 3, state: state)
+        try quick.wait()
+        state.forEachTensor { _, tensor in
+            _ = try? tensor.storage.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0xEF) }
+        }
+        gate.release()
+        try held.wait()
+        #expect(try held.restore()?.state == (try F.state(step: 3)))
+        #expect(try quick.restore()?.state == (try F.state(step: 3)))
+    }
+
     /// A restored state's tensors view the file; writing one after saveAsync moves it to owned
     /// memory, and the save still holds the file's bytes.
     @Test func aRestoredStateChangedAfterTheCallSavesTheRestoredBytes() throws {

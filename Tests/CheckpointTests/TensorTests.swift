@@ -8,25 +8,27 @@ import TestSupport
     #expect(Tensor.contiguousStrides(for: []) == [])
 }
 
-@Test func aWriteBarrierRunsBeforeEachWriteUntilRemoved() throws {
+@Test func writeBarriersRunBeforeEachWriteUntilRemoved() throws {
     let storage = Storage(byteCount: 8)
-    final class Log: @unchecked Sendable { var calls = 0 }
-    let log = Log()
-    storage.setWriteBarrier { log.calls += 1 }
+    final class Log: @unchecked Sendable { var calls: [String] = [] }
+    let log = Log(), first = Log(), second = Log()
+    storage.addWriteBarrier(owner: first) { log.calls.append("first") }
     try storage.withUnsafeBytes { _ in }
-    #expect(log.calls == 0)
+    #expect(log.calls == [])
     try storage.withUnsafeMutableBytes { bytes in
-        #expect(log.calls == 1)
+        #expect(log.calls == ["first"])
         bytes[0] = 7
     }
-    // A barrier may remove itself; the next write runs none.
-    storage.setWriteBarrier { [storage] in
-        log.calls += 1
-        storage.setWriteBarrier(nil)
+    // Each owner keeps its own; one that removes itself leaves the other.
+    storage.addWriteBarrier(owner: second) { [storage] in
+        log.calls.append("second")
+        storage.removeWriteBarrier(owner: second)
     }
     try storage.withUnsafeMutableBytes { $0[1] = 8 }
+    #expect(log.calls.sorted() == ["first", "first", "second"])
+    storage.removeWriteBarrier(owner: first)
     try storage.withUnsafeMutableBytes { $0[2] = 9 }
-    #expect(log.calls == 2)
+    #expect(log.calls.count == 3)
     #expect(try storage.withUnsafeBytes { Array($0.prefix(3)) } == [7, 8, 9])
 }
 
