@@ -58,9 +58,11 @@ bench: system-libs
 	$(SWIFT) build -c release --product ckpt-bench
 	$(SWIFT) build -c release --product adagrad-bench
 	$(SWIFT) build -c release --product stats-bench
+	$(SWIFT) build -c release --product catalog-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/catalog-bench"
 
 # Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed. Fixtures
 # whose bits depend on the CPU keep other machines' results (machines/ folders, the golden index).

@@ -62,13 +62,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The benchmarks' output lines, clock, medians and bench directory.
+        .target(name: "BenchSupport", path: "Benchmarks/BenchSupport"),
         .executableTarget(
             name: "ckpt-bench",
-            dependencies: ["Checkpoint"],
+            dependencies: ["BenchSupport", "Checkpoint"],
             path: "Benchmarks/ckpt-bench"
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
         .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
+        .executableTarget(name: "catalog-bench", dependencies: ["BenchSupport", "Catalog", "Checkpoint", "Optim"], path: "Benchmarks/catalog-bench"),
         // `make demo`: a training run killed partway that resumes bit-identically through Catalog.
         .executableTarget(name: "train-resume", dependencies: ["Catalog", "Checkpoint", "Optim"], path: "Samples/train-resume"),
         .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),

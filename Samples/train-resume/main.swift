@@ -54,7 +54,7 @@ func work(directory: URL, steps: Int) throws {
         try optimizer.step()
         emit("step \(step) loss \(loss) bits \(String(loss.bitPattern, radix: 16))")
         if manager.shouldSave(step: step) {
-            // Returns once the tensors are copied; the next optimizer step cannot tear the save.
+            // Returns at once (the snapshot is copy-on-write); the next optimizer step cannot tear the save.
             try manager.saveAsync(step: step, state: [
                 "model": model.stateDict(),
                 "optimizer": optimizer.stateDict(),
