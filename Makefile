@@ -32,9 +32,12 @@ crash-test: system-libs
 	CKPT_CRASH_ITERATIONS=$(CRASH_ITERATIONS) CKPT_CONTENTION_COMMITS=$(CONTENTION_COMMITS) \
 		$(SWIFT) test --skip-build --filter CrashTests
 
+# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint, its loss
+# curve compared bit for bit with an uninterrupted run (Samples/train-resume).
 demo: system-libs
-	$(SWIFT) build --product convert-and-inspect
-	$(SWIFT) run --skip-build convert-and-inspect
+	$(SWIFT) build --product ckpt-tool
+	$(SWIFT) build --product train-resume
+	"$$($(SWIFT) build --show-bin-path)/train-resume" --dir runs/demo
 
 # Real PyTorch reads what ckpt writes (and ckpt reads what PyTorch writes). Needs the torch venv.
 interop: system-libs
@@ -55,9 +58,11 @@ bench: system-libs
 	$(SWIFT) build -c release --product ckpt-bench
 	$(SWIFT) build -c release --product adagrad-bench
 	$(SWIFT) build -c release --product stats-bench
+	$(SWIFT) build -c release --product catalog-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/catalog-bench"
 	SWIFT=$(SWIFT) bash scripts/bench_catalog_cli.sh
 
 # Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed. Fixtures

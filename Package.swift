@@ -22,7 +22,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Numeric kernels in C: per-function target attributes give AVX2/AVX-512 without unsafeFlags.
         .target(name: "CKernels", path: "Sources/CKernels"),
-        // Linux-only system calls (renameat2, sync_file_range) with fallbacks elsewhere.
+        // Linux-only system calls (renameat2, sync_file_range) with fallbacks elsewhere, and the
+        // signal handler that removes in-flight temp files.
         .target(name: "CSystem", path: "Sources/CSystem"),
         // Block statistics for TensorStatistics (AVX2 variants chosen at run time).
         .target(name: "CStats", dependencies: ["CKernels"], path: "Sources/CStats"),
@@ -61,13 +62,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The benchmarks' output lines, clock, medians and bench directory.
+        .target(name: "BenchSupport", path: "Benchmarks/BenchSupport"),
         .executableTarget(
             name: "ckpt-bench",
-            dependencies: ["Checkpoint"],
+            dependencies: ["BenchSupport", "Checkpoint"],
             path: "Benchmarks/ckpt-bench"
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
         .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
+        .executableTarget(name: "catalog-bench", dependencies: ["BenchSupport", "Catalog", "Checkpoint", "Optim"], path: "Benchmarks/catalog-bench"),
         // `ls --json` and `latest` on a catalog of 10,000 checkpoints (scripts/bench_catalog_cli.sh).
         .executableTarget(name: "catalog-cli-bench", dependencies: ["Catalog", "Checkpoint"], path: "Benchmarks/catalog-cli-bench"),
         // `make demo`: a training run killed partway that resumes bit-identically through Catalog.
@@ -88,7 +92,7 @@ let package = Package(
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Uses Checkpoint and Optim as a package outside this one would: public API only, no
         // @testable import, no OrderedCollections.
-        .testTarget(name: "PublicAPITests", dependencies: ["Checkpoint", "CheckpointTools", "Optim", "TestSupport"]),
+        .testTarget(name: "PublicAPITests", dependencies: ["Catalog", "Checkpoint", "CheckpointTools", "Optim", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
         .testTarget(name: "CkptToolTests", dependencies: ["Catalog", "Checkpoint", "CheckpointTools", "TestSupport"]),
     ]

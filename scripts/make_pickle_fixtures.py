@@ -7,9 +7,20 @@ never compare our reader against our own output.
 
 Run with the torch venv:  ~/.cache/ckpt/venv-torch/bin/python scripts/make_pickle_fixtures.py
 
-A rejected_* fixture is a pickle ckpt must refuse: a forbidden global (torch's weights-only load
-refuses it too) or a value a state tree cannot represent (torch loads those); its sidecar holds
+An object_* fixture holds Python objects outside torch's weights-only allow-list (argparse.Namespace,
+numpy values, a whole nn.Module, namedtuple, datetime, PosixPath, defaultdict, even os.system): ckpt
+reads each as a placeholder, executing nothing, and its sidecar describes it from the object's own
+__reduce_ex__, which is what pickle writes (see "object" below).
+
+A rejected_* fixture is a pickle ckpt must refuse: a value a state tree cannot represent (torch
+loads those); its sidecar holds
 {"rejected": {"code": CheckpointError code, "mentions": text the error must contain}} instead of a tree.
+
+It also writes Tests/Fixtures/objects/NAME.pt: whole torch.save files holding such objects beside
+tensors, for ckpt-tool's tests, each with NAME.expected.json: "unsafe_globals" (what torch's own
+torch.serialization.get_unsafe_globals_in_checkpoint lists), "weights_only_loadable" (whether
+torch.load(weights_only=True) reads it) and "tensors" (each tensor's key path in ckpt's tree, dtype,
+shape and its elements as hex), plus "tree", described as above.
 
 Sidecar format (every value is an object with "type", its Python type name):
   dict / OrderedDict: "items": [[key, value], ...]; OrderedDict adds "attributes": [[name, value], ...]
@@ -23,19 +34,36 @@ Sidecar format (every value is an object with "type", its Python type name):
       "storage": {"key", "dtype" (legacy typed storage dtype, or null for UntypedStorage), "numel", "location"}
       Storage keys are assigned as torch.save assigns them: "0", "1", ... in the order distinct
       storages are first met while pickling (depth first, dict items, then OrderedDict attributes).
+  object (any other Python object, or a class or function named bare): "module", "name" (the global
+      pickle writes, with protocol 2's renames such as builtins -> __builtin__), "construction":
+      "reference" (the global itself), "reduce" (callable(*args)) or "newobj" (cls.__new__(cls, *args));
+      "args": [value, ...], "kwargs": [[name, value], ...], "listitems": [value, ...],
+      "dictitems": [[key, value], ...], "state": value -- each only when present and not empty.
 """
+import _compat_pickle
+import argparse
 import collections
+import copyreg
+import datetime
 import io
 import json
+import math
 import os
+import pathlib
 import pickle
 import struct
 import sys
+import types
 import zipfile
 
+import numpy
 import torch
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "pickle")
+OBJECTS_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "objects")
+
+# A namedtuple of the script that saves it, as in a training script (pickled as __main__.Point).
+Point = collections.namedtuple("Point", "x y")
 
 
 def float_bits(x):
@@ -46,11 +74,51 @@ def dtype_name(dtype):
     return str(dtype).removeprefix("torch.")
 
 
+def global_name(obj, protocol):
+    """The (module, name) pickle writes for a class or function, with protocol 2's Python 2 renames."""
+    name = getattr(obj, "__qualname__", obj.__name__)
+    module = pickle.whichmodule(obj, name)
+    if protocol < 3:
+        if (module, name) in _compat_pickle.REVERSE_NAME_MAPPING:
+            module, name = _compat_pickle.REVERSE_NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.REVERSE_IMPORT_MAPPING:
+            module = _compat_pickle.REVERSE_IMPORT_MAPPING[module]
+    return module, name
+
+
 class Describer:
     """Describes a Python object as the sidecar JSON, assigning storage keys as torch.save does."""
 
-    def __init__(self):
+    def __init__(self, protocol=2):
         self.keys = {}  # storage._cdata -> key
+        self.protocol = protocol
+
+    def object(self, v):
+        """Any other object, as pickle's save_reduce writes it from v.__reduce_ex__(protocol)."""
+        if isinstance(v, (type, types.FunctionType, types.BuiltinFunctionType)):
+            module, name = global_name(v, self.protocol)
+            return {"type": "object", "module": module, "name": name, "construction": "reference"}
+        reduced = v.__reduce_ex__(self.protocol)
+        func, args, state, listitems, dictitems = (tuple(reduced) + (None,) * 5)[:5]
+        if func is copyreg.__newobj__:
+            cls, args, construction = args[0], args[1:], "newobj"
+        else:
+            cls, construction = func, "reduce"
+        module, name = global_name(cls, self.protocol)
+        out = {"type": "object", "module": module, "name": name, "construction": construction}
+        if args:
+            out["args"] = [self(x) for x in args]
+        if listitems is not None:
+            items = [self(x) for x in listitems]
+            if items:
+                out["listitems"] = items
+        if dictitems is not None:
+            items = [[self.key(k), self(x)] for k, x in dictitems]
+            if items:
+                out["dictitems"] = items
+        if state is not None:
+            out["state"] = self(state)
+        return out
 
     def storage_of(self, t):
         untyped = t.untyped_storage()
@@ -106,7 +174,7 @@ class Describer:
             return {"type": "device", "value": str(v)}
         if type(v) is torch.dtype:
             return {"type": "dtype", "value": dtype_name(v)}
-        raise TypeError(f"cannot describe {type(v)}")
+        return self.object(v)
 
 
 def torch_save_pickle(obj, protocol=2):
@@ -121,8 +189,8 @@ def torch_save_pickle(obj, protocol=2):
         return archive.read(pkl[0]), records
 
 
-def write(name, data, obj, records=None):
-    describe = Describer()
+def write(name, data, obj, records=None, protocol=2):
+    describe = Describer(protocol)
     tree = describe(obj)
     if records is not None:
         # The key assignment above must be torch's: same keys, same record sizes.
@@ -261,16 +329,70 @@ class Exploit:
         return (os.system, ("echo pwned",))
 
 
+def small_model():
+    torch.manual_seed(6)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+
+
+def namespace_run():
+    """A training script's checkpoint with its argparse arguments (fairseq and many others)."""
+    torch.manual_seed(7)
+    return {
+        "model": torch.nn.Linear(3, 2).state_dict(),
+        "args": argparse.Namespace(lr=0.1, epochs=3, name="run", betas=(0.9, 0.999), resume=None),
+        "epoch": 3,
+    }
+
+
+def with_numpy():
+    """numpy scalars and arrays beside the weights: four globals torch refuses."""
+    torch.manual_seed(8)
+    return {
+        "model": torch.nn.Linear(2, 2).state_dict(),
+        "np_scalar": numpy.float64(1.5),
+        "np_array": numpy.array([1, 2, 3]),
+        "best": numpy.float64(0.25),
+    }
+
+
+def python_objects(protocol=2):
+    """Other objects seen in real checkpoints' hyperparameters, and bare globals."""
+    torch.manual_seed(9)
+    values = {
+        "model": torch.nn.Linear(2, 1).state_dict(),
+        "point": Point(1, 2.5),
+        "when": datetime.datetime(2024, 5, 1, 12, 30, 15),
+        "path": pathlib.PosixPath("/data/run1"),
+        "counts": collections.defaultdict(list, {"a": [1, 2]}),
+        "frozen": frozenset({7}),  # REDUCE of builtins.frozenset below protocol 4 (FROZENSET from 4 on)
+        "factory": collections.OrderedDict,
+        "function": math.sqrt,
+    }
+    if protocol >= 4:
+        del values["frozen"]
+    return values
+
+
+def object_cases():
+    """Pickles holding objects outside the allow-list, with the object they were made from."""
+    exploit_p2 = {"x": Exploit()}
+    return [
+        # (name, data, object described, protocol)
+        ("object_namespace", torch_save_pickle(namespace_run()), namespace_run(), 2),
+        ("object_numpy", torch_save_pickle(with_numpy()), with_numpy(), 2),
+        ("object_whole_model", torch_save_pickle(small_model()), small_model(), 2),
+        ("object_python_values", torch_save_pickle(python_objects()), python_objects(), 2),
+        ("object_os_system", (pickle.dumps(exploit_p2, protocol=2), None), exploit_p2, 2),
+        ("object_os_system_p4", (pickle.dumps([Exploit()], protocol=4), None), [Exploit()], 4),
+        ("object_python_values_p4", torch_save_pickle(python_objects(4), 4), python_objects(4), 4),
+    ]
+
+
 def rejected_cases():
     """Pickles real Python/torch write that ckpt must refuse: name -> (data, error code, text the error names)."""
-    import numpy
-
     with_attribute = torch.zeros(2)
     with_attribute.note = "a Python attribute"
     return {
-        "rejected_os_system": (pickle.dumps({"x": Exploit()}, protocol=2), "forbiddenGlobal", "system"),
-        "rejected_os_system_p4": (pickle.dumps([Exploit()], protocol=4), "forbiddenGlobal", "system"),
-        "rejected_numpy_array": (torch_save_pickle({"a": numpy.arange(3)})[0], "forbiddenGlobal", "numpy"),
         "rejected_tensor_attributes": (torch_save_pickle({"t": with_attribute})[0], "unsupported", "attributes"),
         "rejected_frozenset": (pickle.dumps(frozenset({1}), protocol=4), "unsupported", "frozenset"),
         "rejected_big_int": (pickle.dumps({"n": 2**64}, protocol=2), "unsupported", "64 bits"),
@@ -302,6 +424,13 @@ def main():
         if protocol == 2:
             obj["batching"] = {"list1001": list(range(1001)), "dict1001": {i: i for i in range(1001)}}
         write(f"plain_protocol{protocol}", pickle.dumps(obj, protocol=protocol), obj)
+    for name, (data, records), obj, protocol in object_cases():
+        write(name, data, obj, records, protocol)
+    for stale in ("rejected_os_system", "rejected_os_system_p4", "rejected_numpy_array"):
+        # These load now, as placeholders: see object_os_system* and object_numpy.
+        for ext in (".pkl", ".json"):
+            if os.path.exists(os.path.join(OUT, stale + ext)):
+                os.remove(os.path.join(OUT, stale + ext))
     for name, (data, code, mentions) in rejected_cases().items():
         with open(os.path.join(OUT, name + ".pkl"), "wb") as f:
             f.write(data)
@@ -310,6 +439,93 @@ def main():
                        "rejected": {"code": code, "mentions": mentions}}, f, separators=(",", ":"))
             f.write("\n")
     print("wrote fixtures to", os.path.normpath(OUT))
+    write_object_files()
+
+
+def tensor_paths(describer_tree, path=()):
+    """Each tensor in a sidecar tree with its key path as ckpt joins it (an object's parts by name)."""
+    kind = describer_tree["type"]
+    if kind in ("Tensor", "Parameter"):
+        yield "/".join(path), describer_tree
+    elif kind in ("dict", "OrderedDict"):
+        for key, value in describer_tree["items"]:
+            yield from tensor_paths(value, path + (key["value"],))
+        for name, value in describer_tree.get("attributes", []):
+            yield from tensor_paths(value, path + (name,))
+    elif kind in ("list", "tuple", "set"):
+        for index, value in enumerate(describer_tree["items"]):
+            yield from tensor_paths(value, path + (str(index),))
+    elif kind == "object":
+        for part in ("args", "kwargs", "listitems", "dictitems", "state"):
+            if part not in describer_tree:
+                continue
+            value = describer_tree[part]
+            if part in ("args", "listitems"):
+                for index, item in enumerate(value):
+                    yield from tensor_paths(item, path + (part, str(index)))
+            elif part in ("kwargs", "dictitems"):
+                for key, item in value:
+                    yield from tensor_paths(item, path + (part, key["value"] if isinstance(key, dict) else key))
+            else:
+                yield from tensor_paths(value, path + (part,))
+
+
+def tensors_by_path(obj, tree):
+    """The sidecar's tensors, matched in order with the objects' own tensors for their bytes."""
+    found = []
+
+    def walk(v):
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+            return
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+            for x in (vars(v).values() if type(v) is collections.OrderedDict else ()):
+                walk(x)
+        elif isinstance(v, (list, tuple, set)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, torch.nn.Module):
+            walk(v.__reduce_ex__(2)[2])
+
+    walk(obj)
+    out = {}
+    for (path, node), tensor in zip(tensor_paths(tree), found, strict=True):
+        out[path] = {"dtype": node["dtype"], "shape": node["shape"],
+                     "hex": tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes().hex()}
+    return out
+
+
+def write_object_files():
+    """Whole torch.save files holding objects, for ckpt-tool's tests."""
+    os.makedirs(OBJECTS_OUT, exist_ok=True)
+    for name, build in [
+        ("namespace", namespace_run),
+        ("with_numpy", with_numpy),
+        ("whole_model", small_model),
+        ("python_objects", python_objects),
+    ]:
+        obj = build()
+        path = os.path.join(OBJECTS_OUT, name + ".pt")
+        torch.save(obj, path)
+        try:
+            torch.load(path, weights_only=True)
+            loadable = True
+        except Exception:
+            loadable = False
+        tree = Describer()(obj)
+        sidecar = {
+            "source": "made by scripts/make_pickle_fixtures.py with torch " + torch.__version__ + ", numpy " + numpy.__version__,
+            "unsafe_globals": torch.serialization.get_unsafe_globals_in_checkpoint(path),
+            "weights_only_loadable": loadable,
+            "tensors": tensors_by_path(obj, tree),
+            "tree": tree,
+        }
+        with open(os.path.join(OBJECTS_OUT, name + ".expected.json"), "w") as f:
+            json.dump(sidecar, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+    print("wrote object files to", os.path.normpath(OBJECTS_OUT))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 // ckpt-bench: checkpoint I/O benchmarks for issue 2. Every figure is a ratio against a baseline
 // measured in this same run (a plain write of the same bytes, and torch when its venv exists),
 // because this machine is shared and absolute times lie.
+import BenchSupport
 import Checkpoint
 import Foundation
 #if canImport(Glibc)
@@ -10,19 +11,8 @@ import Glibc
 let gib = 1 << 30
 let tensorCount = 64
 let repeats = 3
-/// Where the files go: the first argument or CKPT_BENCH_DIR (to point the durable-save figures at
-/// a particular disk, a slow one included), else the temporary directory.
-let baseDirectory = CommandLine.arguments.dropFirst().first ?? ProcessInfo.processInfo.environment["CKPT_BENCH_DIR"]
-let directory = (baseDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? FileManager.default.temporaryDirectory)
-    .appendingPathComponent("ckpt-bench-\(getpid())")
-try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+let directory = try benchDirectory("ckpt-bench")
 defer { try? FileManager.default.removeItem(at: directory) }
-
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
 
 /// Best of `runs` runs. Dirty pages are flushed before each run (untimed), so every save starts
 /// from the same state instead of being throttled by the previous run's writeback.
@@ -38,18 +28,7 @@ func best(runs: Int = repeats, prepare: () -> Void = {}, _ body: () throws -> Vo
     return times.min()!
 }
 
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
 func gbps(_ bytes: Int, _ seconds: Double) -> String { String(format: "%.2f GB/s", Double(bytes) / seconds / 1e9) }
-
-func line(_ name: String, _ value: String, _ verdict: String = "") {
-    print(name.padding(toLength: 52, withPad: " ", startingAt: 0) + value + (verdict.isEmpty ? "" : "  " + verdict))
-}
-
-func verdict(_ ok: Bool, _ goal: String) -> String { (ok ? "PASS" : "FAIL") + " (goal \(goal))" }
 
 /// A float32 state_dict of `count` equal tensors, `total` bytes in all.
 func stateDict(total: Int, count: Int) throws -> StateValue {
@@ -134,25 +113,7 @@ let ckptPath = directory.appendingPathComponent("bench.ckpt")
 let plainPath = directory.appendingPathComponent("plain.bin").path
 line("state_dict", "\(tensorCount) float32 tensors, \(total >> 20) MiB")
 
-/// Uses and frees as much memory as a save writes, in 2 MiB pages, so that the baseline and the save
-/// start with the same memory at hand. Copying into the page cache costs several times more in
-/// memory the guest has not used in the last seconds: on a VM that hands free memory back to the
-/// host (virtio-balloon free page reporting, of free blocks of 2 MiB and up), each such page faults
-/// in the host first — 1.5 s per GiB against 0.3 s measured here. The page cache takes such blocks
-/// for its large folios. Deleting plain.bin just before the baseline gave it 1 GiB of freshly freed
-/// blocks, while the save got blocks freed seconds before: a difference in the machine, not in how
-/// either writes (on this VM the durable save measured 57–86% of the baseline that way, 125–137%
-/// once both had the same; the save without fsync 0.24x of a plain write, and 1.2x).
-func recycleMemory() {
-    #if os(Linux)
-    guard let scratch = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-          scratch != MAP_FAILED
-    else { return }
-    _ = madvise(scratch, total, MADV_HUGEPAGE)
-    memset(scratch, 1, total)
-    munmap(scratch, total)
-    #endif
-}
+func recycleMemory() { BenchSupport.recycleMemory(total) }
 
 // Save without fsync versus torch.save (which does not fsync either).
 let removePlain = { _ = unlink(plainPath) }

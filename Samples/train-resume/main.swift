@@ -54,7 +54,7 @@ func work(directory: URL, steps: Int) throws {
         try optimizer.step()
         emit("step \(step) loss \(loss) bits \(String(loss.bitPattern, radix: 16))")
         if manager.shouldSave(step: step) {
-            // Returns once the tensors are copied; the next optimizer step cannot tear the save.
+            // Returns at once (the snapshot is copy-on-write); the next optimizer step cannot tear the save.
             try manager.saveAsync(step: step, state: [
                 "model": model.stateDict(),
                 "optimizer": optimizer.stateDict(),
@@ -104,7 +104,7 @@ func runWorker(directory: URL, steps: Int, killAt: Int?, label: String) throws -
             let fields = line.split(separator: " ")
             if fields.count == 6, fields[0] == "step", let step = Int(fields[1]), let bits = UInt32(fields[5], radix: 16) {
                 losses[step] = bits
-                if step % 20 == 0 || step == killAt { print("  [\(label)] step \(step)  loss \(fields[3])") }
+                if step % 20 == 0 || step == killAt { emit("  [\(label)] step \(step)  loss \(fields[3])") }
                 if let killAt, step >= killAt, !killed {
                     kill(process.processIdentifier, SIGKILL)
                     killed = true

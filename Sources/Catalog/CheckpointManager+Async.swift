@@ -2,13 +2,19 @@ import Checkpoint
 import Foundation
 
 extension CheckpointManager {
-    /// Starts a save that runs in the background, returning once the state's tensors are copied.
+    /// Starts a save that runs in the background, returning once the state's tensors are
+    /// snapshotted (copy-on-write).
     ///
-    /// The copy (a snapshot taken on the caller's thread) is what gets written, so the caller
-    /// may change the tensors as soon as this returns: a later optimizer step cannot tear the
-    /// checkpoint. Writing, fsync, the catalog commit and pruning then run on a background
-    /// thread, in the order ``save(step:state:metrics:)`` describes; until the commit, the save
-    /// is never reported by ``latest()``, ``best(metric:mode:)`` or ``restore(step:)``.
+    /// What gets written is the tensors' bytes at the time of this call, so the caller may
+    /// change the tensors as soon as this returns: a later optimizer step cannot tear the
+    /// checkpoint. The snapshot is copy-on-write: this call only marks each storage, and a
+    /// background thread copies them; a write to a storage not yet copied
+    /// (``Checkpoint/Storage/withUnsafeMutableBytes(_:)`` on any thread) first copies that
+    /// storage, or waits for the copy under way. A training loop whose forward and backward
+    /// passes take longer than the copy never waits. Writing, fsync, the catalog commit and
+    /// pruning then run on the background thread, in the order ``save(step:state:metrics:)``
+    /// describes; until the commit, the save is never reported by ``latest()``,
+    /// ``best(metric:mode:)`` or ``restore(step:)``.
     ///
     /// At most one save is in flight: this first waits for the previous one to finish
     /// (back-pressure). If that save failed, its error is thrown here and this save is not
@@ -30,6 +36,7 @@ extension CheckpointManager {
         let snapshot: StateSnapshot
         do {
             snapshot = try StateSnapshot(state, reusing: pool)
+            if copiesSnapshotOnCall { _ = try snapshot.copy() }
         } catch {
             throw CatalogError(.checkpoint, "cannot snapshot the state", step: step, cause: CheckpointFileInfo.sendable(error))
         }
@@ -38,7 +45,14 @@ extension CheckpointManager {
             var entry: CheckpointEntry?
             var failure: CatalogError?
             do {
-                entry = try performSave(step: step, state: snapshot.state, metrics: metrics)
+                CrashHooks.reach(.asyncSaveStarted, directory)
+                let copy: StateValue
+                do {
+                    copy = try snapshot.copy()
+                } catch {
+                    throw CatalogError(.checkpoint, "cannot snapshot the state", step: step, cause: CheckpointFileInfo.sendable(error))
+                }
+                entry = try performSave(step: step, state: copy, metrics: metrics)
             } catch let error as CatalogError {
                 failure = error
             } catch {
@@ -47,6 +61,7 @@ extension CheckpointManager {
             let buffers = snapshot.releaseBuffers()
             asyncCondition.withLock {
                 snapshotPool = buffers
+                lastSnapshotWaits = snapshot.writerWaits
                 if let entry { lastAsyncEntry = entry }
                 if let failure { pendingError = failure }
                 saveInFlight = false
@@ -54,6 +69,11 @@ extension CheckpointManager {
             }
         }
     }
+
+    /// Seconds that writers to the saved tensors spent, during the last async save that finished,
+    /// copying a storage before their write or waiting for its copy (for benchmarks: with
+    /// ``saveAsync(step:state:metrics:)``'s own time, what the save blocked its caller).
+    package var lastAsyncSaveWriterWaits: Double { asyncCondition.withLock { lastSnapshotWaits } }
 
     /// Waits until no async save is in flight.
     ///
@@ -87,90 +107,128 @@ extension CheckpointManager {
     public var isSaving: Bool { asyncCondition.withLock { saveInFlight } }
 }
 
-/// A deep copy of a state tree's tensors: every storage copied once (tensors that shared one
-/// share its copy), into buffers reused from an earlier snapshot when sizes match. Large copies
-/// are spread over the CPU cores.
-struct StateSnapshot: @unchecked Sendable {
-    let state: StateValue
-    private let storages: [Storage]
+/// A copy-on-write snapshot of a state tree's tensors: every storage copied once (tensors that
+/// shared one share its copy), into buffers reused from an earlier snapshot when sizes match.
+///
+/// Taking it only puts a write barrier on each storage (``Checkpoint/Storage/addWriteBarrier(owner:_:)``);
+/// ``copy()`` then copies them on the background thread, in the tree's order, one storage per
+/// core (a large one into a reused buffer in chunks on all cores). A writer that reaches a storage
+/// first copies it on its own thread, or waits for the copy under way, then writes. Each storage
+/// is copied once, under its own lock, and its barrier is removed then, so writers pay for the
+/// barrier only until their storage is copied.
+final class StateSnapshot: @unchecked Sendable {
+    private let value: StateValue
+    private let cells: [Cell]
+    /// Guards `waited` and `next`.
+    private let lock = NSLock()
+    nonisolated(unsafe) private var waited: Double = 0
+    nonisolated(unsafe) private var next = 0
 
+    /// One storage of the tree and its copy.
+    private final class Cell: @unchecked Sendable {
+        let source: Storage
+        let buffer: Storage?
+        private let lock = NSLock()
+        nonisolated(unsafe) private var result: Result<Storage, any Error>?
+
+        init(_ source: Storage, buffer: Storage?) {
+            self.source = source
+            self.buffer = buffer
+        }
+
+        /// The copy, made now unless it was made before; the barrier goes when it is made.
+        @discardableResult
+        func copy() -> Result<Storage, any Error> {
+            lock.withLock {
+                if let result { return result }
+                let made = Result {
+                    guard let buffer else { return try source.copy() }
+                    try Self.copyBytes(source, into: buffer)
+                    return buffer
+                }
+                result = made
+                source.removeWriteBarrier(owner: self)
+                return made
+            }
+        }
+
+        /// Copies in chunks of at most 32 MiB, on all cores.
+        private static func copyBytes(_ source: Storage, into target: Storage) throws {
+            let chunk = 32 << 20
+            let chunks = (source.byteCount + chunk - 1) / chunk
+            let failures = NSLock()
+            nonisolated(unsafe) var failure: (any Error)?
+            DispatchQueue.concurrentPerform(iterations: chunks) { index in
+                let offset = index * chunk
+                do {
+                    try source.withUnsafeBytes { from in
+                        try target.withUnsafeMutableBytes { to in
+                            (to.baseAddress! + offset).copyMemory(from: from.baseAddress! + offset, byteCount: min(chunk, from.count - offset))
+                        }
+                    }
+                } catch {
+                    failures.withLock { failure = failure ?? error }
+                }
+            }
+            if let failure { throw failure }
+        }
+    }
+
+    /// Marks every storage of `value`; copies nothing.
+    ///
+    /// - Throws: A failed CRC check of a lazily loaded storage (run now, on the caller's thread,
+    ///   so that it is reported by the call that asked for the snapshot).
     init(_ value: StateValue, reusing pool: [Int: [Storage]]) throws {
         var pool = pool
-        var sources: [Storage] = []
-        var reused: [Storage?] = []
+        var cells: [Cell] = []
         var seen = Set<ObjectIdentifier>()
         for source in value.storagesInOrder where seen.insert(ObjectIdentifier(source)).inserted {
-            sources.append(source)
-            if var free = pool[source.byteCount], let buffer = free.popLast() {
-                pool[source.byteCount] = free
-                reused.append(buffer)
-            } else {
-                reused.append(nil)
+            try source.verify()
+            cells.append(Cell(source, buffer: pool[source.byteCount]?.popLast()))
+        }
+        self.value = value
+        self.cells = cells
+        for cell in cells {
+            cell.source.addWriteBarrier(owner: cell) { [weak self, cell] in
+                let start = DispatchTime.now().uptimeNanoseconds
+                cell.copy()
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if let self { self.lock.withLock { self.waited += seconds } }
             }
         }
-        // Reading a lazily loaded storage runs its CRC check once; do it before the threads start.
-        for source in sources { try source.verify() }
-        // Storages without a buffer to reuse are copied into new memory whole (no zero fill
-        // first), one storage per core; reused buffers are filled in chunks on all cores.
-        let fresh = sources.indices.filter { reused[$0] == nil }.map { sources[$0] }
-        let made = try Self.parallel(fresh.count) { index in try fresh[index].copy() }
-        var targets = reused
-        for (index, storage) in zip(sources.indices.filter { reused[$0] == nil }, made) { targets[index] = storage }
-        let pairs = sources.indices.filter { reused[$0] != nil }.map { (source: sources[$0], target: targets[$0]!) }
-        try Self.copy(pairs)
-        var copies: [ObjectIdentifier: Storage] = [:]
-        for (source, target) in zip(sources, targets) { copies[ObjectIdentifier(source)] = target! }
-        state = try Self.rebuild(value, copies)
-        storages = targets.map { $0! }
     }
 
-    /// Runs `body` for 0..<count on all cores and returns the results in order.
-    private static func parallel<T>(_ count: Int, _ body: @Sendable (Int) throws -> T) throws -> [T] {
-        let lock = NSLock()
-        nonisolated(unsafe) var results = [Result<T, any Error>?](repeating: nil, count: count)
-        DispatchQueue.concurrentPerform(iterations: count) { index in
-            let result = Result { try body(index) }
-            lock.withLock { results[index] = result }
+    /// Seconds writers have spent in the barriers.
+    var writerWaits: Double { lock.withLock { waited } }
+
+    /// Copies every storage not copied yet and returns the tree over the copies (again, when
+    /// called again). Every barrier is gone when this returns, even when it throws.
+    func copy() throws -> StateValue {
+        let threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, cells.count))
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            while let index = nextCell() { cells[index].copy() }
         }
-        return try results.map { try $0!.get() }
+        var copies: [ObjectIdentifier: Storage] = [:]
+        for cell in cells { copies[ObjectIdentifier(cell.source)] = try cell.copy().get() }
+        return try Self.rebuild(value, copies)
     }
 
-    /// The copy's buffers, by size, for the next snapshot.
+    private func nextCell() -> Int? {
+        lock.withLock {
+            guard next < cells.count else { return nil }
+            next += 1
+            return next - 1
+        }
+    }
+
+    /// The copies' buffers (and the reused buffers of copies that failed), by size, for the next
+    /// snapshot.
     func releaseBuffers() -> [Int: [Storage]] {
         var pool: [Int: [Storage]] = [:]
-        for storage in storages { pool[storage.byteCount, default: []].append(storage) }
+        for cell in cells {
+            if let storage = (try? cell.copy().get()) ?? cell.buffer { pool[storage.byteCount, default: []].append(storage) }
+        }
         return pool
-    }
-
-    /// Copies in chunks of at most 32 MiB, on all cores.
-    private static func copy(_ pairs: [(source: Storage, target: Storage)]) throws {
-        let chunk = 32 << 20
-        var planned: [(pair: Int, offset: Int, count: Int)] = []
-        for (index, pair) in pairs.enumerated() {
-            var offset = 0
-            while offset < pair.source.byteCount {
-                let count = min(chunk, pair.source.byteCount - offset)
-                planned.append((index, offset, count))
-                offset += count
-            }
-        }
-        let jobs = planned
-        let failures = NSLock()
-        nonisolated(unsafe) var failure: (any Error)?
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
-            let job = jobs[index]
-            let pair = pairs[job.pair]
-            do {
-                try pair.source.withUnsafeBytes { source in
-                    try pair.target.withUnsafeMutableBytes { target in
-                        (target.baseAddress! + job.offset).copyMemory(from: source.baseAddress! + job.offset, byteCount: job.count)
-                    }
-                }
-            } catch {
-                failures.withLock { failure = failure ?? error }
-            }
-        }
-        if let failure { throw failure }
     }
 
     private static func rebuild(_ value: StateValue, _ copies: [ObjectIdentifier: Storage]) throws -> StateValue {

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -49,17 +50,31 @@ extension CheckpointManager {
 
     /// Unlinks the files of rows marked `deleting`, syncs their directories, and deletes the rows.
     ///
+    /// Each file is opened before it is unlinked and closed on another thread once its directory
+    /// is synced (``Checkpoint/DurableFile/release(_:)``): the last close is what frees a file's
+    /// blocks, which takes 0.3 s per GiB on ext4 mounted with `discard`, a third of writing it.
+    /// Freed inside the directory sync it would make that sync wait too; freed on the caller's
+    /// thread it would add that to every save that prunes. A crash before the close leaves an
+    /// unlinked inode that the file system frees when it mounts.
+    ///
     /// - Throws: ``CatalogError`` `.io` for a file that cannot be unlinked (other than missing).
     func finishDeleting(_ rows: [CheckpointRow]) throws {
         var directories = Set<String>()
         var failure: CatalogError?
         var done: [Int64] = []
+        var unlinked: [Int32] = []
+        defer { for descriptor in unlinked { DurableFile.release(descriptor) } }
         for row in rows {
+            let descriptor = open(row.entry.url.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             if unlink(row.entry.url.path) == 0 || errno == ENOENT {
+                if descriptor >= 0 { unlinked.append(descriptor) }
                 done.append(row.id)
                 directories.insert(row.entry.url.deletingLastPathComponent().path)
                 CrashHooks.reach(.fileUnlinked, directory)
             } else {
+                let cause = errno
+                if descriptor >= 0 { _ = Glibc.close(descriptor) }
+                errno = cause
                 failure = failure ?? CatalogError(
                     .io, "cannot delete the checkpoint: \(String(cString: strerror(errno)))", file: row.entry.url.path, step: row.entry.step)
             }

@@ -31,6 +31,10 @@ extension CheckpointManager {
     /// The whole save, on the caller's thread or the async worker.
     func performSave(step: Int, state: StateValue, metrics: [String: Double]) throws -> CheckpointEntry {
         guard step >= 0 else { throw CatalogError(.invalidArgument, "a step must be at least 0", step: step) }
+        // Files pruned or replaced by earlier saves are freed on another thread; a save that
+        // starts before that is done waits for it, so that it has their space (a disk sized for
+        // the checkpoints kept plus one stays enough). In a training loop it is long done.
+        DurableFile.waitForReleasedFiles()
         let relative = Self.relativePath(run: run, step: step)
         let url = directory.appendingPathComponent(relative)
         let created = Date()

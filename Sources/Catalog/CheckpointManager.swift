@@ -80,6 +80,12 @@ public final class CheckpointManager: @unchecked Sendable {
     nonisolated(unsafe) var lastAsyncEntry: CheckpointEntry?
     /// Snapshot buffers of the last finished async save, by size, reused by the next snapshot.
     nonisolated(unsafe) var snapshotPool: [Int: [Storage]] = [:]
+    /// ``lastAsyncSaveWriterWaits``.
+    nonisolated(unsafe) var lastSnapshotWaits: Double = 0
+    /// Copy the whole snapshot on the caller's thread before ``saveAsync(step:state:metrics:)``
+    /// returns, as it did before it was copy-on-write: for benchmarks that compare the two. Set it
+    /// before the first save.
+    nonisolated(unsafe) package var copiesSnapshotOnCall = false
     let worker = DispatchQueue(label: "ckpt.catalog.save", qos: .utility)
 
     /// Opens (or creates) a run directory's catalog.

@@ -4,6 +4,8 @@ import Foundation
 /// crash tests stop a process at each of them (as well as at random times) and check that
 /// reconcile repairs what it finds.
 package enum CrashPoint: String, CaseIterable, Sendable {
+    /// An async save's background work begins: its snapshot is not copied yet, nothing is written.
+    case asyncSaveStarted
     /// The `writing` row is committed; the file is not written yet.
     case rowInserted
     /// The file is durable under its final name; the row still says `writing`.

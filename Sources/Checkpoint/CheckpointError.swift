@@ -28,7 +28,10 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let outOfBounds = Code("outOfBounds")
         /// A dtype name this library does not know.
         public static let unknownDType = Code("unknownDType")
-        /// A pickle names a global outside the weights-only allow-list.
+        /// A Python object outside the weights-only allow-list (a ``PickledObject``) where it may
+        /// not go: a write without ``SaveOptions/keepObjects``; `CheckpointVerifier` also reports
+        /// such globals with it (as a warning). Reading never fails with it: the reader keeps such
+        /// objects as placeholders.
         public static let forbiddenGlobal = Code("forbiddenGlobal")
         /// A pickle that breaks the pickle machine's rules (stack underflow, bad memo index, ...).
         public static let malformedPickle = Code("malformedPickle")

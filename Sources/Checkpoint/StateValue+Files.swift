@@ -15,9 +15,19 @@ public struct SaveOptions: Sendable {
     /// read back by ``StateValue/metadata(contentsOf:)`` without loading any tensor. Only the ckpt
     /// format has a manifest to hold it.
     public var metadata: StateValue?
-    public init(durable: Bool = true, metadata: StateValue? = nil) {
+    /// Write each ``PickledObject`` in the tree back as it was read (default false: a tree that
+    /// holds one is refused with `.forbiddenGlobal`, naming its key path and `module.name`).
+    ///
+    /// Only `.pt` and `.ckpt` can hold objects: the pickle gets the global, its arguments and
+    /// state as read, so `torch.load(weights_only=False)` rebuilds an equal object, and a `.ckpt`
+    /// manifest describes it as an `object` node (docs/FORMAT.md). safetensors refuses objects
+    /// either way. A file written with objects needs trust to load in torch:
+    /// `torch.load(weights_only=True)` refuses it.
+    public var keepObjects: Bool
+    public init(durable: Bool = true, metadata: StateValue? = nil, keepObjects: Bool = false) {
         self.durable = durable
         self.metadata = metadata
+        self.keepObjects = keepObjects
     }
 }
 
@@ -51,9 +61,11 @@ extension StateValue {
     /// - Parameters:
     ///   - url: The destination.
     ///   - format: The format; nil infers it from the extension.
-    ///   - options: Durability, and metadata for the ckpt format.
+    ///   - options: Durability, metadata for the ckpt format, and whether to keep placeholders.
     /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
-    ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails.
+    ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails;
+    ///   `.forbiddenGlobal` (naming the key path and `module.name`) for a tree holding a
+    ///   ``PickledObject`` without ``SaveOptions/keepObjects``, `.unsupported` for one in safetensors.
     public func write(to url: URL, format: CheckpointFormat? = nil, options: SaveOptions = SaveOptions()) throws {
         let path = url.path
         guard let format = format ?? CheckpointFormat(pathExtension: url.pathExtension) else {
@@ -67,9 +79,20 @@ extension StateValue {
                 .invalidArgument, "metadata can only be stored in the ckpt format", file: path,
                 expected: "format ckpt", found: format.rawValue)
         }
+        if !options.keepObjects, format != .safetensors {
+            do {
+                try refuseObjects()
+            } catch let error as CheckpointError {
+                throw error.inFile(path)
+            }
+        }
         switch format {
-        case .ckpt: try TorchArchive.write(self, to: path, includeManifest: true, durable: options.durable, metadata: options.metadata)
-        case .pt: try TorchArchive.write(self, to: path, includeManifest: false, durable: options.durable)
+        case .ckpt:
+            try TorchArchive.write(
+                self, to: path, includeManifest: true, durable: options.durable, metadata: options.metadata,
+                keepObjects: options.keepObjects)
+        case .pt:
+            try TorchArchive.write(self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects)
         case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable)
         }
     }

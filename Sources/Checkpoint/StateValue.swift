@@ -47,7 +47,8 @@ public struct StateDict: Sendable, Equatable {
 }
 
 /// A value in a checkpoint's tree: what `torch.save` can store and `torch.load(weights_only=True)`
-/// can load, with Python's types kept (a tuple stays a tuple, an int stays an int).
+/// can load, with Python's types kept (a tuple stays a tuple, an int stays an int), and a
+/// placeholder (``object(_:)``) for any other Python object, which is read as data and never run.
 public indirect enum StateValue: Sendable, Equatable {
     case dict(StateDict)
     case list([StateValue])
@@ -70,6 +71,9 @@ public indirect enum StateValue: Sendable, Equatable {
     /// A Python `set`, in the order it was stored.
     case set([StateValue])
     case complex(real: Double, imaginary: Double)
+    /// A Python object built from a global outside the weights-only allow-list, or a bare global,
+    /// kept as data (see ``PickledObject``). Writing one needs ``SaveOptions/keepObjects``.
+    case object(PickledObject)
 
     /// A plain `dict` from string keys, in the order given. Disfavored: a dictionary literal of
     /// literal keys builds the `.dict` case directly (``StateDict/init(dictionaryLiteral:)``); this
@@ -79,7 +83,8 @@ public indirect enum StateValue: Sendable, Equatable {
         .dict(StateDict(pairs.map { (.string($0.key), $0.value) }))
     }
 
-    /// The Python type name, as `type(v).__name__` would print it (`"OrderedDict"`, `"Tensor"`).
+    /// The Python type name, as `type(v).__name__` would print it (`"OrderedDict"`, `"Tensor"`);
+    /// for an object, the global that makes it (`"argparse.Namespace"`), since it is never run.
     public var pythonTypeName: String {
         switch self {
         case .dict(let d): return d.isOrderedDict ? "OrderedDict" : "dict"
@@ -98,15 +103,34 @@ public indirect enum StateValue: Sendable, Equatable {
         case .dtype: return "dtype"
         case .set: return "set"
         case .complex: return "complex"
+        case .object(let object): return object.qualifiedName
         }
     }
 
-    /// The child at `key` of a dict, or at an index of a list or tuple (an int key).
+    /// The values inside a container, each with its key in key paths: a dict's items then its
+    /// attributes (by name), a list's, tuple's or set's elements (by index), an object's
+    /// ``PickledObject/parts`` (by part name). Empty for every other value.
+    public var children: [(key: StateKey, value: StateValue)] {
+        switch self {
+        case .dict(let d):
+            return d.items.elements.map { ($0.key, $0.value) } + d.attributes.map { (.string($0.key), $0.value) }
+        case .list(let xs), .tuple(let xs), .set(let xs):
+            return xs.enumerated().map { (.int(Int64($0.offset)), $0.element) }
+        case .object(let object):
+            return object.parts.map { (.string($0.key), $0.value) }
+        default:
+            return []
+        }
+    }
+
+    /// The child at `key` of a dict, at an index of a list or tuple (an int key), or an object's
+    /// part (`args`, `state`, ...; see ``PickledObject/parts``).
     public subscript(key: StateKey) -> StateValue? {
         switch (self, key) {
         case (.dict(let d), _): return d.items[key]
         case (.list(let xs), .int(let i)), (.tuple(let xs), .int(let i)):
             return i >= 0 && i < xs.count ? xs[Int(i)] : nil
+        case (.object(let object), .string(let part)): return object[part: part]
         default: return nil
         }
     }
@@ -127,7 +151,8 @@ public indirect enum StateValue: Sendable, Equatable {
     }
 
     /// Visits every tensor with its key path, depth first, in the order the tree is stored
-    /// (dict items, then OrderedDict attributes).
+    /// (dict items, then OrderedDict attributes; an object's parts in pickling order, so the
+    /// tensors of a whole pickled `nn.Module` are visited too).
     public func forEachTensor(_ body: (_ path: [StateKey], _ tensor: Tensor) throws -> Void) rethrows {
         var path: [StateKey] = []
         try walkTensors(&path, body)
@@ -151,6 +176,12 @@ public indirect enum StateValue: Sendable, Equatable {
         case .list(let xs), .tuple(let xs), .set(let xs):
             for (index, value) in xs.enumerated() {
                 path.append(.int(Int64(index)))
+                try value.walkTensors(&path, body)
+                path.removeLast()
+            }
+        case .object(let object):
+            for (key, value) in object.parts {
+                path.append(.string(key))
                 try value.walkTensors(&path, body)
                 path.removeLast()
             }
@@ -189,6 +220,7 @@ public indirect enum StateValue: Sendable, Equatable {
         case let (.complex(ar, ai), .complex(br, bi)):
             // As for .float: identical bits are equal, so a complex NaN equals itself after a round trip.
             return (ar.bitPattern == br.bitPattern || ar == br) && (ai.bitPattern == bi.bitPattern || ai == bi)
+        case let (.object(a), .object(b)): return a == b
         default: return false
         }
     }

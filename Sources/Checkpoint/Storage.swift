@@ -31,6 +31,7 @@ public final class Storage: @unchecked Sendable {
     private struct State {
         var backing: Backing
         var pendingVerification: Verification?
+        var writeBarriers: [ObjectIdentifier: @Sendable () -> Void] = [:]
     }
 
     // A lock rather than Synchronization.Mutex: the state holds raw pointers, which Mutex would
@@ -154,6 +155,20 @@ public final class Storage: @unchecked Sendable {
         withState { $0.pendingVerification = nil }
     }
 
+    /// Adds a closure that every ``withUnsafeMutableBytes(_:)`` runs before it hands out the
+    /// bytes, on the writer's thread, until `owner` removes it: what a copy-on-write snapshot
+    /// needs to copy the bytes before anyone changes them. Each owner has at most one (adding
+    /// again replaces it), so several snapshots of one storage each keep theirs. The closure must
+    /// not write to this storage; it may remove itself.
+    package func addWriteBarrier(owner: AnyObject, _ barrier: @escaping @Sendable () -> Void) {
+        withState { $0.writeBarriers[ObjectIdentifier(owner)] = barrier }
+    }
+
+    /// Removes `owner`'s write barrier, if any.
+    package func removeWriteBarrier(owner: AnyObject) {
+        withState { _ = $0.writeBarriers.removeValue(forKey: ObjectIdentifier(owner)) }
+    }
+
     /// Calls `body` with the bytes, verifying them first if a check is pending.
     ///
     /// - Parameter body: Reads the bytes; the pointer is valid only during the call.
@@ -174,6 +189,8 @@ public final class Storage: @unchecked Sendable {
     /// - Throws: A failed verification, or what `body` throws.
     public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
         try verify()
+        let barriers = withState { $0.writeBarriers.isEmpty ? [] : Array($0.writeBarriers.values) }
+        for barrier in barriers { barrier() }
         let pointer: UnsafeMutableRawPointer? = withState { state in
             switch state.backing {
             case .owned(let pointer):

@@ -444,6 +444,7 @@ extension StateValue {
         case .list(let elements): return .list(try elements.map { try $0.mapTensors(transform) })
         case .tuple(let elements): return .tuple(try elements.map { try $0.mapTensors(transform) })
         case .set(let elements): return .set(try elements.map { try $0.mapTensors(transform) })
+        case .object(let object): return .object(try object.mapParts { _, part in try part.mapTensors(transform) })
         default: return self
         }
     }

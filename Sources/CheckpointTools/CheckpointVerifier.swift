@@ -6,7 +6,8 @@ public struct VerificationReport: Sendable {
     /// How one check ended.
     public enum Status: String, Sendable {
         case passed, failed, skipped
-        /// Problems that do not make the file wrong for its format (an unaligned plain torch archive).
+        /// Problems that do not make the file wrong for its format (an unaligned plain torch archive,
+        /// a pickle that needs trust to load in torch).
         case warning
     }
 
@@ -28,9 +29,20 @@ public struct VerificationReport: Sendable {
     public var format: CheckpointFormat
     /// The checks in the order they ran, skipped ones included.
     public var checks: [Check]
+    /// What `torch.load` needs to read the file (`weights-only` check); nil for safetensors and
+    /// for a pickle that could not be read.
+    public var torchLoad: TorchLoadAdvice? = nil
 
-    /// True when no check failed.
+    /// True when no check failed: the file is not damaged (warnings allowed).
     public var passed: Bool { !checks.contains { $0.status == .failed } }
+
+    /// True when a check ended in a warning (needs trust to load in torch, unaligned records).
+    public var hasWarnings: Bool { checks.contains { $0.status == .warning } }
+
+    /// ``passed``, and with `strict` also no warning.
+    ///
+    /// - Parameter strict: Count warnings as failures (`ckpt-tool verify --strict`).
+    public func passed(strict: Bool) -> Bool { passed && !(strict && hasWarnings) }
 }
 
 /// Checks a whole checkpoint file, reading every byte: what `verify` in the CLI reports.
@@ -42,7 +54,13 @@ public struct VerificationReport: Sendable {
 ///   as this library does (an independent second opinion).
 /// - `crc32`: every entry's bytes against its CRC-32 (inflating deflated entries).
 /// - `pickle`: `data.pkl` loads with the restricted unpickler, and every storage it names exists
-///   with the size the pickle gives it.
+///   with the size the pickle gives it. Objects outside the weights-only allow-list load as
+///   placeholders (``PickledObject``): they do not make the file damaged.
+/// - `weights-only`: whether `torch.load(f, weights_only=True)` reads the pickle. When it does not
+///   (globals outside torch's allow-list, a protocol above 2) the check is a `warning`, not a
+///   failure, listing every such global with the key paths where it occurs; ``VerificationReport/torchLoad``
+///   has the `torch.load` call that would work (see ``TorchLoadAdvice``). Skipped when the
+///   pickle cannot be read.
 /// - `manifest` (ckpt only): `manifest.json` parses, and each storage record names an entry with
 ///   the recorded size, CRC-32 and data offset.
 /// - `manifest-vs-pickle` (ckpt only): the manifest's tree equals the pickle's (types, keys and
@@ -76,7 +94,8 @@ public enum CheckpointVerifier {
         }
         var archive = ArchiveVerification(file: file)
         archive.run()
-        return VerificationReport(file: path, format: archive.hasManifest ? .ckpt : .pt, checks: archive.checks)
+        return VerificationReport(
+            file: path, format: archive.hasManifest ? .ckpt : .pt, checks: archive.checks, torchLoad: archive.torchLoad)
     }
 
     private static func safetensorsCheck(_ path: String) -> VerificationReport.Check {
@@ -101,6 +120,7 @@ private struct ArchiveVerification {
     let file: MappedFile
     var checks: [VerificationReport.Check] = []
     var hasManifest = false
+    var torchLoad: TorchLoadAdvice?
     private var reader: ZipReader?
     private var prefix = ""
     /// One storage object per data entry, so the manifest's and the pickle's trees can be compared by identity.
@@ -124,7 +144,7 @@ private struct ArchiveVerification {
             reader = try ZipReader(mapping: file)
         } catch {
             add("zip-directory", "central directory and local headers", [CheckpointVerifier.checkpointError(error, path)])
-            for name in ["zip-consistency", "crc32", "pickle", "manifest", "manifest-vs-pickle", "alignment"] {
+            for name in ["zip-consistency", "crc32", "pickle", "weights-only", "manifest", "manifest-vs-pickle", "alignment"] {
                 skip(name, "the zip directory cannot be read")
             }
             return
@@ -190,6 +210,7 @@ private struct ArchiveVerification {
     private mutating func checkPickle(_ reader: ZipReader) -> StateValue? {
         guard let entry = reader.entry(named: prefix + "data.pkl") else {
             add("pickle", "data.pkl", [CheckpointError(.missingEntry, "no pickle in the archive", file: path, expected: prefix + "data.pkl")])
+            skip("weights-only", "no pickle")
             return nil
         }
         do {
@@ -199,12 +220,44 @@ private struct ArchiveVerification {
             }
             var tensors = 0
             tree.forEachTensor { _, _ in tensors += 1 }
-            add("pickle", "\(entry.name) loads (weights-only); \(tensors) tensors, their storage records present and sized", [])
+            add("pickle", "\(entry.name) loads (nothing executed); \(tensors) tensors, their storage records present and sized", [])
+            checkWeightsOnly(tree, pickle: bytes, entry: entry.name)
             return tree
         } catch {
             add("pickle", entry.name, [CheckpointVerifier.checkpointError(error, path)])
+            skip("weights-only", "the pickle could not be read")
             return nil
         }
+    }
+
+    /// Whether torch.load(weights_only=True) reads the pickle: a warning (not a failure) listing
+    /// every global outside its allow-list when it does not.
+    private mutating func checkWeightsOnly(_ tree: StateValue, pickle: [UInt8], entry: String) {
+        let version = pickle.count >= 2 && pickle[0] == 0x80 ? Int(pickle[1]) : nil
+        let advice = TorchLoadAdvice(tree: tree, pickleProtocol: version)
+        torchLoad = advice
+        guard !advice.loadsWeightsOnly else {
+            add("weights-only", "torch.load(f, weights_only=True) reads it: every global is on torch's allow-list", [])
+            return
+        }
+        var problems = advice.globals.map { global -> CheckpointError in
+            let shown = global.paths.prefix(5).map { $0.isEmpty ? "(root)" : $0.pathString }
+            let more = global.paths.count > 5 ? ", and \(global.paths.count - 5) more" : ""
+            return CheckpointError(
+                .forbiddenGlobal,
+                "not on torch's weights-only allow-list" + (global.blocker.map { "; it \($0)" } ?? ""),
+                file: path, path: shown.joined(separator: ", ") + more, found: global.name)
+        }
+        if let version, version >= 4 {
+            problems.append(CheckpointError(
+                .unsupported, "torch's weights-only unpickler reads pickle protocol 2 only",
+                file: path, path: entry, found: "protocol \(version)"))
+        }
+        let count = advice.globals.count
+        let detail = count == 0
+            ? "torch.load(weights_only=True) refuses the pickle's protocol"
+            : "\(count) global\(count == 1 ? "" : "s") outside torch.load(weights_only=True)'s allow-list: needs trust to load in torch"
+        checks.append(.init(name: "weights-only", status: .warning, detail: detail, failures: problems))
     }
 
     private mutating func checkManifest(_ reader: ZipReader) -> StateValue? {

@@ -75,6 +75,12 @@ public struct OptimizerSummary: Sendable {
                 try collect(child, path: &path, into: &found)
                 path.removeLast()
             }
+        case .object:
+            for (key, child) in value.children {
+                path.append(key)
+                try collect(child, path: &path, into: &found)
+                path.removeLast()
+            }
         default:
             break
         }

@@ -6,7 +6,7 @@ import Foundation
 /// tensor, the largest absolute and relative difference and whether every element is close).
 ///
 /// Dict items are matched by key, list, tuple and set elements by position, OrderedDict attributes
-/// by name. Non-tensor values (hyperparameters, epochs, strings) must be exactly equal. Tensors of
+/// by name, the parts of two placeholders of one global (``PickledObject``) by part name. Non-tensor values (hyperparameters, epochs, strings) must be exactly equal. Tensors of
 /// the same shape are compared element by element with `torch.allclose`'s rule (see ``Tolerance``),
 /// also when their dtypes differ (the dtype change is reported as well), so a cast can be judged.
 public struct StateDiff: Sendable {
@@ -135,6 +135,7 @@ public struct StateDiff: Sendable {
         case .device(let name): return "\(type) \(name)"
         case .dtype(let dtype): return "\(type) \(dtype)"
         case .complex(let real, let imaginary): return "\(type) (\(real), \(imaginary))"
+        case .object(let object): return object.summary
         }
     }
 }
@@ -164,6 +165,11 @@ private struct Walker {
             try comparePositional(a, b, path: &path)
         case let (.tensor(a), .tensor(b)):
             try compareTensors(a, b, path: path)
+        case let (.object(a), .object(b)):
+            // Placeholders of the same global made the same way are compared part by part.
+            if a.qualifiedName != b.qualifiedName || a.construction != b.construction { record(.type, path, old, new) }
+            try compareKeyed(
+                a.parts.map { (.string($0.key), $0.value) }, b.parts.map { (.string($0.key), $0.value) }, path: &path)
         default:
             if old.pythonTypeName != new.pythonTypeName {
                 record(.type, path, old, new)

@@ -19,7 +19,9 @@ extension StateValue {
     ///
     /// A matching container is kept whole, so `model` keeps the model's whole subtree. Containers
     /// keep their type; a list, tuple or set keeps only its matching elements, which therefore
-    /// get new indices. OrderedDict attributes (`_metadata`) are kept only if they match too.
+    /// get new indices. OrderedDict attributes (`_metadata`) are kept only if they match too. A
+    /// ``PickledObject`` keeps its global and construction, and only its matching parts (`args`,
+    /// `state`, ...), each filtered the same way.
     ///
     /// - Parameter glob: The pattern.
     /// - Returns: The filtered tree, or nil when nothing matches.
@@ -56,6 +58,16 @@ extension StateValue {
             if case .list = self { return .list(kept) }
             if case .tuple = self { return .tuple(kept) }
             return .set(kept)
+        case .object(let object):
+            var anyKept = false
+            let kept = object.mapParts { name, part -> StateValue? in
+                path.append(.string(name))
+                defer { path.removeLast() }
+                let child = part.filtered(by: glob, at: &path)
+                if child != nil { anyKept = true }
+                return child
+            }
+            return anyKept ? .object(kept) : nil
         default:
             return nil
         }

@@ -233,6 +233,8 @@ extension StateValue {
         case .size(let dims): return !dims.isEmpty
         case .complex(let real, let imaginary): return real != 0 || imaginary != 0
         case .tensor, .device, .dtype: return true
+        // A Python object is true unless its class says otherwise, which a placeholder cannot ask.
+        case .object: return true
         }
     }
 }

@@ -10,13 +10,17 @@ struct Convert: ParsableCommand {
         abstract: "Convert a checkpoint between .ckpt, .pt and .safetensors.",
         discussion: """
             The input format is detected from its contents; the output format comes from --format or else \
-            from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically. \
+            from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically; \
+            a symlink there is followed and kept, a device or FIFO is written to, and OUT '-' is standard \
+            output (then the summary goes to stderr). \
             safetensors cannot share storage, so tied tensors become copies there; trees that are not a \
             flat dict of tensors keep their structure in the file's __metadata__. From safetensors to \
             safetensors, the input's __metadata__ string pairs are kept. \
             --only keeps the values whose key path matches GLOB (and the containers leading to them). \
             --dtype casts floating-point tensors (float8 included) as tensor.to(dtype) does; integer, \
-            bool and complex tensors are left as they are, and tied tensors stay tied.
+            bool and complex tensors are left as they are, and tied tensors stay tied. \
+            A Python object outside torch's weights-only allow-list is read as a placeholder and refused on \
+            write unless --keep-objects, which writes it back as read to .pt or .ckpt (safetensors cannot hold one).
             """
     )
 
@@ -31,6 +35,9 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Keep only values whose key path matches this pattern (* and ? within a key, ** across keys).")
     var only: String?
+
+    @Flag(help: "Write Python objects (argparse.Namespace, numpy values, ...) back as read; torch then needs weights_only=False.")
+    var keepObjects = false
 
     @OptionGroup var transfer: TransferOptions
 
@@ -62,10 +69,11 @@ struct Convert: ParsableCommand {
         if let targetDType {
             tree = try tree.castingTensors(to: targetDType, where: \.isFloatingPoint)
         }
-        try transfer.save(tree, from: input, to: output)
+        let report = OutputPath.reportStream(for: output)
+        try transfer.save(tree, from: input, to: output, keepObjects: keepObjects)
         let summary = TreeSummary(tree)
         let style = outputOptions.style
-        Terminal.standardOutput.write(
+        report.write(
             "\(input) → \(style.key(output)) (\(transfer.outputFormat(for: output)?.rawValue ?? "?"), \(summary.tensorCount) tensors, "
                 + "\(TreeSummary.formatBytes(summary.tensorBytes)))\n")
     }

@@ -22,7 +22,7 @@ struct Extract: ParsableCommand {
     @Argument(help: "The tensor's key path.")
     var key: String
 
-    @Argument(help: "The .npy file to write (replaced atomically).")
+    @Argument(help: "The .npy file to write (replaced atomically; '-' for standard output).")
     var output: String
 
     @Option(help: "Cast to this dtype before writing (float32, float64, float16, int64, ...), as tensor.to(dtype).")
@@ -51,14 +51,15 @@ struct Extract: ParsableCommand {
             throw CheckpointError(.typeMismatch, "not a tensor", file: file, path: key, expected: "a tensor", found: value.pythonTypeName)
         }
         if let cast, let dtype = DType(torchName: cast) { tensor = try tensor.cast(to: dtype) }
-        let written = try NPY.write(tensor, to: URL(fileURLWithPath: output))
+        let report = OutputPath.reportStream(for: output)
+        let written = try NPY.write(tensor, to: URL(fileURLWithPath: OutputPath.resolve(output)))
         if written != tensor.dtype {
             Terminal.standardError.write(
                 "ckpt-tool: note: numpy has no \(tensor.dtype.rawValue); wrote its raw bits as \(written.rawValue) "
                     + "(in numpy: .view(ml_dtypes.\(tensor.dtype.rawValue)); "
                     + "or pass --cast float32 for values)\n")
         }
-        Terminal.standardOutput.write(
+        report.write(
             "\(key) → \(output) (\(NPY.descriptor(for: written) ?? written.rawValue) \(tensor.shape), \(TreeSummary.formatBytes(tensor.byteCount)))\n")
     }
 }

@@ -65,6 +65,8 @@ struct InspectDocument: Encodable {
             case none
             case length(Int)
             case complex(real: Double, imaginary: Double)
+            /// A placeholder: how it is made, and its parts as items keyed by part name (nil at the `--depth` cut).
+            case object(construction: String, parts: [Item]?, omitted: Int)
         }
 
         /// A dict item.
@@ -83,7 +85,7 @@ struct InspectDocument: Encodable {
         let content: Content
 
         enum CodingKeys: String, CodingKey {
-            case type, items, attributes, itemsOmitted = "items_omitted", value, length, real, imag
+            case type, items, attributes, itemsOmitted = "items_omitted", value, length, real, imag, construction
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -103,6 +105,13 @@ struct InspectDocument: Encodable {
             case .complex(let real, let imaginary):
                 try container.encode(real, forKey: .real)
                 try container.encode(imaginary, forKey: .imag)
+            case .object(let construction, let parts, let omitted):
+                try container.encode(construction, forKey: .construction)
+                if let parts {
+                    try container.encode(parts, forKey: .items)
+                } else {
+                    try container.encode(omitted, forKey: .itemsOmitted)
+                }
             }
         }
     }
@@ -323,6 +332,13 @@ private struct NodeBuilder {
         case .device(let name): content = .value(.string(name))
         case .dtype(let dtype): content = .value(.string(dtype.rawValue))
         case .complex(let real, let imaginary): content = .complex(real: real, imaginary: imaginary)
+        case .object(let object):
+            let parts = object.parts
+            content = .object(
+                construction: object.construction.rawValue,
+                parts: expanded || parts.isEmpty
+                    ? parts.map { .init(key: StateKeyJSON(key: .string($0.key)), value: child(.string($0.key), $0.value)) } : nil,
+                omitted: parts.count)
         }
         return InspectDocument.Node(type: value.pythonTypeName, content: content)
     }

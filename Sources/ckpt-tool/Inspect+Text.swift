@@ -39,6 +39,7 @@ struct InspectText {
             let label: String
             switch value {
             case .dict(let dict): label = position < dict.items.count ? keyLabel(child.key) : "@\(child.key)"
+            case .object: label = child.key.description
             default: label = "[\(child.key)]"
             }
             labelled.append((label, child.key, child.value))
@@ -146,6 +147,14 @@ struct InspectText {
         case .dtype(let dtype): return "\(type) = " + style.value("torch.\(dtype.rawValue)")
         case .complex(let real, let imaginary):
             return "\(type) = " + style.value("(\(pythonFloat(real))\(imaginary.sign == .minus ? "-" : "+")\(pythonFloat(abs(imaginary)))j)")
+        case .object(let object):
+            guard object.construction != .reference else {
+                return style.type(object.qualifiedName) + style.dim(" (a global, named but not called)")
+            }
+            let call = object.construction == .reduce ? "REDUCE" : "NEWOBJ"
+            let parts = object.parts.map(\.key)
+            return style.type(object.summary)
+                + style.dim(" (Python object kept as data; \(call)\(parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")))")
         }
     }
 

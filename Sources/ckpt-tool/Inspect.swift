@@ -100,16 +100,10 @@ struct InspectSelection {
         return false
     }
 
-    /// A container's children with their keys: dict items, then OrderedDict attributes, or elements by index.
+    /// A container's children with their keys: dict items, then OrderedDict attributes, elements by
+    /// index, or an object's parts by name.
     static func children(of value: StateValue) -> [(key: StateKey, value: StateValue)] {
-        switch value {
-        case .dict(let dict):
-            return dict.items.elements.map { ($0.key, $0.value) } + dict.attributes.map { (.string($0.key), $0.value) }
-        case .list(let elements), .tuple(let elements), .set(let elements):
-            return elements.enumerated().map { (.int(Int64($0.offset)), $0.element) }
-        default:
-            return []
-        }
+        value.children
     }
 }
 

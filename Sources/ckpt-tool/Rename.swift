@@ -46,15 +46,16 @@ struct Rename: ParsableCommand {
     func run() throws {
         let renameMap = try RenameMap(contentsOf: URL(fileURLWithPath: map))
         let tree = try transfer.load(input)
+        let report = dryRun ? Terminal.standardOutput : OutputPath.reportStream(for: output)
         let renamed = try renameMap.renameCheckpoint(tree)
         if !dryRun {
             try transfer.save(renamed.value, from: input, to: output)
         }
         if json {
             let document = RenameDocument(renamed, input: input, output: output, written: !dryRun)
-            Terminal.standardOutput.write(try JSONOutput.render(document, style: .singleLine))
+            report.write(try JSONOutput.render(document, style: .singleLine))
         } else {
-            Terminal.standardOutput.write(reportText(renamed))
+            report.write(reportText(renamed))
         }
     }
 

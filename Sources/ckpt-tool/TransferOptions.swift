@@ -21,6 +21,7 @@ struct TransferOptions: ParsableArguments {
     /// A usage error unless the output format is known.
     func validate(output: String) throws {
         guard outputFormat(for: output) == nil else { return }
+        if output == "-" { throw ValidationError("OUT '-' (standard output) needs --format ckpt|pt|safetensors") }
         let ext = URL(fileURLWithPath: output).pathExtension
         throw ValidationError(
             "cannot tell the output format from \(ext.isEmpty ? "a name without extension" : "the extension .\(ext)"); "
@@ -32,16 +33,19 @@ struct TransferOptions: ParsableArguments {
         try StateValue(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
     }
 
-    /// Saves atomically (durably unless `--no-sync`) in the output format.
+    /// Saves atomically (durably unless `--no-sync`) in the output format; `-` is standard output.
     ///
     /// safetensors to safetensors keeps the input's `__metadata__` pairs (Hugging Face's
     /// `{"format": "pt"}`), which the tree itself does not carry.
-    func save(_ tree: StateValue, from input: String, to output: String) throws {
+    /// `keepObjects` writes Python-object placeholders back as read (`convert --keep-objects`).
+    func save(_ tree: StateValue, from input: String, to output: String, keepObjects: Bool = false) throws {
         guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
+        let output = OutputPath.resolve(output)
+        let options = SaveOptions(durable: !noSync, keepObjects: keepObjects)
         if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: URL(fileURLWithPath: input)), !metadata.isEmpty {
-            try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: SaveOptions(durable: !noSync))
+            try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: options)
         } else {
-            try tree.write(to: URL(fileURLWithPath: output), format: outputFormat, options: SaveOptions(durable: !noSync))
+            try tree.write(to: URL(fileURLWithPath: output), format: outputFormat, options: options)
         }
     }
 }

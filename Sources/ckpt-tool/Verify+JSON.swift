@@ -20,21 +20,46 @@ struct VerifyDocument: Encodable {
         @Nullable var found: String?
     }
 
+    /// A global outside torch.load(weights_only=True)'s allow-list.
+    struct Global: Encodable {
+        let name: String
+        let paths: [String]
+        let keyPaths: [[StateKeyJSON]]
+        @Nullable var blocker: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, paths, keyPaths = "key_paths", blocker
+        }
+    }
+
     let schema = "ckpt-tool/verify"
     let schemaVersion = 1
     let file: String
     let format: String
     let passed: Bool
+    let status: String
+    let strict: Bool
     let checks: [Check]
+    let untrustedGlobals: [Global]
+    @Nullable var torchLoad: String?
 
     enum CodingKeys: String, CodingKey {
-        case schema, schemaVersion = "schema_version", file, format, passed, checks
+        case schema, schemaVersion = "schema_version", file, format, passed, status, strict, checks
+        case untrustedGlobals = "untrusted_globals", torchLoad = "torch_load"
     }
 
-    init(_ report: VerificationReport) {
+    init(_ report: VerificationReport, strict: Bool) {
         file = report.file
         format = report.format.rawValue
-        passed = report.passed
+        passed = report.passed(strict: strict)
+        self.strict = strict
+        status = !report.passed ? "failed" : report.hasWarnings ? "warning" : "passed"
+        untrustedGlobals = (report.torchLoad?.globals ?? []).map { global in
+            Global(
+                name: global.name, paths: global.paths.map(\.pathString), keyPaths: global.paths.map(StateKeyJSON.path),
+                blocker: global.blocker)
+        }
+        torchLoad = report.torchLoad?.call
         checks = report.checks.map { check in
             Check(
                 name: check.name, status: check.status.rawValue, detail: check.detail,

@@ -75,22 +75,82 @@ import Testing
         }
     }
 
-    @Test func theSnapshotIsTakenBeforeReturning() throws {
-        let run = try TemporaryDirectory()
-        let manager = try CheckpointManager(directory: run.url, options: F.options())
-        let state = try F.state(step: 5)
-        let gate = Gate(run.url, at: .rowInserted)
-        try manager.saveAsync(step: 5, state: state)
-        // An optimizer step right after: overwrite every tensor in place while the save waits.
+    /// Starts an async save of `state` and holds it at `point` while every tensor of `state` is
+    /// overwritten with `byte` in place (an optimizer step right after the call), then lets it
+    /// finish.
+    func saveAsyncAndOverwrite(_ manager: CheckpointManager, step: Int, _ state: StateValue, heldAt point: CrashPoint, with byte: UInt8) throws {
+        let gate = Gate(manager.directory, at: point)
+        try manager.saveAsync(step: step, state: state)
+        gate.waitUntilReached()
         state.forEachTensor { _, tensor in
-            _ = try? tensor.storage.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0xAB) }
+            _ = try? tensor.storage.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: byte) }
         }
         gate.release()
         try manager.wait()
+    }
+
+    @Test func theSnapshotIsTakenBeforeReturning() throws {
+        let run = try TemporaryDirectory()
+        let manager = try CheckpointManager(directory: run.url, options: F.options())
+        try saveAsyncAndOverwrite(manager, step: 5, try F.state(step: 5), heldAt: .rowInserted, with: 0xAB)
         #expect(try manager.restore()?.state == (try F.state(step: 5)))
         // Shared storage stays shared in the file (one blob for the tied tensors).
         let reader = try ZipReader(path: manager.checkpointURL(step: 5).path)
         #expect(reader.entries.filter { $0.name.hasPrefix("archive/data/") }.count == 1)
+    }
+
+    /// The snapshot is copy-on-write: a write that comes before the background copy copies the
+    /// storage first, on the writer's thread, and the file holds the bytes of the call.
+    @Test func aWriteBeforeTheBackgroundCopyCopiesFirst() throws {
+        let run = try TemporaryDirectory()
+        let manager = try CheckpointManager(directory: run.url, options: F.options())
+        let state = try F.state(step: 5)
+        // Nothing is copied yet when the writes come: they copy first (the tied tensors' storage once).
+        try saveAsyncAndOverwrite(manager, step: 5, state, heldAt: .asyncSaveStarted, with: 0xAB)
+        #expect(manager.lastAsyncSaveWriterWaits > 0)
+        #expect(try manager.restore()?.state == (try F.state(step: 5)))
+        var written = true
+        state.forEachTensor { _, tensor in
+            written = written && (try? tensor.storage.withUnsafeBytes { $0.allSatisfy { $0 == 0xAB } }) == true
+        }
+        #expect(written)
+        // The next save reuses the copy's buffers and saves the bytes written since.
+        try manager.saveAsync(step: 6, state: state)
+        try manager.wait()
+        #expect(try manager.restore()?.state == state)
+    }
+
+    /// Two managers saving the same tensors each keep their snapshot: the one that finishes
+    /// first does not take the other's barrier with it.
+    @Test func twoManagersSavingOneStateEachSaveTheBytesOfTheirCall() throws {
+        let run = try TemporaryDirectory(), other = try TemporaryDirectory()
+        let held = try CheckpointManager(directory: run.url, options: F.options())
+        let quick = try CheckpointManager(directory: other.url, options: F.options())
+        let state = try F.state(step: 3)
+        let gate = Gate(run.url, at: .asyncSaveStarted)
+        try held.saveAsync(step: 3, state: state)
+        gate.waitUntilReached()
+        try quick.saveAsync(step: 3, state: state)
+        try quick.wait()
+        state.forEachTensor { _, tensor in
+            _ = try? tensor.storage.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0xEF) }
+        }
+        gate.release()
+        try held.wait()
+        #expect(try held.restore()?.state == (try F.state(step: 3)))
+        #expect(try quick.restore()?.state == (try F.state(step: 3)))
+    }
+
+    /// A restored state's tensors view the file; writing one after saveAsync moves it to owned
+    /// memory, and the save still holds the file's bytes.
+    @Test func aRestoredStateChangedAfterTheCallSavesTheRestoredBytes() throws {
+        let run = try TemporaryDirectory()
+        let manager = try CheckpointManager(directory: run.url, options: F.options())
+        try manager.save(step: 1, state: try F.state(step: 1))
+        let restored = try #require(try manager.restore()).state
+        try saveAsyncAndOverwrite(manager, step: 2, restored, heldAt: .asyncSaveStarted, with: 0xCD)
+        #expect(try manager.restore(step: 2)?.state == (try F.state(step: 1)))
+        #expect(try manager.restore(step: 1)?.state == (try F.state(step: 1)))
     }
 
     @Test func atMostOneSaveIsInFlight() throws {

@@ -8,6 +8,30 @@ import TestSupport
     #expect(Tensor.contiguousStrides(for: []) == [])
 }
 
+@Test func writeBarriersRunBeforeEachWriteUntilRemoved() throws {
+    let storage = Storage(byteCount: 8)
+    final class Log: @unchecked Sendable { var calls: [String] = [] }
+    let log = Log(), first = Log(), second = Log()
+    storage.addWriteBarrier(owner: first) { log.calls.append("first") }
+    try storage.withUnsafeBytes { _ in }
+    #expect(log.calls == [])
+    try storage.withUnsafeMutableBytes { bytes in
+        #expect(log.calls == ["first"])
+        bytes[0] = 7
+    }
+    // Each owner keeps its own; one that removes itself leaves the other.
+    storage.addWriteBarrier(owner: second) { [storage] in
+        log.calls.append("second")
+        storage.removeWriteBarrier(owner: second)
+    }
+    try storage.withUnsafeMutableBytes { $0[1] = 8 }
+    #expect(log.calls.sorted() == ["first", "first", "second"])
+    storage.removeWriteBarrier(owner: first)
+    try storage.withUnsafeMutableBytes { $0[2] = 9 }
+    #expect(log.calls.count == 3)
+    #expect(try storage.withUnsafeBytes { Array($0.prefix(3)) } == [7, 8, 9])
+}
+
 @Test func viewPastItsStorageIsRejected() throws {
     let storage = Storage(byteCount: 16)
     #expect(throws: CheckpointError.self) {

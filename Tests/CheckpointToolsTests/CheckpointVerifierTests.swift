@@ -62,9 +62,90 @@ struct CheckpointVerifierTests {
         let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: try ckptCopy()))
         #expect(report.format == .ckpt)
         #expect(report.checks.map(\.name) == [
-            "zip-directory", "zip-consistency", "crc32", "pickle", "manifest", "manifest-vs-pickle", "alignment",
+            "zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "manifest", "manifest-vs-pickle",
+            "alignment",
         ])
         #expect(report.checks.allSatisfy { $0.status == .passed })
+        #expect(report.torchLoad?.loadsWeightsOnly == true)
+    }
+
+    /// The weights-only check agrees with what torch.load(weights_only=True) did with each torch
+    /// fixture (its sidecar): a warning exactly where torch refused (protocol 4 and 5).
+    @Test(arguments: [
+        "adagrad_groups", "adagrad_named", "model_tied", "dtypes", "shapes", "nested", "protocol2", "protocol4",
+        "protocol5", "archive_deflated", "archive_renamed", "archive_minimal",
+    ])
+    func weightsOnlyMatchesTorch(name: String) throws {
+        let sidecar = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("pt/\(name).expected.json")))
+                as? [String: Any])
+        let loadable = try #require(sidecar["weights_only_loadable"] as? Bool)
+        let report = try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("pt/\(name).pt"))
+        #expect(report.passed)
+        #expect(report.checks.first { $0.name == "weights-only" }?.status == (loadable ? .passed : .warning))
+        #expect(report.torchLoad?.loadsWeightsOnly == loadable)
+        if !loadable { #expect(report.torchLoad?.call?.hasPrefix("torch.load(f, weights_only=False)") == true) }
+    }
+
+    /// Objects torch refuses make a warning, not a failure, naming every global torch's own
+    /// get_unsafe_globals_in_checkpoint names, with the key paths where they occur.
+    @Test(arguments: ["namespace", "with_numpy", "whole_model", "python_objects"])
+    func objectsNeedTrustButAreNotDamage(name: String) throws {
+        let url = fixtures.appendingPathComponent("objects/\(name).pt")
+        let sidecar = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("objects/\(name).expected.json")))
+                as? [String: Any])
+        let report = try CheckpointVerifier.verify(contentsOf: url)
+        #expect(report.passed)
+        #expect(report.hasWarnings && !report.passed(strict: true))
+        let check = try #require(report.checks.first { $0.name == "weights-only" })
+        #expect(check.status == .warning)
+        let advice = try #require(report.torchLoad)
+        let torchNames = try #require(sidecar["unsafe_globals"] as? [String])
+        #expect(Set(advice.globals.map(\.name)) == Set(torchNames))
+        #expect(check.failures.count == torchNames.count)
+        #expect(check.failures.allSatisfy { $0.code == .forbiddenGlobal })
+        #expect(advice.globals.allSatisfy { !$0.paths.isEmpty })
+    }
+
+    @Test func theTorchLoadCallFitsTheObjects() throws {
+        func advice(_ name: String) throws -> TorchLoadAdvice {
+            try #require(try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("objects/\(name).pt")).torchLoad)
+        }
+        let numpy = try advice("with_numpy")
+        #expect(numpy.globals.map(\.name) == [
+            "numpy._core.multiarray.scalar", "numpy.dtype", "numpy._core.multiarray._reconstruct", "numpy.ndarray",
+        ])
+        #expect(numpy.globals[1].paths.map(\.pathString) == ["np_scalar/args/0", "np_array/state/2", "best/args/0"])
+        #expect(numpy.call == """
+            import numpy._core.multiarray
+            with torch.serialization.safe_globals([numpy._core.multiarray.scalar, numpy.dtype, \
+            numpy._core.multiarray._reconstruct, numpy.ndarray, type(numpy.dtype('f8')), type(numpy.dtype('i8'))]):
+                torch.load(f, weights_only=True)
+            """)
+        let namespace = try advice("namespace")
+        #expect(namespace.globals.map(\.name) == ["argparse.Namespace"])
+        #expect(namespace.globals[0].paths == [["args"]])
+        #expect(namespace.call?.hasPrefix("import argparse\nwith torch.serialization.safe_globals([argparse.Namespace]):") == true)
+        let objects = try advice("python_objects")
+        #expect(objects.globals.first { $0.name == "collections.defaultdict" }?.blocker?.contains("items") == true)
+        #expect(objects.call?.hasPrefix("torch.load(f, weights_only=False)  # only for a file you trust: ") == true)
+    }
+
+    @Test func codeThatRunsOnLoadIsNeverSuggestedForSafeGlobals() throws {
+        let path = scratchFile("exploit.pt")
+        let tree: StateValue = [
+            "w": .tensor(try Tensor([1] as [Float])),
+            "x": .object(PickledObject(module: "posix", name: "system", construction: .reduce, args: ["echo pwned"])),
+            "y": .object(PickledObject(module: "builtins", name: "eval", construction: .reduce, args: ["1"])),
+        ]
+        try tree.write(to: URL(fileURLWithPath: path), options: SaveOptions(durable: false, keepObjects: true))
+        let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: path))
+        #expect(report.passed, "a file that would run code is not damaged; it needs trust")
+        let advice = try #require(report.torchLoad)
+        #expect(advice.globals.map(\.blocker) == ["runs code (module posix)", "runs code"])
+        #expect(advice.call?.contains("weights_only=False") == true)
+        #expect(advice.call?.contains("safe_globals") == false)
     }
 
     @Test func plainTorchArchiveSkipsManifestChecks() throws {

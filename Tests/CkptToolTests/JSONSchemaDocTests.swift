@@ -120,6 +120,8 @@ private func runs(_ command: String) throws -> [[String: Any]] {
             document(["inspect", Tool.sample, "--json", "--filter", "model/*.weight"]),
             document(["inspect", Tool.fixtures.appendingPathComponent("pt/model_tied.pt").path, "--json"]),
             document(["inspect", tree.path, "--json"]),
+            document(["inspect", Tool.fixtures.appendingPathComponent("objects/with_numpy.pt").path, "--json"]),
+            document(["inspect", Tool.fixtures.appendingPathComponent("objects/namespace.pt").path, "--json", "--depth", "1"]),
         ]
     case "diff":
         let bf16 = directory.appendingPathComponent("bf16.pt").path
@@ -134,7 +136,10 @@ private func runs(_ command: String) throws -> [[String: Any]] {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: damaged)))
         bytes[blob.dataOffset] ^= 0x01
         try Data(bytes).write(to: URL(fileURLWithPath: damaged))
-        return try [document(["verify", damaged, "--json"], statuses: [1])]
+        return try [
+            document(["verify", damaged, "--json"], statuses: [1]),
+            document(["verify", Tool.fixtures.appendingPathComponent("objects/python_objects.pt").path, "--json", "--strict"], statuses: [1]),
+        ]
     case "rename":
         let map = Tool.fixtures.appendingPathComponent("rename/map.json").path
         let out = directory.appendingPathComponent("out.pt").path

@@ -6,7 +6,7 @@ import Testing
 ///
 /// `CKPT_UPDATE_API=1 swift test --filter APIDocumentTests` rewrites the lists after a deliberate change.
 struct APIDocumentTests {
-    static let modules = ["Checkpoint", "CheckpointTools", "Optim"]
+    static let modules = ["Checkpoint", "CheckpointTools", "Optim", "Catalog"]
 
     @Test(.enabled(if: SymbolGraph.extractor != nil, "needs swift-symbolgraph-extract beside the Swift toolchain; NOT checked"))
     func docsListTheWholePublicSurface() throws {

@@ -10,4 +10,26 @@ int ckpt_rename_exchange(const char *from, const char *to);
 /// sync_file_range with SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno set; ENOSYS elsewhere.
 int ckpt_start_writeback(int fd, int64_t offset, int64_t length);
 
+/// Registers a temporary file's name (made absolute by the caller) for removal if the process is
+/// ended by SIGHUP, SIGINT or SIGTERM, or exits through exit(). Call before creating the file.
+/// Returns the slot to unregister, or -1 when all 64 slots are taken or the name is 4096 bytes or
+/// longer (the file is then not removed on a signal).
+int ckpt_cleanup_register(const char *path);
+
+/// Releases a slot from ckpt_cleanup_register (after the file is renamed or unlinked); -1 is ignored.
+void ckpt_cleanup_unregister(int slot);
+
+/// The number of names registered now.
+int ckpt_cleanup_registered_count(void);
+
+/// Unlinks every registered name; async-signal-safe.
+void ckpt_cleanup_remove_all(void);
+
+/// Installs, once per process, the handler for SIGHUP, SIGINT and SIGTERM that removes the
+/// registered files before the signal's default action ends the process, and an atexit hook that
+/// removes them on exit(). A signal the process ignores is left ignored. A handler installed before
+/// is kept and called instead (the host decides what the signal means; its in-flight files are left
+/// alone). A handler installed afterwards replaces this one.
+void ckpt_cleanup_install(void);
+
 #endif

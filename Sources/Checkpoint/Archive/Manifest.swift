@@ -28,7 +28,7 @@ extension Manifest {
     /// - Parameter storageIndex: The index in ``storages`` of each storage object in `root`.
     /// - Throws: ``CheckpointError`` for a tree too deep to describe.
     func encoded(storageIndex: [ObjectIdentifier: Int]) throws -> String {
-        let root = try StateTreeJSON.encode(root) { tensor, path in
+        let root = try StateTreeJSON.encode(root, objects: true) { tensor, path in
             guard let index = storageIndex[ObjectIdentifier(tensor.storage)] else {
                 throw CheckpointError(.invalidArgument, "tensor storage missing from the storage table", path: path.pathString)
             }
@@ -109,7 +109,7 @@ extension Manifest {
             records.append(record)
             storages.append(try resolve(record))
         }
-        let tree = StateTreeJSON.Decoder(file: file, location: "\(entry)#root")
+        let tree = StateTreeJSON.Decoder(file: file, location: "\(entry)#root", objects: true)
         let root = try tree.decode(try fields.field(top, "root", [])) { node, path in
             let index = try tree.count(try tree.field(node, "storage", path), path)
             guard storages.indices.contains(index) else {

@@ -17,8 +17,12 @@ package enum TorchArchive {
     ///   - includeManifest: True for the ckpt format.
     ///   - durable: fsync file and directory.
     ///   - metadata: The manifest's `metadata` member (ckpt only).
+    ///   - keepObjects: Write placeholders back as read (see ``SaveOptions/keepObjects``).
     /// - Throws: ``CheckpointError`` if the tree cannot be pickled or the write fails.
-    static func write(_ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil) throws {
+    static func write(
+        _ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil,
+        keepObjects: Bool = false
+    ) throws {
         let storages = value.storagesInOrder
         var keys: [ObjectIdentifier: String] = [:]
         var indices: [ObjectIdentifier: Int] = [:]
@@ -32,7 +36,7 @@ package enum TorchArchive {
         }
         let pickle: [UInt8]
         do {
-            pickle = try Pickler.dump(value, storageKeys: keys)
+            pickle = try Pickler.dump(value, storageKeys: keys, keepObjects: keepObjects)
         } catch let error as CheckpointError {
             throw error.inFile(path)
         }

@@ -20,15 +20,18 @@ enum StateTreeJSON {
     ///
     /// - Parameters:
     ///   - value: The tree.
+    ///   - objects: Describe each ``PickledObject`` as an `object` node (the ckpt manifest's root);
+    ///     false refuses them (safetensors, manifest metadata).
     ///   - tensor: The fields that locate a tensor's data (the caller's format), given its key path;
     ///     `type` and `requires_grad` are added here.
-    /// - Throws: ``CheckpointError`` `.unsupported` for a tree deeper than ``maximumDepth``; what
-    ///   `tensor` throws.
+    /// - Throws: ``CheckpointError`` `.unsupported` for a tree deeper than ``maximumDepth``, or for
+    ///   an object when `objects` is false; what `tensor` throws.
     static func encode(
-        _ value: StateValue, tensor: (Tensor, [StateKey]) throws -> [(key: String, value: OrderedJSON)]
+        _ value: StateValue, objects: Bool = false,
+        tensor: (Tensor, [StateKey]) throws -> [(key: String, value: OrderedJSON)]
     ) throws -> OrderedJSON {
         var path: [StateKey] = []
-        return try encode(value, path: &path, tensor: tensor)
+        return try encode(value, path: &path, objects: objects, tensor: tensor)
     }
 
     private static func node(_ type: String, _ fields: [(key: String, value: OrderedJSON)] = []) -> OrderedJSON {
@@ -48,7 +51,8 @@ enum StateTreeJSON {
     }
 
     private static func encode(
-        _ value: StateValue, path: inout [StateKey], tensor: (Tensor, [StateKey]) throws -> [(key: String, value: OrderedJSON)]
+        _ value: StateValue, path: inout [StateKey], objects: Bool,
+        tensor: (Tensor, [StateKey]) throws -> [(key: String, value: OrderedJSON)]
     ) throws -> OrderedJSON {
         guard path.count < maximumDepth else {
             throw CheckpointError(
@@ -56,9 +60,12 @@ enum StateTreeJSON {
                 expected: "at most \(maximumDepth) levels")
         }
         func child(_ key: StateKey, _ item: StateValue) throws -> OrderedJSON {
-            path.append(key)
-            defer { path.removeLast() }
-            return try encode(item, path: &path, tensor: tensor)
+            try child([key], item)
+        }
+        func child(_ keys: [StateKey], _ item: StateValue) throws -> OrderedJSON {
+            path += keys
+            defer { path.removeLast(keys.count) }
+            return try encode(item, path: &path, objects: objects, tensor: tensor)
         }
         switch value {
         case .dict(let dict):
@@ -88,6 +95,32 @@ enum StateTreeJSON {
         case .dtype(let dtype): return node("dtype", [("value", .string(dtype.rawValue))])
         case .complex(let real, let imaginary):
             return node("complex", [("real", .object(floatFields(real))), ("imag", .object(floatFields(imaginary)))])
+        case .object(let object):
+            guard objects else {
+                throw CheckpointError(
+                    .unsupported, "\(object.summary) is a Python object, which this format cannot hold",
+                    path: path.isEmpty ? "(root)" : path.pathString, expected: "tensors and plain values (or .pt/.ckpt)",
+                    found: object.qualifiedName)
+            }
+            // The parts as children of the object, at the key paths forEachTensor gives them.
+            var fields: [(key: String, value: OrderedJSON)] = [
+                ("module", .string(object.module)), ("name", .string(object.name)),
+                ("construction", .string(object.construction.rawValue)),
+            ]
+            func elements(_ part: String, _ items: [StateValue]) throws {
+                guard !items.isEmpty else { return }
+                fields.append((part, .array(try items.enumerated().map { try child([.string(part), .int(Int64($0))], $1) })))
+            }
+            func pairs(_ part: String, _ items: [(StateKey, StateValue)]) throws {
+                guard !items.isEmpty else { return }
+                fields.append((part, .array(try items.map { key, item in .array([keyJSON(key), try child([.string(part), key], item)]) })))
+            }
+            try elements("args", object.args)
+            try pairs("kwargs", object.kwargs.map { (.string($0.key), $0.value) })
+            try elements("listitems", object.listItems)
+            try pairs("dictitems", object.dictItems.map { ($0.key, $0.value) })
+            if let state = object.state { fields.append(("state", try child(.string("state"), state))) }
+            return node("object", fields)
         }
     }
 
@@ -99,6 +132,8 @@ enum StateTreeJSON {
         var file: String?
         /// Where the tree lives in the file (`archive/manifest.json#root`, `ckpt.tree`), for errors.
         var location: String
+        /// Accept `object` nodes (a ckpt manifest's root); elsewhere they are an unknown node type.
+        var objects = false
 
         /// An error naming the node's key path.
         func failure(_ message: String, _ path: [StateKey], code: CheckpointError.Code = .corrupt, expected: String? = nil, found: String? = nil) -> CheckpointError {
@@ -248,9 +283,82 @@ enum StateTreeJSON {
                 return .complex(
                     real: try float(try field(node, "real", path), path),
                     imaginary: try float(try field(node, "imag", path), path))
+            case "object" where objects:
+                return .object(try decodeObject(node, path: &path, tensor: tensor))
             default:
                 throw failure("unknown node type", path, found: type)
             }
+        }
+
+        /// An `object` node: its global, construction and parts (each part optional, empty when absent).
+        private func decodeObject(
+            _ node: OrderedJSON, path: inout [StateKey], tensor: (OrderedJSON, [StateKey]) throws -> Tensor
+        ) throws -> PickledObject {
+            let module = try string(node, "module", path)
+            let name = try string(node, "name", path)
+            let constructionName = try string(node, "construction", path)
+            guard let construction = PickledObject.Construction(rawValue: constructionName) else {
+                throw failure(
+                    "unknown object construction", path, expected: "reference, reduce or newobj", found: constructionName)
+            }
+            guard !module.isEmpty, !name.isEmpty, !module.contains("\n"), !name.contains("\n") else {
+                throw failure("an object's module and name must be non-empty lines", path, found: "\(module).\(name)")
+            }
+            var object = PickledObject(module: module, name: name, construction: construction)
+            func child(_ key: StateKey, _ json: OrderedJSON) throws -> StateValue {
+                path.append(key)
+                defer { path.removeLast() }
+                return try decode(json, path: &path, tensor: tensor)
+            }
+            func pairs(_ part: String) throws -> [(OrderedJSON, OrderedJSON)] {
+                try array(node, part, path).map { pair in
+                    guard case .array(let parts) = pair, parts.count == 2 else {
+                        throw failure("\(part) item is not a [key, value] pair", path, found: pair.kindName)
+                    }
+                    return (parts[0], parts[1])
+                }
+            }
+            path.append(.string("args"))
+            defer { path.removeLast() }
+            if node["args"] != nil {
+                object.args = try array(node, "args", path).enumerated().map { try child(.int(Int64($0)), $1) }
+            }
+            path[path.count - 1] = .string("kwargs")
+            if node["kwargs"] != nil {
+                for (nameJSON, value) in try pairs("kwargs") {
+                    guard case .string(let keyword) = nameJSON else {
+                        throw failure("a keyword is not a string", path, found: nameJSON.kindName)
+                    }
+                    guard object.kwargs[keyword] == nil else { throw failure("duplicate keyword", path + [.string(keyword)]) }
+                    object.kwargs[keyword] = try child(.string(keyword), value)
+                }
+            }
+            path[path.count - 1] = .string("listitems")
+            if node["listitems"] != nil {
+                object.listItems = try array(node, "listitems", path).enumerated().map { try child(.int(Int64($0)), $1) }
+            }
+            path[path.count - 1] = .string("dictitems")
+            if node["dictitems"] != nil {
+                for (keyJSON, value) in try pairs("dictitems") {
+                    let key: StateKey
+                    switch keyJSON {
+                    case .string(let text): key = .string(text)
+                    case .number: key = .int(try int64(keyJSON, path))
+                    default: throw failure("dict key is neither a string nor an integer", path, found: keyJSON.kindName)
+                    }
+                    guard object.dictItems[key] == nil else { throw failure("duplicate dict key", path + [key]) }
+                    object.dictItems[key] = try child(key, value)
+                }
+            }
+            path[path.count - 1] = .string("state")
+            if let state = node["state"] { object.state = try decode(state, path: &path, tensor: tensor) }
+            let hasParts = !object.args.isEmpty || !object.kwargs.isEmpty || object.state != nil
+                || !object.listItems.isEmpty || !object.dictItems.isEmpty
+            if construction == .reference && hasParts || construction == .reduce && !object.kwargs.isEmpty {
+                throw failure(
+                    "object parts do not fit its construction", Array(path.dropLast()), found: constructionName)
+            }
+            return object
         }
     }
 }

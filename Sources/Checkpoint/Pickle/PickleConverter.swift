@@ -27,17 +27,22 @@ struct PickleConverter {
         let node: PickleNode
         /// Containers from the root down to this one, this one included.
         let depth: Int
+        /// An object's parts that are present, by part name (see ``PickledObject/parts``).
+        let parts: [(key: String, value: PickleObject)]
         var position = 0
         var elements: [StateValue] = []
         var items = OrderedDictionary<StateKey, StateValue>()
         var attributes = OrderedMap<String, StateValue>()
+        /// An object's converted parts.
+        var partValues: [String: StateValue] = [:]
         var count = 1
         var height = 0
 
-        init(index: Int, node: PickleNode, depth: Int) {
+        init(index: Int, node: PickleNode, depth: Int, parts: [(key: String, value: PickleObject)] = []) {
             self.index = index
             self.node = node
             self.depth = depth
+            self.parts = parts
         }
 
         /// The key of child `position` in a key path.
@@ -47,6 +52,7 @@ struct PickleConverter {
             case .dict:
                 if position < node.items.count { return node.items.keys[position] }
                 return .string(node.attributes.keys[position - node.items.count])
+            case .object: return .string(parts[position].key)
             }
         }
 
@@ -65,6 +71,9 @@ struct PickleConverter {
                 } else {
                     return nil
                 }
+            case .object:
+                guard position < parts.count else { return nil }
+                child = parts[position].value
             }
             position += 1
             return child
@@ -83,19 +92,45 @@ struct PickleConverter {
                 case .string(let name) where position - 1 >= node.items.count: attributes[name] = child.value
                 case let key: items[key] = child.value
                 }
+            case .object:
+                partValues[parts[position - 1].key] = child.value
             }
         }
 
-        func finish() -> Converted {
+        func finish() throws -> Converted {
             let value: StateValue
             switch node.kind {
             case .list: value = .list(elements)
             case .tuple: value = .tuple(elements)
             case .set: value = .set(elements)
             case .dict(let ordered): value = .dict(StateDict(items, isOrderedDict: ordered, attributes: attributes))
+            case .object: value = .object(try finishObject())
             }
             return Converted(value: value, count: count, height: height + 1)
         }
+
+        /// The placeholder from the converted parts (each converted as the container it is).
+        private func finishObject() throws -> PickledObject {
+            guard let header = node.object else { throw PartError.missing }
+            var object = PickledObject(module: header.module, name: header.name, construction: header.construction)
+            if case .tuple(let args)? = partValues["args"] { object.args = args }
+            if case .dict(let kwargs)? = partValues["kwargs"] {
+                for (key, value) in kwargs.items {
+                    guard case .string(let name) = key else { throw PartError.keywordName(key) }
+                    object.kwargs[name] = value
+                }
+            }
+            if case .list(let items)? = partValues["listitems"] { object.listItems = items }
+            if case .dict(let items)? = partValues["dictitems"] { object.dictItems = OrderedMap(items.items) }
+            object.state = partValues["state"]
+            return object
+        }
+    }
+
+    /// A problem with an object's parts, reported with the key path by ``convert(_:)``.
+    private enum PartError: Error {
+        case missing
+        case keywordName(StateKey)
     }
 
     private var done: [Int: Converted] = [:]
@@ -128,7 +163,14 @@ struct PickleConverter {
                 continue
             }
             let frame = frames.removeLast()
-            let converted = frame.finish()
+            let converted: Converted
+            do {
+                converted = try frame.finish()
+            } catch PartError.keywordName(let key) {
+                throw error(.malformedPickle, "keyword argument names must be str", frames: frames, found: "int \(key)")
+            } catch {
+                throw self.error(.malformedPickle, "an object without its parts", frames: frames)
+            }
             inProgress.remove(frame.index)
             guard converted.count <= Unpickler.maximumValueCount else {
                 throw error(
@@ -155,7 +197,25 @@ struct PickleConverter {
             throw error(.unsupported, "dict keys must be str or int", frames: frames, found: "a key of type \(keyType)")
         }
         inProgress.insert(index)
-        frames.append(Frame(index: index, node: node, depth: depth))
+        frames.append(Frame(index: index, node: node, depth: depth, parts: objectParts(node)))
+    }
+
+    /// The parts of an object node that are present and not empty, in pickling order.
+    private func objectParts(_ node: PickleNode) -> [(key: String, value: PickleObject)] {
+        guard node.kind == .object, let header = node.object else { return [] }
+        var keywords: Int?
+        if case .node(let index)? = header.keywords { keywords = index }
+        var parts: [(key: String, value: PickleObject)] = []
+        for (name, index) in [
+            ("args", header.arguments), ("kwargs", keywords), ("listitems", header.listItems), ("dictitems", header.dictItems),
+        ] {
+            // An empty part is left out, as PickledObject.parts leaves it out.
+            guard let index, !nodes[index].elements.isEmpty || !nodes[index].items.isEmpty || nodes[index].invalidKeyType != nil
+            else { continue }
+            parts.append((name, .node(index)))
+        }
+        if let state = header.state { parts.append(("state", state)) }
+        return parts
     }
 
     /// A value that is not a container, or nil for a container.
@@ -171,7 +231,18 @@ struct PickleConverter {
         case .global(.dtype(let dtype)):
             return Converted(value: .dtype(dtype), count: 1, height: 0)
         case .global(let global):
-            throw error(.unsupported, "a bare \(global.qualifiedName) cannot be stored in a state tree", frames: frames)
+            // A class or function named but not called: a placeholder, under its canonical name
+            // for an allow-listed one (whose name has no dots), as spelled for any other.
+            let object: PickledObject
+            if case .foreign(let module, let name) = global {
+                object = PickledObject(module: module, name: name)
+            } else {
+                let qualified = global.qualifiedName
+                let dot = qualified.lastIndex(of: ".") ?? qualified.startIndex
+                object = PickledObject(
+                    module: String(qualified[..<dot]), name: String(qualified[qualified.index(after: dot)...]))
+            }
+            return Converted(value: .object(object), count: 1, height: 0)
         case .storage:
             throw error(
                 .unsupported, "a bare storage (not inside a tensor) cannot be stored in a state tree", frames: frames)

@@ -1,5 +1,6 @@
-/// A global (class or function) the restricted unpickler accepts: the part of
-/// `torch.load(weights_only=True)`'s allow-list that a ``StateValue`` can represent.
+/// A global (class or function) a pickle names: the part of `torch.load(weights_only=True)`'s
+/// allow-list that a ``StateValue`` can represent, each with its meaning, or any other global as a
+/// ``foreign(module:name:)`` placeholder.
 enum PickleGlobal: Equatable {
     case orderedDict
     case builtinSet
@@ -22,6 +23,8 @@ enum PickleGlobal: Equatable {
     case rebuildParameter
     case rebuildParameterWithState
     case rebuildFromTypeV2
+    /// Any other global, as the pickle spells it: a placeholder, never imported (see ``PickledObject``).
+    case foreign(module: String, name: String)
 
     /// `module.name` as torch spells it in its allow-list.
     var qualifiedName: String {
@@ -45,6 +48,7 @@ enum PickleGlobal: Equatable {
         case .rebuildParameter: return "torch._utils._rebuild_parameter"
         case .rebuildParameterWithState: return "torch._utils._rebuild_parameter_with_state"
         case .rebuildFromTypeV2: return "torch._tensor._rebuild_from_type_v2"
+        case .foreign(let module, let name): return "\(module).\(name)"
         }
     }
 
@@ -116,5 +120,27 @@ enum PickleGlobal: Equatable {
             }
         }
         return nil
+    }
+}
+
+extension PickledObject {
+    /// Globals on `torch.load(weights_only=True)`'s default allow-list that have no meaning here,
+    /// so a pickle naming them gets a placeholder although torch reads it as is.
+    private static let torchAllowedOthers: Set<String> = [
+        "collections.Counter", "torch.serialization._get_layout", "torch._utils._rebuild_qtensor",
+        "torch._utils._rebuild_sparse_tensor", "torch._utils._rebuild_meta_tensor_no_storage",
+        "torch._utils._rebuild_wrapper_subclass", "torch._utils._rebuild_device_tensor_from_numpy",
+        "torch._utils._rebuild_device_tensor_from_cpu_tensor", "torch._utils._rebuild_nested_tensor",
+        "torch.per_tensor_affine", "torch.per_channel_affine", "torch.per_tensor_symmetric",
+        "torch.per_channel_symmetric", "torch.per_channel_affine_float_qparams",
+    ]
+
+    /// True when `torch.load(weights_only=True)` accepts this global without `safe_globals`: one
+    /// this library reads as a value (named bare, as in `defaultdict(OrderedDict)`), or one torch
+    /// allows that has no value here (`collections.Counter`, quantized tensors).
+    package var isOnTorchAllowList: Bool {
+        if (try? PickleGlobal.resolve(module: module, name: name)) != nil { return true }
+        if module == "torch", name.hasSuffix("Tensor") { return true }
+        return Self.torchAllowedOthers.contains(qualifiedName)
     }
 }

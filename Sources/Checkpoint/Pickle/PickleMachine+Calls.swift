@@ -4,10 +4,17 @@ extension PickleMachine {
     /// REDUCE: `callable(*arguments)`.
     mutating func call(_ callable: PickleObject, arguments: [PickleObject]) throws -> PickleObject {
         guard case .global(let function) = callable else {
+            if let object = node(callable), object.kind == .object {
+                throw failure(
+                    .unsupported, "calling an object the pickle built (not a global) is not supported",
+                    found: typeName(callable))
+            }
             throw failure(
                 .malformedPickle, "REDUCE on a non-callable", expected: "an allowed global", found: typeName(callable))
         }
         switch function {
+        case .foreign(let module, let name):
+            return newObject(module: module, name: name, construction: .reduce, arguments: arguments)
         case .orderedDict:
             guard arguments.isEmpty else {
                 throw failure(
@@ -18,9 +25,7 @@ extension PickleMachine {
             switch arguments.count {
             case 0: return newNode(.set)
             case 1:
-                guard let source = node(arguments[0]), source.kind != .dict(ordered: true),
-                    source.kind != .dict(ordered: false)
-                else {
+                guard let source = node(arguments[0]), [.list, .tuple, .set].contains(source.kind) else {
                     throw failure(.malformedPickle, "set() needs a list or tuple", found: typeName(arguments[0]))
                 }
                 return newNode(.set, elements: source.elements)
@@ -60,11 +65,15 @@ extension PickleMachine {
 
     /// NEWOBJ: `cls.__new__(cls, *arguments)`, which for the builtin containers ignores the
     /// arguments (their contents come from `__init__`, which NEWOBJ does not run).
-    mutating func construct(_ cls: PickleObject, arguments: [PickleObject]) throws -> PickleObject {
+    mutating func construct(
+        _ cls: PickleObject, arguments: [PickleObject], keywords: PickleObject? = nil
+    ) throws -> PickleObject {
         guard case .global(let type) = cls else {
             throw failure(.malformedPickle, "NEWOBJ on a non-class", expected: "an allowed class", found: typeName(cls))
         }
         switch type {
+        case .foreign(let module, let name):
+            return newObject(module: module, name: name, construction: .newObject, arguments: arguments, keywords: keywords)
         case .orderedDict: return newNode(.dict(ordered: true))
         case .builtinSet: return newNode(.set)
         case .builtinBytearray: return .value(.bytearray([]))
@@ -74,8 +83,28 @@ extension PickleMachine {
         }
     }
 
-    /// BUILD: only an OrderedDict's attributes (`_metadata`) can be set.
+    /// A placeholder for `module.name` called or instantiated with `arguments`.
+    private mutating func newObject(
+        module: String, name: String, construction: PickledObject.Construction, arguments: [PickleObject],
+        keywords: PickleObject? = nil
+    ) -> PickleObject {
+        let argumentsIndex = newNodeIndex(.tuple, elements: arguments)
+        let object = newNodeIndex(.object)
+        nodes[object].object = PickleObjectParts(
+            module: module, name: name, construction: construction, arguments: argumentsIndex, keywords: keywords)
+        return .node(object)
+    }
+
+    /// BUILD: an OrderedDict's attributes (`_metadata`), or the state of an object outside the
+    /// allow-list (kept, not applied).
     func build(_ instance: PickleObject, state: PickleObject) throws {
+        if let target = node(instance), target.kind == .object {
+            guard target.object?.state == nil else {
+                throw failure(.unsupported, "a second BUILD on one object is not supported", found: typeName(instance))
+            }
+            target.object?.state = state
+            return
+        }
         if let target = node(instance), target.kind == .dict(ordered: true) {
             guard let source = node(state), source.kind == .dict(ordered: false) || source.kind == .dict(ordered: true),
                 source.invalidKeyType == nil

@@ -27,11 +27,31 @@ struct PickleStorage {
     var dtype: DType?
 }
 
+/// The parts of an object outside the allow-list (see ``PickledObject``): its global, the call
+/// that made it, and the nodes its arguments, items and state were put in.
+struct PickleObjectParts {
+    var module: String
+    var name: String
+    var construction: PickledObject.Construction
+    /// The tuple node of the positional arguments.
+    var arguments: Int
+    /// The keyword arguments of NEWOBJ_EX (a dict node), if any.
+    var keywords: PickleObject?
+    /// What BUILD passed, if it ran.
+    var state: PickleObject?
+    /// The list node APPEND(S) add to, made by the first one.
+    var listItems: Int?
+    /// The dict node SETITEM(S) set, made by the first one.
+    var dictItems: Int?
+}
+
 /// A Python container under construction.
 final class PickleNode {
     enum Kind: Equatable {
         case list, tuple, set
         case dict(ordered: Bool)
+        /// An object outside the allow-list; its parts are in ``PickleNode/object``.
+        case object
     }
 
     let kind: Kind
@@ -39,6 +59,8 @@ final class PickleNode {
     var elements: [PickleObject] = []
     /// Items of a dict.
     var items: OrderedDictionary<StateKey, PickleObject> = [:]
+    /// The parts of an object.
+    var object: PickleObjectParts?
     /// Attributes set on an OrderedDict by BUILD.
     var attributes: OrderedDictionary<String, PickleObject> = [:]
     /// The Python type of the first key that was neither str nor int; reported when the dict is
@@ -56,6 +78,7 @@ final class PickleNode {
         case .tuple: return "tuple"
         case .set: return "set"
         case .dict(let ordered): return ordered ? "OrderedDict" : "dict"
+        case .object: return object.map { "\($0.module).\($0.name)" } ?? "object"
         }
     }
 }
@@ -194,8 +217,13 @@ struct PickleMachine {
     }
 
     mutating func newNode(_ kind: PickleNode.Kind, elements: [PickleObject] = []) -> PickleObject {
+        .node(newNodeIndex(kind, elements: elements))
+    }
+
+    /// A new container's index in ``nodes``.
+    mutating func newNodeIndex(_ kind: PickleNode.Kind, elements: [PickleObject] = []) -> Int {
         nodes.append(PickleNode(kind, elements: elements))
-        return .node(nodes.count - 1)
+        return nodes.count - 1
     }
 
     /// The node a stack value refers to, if it is a container.
@@ -404,10 +432,15 @@ struct PickleMachine {
             guard let keywordDict = node(keywords), case .dict = keywordDict.kind else {
                 throw failure(.malformedPickle, "NEWOBJ_EX keywords must be a dict", found: typeName(keywords))
             }
+            let elements = try tupleElements(arguments, role: "NEWOBJ_EX arguments")
+            if case .global(.foreign) = cls {
+                push(try construct(cls, arguments: elements, keywords: keywordDict.items.isEmpty ? nil : keywords))
+                return
+            }
             guard keywordDict.items.isEmpty, keywordDict.invalidKeyType == nil else {
                 throw failure(.unsupported, "keyword arguments to \(typeName(cls)) are not supported")
             }
-            push(try construct(cls, arguments: try tupleElements(arguments, role: "NEWOBJ_EX arguments")))
+            push(try construct(cls, arguments: elements))
         case .build:
             let state = try pop()
             try build(try top(), state: state)
@@ -419,31 +452,47 @@ struct PickleMachine {
         }
     }
 
+    /// The allow-listed global, or a ``PickleGlobal/foreign(module:name:)`` placeholder for any
+    /// other: nothing is imported, so naming one is never an error by itself.
     private mutating func lookUpGlobal(module: String, name: String) throws -> PickleGlobal {
-        let qualified = "\(module).\(name)"
         let global: PickleGlobal?
         do {
             global = try PickleGlobal.resolve(module: module, name: name)
         } catch let error as CheckpointError {
             throw located(error)
         }
-        guard let global else {
+        if let global { return global }
+        // A name Python could not import, and that could not be written back as a GLOBAL line.
+        guard !module.isEmpty, !name.isEmpty, !module.contains("\n"), !name.contains("\n") else {
             throw failure(
-                .forbiddenGlobal, "global \(qualified) is not allowed (only weights-only globals are)",
-                found: qualified)
+                .malformedPickle, "a global's module and name must be non-empty lines",
+                found: "\(module.debugDescription), \(name.debugDescription)")
         }
-        return global
+        return .foreign(module: module, name: name)
     }
 
-    private func appendTarget() throws -> PickleNode {
+    /// The list APPEND(S) adds to: a list, or the list items of an object (a list subclass).
+    private mutating func appendTarget() throws -> PickleNode {
         let target = try top()
+        if let object = node(target), object.kind == .object { return nodes[itemNode(of: object, dict: false)] }
         guard let list = node(target), list.kind == .list else {
             throw failure(.malformedPickle, "\(opcode.name) on a non-list", expected: "list", found: typeName(target))
         }
         return list
     }
 
-    private func setItems(_ items: [PickleObject], into target: PickleObject) throws {
+    /// The node holding an object's list items or dict items, made on first use.
+    private mutating func itemNode(of object: PickleNode, dict: Bool) -> Int {
+        if let index = dict ? object.object?.dictItems : object.object?.listItems { return index }
+        let index = newNodeIndex(dict ? .dict(ordered: false) : .list)
+        if dict { object.object?.dictItems = index } else { object.object?.listItems = index }
+        return index
+    }
+
+    private mutating func setItems(_ items: [PickleObject], into target: PickleObject) throws {
+        if let object = node(target), object.kind == .object {
+            return try setItems(items, into: .node(itemNode(of: object, dict: true)))
+        }
         guard let dict = node(target), case .dict = dict.kind else {
             throw failure(
                 .malformedPickle, "\(opcode.name) on a non-dict", expected: "dict or OrderedDict",

@@ -1,3 +1,5 @@
+import OrderedCollections
+
 /// Emits protocol-2 pickle opcodes the way CPython's C pickler does for the objects torch.save
 /// sees, so the output matches torch.save's `data.pkl` opcode for opcode.
 ///
@@ -198,6 +200,9 @@ struct PickleWriter {
                 case .dict(let dict):
                     try checkDepth(depth)
                     schedule(try dictTasks(dict, depth: depth))
+                case .object(let object):
+                    try checkDepth(depth)
+                    schedule(try objectTasks(object, depth: depth))
                 default:
                     try writeLeaf(value)
                 }
@@ -265,7 +270,7 @@ struct PickleWriter {
             global("torch", dtype.torchName)
         case .tensor(let tensor):
             try self.tensor(tensor)
-        case .list, .tuple, .set, .dict:
+        case .list, .tuple, .set, .dict, .object:
             preconditionFailure("containers are written by write(_:depth:)")
         }
     }
@@ -324,6 +329,55 @@ struct PickleWriter {
         op(.emptyDict)
         memoize()
         return setItemTasks(items, exactDict: true, depth: depth + 1)
+    }
+
+    /// A placeholder as CPython's `save_reduce` writes the object it stands for: the global (and
+    /// nothing else for a reference), the arguments tuple, REDUCE or NEWOBJ (NEWOBJ_EX after a
+    /// keyword dict), the memo, then appended items, set items, and the state with BUILD. The parts
+    /// sit one level below the object and their items two, as the reader counts them.
+    private mutating func objectTasks(_ object: PickledObject, depth: Int) throws -> [Task] {
+        for part in [object.module, object.name] where part.isEmpty || part.contains("\n") {
+            throw CheckpointError(
+                .invalidArgument, "a placeholder's module and name must be non-empty and without newlines",
+                found: object.qualifiedName.debugDescription)
+        }
+        global(object.module, object.name)
+        guard object.construction != .reference else {
+            guard object.args.isEmpty, object.kwargs.isEmpty, object.state == nil, object.listItems.isEmpty,
+                object.dictItems.isEmpty
+            else {
+                throw CheckpointError(
+                    .invalidArgument, "a reference to a global has no arguments, items or state",
+                    found: object.qualifiedName)
+            }
+            return []
+        }
+        var tasks: [Task] = [.value(.tuple(object.args), depth: depth + 1)]
+        if object.construction == .reduce {
+            guard object.kwargs.isEmpty else {
+                throw CheckpointError(
+                    .invalidArgument, "only NEWOBJ takes keyword arguments", found: object.qualifiedName)
+            }
+            tasks.append(.op(.reduce))
+        } else if object.kwargs.isEmpty {
+            tasks.append(.op(.newObj))
+        } else {
+            let keywords = StateDict(OrderedDictionary(uniqueKeysWithValues: object.kwargs.map { (StateKey.string($0.key), $0.value) }))
+            tasks += [.value(.dict(keywords), depth: depth + 1), .op(.newObjEx)]
+        }
+        tasks.append(.memoize)
+        if !object.listItems.isEmpty {
+            try checkDepth(depth + 1)
+            tasks += appendTasks(object.listItems, depth: depth + 2)
+        }
+        if !object.dictItems.isEmpty {
+            try checkDepth(depth + 1)
+            tasks += setItemTasks(Array(object.dictItems.storage.elements), exactDict: false, depth: depth + 2)
+        }
+        if let state = object.state {
+            tasks += [.value(state, depth: depth + 1), .op(.build)]
+        }
+        return tasks
     }
 
     /// CPython's `batch_dict_exact` (a plain dict: MARK … SETITEMS per batch, including an empty

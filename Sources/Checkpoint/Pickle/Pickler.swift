@@ -11,17 +11,47 @@
 package enum Pickler {
     /// Pickles a tree.
     ///
+    /// A ``PickledObject`` is written as it was read (its global, arguments, REDUCE or NEWOBJ,
+    /// items and BUILD), which only `torch.load(weights_only=False)` reads, so only when
+    /// `keepObjects` is set.
+    ///
     /// - Parameters:
     ///   - value: The tree.
     ///   - storageKeys: The record key of every storage in the tree (see ``StateValue/storagesInOrder``).
+    ///   - keepObjects: Write placeholders back; false refuses a tree that holds one.
     /// - Returns: The pickle (`data.pkl`).
-    /// - Throws: ``CheckpointError`` `.invalidArgument` when a tensor's storage has no key, when an
-    ///   integer or bool tensor requires gradients (torch.load would refuse the file), when a
-    ///   plain dict carries attributes (only an OrderedDict can), or when the tree nests deeper
-    ///   than ``Unpickler/maximumNestingDepth``.
-    package static func dump(_ value: StateValue, storageKeys: [ObjectIdentifier: String]) throws -> [UInt8] {
+    /// - Throws: ``CheckpointError`` `.forbiddenGlobal` naming the key path and `module.name` of the
+    ///   first placeholder when `keepObjects` is false; `.invalidArgument` when a tensor's storage
+    ///   has no key, when an integer or bool tensor requires gradients (torch.load would refuse the
+    ///   file), when a plain dict carries attributes (only an OrderedDict can), when a placeholder's
+    ///   module or name is empty or holds a newline, or when the tree nests deeper than
+    ///   ``Unpickler/maximumNestingDepth``.
+    package static func dump(
+        _ value: StateValue, storageKeys: [ObjectIdentifier: String], keepObjects: Bool = false
+    ) throws -> [UInt8] {
+        if !keepObjects { try value.refuseObjects() }
         var writer = PickleWriter(storageKeys: storageKeys)
         try writer.writeRoot(value)
         return writer.output
+    }
+}
+
+extension StateValue {
+    /// Throws when the tree holds a ``PickledObject``: what every writer does unless
+    /// ``SaveOptions/keepObjects`` is set.
+    ///
+    /// - Throws: ``CheckpointError`` `.forbiddenGlobal` naming the first object's key path and
+    ///   `module.name`.
+    package func refuseObjects() throws {
+        var first: (path: [StateKey], object: PickledObject)?
+        forEachObject { path, object in
+            if first == nil { first = (path, object) }
+        }
+        guard let first else { return }
+        throw CheckpointError(
+            .forbiddenGlobal,
+            "\(first.object.summary) is a Python object kept as a placeholder; writing it back needs keepObjects "
+                + "(ckpt-tool: --keep-objects), and loading the file then needs torch.load(weights_only=False)",
+            path: first.path.isEmpty ? "(root)" : first.path.pathString, found: first.object.qualifiedName)
     }
 }

@@ -24,8 +24,11 @@ package struct StorageReference: Sendable, Equatable {
     }
 }
 
-/// A restricted unpickler like `torch.load(weights_only=True)`: it executes nothing and accepts
-/// only the allow-listed globals, rejecting any other with an error naming it.
+/// A restricted unpickler like `torch.load(weights_only=True)`: it executes nothing. The
+/// allow-listed globals become the values they stand for; any other global, and what a pickle
+/// builds from it (REDUCE, NEWOBJ, BUILD, APPEND, SETITEM), becomes a ``PickledObject``
+/// placeholder holding its name, arguments and state as data, never imported or run, so the
+/// tensors around and inside it stay readable.
 ///
 /// Unlike torch's, it also reads pickle protocols 3 to 5 (`torch.save(..., pickle_protocol=4)`).
 /// Every length, count, index and nesting level in the input is checked before it is used, so a
@@ -47,11 +50,12 @@ package enum Unpickler {
     ///   - storage: Resolves a persistent id to its storage; called once per distinct key, and
     ///     tensors naming the same key share the returned object.
     /// - Returns: The tree.
-    /// - Throws: ``CheckpointError``: `.forbiddenGlobal` naming `module.name` for a global outside
-    ///   the allow-list; `.malformedPickle` (with the byte offset and opcode) for input that breaks
-    ///   the pickle machine's rules; `.truncated` when it ends early; `.unsupported` for valid
-    ///   pickles this library cannot represent (an int wider than 64 bits, a dict key that is not
-    ///   str or int, a frozenset, a tensor with Python attributes); `.unknownDType` for a torch
+    /// - Throws: ``CheckpointError`` (never for a global outside the allow-list by itself, which
+    ///   becomes a ``PickledObject``): `.malformedPickle` (with the byte offset and opcode) for input
+    ///   that breaks the pickle machine's rules; `.truncated` when it ends early; `.unsupported` for
+    ///   valid pickles this library cannot represent (an int wider than 64 bits, a dict key that is
+    ///   not str or int, a frozenset, a tensor with Python attributes, an object that contains
+    ///   itself, a call of something other than a global); `.unknownDType` for a torch
     ///   dtype or storage class with no ``DType``; `.outOfBounds` for a tensor view past its
     ///   storage, a size that overflows, or a tree past ``maximumNestingDepth`` or
     ///   ``maximumValueCount``; whatever `storage` throws. Errors found while reading name the

@@ -13,44 +13,193 @@ import Darwin
 /// file system; it is synced before the rename because otherwise a crash can leave the final
 /// name pointing at an empty or partly flushed file; and the directory is synced after, because
 /// the rename itself is not durable until it is.
+///
+/// What sits at the output path decides how it is written:
+/// - nothing, or a regular file: replaced atomically as above.
+/// - a symlink (or a chain of them): followed to its final target, each relative link relative to
+///   the link's own directory, and that target is replaced atomically in *its* directory, so the
+///   links survive. A dangling chain creates the file it points to.
+/// - a character or block device or a FIFO (`/dev/null`, a tty, a named pipe): opened for writing
+///   and streamed to; no temp file, no rename, and an fsync the device does not support is not an
+///   error. Every writer here writes sequentially, so a descriptor that cannot seek is enough.
+/// - `/dev/stdin`, `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` or `/proc/self/fd/N`: written through
+///   this process's descriptor N as it is (a pipe, a socket, a tty, or the file the shell opened,
+///   at its offset and in its mode), never replaced.
+/// - a directory, a socket, anything else: refused with `.invalidArgument` naming what was found.
+///
+/// Streamed writes are not atomic: a failure leaves what was written so far.
+///
+/// A temp file is registered before it is created and unregistered once renamed or removed; the
+/// first atomic write installs handlers (``installSignalCleanup()``) that remove registered temp
+/// files when SIGHUP, SIGINT or SIGTERM ends the process, or when it calls `exit`.
 package enum DurableFile {
-    /// Writes a file through `body` and moves it into place atomically.
+    /// Writes a file through `body` and moves it into place atomically (or streams it to a device,
+    /// FIFO or descriptor; see the type's documentation).
     ///
     /// - Parameters:
     ///   - path: The final path.
     ///   - sync: False skips both fsyncs (still atomic, not durable); for benchmarks and tests.
-    ///   - body: Writes the contents to the given file descriptor. It must not close it.
-    /// - Throws: What `body` throws, or ``CheckpointError`` `.io` if creating, syncing, closing
-    ///   or renaming fails, its cause the failed call's ``SystemCallError`` (`.invalidArgument`
-    ///   for a path without a file name). The temp file is
-    ///   removed in every failing case before the rename; if only the final directory sync fails,
-    ///   the new file is already in place but may not survive a crash.
+    ///   - body: Writes the contents to the given file descriptor, sequentially from its current
+    ///     position (no seeking, no `pwrite`: the descriptor may be a pipe). It must not close it.
+    /// - Throws: What `body` throws, or ``CheckpointError`` `.io` if examining the path, creating,
+    ///   syncing, closing or renaming fails, its cause the failed call's ``SystemCallError``;
+    ///   `.invalidArgument` for a path without a file name or one that names a directory, a
+    ///   socket or another file that cannot be written. The temp file is removed in every failing
+    ///   case before the rename; if only the final directory sync fails, the new file is already in
+    ///   place but may not survive a crash.
     package static func write(to path: String, sync: Bool = true, _ body: (Int32) throws -> Void) throws {
-        let (directory, name) = try split(path)
-        var template = Array(temporaryPathTemplate(directory: directory, name: name).utf8CString)
-        let fileDescriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fileDescriptor >= 0 else {
-            throw ioError("cannot create a temporary file in \(directory)", path, "mkstemp")
+        switch try destination(of: path) {
+        case .file(let target):
+            try replace(target, requestedPath: path, sync: sync, body)
+        case .descriptor(let descriptor):
+            try stream(to: descriptor, path: path, sync: sync, body)
+        case .special:
+            let descriptor = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
+            guard descriptor >= 0 else { throw ioError("cannot open for writing", path, "open") }
+            defer { close(descriptor) }
+            var info = stat()
+            guard fstat(descriptor, &info) == 0 else { throw ioError("cannot examine", path, "fstat") }
+            guard [S_IFCHR, S_IFBLK, S_IFIFO].contains(info.st_mode & S_IFMT) else {
+                // Swapped since it was examined: writing a file in place would not be atomic.
+                throw CheckpointError(
+                    .invalidArgument, "the output path changed while it was opened", file: path,
+                    expected: "a device or FIFO", found: refusedKind(info.st_mode) ?? "a regular file")
+            }
+            try stream(to: descriptor, path: path, sync: sync, body)
         }
-        let temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// How a path is written.
+    enum Destination: Equatable {
+        /// Replaced atomically: the final name after following symlinks.
+        case file(String)
+        /// A device or FIFO, opened by the path and streamed to.
+        case special
+        /// One of this process's descriptors, named by `/dev/stdout`, `/dev/fd/N` and the like.
+        case descriptor(Int32)
+    }
+
+    /// What to do with `path`; see the type's documentation.
+    static func destination(of path: String) throws -> Destination {
+        if let descriptor = ownDescriptor(path) {
+            guard fcntl(descriptor, F_GETFD) != -1 else {
+                throw ioError("cannot write to descriptor \(descriptor)", path, "fcntl")
+            }
+            return .descriptor(descriptor)
+        }
+        _ = try split(path)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            // Nothing there, or a dangling symlink: create what it names.
+            guard errno == ENOENT else { throw ioError("cannot examine the output path", path, "stat") }
+            return .file(try followLinks(path))
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            let target = try followLinks(path)
+            // A link in /proc (/proc/self/fd/N, /proc/PID/root) reads as a name that is not the file.
+            var targetInfo = stat()
+            guard lstat(target, &targetInfo) == 0, targetInfo.st_dev == info.st_dev, targetInfo.st_ino == info.st_ino else {
+                throw CheckpointError(
+                    .invalidArgument, "the symlinks at the output path do not lead to a file name that can be replaced",
+                    file: path, found: target)
+            }
+            return .file(target)
+        case S_IFCHR, S_IFBLK, S_IFIFO:
+            return .special
+        default:
+            throw CheckpointError(
+                .invalidArgument, "cannot write over \(refusedKind(info.st_mode) ?? "this file")", file: path,
+                expected: "a regular file, a symlink to one, a device or a FIFO")
+        }
+    }
+
+    /// What a file that cannot be written over is, or nil if it can be.
+    private static func refusedKind(_ mode: mode_t) -> String? {
+        switch mode & S_IFMT {
+        case S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO: nil
+        case S_IFDIR: "a directory"
+        case S_IFSOCK: "a socket"
+        default: "a special file"
+        }
+    }
+
+    /// The descriptor `/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N` and the like name, if `path` is
+    /// such a name.
+    static func ownDescriptor(_ path: String) -> Int32? {
+        switch path {
+        case "/dev/stdin": return 0
+        case "/dev/stdout": return 1
+        case "/dev/stderr": return 2
+        default:
+            for prefix in ["/dev/fd/", "/proc/self/fd/"] where path.hasPrefix(prefix) {
+                let number = path.dropFirst(prefix.count)
+                guard !number.isEmpty, number.allSatisfy(\.isASCII), number.allSatisfy(\.isNumber), number.count < 10 else { return nil }
+                return Int32(number)
+            }
+            return nil
+        }
+    }
+
+    /// The name a chain of symlinks at `path` ends at: the first name that is not a symlink, or
+    /// that does not exist. Relative links are relative to the directory of the link.
+    static func followLinks(_ path: String) throws -> String {
+        var current = path
+        for _ in 0..<40 {
+            var info = stat()
+            guard lstat(current, &info) == 0 else {
+                guard errno == ENOENT else { throw ioError("cannot examine \(current)", path, "lstat") }
+                return current
+            }
+            guard info.st_mode & S_IFMT == S_IFLNK else { return current }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let length = readlink(current, &buffer, buffer.count - 1)
+            guard length > 0 else { throw ioError("cannot read the symlink \(current)", path, "readlink") }
+            let target = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if target.hasPrefix("/") {
+                current = target
+            } else {
+                let directory = try split(current).directory
+                current = (directory.hasSuffix("/") ? directory : directory + "/") + target
+            }
+        }
+        throw CheckpointError(.io, "cannot follow the symlinks", file: path, systemCall: SystemCallError(systemCall: "readlink", errno: ELOOP))
+    }
+
+    /// Writes through a descriptor that is not replaced: a device, a FIFO, a descriptor the process
+    /// already has.
+    private static func stream(to descriptor: Int32, path: String, sync: Bool, _ body: (Int32) throws -> Void) throws {
+        try body(descriptor)
+        // Pipes, ttys and sockets cannot be synced (EINVAL, EROFS, ENOTSUP): nothing to make durable.
+        if sync, fsync(descriptor) != 0, ![EINVAL, EROFS, ENOTSUP, EOPNOTSUPP].contains(errno) {
+            throw ioError("cannot fsync", path, "fsync")
+        }
+    }
+
+    /// The atomic write: a temp file next to `target`, renamed over it.
+    private static func replace(_ target: String, requestedPath path: String, sync: Bool, _ body: (Int32) throws -> Void) throws {
+        installSignalCleanup()
+        let (directory, name) = try split(target)
+        let (fileDescriptor, temporaryPath, slot) = try createTemporaryFile(directory: directory, name: name, for: path)
         var open = true
         var replaced: Int32?
         do {
-            _ = fcntl(fileDescriptor, F_SETFD, FD_CLOEXEC)
             try body(fileDescriptor)
             if sync {
                 guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync \(temporaryPath)", path, "fsync") }
             }
-            // mkstemp creates the file 0600; give it the mode a plain create would have.
+            // The temp file is created 0600; give it the mode a plain create would have.
             guard fchmod(fileDescriptor, 0o666 & ~currentUmask()) == 0 else {
                 throw ioError("cannot set the mode of \(temporaryPath)", path, "fchmod")
             }
             open = false
             guard close(fileDescriptor) == 0 else { throw ioError("cannot close \(temporaryPath)", path, "close") }
-            replaced = try replace(path, with: temporaryPath)
+            replaced = try replace(target, with: temporaryPath)
+            ckpt_cleanup_unregister(slot)
         } catch {
             if open { close(fileDescriptor) }
             unlink(temporaryPath)
+            ckpt_cleanup_unregister(slot)
             throw error
         }
         // Not before the directory sync: on a journaling file system that sync commits the running
@@ -61,13 +210,56 @@ package enum DurableFile {
         if sync { try syncDirectory(directory, finalPath: path) }
     }
 
+    /// Installs, once per process, the handlers that remove in-flight temp files when SIGHUP,
+    /// SIGINT or SIGTERM ends the process or it calls `exit`.
+    ///
+    /// A library must be polite with signals: a signal the process ignores stays ignored; a handler
+    /// the host installed before is kept and called in place of the cleanup (the host decides what
+    /// the signal means; a trainer that saves on SIGTERM must not see its save's temp file vanish);
+    /// a handler installed afterwards replaces this one. Only when the default action is about to
+    /// end the process are the temp files removed, then the default action is taken. Called by
+    /// the first atomic write; a program may call it at start.
+    package static func installSignalCleanup() {
+        _ = signalCleanupInstalled
+    }
+
+    private static let signalCleanupInstalled: Void = ckpt_cleanup_install()
+
+    /// How many temp files are registered for removal on a signal now (in-flight atomic writes).
+    package static var registeredTemporaryFileCount: Int { Int(ckpt_cleanup_registered_count()) }
+
+    /// Creates a new temp file next to the target, registered for removal on a signal *before* it
+    /// exists, so there is no instant in which a signal could leave it behind.
+    private static func createTemporaryFile(directory: String, name: String, for path: String) throws -> (Int32, String, Int32) {
+        // Absolute, so that the handler finds it even if the process changes directory meanwhile.
+        let workingDirectory = directory.hasPrefix("/") ? "" : FileManager.default.currentDirectoryPath + "/"
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<100 {
+            let temporaryPath = temporaryPath(directory: directory, name: name, using: &generator)
+            let slot = ckpt_cleanup_register(workingDirectory + temporaryPath)
+            let fileDescriptor = open(temporaryPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fileDescriptor >= 0 { return (fileDescriptor, temporaryPath, slot) }
+            let error = errno
+            ckpt_cleanup_unregister(slot)
+            guard error == EEXIST else {
+                errno = error
+                throw ioError("cannot create a temporary file in \(directory)", path, "open")
+            }
+        }
+        throw CheckpointError(
+            .io, "cannot create a temporary file in \(directory)", file: path,
+            systemCall: SystemCallError(systemCall: "open", errno: EEXIST))
+    }
+
     /// Replaced files whose last close (which frees their blocks) is still running.
     private static let pendingReleases = NSCondition()
     nonisolated(unsafe) private static var pendingReleaseCount = 0
 
-    /// Closes a replaced, already unlinked file on another thread: freeing a large file's blocks
-    /// takes as long as writing them on some file systems, and the caller need not wait for it.
-    private static func release(_ descriptor: Int32) {
+    /// Closes a replaced or deleted, already unlinked file on another thread: freeing a large
+    /// file's blocks takes as long as writing them on some file systems (ext4 mounted with
+    /// `discard`: 0.3 s per GiB here), and the caller need not wait for it.
+    /// ``waitForReleasedFiles()`` waits for every file released this way.
+    package static func release(_ descriptor: Int32) {
         pendingReleases.lock()
         pendingReleaseCount += 1
         pendingReleases.unlock()
@@ -80,9 +272,10 @@ package enum DurableFile {
         }
     }
 
-    /// Waits until the files replaced by earlier writes are closed and their blocks freed. A
-    /// benchmark that deletes its baseline's old file before timing it calls this before timing a
-    /// save, so that neither run pays for freeing the previous one's file.
+    /// Waits until the files replaced by earlier writes (or given to ``release(_:)``) are closed
+    /// and their blocks freed. A benchmark that deletes its baseline's old file before timing it
+    /// calls this before timing a save, so that neither run pays for freeing the previous one's
+    /// file.
     package static func waitForReleasedFiles() {
         pendingReleases.lock()
         while pendingReleaseCount > 0 { pendingReleases.wait() }
@@ -146,13 +339,15 @@ package enum DurableFile {
     }
 
     /// A hidden name next to the target, so a crash leaves only an obvious dot-file behind and
-    /// directory listings of checkpoints stay clean.
-    static func temporaryPathTemplate(directory: String, name: String) -> String {
+    /// directory listings of checkpoints stay clean: `.NAME.tmp-` and six random letters or digits.
+    static func temporaryPath(directory: String, name: String, using generator: inout some RandomNumberGenerator) -> String {
         // Keep the whole name within NAME_MAX (255 bytes) after the prefix and suffix.
         var stem = name
         while stem.utf8.count > 200 { stem.removeLast() }
         let separator = directory.hasSuffix("/") ? "" : "/"
-        return directory + separator + "." + stem + ".tmp-XXXXXX"
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        let suffix = String((0..<6).map { _ in letters[Int.random(in: 0..<letters.count, using: &generator)] })
+        return directory + separator + "." + stem + ".tmp-" + suffix
     }
 
     /// The process's umask, read without changing it where the system allows: `umask()` can only
