@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
         .executableTarget(name: "catalog-bench", dependencies: ["BenchSupport", "Catalog", "Checkpoint", "Optim"], path: "Benchmarks/catalog-bench"),
         // `ls --json` and `latest` on a catalog of 10,000 checkpoints (scripts/bench_catalog_cli.sh).
-        .executableTarget(name: "catalog-cli-bench", dependencies: ["Catalog", "Checkpoint"], path: "Benchmarks/catalog-cli-bench"),
+        .executableTarget(name: "catalog-cli-bench", dependencies: ["BenchSupport", "Catalog", "Checkpoint"], path: "Benchmarks/catalog-cli-bench"),
         // `make demo`: a training run killed partway that resumes bit-identically through Catalog.
         .executableTarget(name: "train-resume", dependencies: ["Catalog", "Checkpoint", "Optim"], path: "Samples/train-resume"),
         .executableTarget(name: "optim-resume", dependencies: ["Checkpoint", "Optim"], path: "Samples/optim-resume"),

@@ -7,6 +7,7 @@
 // unless its catalog already records that many; the target is < 50 ms for each command. The
 // start-up alone (`--version`) is timed too, for reference.
 
+import BenchSupport
 import Catalog
 import Checkpoint
 import Foundation
@@ -38,7 +39,7 @@ func fill() throws {
         let state: StateValue = ["model": ["w": .tensor(weight)], "step": .int(Int64(step))]
         try manager.save(step: step, state: state, metrics: ["loss": 1 / Double(index + 1), "accuracy": Double(index % 100) / 100])
     }
-    print(String(format: "filled %@ with %d checkpoints in %.1f s", directory.path, count - have, Date().timeIntervalSince(start)))
+    line("filled the catalog", String(format: "%d checkpoints in %.1f s", count - have, Date().timeIntervalSince(start)))
 }
 
 /// Milliseconds from spawning the tool to its exit.
@@ -49,27 +50,27 @@ func time(_ toolArguments: [String]) throws -> Double {
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     let argv = ([tool] + toolArguments).map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
-    var start = timespec(), end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
+    let start = now()
     var pid: pid_t = 0
     let spawned = posix_spawn(&pid, tool, &actions, nil, argv, environ)
     guard spawned == 0 else { throw CocoaError(.fileReadNoPermission, userInfo: [NSLocalizedDescriptionKey: "cannot run \(tool): \(String(cString: strerror(spawned)))"]) }
     var status: Int32 = 0
     waitpid(pid, &status, 0)
-    clock_gettime(CLOCK_MONOTONIC, &end)
+    let end = now()
     guard status == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "\(tool) \(toolArguments) exited with status \(status)"]) }
-    return Double(end.tv_sec - start.tv_sec) * 1000 + Double(end.tv_nsec - start.tv_nsec) / 1e6
+    return (end - start) * 1000
 }
 
 do {
     try fill()
-    print("ckpt-tool on \(count) checkpoints, whole process, 10 runs each (target < 50 ms):")
+    line("catalog", "\(count) checkpoints in \(directory.path)")
     // `--version` is the process's start-up alone (loading, Swift runtime, argument parsing).
-    for command in [["ls", directory.path, "--json"], ["latest", directory.path], ["--version"]] {
+    for (command, goal) in [(["ls", directory.path, "--json"], true), (["latest", directory.path], true), (["--version"], false)] {
         _ = try time(command)  // warm the page cache
-        let times = try (0..<10).map { _ in try time(command) }.sorted()
-        let name = command.joined(separator: " ").replacingOccurrences(of: directory.path, with: "DIR")
-        print("  " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "best %6.1f ms  median %6.1f ms", times[0], (times[4] + times[5]) / 2))
+        let times = try (0..<10).map { _ in try time(command) }
+        let name = "ckpt-tool " + command.joined(separator: " ").replacingOccurrences(of: directory.path, with: "DIR") + ", best / median of 10"
+        let value = String(format: "%.1f ms / %.1f ms", times.min()!, median(times))
+        line(name, value, goal ? verdict(median(times) < 50, "median < 50 ms") : "")
     }
 } catch {
     FileHandle.standardError.write(Data("catalog-cli-bench: \(error)\n".utf8))
