@@ -67,7 +67,9 @@ struct CheckpointFileInfo: Sendable {
         }
     }
 
-    /// Loads a file and checks every blob's CRC-32 (and the manifest against the blobs).
+    /// Loads a file and checks every blob's CRC-32 (and the manifest against the blobs), and the
+    /// CRC-32 of every other zip entry: a .ckpt loads from its manifest, so a damaged `data.pkl`
+    /// would pass unnoticed here and fail later in torch.load.
     ///
     /// - Returns: The verified tree.
     /// - Throws: ``CatalogError`` `.checkpoint` with the ``Checkpoint/CheckpointError`` as cause.
@@ -75,10 +77,22 @@ struct CheckpointFileInfo: Sendable {
         do {
             let state = try StateValue(contentsOf: url, options: LoadOptions(verifyChecksums: true))
             try state.verifyChecksums()
+            if try CheckpointFormat(contentsOf: url) != .safetensors {
+                let reader = try ZipReader(path: url.path)
+                for entry in reader.entries where !isTensorBlob(entry.name) {
+                    _ = try reader.contents(of: entry)
+                }
+            }
             return state
         } catch {
             throw CatalogError(.checkpoint, "the checkpoint does not load and verify", file: url.path, cause: Self.sendable(error))
         }
+    }
+
+    /// `<archive>/data/<key>`: a storage blob, which the tree's own verification reads.
+    static func isTensorBlob(_ name: String) -> Bool {
+        let parts = name.split(separator: "/")
+        return parts.count == 3 && parts[1] == "data" && !parts[2].isEmpty
     }
 
     /// The error as a cause: a ``Checkpoint/CheckpointError`` as is, anything else as its text.

@@ -150,6 +150,21 @@ import Testing
         #expect(none.map { "\($0)".contains("step 3") } == true)
     }
 
+    /// A .ckpt loads from its manifest, so only the entry CRCs catch a damaged pickle, which
+    /// torch.load would trip over.
+    @Test func aDamagedPickleIsCorruptThoughTheManifestLoads() throws {
+        let run = try TemporaryDirectory()
+        let manager = try CheckpointManager(directory: run.url, options: F.options())
+        for step in 1...2 { try manager.save(step: step, state: try F.state(step: step)) }
+        let newest = try #require(try manager.entry(step: 2)).url
+        let pickle = try #require(try ZipReader(path: newest.path).entries.first { $0.name.hasSuffix("/data.pkl") })
+        try F.corrupt(newest, at: pickle.dataOffset + 5)
+        #expect(try StateValue(contentsOf: newest) == (try F.state(step: 2)), "the tree still loads from the manifest")
+        let restored = try #require(try manager.restore())
+        #expect(restored.entry.step == 1)
+        #expect(restored.skipped.map(\.reason) == [.corrupt])
+    }
+
     @Test func aReplacedFileIsNotTheRecordedOne() throws {
         let run = try TemporaryDirectory()
         let manager = try CheckpointManager(directory: run.url, options: F.options())
