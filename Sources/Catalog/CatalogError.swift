@@ -1,3 +1,5 @@
+import Checkpoint
+
 /// An error from a checkpoint manager or its catalog.
 ///
 /// It names what went wrong (``code``), the file (the catalog or a checkpoint), the step when one
@@ -37,12 +39,7 @@ public struct CatalogError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Where in this library's sources the error was raised.
-    public struct SourceLocation: Sendable, CustomStringConvertible {
-        public var function: String
-        public var file: String
-        public var line: Int
-        public var description: String { "\(file):\(line) in \(function)" }
-    }
+    public typealias SourceLocation = CheckpointError.SourceLocation
 
     public var code: Code
     /// What went wrong, in words.

@@ -49,6 +49,13 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public var file: String
         public var line: Int
         public var description: String { "\(file):\(line) in \(function)" }
+
+        /// Shared by the other modules' error types (Catalog's), which record the same facts.
+        package init(function: String, file: String, line: Int) {
+            self.function = function
+            self.file = file
+            self.line = line
+        }
     }
 
     public var code: Code

@@ -26,22 +26,7 @@ extension Manifest {
     /// - Throws: ``CheckpointError`` for JSON that does not parse, a manifest of another format or
     ///   version, or a metadata tree that holds a tensor node.
     static func decodeMetadata(_ bytes: [UInt8], file: String, entry: String) throws -> StateValue? {
-        let top: OrderedJSON
-        do {
-            top = try bytes.withUnsafeBytes { try OrderedJSON.parse($0, file: file, what: "manifest") }
-        } catch var error as CheckpointError {
-            error.path = error.path.map { "\(entry)#\($0)" } ?? entry
-            throw error
-        }
-        let fields = StateTreeJSON.Decoder(file: file, location: entry)
-        let format = try fields.string(top, "format", [])
-        guard format == formatName else {
-            throw fields.failure("not a ckpt manifest", [], expected: formatName, found: format)
-        }
-        let version = try fields.int64(try fields.field(top, "format_version", []), [])
-        guard version == Int64(formatVersion) else {
-            throw fields.failure("manifest format version not supported", [], code: .unsupported, expected: "\(formatVersion)", found: "\(version)")
-        }
+        let (top, _) = try parseHeader(bytes, file: file, entry: entry)
         guard let json = top["metadata"] else { return nil }
         let tree = StateTreeJSON.Decoder(file: file, location: "\(entry)#metadata")
         return try tree.decode(json) { _, path in

@@ -73,22 +73,7 @@ extension Manifest {
     package static func decode(
         _ bytes: [UInt8], file: String, entry: String, storage resolve: (StorageRecord) throws -> Storage
     ) throws -> (manifest: Manifest, storages: [Storage]) {
-        let top: OrderedJSON
-        do {
-            top = try bytes.withUnsafeBytes { try OrderedJSON.parse($0, file: file, what: "manifest") }
-        } catch var error as CheckpointError {
-            error.path = error.path.map { "\(entry)#\($0)" } ?? entry
-            throw error
-        }
-        let fields = StateTreeJSON.Decoder(file: file, location: entry)
-        let format = try fields.string(top, "format", [])
-        guard format == formatName else {
-            throw fields.failure("not a ckpt manifest", [], expected: formatName, found: format)
-        }
-        let version = try fields.int64(try fields.field(top, "format_version", []), [])
-        guard version == Int64(formatVersion) else {
-            throw fields.failure("manifest format version not supported", [], code: .unsupported, expected: "\(formatVersion)", found: "\(version)")
-        }
+        let (top, fields) = try parseHeader(bytes, file: file, entry: entry)
         if top["byteorder"] != nil {
             let order = try fields.string(top, "byteorder", [])
             guard order == "little" else {
@@ -127,5 +112,32 @@ extension Manifest {
             }
         }
         return (Manifest(storages: records, root: root), storages)
+    }
+}
+
+extension Manifest {
+    /// Parses a manifest's JSON and checks its `format` and `format_version`.
+    ///
+    /// - Returns: The top-level object and a decoder whose errors name `entry`.
+    /// - Throws: ``CheckpointError`` for JSON that does not parse or a manifest of another format
+    ///   or version.
+    static func parseHeader(_ bytes: [UInt8], file: String, entry: String) throws -> (OrderedJSON, StateTreeJSON.Decoder) {
+        let top: OrderedJSON
+        do {
+            top = try bytes.withUnsafeBytes { try OrderedJSON.parse($0, file: file, what: "manifest") }
+        } catch var error as CheckpointError {
+            error.path = error.path.map { "\(entry)#\($0)" } ?? entry
+            throw error
+        }
+        let fields = StateTreeJSON.Decoder(file: file, location: entry)
+        let format = try fields.string(top, "format", [])
+        guard format == formatName else {
+            throw fields.failure("not a ckpt manifest", [], expected: formatName, found: format)
+        }
+        let version = try fields.int64(try fields.field(top, "format_version", []), [])
+        guard version == Int64(formatVersion) else {
+            throw fields.failure("manifest format version not supported", [], code: .unsupported, expected: "\(formatVersion)", found: "\(version)")
+        }
+        return (top, fields)
     }
 }
