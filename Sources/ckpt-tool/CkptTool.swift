@@ -18,7 +18,13 @@ struct CkptTool: ParsableCommand {
 
     /// Parses and runs the command. Usage errors keep ArgumentParser's message and exit code (64);
     /// a failure while running prints `ckpt-tool: <error>` to stderr and exits 1, never a trap.
+    /// No arguments at all is a usage error too: the help goes to stderr and the exit is 64, so a
+    /// script that lost its arguments does not look as if it succeeded.
     static func main() {
+        if CommandLine.arguments.count == 1 {
+            FileHandle.standardError.write(Data((helpMessage() + "\n").utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
         let command: ParsableCommand
         do {
             command = try parseAsRoot()

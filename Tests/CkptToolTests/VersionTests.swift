@@ -15,3 +15,12 @@ import Testing
     #expect(process.terminationStatus == 0)
     #expect(output.contains("0.1.0"))
 }
+
+/// A script that lost its arguments must not look as if it succeeded.
+@Test func noArgumentsPrintsHelpAndIsAUsageError() throws {
+    let result = try Tool.run([])
+    #expect(result.status == 64)
+    #expect(result.stdout.isEmpty)
+    #expect(result.stderr.contains("USAGE: ckpt-tool <subcommand>"))
+    #expect(result.stderr.contains("SUBCOMMANDS:"))
+}
