@@ -17,6 +17,15 @@ let learningRate = 0.05
 let saveEvery = 10
 let batchSize = 32
 
+/// One step: a batch drawn from `rng`, the loss and gradients, and the optimizer's update. The
+/// trainer and the reference run share it, so they differ only in checkpointing.
+func trainStep(_ model: MLP, _ optimizer: Adagrad, data: Dataset, rng: inout SplitMix64) throws -> Float {
+    let batch = (0..<batchSize).map { _ in Int(rng.next() % UInt64(data.inputs.count)) }
+    let loss = try model.lossAndGradients(batch: batch, data: data)
+    try optimizer.step()
+    return loss
+}
+
 /// Writes a line unbuffered, so the parent sees every step before it kills the trainer.
 func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
@@ -49,9 +58,7 @@ func work(directory: URL, steps: Int) throws {
         optimizer = try Adagrad(model.parameters, lr: learningRate)
     }
     for step in (start + 1)...steps {
-        let batch = (0..<batchSize).map { _ in Int(rng.next() % UInt64(data.inputs.count)) }
-        let loss = try model.lossAndGradients(batch: batch, data: data)
-        try optimizer.step()
+        let loss = try trainStep(model, optimizer, data: data, rng: &rng)
         emit("step \(step) loss \(loss) bits \(String(loss.bitPattern, radix: 16))")
         if manager.shouldSave(step: step) {
             // Returns at once (the snapshot is copy-on-write); the next optimizer step cannot tear the save.
@@ -74,9 +81,7 @@ func referenceLosses(steps: Int) throws -> [UInt32] {
     let model = try MLP(rng: &rng)
     let optimizer = try Adagrad(model.parameters, lr: learningRate)
     return try (1...steps).map { _ in
-        let batch = (0..<batchSize).map { _ in Int(rng.next() % UInt64(data.inputs.count)) }
-        let loss = try model.lossAndGradients(batch: batch, data: data)
-        try optimizer.step()
+        let loss = try trainStep(model, optimizer, data: data, rng: &rng)
         return loss.bitPattern
     }
 }
