@@ -77,8 +77,9 @@ struct CheckpointFileInfo: Sendable {
         do {
             let state = try StateValue(contentsOf: url, options: LoadOptions(verifyChecksums: true))
             try state.verifyChecksums()
-            if try CheckpointFormat(contentsOf: url) != .safetensors {
-                let reader = try ZipReader(path: url.path)
+            let file = try MappedFile(path: url.path)
+            if try CheckpointFormat.detect(file) != .safetensors {
+                let reader = try ZipReader(mapping: file)
                 for entry in reader.entries where !isTensorBlob(entry.name) {
                     _ = try reader.contents(of: entry)
                 }
