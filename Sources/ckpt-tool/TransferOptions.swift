@@ -28,9 +28,9 @@ struct TransferOptions: ParsableArguments {
                 + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
     }
 
-    /// Loads the input, verifying CRCs unless `--no-verify`.
+    /// Loads the input (`-` is standard input), verifying CRCs unless `--no-verify`.
     func load(_ input: String) throws -> StateValue {
-        try StateValue(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        try StateValue(contentsOf: InputPath.url(input), options: LoadOptions(verifyChecksums: !noVerify))
     }
 
     /// Saves atomically (durably unless `--no-sync`) in the output format; `-` is standard output.
@@ -42,7 +42,7 @@ struct TransferOptions: ParsableArguments {
         guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
         let output = OutputPath.resolve(output)
         let options = SaveOptions(durable: !noSync, keepObjects: keepObjects)
-        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: URL(fileURLWithPath: input)), !metadata.isEmpty {
+        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: InputPath.url(input)), !metadata.isEmpty {
             try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: options)
         } else {
             try tree.write(to: URL(fileURLWithPath: output), format: outputFormat, options: options)
