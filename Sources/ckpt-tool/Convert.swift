@@ -89,7 +89,7 @@ struct Convert: ParsableCommand {
             tree = try tree.castingTensors(to: targetDType, where: \.isFloatingPoint)
         }
         let report = OutputPath.reportStream(for: output)
-        try transfer.save(tree, from: input, to: output, keepObjects: keepObjects)
+        try transfer.save(tree, from: input, to: output, keepObjects: keepObjects, label: "convert")
         let summary = TreeSummary(tree)
         let style = outputOptions.style
         report.write(
