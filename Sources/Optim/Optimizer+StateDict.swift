@@ -150,6 +150,7 @@ extension Optimizer {
         }
 
         for hook in Array(loadStateDictPostHooks.hooks.values) { try hook(self) }
+        loadedOptions = paramGroups.map(\.options)
     }
 
     /// A copy of a tree whose tensors own their bytes (Python's `deepcopy`).
