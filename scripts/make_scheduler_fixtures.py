@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the learning-rate scheduler fixtures in Tests/Fixtures/schedulers/ from real torch.
 
-Every scenario is data both sides interpret: the optimizer (kind, one learning rate per group),
+Every scenario is data both sides interpret: the optimizer (kind, one learning rate per group, and
+torch's `defaults` for it, which ckpt's test optimizer copies),
 the scheduler (torch's class name and keyword arguments; functions by name, from LAMBDAS below,
 which ckpt's tests define again), and the operations: a plain `step()`, `step(epoch)` (torch's
 closed forms), or `step(metric)` for ReduceLROnPlateau. torch runs it and records each group's
@@ -312,8 +313,8 @@ def scenarios():
 
 def record(scn, states_dir):
     opt, sch, lrs, momenta, error = run(scn, scn["ops"])
-    out = {"name": scn["name"], "optimizer": scn["optimizer"], "scheduler": scn["scheduler"],
-           "ops": encode_ops(scn["ops"]),
+    out = {"name": scn["name"], "optimizer": scn["optimizer"], "defaults": enc(make_optimizer(scn["optimizer"]).defaults),
+           "scheduler": scn["scheduler"], "ops": encode_ops(scn["ops"]),
            "lrs": [sequence(g) for g in lrs], "final_state": enc(sch.state_dict()),
            "optimizer_groups": enc([{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups])}
     if cycles_momentum(scn["scheduler"]):
