@@ -5,10 +5,11 @@ import Checkpoint
 /// torch's docs ask for `optimizer.load_state_dict` only after the schedulers are built, "as calling
 /// it beforehand will overwrite the loaded learning rates", and torch overwrites them silently. ckpt
 /// notices: ``Optimizer/loadStateDict(_:)`` remembers the options it loaded until the optimizer's
-/// next step, and a scheduler built in between compares them with what its construction left. Any
-/// loaded option it changed (`lr`, `initial_lr`, a cycled `momentum`, ...) is reported. A scheduler
-/// built before the load, or after a step, reports nothing; so does one whose construction leaves
-/// the loaded options as they were (a `CosineAnnealingLR` alone).
+/// next step, and a scheduler built in between compares those options before and after its
+/// construction. Every one it changed (`lr`, `initial_lr`, a cycled `momentum`, ...) is reported.
+/// A scheduler built before the load, or after a step, reports nothing; so does one whose
+/// construction leaves the loaded options as they were (a `CosineAnnealingLR` whose initial step
+/// keeps the current `lr`).
 public enum LoadOrderCheck {
     /// Throw ``LoadOrderError``, after putting back every group option the construction changed.
     case error
@@ -23,13 +24,14 @@ public enum LoadOrderCheck {
 /// A scheduler was built after the optimizer's state was loaded, and its construction overwrote
 /// loaded options: the run would not continue as the saved one.
 public struct LoadOrderError: Error, CustomStringConvertible {
-    /// One option the construction changed.
+    /// One loaded option the construction changed.
     public struct Overwrite: Equatable, Sendable {
         /// The parameter group's index.
         public var group: Int
         /// The option (`lr`, `initial_lr`, ...).
         public var key: String
-        /// The value the optimizer's state had loaded.
+        /// The value the optimizer's state had loaded (an earlier scheduler may have changed it
+        /// since, and been reported then).
         public var loaded: StateValue
         /// The value after construction; nil if construction removed the option.
         public var current: StateValue?
@@ -70,9 +72,7 @@ extension LRScheduler {
         guard let loaded = optimizer.loadedOptions else { return }
         var overwrites: [LoadOrderError.Overwrite] = []
         for (index, group) in optimizer.paramGroups.enumerated() where index < loaded.count && index < before.count {
-            // Only options still as loaded when construction began: a change made since by someone
-            // else (an earlier scheduler, reported then) is not this one's doing.
-            for (key, value) in loaded[index] where before[index][key] == value && group.options[key] != value {
+            for (key, value) in loaded[index] where before[index][key] != group.options[key] {
                 overwrites.append(.init(group: index, key: key, loaded: value, current: group.options[key]))
             }
         }
