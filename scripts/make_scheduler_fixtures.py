@@ -16,6 +16,9 @@ each state into fresh torch objects built in the documented order
 (scheduler first, then its state, then the optimizer's) and checks that torch continues on
 exactly the recorded learning rates; the continuation is the recorded sequence after step k.
 
+`errors.json` holds what torch raises for invalid arguments and failing steps (exception type and
+message), and where `load_state_dict` puts keys it does not know.
+
 `page/` holds the example of torch's `Optimizer.load_state_dict` docs (SGD lr=3e-4, LinearLR then
 CosineAnnealingLR in a SequentialLR with milestones [20]) on a tiny fixed model: `save_seq.pt`,
 `save_optim.pt` and `save_model.pt` saved after 50 steps, and `page.json` with the gradients of
@@ -102,6 +105,8 @@ def make_optimizer(spec):
         return torch.optim.SGD(groups, lr=spec["lrs"][0], momentum=spec.get("momentum", 0))
     if spec["kind"] == "adam":
         return torch.optim.Adam(groups, lr=spec["lrs"][0])
+    if spec["kind"] == "adagrad":
+        return torch.optim.Adagrad(groups, lr=spec["lrs"][0])
     raise ValueError(spec["kind"])
 
 
@@ -448,6 +453,82 @@ def page_example(directory):
         f.write("\n")
 
 
+def error_cases():
+    """Invalid arguments and failing steps, each as torch reports it."""
+    lam = sched("LambdaLR", lr_lambda=["pow095", "pow095"])
+    plateau = sched("ReduceLROnPlateau")
+    return [
+        ("constant_factor", sgd(0.1), sched("ConstantLR", factor=2.0), []),
+        ("linear_start", sgd(0.1), sched("LinearLR", start_factor=0.0), []),
+        ("linear_end", sgd(0.1), sched("LinearLR", end_factor=1.5), []),
+        ("warm_restarts_t0", sgd(0.1), sched("CosineAnnealingWarmRestarts", T_0=0), []),
+        ("warm_restarts_tmult", sgd(0.1), sched("CosineAnnealingWarmRestarts", T_0=5, T_mult=0), []),
+        ("warm_restarts_negative_epoch", sgd(0.1), sched("CosineAnnealingWarmRestarts", T_0=5), [{"epoch": -1}]),
+        ("lambda_count", sgd(0.1), lam, []),
+        ("cyclic_base_count", sgd(0.1, momentum=0.9), sched("CyclicLR", base_lr=[0.1, 0.2], max_lr=1.0), []),
+        ("cyclic_no_momentum", {"kind": "adagrad", "lrs": [0.1]}, sched("CyclicLR", base_lr=0.01, max_lr=0.1), []),
+        ("one_cycle_no_length", sgd(0.1, momentum=0.9), sched("OneCycleLR", max_lr=0.1), []),
+        ("one_cycle_total", sgd(0.1, momentum=0.9), sched("OneCycleLR", max_lr=0.1, total_steps=0), []),
+        ("one_cycle_epochs", sgd(0.1, momentum=0.9), sched("OneCycleLR", max_lr=0.1, epochs=0, steps_per_epoch=3), []),
+        ("one_cycle_pct", sgd(0.1, momentum=0.9), sched("OneCycleLR", max_lr=0.1, total_steps=10, pct_start=1.5), []),
+        ("one_cycle_zero_phase", sgd(0.1, momentum=0.9), sched("OneCycleLR", max_lr=0.1, total_steps=10, pct_start=0.1), []),
+        ("one_cycle_max_count", sgd(0.1, momentum=0.9), sched("OneCycleLR", max_lr=[0.1, 0.2], total_steps=10), []),
+        ("plateau_factor", sgd(0.1), sched("ReduceLROnPlateau", factor=1.0), []),
+        ("plateau_min_lrs", sgd(0.1), sched("ReduceLROnPlateau", min_lr=[0.1, 0.2]), []),
+        ("step_size_zero", sgd(0.1), sched("StepLR", step_size=0), [None]),
+        ("constant_factor_zero", sgd(0.1), sched("ConstantLR", factor=0.0, total_iters=2), [None, None]),
+        ("polynomial_zero_iters", sgd(0.1), sched("PolynomialLR", total_iters=0), [{"epoch": 0}]),
+        ("sequential_empty", sgd(0.1), {"type": "SequentialLR", "milestones": [], "schedulers": []}, []),
+        ("sequential_plateau", sgd(0.1), {"type": "SequentialLR", "milestones": [], "schedulers": [plateau]}, []),
+        ("sequential_milestones", sgd(0.1), {"type": "SequentialLR", "milestones": [], "schedulers": [
+            sched("StepLR", step_size=2), sched("StepLR", step_size=3)]}, []),
+        ("sequential_chained_second", sgd(0.1), {"type": "SequentialLR", "milestones": [2], "schedulers": [
+            sched("StepLR", step_size=2),
+            {"type": "ChainedScheduler", "schedulers": [sched("ExponentialLR", gamma=0.9)]}]}, [None, None]),
+        ("chained_plateau", sgd(0.1), {"type": "ChainedScheduler", "schedulers": [plateau]}, []),
+        ("resume_without_initial_lr", sgd(0.1), sched("StepLR", step_size=3, last_epoch=4), []),
+    ]
+
+
+def record_error(name, optimizer, scheduler, ops):
+    out = {"name": name, "optimizer": optimizer, "defaults": enc(make_optimizer(optimizer).defaults), "scheduler": scheduler,
+           "ops": encode_ops(ops) if ops else {"plain": 0}}
+    try:
+        opt = make_optimizer(optimizer)
+        sch = build(scheduler, opt)
+        out["phase"] = "step"
+        for op in ops:
+            apply(sch, op)
+    except Exception as e:  # noqa: BLE001 - recording what torch raises is the point
+        out["type"] = type(e).__name__
+        out["message"] = str(e.args[0]) if e.args else ""
+        return out
+    raise AssertionError(f"{name}: torch raised nothing")
+
+
+def extras_cases():
+    """torch's `load_state_dict` keeps keys it does not know and saves them again; where they go."""
+    cases = []
+    for name, optimizer, scheduler in [
+        ("lambda", sgd(0.1), sched("LambdaLR", lr_lambda="pow095")),
+        ("cyclic", sgd(0.1, momentum=0.9), sched("CyclicLR", base_lr=0.01, max_lr=0.1)),
+        ("sequential", sgd(0.1), {"type": "SequentialLR", "milestones": [3], "schedulers": [
+            sched("ConstantLR"), sched("StepLR", step_size=2)]}),
+    ]:
+        opt = make_optimizer(optimizer)
+        sch = build(scheduler, opt)
+        for _ in range(4):
+            opt.step()
+            sch.step()
+        state = sch.state_dict()
+        extra = {"verbose": False, "last_epoch": 9, "_future_key": [1, 2.5]}
+        sch.load_state_dict({**extra, **{k: v for k, v in state.items() if k != "last_epoch"}})
+        cases.append({"name": name, "optimizer": optimizer, "defaults": enc(opt.defaults), "scheduler": scheduler,
+                      "loaded": enc({**extra, **{k: v for k, v in state.items() if k != "last_epoch"}}),
+                      "state_after": enc(sch.state_dict())})
+    return cases
+
+
 def main():
     warnings.simplefilter("ignore")  # step(epoch) is deprecated in torch; the fixtures use it on purpose.
     shutil.rmtree(OUT, ignore_errors=True)
@@ -459,6 +540,10 @@ def main():
         f.write(f'{{"torch": {json.dumps(torch.__version__)}, "steps": {STEPS}, "scenarios": [\n')
         f.write(",\n".join(json.dumps(s, separators=(",", ":")) for s in recorded))
         f.write("\n]}\n")
+    with open(os.path.join(OUT, "errors.json"), "w") as f:
+        errors = [record_error(*case) for case in error_cases()]
+        json.dump({"torch": torch.__version__, "errors": errors, "extras": extras_cases()}, f, indent=1)
+        f.write("\n")
     page_example(os.path.join(OUT, "page"))
     print(f"{len(recorded)} scenarios, {sum(len(s['save_at']) for s in recorded)} saved states")
 

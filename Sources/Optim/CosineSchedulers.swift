@@ -135,7 +135,7 @@ public final class CosineAnnealingWarmRestarts: LRScheduler {
                     let fraction = try PythonArithmetic.divide(epoch.double, Double(t0)) * Double(tMult - 1) + 1
                     let n = try Self.truncate(log(fraction) / log(Double(tMult)))
                     let power = try Self.power(tMult, n)
-                    tCur = .float(epoch.double - (try PythonArithmetic.divide(Double(t0 * (power - 1)), Double(tMult - 1))))
+                    tCur = .float(epoch.double - (try PythonArithmetic.divide(t0 * (power - 1), tMult - 1)))
                     tI = t0 * power
                 }
             } else {

@@ -161,15 +161,14 @@ public final class PolynomialLR: LRScheduler {
     public override func getLR() throws -> [Double] {
         let current = try groupLRs()
         if isInitial || lastEpoch > totalIters { return current }
-        let total = Double(totalIters)
-        let remaining = 1.0 - (try PythonArithmetic.divide(Double(lastEpoch), total))
-        let previous = 1.0 - (try PythonArithmetic.divide(Double(lastEpoch - 1), total))
+        let remaining = 1.0 - (try PythonArithmetic.divide(lastEpoch, totalIters))
+        let previous = 1.0 - (try PythonArithmetic.divide(lastEpoch - 1, totalIters))
         let decay = pow(try PythonArithmetic.divide(remaining, previous), power.double)
         return current.map { $0 * decay }
     }
 
     public override func closedFormLR() throws -> [Double]? {
-        let remaining = 1.0 - (try PythonArithmetic.divide(Double(min(totalIters, lastEpoch)), Double(totalIters)))
+        let remaining = 1.0 - (try PythonArithmetic.divide(min(totalIters, lastEpoch), totalIters))
         return baseLRs.map { $0 * pow(remaining, power.double) }
     }
 

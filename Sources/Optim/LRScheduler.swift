@@ -24,8 +24,9 @@ open class LRScheduler {
 
     /// torch's `_step_count`: steps taken, the initial one included.
     var stepCount = 0
-    /// torch's `_is_initial`: true only during the step construction takes.
-    var isInitial = false
+    /// True only during the step construction takes (torch's `_is_initial`): a recursive
+    /// ``getLR()`` returns the current rates then.
+    public internal(set) var isInitial = false
     /// torch's `_get_lr_called_within_step`.
     var getLRCalledWithinStep = false
     /// torch's `_last_lr`.
@@ -36,17 +37,24 @@ open class LRScheduler {
     /// Loaded keys this class does not know, kept and saved again as torch's `__dict__.update` keeps them.
     var extraState = OrderedMap<String, StateValue>()
 
-    /// torch's `LRScheduler.__init__`: sets `initial_lr` (or requires it when resuming), reads the
-    /// base learning rates and takes the initial step.
+    /// torch's `LRScheduler.__init__`: sets `initial_lr` in every group that has none (or requires
+    /// it when resuming), reads the base learning rates, takes the initial step (``getLR()`` at
+    /// epoch 0, with ``isInitial`` set), then applies `loadOrderCheck`. A subclass sets its own
+    /// properties first, as torch's subclasses do before `super().__init__`.
     ///
     /// - Parameters:
     ///   - optimizer: The optimizer.
     ///   - lastEpoch: -1 to start; otherwise the epoch to resume from (every group must then have
     ///     `initial_lr`).
-    ///   - loadOrderCheck: What to do if construction overwrote options a loaded optimizer state set.
-    ///   - groupsBefore: The groups' options before the subclass changed any; nil for now.
-    init(
-        optimizer: Optimizer, lastEpoch: Int, loadOrderCheck: LoadOrderCheck,
+    ///   - loadOrderCheck: What to do if construction overwrites options a loaded optimizer state
+    ///     set (see ``LoadOrderCheck``).
+    ///   - groupsBefore: The groups' options when the subclass's construction began, for a subclass
+    ///     that changes group options before calling this (as CyclicLR sets `lr`); nil for now.
+    /// - Throws: ``OptimizerError`` when resuming without `initial_lr` (torch's message), for a
+    ///   group `lr` that is not a number, or what the initial step throws; ``LoadOrderError`` under
+    ///   ``LoadOrderCheck/error``.
+    public init(
+        optimizer: Optimizer, lastEpoch: Int = -1, loadOrderCheck: LoadOrderCheck = .error,
         groupsBefore: [OrderedMap<String, StateValue>]? = nil
     ) throws {
         let before = groupsBefore ?? optimizer.paramGroups.map(\.options)

@@ -51,17 +51,7 @@ enum SchedulerFixtures {
         let finalState: StateValue
         let optimizerGroups: StateValue
 
-        /// The optimizer as torch built it: one two-element parameter and one `lr` per group, torch's defaults.
-        func makeOptimizer() throws -> OptionsOnlyOptimizer {
-            guard let spec = json["optimizer"] as? [String: Any], let lrs = spec["lrs"] as? [Double],
-                  case .dict(let torchDefaults) = try OptimFixtures.stateValue(json["defaults"]) else {
-                throw OptimFixtures.FixtureError(description: "\(name): bad optimizer spec")
-            }
-            var defaults = OrderedMap<String, Optimizer.OptionDefault>()
-            for (key, value) in torchDefaults { defaults[key.description] = .value(value) }
-            let groups = try lrs.map { ParamGroup(params: [Parameter(try Tensor(zeros: .float32, shape: [2]))], options: ["lr": .float($0)]) }
-            return try OptionsOnlyOptimizer(groups: groups, defaults: defaults)
-        }
+        func makeOptimizer() throws -> OptionsOnlyOptimizer { try SchedulerFixtures.makeOptimizer(json) }
 
         func makeScheduler(on optimizer: Optimizer, loadOrderCheck: LoadOrderCheck = .error) throws -> LRScheduler {
             try SchedulerFixtures.build(json["scheduler"], on: optimizer, loadOrderCheck: loadOrderCheck)
@@ -69,6 +59,19 @@ enum SchedulerFixtures {
 
         /// The rates torch recorded after `count` operations, one per group.
         func lrs(after count: Int) -> [Double] { lrs.map { $0[count] } }
+    }
+
+    /// The optimizer a fixture entry describes, as torch built it: one two-element parameter and
+    /// one `lr` per group, torch's defaults for its kind.
+    static func makeOptimizer(_ json: [String: Any]) throws -> OptionsOnlyOptimizer {
+        guard let spec = json["optimizer"] as? [String: Any], let lrs = spec["lrs"] as? [Double],
+              case .dict(let torchDefaults) = try OptimFixtures.stateValue(json["defaults"]) else {
+            throw OptimFixtures.FixtureError(description: "bad optimizer spec in \(json["name"] ?? "?")")
+        }
+        var defaults = OrderedMap<String, Optimizer.OptionDefault>()
+        for (key, value) in torchDefaults { defaults[key.description] = .value(value) }
+        let groups = try lrs.map { ParamGroup(params: [Parameter(try Tensor(zeros: .float32, shape: [2]))], options: ["lr": .float($0)]) }
+        return try OptionsOnlyOptimizer(groups: groups, defaults: defaults)
     }
 
     /// sequences.json, parsed once (read-only after initialization, hence nonisolated(unsafe)).
@@ -185,6 +188,10 @@ enum SchedulerFixtures {
                 return function
             }
         }
+        func need<T>(_ value: T?, _ key: String) throws -> T {
+            guard let value else { throw OptimFixtures.FixtureError(description: "\(type) needs \(key)") }
+            return value
+        }
         let check = loadOrderCheck
         switch type {
         case "LambdaLR":
@@ -198,39 +205,42 @@ enum SchedulerFixtures {
                 ? try MultiplicativeLR(optimizer, lrLambda: functions[0], loadOrderCheck: check)
                 : try MultiplicativeLR(optimizer, lrLambdas: functions, loadOrderCheck: check)
         case "StepLR":
-            return try StepLR(optimizer, stepSize: int("step_size")!, gamma: double("gamma")!, loadOrderCheck: check)
+            return try StepLR(
+                optimizer, stepSize: try need(int("step_size"), "step_size"), gamma: double("gamma") ?? 0.1, lastEpoch: int("last_epoch") ?? -1,
+                loadOrderCheck: check)
         case "MultiStepLR":
-            return try MultiStepLR(optimizer, milestones: args["milestones"] as! [Int], gamma: double("gamma")!, loadOrderCheck: check)
+            return try MultiStepLR(optimizer, milestones: try need(args["milestones"] as? [Int], "milestones"), gamma: double("gamma") ?? 0.1, loadOrderCheck: check)
         case "ConstantLR":
             if args.isEmpty { return try ConstantLR(optimizer, loadOrderCheck: check) }
-            return try ConstantLR(optimizer, factor: double("factor")!, totalIters: int("total_iters")!, loadOrderCheck: check)
+            return try ConstantLR(optimizer, factor: double("factor") ?? 1.0 / 3, totalIters: int("total_iters") ?? 5, loadOrderCheck: check)
         case "LinearLR":
             if args.isEmpty { return try LinearLR(optimizer, loadOrderCheck: check) }
             return try LinearLR(
-                optimizer, startFactor: double("start_factor")!, endFactor: double("end_factor")!, totalIters: int("total_iters")!,
+                optimizer, startFactor: double("start_factor") ?? 1.0 / 3, endFactor: double("end_factor") ?? 1.0,
+                totalIters: int("total_iters") ?? 5,
                 loadOrderCheck: check)
         case "ExponentialLR":
-            return try ExponentialLR(optimizer, gamma: double("gamma")!, loadOrderCheck: check)
+            return try ExponentialLR(optimizer, gamma: try need(double("gamma"), "gamma"), loadOrderCheck: check)
         case "PolynomialLR":
-            return try PolynomialLR(optimizer, totalIters: int("total_iters")!, power: double("power")!, loadOrderCheck: check)
+            return try PolynomialLR(optimizer, totalIters: int("total_iters") ?? 5, power: double("power") ?? 1.0, loadOrderCheck: check)
         case "CosineAnnealingLR":
-            return try CosineAnnealingLR(optimizer, tMax: int("T_max")!, etaMin: double("eta_min") ?? 0.0, loadOrderCheck: check)
+            return try CosineAnnealingLR(optimizer, tMax: try need(int("T_max"), "T_max"), etaMin: double("eta_min") ?? 0.0, loadOrderCheck: check)
         case "CosineAnnealingWarmRestarts":
             return try CosineAnnealingWarmRestarts(
-                optimizer, t0: int("T_0")!, tMult: int("T_mult") ?? 1, etaMin: double("eta_min") ?? 0.0, loadOrderCheck: check)
+                optimizer, t0: try need(int("T_0"), "T_0"), tMult: int("T_mult") ?? 1, etaMin: double("eta_min") ?? 0.0, loadOrderCheck: check)
         case "CyclicLR":
             return try CyclicLR(
-                optimizer, baseLR: perGroup("base_lr")!, maxLR: perGroup("max_lr")!, stepSizeUp: int("step_size_up") ?? 2000,
-                stepSizeDown: int("step_size_down"), mode: CyclicLR.Mode(rawValue: args["mode"] as? String ?? "triangular")!,
+                optimizer, baseLR: try need(perGroup("base_lr"), "base_lr"), maxLR: try need(perGroup("max_lr"), "max_lr"), stepSizeUp: int("step_size_up") ?? 2000,
+                stepSizeDown: int("step_size_down"), mode: try need(CyclicLR.Mode(rawValue: args["mode"] as? String ?? "triangular"), "mode"),
                 gamma: double("gamma") ?? 1.0, scaleFn: try function("scale_fn")?.first,
-                scaleMode: CyclicLR.ScaleMode(rawValue: args["scale_mode"] as? String ?? "cycle")!,
+                scaleMode: try need(CyclicLR.ScaleMode(rawValue: args["scale_mode"] as? String ?? "cycle"), "scale_mode"),
                 cycleMomentum: args["cycle_momentum"] as? Bool ?? true, baseMomentum: perGroup("base_momentum") ?? 0.8,
                 maxMomentum: perGroup("max_momentum") ?? 0.9, loadOrderCheck: check)
         case "OneCycleLR":
             return try OneCycleLR(
-                optimizer, maxLR: perGroup("max_lr")!, totalSteps: int("total_steps"), epochs: int("epochs"),
+                optimizer, maxLR: try need(perGroup("max_lr"), "max_lr"), totalSteps: int("total_steps"), epochs: int("epochs"),
                 stepsPerEpoch: int("steps_per_epoch"), pctStart: double("pct_start") ?? 0.3,
-                annealStrategy: OneCycleLR.AnnealStrategy(rawValue: args["anneal_strategy"] as? String ?? "cos")!,
+                annealStrategy: try need(OneCycleLR.AnnealStrategy(rawValue: args["anneal_strategy"] as? String ?? "cos"), "anneal_strategy"),
                 cycleMomentum: args["cycle_momentum"] as? Bool ?? true, baseMomentum: perGroup("base_momentum") ?? 0.85,
                 maxMomentum: perGroup("max_momentum") ?? 0.95, divFactor: double("div_factor") ?? 25.0,
                 finalDivFactor: double("final_div_factor") ?? 1e4, threePhase: args["three_phase"] as? Bool ?? false,
@@ -238,9 +248,9 @@ enum SchedulerFixtures {
         case "ReduceLROnPlateau":
             if args.isEmpty { return try ReduceLROnPlateau(optimizer) }
             return try ReduceLROnPlateau(
-                optimizer, mode: ReduceLROnPlateau.Mode(rawValue: args["mode"] as? String ?? "min")!, factor: double("factor") ?? 0.1,
+                optimizer, mode: try need(ReduceLROnPlateau.Mode(rawValue: args["mode"] as? String ?? "min"), "mode"), factor: double("factor") ?? 0.1,
                 patience: int("patience") ?? 10, threshold: double("threshold") ?? 1e-4,
-                thresholdMode: ReduceLROnPlateau.ThresholdMode(rawValue: args["threshold_mode"] as? String ?? "rel")!,
+                thresholdMode: try need(ReduceLROnPlateau.ThresholdMode(rawValue: args["threshold_mode"] as? String ?? "rel"), "threshold_mode"),
                 cooldown: int("cooldown") ?? 0, minLR: perGroup("min_lr") ?? 0, eps: double("eps") ?? 1e-8)
         case "SequentialLR":
             let inner = try (spec["schedulers"] as? [Any] ?? []).map { try build($0, on: optimizer, loadOrderCheck: check) }
