@@ -34,11 +34,14 @@ import os
 import random
 import shutil
 import struct
+import sys
 import warnings
-from collections import Counter
 
 import torch
 from torch.optim import lr_scheduler as L
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_optim_fixtures import enc  # noqa: E402 - a state tree as JSON, Python types kept
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "schedulers")
 STEPS = 320
@@ -72,31 +75,6 @@ def sequence(values):
     if len(runs) != len(values):
         out["runs"] = [n for _, n in runs]
     return out
-
-
-def enc(v):
-    """A state tree as JSON with Python types kept (bool before int: bool is an int in Python)."""
-    if isinstance(v, torch.Tensor):
-        raise TypeError("tensor in a scheduler state")
-    if isinstance(v, bool):
-        return {"t": "bool", "v": v}
-    if isinstance(v, int):
-        return {"t": "int", "v": v}
-    if isinstance(v, float):
-        return {"t": "float", "hex": struct.pack("<d", v).hex()}
-    if v is None:
-        return {"t": "none"}
-    if isinstance(v, str):
-        return {"t": "str", "v": v}
-    if isinstance(v, tuple):
-        return {"t": "tuple", "items": [enc(x) for x in v]}
-    if isinstance(v, list):
-        return {"t": "list", "items": [enc(x) for x in v]}
-    if isinstance(v, Counter):
-        return {"t": "counter", "items": [[k, c] for k, c in v.items()]}
-    if isinstance(v, dict):
-        return {"t": "dict", "items": [[{"int": k} if isinstance(k, int) else {"str": k}, enc(x)] for k, x in v.items()]}
-    raise TypeError(type(v))
 
 
 def make_optimizer(spec):

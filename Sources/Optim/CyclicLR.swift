@@ -85,19 +85,10 @@ public final class CyclicLR: LRScheduler {
         self.cycleMomentum = cycleMomentum
         hasMomentumState = cycleMomentum
         if cycleMomentum {
-            guard optimizer.defaults["momentum"] != nil || optimizer.defaults["betas"] != nil else {
-                throw OptimizerError(.invalidValue, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-            }
-            useBeta1 = optimizer.defaults["betas"] != nil
+            useBeta1 = try optimizer.cyclesBeta1()
             baseMomentums = try baseMomentum.values("base_momentum", groups: groups)
             maxMomentums = try maxMomentum.values("max_momentum", groups: groups)
-            if lastEpoch == -1 {
-                for index in changed.indices {
-                    try changed[index].setMomentum(maxMomentums[index], beta1: useBeta1, group: index)
-                    changed[index].options["max_momentum"] = .float(maxMomentums[index])
-                    changed[index].options["base_momentum"] = .float(baseMomentums[index])
-                }
-            }
+            if lastEpoch == -1 { try changed.startMomentumCycle(max: maxMomentums, base: baseMomentums, beta1: useBeta1) }
         }
         optimizer.paramGroups = changed
         if scaleFn == nil { self.scaleMode = Self.scaleMode(of: mode) }
@@ -164,24 +155,6 @@ public final class CyclicLR: LRScheduler {
         return { [self] in
             install()
             if scaleFn == nil { scaleMode = Self.scaleMode(of: mode) }
-        }
-    }
-}
-
-extension ParamGroup {
-    /// Sets the momentum a scheduler cycles: `momentum`, or the first of Adam's `betas`.
-    mutating func setMomentum(_ value: Double, beta1: Bool, group index: Int) throws {
-        guard beta1 else {
-            options["momentum"] = .float(value)
-            return
-        }
-        switch options["betas"] {
-        case .tuple(let betas)?: options["betas"] = .tuple([.float(value)] + betas.dropFirst())
-        case .list(let betas)?: options["betas"] = .list([.float(value)] + betas.dropFirst())
-        case nil:
-            throw OptimizerError(.invalidValue, "param_groups[\(index)] has no 'betas'", path: "param_groups/\(index)/betas")
-        case let other?:
-            throw OptimizerError(.invalidType, "'betas' must be a tuple, found \(other.pythonTypeName)", path: "param_groups/\(index)/betas")
         }
     }
 }

@@ -37,10 +37,7 @@ public final class LambdaLR: LRScheduler {
     /// - Throws: ``OptimizerError`` "Expected N lr_lambdas, but got M" for a count that is not the
     ///   group count; ``LoadOrderError`` under ``LoadOrderCheck/error``.
     public init(_ optimizer: Optimizer, lrLambdas: [Lambda], lastEpoch: Int = -1, loadOrderCheck: LoadOrderCheck = .error) throws {
-        guard lrLambdas.count == optimizer.paramGroups.count else {
-            throw OptimizerError(.invalidValue, "Expected \(optimizer.paramGroups.count) lr_lambdas, but got \(lrLambdas.count)")
-        }
-        self.lrLambdas = lrLambdas
+        self.lrLambdas = try optimizer.onePerGroup(lrLambdas)
         try super.init(optimizer: optimizer, lastEpoch: lastEpoch, loadOrderCheck: loadOrderCheck)
     }
 
@@ -89,10 +86,7 @@ public final class MultiplicativeLR: LRScheduler {
     /// - Throws: ``OptimizerError`` "Expected N lr_lambdas, but got M" for a count that is not the
     ///   group count; ``LoadOrderError`` under ``LoadOrderCheck/error``.
     public init(_ optimizer: Optimizer, lrLambdas: [Lambda], lastEpoch: Int = -1, loadOrderCheck: LoadOrderCheck = .error) throws {
-        guard lrLambdas.count == optimizer.paramGroups.count else {
-            throw OptimizerError(.invalidValue, "Expected \(optimizer.paramGroups.count) lr_lambdas, but got \(lrLambdas.count)")
-        }
-        self.lrLambdas = lrLambdas
+        self.lrLambdas = try optimizer.onePerGroup(lrLambdas)
         try super.init(optimizer: optimizer, lastEpoch: lastEpoch, loadOrderCheck: loadOrderCheck)
     }
 
@@ -104,6 +98,16 @@ public final class MultiplicativeLR: LRScheduler {
     }
 
     override var trailingStateEntries: [StateEntry] { [.functions("lr_lambdas", count: lrLambdas.count)] }
+}
+
+extension Optimizer {
+    /// The functions given one per group, or torch's error for another count.
+    func onePerGroup<Function>(_ lrLambdas: [Function]) throws -> [Function] {
+        guard lrLambdas.count == paramGroups.count else {
+            throw OptimizerError(.invalidValue, "Expected \(paramGroups.count) lr_lambdas, but got \(lrLambdas.count)")
+        }
+        return lrLambdas
+    }
 }
 
 extension StateEntry {

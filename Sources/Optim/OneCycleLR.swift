@@ -110,19 +110,11 @@ public final class OneCycleLR: LRScheduler {
         self.cycleMomentum = cycleMomentum
         hasBeta1Flag = cycleMomentum
         if cycleMomentum {
-            guard optimizer.defaults["momentum"] != nil || optimizer.defaults["betas"] != nil else {
-                throw OptimizerError(.invalidValue, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-            }
-            useBeta1 = optimizer.defaults["betas"] != nil
+            useBeta1 = try optimizer.cyclesBeta1()
+            // torch reads max_momentum first here (CyclicLR reads base_momentum first): the first error wins.
             let maxMomentums = try maxMomentum.values("max_momentum", groups: groups)
             let baseMomentums = try baseMomentum.values("base_momentum", groups: groups)
-            if lastEpoch == -1 {
-                for index in changed.indices {
-                    try changed[index].setMomentum(maxMomentums[index], beta1: useBeta1, group: index)
-                    changed[index].options["max_momentum"] = .float(maxMomentums[index])
-                    changed[index].options["base_momentum"] = .float(baseMomentums[index])
-                }
-            }
+            if lastEpoch == -1 { try changed.startMomentumCycle(max: maxMomentums, base: baseMomentums, beta1: useBeta1) }
         }
         optimizer.paramGroups = changed
         try super.init(optimizer: optimizer, lastEpoch: lastEpoch, loadOrderCheck: loadOrderCheck, groupsBefore: before)

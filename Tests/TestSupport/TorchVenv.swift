@@ -25,17 +25,8 @@ extension TorchVenv {
     /// - Parameter arguments: The interpreter's arguments.
     /// - Returns: The exit status and the combined output.
     /// - Throws: When there is no venv or the process cannot start.
-    public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    public static func run(_ arguments: [String]) throws -> ProcessOutput {
         guard let python else { throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no torch venv"]) }
-        let process = Process()
-        process.executableURL = python
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        return try ProcessOutput(running: python, arguments)
     }
 }
