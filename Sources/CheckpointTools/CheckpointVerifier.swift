@@ -280,7 +280,7 @@ private struct ArchiveVerification {
             }
             var tensors = 0
             tree.forEachTensor { _, _ in tensors += 1 }
-            add("pickle", "\(entry.name) loads (nothing executed); \(Plural.count(tensors, "tensor")), their storage records present and sized", problems)
+            add("pickle", "\(entry.name) loads (nothing executed); \(Plural.count(tensors, "tensor")), storage records present and sized", problems)
             let devices = deviceOrder(tree)
             checkWeightsOnly(tree, pickle: bytes, entry: entry.name, devices: devices)
             checkDevices(tree, devices: devices)

@@ -41,10 +41,10 @@ struct VerifyTests {
         let path = try convertedRun()
         let result = try Tool.run(["verify", path])
         #expect(result.status == 0, "\(result.stdout)")
-        for name in ["zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "manifest", "manifest-vs-pickle", "alignment"] {
+        for name in ["zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "devices", "manifest", "manifest-vs-pickle", "alignment"] {
             #expect(result.stdout.contains("PASS \(name)"), "missing PASS \(name) in\n\(result.stdout)")
         }
-        #expect(result.stdout.hasSuffix("verified: 8 checks passed\n"))
+        #expect(result.stdout.hasSuffix("verified: 9 checks passed\n"))
         let (_, json) = try verifyJSON(path)
         #expect(json["format"] as? String == "ckpt")
     }
@@ -60,7 +60,7 @@ struct VerifyTests {
         #expect(text.status == 1)
         #expect(text.stdout.contains("FAIL crc32"))
         #expect(text.stdout.contains("archive/data/3: bytes do not match the entry's CRC-32"), "\(text.stdout)")
-        #expect(text.stdout.hasSuffix("FAILED: 1 of 8 checks failed\n"))
+        #expect(text.stdout.hasSuffix("FAILED: 1 of 9 checks failed\n"))
 
         let (status, json) = try verifyJSON(path)
         #expect(status == 1)
