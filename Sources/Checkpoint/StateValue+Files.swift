@@ -24,10 +24,26 @@ public struct SaveOptions: Sendable {
     /// either way. A file written with objects needs trust to load in torch:
     /// `torch.load(weights_only=True)` refuses it.
     public var keepObjects: Bool
-    public init(durable: Bool = true, metadata: StateValue? = nil, keepObjects: Bool = false) {
+    /// Called on the writing thread as tensor data is written, with the bytes written so far and
+    /// the tensor bytes the file holds in all (default nil). Reports come at least every 64 MiB;
+    /// the last one has both numbers equal, before the final fsync.
+    public var progress: (@Sendable (_ writtenBytes: Int, _ totalBytes: Int) -> Void)?
+
+    /// Options for a save.
+    ///
+    /// - Parameters:
+    ///   - durable: fsync the file and its directory.
+    ///   - metadata: A tree without tensors for a `.ckpt` manifest's `metadata` member.
+    ///   - keepObjects: Write ``PickledObject`` placeholders back as read.
+    ///   - progress: Called as tensor data is written (see ``progress``).
+    public init(
+        durable: Bool = true, metadata: StateValue? = nil, keepObjects: Bool = false,
+        progress: (@Sendable (_ writtenBytes: Int, _ totalBytes: Int) -> Void)? = nil
+    ) {
         self.durable = durable
         self.metadata = metadata
         self.keepObjects = keepObjects
+        self.progress = progress
     }
 }
 
@@ -90,10 +106,11 @@ extension StateValue {
         case .ckpt:
             try TorchArchive.write(
                 self, to: path, includeManifest: true, durable: options.durable, metadata: options.metadata,
-                keepObjects: options.keepObjects)
+                keepObjects: options.keepObjects, progress: options.progress)
         case .pt:
-            try TorchArchive.write(self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects)
-        case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable)
+            try TorchArchive.write(
+                self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects, progress: options.progress)
+        case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable, progress: options.progress)
         }
     }
 }

@@ -3,7 +3,7 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// `ckpt-tool inspect FILE... [--json] [--depth N] [--filter GLOB]`: the tree, optimizer summaries
+/// `ckpt-tool inspect FILE... [--json] [--depth N] [--select GLOB]`: the tree, optimizer summaries
 /// and totals of each file, without reading tensor data.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +23,7 @@ struct Inspect: ParsableCommand {
             """
     )
 
-    @Argument(help: "The checkpoints (.ckpt, .pt/.pth, .safetensors; each detected from its contents).")
+    @Argument(help: "The checkpoints (.ckpt, .pt/.pth, .safetensors; each detected from its contents); '-' reads standard input.")
     var files: [String]
 
     @Flag(help: "Print JSON (schema ckpt-tool/inspect, version \(InspectDocument.version)) instead of text; an array of documents for several files.")
@@ -35,16 +35,13 @@ struct Inspect: ParsableCommand {
     @Option(help: "Show the tree this many levels deep (the root's children are level 1).")
     var depth: Int?
 
-    @Option(
-        help: ArgumentHelp(
-            "Show only values whose key path matches this KEY-GLOB (with their subtrees) and the containers leading to them.",
-            valueName: "glob"))
-    var filter: String?
+    @OptionGroup var selectionOptions: SelectionOptions
 
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard maxItems >= 0 else { throw ValidationError("--max-items must not be negative (0 shows every item)") }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
         if let depth, depth < 0 { throw ValidationError("--depth must not be negative") }
     }
 
@@ -52,13 +49,16 @@ struct Inspect: ParsableCommand {
     /// or an array of them for several files). A file that cannot be read is reported and skipped;
     /// the exit status is then 1.
     func run() throws {
-        let selection = InspectSelection(glob: filter.map(KeyGlob.init), maximumDepth: depth)
+        let selection = InspectSelection(glob: selectionOptions.glob, maximumDepth: depth)
         var documents: [InspectDocument] = []
         var failed = false
         var printed = 0
         for file in files {
             do {
-                let inspected = try InspectedFile(file, url: InputPath.resolve(file), selection: selection)
+                let inspected = try InspectedFile(file, url: InputPath.url(file), selection: selection)
+                if selection.glob != nil, !selection.leadsToSelection(inspected.tree, path: []) {
+                    throw selectionOptions.noMatch(in: InputPath.display(file), tree: inspected.tree)
+                }
                 if json {
                     documents.append(InspectDocument(inspected, selection: selection))
                 } else {
@@ -90,7 +90,7 @@ struct InspectedFile {
     /// The format the file name's extension names, nil for another extension.
     let extensionFormat: CheckpointFormat?
     let summary: TreeSummary
-    /// The optimizer state_dicts `--filter` lets through.
+    /// The optimizer state_dicts `--select` lets through.
     let optimizers: [OptimizerSummary]
 
     var tree: StateValue { contents.tree }
@@ -123,7 +123,7 @@ struct InspectedFile {
     }
 }
 
-/// Which parts of the tree `--filter` and `--depth` let through.
+/// Which parts of the tree `--select` and `--depth` let through.
 struct InspectSelection {
     let glob: KeyGlob?
     let maximumDepth: Int?

@@ -23,7 +23,7 @@ struct Verify: ParsableCommand {
             """
     )
 
-    @Argument(help: "The checkpoints (.ckpt, .pt/.pth, .safetensors; each detected from its contents).")
+    @Argument(help: "The checkpoints (.ckpt, .pt/.pth, .safetensors; each detected from its contents); '-' reads standard input.")
     var files: [String]
 
     @Flag(help: "Print JSON (schema ckpt-tool/verify, version 1) instead of text; an array of documents for several files.")
@@ -34,6 +34,10 @@ struct Verify: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
+    }
+
     /// Checks each file in turn: text is printed as each is checked, JSON once all are (one
     /// document, or an array of them for several files). A file that cannot be checked is reported
     /// on stderr and counts as exit status 2.
@@ -41,9 +45,10 @@ struct Verify: ParsableCommand {
         var documents: [VerifyDocument] = []
         var statuses: [Int32] = []
         for file in files {
-            let report: VerificationReport
+            var report: VerificationReport
             do {
-                report = try CheckpointVerifier.verify(contentsOf: InputPath.resolve(file))
+                report = try CheckpointVerifier.verify(contentsOf: InputPath.url(file))
+                report.file = InputPath.display(file)
             } catch {
                 Terminal.report(error)
                 statuses.append(2)
