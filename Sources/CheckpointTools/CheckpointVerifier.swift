@@ -148,6 +148,11 @@ private struct ArchiveVerification {
     private var prefix = ""
     /// One storage object per data entry, so the manifest's and the pickle's trees can be compared by identity.
     private var storages: [String: Storage] = [:]
+    /// The entry of every storage handed to a tree, stand-ins included (kept alive by
+    /// ``standIns`` and the trees, so an identifier is never reused for another storage).
+    private var entryNames: [ObjectIdentifier: String] = [:]
+    /// Storages of the size a tree expects for records of another size (see ``storage(named:byteCount:reader:source:problems:)``).
+    private var standIns: [Storage] = []
     /// The location tag the pickle gives each data entry.
     private var locations: [String: String] = [:]
 
@@ -190,10 +195,8 @@ private struct ArchiveVerification {
     /// Fills ``storageTensors`` from a tree and adds the tensors a storage record holds to each
     /// failure about that record, so a damaged entry is reported by what it damages.
     private mutating func nameTensors(in tree: StateValue) {
-        var entries: [ObjectIdentifier: String] = [:]
-        for (name, storage) in storages { entries[ObjectIdentifier(storage)] = name }
         tree.forEachTensor { path, tensor in
-            if let name = entries[ObjectIdentifier(tensor.storage)] { storageTensors[name, default: []].append(path) }
+            if let name = entryNames[ObjectIdentifier(tensor.storage)] { storageTensors[name, default: []].append(path) }
         }
         for index in checks.indices {
             for failure in checks[index].failures.indices {
@@ -255,12 +258,15 @@ private struct ArchiveVerification {
             problems.append(problem)
             if let known = storages[name], known.byteCount == byteCount { return known }
             let standIn = try Storage(mapping: file, offset: 0, byteCount: byteCount)
+            standIns.append(standIn)
             if storages[name] == nil { storages[name] = standIn }
+            entryNames[ObjectIdentifier(standIn)] = name
             return standIn
         }
         if let known = storages[name], known.byteCount == byteCount { return known }
         let storage = try reader.storage(for: entry, verifyCRC: false)
         storages[name] = storage
+        entryNames[ObjectIdentifier(storage)] = name
         return storage
     }
 
@@ -295,11 +301,9 @@ private struct ArchiveVerification {
 
     /// The distinct locations of the tree's storages, in the order the tree first uses them.
     private mutating func deviceOrder(_ tree: StateValue) -> [String] {
-        var names: [ObjectIdentifier: String] = [:]
-        for (name, storage) in storages { names[ObjectIdentifier(storage)] = name }
         var order: [String] = []
         tree.forEachTensor { _, tensor in
-            guard let name = names[ObjectIdentifier(tensor.storage)], let location = locations[name] else { return }
+            guard let name = entryNames[ObjectIdentifier(tensor.storage)], let location = locations[name] else { return }
             if !order.contains(location) { order.append(location) }
         }
         devices = order

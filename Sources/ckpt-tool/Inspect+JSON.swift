@@ -270,7 +270,7 @@ struct InspectDocument: Encodable {
         format = inspected.contents.format.rawValue
         extensionFormat = inspected.extensionFormat?.rawValue
         devices = inspected.contents.devices
-        metadata = inspected.contents.metadata.map { Dictionary($0.map { ($0.key, $0.value) }) { _, last in last } }
+        metadata = inspected.contents.metadata?.jsonObject
         var tensors: [TensorEntry] = []
         tree.forEachTensor { path, tensor in
             guard selection.selects(path) else { return }

@@ -70,7 +70,7 @@ struct VerifyDocument: Encodable {
         }
         torchLoad = report.torchLoad?.call
         devices = report.devices
-        metadata = report.metadata.map { Dictionary($0.map { ($0.key, $0.value) }) { _, last in last } }
+        metadata = report.metadata?.jsonObject
         checks = report.checks.map { check in
             Check(
                 name: check.name, status: check.status.rawValue, detail: check.detail,

@@ -142,6 +142,14 @@ struct PluralTests {
         #expect(!result.stdout.contains("1 items"))
     }
 
+    @Test func oneTensorOfOneElement() throws {
+        let path = Tool.temporaryDirectory().appendingPathComponent("scalar.safetensors")
+        try StateValue.dict(["s": .tensor(try Tensor([2] as [Float]).reshaped([]))]).write(to: path, options: SaveOptions(durable: false))
+        let result = try Tool.run(["stats", path.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("totals: 1 tensor, 1 element, 0 NaN, 0 Inf\n"), "\(result.stdout)")
+    }
+
     @Test func oneTensorOneStorageRecord() throws {
         let path = Tool.temporaryDirectory().appendingPathComponent("one.pt")
         try StateValue.dict(["b": .tensor(try Tensor([1] as [UInt8]))]).write(to: path, options: SaveOptions(durable: false))
