@@ -16,13 +16,16 @@ public struct SaveOptions: Sendable {
     /// format has a manifest to hold it.
     public var metadata: StateValue?
     /// Write each ``PickledObject`` in the tree back as it was read (default false: a tree that
-    /// holds one is refused with `.forbiddenGlobal`, naming its key path and `module.name`).
+    /// holds one outside torch's weights-only allow-list is refused with `.forbiddenGlobal`, naming
+    /// its key path and `module.name`).
     ///
     /// Only `.pt` and `.ckpt` can hold objects: the pickle gets the global, its arguments and
     /// state as read, so `torch.load(weights_only=False)` rebuilds an equal object, and a `.ckpt`
     /// manifest describes it as an `object` node (docs/FORMAT.md). safetensors refuses objects
     /// either way. A file written with objects needs trust to load in torch:
-    /// `torch.load(weights_only=True)` refuses it.
+    /// `torch.load(weights_only=True)` refuses it. Objects on that loader's allow-list (a
+    /// `collections.Counter`, as MultiStepLR's state holds) are written without this option,
+    /// since torch reads them without trust.
     public var keepObjects: Bool
     /// Called on the writing thread as tensor data is written, with the bytes written so far and
     /// the tensor bytes the file holds in all (default nil). Reports come at least every 64 MiB;
@@ -81,7 +84,8 @@ extension StateValue {
     /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
     ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails;
     ///   `.forbiddenGlobal` (naming the key path and `module.name`) for a tree holding a
-    ///   ``PickledObject`` without ``SaveOptions/keepObjects``, `.unsupported` for one in safetensors.
+    ///   ``PickledObject`` outside torch's weights-only allow-list without
+    ///   ``SaveOptions/keepObjects``, `.unsupported` for one in safetensors.
     public func write(to url: URL, format: CheckpointFormat? = nil, options: SaveOptions = SaveOptions()) throws {
         let path = url.path
         guard let format = format ?? CheckpointFormat(pathExtension: url.pathExtension) else {
