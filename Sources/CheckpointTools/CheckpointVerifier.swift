@@ -315,7 +315,9 @@ private struct ArchiveVerification {
     private mutating func checkDevices(_ tree: StateValue, devices: [String]) {
         let elsewhere = devices.filter { $0 != "cpu" }
         guard !elsewhere.isEmpty else {
-            add("devices", "\(Plural.count(locations.count, "storage record")) saved on " + (devices.isEmpty ? "no device" : devices.joined(separator: ", ")), [])
+            let detail = devices.isEmpty
+                ? "no storage records" : "\(Plural.count(locations.count, "storage record")) saved on " + devices.joined(separator: ", ")
+            add("devices", detail, [])
             return
         }
         var counts: [String: Int] = [:]
