@@ -74,14 +74,15 @@ struct InspectText {
 
     /// A dict key as the tree prints it: an int key as its digits, a str key bare unless it would
     /// read as something else, in Python's repr (`'0'` beside `0`, `''`, `'a b'`, `'@x'` beside an
-    /// attribute), so an int key and a str key never print alike.
+    /// attribute), so an int key and a str key never print alike. A bare key escapes `/`, `*`, `?`
+    /// and `\` as key paths do (`enc\/w`), so it pastes into `--select` and reads as one key.
     private func keyLabel(_ key: StateKey) -> String {
         switch key {
         case .string(let text):
             let readsAsInt = text.wholeMatch(of: /-?[0-9]+/) != nil
             let needsQuotes = text.isEmpty || readsAsInt || text.hasPrefix("@") || text.hasPrefix("'")
                 || text.contains(where: { $0.isWhitespace || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } })
-            return needsQuotes ? pythonRepr(text) : text
+            return needsQuotes ? pythonRepr(text) : key.pathComponent
         case .int(let value): return String(value)
         }
     }

@@ -33,6 +33,8 @@ struct SelectionTests {
         let plain = try Tool.run(["extract", file, "enc/w", out])
         #expect(plain.status == 1)
         #expect(plain.stderr.contains(#"written '\/'"#), "\(plain.stderr)")
+        let tree = try Tool.run(["inspect", file])
+        #expect(tree.stdout.contains(#"  enc\/w: Tensor"#), "\(tree.stdout)")
         let star = try Tool.run(["stats", file, "--select", #"a\*b"#])
         #expect(star.status == 0, "\(star.stderr)")
         #expect(star.stdout.contains(#"a\*b"#) && !star.stdout.contains("enc"))
