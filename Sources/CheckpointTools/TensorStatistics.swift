@@ -259,7 +259,7 @@ private struct WorkItem {
 }
 
 /// Bytes done so far, for progress reports from worker threads.
-private final class ByteCounter: @unchecked Sendable {
+final class ByteCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var total = 0
 
