@@ -45,7 +45,7 @@ extension Adagrad {
             // The foreach path sends a whole dtype bucket to the single-tensor path when any
             // gradient in it is sparse.
             let sparseDTypes = Set(work.filter { $0.grad.isSparse }.map { $0.parameter.data.dtype })
-            let implementations = work.map { item -> AdagradImplementation in
+            let implementations = work.map { item -> OptimizerImplementation in
                 options.fused ? .fused
                     : options.foreach && !sparseDTypes.contains(item.parameter.data.dtype) ? .forEach : .singleTensor
             }
@@ -164,7 +164,7 @@ struct AdagradGroupOptions {
     /// A tensor learning rate makes torch compute the decayed rate as tensor arithmetic in the
     /// tensor's dtype on the unfused paths; that rate is passed with no further decay so the
     /// kernel uses it as is. The fused kernel reads the tensor as a double.
-    func hyperparameters(step: Double, implementation: AdagradImplementation) throws -> AdagradHyperparameters {
+    func hyperparameters(step: Double, implementation: OptimizerImplementation) throws -> AdagradHyperparameters {
         var hyper = AdagradHyperparameters(lr: 0, lrDecay: lrDecay, weightDecay: weightDecay, eps: eps, maximize: maximize)
         switch lr {
         case .tensor(let tensor):

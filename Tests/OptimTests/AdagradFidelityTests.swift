@@ -24,7 +24,7 @@ struct AdagradFidelityTests {
     struct GoldenCase: Sendable {
         let name: String
         let dtype: DType
-        let implementation: AdagradImplementation
+        let implementation: OptimizerImplementation
         let lr: Double
         let newLR: Double?
         let lrDecay: Double
@@ -92,7 +92,7 @@ struct AdagradFidelityTests {
                   let wd = (entry["weight_decay"] as? NSNumber)?.doubleValue,
                   let dependsOn = entry["depends_on"] as? [String]
             else { throw CheckpointError(.corrupt, "case entry incomplete", found: "\(entry)") }
-            let implementation: AdagradImplementation = switch pathName {
+            let implementation: OptimizerImplementation = switch pathName {
             case "singleTensor": .singleTensor
             case "forEach": .forEach
             default: .fused
@@ -141,7 +141,7 @@ struct AdagradFidelityTests {
         #expect(golden.cases.contains { $0.chunkedNumel != nil })
         #expect(golden.steps >= 200)
         #expect(!golden.machines.isEmpty)
-        for implementation in [AdagradImplementation.singleTensor, .forEach, .fused] {
+        for implementation in [OptimizerImplementation.singleTensor, .forEach, .fused] {
             for dtype in [DType.float32, .float64, .float16, .bfloat16] {
                 #expect(golden.cases.contains { $0.implementation == implementation && $0.dtype == dtype })
             }
