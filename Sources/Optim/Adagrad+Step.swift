@@ -19,12 +19,7 @@ extension Adagrad {
             work.reserveCapacity(group.params.count)
             for parameter in group.params {
                 guard let grad = parameter.grad else { continue }
-                if options.fused && needsFusedDTypeCheckOnce() && !parameter.data.dtype.isFloatingPoint {
-                    throw OptimizerError(
-                        .unsupported,
-                        "`fused=True` requires all the params to be floating point Tensors of supported devices: "
-                            + "['mps', 'cuda', 'xpu', 'hpu', 'cpu', 'mtia', 'privateuseone'] but \(parameter.data.dtype) and cpu")
-                }
+                if options.fused { try checkFusedDTypeOnce(parameter) }
                 work.append(try prepare(parameter, grad, group: group, groupIndex: index))
             }
             guard !work.isEmpty else { continue }
@@ -38,7 +33,7 @@ extension Adagrad {
                     throw OptimizerError(.unsupported, "adagrad with fused=True does not support differentiable=True")
                 }
             }
-            if options.differentiable { throw Adagrad.differentiableUnsupported }
+            if options.differentiable { throw OptimizerError.differentiableUnsupported }
             if hasSparse && options.weightDecay != 0 {
                 throw OptimizerError(.unsupported, "weight_decay option is not compatible with sparse gradients")
             }
@@ -117,12 +112,6 @@ extension Adagrad {
         }
         return Work(parameter: parameter, grad: grad, step: step, sum: sum)
     }
-
-    /// True the first time it is asked after construction: torch checks only the first fused parameter.
-    private func needsFusedDTypeCheckOnce() -> Bool {
-        defer { needsFusedDTypeCheck = false }
-        return needsFusedDTypeCheck
-    }
 }
 
 /// A group's Adagrad options read from its `StateValue`s (torch's `group["lr"]`, ...).
@@ -137,17 +126,7 @@ struct AdagradGroupOptions {
     var fused: Bool
 
     init(_ group: ParamGroup, index: Int) throws {
-        func number(_ key: String) throws -> Double {
-            switch group[key] {
-            case .float(let value)?: return value
-            case .int(let value)?: return Double(value)
-            case .bool(let flag)?: return flag ? 1 : 0
-            case .tensor(let tensor)? where tensor.numel == 1: return try tensor.singleValue()
-            default:
-                throw OptimizerError(.malformedStateDict, "Adagrad option `\(key)` is missing or not a number",
-                                     path: "param_groups/\(index)/\(key)")
-            }
-        }
+        func number(_ key: String) throws -> Double { try group.number(key, optimizer: "Adagrad", index: index) }
         lr = group["lr"] ?? .none
         _ = try number("lr")
         lrDecay = try number("lr_decay")

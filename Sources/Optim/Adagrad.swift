@@ -11,8 +11,6 @@ public final class Adagrad: Optimizer {
     /// The initial accumulator value given to the constructor; torch initialises every `sum`
     /// from it, whatever a group says.
     public let initialAccumulatorValue: Double
-    /// Torch checks the dtype of the first parameter with a gradient once, on the first fused step.
-    var needsFusedDTypeCheck = true
 
     /// Creates Adagrad over one group of parameters.
     ///
@@ -135,11 +133,8 @@ public final class Adagrad: Optimizer {
             if differentiable { throw OptimizerError(.unsupported, "`fused` does not support `differentiable`") }
             if foreach == true { throw OptimizerError(.unsupported, "`fused` and `foreach` cannot be `True` together.") }
         }
-        if differentiable { throw Adagrad.differentiableUnsupported }
+        if differentiable { throw OptimizerError.differentiableUnsupported }
     }
-
-    static let differentiableUnsupported = OptimizerError(
-        .unsupported, "unsupported: differentiable=True needs autograd, which ckpt does not have (no autograd)")
 
     /// Fresh Adagrad state: `step` = float32 0-dim zero, `sum` = the initial accumulator value.
     ///

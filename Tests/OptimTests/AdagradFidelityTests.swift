@@ -216,8 +216,7 @@ struct AdagradFidelityTests {
     /// One step on a tensor large enough for torch to split `add(alpha:)` over its threads; the
     /// inputs follow the formula of chunked_inputs() in the script (every value exact in float32).
     static func compareChunked(_ golden: GoldenCase, numel count: Int, expected: Data, isa: ckpt_isa) throws {
-        let paramValues = (0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 64 }
-        let gradValues = (0..<count).map { Float(($0 * 104729) % 1999 - 999) / 128 }
+        let (paramValues, gradValues) = chunkedInputs(count)
         func tensor(_ floats: [Float]) throws -> Tensor {
             golden.dtype == .float16 ? try Tensor(floats.map { Float16($0) }) : try Tensor(floats.map { BFloat16($0) })
         }
@@ -228,6 +227,11 @@ struct AdagradFidelityTests {
         try #require(bytes.count == 4 * count)
         #expect(try param.contiguousBytes() == Array(bytes[0..<(2 * count)]), "param, ISA variant \(isa.rawValue)")
         #expect(try sum.contiguousBytes() == Array(bytes[(2 * count)...]), "sum, ISA variant \(isa.rawValue)")
+    }
+
+    /// chunked_inputs() of scripts/make_adagrad_goldens.py: every value exact in float16 and bfloat16.
+    static func chunkedInputs(_ count: Int) -> (param: [Float], grad: [Float]) {
+        ((0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 64 }, (0..<count).map { Float(($0 * 104729) % 1999 - 999) / 128 })
     }
 
     /// Runs the trajectory through our kernels; returns the ordered bits of param and sum at each snapshot.
