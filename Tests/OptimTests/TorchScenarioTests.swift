@@ -4,7 +4,7 @@ import Testing
 // Every scenario torch ran in scripts/make_optim_fixtures.py, replayed through ckpt.
 
 @Suite struct TorchScenarioTests {
-    @Test(arguments: ["layouts", "errors", "sparse", "semantics", "loads"])
+    @Test(arguments: ["layouts", "errors", "sparse", "semantics", "loads", "sgd_layouts", "sgd_errors", "sgd_loads"])
     func scenariosArePresent(_ file: String) throws {
         #expect(try !OptimFixtures.scenarios(file).isEmpty)
     }
