@@ -145,4 +145,5 @@ if __name__ == "__main__":
             subprocess.run([sys.executable, os.path.join(here, script), "--machine-variant"],
                            env={**os.environ, **environment}, check=True)
     subprocess.run([sys.executable, os.path.join(here, "make_adagrad_goldens.py")], check=True)
+    subprocess.run([sys.executable, os.path.join(here, "make_sgd_goldens.py")], check=True)
     subprocess.run([sys.executable, os.path.join(here, "make_sqrt_goldens.py")], check=True)
