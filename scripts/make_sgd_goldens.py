@@ -261,12 +261,7 @@ def main():
     cases = recorded["cases"]
 
     # A case that depends on nothing but ATen's FMAs must come out the same everywhere.
-    for case in cases:
-        if set(case["depends_on"]) - {"aten_fma"}:
-            continue
-        seen = {m["results"].get(case["name"]) for m in machines} - {None}
-        if len(seen) > 1:
-            sys.exit(f"{case['name']} declares no machine dependency but differs between machines: {sorted(seen)}")
+    torch_machine.require_machine_independent(cases, machines, shared=("aten_fma",))
 
     index = {"numel": NUMEL, "steps": STEPS, "snapshot_every": SNAPSHOT_EVERY, "lr_change_step": LR_CHANGE_STEP,
              "sparse": {"nnz": NNZ, "steps": SPARSE_STEPS, "snapshot_every": SPARSE_SNAPSHOT_EVERY,

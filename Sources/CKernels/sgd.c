@@ -25,6 +25,24 @@
 /// Elements the fused kernel's AVX2 vector loop takes per iteration for `item` bytes per element.
 CKPT_INLINE int64_t fused_vector(int64_t item) { return 32 / item; }
 
+/// Runs FUSED(param, grad, buf, begin, end, o, has_m, first, tail) over [begin, end) with constant
+/// flags: with momentum after the first step, the part in the kernel's scalar tail (the last
+/// numel mod VECTOR elements) separately, as it rounds the buffer update differently.
+#define CKPT_SGD_FUSED_RUNS(FUSED, VECTOR)                                                                \
+    do {                                                                                                  \
+        const int64_t tail_start = o->numel - o->numel % (VECTOR);                                        \
+        const int64_t split = end < tail_start ? end : begin > tail_start ? begin : tail_start;           \
+        switch (has_m * 2 + first) {                                                                      \
+        case 0:                                                                                           \
+        case 1: FUSED(param, grad, buf, begin, end, o, 0, 0, 0); break;                                   \
+        case 2:                                                                                           \
+            FUSED(param, grad, buf, begin, split, o, 1, 0, 0);                                            \
+            FUSED(param, grad, buf, split, end, o, 1, 0, 1);                                              \
+            break;                                                                                        \
+        default: FUSED(param, grad, buf, begin, end, o, 1, 1, 0); break;                                  \
+        }                                                                                                 \
+    } while (0)
+
 // MARK: float32 / float64
 
 // NAME##_madd(a, b, c) is a * b + c as the op computes it: one FMA, or for complex tensors the
@@ -77,17 +95,7 @@ CKPT_INLINE int64_t fused_vector(int64_t item) { return 32 / item; }
                           int64_t begin, int64_t end, const ckpt_sgd_options *o) {                        \
         const int has_m = o->momentum != 0.0 && buf != 0, first = o->first_step != 0;                     \
         if (path == CKPT_PATH_FUSED) {                                                                    \
-            const int64_t tail_start = o->numel - o->numel % fused_vector(sizeof(T));                     \
-            const int64_t split = end < tail_start ? end : begin > tail_start ? begin : tail_start;       \
-            switch (has_m * 2 + first) {                                                                  \
-            case 0:                                                                                       \
-            case 1: NAME##_fused(param, grad, buf, begin, end, o, 0, 0, 0); break;                        \
-            case 2:                                                                                       \
-                NAME##_fused(param, grad, buf, begin, split, o, 1, 0, 0);                                 \
-                NAME##_fused(param, grad, buf, split, end, o, 1, 0, 1);                                   \
-                break;                                                                                    \
-            default: NAME##_fused(param, grad, buf, begin, end, o, 1, 1, 0); break;                       \
-            }                                                                                             \
+            CKPT_SGD_FUSED_RUNS(NAME##_fused, fused_vector(sizeof *param));                               \
             return;                                                                                       \
         }                                                                                                 \
         switch ((o->complex != 0) * 4 + has_m * 2 + first) {                                              \
@@ -190,17 +198,7 @@ CKPT_DEFINE_REAL_SGD(sgd_body_f64, double, fma_f64)
                           uint16_t *restrict buf, int64_t begin, int64_t end, const ckpt_sgd_options *o) {\
         const int has_m = o->momentum != 0.0 && buf != 0, first = o->first_step != 0;                     \
         if (path == CKPT_PATH_FUSED) {                                                                    \
-            const int64_t tail_start = o->numel - o->numel % fused_vector(2);                             \
-            const int64_t split = end < tail_start ? end : begin > tail_start ? begin : tail_start;       \
-            switch (has_m * 2 + first) {                                                                  \
-            case 0:                                                                                       \
-            case 1: NAME##_fused(param, grad, buf, begin, end, o, 0, 0, 0); break;                        \
-            case 2:                                                                                       \
-                NAME##_fused(param, grad, buf, begin, split, o, 1, 0, 0);                                 \
-                NAME##_fused(param, grad, buf, split, end, o, 1, 0, 1);                                   \
-                break;                                                                                    \
-            default: NAME##_fused(param, grad, buf, begin, end, o, 1, 1, 0); break;                       \
-            }                                                                                             \
+            CKPT_SGD_FUSED_RUNS(NAME##_fused, fused_vector(sizeof *param));                               \
             return;                                                                                       \
         }                                                                                                 \
         switch (has_m * 2 + first) {                                                                      \

@@ -15,12 +15,8 @@ extension Adagrad {
         for index in paramGroups.indices {
             let group = paramGroups[index]
             let options = try AdagradGroupOptions(group, index: index)
-            var work: [Work] = []
-            work.reserveCapacity(group.params.count)
-            for parameter in group.params {
-                guard let grad = parameter.grad else { continue }
-                if options.fused { try checkFusedDTypeOnce(parameter) }
-                work.append(try prepare(parameter, grad, group: group, groupIndex: index))
+            let work = try parametersWithGradients(in: group, index: index, fused: options.fused).map { parameter, grad in
+                try prepare(parameter, grad, group: group, groupIndex: index)
             }
             guard !work.isEmpty else { continue }
             let hasSparse = work.contains { $0.grad.isSparse }
@@ -73,8 +69,8 @@ extension Adagrad {
         }
     }
 
-    /// Checks one parameter's gradient and state against it, giving fresh state to a parameter
-    /// that has none (torch 2.15 would create it lazily here too).
+    /// Checks one parameter's state against it, giving fresh state to a parameter that has none
+    /// (torch 2.15 would create it lazily here too).
     private func prepare(_ parameter: Parameter, _ grad: Gradient, group: ParamGroup, groupIndex: Int) throws -> Work {
         let path = "param_groups/\(groupIndex)"
         if state(for: parameter) == nil, let fresh = try initialState(for: parameter, in: group) {
@@ -84,33 +80,12 @@ extension Adagrad {
               case .tensor(let step)? = entry["step"], case .tensor(let sum)? = entry["sum"] else {
             throw OptimizerError(.malformedStateDict, "Adagrad state must hold tensors `step` and `sum`", path: path)
         }
-        let data = parameter.data
-        let (gradDType, gradShape): (DType, [Int]) = switch grad {
-        case .dense(let tensor): (tensor.dtype, tensor.shape)
-        case .sparse(let sparse): (sparse.values.dtype, sparse.shape)
-        }
-        guard gradDType == data.dtype, gradShape == data.shape else {
-            throw CheckpointError(.typeMismatch, "gradient does not match its parameter", path: "\(path)/grad",
-                                  expected: "\(data.dtype) \(data.shape)", found: "\(gradDType) \(gradShape)")
-        }
-        guard sum.dtype == data.dtype, sum.shape == data.shape else {
-            throw CheckpointError(.typeMismatch, "state `sum` does not match its parameter", path: "\(path)/sum",
-                                  expected: "\(data.dtype) \(data.shape)", found: "\(sum.dtype) \(sum.shape)")
-        }
         guard step.numel == 1 else {
             throw CheckpointError(.typeMismatch, "state `step` must hold one element", path: "\(path)/step",
                                   expected: "shape []", found: "\(step.shape)")
         }
-        guard sum.isContiguous else {
-            // The kernels update `sum` in place and need it packed; a strided `sum` can only come
-            // from a loaded state dict, whose storage ckpt then stops sharing.
-            var packed = entry
-            let copy = try sum.contiguousCopy()
-            packed["sum"] = .tensor(copy)
-            try setState(.dict(packed), for: parameter)
-            return Work(parameter: parameter, grad: grad, step: step, sum: copy)
-        }
-        return Work(parameter: parameter, grad: grad, step: step, sum: sum)
+        let packed = try packedStateTensor(sum, key: "sum", in: entry, of: parameter, path: path)
+        return Work(parameter: parameter, grad: grad, step: step, sum: packed)
     }
 }
 

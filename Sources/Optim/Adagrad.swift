@@ -98,14 +98,7 @@ public final class Adagrad: Optimizer {
         groups: [ParamGroup], learningRate: StateValue, lrDecay: Double?, weightDecay: Double?,
         initialAccumulatorValue: Double?, eps: Double, foreach: Bool?, maximize: Bool, differentiable: Bool, fused: Bool?
     ) throws {
-        let lrValue: Double
-        switch learningRate {
-        case .tensor(let tensor):
-            guard tensor.numel == 1 else { throw OptimizerError(.invalidValue, "Tensor lr must be 1-element") }
-            lrValue = try tensor.singleValue()
-        case .float(let value): lrValue = value
-        default: lrValue = 0
-        }
+        let lrValue = try Optimizer.learningRateValue(learningRate)
         // `not 0.0 <= x` rejects NaN too, as in torch.
         if !(0.0 <= lrValue) {
             throw OptimizerError(.invalidValue, "Invalid learning rate: \(lrValue)")

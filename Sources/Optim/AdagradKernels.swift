@@ -146,13 +146,7 @@ enum AdagradKernels {
 
     static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: OptimizerImplementation) throws {
         // Plain comparisons rather than collections: this runs for every tensor of every step.
-        switch param.dtype {
-        case .float32, .float64, .float16, .bfloat16, .complex64, .complex128: break
-        default:
-            throw CheckpointError(
-                .typeMismatch, "Adagrad needs a floating-point or complex parameter",
-                expected: "float32, float64, float16, bfloat16, complex64 or complex128", found: "\(param.dtype)")
-        }
+        try KernelBatch.checkFloatingOrComplex(param, optimizer: "Adagrad")
         if implementation == .fused && param.dtype.isComplex {
             throw CheckpointError(.unsupported, "`fused` does not support sparse grad or complex param", found: "\(param.dtype)")
         }

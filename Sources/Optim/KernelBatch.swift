@@ -166,6 +166,17 @@ enum KernelBatch {
         }
     }
 
+    /// Checks that the kernels handle the parameter's dtype.
+    static func checkFloatingOrComplex(_ param: Tensor, optimizer: String) throws {
+        switch param.dtype {
+        case .float32, .float64, .float16, .bfloat16, .complex64, .complex128: return
+        default:
+            throw CheckpointError(
+                .typeMismatch, "\(optimizer) needs a floating-point or complex parameter",
+                expected: "float32, float64, float16, bfloat16, complex64 or complex128", found: "\(param.dtype)")
+        }
+    }
+
     /// Checks that `other` has the parameter's dtype and shape.
     static func checkMatches(_ other: Tensor, _ param: Tensor, name: String) throws {
         guard other.dtype == param.dtype else {

@@ -17,12 +17,8 @@ extension SGD {
         for index in paramGroups.indices {
             let group = paramGroups[index]
             let options = try SGDGroupOptions(group, index: index)
-            var work: [Work] = []
-            work.reserveCapacity(group.params.count)
-            for parameter in group.params {
-                guard let grad = parameter.grad else { continue }
-                if options.fusedFlag { try checkFusedDTypeOnce(parameter) }
-                work.append(try prepare(parameter, grad, options: options, groupIndex: index))
+            let work = try parametersWithGradients(in: group, index: index, fused: options.fusedFlag).map { parameter, grad in
+                try prepare(parameter, grad, options: options, groupIndex: index)
             }
             guard !work.isEmpty else { continue }
             try check(work, options)
@@ -121,19 +117,10 @@ extension SGD {
         return order.map { groups[$0]! }
     }
 
-    /// Checks one parameter's gradient and momentum buffer against it.
+    /// The parameter's momentum buffer, checked against it (torch reads it only when the group has
+    /// momentum; a None, as torch before 2.0 saved it, is no buffer yet).
     private func prepare(_ parameter: Parameter, _ grad: Gradient, options: SGDGroupOptions, groupIndex: Int) throws -> Work {
         let path = "param_groups/\(groupIndex)"
-        let data = parameter.data
-        let (gradDType, gradShape): (DType, [Int]) = switch grad {
-        case .dense(let tensor): (tensor.dtype, tensor.shape)
-        case .sparse(let sparse): (sparse.values.dtype, sparse.shape)
-        }
-        guard gradDType == data.dtype, gradShape == data.shape else {
-            throw CheckpointError(.typeMismatch, "gradient does not match its parameter", path: "\(path)/grad",
-                                  expected: "\(data.dtype) \(data.shape)", found: "\(gradDType) \(gradShape)")
-        }
-        // torch reads the buffer only when the group has momentum.
         guard options.hyper.momentum != 0, case .dict(let entry)? = state(for: parameter) else {
             return Work(parameter: parameter, grad: grad, buffer: nil)
         }
@@ -141,20 +128,8 @@ extension SGD {
         case nil, .none?:
             return Work(parameter: parameter, grad: grad, buffer: nil)
         case .tensor(let buffer)?:
-            guard buffer.dtype == data.dtype, buffer.shape == data.shape else {
-                throw CheckpointError(.typeMismatch, "state `momentum_buffer` does not match its parameter", path: "\(path)/momentum_buffer",
-                                      expected: "\(data.dtype) \(data.shape)", found: "\(buffer.dtype) \(buffer.shape)")
-            }
-            guard buffer.isContiguous else {
-                // The kernels update the buffer in place and need it packed; a strided one can only
-                // come from a loaded state dict, whose storage ckpt then stops sharing.
-                var packed = entry
-                let copy = try buffer.contiguousCopy()
-                packed["momentum_buffer"] = .tensor(copy)
-                try setState(.dict(packed), for: parameter)
-                return Work(parameter: parameter, grad: grad, buffer: copy)
-            }
-            return Work(parameter: parameter, grad: grad, buffer: buffer)
+            let packed = try packedStateTensor(buffer, key: "momentum_buffer", in: entry, of: parameter, path: path)
+            return Work(parameter: parameter, grad: grad, buffer: packed)
         case let other?:
             throw OptimizerError(.malformedStateDict, "SGD state `momentum_buffer` must be a tensor or None, found \(other.pythonTypeName)",
                                  path: "\(path)/momentum_buffer")

@@ -95,14 +95,7 @@ public final class SGD: Optimizer {
         groups: [ParamGroup], learningRate: StateValue, momentum: Double?, dampening: Double?, weightDecay: Double?,
         nesterov: Bool, maximize: Bool, foreach: Bool?, differentiable: Bool, fused: Bool?
     ) throws {
-        let lrValue: Double
-        switch learningRate {
-        case .tensor(let tensor):
-            guard tensor.numel == 1 else { throw OptimizerError(.invalidValue, "Tensor lr must be 1-element") }
-            lrValue = try tensor.singleValue()
-        case .float(let value): lrValue = value
-        default: lrValue = 0
-        }
+        let lrValue = try Optimizer.learningRateValue(learningRate)
         // SGD compares with `<`, so NaN passes (Adagrad's `not 0.0 <= lr` does not).
         if lrValue < 0 { throw OptimizerError(.invalidValue, "Invalid learning rate: \(lrValue)") }
         if let momentum, momentum < 0 { throw OptimizerError(.invalidValue, "Invalid momentum value: \(momentum)") }

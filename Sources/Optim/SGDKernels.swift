@@ -83,13 +83,7 @@ enum SGDKernels {
     }
 
     static func checkOperands(param: Tensor, grad: Tensor, buffer: Tensor?, implementation: OptimizerImplementation) throws {
-        switch param.dtype {
-        case .float32, .float64, .float16, .bfloat16, .complex64, .complex128: break
-        default:
-            throw CheckpointError(
-                .typeMismatch, "SGD needs a floating-point or complex parameter",
-                expected: "float32, float64, float16, bfloat16, complex64 or complex128", found: "\(param.dtype)")
-        }
+        try KernelBatch.checkFloatingOrComplex(param, optimizer: "SGD")
         if implementation == .fused && param.dtype.isComplex {
             throw CheckpointError(.unsupported, "\"fused_sgd_kernel\" not implemented for complex parameters", found: "\(param.dtype)")
         }

@@ -2,29 +2,10 @@ import Checkpoint
 import Testing
 @testable import Optim
 
-// SGD's scenarios torch ran in scripts/make_optim_fixtures.py (sgd_*.json), replayed through ckpt:
-// the same error type and message, or the same state dict (keys, order, Python types, buffers'
-// bits) and parameters.
+// SGD's behaviour where torch has nothing to record: what ckpt refuses (its scenarios recorded by
+// torch, sgd_*.json, run in TorchScenarioTests).
 
 @Suite struct SGDScenarioTests {
-    @Test(arguments: OptimFixtures.names("sgd_layouts"))
-    func stateDictLayoutMatchesTorch(_ name: String) throws {
-        let scenario = try OptimFixtures.scenario("sgd_layouts", name)
-        try ScenarioRun(scenario).expectMatches(scenario)
-    }
-
-    @Test(arguments: OptimFixtures.names("sgd_errors"))
-    func errorMatchesTorch(_ name: String) throws {
-        let scenario = try OptimFixtures.scenario("sgd_errors", name)
-        try ScenarioRun(scenario).expectMatches(scenario)
-    }
-
-    @Test(arguments: OptimFixtures.names("sgd_loads"))
-    func loadStateDictMatchesTorch(_ name: String) throws {
-        let scenario = try OptimFixtures.scenario("sgd_loads", name)
-        try ScenarioRun(scenario).expectMatches(scenario)
-    }
-
     /// torch keeps a sparse momentum buffer here; ckpt's state holds dense tensors only, so it
     /// refuses before changing anything.
     @Test func momentumWithSparseGradientIsRefusedUntouched() throws {
