@@ -63,6 +63,7 @@ bench: system-libs
 	$(SWIFT) build -c release --product catalog-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench" --optimizer sgd
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/catalog-bench"
 	SWIFT=$(SWIFT) bash scripts/bench_catalog_cli.sh
