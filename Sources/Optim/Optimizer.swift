@@ -52,6 +52,9 @@ open class Optimizer {
     /// Torch checks the dtype of the first parameter with a gradient once, on the first fused step
     /// (`_need_device_dtype_check_for_fused`).
     var needsFusedDTypeCheck = true
+    /// The groups' options as ``loadStateDict(_:)`` left them, until the next step: what a
+    /// learning-rate scheduler built in between must not overwrite (see ``LoadOrderCheck``).
+    var loadedOptions: [OrderedMap<String, StateValue>]?
 
     let stateDictPreHooks = HookRegistry<StateDictPreHook>()
     let stateDictPostHooks = HookRegistry<StateDictPostHook>()
@@ -267,6 +270,7 @@ open class Optimizer {
             if let replacement = try hook(self, arguments) { arguments = replacement }
         }
         let loss = try arguments.closure?()
+        loadedOptions = nil
         try performStep()
         for hook in Array(stepPostHooks.hooks.values) { try hook(self, arguments) }
         for hook in GlobalStepHooks.shared.post { try hook(self, arguments) }

@@ -3,7 +3,7 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// `ckpt-tool inspect FILE [--json] [--depth N] [--filter GLOB]`: the tree, optimizer summaries and
+/// `ckpt-tool inspect FILE [--json] [--depth N] [--select GLOB]`: the tree, optimizer summaries and
 /// totals, without reading tensor data.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,11 +31,7 @@ struct Inspect: ParsableCommand {
     @Option(help: "Show the tree this many levels deep (the root's children are level 1).")
     var depth: Int?
 
-    @Option(
-        help: ArgumentHelp(
-            "Show only values whose key path matches this KEY-GLOB (with their subtrees) and the containers leading to them.",
-            valueName: "glob"))
-    var filter: String?
+    @OptionGroup var selectionOptions: SelectionOptions
 
     @OptionGroup var output: OutputOptions
 
@@ -47,7 +43,10 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let url = URL(fileURLWithPath: file)
         let tree = try StateValue(contentsOf: url)
-        let selection = InspectSelection(glob: filter.map(KeyGlob.init), maximumDepth: depth)
+        let selection = InspectSelection(glob: selectionOptions.glob, maximumDepth: depth)
+        if selection.glob != nil, !selection.leadsToSelection(tree, path: []) {
+            throw selectionOptions.noMatch(in: InputPath.display(file), tree: tree)
+        }
         let summary = TreeSummary(tree, counting: selection.selects)
         let optimizers = try OptimizerSummary.find(in: tree).filter { selection.shows($0.path, in: tree) }
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
@@ -63,7 +62,7 @@ struct Inspect: ParsableCommand {
     }
 }
 
-/// Which parts of the tree `--filter` and `--depth` let through.
+/// Which parts of the tree `--select` and `--depth` let through.
 struct InspectSelection {
     let glob: KeyGlob?
     let maximumDepth: Int?

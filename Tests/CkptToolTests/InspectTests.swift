@@ -420,8 +420,9 @@ struct InspectSelectionTests {
         let all = try Tool.run(["inspect", Tool.sample, "--filter", "optimizer/**/sum", "--json"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
         #expect((json["tensors"] as? [[String: Any]])?.map { $0["path"] as? String } == (0..<4).map { "optimizer/state/\($0)/sum" })
+        // A selection that matches nothing is an error, as in every command (it printed an empty tree, exit 0).
         let none = try Tool.run(["inspect", Tool.sample, "--filter", "nothing/here"])
-        #expect(none.status == 0)
-        #expect(none.stdout.contains("totals (filtered): 0 tensors"))
+        #expect(none.status == 1)
+        #expect(none.stderr.contains("matches --select 'nothing/here'"))
     }
 }

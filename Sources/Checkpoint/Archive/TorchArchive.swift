@@ -18,10 +18,11 @@ package enum TorchArchive {
     ///   - durable: fsync file and directory.
     ///   - metadata: The manifest's `metadata` member (ckpt only).
     ///   - keepObjects: Write placeholders back as read (see ``SaveOptions/keepObjects``).
+    ///   - progress: ``SaveOptions/progress``.
     /// - Throws: ``CheckpointError`` if the tree cannot be pickled or the write fails.
     static func write(
         _ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil,
-        keepObjects: Bool = false
+        keepObjects: Bool = false, progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws {
         let storages = value.storagesInOrder
         var keys: [ObjectIdentifier: String] = [:]
@@ -54,6 +55,7 @@ package enum TorchArchive {
             var records: [Manifest.StorageRecord] = []
             let checksums = ChecksumPipeline(storages)
             defer { checksums.cancel() }
+            zip.payloadProgress = WriteProgress(total: storages.reduce(0) { $0 + $1.byteCount }, report: progress)
             for (index, storage) in storages.enumerated() {
                 let name = "\(prefix)data/\(index)"
                 let crc = try checksums.checksum(at: index)
@@ -64,6 +66,7 @@ package enum TorchArchive {
                     key: String(index), record: name, dtype: dtypes[ObjectIdentifier(storage)] ?? .uint8,
                     byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))
             }
+            zip.payloadProgress = nil
             if includeManifest {
                 let text = try Manifest(storages: records, root: value, metadata: metadata).encoded(storageIndex: indices)
                 try add(manifestName, Array(text.utf8))

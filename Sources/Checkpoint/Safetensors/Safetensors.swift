@@ -105,19 +105,20 @@ public enum Safetensors {
     ///   - value: The tree (see ``Safetensors`` for the mapping).
     ///   - url: The destination; replaced atomically.
     ///   - metadata: String pairs for `__metadata__`, in order; `ckpt.tree` is reserved.
-    ///   - options: Durability.
+    ///   - options: Durability and progress reports.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for the reserved metadata key,
     ///   `.outOfBounds` if the header would exceed safetensors' limit, `.io` if the write fails, or a
     ///   failed verification of a tensor's source bytes.
     public static func write(
         _ value: StateValue, to url: URL, metadata: OrderedMap<String, String> = [:], options: SaveOptions = SaveOptions()
     ) throws {
-        try write(value, toPath: url.path, sync: options.durable, metadata: metadata.storage)
+        try write(value, toPath: url.path, sync: options.durable, metadata: metadata.storage, progress: options.progress)
     }
 
     /// Writes a tree as a safetensors file at a path; see ``write(_:to:metadata:options:)``.
     static func write(
-        _ value: StateValue, toPath path: String, sync: Bool, metadata: OrderedDictionary<String, String> = [:]
+        _ value: StateValue, toPath path: String, sync: Bool, metadata: OrderedDictionary<String, String> = [:],
+        progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws {
         guard metadata[treeMetadataKey] == nil else {
             throw CheckpointError(
@@ -128,7 +129,7 @@ public enum Safetensors {
             let (tensors, tree) = try flatten(value)
             let plan = try SafetensorsWritePlan(tensors: tensors, metadata: metadata, tree: tree)
             try DurableFile.write(to: path, sync: sync) { descriptor in
-                try plan.write(to: descriptor, path: path)
+                try plan.write(to: descriptor, path: path, progress: progress)
             }
         } catch let error as CheckpointError {
             throw error.inFile(path)
