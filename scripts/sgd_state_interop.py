@@ -5,12 +5,13 @@
                                      DIR/<name>_in.pt (params, group sizes, its state_dict, the
                                      gradients of N + M more steps), then continues N steps and
                                      saves DIR/<name>_expected.pt (params and state_dict), then M
-                                     more and saves DIR/<name>_final.pt (params); prints the names
+                                     more and saves DIR/<name>_final.pt (params); prints
+                                     `case <name>` for each
     sgd_state_interop.py check DIR   for each configuration, torch.load(weights_only=True) reads
                                      DIR/<name>_ours.pt (what ckpt wrote after loading _in.pt and
                                      taking N steps), loads its state_dict into a fresh
                                      torch.optim.SGD over its params and takes the M steps; prints
-                                     one JSON line per configuration: the largest ulp difference
+                                     `result <json>` per configuration: the largest ulp difference
                                      from torch's own run (_final.pt)
 
 The configurations cover each path (single-tensor, foreach, fused), float32/float64/float16/
@@ -78,7 +79,7 @@ def make(directory):
                    os.path.join(directory, f"{name}_expected.pt"))
         run(params, opt, grads[K + N:])
         torch.save({"params": [p.detach().clone() for p in params]}, os.path.join(directory, f"{name}_final.pt"))
-        print(name)
+        print(f"case {name}")
 
 
 def ulps(a, b):
@@ -107,7 +108,7 @@ def check(directory):
         opt.load_state_dict(ours["optimizer"])
         run(params, opt, inputs["grads_m"])
         worst = max(ulps(p.detach(), f) for p, f in zip(params, final["params"]))
-        print(json.dumps({"name": name, "ulp": worst}))
+        print("result " + json.dumps({"name": name, "ulp": worst}))
 
 
 if __name__ == "__main__":

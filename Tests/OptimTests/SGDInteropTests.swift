@@ -14,21 +14,13 @@ struct SGDInteropTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../scripts/sgd_state_interop.py").standardizedFileURL
 
-    /// Runs the script; returns its standard output lines.
-    static func python(_ arguments: [String]) throws -> [String] {
-        let python = try #require(TorchVenv.python)
-        let process = Process()
-        process.executableURL = python
-        process.arguments = [script.path] + arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let failure = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "sgd_state_interop.py \(arguments[0]): \(failure)")
-        return text.split(separator: "\n").map(String.init)
+    /// Runs the script; returns what follows `prefix` on the lines of its output that start with it.
+    static func python(_ arguments: [String], prefix: String) throws -> [String] {
+        let run = try TorchVenv.run([script.path] + arguments)
+        try #require(run.status == 0, "sgd_state_interop.py \(arguments[0]): \(run.output)")
+        return run.output.split(separator: "\n").compactMap { line in
+            line.hasPrefix(prefix) ? String(line.dropFirst(prefix.count)) : nil
+        }
     }
 
     static func list(_ value: StateValue?, _ key: String) throws -> [StateValue] {
@@ -77,10 +69,10 @@ struct SGDInteropTests {
     @Test(.enabled(if: TorchVenv.python != nil, TorchVenv.skipReason))
     func torchStateResumesInCkptAndCkptStateResumesInTorch() throws {
         let directory = try TemporaryDirectory(prefix: "ckpt-sgd-interop")
-        let names = try Self.python(["make", directory.url.path])
+        let names = try Self.python(["make", directory.url.path], prefix: "case ")
         #expect(names.count >= 6)
         for name in names { try Self.resume(name, in: directory) }
-        let reports = try Self.python(["check", directory.url.path]).map { line in
+        let reports = try Self.python(["check", directory.url.path], prefix: "result ").map { line in
             try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         }
         #expect(reports.count == names.count)
