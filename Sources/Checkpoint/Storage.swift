@@ -94,7 +94,7 @@ public final class Storage: @unchecked Sendable {
     ///   - byteCount: Size in bytes.
     ///   - verification: A check (typically CRC-32) to run before the bytes are first read.
     /// - Throws: ``CheckpointError`` `.outOfBounds` if the range is not inside the file.
-    init(mapping file: MappedFile, offset: Int, byteCount: Int, verification: Verification? = nil) throws {
+    package init(mapping file: MappedFile, offset: Int, byteCount: Int, verification: Verification? = nil) throws {
         let slice = try file.slice(offset: offset, length: byteCount)
         self.byteCount = byteCount
         stateValue = (State(backing: .mapped(file, slice.baseAddress), pendingVerification: verification))

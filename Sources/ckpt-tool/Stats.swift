@@ -111,8 +111,8 @@ struct StatsRow {
             return column == 0 ? style.key(padded) : padded
         }
         let nans = saturatingSum(rows.map(\.statistics.nanCount)), infs = saturatingSum(rows.map(\.statistics.infinityCount))
-        output += "\n" + style.key("totals: ") + "\(rows.count) tensor\(rows.count == 1 ? "" : "s"), "
-            + "\(saturatingSum(rows.map(\.statistics.count))) elements, \(nans) NaN, \(infs) Inf\n"
+        output += "\n" + style.key("totals: ") + Plural.count(rows.count, "tensor") + ", "
+            + Plural.count(saturatingSum(rows.map(\.statistics.count)), "element") + ", \(nans) NaN, \(infs) Inf\n"
         return output
     }
 
