@@ -93,6 +93,26 @@ package final class MappedFile: Sendable {
     /// The whole file's bytes. Valid as long as this object lives.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
+    /// Drops the pages under `range` from this process's mapping; they stay in the page cache, and
+    /// touching them again maps them again. A reader streaming through a large file calls this
+    /// behind itself, so its resident size stays what it holds at once, not what it has read.
+    ///
+    /// The range is widened to whole pages: the mapping is read-only and never written, so dropping
+    /// a page another thread is reading costs that thread a page fault, never data.
+    ///
+    /// - Parameter range: Bytes of ``bytes`` (a pointer range inside the mapping).
+    func releasePages(_ range: UnsafeRawBufferPointer) {
+        guard let base, let start = range.baseAddress, range.count > 0 else { return }
+        let page = MappedFile.pageSize
+        let first = max(Int(bitPattern: start) - Int(bitPattern: base), 0) / page * page
+        let end = min(Int(bitPattern: start) - Int(bitPattern: base) + range.count, count)
+        let last = (end + page - 1) / page * page
+        guard last > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + first), last - first, MADV_DONTNEED)
+    }
+
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
     /// A bounds-checked slice of the file.
     ///
     /// - Parameters:

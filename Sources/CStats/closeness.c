@@ -1,0 +1,148 @@
+// torch.isclose over blocks of element pairs for StateDiff: |a − b| <= atol + rtol·|b| in float64,
+// with the maxima StateDiff reports. An AVX2 variant per pair of float formats (read straight from
+// the mapped checkpoint, no decoding pass) and a portable one.
+
+#include "ckpt_closeness.h"
+#include "elements.h"
+
+#include <math.h>
+
+static inline void include_pair(double x, double y, double rtol, double atol, ckpt_block_closeness *out) {
+    if (x == y) return;
+    if (isnan(x) || isnan(y)) {
+        out->nans++;
+        return;
+    }
+    if (isinf(x) || isinf(y)) {
+        out->max_abs = out->max_rel = INFINITY;
+        out->mismatched++;
+        return;
+    }
+    double d = fabs(x - y), m = fabs(y), r = d / m;
+    if (d > out->max_abs) out->max_abs = d;
+    if (r > out->max_rel) out->max_rel = r;
+    // atol + rtol·|b| as torch writes it, without a fused multiply-add that could move a borderline verdict.
+    if (!(d <= atol + rtol * m)) out->mismatched++;
+}
+
+#define CKPT_CLOSENESS_PORTABLE(name, read_a, read_b)                                                                  \
+    static void name(const void *a, const void *b, size_t count, double rtol, double atol, ckpt_block_closeness *out) { \
+        for (size_t i = 0; i < count; i++) include_pair(read_a(a, i), read_b(b, i), rtol, atol, out);                  \
+    }
+
+#define CKPT_CLOSENESS_ROW(read_a, suffix)                                                                             \
+    CKPT_CLOSENESS_PORTABLE(suffix##_f32_portable, read_a, read_f32)                                                   \
+    CKPT_CLOSENESS_PORTABLE(suffix##_f64_portable, read_a, read_f64)                                                   \
+    CKPT_CLOSENESS_PORTABLE(suffix##_bf16_portable, read_a, read_bf16)                                                 \
+    CKPT_CLOSENESS_PORTABLE(suffix##_f16_portable, read_a, read_f16)
+
+CKPT_CLOSENESS_ROW(read_f32, f32)
+CKPT_CLOSENESS_ROW(read_f64, f64)
+CKPT_CLOSENESS_ROW(read_bf16, bf16)
+CKPT_CLOSENESS_ROW(read_f16, f16)
+
+typedef void (*closeness_kernel)(const void *, const void *, size_t, double, double, ckpt_block_closeness *);
+
+// Indexed [a_format][b_format] in ckpt_float_format's order.
+static const closeness_kernel portable_kernels[4][4] = {
+    {f32_f32_portable, f32_f64_portable, f32_bf16_portable, f32_f16_portable},
+    {f64_f32_portable, f64_f64_portable, f64_bf16_portable, f64_f16_portable},
+    {bf16_f32_portable, bf16_f64_portable, bf16_bf16_portable, bf16_f16_portable},
+    {f16_f32_portable, f16_f64_portable, f16_bf16_portable, f16_f16_portable},
+};
+
+#ifdef CKPT_STATS_X86
+
+// Four elements as float64 lanes.
+CKPT_AVX2 static inline __m256d load4_f32(const void *e, size_t i) { return _mm256_cvtps_pd(_mm_loadu_ps((const float *)e + i)); }
+CKPT_AVX2 static inline __m256d load4_f64(const void *e, size_t i) { return _mm256_loadu_pd((const double *)e + i); }
+CKPT_AVX2 static inline __m256d load4_bf16(const void *e, size_t i) {
+    __m128i bits = _mm_loadl_epi64((const __m128i *)((const uint16_t *)e + i));
+    return _mm256_cvtps_pd(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(bits), 16)));
+}
+CKPT_AVX2 static inline __m256d load4_f16(const void *e, size_t i) {
+    return _mm256_cvtps_pd(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)((const uint16_t *)e + i))));
+}
+
+CKPT_AVX2 static inline int64_t sum_epi64(__m256i v) {
+    int64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, v);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+CKPT_AVX2 static inline double max_pd(__m256d v) {
+    double lanes[4];
+    _mm256_storeu_pd(lanes, v);
+    double best = lanes[0];
+    for (int i = 1; i < 4; i++) best = lanes[i] > best ? lanes[i] : best;
+    return best;
+}
+
+/// Four pairs at a time, branch-free: equal pairs and NaN pairs are masked out of the maxima and
+/// the mismatch count (mask lanes are all ones, so subtracting them counts).
+#define CKPT_CLOSENESS_AVX2(name, load_a, read_a, load_b, read_b)                                                       \
+    CKPT_AVX2 static void name(const void *a, const void *b, size_t count, double rtol, double atol, ckpt_block_closeness *out) { \
+        const __m256d sign = _mm256_set1_pd(-0.0), inf = _mm256_set1_pd(INFINITY);                                    \
+        const __m256d vr = _mm256_set1_pd(rtol), va = _mm256_set1_pd(atol);                                          \
+        const __m256d ones = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));                                             \
+        __m256d max_abs = _mm256_setzero_pd(), max_rel = _mm256_setzero_pd();                                         \
+        __m256i mismatched = _mm256_setzero_si256(), nans = _mm256_setzero_si256();                                   \
+        size_t vectorized = count & ~(size_t)3;                                                                       \
+        for (size_t i = 0; i < vectorized; i += 4) {                                                                  \
+            __m256d x = load_a(a, i), y = load_b(b, i);                                                               \
+            __m256d nan = _mm256_cmp_pd(x, y, _CMP_UNORD_Q);                                                          \
+            __m256d skip = _mm256_or_pd(_mm256_cmp_pd(x, y, _CMP_EQ_OQ), nan);                                        \
+            __m256d d = _mm256_andnot_pd(sign, _mm256_sub_pd(x, y));                                                  \
+            __m256d m = _mm256_andnot_pd(sign, y);                                                                    \
+            __m256d infinite = _mm256_or_pd(                                                                          \
+                _mm256_cmp_pd(_mm256_andnot_pd(sign, x), inf, _CMP_EQ_OQ), _mm256_cmp_pd(m, inf, _CMP_EQ_OQ));       \
+            __m256d close = _mm256_andnot_pd(                                                                         \
+                infinite, _mm256_cmp_pd(d, _mm256_add_pd(va, _mm256_mul_pd(vr, m)), _CMP_LE_OQ));                     \
+            __m256d mismatch = _mm256_andnot_pd(_mm256_or_pd(skip, close), ones);                                     \
+            __m256d rel = _mm256_blendv_pd(_mm256_div_pd(d, m), inf, infinite);                                       \
+            d = _mm256_blendv_pd(d, inf, infinite);                                                                   \
+            max_abs = _mm256_max_pd(max_abs, _mm256_andnot_pd(skip, d));                                              \
+            max_rel = _mm256_max_pd(max_rel, _mm256_andnot_pd(skip, rel));                                            \
+            mismatched = _mm256_sub_epi64(mismatched, _mm256_castpd_si256(mismatch));                                 \
+            nans = _mm256_sub_epi64(nans, _mm256_castpd_si256(nan));                                                  \
+        }                                                                                                             \
+        out->max_abs = max_pd(max_abs);                                                                               \
+        out->max_rel = max_pd(max_rel);                                                                               \
+        out->mismatched = sum_epi64(mismatched);                                                                      \
+        out->nans = sum_epi64(nans);                                                                                  \
+        for (size_t i = vectorized; i < count; i++) include_pair(read_a(a, i), read_b(b, i), rtol, atol, out);       \
+    }
+
+#define CKPT_CLOSENESS_AVX2_ROW(load_a, read_a, suffix)                                                                \
+    CKPT_CLOSENESS_AVX2(suffix##_f32_avx2, load_a, read_a, load4_f32, read_f32)                                        \
+    CKPT_CLOSENESS_AVX2(suffix##_f64_avx2, load_a, read_a, load4_f64, read_f64)                                        \
+    CKPT_CLOSENESS_AVX2(suffix##_bf16_avx2, load_a, read_a, load4_bf16, read_bf16)                                     \
+    CKPT_CLOSENESS_AVX2(suffix##_f16_avx2, load_a, read_a, load4_f16, read_f16)
+
+CKPT_CLOSENESS_AVX2_ROW(load4_f32, read_f32, f32)
+CKPT_CLOSENESS_AVX2_ROW(load4_f64, read_f64, f64)
+CKPT_CLOSENESS_AVX2_ROW(load4_bf16, read_bf16, bf16)
+CKPT_CLOSENESS_AVX2_ROW(load4_f16, read_f16, f16)
+
+static const closeness_kernel avx2_kernels[4][4] = {
+    {f32_f32_avx2, f32_f64_avx2, f32_bf16_avx2, f32_f16_avx2},
+    {f64_f32_avx2, f64_f64_avx2, f64_bf16_avx2, f64_f16_avx2},
+    {bf16_f32_avx2, bf16_f64_avx2, bf16_bf16_avx2, bf16_f16_avx2},
+    {f16_f32_avx2, f16_f64_avx2, f16_bf16_avx2, f16_f16_avx2},
+};
+#endif
+
+void ckpt_compare_block(
+    const void *a, ckpt_float_format a_format, const void *b, ckpt_float_format b_format, size_t count, double rtol, double atol,
+    ckpt_block_closeness *out) {
+    out->max_abs = out->max_rel = 0;
+    out->mismatched = out->nans = 0;
+#ifdef CKPT_STATS_X86
+    // The closeness kernels are memory-bound at AVX2's width; AVX-512 machines run them too.
+    if (ckpt_stats_level() >= 1) {
+        avx2_kernels[a_format][b_format](a, b, count, rtol, atol, out);
+        return;
+    }
+#endif
+    portable_kernels[a_format][b_format](a, b, count, rtol, atol, out);
+}
