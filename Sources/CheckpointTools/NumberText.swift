@@ -21,20 +21,4 @@ enum NumberText {
         }
         return "\(value)"
     }
-
-    /// A value's short description with the bits of its floats, for two values whose
-    /// descriptions alone read alike (NaNs with other payloads).
-    static func withBits(_ value: StateValue) -> String {
-        switch value {
-        case .float(let number): return "\(StateDiff.describe(value)) (\(hex(number.bitPattern)))"
-        case .complex(let real, let imaginary):
-            return "\(StateDiff.describe(value)) (\(hex(real.bitPattern)), \(hex(imaginary.bitPattern)))"
-        default: return StateDiff.describe(value)
-        }
-    }
-
-    private static func hex(_ bits: UInt64) -> String {
-        let digits = String(bits, radix: 16)
-        return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
-    }
 }

@@ -13,6 +13,9 @@ import Foundation
 enum ClosenessPass {
     /// Elements per chunk: a megabyte of float32, enough to amortize scheduling and page releases.
     static let chunkElements = 1 << 18
+    /// Elements checksummed and compared together within a chunk: 32 KiB of float32 a side, so
+    /// the three reads of each byte (two checksums and the comparison) after the first hit the cache.
+    static let blockElements = 1 << 13
     /// Bytes per piece of a blob checked on its own.
     static let checksumPieceBytes = 8 << 20
 
@@ -76,14 +79,28 @@ enum ClosenessPass {
             let chunk = plan[position]
             let pair = sides[chunk.pair]
             var result = ChunkResult(closeness: Closeness())
-            try scratch.old.withBlock(of: pair.old, start: chunk.start, count: chunk.count) { a, oldChecksum in
-                try scratch.new.withBlock(of: pair.new, start: chunk.start, count: chunk.count) { b, newChecksum in
-                    if let a, let b {
-                        result.closeness = scratch.comparer.compare(
-                            a, pair.old.tensor.dtype, b, pair.new.tensor.dtype, count: chunk.count, tolerance: tolerance)
+            let oldType = pair.old.tensor.dtype, newType = pair.new.tensor.dtype
+            try scratch.old.withBlock(of: pair.old, start: chunk.start, count: chunk.count) { a in
+                try scratch.new.withBlock(of: pair.new, start: chunk.start, count: chunk.count) { b in
+                    guard let a, let b else { return }
+                    // Block by block, so the checksums and the comparison read each byte while it
+                    // is in cache: memory is read once.
+                    var oldChecksum: UInt32 = 0, newChecksum: UInt32 = 0
+                    var position = 0
+                    while position < chunk.count {
+                        let length = min(blockElements, chunk.count - position)
+                        let x = a + position * oldType.itemSize, y = b + position * newType.itemSize
+                        if pair.old.fusesChecksum {
+                            oldChecksum = CRC32.checksum(UnsafeRawBufferPointer(start: x, count: length * oldType.itemSize), initial: oldChecksum)
+                        }
+                        if pair.new.fusesChecksum {
+                            newChecksum = CRC32.checksum(UnsafeRawBufferPointer(start: y, count: length * newType.itemSize), initial: newChecksum)
+                        }
+                        result.closeness.merge(scratch.comparer.compare(x, oldType, y, newType, count: length, tolerance: tolerance))
+                        position += length
                     }
-                    result.oldChecksum = oldChecksum
-                    result.newChecksum = newChecksum
+                    result.oldChecksum = pair.old.fusesChecksum ? oldChecksum : nil
+                    result.newChecksum = pair.new.fusesChecksum ? newChecksum : nil
                 }
             }
             if countdown.finish(chunk.pair) {
@@ -175,21 +192,20 @@ private final class ChunkScratch {
 private final class BlockReader {
     private let gathered = GatherBuffer()
 
-    /// Calls `body` with elements `start ..< start + count` (row-major) packed, and their CRC-32
-    /// when the side fuses its blob's check; a contiguous chunk's pages are released afterwards.
-    /// An empty chunk has no address.
-    func withBlock(of side: PairSide, start: Int, count: Int, _ body: (UnsafeRawPointer?, UInt32?) throws -> Void) throws {
+    /// Calls `body` with elements `start ..< start + count` (row-major) packed; a contiguous
+    /// chunk's pages are released afterwards. An empty chunk has no address.
+    func withBlock(of side: PairSide, start: Int, count: Int, _ body: (UnsafeRawPointer?) throws -> Void) throws {
         let tensor = side.tensor
         let storage = tensor.storage
         let item = tensor.dtype.itemSize
         let read = { (bytes: UnsafeRawBufferPointer) throws in
             guard tensor.isContiguous || count == 0 else {
-                try body(self.gathered.gather(tensor, bytes, start: start, count: count), nil)
+                try body(self.gathered.gather(tensor, bytes, start: start, count: count))
                 return
             }
             let range = (tensor.storageOffset + start) * item..<(tensor.storageOffset + start + count) * item
             let block = UnsafeRawBufferPointer(rebasing: bytes[range])
-            try body(count > 0 ? block.baseAddress : nil, side.fusesChecksum ? CRC32.checksum(block) : nil)
+            try body(count > 0 ? block.baseAddress : nil)
             storage.releasePages(range)
         }
         if side.fusesChecksum {

@@ -21,9 +21,10 @@ public struct StateDiff: Sendable {
     /// from the second, computed in float64 from the exactly decoded elements.
     ///
     /// Equal values are close (so `inf` is close to `inf` of the same sign); any other pair with an
-    /// infinity is not. A NaN is close to a NaN of the same bits (the same dtype and bit pattern, or
-    /// across dtypes the same float64 bits once widened, so a bfloat16 copy of float32's NaN
-    /// matches it): a tensor with a NaN is equal to itself, which `torch.allclose` denies. With
+    /// infinity is not. A NaN is close to a NaN of the same bits, so a tensor with a NaN is equal to
+    /// itself, which `torch.allclose` denies. Across dtypes the bits are compared once widened to
+    /// float64 (bfloat16 `0x7FC0` matches float32 `0x7FC00000`), but casts rewrite NaNs (torch's
+    /// float32 → bfloat16 gives `0xFFFF`), so NaNs across a cast need ``equalNaN``. With
     /// ``equalNaN`` any NaN is close to any NaN (as `equal_nan=True`). A NaN is never close to a
     /// number. Complex elements use the modulus of the difference and of `b`.
     public struct Tolerance: Sendable, Equatable {
@@ -87,7 +88,8 @@ public struct StateDiff: Sendable {
         /// The keys from the root to the value that differs.
         public var path: [StateKey]
         /// The first tree's side in short form (`float 0.1`, `Tensor float32 [3, 4]`), nil when added.
-        /// Two sides never read the same: a float NaN whose bits differ shows them (`float nan (0x7ff8000000000001)`).
+        /// Floats print as the shortest text that reads back as the same value, so two different
+        /// values never print alike (a NaN shows its payload: `nan(0x1)`).
         public var old: String?
         /// The second tree's side, nil when removed.
         public var new: String?
@@ -215,14 +217,8 @@ private struct Walker {
     var pairs: [TensorPair] = []
 
     private mutating func record(_ kind: StateDiff.Kind, _ path: [StateKey], _ old: StateValue?, _ new: StateValue?) {
-        var oldText = old.map(StateDiff.describe)
-        var newText = new.map(StateDiff.describe)
-        if let old, let new, oldText == newText {
-            // Different values that read alike (NaNs of other bits, 0.0 in two widths): show the bits.
-            oldText = NumberText.withBits(old)
-            newText = NumberText.withBits(new)
-        }
-        entries.append(.difference(StateDiff.Difference(kind: kind, path: path, old: oldText, new: newText)))
+        entries.append(.difference(StateDiff.Difference(
+            kind: kind, path: path, old: old.map(StateDiff.describe), new: new.map(StateDiff.describe))))
     }
 
     mutating func compare(_ old: StateValue, _ new: StateValue, path: inout [StateKey]) throws {
