@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #define CKPT_STATS_X86 1
 #define CKPT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define CKPT_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,popcnt")))
 #endif
 
 static inline float bf16_to_float(uint16_t bits) {

@@ -349,7 +349,6 @@ CKPT_AVX2 static void f64_avx2(const void *elements, size_t count, ckpt_block_mo
 
 // MARK: AVX-512
 
-#define CKPT_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,popcnt")))
 
 CKPT_AVX512 static inline __m512 load16_f32(const void *e, size_t i) { return _mm512_loadu_ps((const float *)e + i); }
 

@@ -11,8 +11,8 @@ import Foundation
 /// (``CRC32/combine(_:_:secondCount:)``) and settled before any result is returned. Blobs shared by
 /// several tensors, or read only in part, are checked first, in pieces on every core.
 enum ClosenessPass {
-    /// Elements per chunk: a megabyte of float32, enough to amortize scheduling and page releases.
-    static let chunkElements = 1 << 18
+    /// Elements per chunk: 4 MiB of float32, enough to amortize scheduling and page releases.
+    static let chunkElements = 1 << 20
     /// Elements checksummed and compared together within a chunk: 32 KiB of float32 a side, so
     /// the three reads of each byte (two checksums and the comparison) after the first hit the cache.
     static let blockElements = 1 << 13

@@ -132,9 +132,10 @@ public struct TensorStatistics: Sendable, Equatable {
         case avx512 = 2
     }
 
-    /// Caps the instruction set the kernels use (the best the CPU has is the default), so tests
-    /// and benchmarks can run every variant on one machine. Results agree across variants to
-    /// rounding; the cap applies process-wide.
+    /// Caps the instruction set the kernels use, these statistics' and ``StateDiff``'s element
+    /// comparisons (the best the CPU has is the default), so tests and benchmarks can run every
+    /// variant on one machine. Results agree across variants to rounding; the cap applies
+    /// process-wide.
     ///
     /// - Parameter limit: The widest set to use; nil restores the default.
     public static func limitInstructionSet(to limit: InstructionSet?) {

@@ -51,22 +51,29 @@ struct StateDiffTests {
         #expect(diff.differences.map(\.kind) == (close ? [] : [.values]))
     }
 
-    /// The kernels read float32, float64, bfloat16 and float16 in every pairing, and the
-    /// vectorized loop takes four pairs at a time: each verdict at each position of a block of
-    /// seven, the other positions equal.
+    /// The kernels read float32, float64, bfloat16 and float16 in every pairing, four (AVX2) or
+    /// eight (AVX-512) pairs at a time, then a scalar tail: each verdict at each position of a
+    /// block of nineteen, the other positions equal, with every instruction-set variant.
     @Test(arguments: torchVerdicts, [(DType.float64, DType.float64), (.float32, .float64), (.float64, .bfloat16), (.float16, .float32)])
     func closenessIsTheSameInEveryFormatAndLane(_ c: ClosenessCase, _ dtypes: (DType, DType)) throws {
         // Only values every format holds exactly, so the verdict is torch's for the float64 values.
-        let exact = [c.a, c.b].allSatisfy { $0.isNaN || $0.isInfinite || [1.0, 0.0, 100, 101, 111, 101.5].contains($0) }
-        guard exact, !c.a.isNaN, !c.b.isNaN else { return }
-        for position in 0..<7 {
-            var a = [Double](repeating: 0.5, count: 7), b = a
-            a[position] = c.a
-            b[position] = c.b
-            let old = try Tensor(a).cast(to: dtypes.0), new = try Tensor(b).cast(to: dtypes.1)
-            let diff = try StateDiff.compare(
-                tree(old), tree(new), tolerance: .init(relative: c.rtol, absolute: c.atol), ignoring: .dtype)
-            #expect(diff.isEqual == c.torchSaysClose, "\(c) at \(position) as \(dtypes)")
+        let exact = [c.a, c.b].allSatisfy { $0.isInfinite || [1.0, 0.0, 100, 101, 111, 101.5].contains($0) }
+        guard exact else { return }
+        defer { TensorStatistics.limitInstructionSet(to: nil) }
+        for variant in TensorStatistics.InstructionSet.allCases {
+            TensorStatistics.limitInstructionSet(to: variant)
+            for position in 0..<19 {
+                var a = [Double](repeating: 0.5, count: 19), b = a
+                a[position] = c.a
+                b[position] = c.b
+                let old = try Tensor(a).cast(to: dtypes.0), new = try Tensor(b).cast(to: dtypes.1)
+                let diff = try StateDiff.compare(
+                    tree(old), tree(new), tolerance: .init(relative: c.rtol, absolute: c.atol), ignoring: .dtype)
+                #expect(diff.isEqual == c.torchSaysClose, "\(c) at \(position) as \(dtypes) with \(variant)")
+                let comparison = try #require(diff.tensorComparisons.first)
+                let expectedAbs = c.a == c.b ? 0 : c.a.isInfinite || c.b.isInfinite ? .infinity : abs(c.a - c.b)
+                #expect(comparison.maxAbsoluteDifference == expectedAbs, "\(c) at \(position) as \(dtypes) with \(variant)")
+            }
         }
     }
 
