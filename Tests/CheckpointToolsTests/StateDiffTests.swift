@@ -2,6 +2,7 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 import Testing
+import TestSupport
 
 /// One pair of elements and the verdict `torch.isclose` gave for it.
 struct ClosenessCase: Sendable, CustomTestStringConvertible {
@@ -201,3 +202,78 @@ struct StateDiffTests {
 }
 
 private func bytes(_ values: [Double]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
+
+/// Files whose tensors span several of the diff's chunks and checksum pieces, read lazily from disk.
+@Suite("StateDiff on files")
+struct StateDiffFileTests {
+    let directory = try! TemporaryDirectory(prefix: "state-diff")
+
+    /// Elements of `big` and `tied`: two chunks of the diff and a piece of a third, and 4000 bytes
+    /// past 8 MiB, so the storage `tied` shares with `view` is checked in two pieces.
+    static let count = (1 << 21) + 1000
+
+    /// `big` on its own storage (checked as compared); `tied` and the strided `view` share one
+    /// (checked on its own before the comparison); `change` adds 1 to element `change` of both.
+    private func write(_ name: String, change: Int? = nil) throws -> String {
+        var values = (0..<Self.count).map { Float($0 % 1000) * 0.001 }
+        if let change { values[change] += 1 }
+        let big = try Tensor(values)
+        let tied = try Tensor(Array(values.reversed()))
+        let view = try Tensor(storage: tied.storage, dtype: .float32, shape: [1000], strides: [3], storageOffset: 7)
+        let path = directory.path(name)
+        try StateValue.dict(["big": .tensor(big), "tied": .tensor(tied), "view": .tensor(view)])
+            .write(to: URL(fileURLWithPath: path), options: SaveOptions(durable: false))
+        return path
+    }
+
+    private func damage(_ path: String, entry: String, at offset: Int) throws {
+        let blob = try ZipReader(path: path).requireEntry(named: entry)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[blob.dataOffset + offset] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    private func load(_ path: String) throws -> StateValue { try StateValue(contentsOf: URL(fileURLWithPath: path)) }
+
+    @Test func chunksAndPiecesCombineIntoEachBlobsChecksum() throws {
+        let a = try write("a.pt"), b = try write("b.pt", change: (1 << 20) + 5)
+        let diff = try StateDiff.compare(try load(a), try load(b))
+        #expect(diff.differences.map { "\($0.kind.rawValue) \($0.path.pathString)" } == ["values big", "values tied"])
+        #expect(diff.tensorComparisons.map(\.mismatchedElements) == [1, 1, 0])
+        #expect(try StateDiff.compare(try load(a), try load(a)).isEqual)
+    }
+
+    @Test(arguments: [("archive/data/0", (1 << 20) * 4 + 12), ("archive/data/1", (8 << 20) + 3)])
+    func damageAnywhereIsAChecksumMismatch(_ entry: String, _ offset: Int) throws {
+        let a = try write("clean.pt"), b = try write("damaged-\(offset).pt")
+        try damage(b, entry: entry, at: offset)
+        #expect {
+            try StateDiff.compare(try load(a), try load(b))
+        } throws: { error in
+            (error as? CheckpointError)?.code == .checksumMismatch && "\(error)".contains(entry)
+        }
+    }
+
+    @Test func progressCountsEveryByteReadOnce() throws {
+        let a = try write("p.pt")
+        let reports = Reports()
+        _ = try StateDiff.compare(try load(a), try load(a)) { done, total in reports.add(done, total) }
+        let storageBytes = Self.count * 4
+        // Both sides of each pair, and the shared storage once per side before the comparison.
+        let expected = 2 * (storageBytes + storageBytes + 1000 * 4) + 2 * storageBytes
+        #expect(reports.totals == [expected])
+        #expect(reports.last == expected)
+    }
+}
+
+private final class Reports: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [(Int, Int)] = []
+    func add(_ done: Int, _ total: Int) {
+        lock.lock()
+        values.append((done, total))
+        lock.unlock()
+    }
+    var totals: Set<Int> { lock.withLock { Set(values.map(\.1)) } }
+    var last: Int? { lock.withLock { values.map(\.0).max() } }
+}
