@@ -50,7 +50,11 @@ public struct StateDiff: Sendable {
 
     /// Differences a comparison leaves out.
     public struct Ignored: OptionSet, Sendable, Hashable {
+        /// One bit per kind of difference left out.
         public let rawValue: Int
+        /// The set with these bits.
+        ///
+        /// - Parameter rawValue: Bits of the static members.
         public init(rawValue: Int) { self.rawValue = rawValue }
 
         /// Tensor dtypes: tensors are compared by value alone, no ``Kind/dtype`` is reported.
