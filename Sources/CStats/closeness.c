@@ -1,6 +1,7 @@
 // torch.isclose over blocks of element pairs for StateDiff: |a − b| <= atol + rtol·|b| in float64,
-// with the maxima StateDiff reports. An AVX2 variant per pair of float formats (read straight from
-// the mapped checkpoint, no decoding pass) and a portable one.
+// with the maxima StateDiff reports. AVX-512, AVX2 and portable variants for each pairing of float
+// formats, reading the elements straight from the mapped checkpoint (no decoding pass), chosen at
+// run time like the statistics kernels.
 
 #include "ckpt_closeness.h"
 #include "elements.h"
@@ -25,42 +26,46 @@ static inline void include_pair(double x, double y, double rtol, double atol, ck
     if (!(d <= atol + rtol * m)) out->mismatched++;
 }
 
-#define CKPT_CLOSENESS_PORTABLE(name, read_a, read_b)                                                                  \
+typedef void (*closeness_kernel)(const void *, const void *, size_t, double, double, ckpt_block_closeness *);
+
+// One kernel per pairing of formats (`a` in rows, `b` in columns, in ckpt_float_format's order) for
+// a variant: KERNEL(name, load_a, read_a, load_b, read_b) with the variant's vector loaders
+// `variant_load_f32` and so on, and a table `variant_kernels` of them.
+#define CKPT_CLOSENESS_ROW(KERNEL, variant, a)                                                                         \
+    KERNEL(a##_f32_##variant, variant##_load_##a, read_##a, variant##_load_f32, read_f32)                              \
+    KERNEL(a##_f64_##variant, variant##_load_##a, read_##a, variant##_load_f64, read_f64)                              \
+    KERNEL(a##_bf16_##variant, variant##_load_##a, read_##a, variant##_load_bf16, read_bf16)                           \
+    KERNEL(a##_f16_##variant, variant##_load_##a, read_##a, variant##_load_f16, read_f16)
+
+#define CKPT_CLOSENESS_VARIANT(KERNEL, variant)                                                                        \
+    CKPT_CLOSENESS_ROW(KERNEL, variant, f32)                                                                           \
+    CKPT_CLOSENESS_ROW(KERNEL, variant, f64)                                                                           \
+    CKPT_CLOSENESS_ROW(KERNEL, variant, bf16)                                                                          \
+    CKPT_CLOSENESS_ROW(KERNEL, variant, f16)                                                                           \
+    static const closeness_kernel variant##_kernels[4][4] = {                                                          \
+        {f32_f32_##variant, f32_f64_##variant, f32_bf16_##variant, f32_f16_##variant},                                 \
+        {f64_f32_##variant, f64_f64_##variant, f64_bf16_##variant, f64_f16_##variant},                                 \
+        {bf16_f32_##variant, bf16_f64_##variant, bf16_bf16_##variant, bf16_f16_##variant},                             \
+        {f16_f32_##variant, f16_f64_##variant, f16_bf16_##variant, f16_f16_##variant},                                 \
+    };
+
+#define CKPT_CLOSENESS_PORTABLE(name, load_a, read_a, load_b, read_b)                                                  \
     static void name(const void *a, const void *b, size_t count, double rtol, double atol, ckpt_block_closeness *out) { \
         for (size_t i = 0; i < count; i++) include_pair(read_a(a, i), read_b(b, i), rtol, atol, out);                  \
     }
 
-#define CKPT_CLOSENESS_ROW(read_a, suffix)                                                                             \
-    CKPT_CLOSENESS_PORTABLE(suffix##_f32_portable, read_a, read_f32)                                                   \
-    CKPT_CLOSENESS_PORTABLE(suffix##_f64_portable, read_a, read_f64)                                                   \
-    CKPT_CLOSENESS_PORTABLE(suffix##_bf16_portable, read_a, read_bf16)                                                 \
-    CKPT_CLOSENESS_PORTABLE(suffix##_f16_portable, read_a, read_f16)
-
-CKPT_CLOSENESS_ROW(read_f32, f32)
-CKPT_CLOSENESS_ROW(read_f64, f64)
-CKPT_CLOSENESS_ROW(read_bf16, bf16)
-CKPT_CLOSENESS_ROW(read_f16, f16)
-
-typedef void (*closeness_kernel)(const void *, const void *, size_t, double, double, ckpt_block_closeness *);
-
-// Indexed [a_format][b_format] in ckpt_float_format's order.
-static const closeness_kernel portable_kernels[4][4] = {
-    {f32_f32_portable, f32_f64_portable, f32_bf16_portable, f32_f16_portable},
-    {f64_f32_portable, f64_f64_portable, f64_bf16_portable, f64_f16_portable},
-    {bf16_f32_portable, bf16_f64_portable, bf16_bf16_portable, bf16_f16_portable},
-    {f16_f32_portable, f16_f64_portable, f16_bf16_portable, f16_f16_portable},
-};
+CKPT_CLOSENESS_VARIANT(CKPT_CLOSENESS_PORTABLE, portable)
 
 #ifdef CKPT_STATS_X86
 
 // Four elements as float64 lanes.
-CKPT_AVX2 static inline __m256d load4_f32(const void *e, size_t i) { return _mm256_cvtps_pd(_mm_loadu_ps((const float *)e + i)); }
-CKPT_AVX2 static inline __m256d load4_f64(const void *e, size_t i) { return _mm256_loadu_pd((const double *)e + i); }
-CKPT_AVX2 static inline __m256d load4_bf16(const void *e, size_t i) {
+CKPT_AVX2 static inline __m256d avx2_load_f32(const void *e, size_t i) { return _mm256_cvtps_pd(_mm_loadu_ps((const float *)e + i)); }
+CKPT_AVX2 static inline __m256d avx2_load_f64(const void *e, size_t i) { return _mm256_loadu_pd((const double *)e + i); }
+CKPT_AVX2 static inline __m256d avx2_load_bf16(const void *e, size_t i) {
     __m128i bits = _mm_loadl_epi64((const __m128i *)((const uint16_t *)e + i));
     return _mm256_cvtps_pd(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(bits), 16)));
 }
-CKPT_AVX2 static inline __m256d load4_f16(const void *e, size_t i) {
+CKPT_AVX2 static inline __m256d avx2_load_f16(const void *e, size_t i) {
     return _mm256_cvtps_pd(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)((const uint16_t *)e + i))));
 }
 
@@ -127,25 +132,16 @@ CKPT_AVX2 static inline double max_pd(__m256d v) {
         for (size_t i = vectorized; i < count; i++) include_pair(read_a(a, i), read_b(b, i), rtol, atol, out);       \
     }
 
-#define CKPT_CLOSENESS_AVX2_ROW(load_a, read_a, suffix)                                                                \
-    CKPT_CLOSENESS_AVX2(suffix##_f32_avx2, load_a, read_a, load4_f32, read_f32)                                        \
-    CKPT_CLOSENESS_AVX2(suffix##_f64_avx2, load_a, read_a, load4_f64, read_f64)                                        \
-    CKPT_CLOSENESS_AVX2(suffix##_bf16_avx2, load_a, read_a, load4_bf16, read_bf16)                                     \
-    CKPT_CLOSENESS_AVX2(suffix##_f16_avx2, load_a, read_a, load4_f16, read_f16)
-
-CKPT_CLOSENESS_AVX2_ROW(load4_f32, read_f32, f32)
-CKPT_CLOSENESS_AVX2_ROW(load4_f64, read_f64, f64)
-CKPT_CLOSENESS_AVX2_ROW(load4_bf16, read_bf16, bf16)
-CKPT_CLOSENESS_AVX2_ROW(load4_f16, read_f16, f16)
+CKPT_CLOSENESS_VARIANT(CKPT_CLOSENESS_AVX2, avx2)
 
 // Eight elements as float64 lanes.
-CKPT_AVX512 static inline __m512d load8_f32(const void *e, size_t i) { return _mm512_cvtps_pd(_mm256_loadu_ps((const float *)e + i)); }
-CKPT_AVX512 static inline __m512d load8_f64(const void *e, size_t i) { return _mm512_loadu_pd((const double *)e + i); }
-CKPT_AVX512 static inline __m512d load8_bf16(const void *e, size_t i) {
+CKPT_AVX512 static inline __m512d avx512_load_f32(const void *e, size_t i) { return _mm512_cvtps_pd(_mm256_loadu_ps((const float *)e + i)); }
+CKPT_AVX512 static inline __m512d avx512_load_f64(const void *e, size_t i) { return _mm512_loadu_pd((const double *)e + i); }
+CKPT_AVX512 static inline __m512d avx512_load_bf16(const void *e, size_t i) {
     __m128i bits = _mm_loadu_si128((const __m128i *)((const uint16_t *)e + i));
     return _mm512_cvtps_pd(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16)));
 }
-CKPT_AVX512 static inline __m512d load8_f16(const void *e, size_t i) {
+CKPT_AVX512 static inline __m512d avx512_load_f16(const void *e, size_t i) {
     return _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)e + i))));
 }
 
@@ -177,30 +173,7 @@ CKPT_AVX512 static inline __m512d load8_f16(const void *e, size_t i) {
         for (size_t i = vectorized; i < count; i++) include_pair(read_a(a, i), read_b(b, i), rtol, atol, out);       \
     }
 
-#define CKPT_CLOSENESS_AVX512_ROW(load_a, read_a, suffix)                                                              \
-    CKPT_CLOSENESS_AVX512(suffix##_f32_avx512, load_a, read_a, load8_f32, read_f32)                                    \
-    CKPT_CLOSENESS_AVX512(suffix##_f64_avx512, load_a, read_a, load8_f64, read_f64)                                    \
-    CKPT_CLOSENESS_AVX512(suffix##_bf16_avx512, load_a, read_a, load8_bf16, read_bf16)                                 \
-    CKPT_CLOSENESS_AVX512(suffix##_f16_avx512, load_a, read_a, load8_f16, read_f16)
-
-CKPT_CLOSENESS_AVX512_ROW(load8_f32, read_f32, f32)
-CKPT_CLOSENESS_AVX512_ROW(load8_f64, read_f64, f64)
-CKPT_CLOSENESS_AVX512_ROW(load8_bf16, read_bf16, bf16)
-CKPT_CLOSENESS_AVX512_ROW(load8_f16, read_f16, f16)
-
-static const closeness_kernel avx512_kernels[4][4] = {
-    {f32_f32_avx512, f32_f64_avx512, f32_bf16_avx512, f32_f16_avx512},
-    {f64_f32_avx512, f64_f64_avx512, f64_bf16_avx512, f64_f16_avx512},
-    {bf16_f32_avx512, bf16_f64_avx512, bf16_bf16_avx512, bf16_f16_avx512},
-    {f16_f32_avx512, f16_f64_avx512, f16_bf16_avx512, f16_f16_avx512},
-};
-
-static const closeness_kernel avx2_kernels[4][4] = {
-    {f32_f32_avx2, f32_f64_avx2, f32_bf16_avx2, f32_f16_avx2},
-    {f64_f32_avx2, f64_f64_avx2, f64_bf16_avx2, f64_f16_avx2},
-    {bf16_f32_avx2, bf16_f64_avx2, bf16_bf16_avx2, bf16_f16_avx2},
-    {f16_f32_avx2, f16_f64_avx2, f16_bf16_avx2, f16_f16_avx2},
-};
+CKPT_CLOSENESS_VARIANT(CKPT_CLOSENESS_AVX512, avx512)
 #endif
 
 void ckpt_compare_block(
