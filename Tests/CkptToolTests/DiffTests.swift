@@ -291,6 +291,10 @@ struct DiffTests {
         let result = try Tool.run(["diff", a, damaged.path])
         #expect(result.status == 2, "\(result.stdout)")
         #expect(result.stderr.contains("[checksumMismatch]"), "\(result.stderr)")
+        // Unchecked, the flipped byte is a changed value.
+        let unchecked = try Tool.run(["diff", a, damaged.path, "--no-verify"])
+        #expect(unchecked.status == 1, "\(unchecked.stderr)")
+        #expect(unchecked.stdout.contains("~ values   model/w: 1 of 2048 elements not close"), "\(unchecked.stdout)")
     }
 
     @Test func usageErrorsExitWith64() throws {
