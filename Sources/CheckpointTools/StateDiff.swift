@@ -152,7 +152,7 @@ public struct StateDiff: Sendable {
     ) throws -> StateDiff {
         var walker = Walker(ignored: ignoring, comparesElements: comparesElements)
         var path: [StateKey] = []
-        try walker.compare(old, new, path: &path)
+        walker.compare(old, new, path: &path)
         let results = try ClosenessPass.run(walker.pairs, tolerance: tolerance, progress: progress)
         var comparisons: [TensorComparison] = []
         let differences = walker.entries.map { entry -> Difference? in
@@ -225,12 +225,12 @@ private struct Walker {
             kind: kind, path: path, old: old.map(StateDiff.describe), new: new.map(StateDiff.describe))))
     }
 
-    mutating func compare(_ old: StateValue, _ new: StateValue, path: inout [StateKey]) throws {
+    mutating func compare(_ old: StateValue, _ new: StateValue, path: inout [StateKey]) {
         switch (old, new) {
         case let (.dict(a), .dict(b)):
             let lenient = ignored.contains(.containerTypes)
             if a.isOrderedDict != b.isOrderedDict && !lenient { record(.type, path, old, new) }
-            try compareKeyed(
+            compareKeyed(
                 a.items.elements.map { ($0.key, $0.value) }, b.items.elements.map { ($0.key, $0.value) }, path: &path)
             var oldAttributes = a.attributes.map { (StateKey.string($0.key), $0.value) }
             var newAttributes = b.attributes.map { (StateKey.string($0.key), $0.value) }
@@ -238,21 +238,21 @@ private struct Walker {
                 oldAttributes.removeAll { $0.0 == .string(Walker.metadata) }
                 newAttributes.removeAll { $0.0 == .string(Walker.metadata) }
             }
-            try compareKeyed(oldAttributes, newAttributes, path: &path)
+            compareKeyed(oldAttributes, newAttributes, path: &path)
         case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)), let (.set(a), .set(b)):
-            try comparePositional(a, b, path: &path)
+            comparePositional(a, b, path: &path)
         case let (.tensor(a), .tensor(b)):
             compareTensors(a, b, path: path)
         case let (.object(a), .object(b)):
             // Placeholders of the same global made the same way are compared part by part.
             if a.qualifiedName != b.qualifiedName || a.construction != b.construction { record(.type, path, old, new) }
-            try compareKeyed(
+            compareKeyed(
                 a.parts.map { (.string($0.key), $0.value) }, b.parts.map { (.string($0.key), $0.value) }, path: &path)
         default:
             if old.pythonTypeName != new.pythonTypeName {
                 record(.type, path, old, new)
-                if case .list(let a) = old, case .tuple(let b) = new { try comparePositional(a, b, path: &path) }
-                if case .tuple(let a) = old, case .list(let b) = new { try comparePositional(a, b, path: &path) }
+                if case .list(let a) = old, case .tuple(let b) = new { comparePositional(a, b, path: &path) }
+                if case .tuple(let a) = old, case .list(let b) = new { comparePositional(a, b, path: &path) }
             } else if old != new {
                 record(.value, path, old, new)
             }
@@ -262,7 +262,7 @@ private struct Walker {
     /// The OrderedDict attribute `nn.Module.state_dict()` sets: `{prefix: {"version": n}}` per module.
     private static let metadata = "_metadata"
 
-    private mutating func compareKeyed(_ old: [(StateKey, StateValue)], _ new: [(StateKey, StateValue)], path: inout [StateKey]) throws {
+    private mutating func compareKeyed(_ old: [(StateKey, StateValue)], _ new: [(StateKey, StateValue)], path: inout [StateKey]) {
         var newByKey: [StateKey: StateValue] = [:]
         for (key, value) in new { newByKey[key] = value }
         var oldKeys = Set<StateKey>()
@@ -270,7 +270,7 @@ private struct Walker {
             oldKeys.insert(key)
             path.append(key)
             if let other = newByKey[key] {
-                try compare(value, other, path: &path)
+                compare(value, other, path: &path)
             } else {
                 record(.removed, path, value, nil)
             }
@@ -281,11 +281,11 @@ private struct Walker {
         }
     }
 
-    private mutating func comparePositional(_ old: [StateValue], _ new: [StateValue], path: inout [StateKey]) throws {
+    private mutating func comparePositional(_ old: [StateValue], _ new: [StateValue], path: inout [StateKey]) {
         for index in 0..<max(old.count, new.count) {
             path.append(.int(Int64(index)))
             switch (index < old.count ? old[index] : nil, index < new.count ? new[index] : nil) {
-            case let (a?, b?): try compare(a, b, path: &path)
+            case let (a?, b?): compare(a, b, path: &path)
             case let (a?, nil): record(.removed, path, a, nil)
             case let (nil, b?): record(.added, path, nil, b)
             case (nil, nil): break
