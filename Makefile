@@ -74,6 +74,7 @@ fixtures:
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
 	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py
+	"$(TORCH_PY)" scripts/make_scheduler_fixtures.py
 	@# This machine's variants of the fixtures whose bits depend on the CPU (the Adagrad goldens too).
 	"$(TORCH_PY)" scripts/torch_machine.py
 	"$(TORCH_PY)" scripts/make_sample.py Samples/data/tiny-run.pt

@@ -13,6 +13,7 @@ import os
 import struct
 import sys
 import warnings
+from collections import Counter
 
 import torch
 import torch.optim.optimizer as torch_optimizer
@@ -52,6 +53,8 @@ def enc(v):
         return {"t": "tuple", "items": [enc(x) for x in v]}
     if isinstance(v, list):
         return {"t": "list", "items": [enc(x) for x in v]}
+    if isinstance(v, Counter):  # a dict subclass: MultiStepLR's milestones (make_scheduler_fixtures.py)
+        return {"t": "counter", "items": [[k, c] for k, c in v.items()]}
     if isinstance(v, dict):
         return {"t": "dict", "items": [[{"int": k} if isinstance(k, int) else {"str": k}, enc(x)] for k, x in v.items()]}
     raise TypeError(type(v))

@@ -16,18 +16,37 @@ public struct SaveOptions: Sendable {
     /// format has a manifest to hold it.
     public var metadata: StateValue?
     /// Write each ``PickledObject`` in the tree back as it was read (default false: a tree that
-    /// holds one is refused with `.forbiddenGlobal`, naming its key path and `module.name`).
+    /// holds one outside torch's weights-only allow-list is refused with `.forbiddenGlobal`, naming
+    /// its key path and `module.name`).
     ///
     /// Only `.pt` and `.ckpt` can hold objects: the pickle gets the global, its arguments and
     /// state as read, so `torch.load(weights_only=False)` rebuilds an equal object, and a `.ckpt`
     /// manifest describes it as an `object` node (docs/FORMAT.md). safetensors refuses objects
     /// either way. A file written with objects needs trust to load in torch:
-    /// `torch.load(weights_only=True)` refuses it.
+    /// `torch.load(weights_only=True)` refuses it. Objects on that loader's allow-list (a
+    /// `collections.Counter`, as MultiStepLR's state holds) are written without this option,
+    /// since torch reads them without trust.
     public var keepObjects: Bool
-    public init(durable: Bool = true, metadata: StateValue? = nil, keepObjects: Bool = false) {
+    /// Called on the writing thread as tensor data is written, with the bytes written so far and
+    /// the tensor bytes the file holds in all (default nil). Reports come at least every 64 MiB;
+    /// the last one has both numbers equal, before the final fsync.
+    public var progress: (@Sendable (_ writtenBytes: Int, _ totalBytes: Int) -> Void)?
+
+    /// Options for a save.
+    ///
+    /// - Parameters:
+    ///   - durable: fsync the file and its directory.
+    ///   - metadata: A tree without tensors for a `.ckpt` manifest's `metadata` member.
+    ///   - keepObjects: Write ``PickledObject`` placeholders back as read.
+    ///   - progress: Called as tensor data is written (see ``progress``).
+    public init(
+        durable: Bool = true, metadata: StateValue? = nil, keepObjects: Bool = false,
+        progress: (@Sendable (_ writtenBytes: Int, _ totalBytes: Int) -> Void)? = nil
+    ) {
         self.durable = durable
         self.metadata = metadata
         self.keepObjects = keepObjects
+        self.progress = progress
     }
 }
 
@@ -65,7 +84,8 @@ extension StateValue {
     /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
     ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails;
     ///   `.forbiddenGlobal` (naming the key path and `module.name`) for a tree holding a
-    ///   ``PickledObject`` without ``SaveOptions/keepObjects``, `.unsupported` for one in safetensors.
+    ///   ``PickledObject`` outside torch's weights-only allow-list without
+    ///   ``SaveOptions/keepObjects``, `.unsupported` for one in safetensors.
     public func write(to url: URL, format: CheckpointFormat? = nil, options: SaveOptions = SaveOptions()) throws {
         let path = url.path
         guard let format = format ?? CheckpointFormat(pathExtension: url.pathExtension) else {
@@ -90,10 +110,11 @@ extension StateValue {
         case .ckpt:
             try TorchArchive.write(
                 self, to: path, includeManifest: true, durable: options.durable, metadata: options.metadata,
-                keepObjects: options.keepObjects)
+                keepObjects: options.keepObjects, progress: options.progress)
         case .pt:
-            try TorchArchive.write(self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects)
-        case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable)
+            try TorchArchive.write(
+                self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects, progress: options.progress)
+        case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable, progress: options.progress)
         }
     }
 }

@@ -8,10 +8,19 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible, ExpressibleBy
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
 
-    /// The key as it appears in a key path (`state/0/sum`).
+    /// The key as text: a string key as it is, an int key in decimal.
     public var description: String {
         switch self {
         case .string(let s): return s
+        case .int(let i): return String(i)
+        }
+    }
+
+    /// The key as one component of a printed key path: `\`, `/`, `*` and `?` inside a string key
+    /// are escaped with a backslash (`enc\/w`), so the path reads back as the same keys.
+    public var pathComponent: String {
+        switch self {
+        case .string(let s): return KeyPathSyntax.escape(s)
         case .int(let i): return String(i)
         }
     }
@@ -136,11 +145,11 @@ public indirect enum StateValue: Sendable, Equatable {
     }
 
     /// The value at a `/`-separated key path (`optimizer/state/0/sum`); an all-digit component
-    /// matches an int key or list index, or else a string key.
+    /// matches an int key or list index, or else a string key. A backslash makes the next
+    /// character part of the key (`enc\/w` is the one key `enc/w`).
     public func value(atPath path: String) -> StateValue? {
         var current: StateValue? = self
-        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
-            let name = String(component)
+        for name in KeyPathSyntax.keys(path) {
             if let i = Int64(name), let hit = current?[.int(i)] {
                 current = hit
             } else {
@@ -227,6 +236,7 @@ public indirect enum StateValue: Sendable, Equatable {
 }
 
 extension Array where Element == StateKey {
-    /// The key path as text, components joined with `/` (`optimizer/state/0/sum`).
-    public var pathString: String { map(\.description).joined(separator: "/") }
+    /// The key path as text, components joined with `/` (`optimizer/state/0/sum`); a `/`, `*`, `?`
+    /// or `\` inside a key is escaped with a backslash (`enc\/w`).
+    public var pathString: String { map(\.pathComponent).joined(separator: "/") }
 }

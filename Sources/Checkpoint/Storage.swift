@@ -116,7 +116,7 @@ public final class Storage: @unchecked Sendable {
     ///   - byteCount: Size in bytes.
     ///   - checksum: The CRC-32 to check the bytes against before they are first read.
     /// - Throws: ``CheckpointError`` `.outOfBounds` if the range is not inside the file.
-    init(mapping file: MappedFile, offset: Int, byteCount: Int, checksum: ExpectedChecksum? = nil) throws {
+    package init(mapping file: MappedFile, offset: Int, byteCount: Int, checksum: ExpectedChecksum? = nil) throws {
         let slice = try file.slice(offset: offset, length: byteCount)
         self.byteCount = byteCount
         var verification: Verification?

@@ -166,7 +166,7 @@ public struct StateDiff: Sendable {
                 guard !comparison.isClose else { return nil }
                 return Difference(
                     kind: .values, path: pair.path,
-                    old: "\(comparison.mismatchedElements) of \(comparison.elementCount) elements not close",
+                    old: "\(comparison.mismatchedElements) of \(Plural.count(comparison.elementCount, "element")) not close",
                     new: "max abs diff \(NumberText.distinguishing(comparison.maxAbsoluteDifference, from: tolerance.absolute)), "
                         + "max rel diff \(NumberText.distinguishing(comparison.maxRelativeDifference, from: tolerance.relative))")
             }
@@ -181,15 +181,15 @@ public struct StateDiff: Sendable {
     public static func describe(_ value: StateValue) -> String {
         let type = value.pythonTypeName
         switch value {
-        case .dict(let dict): return "\(type) (\(dict.items.count) items)"
-        case .list(let xs), .tuple(let xs), .set(let xs): return "\(type) (\(xs.count) items)"
+        case .dict(let dict): return "\(type) (\(Plural.count(dict.items.count, "item")))"
+        case .list(let xs), .tuple(let xs), .set(let xs): return "\(type) (\(Plural.count(xs.count, "item")))"
         case .tensor(let tensor): return "\(type) \(tensor.dtype.rawValue) \(tensor.shape)"
         case .string(let text): return "\(type) \(text.debugDescription)"
         case .int(let integer): return "\(type) \(integer)"
         case .float(let number): return "\(type) \(number)"
         case .bool(let flag): return "\(type) \(flag ? "True" : "False")"
         case .none: return "None"
-        case .bytes(let bytes), .bytearray(let bytes): return "\(type) (\(bytes.count) bytes)"
+        case .bytes(let bytes), .bytearray(let bytes): return "\(type) (\(Plural.count(bytes.count, "byte")))"
         case .size(let dims): return "\(type) \(dims)"
         case .device(let name): return "\(type) \(name)"
         case .dtype(let dtype): return "\(type) \(dtype)"

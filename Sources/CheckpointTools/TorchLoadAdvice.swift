@@ -2,7 +2,9 @@ import Checkpoint
 
 /// What `torch.load` needs to read a torch archive whose tree this library has read: nothing
 /// beyond `weights_only=True`, a `torch.serialization.safe_globals` list, or `weights_only=False`
-/// (trusting the file, since loading it runs code). `ckpt-tool verify` reports it.
+/// (trusting the file, since loading it runs code); and `map_location="cpu"` when a storage was
+/// saved on another device (`cuda:0`, `mps`), which `torch.load` refuses on a machine without it
+/// ("Storage device not recognized: mps"). `ckpt-tool verify` reports it.
 ///
 /// Every global outside torch's default allow-list is listed at once, with the key path of each
 /// ``PickledObject`` made from it. A list of them is enough for `safe_globals` when they are plain
@@ -37,13 +39,18 @@ public struct TorchLoadAdvice: Sendable {
     /// Reasons only `weights_only=False` reads the file: each global's ``Global/blocker``, and the
     /// pickle's protocol when it is 4 or 5.
     public var blockers: [String]
-    /// The Python that loads the file (with `f` the file), nil when `torch.load(f, weights_only=True)`
-    /// does as is: a `safe_globals` block, or `torch.load(f, weights_only=False)` with a comment
-    /// saying why trust is needed.
+    /// The storage locations other than `cpu` the pickle names (`cuda:0`, `mps`), in the order the
+    /// tree first uses them: `torch.load` needs `map_location` where such a device is absent.
+    public var devices: [String]
+    /// The Python that loads the file (with `f` the file) on any machine, nil when
+    /// `torch.load(f, weights_only=True)` does as is: a `safe_globals` block, or
+    /// `torch.load(f, weights_only=False)` with a comment saying why trust is needed; with
+    /// `map_location="cpu"` when ``devices`` is not empty.
     public var call: String?
 
-    /// True when `torch.load(f, weights_only=True)` reads the file without help.
-    public var loadsWeightsOnly: Bool { call == nil }
+    /// True when `torch.load(f, weights_only=True)` reads the pickle without an allow-list or trust
+    /// (whatever the devices).
+    public var loadsWeightsOnly: Bool { globals.isEmpty && blockers.isEmpty }
 
     /// Modules whose functions run code or touch the system; torch blocks `os`, `posix`, `nt` and
     /// `sys` even when allow-listed.
@@ -63,7 +70,13 @@ public struct TorchLoadAdvice: Sendable {
     /// - Parameters:
     ///   - tree: The tree the unpickler read (placeholders and all).
     ///   - pickleProtocol: The protocol `data.pkl` declares (its PROTO opcode), nil when it has none.
-    public init(tree: StateValue, pickleProtocol: Int? = nil) {
+    ///   - devices: The storage locations the pickle names, in any order and with repeats; `cpu`
+    ///     needs nothing.
+    public init(tree: StateValue, pickleProtocol: Int? = nil, devices: [String] = []) {
+        self.devices = devices.reduce(into: []) { kept, device in
+            if device != "cpu", !kept.contains(device) { kept.append(device) }
+        }
+        let mapLocation = self.devices.isEmpty ? "" : ", map_location=\"cpu\""
         var order: [String] = []
         var byName: [String: Global] = [:]
         var dtypeTypes: [String] = []
@@ -92,7 +105,7 @@ public struct TorchLoadAdvice: Sendable {
             blockers.append("pickle protocol \(pickleProtocol) (torch's weights-only unpickler reads protocol 2)")
         }
         if !blockers.isEmpty {
-            call = "torch.load(f, weights_only=False)  # only for a file you trust: " + blockers.joined(separator: "; ")
+            call = "torch.load(f, weights_only=False\(mapLocation))  # only for a file you trust: " + blockers.joined(separator: "; ")
         } else if !globals.isEmpty {
             var imports: [String] = []
             var expressions: [String] = []
@@ -109,7 +122,9 @@ public struct TorchLoadAdvice: Sendable {
             expressions += dtypeTypes
             call = imports.map { "import \($0)\n" }.joined()
                 + "with torch.serialization.safe_globals([\(expressions.joined(separator: ", "))]):\n"
-                + "    torch.load(f, weights_only=True)"
+                + "    torch.load(f, weights_only=True\(mapLocation))"
+        } else if !self.devices.isEmpty {
+            call = "torch.load(f\(mapLocation))"
         } else {
             call = nil
         }

@@ -55,6 +55,8 @@ extension Optimizer {
     /// ``upgradeLoadedState()`` runs (torch's `__setstate__`). Unlike torch, a parameter without
     /// saved state gets fresh state instead of none. Nothing changes if loading throws before the
     /// post-hooks. Load-state-dict pre-hooks may replace the dict first; post-hooks run after.
+    /// Until the next ``step()`` the loaded group options are remembered, so that a learning-rate
+    /// scheduler built in between reports overwriting them (``LoadOrderCheck``).
     ///
     /// - Parameter stateDict: A dict as ``stateDict()`` or torch's `state_dict()` returns.
     /// - Throws: ``OptimizerError`` with torch's message when the group count or a group's size
@@ -150,6 +152,7 @@ extension Optimizer {
         }
 
         for hook in Array(loadStateDictPostHooks.hooks.values) { try hook(self) }
+        loadedOptions = paramGroups.map(\.options)
     }
 
     /// A copy of a tree whose tensors own their bytes (Python's `deepcopy`).

@@ -49,6 +49,9 @@ open class Optimizer {
     var stateEntries: OrderedDictionary<StateSlot, StateValue> = [:]
     /// Warnings torch would emit through `warnings.warn` (a duplicate parameter in a group), oldest first.
     public internal(set) var warnings: [String] = []
+    /// The groups' options as ``loadStateDict(_:)`` left them, until the next step: what a
+    /// learning-rate scheduler built in between must not overwrite (see ``LoadOrderCheck``).
+    var loadedOptions: [OrderedMap<String, StateValue>]?
 
     let stateDictPreHooks = HookRegistry<StateDictPreHook>()
     let stateDictPostHooks = HookRegistry<StateDictPostHook>()
@@ -264,6 +267,7 @@ open class Optimizer {
             if let replacement = try hook(self, arguments) { arguments = replacement }
         }
         let loss = try arguments.closure?()
+        loadedOptions = nil
         try performStep()
         for hook in Array(stepPostHooks.hooks.values) { try hook(self, arguments) }
         for hook in GlobalStepHooks.shared.post { try hook(self, arguments) }

@@ -114,7 +114,7 @@ struct Diff: ParsableCommand {
         lines.append("")
         lines.append(
             (diff.isEqual ? style.good("equal") : style.bad("different"))
-                + ": \(count) difference\(count == 1 ? "" : "s"); \(compared) tensor\(compared == 1 ? "" : "s") compared, \(close) close "
+                + ": \(Plural.count(count, "difference")); \(Plural.count(compared, "tensor")) compared, \(close) close "
                 + "(\(settings.joined(separator: ", ")))")
         if let hint = hint(diff) { lines.append(style.dim(hint)) }
         return lines.joined(separator: "\n") + "\n"

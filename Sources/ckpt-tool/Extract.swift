@@ -9,7 +9,9 @@ struct Extract: ParsableCommand {
         commandName: "extract",
         abstract: "Write one tensor to a numpy .npy file.",
         discussion: """
-            KEY is the tensor's key path (keys joined with '/', e.g. 'optimizer/state/0/sum'). numpy.load \
+            KEY is the tensor's key path (keys joined with '/', e.g. 'optimizer/state/0/sum'; a '/' inside a key \
+            is written '\\/', as inspect prints it: 'enc\\/w' is the safetensors name 'enc/w'). FILE '-' reads \
+            standard input. numpy.load \
             reads the file back with the same dtype, shape and values. numpy has no bfloat16 or float8: \
             such tensors are written as their raw bits (uint16, uint8) with a note on stderr, unless \
             --cast names a dtype to convert to first (e.g. --cast float32, which is exact for both).
@@ -43,12 +45,15 @@ struct Extract: ParsableCommand {
     }
 
     func run() throws {
-        let tree = try StateValue(contentsOf: URL(fileURLWithPath: file), options: LoadOptions(verifyChecksums: !noVerify))
+        let tree = try StateValue(contentsOf: InputPath.url(file), options: LoadOptions(verifyChecksums: !noVerify))
         guard let value = tree.value(atPath: key) else {
-            throw CheckpointError(.missingEntry, "no value at this key path", file: file, path: key)
+            throw CheckpointError(
+                .missingEntry, "no value at this key path", file: InputPath.display(file), path: key,
+                expected: key.contains("/") ? "keys joined with '/' (a '/' inside one key is written '\\/')" : nil)
         }
         guard case .tensor(var tensor) = value else {
-            throw CheckpointError(.typeMismatch, "not a tensor", file: file, path: key, expected: "a tensor", found: value.pythonTypeName)
+            throw CheckpointError(
+                .typeMismatch, "not a tensor", file: InputPath.display(file), path: key, expected: "a tensor", found: value.pythonTypeName)
         }
         if let cast, let dtype = DType(torchName: cast) { tensor = try tensor.cast(to: dtype) }
         let report = OutputPath.reportStream(for: output)

@@ -49,7 +49,7 @@ struct Rename: ParsableCommand {
         let report = dryRun ? Terminal.standardOutput : OutputPath.reportStream(for: output)
         let renamed = try renameMap.renameCheckpoint(tree)
         if !dryRun {
-            try transfer.save(renamed.value, from: input, to: output)
+            try transfer.save(renamed.value, from: input, to: output, label: "rename")
         }
         if json {
             let document = RenameDocument(renamed, input: input, output: output, written: !dryRun)

@@ -3,24 +3,25 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// `ckpt-tool stats FILE [KEY-GLOB] [--json]`: per-tensor min, max, mean, std, L2 norm and counts.
+/// `ckpt-tool stats FILE... [--select GLOB] [--json]`: per-tensor min, max, mean, std, L2 norm and counts.
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
         abstract: "Per-tensor statistics: min, max, mean, std, L2 norm, and zero, NaN and Inf counts.",
         discussion: """
-            Every tensor (or those whose key path matches KEY-GLOB, e.g. 'model/**/*.weight') is read in \
+            Every tensor (or those whose key path matches --select, e.g. 'model/**/*.weight') is read in \
             chunks on all cores, CRC-checked as it is read. Values are computed in float64; std is \
             torch.std's default (unbiased, n − 1); a NaN makes min, max, mean, std and norm NaN, as in \
-            torch. Complex tensors get counts and the L2 norm only. The --json schema is in docs/CLI.md.
+            torch. Complex tensors get counts and the L2 norm only. With several files, each gets its \
+            own table (text) or document (a JSON array). The older form `stats FILE GLOB` still works. \
+            The --json schema is in docs/CLI.md.
             """
     )
 
-    @Argument(help: "The checkpoint (.ckpt, .pt/.pth, .safetensors; detected from its contents).")
-    var file: String
+    @Argument(help: "The checkpoints (.ckpt, .pt/.pth, .safetensors; detected from their contents); '-' reads standard input.")
+    var files: [String]
 
-    @Argument(help: "Only tensors whose key path matches this pattern (* and ? within a key, ** across keys).")
-    var keyGlob: String?
+    @OptionGroup var selection: SelectionOptions
 
     @Flag(help: "Print JSON (schema ckpt-tool/stats, version 1) instead of a table.")
     var json = false
@@ -30,21 +31,49 @@ struct Stats: ParsableCommand {
 
     @OptionGroup var outputOptions: OutputOptions
 
-    func run() throws {
-        let tree = try StateValue(contentsOf: URL(fileURLWithPath: file), options: LoadOptions(verifyChecksums: !noVerify))
-        let selected = tree.tensors(matching: keyGlob.map(KeyGlob.init))
-        if let keyGlob, selected.isEmpty {
-            throw CheckpointError(.invalidArgument, "no tensor's key path matches the pattern", file: file, found: keyGlob)
+    /// `stats FILE GLOB`, the spelling before `--select`: a second argument that names no file
+    /// and does not look like one.
+    var positionalGlob: String? {
+        guard files.count == 2, files[1] != "-", !FileManager.default.fileExists(atPath: files[1]) else { return nil }
+        let looksLikeFile = CheckpointFormat(pathExtension: URL(fileURLWithPath: files[1]).pathExtension) != nil
+        return looksLikeFile ? nil : files[1]
+    }
+
+    func validate() throws {
+        if positionalGlob != nil, !selection.patterns.isEmpty {
+            throw ValidationError("give the pattern once: as --select GLOB (the positional KEY-GLOB is its older spelling)")
         }
-        let progress = ProgressBar(label: "stats")
-        defer { progress.finish() }
-        let results = try TensorStatistics.compute(selected.map(\.tensor)) { done, total in progress.update(done: done, total: total) }
-        progress.finish()
-        let rows = zip(selected, results).map { StatsRow(path: $0.0.path, tensor: $0.0.tensor, statistics: $0.1) }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
+    }
+
+    func run() throws {
+        var selection = selection
+        if let positionalGlob { selection.select = [positionalGlob] }
+        let checkpoints = positionalGlob == nil ? files : [files[0]]
+        var documents: [StatsDocument] = []
+        var tables: [String] = []
+        for (index, argument) in checkpoints.enumerated() {
+            let file = InputPath.display(argument)
+            let tree = try StateValue(contentsOf: try InputPath.url(argument), options: LoadOptions(verifyChecksums: !noVerify))
+            let selected = tree.tensors(matching: selection.glob)
+            if selection.glob != nil, selected.isEmpty { throw selection.noMatch(in: file, tree: tree, what: "tensor's key path") }
+            let progress = ProgressBar(label: checkpoints.count == 1 ? "stats" : "stats \(index + 1)/\(checkpoints.count)")
+            defer { progress.finish() }
+            let results = try TensorStatistics.compute(selected.map(\.tensor)) { done, total in progress.update(done: done, total: total) }
+            progress.finish()
+            let rows = zip(selected, results).map { StatsRow(path: $0.0.path, tensor: $0.0.tensor, statistics: $0.1) }
+            if json {
+                documents.append(StatsDocument(rows, file: file, pattern: selection.glob?.pattern))
+            } else {
+                let table = StatsRow.table(rows, style: outputOptions.style)
+                tables.append(checkpoints.count == 1 ? table : outputOptions.style.key("==> \(file) <==") + "\n" + table)
+            }
+        }
         if json {
-            Terminal.standardOutput.write(try JSONOutput.render(StatsDocument(rows, file: file, pattern: keyGlob), style: .indented))
+            Terminal.standardOutput.write(
+                documents.count == 1 ? try JSONOutput.render(documents[0], style: .indented) : try JSONOutput.render(documents, style: .indented))
         } else {
-            Terminal.standardOutput.write(StatsRow.table(rows, style: outputOptions.style))
+            Terminal.standardOutput.write(tables.joined(separator: "\n"))
         }
     }
 }
@@ -82,8 +111,8 @@ struct StatsRow {
             return column == 0 ? style.key(padded) : padded
         }
         let nans = saturatingSum(rows.map(\.statistics.nanCount)), infs = saturatingSum(rows.map(\.statistics.infinityCount))
-        output += "\n" + style.key("totals: ") + "\(rows.count) tensor\(rows.count == 1 ? "" : "s"), "
-            + "\(saturatingSum(rows.map(\.statistics.count))) elements, \(nans) NaN, \(infs) Inf\n"
+        output += "\n" + style.key("totals: ") + Plural.count(rows.count, "tensor") + ", "
+            + Plural.count(saturatingSum(rows.map(\.statistics.count)), "element") + ", \(nans) NaN, \(infs) Inf\n"
         return output
     }
 

@@ -28,9 +28,9 @@ struct TransferOptions: ParsableArguments {
                 + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
     }
 
-    /// Loads the input, verifying CRCs unless `--no-verify`.
+    /// Loads the input (`-` is standard input), verifying CRCs unless `--no-verify`.
     func load(_ input: String) throws -> StateValue {
-        try StateValue(contentsOf: URL(fileURLWithPath: input), options: LoadOptions(verifyChecksums: !noVerify))
+        try StateValue(contentsOf: InputPath.url(input), options: LoadOptions(verifyChecksums: !noVerify))
     }
 
     /// Saves atomically (durably unless `--no-sync`) in the output format; `-` is standard output.
@@ -38,11 +38,14 @@ struct TransferOptions: ParsableArguments {
     /// safetensors to safetensors keeps the input's `__metadata__` pairs (Hugging Face's
     /// `{"format": "pt"}`), which the tree itself does not carry.
     /// `keepObjects` writes Python-object placeholders back as read (`convert --keep-objects`).
-    func save(_ tree: StateValue, from input: String, to output: String, keepObjects: Bool = false) throws {
+    /// A progress bar labelled `label` follows the tensor bytes written (on a terminal only).
+    func save(_ tree: StateValue, from input: String, to output: String, keepObjects: Bool = false, label: String) throws {
         guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
         let output = OutputPath.resolve(output)
-        let options = SaveOptions(durable: !noSync, keepObjects: keepObjects)
-        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: URL(fileURLWithPath: input)), !metadata.isEmpty {
+        let bar = ProgressBar(label: label)
+        defer { bar.finish() }
+        let options = SaveOptions(durable: !noSync, keepObjects: keepObjects) { done, total in bar.update(done: done, total: total) }
+        if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: InputPath.url(input)), !metadata.isEmpty {
             try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: options)
         } else {
             try tree.write(to: URL(fileURLWithPath: output), format: outputFormat, options: options)

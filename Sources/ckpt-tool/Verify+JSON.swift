@@ -18,6 +18,13 @@ struct VerifyDocument: Encodable {
         @Nullable var path: String?
         @Nullable var expected: String?
         @Nullable var found: String?
+        /// The tensors viewing the storage record `path` names; empty for other problems.
+        let tensors: [String]
+        let tensorKeyPaths: [[StateKeyJSON]]
+
+        enum CodingKeys: String, CodingKey {
+            case code, message, path, expected, found, tensors, tensorKeyPaths = "tensor_key_paths"
+        }
     }
 
     /// A global outside torch.load(weights_only=True)'s allow-list.
@@ -41,11 +48,13 @@ struct VerifyDocument: Encodable {
     let strict: Bool
     let checks: [Check]
     let untrustedGlobals: [Global]
+    let devices: [String]
+    @Nullable var metadata: [String: String]?
     @Nullable var torchLoad: String?
 
     enum CodingKeys: String, CodingKey {
         case schema, schemaVersion = "schema_version", file, format, passed, status, strict, checks
-        case untrustedGlobals = "untrusted_globals", torchLoad = "torch_load"
+        case untrustedGlobals = "untrusted_globals", devices, metadata, torchLoad = "torch_load"
     }
 
     init(_ report: VerificationReport, strict: Bool) {
@@ -60,11 +69,16 @@ struct VerifyDocument: Encodable {
                 blocker: global.blocker)
         }
         torchLoad = report.torchLoad?.call
+        devices = report.devices
+        metadata = report.metadata?.jsonObject
         checks = report.checks.map { check in
             Check(
                 name: check.name, status: check.status.rawValue, detail: check.detail,
-                failures: check.failures.map {
-                    Failure(code: $0.code.rawValue, message: $0.message, path: $0.path, expected: $0.expected, found: $0.found)
+                failures: check.failures.map { failure in
+                    let tensors = failure.path.flatMap { report.storageTensors[$0] } ?? []
+                    return Failure(
+                        code: failure.code.rawValue, message: failure.message, path: failure.path, expected: failure.expected,
+                        found: failure.found, tensors: tensors.map(\.pathString), tensorKeyPaths: tensors.map(StateKeyJSON.path))
                 })
         }
     }

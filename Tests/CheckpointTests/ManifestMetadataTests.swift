@@ -88,16 +88,8 @@ import Testing
             print("ok (torch)")
             """
         for python in [TorchVenv.python?.path, "/usr/bin/python3"].compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: python) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = ["-c", script, url.path]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "\(python): \(report)")
+            let result = try ProcessOutput(running: URL(fileURLWithPath: python), ["-c", script, url.path])
+            #expect(result.status == 0, "\(python): \(result.output)")
         }
     }
 }

@@ -1267,17 +1267,9 @@ struct PicklerTests {
         }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/check_pickle_interop.py")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script.path, directory.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        print(report)
-        #expect(process.terminationStatus == 0, "\(report)")
-        #expect(report.contains("0 failures"), "\(report)")
+        let result = try ProcessOutput(running: URL(fileURLWithPath: python), [script.path, directory.path])
+        print(result.output)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("0 failures"), "\(result.output)")
     }
 }

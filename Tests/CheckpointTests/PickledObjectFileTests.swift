@@ -65,6 +65,27 @@ struct PickledObjectFileTests {
         }
     }
 
+    /// A `collections.Counter` (MultiStepLR's milestones) is on torch's weights-only allow-list, so
+    /// it is written without keepObjects (SchedulerStateTests has torch read one back); an object
+    /// off the list inside it is still refused, at its own key path.
+    @Test func objectsOnTorchsAllowListNeedNoKeepObjects() throws {
+        let directory = try TemporaryDirectory(prefix: "ckpt-objects")
+        let counter = PickledObject(module: "collections", name: "Counter", construction: .reduce, args: [[30: 1, 80: 2]])
+        let tree: StateValue = ["milestones": .object(counter), "gamma": 0.1]
+        let namespace = PickledObject(module: "argparse", name: "Namespace", construction: .newObject, state: ["lr": 0.1])
+        let wrapped: StateValue = ["milestones": .object(PickledObject(
+            module: "collections", name: "Counter", construction: .reduce, args: [.object(namespace)]))]
+        for format in [CheckpointFormat.pt, .ckpt] {
+            let url = directory.url.appendingPathComponent("counter.\(format.rawValue)")
+            try tree.write(to: url, options: SaveOptions(durable: false))
+            #expect(try StateValue(contentsOf: url) == tree, "\(format)")
+            let error = try #require(throws: CheckpointError.self) {
+                try wrapped.write(to: directory.url.appendingPathComponent("wrapped.\(format.rawValue)"), options: SaveOptions(durable: false))
+            }
+            #expect(error.code == .forbiddenGlobal && error.path == "milestones/args/0" && error.found == "argparse.Namespace")
+        }
+    }
+
     /// Every part (arguments, keywords, items, state), through the pickle and through the manifest.
     @Test(arguments: names)
     func everyPartRoundTripsThroughPtAndCkpt(name: String) throws {

@@ -515,17 +515,9 @@ struct SafetensorsPythonTests {
         let theirs = temporaryPath("single-theirs.safetensors")
         try Safetensors.write(.dict(["attn.0": .tensor(try Tensor((0..<6).map { Float($0) }, shape: [1, 2, 3]))]), to: URL(fileURLWithPath: single), options: SaveOptions(durable: false))
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script, flat, tree, theirs]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(text)")
-        #expect(text.contains("OK"), "\(text)")
+        let result = try ProcessOutput(running: URL(fileURLWithPath: python), ["-c", script, flat, tree, theirs])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("OK"), "\(result.output)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: single)) == Data(contentsOf: URL(fileURLWithPath: theirs)))
     }
 }

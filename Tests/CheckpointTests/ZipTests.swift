@@ -109,16 +109,8 @@ func centralEntryOffsets(_ bytes: [UInt8]) -> [Int] {
 /// Runs `python3 -c script args...`; python3 is on every supported machine, and a missing one
 /// fails the test rather than skipping it.
 func runPython(_ script: String, _ arguments: [String] = []) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    let result = try ProcessOutput(running: URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script] + arguments)
+    return (result.status, result.output)
 }
 
 /// Deterministic bytes free of zip signatures, so truncated prefixes never contain a stray end record.

@@ -62,8 +62,8 @@ struct CheckpointVerifierTests {
         let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: try ckptCopy()))
         #expect(report.format == .ckpt)
         #expect(report.checks.map(\.name) == [
-            "zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "manifest", "manifest-vs-pickle",
-            "alignment",
+            "zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "devices", "manifest",
+            "manifest-vs-pickle", "alignment",
         ])
         #expect(report.checks.allSatisfy { $0.status == .passed })
         #expect(report.torchLoad?.loadsWeightsOnly == true)
@@ -130,6 +130,21 @@ struct CheckpointVerifierTests {
         let objects = try advice("python_objects")
         #expect(objects.globals.first { $0.name == "collections.defaultdict" }?.blocker?.contains("items") == true)
         #expect(objects.call?.hasPrefix("torch.load(f, weights_only=False)  # only for a file you trust: ") == true)
+    }
+
+    /// A storage on another device adds `map_location="cpu"` to whatever call the globals need;
+    /// `cpu` alone needs nothing.
+    @Test func devicesAddMapLocationToTheCall() throws {
+        let tree = try StateValue(contentsOf: fixtures.appendingPathComponent("objects/namespace.pt"))
+        let plain = TorchLoadAdvice(tree: .dict(["w": .tensor(try Tensor([1] as [Float]))]), devices: ["cpu", "mps", "mps"])
+        #expect(plain.devices == ["mps"])
+        #expect(plain.loadsWeightsOnly)
+        #expect(plain.call == #"torch.load(f, map_location="cpu")"#)
+        #expect(TorchLoadAdvice(tree: .dict([:]), devices: ["cpu"]).call == nil)
+        let globals = TorchLoadAdvice(tree: tree, devices: ["cuda:0"])
+        #expect(globals.call?.hasSuffix(#"    torch.load(f, weights_only=True, map_location="cpu")"#) == true)
+        let untrusted = TorchLoadAdvice(tree: tree, pickleProtocol: 4, devices: ["cuda:0"])
+        #expect(untrusted.call?.hasPrefix(#"torch.load(f, weights_only=False, map_location="cpu")  # only for a file you trust"#) == true)
     }
 
     @Test func codeThatRunsOnLoadIsNeverSuggestedForSafeGlobals() throws {

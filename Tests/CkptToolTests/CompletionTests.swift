@@ -18,7 +18,7 @@ struct CompletionTests {
         for subcommand in ["inspect", "convert", "diff", "verify", "runs", "ls", "latest", "prune", "reconcile"] {
             #expect(result.stdout.contains(subcommand), "\(shell) script lacks \(subcommand)")
         }
-        for option in ["json", "depth", "filter", "rtol", "atol", "equal-nan", "keep-last", "keep-best", "best", "rebuild", "dry-run"] {
+        for option in ["json", "depth", "select", "strip-prefix", "add-prefix", "rtol", "atol", "equal-nan", "keep-last", "keep-best", "best", "rebuild", "dry-run"] {
             // fish names a long option without its dashes.
             let spelled = shell == "fish" ? "-l '\(option)'" : "--\(option)"
             #expect(result.stdout.contains(spelled), "\(shell) script lacks \(spelled)")

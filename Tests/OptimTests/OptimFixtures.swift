@@ -97,6 +97,13 @@ enum OptimFixtures {
         case "str": return .string(node["v"] as? String ?? "")
         case "list": return .list(try (node["items"] as? [Any] ?? []).map(stateValue))
         case "tuple": return .tuple(try (node["items"] as? [Any] ?? []).map(stateValue))
+        case "counter":
+            // `collections.Counter` as ckpt reads one from a pickle: Counter(dict) through REDUCE.
+            var counts = StateDict()
+            for pair in node["items"] as? [[NSNumber]] ?? [] where pair.count == 2 {
+                counts[.int(pair[0].int64Value)] = .int(pair[1].int64Value)
+            }
+            return .object(PickledObject(module: "collections", name: "Counter", construction: .reduce, args: [.dict(counts)]))
         case "dict":
             var dict = StateDict()
             for pair in node["items"] as? [[Any]] ?? [] {

@@ -135,9 +135,14 @@ enum SymbolGraph {
         }
         _ = try run(tool, arguments)
 
-        let data = try Data(contentsOf: output.appendingPathComponent("\(module).symbols.json"))
-        let graph = try JSONDecoder().decode(Graph.self, from: data)
-        return Set(graph.symbols.compactMap { symbol -> String? in
+        // Extensions of another module's types (CheckpointTools' `StateValue.filtered(by:)`) are in
+        // `Module@Other.symbols.json` beside the module's own graph.
+        let graphs = try FileManager.default.contentsOfDirectory(atPath: output.path)
+            .filter { $0 == "\(module).symbols.json" || ($0.hasPrefix("\(module)@") && $0.hasSuffix(".symbols.json")) }
+        let symbols = try graphs.flatMap { name in
+            try JSONDecoder().decode(Graph.self, from: Data(contentsOf: output.appendingPathComponent(name))).symbols
+        }
+        return Set(symbols.compactMap { symbol -> String? in
             // Members the compiler synthesizes (Equatable's !=, hashValue, rawValue inits) have no
             // source location and are not ours to document.
             guard symbol.location != nil else { return nil }

@@ -17,3 +17,16 @@ public enum TorchVenv {
     /// Why a torch test did not run.
     public static let skipReason: Comment = "needs the torch venv (CKPT_TORCH_VENV or ~/.cache/ckpt/venv-torch); NOT checked"
 }
+
+extension TorchVenv {
+    /// Runs the venv's python with `arguments` (a script path, or `-c` and code, then its
+    /// arguments), stdout and stderr together.
+    ///
+    /// - Parameter arguments: The interpreter's arguments.
+    /// - Returns: The exit status and the combined output.
+    /// - Throws: When there is no venv or the process cannot start.
+    public static func run(_ arguments: [String]) throws -> ProcessOutput {
+        guard let python else { throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no torch venv"]) }
+        return try ProcessOutput(running: python, arguments)
+    }
+}

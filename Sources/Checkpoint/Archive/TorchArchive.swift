@@ -18,10 +18,11 @@ package enum TorchArchive {
     ///   - durable: fsync file and directory.
     ///   - metadata: The manifest's `metadata` member (ckpt only).
     ///   - keepObjects: Write placeholders back as read (see ``SaveOptions/keepObjects``).
+    ///   - progress: ``SaveOptions/progress``.
     /// - Throws: ``CheckpointError`` if the tree cannot be pickled or the write fails.
     static func write(
         _ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil,
-        keepObjects: Bool = false
+        keepObjects: Bool = false, progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws {
         let storages = value.storagesInOrder
         var keys: [ObjectIdentifier: String] = [:]
@@ -54,6 +55,7 @@ package enum TorchArchive {
             var records: [Manifest.StorageRecord] = []
             let checksums = ChecksumPipeline(storages)
             defer { checksums.cancel() }
+            zip.payloadProgress = WriteProgress(total: storages.reduce(0) { $0 + $1.byteCount }, report: progress)
             for (index, storage) in storages.enumerated() {
                 let name = "\(prefix)data/\(index)"
                 let crc = try checksums.checksum(at: index)
@@ -64,6 +66,7 @@ package enum TorchArchive {
                     key: String(index), record: name, dtype: dtypes[ObjectIdentifier(storage)] ?? .uint8,
                     byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))
             }
+            zip.payloadProgress = nil
             if includeManifest {
                 let text = try Manifest(storages: records, root: value, metadata: metadata).encoded(storageIndex: indices)
                 try add(manifestName, Array(text.utf8))
@@ -81,6 +84,23 @@ package enum TorchArchive {
     /// - Returns: The tree, with tensors viewing the mapped file.
     /// - Throws: ``CheckpointError`` for a missing or inconsistent record, or a bad pickle or manifest.
     static func read(_ reader: ZipReader, verifyChecksums: Bool) throws -> StateValue {
+        var locations: [ObjectIdentifier: String] = [:]
+        return try read(reader, verifyChecksums: verifyChecksums, locations: &locations)
+    }
+
+    /// Reads an archive as ``read(_:verifyChecksums:)`` does, and gives the location tag torch.save
+    /// recorded for each storage the pickle names (`cpu`, `cuda:0`, `mps`).
+    ///
+    /// - Parameters:
+    ///   - reader: The opened archive.
+    ///   - verifyChecksums: Check each blob's CRC-32 when its bytes are first read.
+    ///   - locations: Gets each storage's location tag, keyed by the storage object. A ckpt archive
+    ///     is read from its manifest, which records none, so it adds nothing.
+    /// - Returns: The tree.
+    /// - Throws: As ``read(_:verifyChecksums:)``.
+    package static func read(
+        _ reader: ZipReader, verifyChecksums: Bool, locations: inout [ObjectIdentifier: String]
+    ) throws -> StateValue {
         let path = reader.file.path
         guard let first = reader.entries.first else {
             throw CheckpointError(.missingEntry, "the zip archive has no entries", file: path, expected: "data.pkl")
@@ -121,9 +141,18 @@ package enum TorchArchive {
                         .corrupt, "storage record size does not match the pickle's shape × dtype size", file: path,
                         path: name, expected: "\(reference.byteCount) bytes", found: "\(entry.uncompressedSize) bytes")
                 }
-                return try reader.storage(for: entry, verifyCRC: verifyChecksums)
+                let storage = try reader.storage(for: entry, verifyCRC: verifyChecksums)
+                locations[ObjectIdentifier(storage)] = reference.location
+                return storage
             }
         }
+    }
+
+    /// True when the archive holds a ckpt manifest beside its pickle (a `.ckpt` archive); false for
+    /// a plain torch.save archive.
+    package static func hasManifest(_ reader: ZipReader) -> Bool {
+        guard let first = reader.entries.first?.name, let slash = first.firstIndex(of: "/") else { return false }
+        return reader.entry(named: first[...slash] + manifestName) != nil
     }
 
     private static func readManifest(_ reader: ZipReader, _ entry: ZipEntry, verifyChecksums: Bool) throws -> StateValue {

@@ -12,16 +12,17 @@ package enum Pickler {
     /// Pickles a tree.
     ///
     /// A ``PickledObject`` is written as it was read (its global, arguments, REDUCE or NEWOBJ,
-    /// items and BUILD), which only `torch.load(weights_only=False)` reads, so only when
-    /// `keepObjects` is set.
+    /// items and BUILD). One outside torch's weights-only allow-list, which only
+    /// `torch.load(weights_only=False)` reads, is written only when `keepObjects` is set.
     ///
     /// - Parameters:
     ///   - value: The tree.
     ///   - storageKeys: The record key of every storage in the tree (see ``StateValue/storagesInOrder``).
-    ///   - keepObjects: Write placeholders back; false refuses a tree that holds one.
+    ///   - keepObjects: Write every placeholder back; false refuses a tree that holds one outside
+    ///     torch's weights-only allow-list.
     /// - Returns: The pickle (`data.pkl`).
     /// - Throws: ``CheckpointError`` `.forbiddenGlobal` naming the key path and `module.name` of the
-    ///   first placeholder when `keepObjects` is false; `.invalidArgument` when a tensor's storage
+    ///   first placeholder outside torch's allow-list when `keepObjects` is false; `.invalidArgument` when a tensor's storage
     ///   has no key, when an integer or bool tensor requires gradients (torch.load would refuse the
     ///   file), when a plain dict carries attributes (only an OrderedDict can), when a placeholder's
     ///   module or name is empty or holds a newline, or when the tree nests deeper than
@@ -37,15 +38,17 @@ package enum Pickler {
 }
 
 extension StateValue {
-    /// Throws when the tree holds a ``PickledObject``: what every writer does unless
-    /// ``SaveOptions/keepObjects`` is set.
+    /// Throws when the tree holds a ``PickledObject`` that `torch.load(weights_only=True)` would
+    /// refuse: what every writer does unless ``SaveOptions/keepObjects`` is set. Objects on torch's
+    /// weights-only allow-list (a `collections.Counter`, as a MultiStepLR state holds) pass, since
+    /// torch reads them back without trust.
     ///
-    /// - Throws: ``CheckpointError`` `.forbiddenGlobal` naming the first object's key path and
+    /// - Throws: ``CheckpointError`` `.forbiddenGlobal` naming the first such object's key path and
     ///   `module.name`.
     package func refuseObjects() throws {
         var first: (path: [StateKey], object: PickledObject)?
         forEachObject { path, object in
-            if first == nil { first = (path, object) }
+            if first == nil && !object.isOnTorchAllowList { first = (path, object) }
         }
         guard let first else { return }
         throw CheckpointError(

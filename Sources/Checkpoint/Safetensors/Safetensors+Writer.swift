@@ -65,13 +65,14 @@ struct SafetensorsWritePlan {
     }
 
     /// Writes the whole file to a descriptor.
-    func write(to descriptor: Int32, path: String) throws {
+    func write(to descriptor: Int32, path: String, progress report: (@Sendable (Int, Int) -> Void)? = nil) throws {
+        let progress = WriteProgress(total: dataOrder.reduce(0) { $0 + $1.tensor.byteCount }, report: report)
         var length = UInt64(header.count).littleEndian
         try withUnsafeBytes(of: &length) { try Self.writeAll(descriptor, $0, path: path) }
         try header.withUnsafeBytes { try Self.writeAll(descriptor, $0, path: path) }
         for named in dataOrder {
             do {
-                try Self.writeData(of: named.tensor, to: descriptor, path: path)
+                try Self.writeData(of: named.tensor, to: descriptor, path: path, progress: progress)
             } catch let error as CheckpointError {
                 var located = error.inFile(path)
                 if located.path == nil { located.path = named.name }
@@ -85,14 +86,20 @@ struct SafetensorsWritePlan {
 
     /// Writes a tensor's logical elements in row-major order: a contiguous one straight from its
     /// storage, a strided view gathered through a bounded buffer.
-    private static func writeData(of tensor: Tensor, to descriptor: Int32, path: String) throws {
+    private static func writeData(of tensor: Tensor, to descriptor: Int32, path: String, progress: WriteProgress?) throws {
         let item = tensor.dtype.itemSize
         let total = tensor.byteCount
         guard total > 0 else { return }
         try tensor.storage.withUnsafeBytes { source in
             if tensor.isContiguous {
-                let start = tensor.storageOffset * item
-                try writeAll(descriptor, UnsafeRawBufferPointer(rebasing: source[start..<start + total]), path: path)
+                var start = tensor.storageOffset * item
+                let end = start + total
+                while start < end {
+                    let piece = progress == nil ? end - start : min(end - start, WriteProgress.piece)
+                    try writeAll(descriptor, UnsafeRawBufferPointer(rebasing: source[start..<start + piece]), path: path)
+                    progress?.add(piece)
+                    start += piece
+                }
                 return
             }
             let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: min(gatherChunk, total), alignment: 64)
@@ -106,11 +113,13 @@ struct SafetensorsWritePlan {
                 filled += item
                 if filled == chunk.count {
                     do { try writeAll(descriptor, UnsafeRawBufferPointer(chunk), path: path) } catch { failure = error }
+                    progress?.add(filled)
                     filled = 0
                 }
             }
             if let failure { throw failure }
             try writeAll(descriptor, UnsafeRawBufferPointer(rebasing: chunk[0..<filled]), path: path)
+            progress?.add(filled)
         }
     }
 

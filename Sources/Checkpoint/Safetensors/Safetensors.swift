@@ -56,6 +56,12 @@ public enum Safetensors {
     /// Reads a safetensors file already mapped (``StateValue/init(contentsOf:options:)`` maps it to
     /// detect the format).
     static func read(_ file: MappedFile) throws -> StateValue {
+        try readWithMetadata(file).tree
+    }
+
+    /// Reads a mapped safetensors file and its caller's `__metadata__` pairs (without the reserved
+    /// `ckpt.tree` record; nil when the header has no `__metadata__`), parsing the header once.
+    package static func readWithMetadata(_ file: MappedFile) throws -> (tree: StateValue, metadata: OrderedMap<String, String>?) {
         let path = file.path
         let header = try withExtendedLifetime(file) { try parseHeader(file.bytes, file: path) }
         var tensors = OrderedDictionary<String, Tensor>()
@@ -76,12 +82,14 @@ public enum Safetensors {
                 throw located
             }
         }
-        if let record = header.metadata?[treeMetadataKey] {
-            return try unflatten(record: record, tensors: tensors, file: path)
+        var metadata = header.metadata
+        let record = metadata?.removeValue(forKey: treeMetadataKey)
+        if let record {
+            return (try unflatten(record: record, tensors: tensors, file: path), metadata.map(OrderedMap.init))
         }
         var items = OrderedDictionary<StateKey, StateValue>()
         for (name, tensor) in tensors { items[.string(name)] = .tensor(tensor) }
-        return .dict(StateDict(items))
+        return (.dict(StateDict(items)), metadata.map(OrderedMap.init))
     }
 
     /// The caller's `__metadata__` string pairs of a safetensors file, in header order, without the
@@ -105,19 +113,20 @@ public enum Safetensors {
     ///   - value: The tree (see ``Safetensors`` for the mapping).
     ///   - url: The destination; replaced atomically.
     ///   - metadata: String pairs for `__metadata__`, in order; `ckpt.tree` is reserved.
-    ///   - options: Durability.
+    ///   - options: Durability and progress reports.
     /// - Throws: ``CheckpointError`` `.invalidArgument` for the reserved metadata key,
     ///   `.outOfBounds` if the header would exceed safetensors' limit, `.io` if the write fails, or a
     ///   failed verification of a tensor's source bytes.
     public static func write(
         _ value: StateValue, to url: URL, metadata: OrderedMap<String, String> = [:], options: SaveOptions = SaveOptions()
     ) throws {
-        try write(value, toPath: url.path, sync: options.durable, metadata: metadata.storage)
+        try write(value, toPath: url.path, sync: options.durable, metadata: metadata.storage, progress: options.progress)
     }
 
     /// Writes a tree as a safetensors file at a path; see ``write(_:to:metadata:options:)``.
     static func write(
-        _ value: StateValue, toPath path: String, sync: Bool, metadata: OrderedDictionary<String, String> = [:]
+        _ value: StateValue, toPath path: String, sync: Bool, metadata: OrderedDictionary<String, String> = [:],
+        progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws {
         guard metadata[treeMetadataKey] == nil else {
             throw CheckpointError(
@@ -128,7 +137,7 @@ public enum Safetensors {
             let (tensors, tree) = try flatten(value)
             let plan = try SafetensorsWritePlan(tensors: tensors, metadata: metadata, tree: tree)
             try DurableFile.write(to: path, sync: sync) { descriptor in
-                try plan.write(to: descriptor, path: path)
+                try plan.write(to: descriptor, path: path, progress: progress)
             }
         } catch let error as CheckpointError {
             throw error.inFile(path)

@@ -230,7 +230,7 @@ package enum DurableFile {
 
     /// Creates a new temp file next to the target, registered for removal on a signal *before* it
     /// exists, so there is no instant in which a signal could leave it behind.
-    private static func createTemporaryFile(directory: String, name: String, for path: String) throws -> (Int32, String, Int32) {
+    package static func createTemporaryFile(directory: String, name: String, for path: String) throws -> (Int32, String, Int32) {
         // Absolute, so that the handler finds it even if the process changes directory meanwhile.
         let workingDirectory = directory.hasPrefix("/") ? "" : FileManager.default.currentDirectoryPath + "/"
         var generator = SystemRandomNumberGenerator()

@@ -29,6 +29,8 @@ final class ZipWriter {
     /// (``DurableFile/startWriteback(_:offset:length:)``): the disk then works while later entries
     /// are still being copied, and the final fsync finds little left to do. Off by default.
     var startsWriteback = false
+    /// Counts the payload bytes of the entries added while it is set (the tensor data).
+    var payloadProgress: WriteProgress?
     /// End of what has been handed to write(2): `offset` less the buffered bytes.
     private var writtenEnd: Int
     /// Where the next writeback request starts; always a page boundary.
@@ -146,9 +148,10 @@ final class ZipWriter {
         if bytes.count <= Self.smallPayload {
             buffer.append(contentsOf: bytes)
             if buffer.count >= Self.bufferFlushSize { try flush(entry: name) }
+            payloadProgress?.add(bytes.count)
         } else {
             try flush(entry: name)
-            try writeFully(bytes, entry: name)
+            try writeFully(bytes, entry: name, isPayload: true)
         }
         offset = dataOffset + bytes.count
 
@@ -260,10 +263,12 @@ final class ZipWriter {
     /// Writes every byte (``FileIO/writeAll(_:_:)``); any failure poisons the writer, since the file
     /// no longer matches what it has recorded. With `startsWriteback`, in pieces of
     /// `writebackBatch`, starting writeback after each.
-    private func writeFully(_ bytes: UnsafeRawBufferPointer, entry: String?) throws {
+    private func writeFully(_ bytes: UnsafeRawBufferPointer, entry: String?, isPayload: Bool = false) throws {
+        let progress = isPayload ? payloadProgress : nil
         var done = 0
         while done < bytes.count {
-            let piece = startsWriteback ? min(bytes.count - done, Self.writebackBatch) : bytes.count - done
+            var piece = startsWriteback ? min(bytes.count - done, Self.writebackBatch) : bytes.count - done
+            if progress != nil { piece = min(piece, WriteProgress.piece) }
             do {
                 try FileIO.writeAll(fileDescriptor, UnsafeRawBufferPointer(rebasing: bytes[done..<(done + piece)]))
             } catch {
@@ -271,6 +276,7 @@ final class ZipWriter {
                 throw CheckpointError(.io, "cannot write the archive", file: path, path: entry, cause: error)
             }
             done += piece
+            progress?.add(piece)
             writtenEnd += piece
             if startsWriteback, writtenEnd - writebackStart >= Self.writebackBatch { startWriteback() }
         }
