@@ -50,9 +50,11 @@ interop: system-libs
 	rm -rf .build/interop-goldens
 	"$(TORCH_PY)" scripts/make_adagrad_goldens.py --out .build/interop-goldens --native-only
 	"$(TORCH_PY)" scripts/make_sqrt_goldens.py --out .build/interop-goldens/sqrt --native-only
+	"$(TORCH_PY)" scripts/make_sgd_goldens.py --out .build/interop-goldens/sgd --native-only
 	$(SWIFT) build --build-tests
 	CKPT_ADAGRAD_GOLDENS="$$PWD/.build/interop-goldens" CKPT_SQRT_GOLDENS="$$PWD/.build/interop-goldens/sqrt" \
-		$(SWIFT) test --skip-build --filter "AdagradFidelityTests|SqrtGoldenTests"
+		CKPT_SGD_GOLDENS="$$PWD/.build/interop-goldens/sgd" \
+		$(SWIFT) test --skip-build --filter "AdagradFidelityTests|SqrtGoldenTests|SGDFidelityTests|SGDInteropTests"
 
 bench: system-libs
 	$(SWIFT) build -c release --product ckpt-bench
@@ -61,6 +63,7 @@ bench: system-libs
 	$(SWIFT) build -c release --product catalog-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench" --optimizer sgd
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/catalog-bench"
 	SWIFT=$(SWIFT) bash scripts/bench_catalog_cli.sh
@@ -75,7 +78,7 @@ fixtures:
 	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py
 	"$(TORCH_PY)" scripts/make_scheduler_fixtures.py
-	@# This machine's variants of the fixtures whose bits depend on the CPU (the Adagrad goldens too).
+	@# This machine's variants of the fixtures whose bits depend on the CPU (the Adagrad and SGD goldens too).
 	"$(TORCH_PY)" scripts/torch_machine.py
 	"$(TORCH_PY)" scripts/make_sample.py Samples/data/tiny-run.pt
 

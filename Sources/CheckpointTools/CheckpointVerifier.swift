@@ -98,12 +98,18 @@ public enum CheckpointVerifier {
 
     /// Runs every check on a file.
     ///
-    /// - Parameter url: The checkpoint.
+    /// - Parameters:
+    ///   - url: The checkpoint.
+    ///   - progress: Called (from any thread) as entries' CRC-32s are checked, with the bytes
+    ///     checked so far and the archive's total; a safetensors file has nothing to read beyond
+    ///     its header and makes no calls.
     /// - Returns: The report; failures are in it, not thrown.
     /// - Throws: ``CheckpointError`` only when the file cannot be checked at all: it cannot be
     ///   opened (`.io`), is not a checkpoint (`.notRecognized`, `.truncated` for an empty file), or
     ///   is in a format this library does not read (`.unsupported`).
-    public static func verify(contentsOf url: URL) throws -> VerificationReport {
+    public static func verify(
+        contentsOf url: URL, progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
+    ) throws -> VerificationReport {
         let path = url.path
         let file = try MappedFile(path: path)
         let format = try CheckpointFormat.detect(file)
@@ -123,7 +129,7 @@ public enum CheckpointVerifier {
                 return VerificationReport(file: path, format: .safetensors, checks: [check])
             }
         }
-        var archive = ArchiveVerification(file: file)
+        var archive = ArchiveVerification(file: file, progress: progress)
         archive.run()
         return VerificationReport(
             file: path, format: archive.hasManifest ? .ckpt : .pt, checks: archive.checks, torchLoad: archive.torchLoad,
@@ -156,7 +162,12 @@ private struct ArchiveVerification {
     /// The location tag the pickle gives each data entry.
     private var locations: [String: String] = [:]
 
-    init(file: MappedFile) { self.file = file }
+    private let progress: (@Sendable (Int, Int) -> Void)?
+
+    init(file: MappedFile, progress: (@Sendable (Int, Int) -> Void)?) {
+        self.file = file
+        self.progress = progress
+    }
 
     private var path: String { file.path }
 
@@ -222,8 +233,12 @@ private struct ArchiveVerification {
         let entries = reader.entries
         let order = entries.indices.sorted { entries[$0].compressedSize > entries[$1].compressedSize }
         let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        let total = entries.reduce(0) { $0 + $1.uncompressedSize }
+        let done = ByteCounter()
+        let progress = progress
         let results = ParallelWork.map(count: entries.count, order: order) { index in
             let entry = entries[index]
+            defer { progress?(done.add(entry.uncompressedSize), total) }
             if entry.method == ZipFormat.methodStored {
                 try reader.storage(for: entry, verifyCRC: true).verify()
             } else {

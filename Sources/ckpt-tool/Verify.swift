@@ -44,10 +44,12 @@ struct Verify: ParsableCommand {
     func run() throws {
         var documents: [VerifyDocument] = []
         var statuses: [Int32] = []
-        for file in files {
+        for (index, file) in files.enumerated() {
             var report: VerificationReport
             do {
-                report = try CheckpointVerifier.verify(contentsOf: InputPath.url(file))
+                let bar = ProgressBar(label: files.count == 1 ? "verify" : "verify \(index + 1)/\(files.count)")
+                defer { bar.finish() }
+                report = try CheckpointVerifier.verify(contentsOf: InputPath.url(file)) { done, total in bar.update(done: done, total: total) }
                 report.file = InputPath.display(file)
             } catch {
                 Terminal.report(error)

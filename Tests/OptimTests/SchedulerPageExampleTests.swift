@@ -42,16 +42,9 @@ enum PageExample {
         }
     }
 
-    /// `torch.optim.SGD(model.parameters(), lr=3e-4)`. Until ckpt's SGD (branch `sgd`) is merged this
-    /// is an optimizer with SGD's options (torch 2.15's defaults, in its order) and no update, which is
-    /// all the schedulers see; then it becomes `SGD(model, lr: 3e-4)` and the parameter test runs.
+    /// `torch.optim.SGD(model.parameters(), lr=3e-4)`.
     static func makeOptimizer(_ model: [Parameter]) throws -> Optimizer {
-        let defaults: OrderedMap<String, Optimizer.OptionDefault> = [
-            "lr": .value(.float(3e-4)), "momentum": .value(.int(0)), "dampening": .value(.int(0)),
-            "weight_decay": .value(.int(0)), "nesterov": .value(.bool(false)), "maximize": .value(.bool(false)),
-            "foreach": .value(.none), "differentiable": .value(.bool(false)), "fused": .value(.none),
-        ]
-        return try OptionsOnlyOptimizer(model, defaults: defaults)
+        try SGD(model, lr: 3e-4)
     }
 
     /// The example's three schedulers, as the docs build them.
@@ -100,8 +93,7 @@ enum PageExample {
         #expect(lr.warnings.isEmpty)
     }
 
-    @Test(.disabled("needs ckpt's SGD (branch sgd): make PageExample.makeOptimizer return SGD(model, lr: 3e-4)"))
-    func continuesOnTorchsParameters() throws {
+    @Test func continuesOnTorchsParameters() throws {
         let model = try PageExample.model()
         let optimizer = try PageExample.makeOptimizer(model)
         let lr = try PageExample.schedulers(optimizer)
