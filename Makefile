@@ -16,11 +16,11 @@ build: system-libs
 test: system-libs
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
-	@# The Optim and statistics suites again with the default kernels capped at each narrower
+	@# The Optim, statistics and diff suites again with the default kernels capped at each narrower
 	@# instruction set (CKPT_ISA, read once per process); the fidelity tests also run every variant
 	@# side by side. A variant this CPU lacks runs as the next narrower one.
-	CKPT_ISA=avx2 $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests'
-	CKPT_ISA=baseline $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests'
+	CKPT_ISA=avx2 $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests|StateDiffTests'
+	CKPT_ISA=baseline $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests|StateDiffTests'
 
 # The catalog's crash tests at length: a trainer SIGKILLed 2,000 times (at each named step of a save
 # and a prune, and at random times) and two processes writing 5,000 catalog commits each. `make test`

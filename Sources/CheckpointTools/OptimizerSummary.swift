@@ -168,3 +168,15 @@ public struct OptimizerSummary: Sendable {
         }
     }
 }
+
+extension Tensor {
+    /// Calls `body` with the logical elements packed row-major: the storage itself for a contiguous
+    /// tensor, a gathered copy for a strided view.
+    func withPackedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if isContiguous {
+            let start = storageOffset * dtype.itemSize
+            return try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<start + byteCount])) }
+        }
+        return try contiguousBytes().withUnsafeBytes(body)
+    }
+}
