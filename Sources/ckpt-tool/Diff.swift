@@ -16,8 +16,9 @@ struct Diff: ParsableCommand {
             across dtypes (the dtype change is reported as well, unless --ignore-dtype). A NaN equals a NaN \
             of the same bits; --equal-nan makes any NaN equal any NaN. Tensor data is read on all cores in \
             chunks, CRC-checked as it is compared, with memory use independent of the files' sizes. Exit \
-            status: 0 equal within tolerance, 1 different, 2 a file could not be read. The --json schema is \
-            in docs/CLI.md.
+            status: 0 equal within tolerance, 1 different, 2 a file could not be read (or --select matched \
+            nothing in either). --select compares only the values whose key paths match in each file. '-' \
+            reads one of the files from standard input. The --json schema is in docs/CLI.md.
             """
     )
 
@@ -51,6 +52,8 @@ struct Diff: ParsableCommand {
     @Flag(help: "Skip CRC-32 verification of the tensor data (about half the time when most elements differ).")
     var noVerify = false
 
+    @OptionGroup var selection: SelectionOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -58,6 +61,7 @@ struct Diff: ParsableCommand {
             throw ValidationError("--rtol and --atol must be finite and not negative")
         }
         if quiet && json { throw ValidationError("--quiet and --json exclude each other") }
+        if a == "-" && b == "-" { throw ValidationError("standard input ('-') can be read only once") }
     }
 
     private var ignored: StateDiff.Ignored {
@@ -72,8 +76,15 @@ struct Diff: ParsableCommand {
         let diff: StateDiff
         do {
             let options = LoadOptions(verifyChecksums: !noVerify)
-            let first = try StateValue(contentsOf: URL(fileURLWithPath: a), options: options)
-            let second = try StateValue(contentsOf: URL(fileURLWithPath: b), options: options)
+            var first = try StateValue(contentsOf: InputPath.url(a), options: options)
+            var second = try StateValue(contentsOf: InputPath.url(b), options: options)
+            if let glob = selection.glob {
+                // A side where nothing matches compares as empty: everything the other kept is added or removed.
+                let keptFirst = first.filtered(by: glob), keptSecond = second.filtered(by: glob)
+                guard keptFirst != nil || keptSecond != nil else { throw selection.noMatch(in: InputPath.display(a), tree: first) }
+                first = keptFirst ?? .dict(StateDict(isOrderedDict: false))
+                second = keptSecond ?? .dict(StateDict(isOrderedDict: false))
+            }
             let progress = quiet ? nil : ProgressBar(label: "diff")
             defer { progress?.finish() }
             diff = try StateDiff.compare(first, second, tolerance: tolerance, ignoring: ignored) { done, total in
