@@ -523,8 +523,11 @@ def resume_runs(directory):
             lrs += more_lrs
             params += more_params
         # One tensor per parameter, stacked over the steps: a few storages instead of hundreds.
+        # SGD's float32 bits depend on the machine only through ATen fusing multiply-adds (AVX2 or
+        # AVX-512 capability), which ckpt's SGD reproduces on any CPU; the tests need to know.
         torch.save({"initial": initial, "grads": [torch.stack(g) for g in zip(*grads)], "lrs": lrs,
-                    "params": [torch.stack(p) for p in zip(*params)], "save_at": list(save_at), "key": key},
+                    "params": [torch.stack(p) for p in zip(*params)], "save_at": list(save_at), "key": key,
+                    "aten_capability": torch.backends.cpu.get_cpu_capability()},
                    os.path.join(directory, f"{name}.pt"))
         for k in save_at:
             saved = torch.load(os.path.join(directory, f"{name}_at_{k}.pt"), weights_only=True)

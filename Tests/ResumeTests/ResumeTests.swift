@@ -15,8 +15,12 @@ enum SaveMode: String, CaseIterable, Sendable {
     case sync, async
 }
 
+/// Enables a test that compares with the runs' bits only where ckpt can reproduce them.
+let reproducible = ConditionTrait.enabled(
+    if: TorchRun.reproducible != nil, "the resume fixtures were recorded where ATen does not fuse multiply-adds; NOT checked")
+
 @Suite struct ResumeTests {
-    static let runs: [TorchRun] = TorchRun.names.compactMap { try? TorchRun($0) }
+    static let runs: [TorchRun] = TorchRun.reproducible ?? []
 
     static func manager(_ directory: URL) throws -> CheckpointManager {
         try CheckpointManager(directory: directory, options: .init(durable: false))
@@ -26,13 +30,17 @@ enum SaveMode: String, CaseIterable, Sendable {
         if case .int(let epoch)? = state["epoch"] { Int(epoch) } else { nil }
     }
 
-    @Test func fixturesArePresent() {
-        #expect(Self.runs.map(\.name) == TorchRun.names)
+    @Test func fixturesArePresent() throws {
+        let runs = try TorchRun.names.map { try TorchRun($0) }
+        #expect(runs.map(\.saveAt) == [[5, 10, 37], [23]])
+        for run in runs where !run.isReproducible {
+            Issue.record("\(run) was recorded with ATen capability \(run.atenCapability), whose SGD does not fuse multiply-adds")
+        }
     }
 
     /// torch's own checkpoint after step k loads through TrainingState into objects built as the
     /// torch trainer builds them, and the run continues on torch's rates and parameters.
-    @Test(arguments: runs)
+    @Test(reproducible, arguments: runs)
     func torchCheckpointContinuesOnTorchsRun(_ run: TorchRun) throws {
         for k in run.saveAt {
             let saved = try run.checkpoint(after: k)
@@ -73,7 +81,7 @@ enum SaveMode: String, CaseIterable, Sendable {
     /// manager on the directory, a model with zero weights, a new optimizer and new schedulers
     /// (built in the run's order), the checkpoint restored through TrainingState. The continuation
     /// is torch's uninterrupted run, bit for bit, from every save point.
-    @Test(arguments: runs, SaveMode.allCases)
+    @Test(reproducible, arguments: runs, SaveMode.allCases)
     func restartedRunContinuesOnTorchsRun(_ run: TorchRun, _ mode: SaveMode) throws {
         let directory = try TemporaryDirectory(prefix: "ckpt-resume")
         try Self.trainAndSave(run, mode, into: directory.url)
@@ -99,7 +107,7 @@ enum SaveMode: String, CaseIterable, Sendable {
     /// scheduler states (Python types and key order included), the same optimizer state; the
     /// optimizer's groups also name their parameters (`param_names`), as torch's do for an
     /// optimizer built on `model.named_parameters()`.
-    @Test(arguments: runs)
+    @Test(reproducible, arguments: runs)
     func savedTreeIsTorchs(_ run: TorchRun) throws {
         let trainer = try Trainer(run, weights: run.initial)
         var done = 0
@@ -136,7 +144,7 @@ enum SaveMode: String, CaseIterable, Sendable {
     /// torch reads ckpt's checkpoints, written by the manager (sync and async), with
     /// `weights_only=True`, finds its own weights at that step, and continues on exactly its own
     /// run (scripts/check_resume_interop.py).
-    @Test(.enabled(if: TorchVenv.python != nil, TorchVenv.skipReason))
+    @Test(reproducible, .enabled(if: TorchVenv.python != nil, TorchVenv.skipReason))
     func torchResumesCkptCheckpoints() throws {
         var arguments: [String] = []
         var directories: [TemporaryDirectory] = []

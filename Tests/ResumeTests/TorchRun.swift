@@ -29,6 +29,20 @@ struct TorchRun: Sendable, CustomStringConvertible {
     let saveAt: [Int]
     /// Where the run saves its schedulers: `scheduler` or `schedulers`.
     let key: String
+    /// ATen's CPU capability where torch ran (`torch.backends.cpu.get_cpu_capability()`).
+    let atenCapability: String
+
+    /// Whether ckpt's SGD can reproduce the run's bits: torch's float32 SGD depends on the machine
+    /// only through ATen fusing multiply-adds (AVX2 or AVX-512 capability; DEFAULT does not), and
+    /// ckpt's kernels fuse them on every CPU (see SGDFidelityTests).
+    var isReproducible: Bool { atenCapability == "AVX2" || atenCapability == "AVX512" }
+
+    /// Every run, if each loads and is reproducible; nil otherwise (the tests comparing bits are then
+    /// skipped, and ResumeTests.fixturesArePresent says why).
+    static let reproducible: [TorchRun]? = {
+        let runs = names.compactMap { try? TorchRun($0) }
+        return runs.count == names.count && runs.allSatisfy(\.isReproducible) ? runs : nil
+    }()
 
     var description: String { name }
 
@@ -50,8 +64,10 @@ struct TorchRun: Sendable, CustomStringConvertible {
         initial = try tensors(run["initial"])
         grads = try tensors(run["grads"])
         params = try tensors(run["params"])
-        guard case .list(let lrs)? = run["lrs"], case .list(let saveAt)? = run["save_at"], case .string(let key)? = run["key"] else {
-            throw FixtureError(description: "\(name).pt: no lrs, save_at or key")
+        guard case .list(let lrs)? = run["lrs"], case .list(let saveAt)? = run["save_at"], case .string(let key)? = run["key"],
+              case .string(let capability)? = run["aten_capability"]
+        else {
+            throw FixtureError(description: "\(name).pt: no lrs, save_at, key or aten_capability")
         }
         self.lrs = try lrs.map { value in
             guard case .float(let lr) = value else { throw FixtureError(description: "\(name).pt: lr \(value) is not a float") }
@@ -59,6 +75,7 @@ struct TorchRun: Sendable, CustomStringConvertible {
         }
         self.saveAt = saveAt.compactMap { if case .int(let step) = $0 { Int(step) } else { nil } }
         self.key = key
+        atenCapability = capability
         guard initial.count == Self.parameterNames.count, self.lrs.count == Self.steps + 1, self.saveAt.count == saveAt.count else {
             throw FixtureError(description: "\(name).pt: unexpected layout")
         }
