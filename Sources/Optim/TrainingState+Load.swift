@@ -1,8 +1,8 @@
 import Checkpoint
 
 extension TrainingState {
-    /// Restores a saved training state into the objects this one holds, in torch's documented
-    /// order: the model's weights, each scheduler's state, then the optimizer's (last, so that its
+    /// Restores a saved training state into the objects this one holds: the model's weights, and
+    /// in torch's documented order each scheduler's state, then the optimizer's (last, so that its
     /// loaded learning rates are the ones the run continues with).
     ///
     /// The tree is checked before anything changes: every key this state saves must be there, and
@@ -10,7 +10,8 @@ extension TrainingState {
     /// it would continue on another schedule). Extra keys (`epoch`, ...) are left to the caller.
     /// Each weight is copied into new storage, cast to its parameter's dtype (as torch's
     /// `param.copy_` casts), and replaces the parameter's ``Parameter/data``; the optimizer keeps
-    /// its parameters, so their state follows. Nothing changes when it throws.
+    /// its parameters, so their state follows. Nothing changes when it throws (unless one of the
+    /// optimizer's load-state-dict post-hooks throws, after its state is in).
     ///
     /// - Parameters:
     ///   - state: A tree as ``stateDict(adding:)`` builds it, or as a torch user saves it.
