@@ -32,8 +32,9 @@ crash-test: system-libs
 	CKPT_CRASH_ITERATIONS=$(CRASH_ITERATIONS) CKPT_CONTENTION_COMMITS=$(CONTENTION_COMMITS) \
 		$(SWIFT) test --skip-build --filter CrashTests
 
-# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint, its loss
-# curve compared bit for bit with an uninterrupted run (Samples/train-resume).
+# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint (model,
+# optimizer and lr scheduler), its losses and learning rates compared bit for bit with an
+# uninterrupted run (Samples/train-resume).
 demo: system-libs
 	$(SWIFT) build --product ckpt-tool
 	$(SWIFT) build --product train-resume
