@@ -55,7 +55,9 @@ extension StateValue {
     ///
     /// Opening reads only the zip central directory and the manifest (or `data.pkl`, or the
     /// safetensors header); tensor bytes are mapped, read only when used, and checked against
-    /// their CRC-32 the first time they are read.
+    /// their CRC-32 the first time they are read. A file in torch's pre-1.6 format (which has no
+    /// checksums) is read through its pickles; its storages are mapped where their offset suits
+    /// their element type and copied otherwise (see docs/FORMAT.md).
     ///
     /// - Parameters:
     ///   - url: The file.
@@ -68,6 +70,8 @@ extension StateValue {
             self = try Safetensors.read(file)
         case .ckpt, .pt:
             self = try TorchArchive.read(ZipReader(mapping: file), verifyChecksums: options.verifyChecksums)
+        case .legacy:
+            self = try LegacyTorchSave.read(file)
         }
     }
 
@@ -81,7 +85,7 @@ extension StateValue {
     ///   - url: The destination.
     ///   - format: The format; nil infers it from the extension.
     ///   - options: Durability, metadata for the ckpt format, and whether to keep placeholders.
-    /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
+    /// - Throws: ``CheckpointError`` `.unsupported` for ``CheckpointFormat/legacy``; if the format cannot be inferred, the tree cannot be stored in
     ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails;
     ///   `.forbiddenGlobal` (naming the key path and `module.name`) for a tree holding a
     ///   ``PickledObject`` outside torch's weights-only allow-list without
@@ -115,6 +119,10 @@ extension StateValue {
             try TorchArchive.write(
                 self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects, progress: options.progress)
         case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable, progress: options.progress)
+        case .legacy:
+            throw CheckpointError(
+                .unsupported, "torch's pre-1.6 format is read, never written", file: path,
+                expected: "format pt, ckpt or safetensors", found: format.rawValue)
         }
     }
 }

@@ -50,7 +50,8 @@ struct Inspect: ParsableCommand {
         let summary = TreeSummary(tree, counting: selection.selects)
         let optimizers = try OptimizerSummary.find(in: tree).filter { selection.shows($0.path, in: tree) }
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
-        let format = CheckpointFormat(pathExtension: url.pathExtension)
+        // The name tells .ckpt from .pt (both zips); only the bytes tell a pre-1.6 file.
+        let format = (try? CheckpointFormat(contentsOf: url)) == .legacy ? .legacy : CheckpointFormat(pathExtension: url.pathExtension)
         if json {
             let document = InspectDocument(
                 tree, file: file, fileBytes: fileBytes, format: format, summary: summary, selection: selection, optimizers: optimizers)

@@ -63,11 +63,53 @@ package enum Unpickler {
     package static func load(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
+        try loadPrefix(bytes, file: file, storage: storage).value
+    }
+
+    /// Reads the pickle at the start of `bytes`, which may go on past its STOP (torch's pre-1.6
+    /// format is several pickles and raw data in a row).
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle, then anything.
+    ///   - file: For error messages.
+    ///   - legacyPersistentIDs: Read persistent ids as torch's pre-1.6 format writes them
+    ///     (`('storage', type, root_key, location, numel, view_metadata)`, `('module', cls, ...)`).
+    ///   - storage: Resolves a persistent id to its storage; called once per distinct key.
+    /// - Returns: The tree and the number of bytes the pickle took, its STOP included.
+    /// - Throws: As ``load(_:file:storage:)``; with `legacyPersistentIDs`, `.corrupt` for a storage
+    ///   key named with two sizes and `.outOfBounds` for a storage view past its root storage.
+    package static func loadPrefix(
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, legacyPersistentIDs: Bool = false,
+        storage: (StorageReference) throws -> Storage
+    ) throws -> (value: StateValue, byteCount: Int) {
         try withoutActuallyEscaping(storage) { resolve in
-            var machine = PickleMachine(bytes: bytes, file: file, resolveStorage: resolve)
+            var machine = PickleMachine(
+                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, resolveStorage: resolve)
             let root = try machine.run()
             var converter = PickleConverter(nodes: machine.nodes, file: file)
-            return try converter.convert(root)
+            return (try converter.convert(root), machine.position)
+        }
+    }
+
+    /// Runs the pickle at the start of `bytes` without building its tree: what a reader needs to
+    /// learn which storages a pickle names, and where it ends, before it can resolve them.
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle, then anything.
+    ///   - file: For error messages.
+    ///   - legacyPersistentIDs: As in ``loadPrefix(_:file:legacyPersistentIDs:storage:)``.
+    ///   - storage: Called once per distinct storage key; what it returns stands in for the storage.
+    /// - Returns: The number of bytes the pickle took, its STOP included.
+    /// - Throws: The errors of the pickle machine (not those found only when building the tree).
+    package static func scan(
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, legacyPersistentIDs: Bool = false,
+        storage: (StorageReference) throws -> Storage
+    ) throws -> Int {
+        try withoutActuallyEscaping(storage) { resolve in
+            var machine = PickleMachine(
+                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, resolveStorage: resolve)
+            _ = try machine.run()
+            return machine.position
         }
     }
 
