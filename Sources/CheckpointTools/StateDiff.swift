@@ -136,6 +136,9 @@ public struct StateDiff: Sendable {
         case .dtype(let dtype): return "\(type) \(dtype)"
         case .complex(let real, let imaginary): return "\(type) (\(real), \(imaginary))"
         case .object(let object): return object.summary
+        case .record(let record):
+            if let path = record.pathString { return "\(type) \(path.debugDescription)" }
+            return "\(type) (\(record.attributes.count) attributes)"
         }
     }
 }
@@ -155,7 +158,7 @@ private struct Walker {
     mutating func compare(_ old: StateValue, _ new: StateValue, path: inout [StateKey]) throws {
         switch (old, new) {
         case let (.dict(a), .dict(b)):
-            if a.isOrderedDict != b.isOrderedDict { record(.type, path, old, new) }
+            if old.pythonTypeName != new.pythonTypeName || a.defaultFactory != b.defaultFactory { record(.type, path, old, new) }
             try compareKeyed(
                 a.items.elements.map { ($0.key, $0.value) }, b.items.elements.map { ($0.key, $0.value) }, path: &path)
             try compareKeyed(
@@ -164,7 +167,12 @@ private struct Walker {
         case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)), let (.set(a), .set(b)):
             try comparePositional(a, b, path: &path)
         case let (.tensor(a), .tensor(b)):
+            if old.pythonTypeName != new.pythonTypeName { record(.type, path, old, new) }
             try compareTensors(a, b, path: path)
+        case let (.record(a), .record(b)):
+            if a.kind != b.kind { record(.type, path, old, new) }
+            try compareKeyed(
+                a.attributes.map { (.string($0.key), $0.value) }, b.attributes.map { (.string($0.key), $0.value) }, path: &path)
         case let (.object(a), .object(b)):
             // Placeholders of the same global made the same way are compared part by part.
             if a.qualifiedName != b.qualifiedName || a.construction != b.construction { record(.type, path, old, new) }

@@ -30,6 +30,8 @@ public struct TorchLoadAdvice: Sendable {
         public var paths: [[StateKey]]
         /// Why `safe_globals` cannot admit it, nil when it can.
         public var blocker: String?
+        /// True when ckpt can read what it makes as a plain value (``Checkpoint/DataGlobals``).
+        public var isReadableAsData: Bool { DataGlobals.isReadable(name) }
     }
 
     /// The globals outside the allow-list, in the order the tree first uses them.
@@ -44,6 +46,14 @@ public struct TorchLoadAdvice: Sendable {
 
     /// True when `torch.load(f, weights_only=True)` reads the file without help.
     public var loadsWeightsOnly: Bool { call == nil }
+
+    /// The globals ckpt reads as plain values with ``Checkpoint/LoadOptions/allowDataGlobals``
+    /// (`ckpt-tool --allow-data-globals`), in tree order: those of ``globals`` it can read, and the
+    /// class of each numpy dtype used (`numpy.dtypes.Float64DType`), which torch checks too.
+    public var dataGlobals: [String]
+
+    /// The globals in ``globals`` ckpt cannot read as data: they stay placeholders (``Checkpoint/PickledObject``).
+    public var placeholderGlobals: [String] { globals.filter { !$0.isReadableAsData }.map(\.name) }
 
     /// Modules whose functions run code or touch the system; torch blocks `os`, `posix`, `nt` and
     /// `sys` even when allow-listed.
@@ -67,14 +77,15 @@ public struct TorchLoadAdvice: Sendable {
         var order: [String] = []
         var byName: [String: Global] = [:]
         var dtypeTypes: [String] = []
+        var dtypeClasses: [String] = []
         tree.forEachObject { path, object in
             guard !object.isOnTorchAllowList else { return }
-            // Python 3 (and torch) read protocol 2's `__builtin__` as `builtins`.
-            let module = object.module == "__builtin__" ? "builtins" : object.module
-            let name = "\(module).\(object.name)"
+            // Python 3 (and torch) read protocol 2's `__builtin__.long` as `builtins.int`.
+            let name = DataGlobals.canonical(object.qualifiedName)
             if byName[name] == nil {
+                let module = object.module == "__builtin__" ? "builtins" : object.module
                 order.append(name)
-                byName[name] = Global(module: module, shortName: object.name, paths: [], blocker: nil)
+                byName[name] = Global(module: module, shortName: String(name.dropFirst(module.count + 1)), paths: [], blocker: nil)
             }
             byName[name]?.paths.append(path)
             if byName[name]?.blocker == nil { byName[name]?.blocker = Self.blocker(object) }
@@ -83,9 +94,13 @@ public struct TorchLoadAdvice: Sendable {
             {
                 let expression = "type(numpy.dtype(\(Self.pythonString(code))))"
                 if !dtypeTypes.contains(expression) { dtypeTypes.append(expression) }
+                if let dtypeClass = DataGlobals.numpyDTypeClass(typeCode: code), !dtypeClasses.contains(dtypeClass) {
+                    dtypeClasses.append(dtypeClass)
+                }
             }
         }
         globals = order.compactMap { byName[$0] }
+        dataGlobals = globals.filter(\.isReadableAsData).map(\.name) + dtypeClasses
         blockers = globals.compactMap { global in global.blocker.map { "\(global.name) \($0)" } }
         // Protocol 3 adds only BINBYTES, which a torch.save pickle rarely holds; 4 and 5 always frame.
         if let pickleProtocol, pickleProtocol >= 4 {

@@ -35,6 +35,8 @@ struct Diff: ParsableCommand {
     @Flag(help: "Print JSON (schema ckpt-tool/diff, version 1) instead of text.")
     var json = false
 
+    @OptionGroup var data: DataGlobalOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -47,8 +49,9 @@ struct Diff: ParsableCommand {
         let tolerance = StateDiff.Tolerance(relative: rtol, absolute: atol, equalNaN: equalNan)
         let diff: StateDiff
         do {
-            let first = try StateValue(contentsOf: URL(fileURLWithPath: a))
-            let second = try StateValue(contentsOf: URL(fileURLWithPath: b))
+            let options = LoadOptions(allowDataGlobals: data.dataGlobals)
+            let first = try StateValue(contentsOf: URL(fileURLWithPath: a), options: options)
+            let second = try StateValue(contentsOf: URL(fileURLWithPath: b), options: options)
             diff = try StateDiff.compare(first, second, tolerance: tolerance)
         } catch {
             Terminal.report(error)

@@ -33,6 +33,8 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var selectionOptions: SelectionOptions
 
+    @OptionGroup var data: DataGlobalOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -42,7 +44,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: file)
-        let tree = try StateValue(contentsOf: url)
+        let tree = try StateValue(contentsOf: url, options: LoadOptions(allowDataGlobals: data.dataGlobals))
         let selection = InspectSelection(glob: selectionOptions.glob, maximumDepth: depth)
         if selection.glob != nil, !selection.leadsToSelection(tree, path: []) {
             throw selectionOptions.noMatch(in: InputPath.display(file), tree: tree)

@@ -137,8 +137,8 @@ private struct SidecarComparison {
             if dtype.torchName != expected["value"] as? String { fail(path, "dtype \(dtype)") }
         case .tensor(let tensor):
             compareTensor(tensor, expected, path: path)
-        case .object:
-            fail(path, "an object where the sidecar has \(type)")
+        case .object, .record:
+            fail(path, "\(actual.pythonTypeName) where the sidecar has \(type)")
         }
     }
 

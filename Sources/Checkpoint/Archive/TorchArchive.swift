@@ -18,11 +18,12 @@ package enum TorchArchive {
     ///   - durable: fsync file and directory.
     ///   - metadata: The manifest's `metadata` member (ckpt only).
     ///   - keepObjects: Write placeholders back as read (see ``SaveOptions/keepObjects``).
+    ///   - dataGlobals: The data globals the file may hold (``SaveOptions/allowDataGlobals``).
     ///   - progress: ``SaveOptions/progress``.
     /// - Throws: ``CheckpointError`` if the tree cannot be pickled or the write fails.
     static func write(
         _ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil,
-        keepObjects: Bool = false, progress: (@Sendable (Int, Int) -> Void)? = nil
+        keepObjects: Bool = false, dataGlobals: DataGlobals = .none, progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws {
         let storages = value.storagesInOrder
         var keys: [ObjectIdentifier: String] = [:]
@@ -37,7 +38,7 @@ package enum TorchArchive {
         }
         let pickle: [UInt8]
         do {
-            pickle = try Pickler.dump(value, storageKeys: keys, keepObjects: keepObjects)
+            pickle = try Pickler.dump(value, storageKeys: keys, keepObjects: keepObjects, dataGlobals: dataGlobals)
         } catch let error as CheckpointError {
             throw error.inFile(path)
         }
@@ -81,9 +82,10 @@ package enum TorchArchive {
     /// - Parameters:
     ///   - reader: The opened archive.
     ///   - verifyChecksums: Check each blob's CRC-32 when its bytes are first read.
+    ///   - dataGlobals: The data globals the pickle's may become values (a manifest's are values already).
     /// - Returns: The tree, with tensors viewing the mapped file.
     /// - Throws: ``CheckpointError`` for a missing or inconsistent record, or a bad pickle or manifest.
-    static func read(_ reader: ZipReader, verifyChecksums: Bool) throws -> StateValue {
+    static func read(_ reader: ZipReader, verifyChecksums: Bool, dataGlobals: DataGlobals = .none) throws -> StateValue {
         let path = reader.file.path
         guard let first = reader.entries.first else {
             throw CheckpointError(.missingEntry, "the zip archive has no entries", file: path, expected: "data.pkl")
@@ -114,7 +116,7 @@ package enum TorchArchive {
         }
         let bytes = try reader.contents(of: pickle)
         return try bytes.withUnsafeBytes { raw in
-            try Unpickler.load(raw, file: path) { reference in
+            try Unpickler.load(raw, file: path, dataGlobals: dataGlobals) { reference in
                 let name = "\(prefix)data/\(reference.key)"
                 guard let entry = reader.entry(named: name) else {
                     throw CheckpointError(.missingEntry, "storage record missing", file: path, path: name)

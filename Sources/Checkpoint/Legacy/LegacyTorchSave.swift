@@ -45,7 +45,9 @@ enum LegacyTorchSave {
 
     /// Reads a legacy file.
     ///
-    /// - Parameter file: The mapped file.
+    /// - Parameters:
+    ///   - file: The mapped file.
+    ///   - dataGlobals: The data globals to read as values rather than placeholders.
     /// - Returns: The tree, with tensors viewing the mapping or aligned copies.
     /// - Throws: ``CheckpointError`` naming the file: `.notRecognized` without the magic number;
     ///   `.unsupported` for another protocol version or a big-endian `sys_info`; the pickle errors
@@ -53,9 +55,9 @@ enum LegacyTorchSave {
     ///   a key the object never uses, or for an element count that disagrees with the object's
     ///   `numel`; `.missingEntry` for a storage the object uses but the key list leaves out;
     ///   `.truncated` when a count or the data runs past the end of the file.
-    static func read(_ file: MappedFile) throws -> StateValue {
+    static func read(_ file: MappedFile, dataGlobals: DataGlobals = .none) throws -> StateValue {
         do {
-            return try read(file.bytes, file)
+            return try read(file.bytes, file, dataGlobals)
         } catch let error as CheckpointError {
             throw error.inFile(file.path)
         }
@@ -67,7 +69,7 @@ enum LegacyTorchSave {
         var byteCount: Int
     }
 
-    private static func read(_ bytes: UnsafeRawBufferPointer, _ file: MappedFile) throws -> StateValue {
+    private static func read(_ bytes: UnsafeRawBufferPointer, _ file: MappedFile, _ dataGlobals: DataGlobals) throws -> StateValue {
         guard let magicLength = magicPickleLength(bytes) else {
             throw CheckpointError(
                 .notRecognized, "not a legacy torch.save file", path: "pickle 1 (magic number)",
@@ -139,7 +141,7 @@ enum LegacyTorchSave {
         }
 
         return try located("pickle 4 (the object)", at: objectStart) {
-            try Unpickler.loadPrefix(rest(bytes, from: objectStart), legacyPersistentIDs: true) { reference in
+            try Unpickler.loadPrefix(rest(bytes, from: objectStart), legacyPersistentIDs: true, dataGlobals: dataGlobals) { reference in
                 // Every key the object names was listed (keyList checked it), so this is found.
                 guard let storage = storages[reference.key] else {
                     throw CheckpointError(.missingEntry, "storage '\(reference.key)' is not in the key list")
