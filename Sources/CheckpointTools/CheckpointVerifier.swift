@@ -284,7 +284,15 @@ private struct ArchiveVerification {
             var tensors = 0
             tree.forEachTensor { _, _ in tensors += 1 }
             add("pickle", "\(entry.name) loads (nothing executed); \(tensors) tensors, their storage records present and sized", [])
-            checkWeightsOnly(tree, pickle: bytes, entry: entry.name)
+            if reader.entry(named: prefix + "constants.pkl") != nil {
+                torchLoad = .torchScript
+                checks.append(.init(
+                    name: "weights-only", status: .warning,
+                    detail: "a TorchScript archive: torch.load(weights_only=True) refuses it; torch.jit.load runs its code",
+                    failures: []))
+            } else {
+                checkWeightsOnly(tree, pickle: bytes, entry: entry.name)
+            }
             return tree
         } catch {
             add("pickle", entry.name, [CheckpointVerifier.checkpointError(error, path)])

@@ -68,6 +68,21 @@ public struct TorchLoadAdvice: Sendable {
         "globals", "locals", "vars", "apply", "execfile", "reload", "file", "help", "exit", "quit",
     ]
 
+    /// The advice for a TorchScript archive (`torch.jit.save`): `torch.load(weights_only=True)`
+    /// refuses one whatever it holds; `torch.jit.load` reads it, compiling its code.
+    static let torchScript = TorchLoadAdvice(
+        globals: [], blockers: ["a TorchScript archive (constants.pkl)"],
+        call: "torch.jit.load(f)  # a TorchScript archive, which torch.load(weights_only=True) refuses; "
+            + "torch.jit.load compiles and runs its code: only for a file you trust",
+        dataGlobals: [])
+
+    private init(globals: [Global], blockers: [String], call: String?, dataGlobals: [String]) {
+        self.globals = globals
+        self.blockers = blockers
+        self.call = call
+        self.dataGlobals = dataGlobals
+    }
+
     /// Works out the advice for a tree read from a torch archive.
     ///
     /// - Parameters:

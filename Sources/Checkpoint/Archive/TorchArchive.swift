@@ -77,7 +77,8 @@ package enum TorchArchive {
         }
     }
 
-    /// Reads a torch.save zip archive or a ckpt archive.
+    /// Reads a torch.save zip archive or a ckpt archive; a TorchScript archive (`torch.jit.save`)
+    /// as its module's state dict (``ScriptModule/stateDict()``).
     ///
     /// - Parameters:
     ///   - reader: The opened archive.
@@ -87,18 +88,9 @@ package enum TorchArchive {
     /// - Throws: ``CheckpointError`` for a missing or inconsistent record, or a bad pickle or manifest.
     static func read(_ reader: ZipReader, verifyChecksums: Bool, dataGlobals: DataGlobals = .none) throws -> StateValue {
         let path = reader.file.path
-        guard let first = reader.entries.first else {
-            throw CheckpointError(.missingEntry, "the zip archive has no entries", file: path, expected: "data.pkl")
-        }
-        guard let slash = first.name.firstIndex(of: "/") else {
-            throw CheckpointError(
-                .notRecognized, "file in archive is not in a subdirectory", file: path, path: first.name,
-                expected: "<folder>/data.pkl")
-        }
-        let prefix = String(first.name[...slash])
-        if reader.entry(named: prefix + "constants.pkl") != nil {
-            throw CheckpointError(
-                .unsupported, "TorchScript archives are not supported", file: path, path: prefix + "constants.pkl")
+        let prefix = try self.prefix(of: reader)
+        if reader.entry(named: prefix + TorchScriptArchive.constantsName) != nil {
+            return .dict(try TorchScriptArchive.read(reader, verifyChecksums: verifyChecksums, dataGlobals: dataGlobals).stateDict())
         }
         if let order = reader.entry(named: prefix + "byteorder") {
             let text = String(decoding: try reader.contents(of: order), as: UTF8.self)
@@ -114,10 +106,37 @@ package enum TorchArchive {
         guard let pickle = reader.entry(named: prefix + "data.pkl") else {
             throw CheckpointError(.missingEntry, "no pickle in the archive", file: path, expected: prefix + "data.pkl")
         }
+        return try unpickle(reader, pickle, records: prefix + "data/", verifyChecksums: verifyChecksums, dataGlobals: dataGlobals)
+    }
+
+    /// The top-level folder every entry is in (`archive/`), as torch finds it: from the first entry.
+    ///
+    /// - Throws: ``CheckpointError`` for an archive without entries or whose first entry is in no folder.
+    static func prefix(of reader: ZipReader) throws -> String {
+        let path = reader.file.path
+        guard let first = reader.entries.first else {
+            throw CheckpointError(.missingEntry, "the zip archive has no entries", file: path, expected: "data.pkl")
+        }
+        guard let slash = first.name.firstIndex(of: "/") else {
+            throw CheckpointError(
+                .notRecognized, "file in archive is not in a subdirectory", file: path, path: first.name,
+                expected: "<folder>/data.pkl")
+        }
+        return String(first.name[...slash])
+    }
+
+    /// A pickle of the archive whose persistent ids name records in `records` (`archive/data/`).
+    ///
+    /// - Throws: ``CheckpointError`` for a missing record, one whose size differs from what the
+    ///   pickle gives, or the unpickler's errors.
+    static func unpickle(
+        _ reader: ZipReader, _ pickle: ZipEntry, records: String, verifyChecksums: Bool, dataGlobals: DataGlobals
+    ) throws -> StateValue {
+        let path = reader.file.path
         let bytes = try reader.contents(of: pickle)
         return try bytes.withUnsafeBytes { raw in
             try Unpickler.load(raw, file: path, dataGlobals: dataGlobals) { reference in
-                let name = "\(prefix)data/\(reference.key)"
+                let name = records + reference.key
                 guard let entry = reader.entry(named: name) else {
                     throw CheckpointError(.missingEntry, "storage record missing", file: path, path: name)
                 }
