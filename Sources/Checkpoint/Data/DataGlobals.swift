@@ -92,7 +92,7 @@ public struct DataGlobals: Sendable, Hashable, ExpressibleByBooleanLiteral, Expr
     /// `numpy.dtypes.Float64DType`), nil for a type a ``Tensor`` cannot hold.
     ///
     /// - Parameter code: numpy's kind and size (`f8`, `u4`, `b1`).
-    public static func numpyDTypeClass(typeCode code: String) -> String? {
+    package static func numpyDTypeClass(typeCode code: String) -> String? {
         DType(numpyTypeCode: code)?.numpyDTypeClass.map { "numpy.dtypes." + $0 }
     }
 
@@ -108,7 +108,7 @@ public struct DataGlobals: Sendable, Hashable, ExpressibleByBooleanLiteral, Expr
     ///
     /// - Parameter name: `module.name` as pickled.
     /// - Returns: `module.name` as torch's `get_unsafe_globals_in_checkpoint` lists it.
-    public static func canonical(_ name: String) -> String {
+    package static func canonical(_ name: String) -> String {
         guard name.hasPrefix("__builtin__.") else { return name }
         let short = name.dropFirst("__builtin__.".count)
         return "builtins." + (python2Names[String(short)] ?? String(short))
