@@ -36,7 +36,9 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import SCHEMA_VERSION, Describer, is_flat_tensor_dict, weights_only_loads  # noqa: E402  (re-execs with PYTHONHASHSEED=0)
+from make_fixtures import (  # noqa: E402  (importing it re-execs with PYTHONHASHSEED=0)
+    SCHEMA_VERSION, Describer, TiedModel, is_flat_tensor_dict, weights_only_loads)
+from make_fixtures import dtypes as every_dtype  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -154,15 +156,13 @@ def write_json(out_dir, name, document):
 # Trees
 
 
-class Block(torch.nn.Module):
+class Block(TiedModel):
+    """make_fixtures' tied model (two keys on one storage) with a BatchNorm: running statistics and
+    an int64 num_batches_tracked."""
+
     def __init__(self):
         super().__init__()
-        self.embed = torch.nn.Embedding(5, 3)
-        self.norm = torch.nn.LayerNorm(3)
-        self.head = torch.nn.Linear(3, 5, bias=False)
-        self.head.weight = self.embed.weight  # tied: two keys, one storage
-        self.bn = torch.nn.BatchNorm1d(3)  # int64 num_batches_tracked, running stats
-        self.register_buffer("positions", torch.arange(6, dtype=torch.int64))
+        self.bn = torch.nn.BatchNorm1d(3)
 
 
 def views_and_shared():
@@ -180,33 +180,20 @@ def views_and_shared():
     return state
 
 
+# The dtypes torch saves through an untyped storage, which its own legacy loader cannot read back.
+UNTYPED = ("uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2")
+
+
 def legacy_dtypes():
-    special = [0.0, -0.0, 1.5, -2.25, float("inf"), float("-inf"), float("nan")]
-    tree = {}
-    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
-        tree[str(dtype).removeprefix("torch.")] = torch.tensor(special, dtype=dtype)
-    tree["complex64"] = torch.tensor([complex(1.5, -0.0), complex(float("nan"), float("inf"))], dtype=torch.complex64)
-    tree["complex128"] = torch.tensor([complex(0.1, 0.2), complex(-2, 3)], dtype=torch.complex128)
-    tree["int64"] = torch.tensor([0, -1, 2**63 - 1, -(2**63)], dtype=torch.int64)
-    tree["int32"] = torch.tensor([0, -1, 2**31 - 1, -(2**31)], dtype=torch.int32)
-    tree["int16"] = torch.tensor([0, -1, 2**15 - 1, -(2**15)], dtype=torch.int16)
-    tree["int8"] = torch.tensor([0, -1, 127, -128], dtype=torch.int8)
-    tree["uint8"] = torch.tensor([0, 1, 128, 255], dtype=torch.uint8)
-    tree["bool"] = torch.tensor([True, False, True], dtype=torch.bool)
+    """make_fixtures' tensor of every dtype that has a typed storage, a 0-dim and an empty one."""
+    tree = {name: tensor for name, tensor in every_dtype().items() if name not in UNTYPED}
     tree["scalar"] = torch.tensor(3.5)
     tree["empty"] = torch.empty(0, 4, dtype=torch.int32)
     return tree
 
 
 def untyped_dtypes():
-    """The dtypes torch saves through an untyped storage, which its own legacy loader cannot read."""
-    return {
-        "uint16": torch.tensor([0, 1, -32768, -1], dtype=torch.int16).view(torch.uint16),
-        "uint32": torch.tensor([0, 1, -(2**31), -1], dtype=torch.int32).view(torch.uint32),
-        "uint64": torch.tensor([0, 1, -(2**63), -1], dtype=torch.int64).view(torch.uint64),
-        "float8_e4m3fn": torch.tensor([0.0, 1.5, -448.0], dtype=torch.float8_e4m3fn),
-        "float8_e5m2": torch.tensor([0.0, -2.0, 57344.0], dtype=torch.float8_e5m2),
-    }
+    return {name: tensor for name, tensor in every_dtype().items() if name in UNTYPED}
 
 
 def training_checkpoint():
