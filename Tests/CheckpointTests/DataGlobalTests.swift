@@ -201,3 +201,68 @@ struct DataGlobalTests {
         #expect(error.code == .invalidArgument)
     }
 }
+
+/// The codec on placeholders built by hand: forms Python never writes stay placeholders, impossible
+/// contents are errors, and every value it reads it writes back as the same placeholder.
+struct DataGlobalCodecTests {
+    static func dtype(_ code: String, order: String = "<") -> StateValue {
+        .object(PickledObject(
+            module: "numpy", name: "dtype", construction: .reduce, args: [.string(code), .bool(false), .bool(true)],
+            state: .tuple([.int(3), .string(order), .none, .none, .none, .int(-1), .int(-1), .int(0)])))
+    }
+
+    static func array(_ dtype: StateValue, shape: [Int64], data: [UInt8], fortran: Bool = false) -> PickledObject {
+        PickledObject(
+            module: "numpy._core.multiarray", name: "_reconstruct", construction: .reduce,
+            args: [.object(PickledObject(module: "numpy", name: "ndarray")), .tuple([.int(0)]), .bytes([0x62])],
+            state: .tuple([.int(1), .tuple(shape.map(StateValue.int)), dtype, .bool(fortran), .bytes(data)]))
+    }
+
+    /// Decodes bottom-up as the unpickler does: the dtype first, then what holds it.
+    static func decode(_ object: PickledObject) throws(DataGlobalCodec.Failure) -> StateValue? {
+        var object = object
+        if case .tuple(var state)? = object.state, state.count == 5, case .object(let inner) = state[2],
+            let decoded = try DataGlobalCodec.decode(inner, allowing: true)
+        {
+            state[2] = decoded
+            object.state = .tuple(state)
+        }
+        return try DataGlobalCodec.decode(object, allowing: true)
+    }
+
+    @Test func unrepresentableFormsStayPlaceholders() throws {
+        #expect(try Self.decode(Self.array(Self.dtype("O8"), shape: [1], data: Array(repeating: 0, count: 8))) == nil)
+        #expect(try Self.decode(Self.array(Self.dtype("i4", order: ">"), shape: [1], data: [0, 0, 0, 1])) == nil)
+        let noFactory = PickledObject(module: "collections", name: "defaultdict", construction: .reduce, args: [.none])
+        #expect(try DataGlobalCodec.decode(noFactory, allowing: true) == nil)
+        let subclass = PickledObject(module: "argparse", name: "Namespace", construction: .reduce, args: [.int(1)])
+        #expect(try DataGlobalCodec.decode(subclass, allowing: true) == nil)
+    }
+
+    @Test func impossibleContentsAreErrors() {
+        #expect(throws: DataGlobalCodec.Failure.self) {
+            try Self.decode(Self.array(Self.dtype("f4"), shape: [-1], data: []))
+        }
+        #expect(throws: DataGlobalCodec.Failure.self) {
+            try Self.decode(Self.array(Self.dtype("f8"), shape: [2], data: Array(repeating: 0, count: 12)))
+        }
+        let timedelta = PickledObject(module: "datetime", name: "timedelta", construction: .reduce, args: [.int(0), .int(86_400), .int(0)])
+        #expect(throws: DataGlobalCodec.Failure.self) { try DataGlobalCodec.decode(timedelta, allowing: true) }
+        let datetime = PickledObject(
+            module: "datetime", name: "datetime", construction: .reduce, args: [.bytes([7, 232, 1, 1, 25, 0, 0, 0, 0, 0])])
+        #expect(throws: DataGlobalCodec.Failure.self) { try DataGlobalCodec.decode(datetime, allowing: true) }
+    }
+
+    /// A Fortran-order array reads as a column-major view and writes back as numpy wrote it.
+    @Test func fortranOrderRoundTrips() throws {
+        let object = Self.array(Self.dtype("i2"), shape: [2, 3], data: [0, 0, 3, 0, 1, 0, 4, 0, 2, 0, 5, 0], fortran: true)
+        guard case .tensor(let tensor)? = try Self.decode(object) else {
+            Issue.record("not a tensor")
+            return
+        }
+        #expect(tensor.strides == [1, 2])
+        #expect(try tensor.scalars(as: Int16.self) == [0, 1, 2, 3, 4, 5])
+        let encoded = try #require(try DataGlobalCodec.encode(.tensor(tensor)))
+        #expect(encoded == object)
+    }
+}

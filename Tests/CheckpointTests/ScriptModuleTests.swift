@@ -100,3 +100,29 @@ struct ScriptModuleTests {
         #expect(error.path == "traced/code/__torch__.py")
     }
 }
+
+struct ClassDeclarationTests {
+    @Test func readsOnlyTheClassesOwnLists() {
+        let source = """
+            class Outer(Module):
+              __parameters__ = ["weight", "bias", ]
+              __buffers__ = []
+              weight : Tensor
+              def forward(self) -> Tensor:
+                __parameters__ = ["not", "this"]
+                return self.weight
+            class Inner(Module):
+              __parameters__ = []
+              __buffers__ = ['steps', ]
+            class Point(NamedTuple):
+              x : int
+            """
+        let outer = ClassDeclaration(name: "Outer", in: source)
+        #expect(outer?.isModule == true)
+        #expect(outer?.parameters == ["weight", "bias"])
+        #expect(outer?.buffers == [])
+        #expect(ClassDeclaration(name: "Inner", in: source)?.buffers == ["steps"])
+        #expect(ClassDeclaration(name: "Point", in: source)?.isModule == false)
+        #expect(ClassDeclaration(name: "Out", in: source) == nil)
+    }
+}

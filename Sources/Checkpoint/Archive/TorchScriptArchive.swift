@@ -130,14 +130,17 @@ struct ClassDeclaration: Equatable {
         }
         let base = lines[header].drop { $0 != "(" }.dropFirst().prefix { $0 != ")" }
         isModule = base == "Module"
-        parameters = []
-        buffers = []
+        var parameters: [String]?
+        var buffers: [String]?
+        // The class's own lists come first in its body; a method's locals of the same name do not count.
         for line in lines[(header + 1)...] {
             guard line.first == " " || line.isEmpty else { break }
             let text = line.trimmingCharacters(in: .whitespaces)
-            if text.hasPrefix("__parameters__ = [") { parameters = Self.names(text) }
-            if text.hasPrefix("__buffers__ = [") { buffers = Self.names(text) }
+            if parameters == nil, text.hasPrefix("__parameters__ = [") { parameters = Self.names(text) }
+            if buffers == nil, text.hasPrefix("__buffers__ = [") { buffers = Self.names(text) }
         }
+        self.parameters = parameters ?? []
+        self.buffers = buffers ?? []
     }
 
     /// The quoted names of a `__x__ = ["a", "b", ]` line.
