@@ -75,6 +75,9 @@ fixtures:
 	@if [ ! -x "$(TORCH_PY)" ]; then echo "fixtures: no torch venv at $(TORCH_VENV)"; exit 1; fi
 	"$(TORCH_PY)" scripts/make_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_pickle_fixtures.py
+	"$(TORCH_PY)" scripts/make_legacy_fixtures.py Tests/Fixtures
+	"$(TORCH_PY)" scripts/make_data_global_fixtures.py Tests/Fixtures
+	"$(TORCH_PY)" scripts/make_torchscript_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
 	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py

@@ -24,9 +24,14 @@ public struct CheckpointContents {
     ///
     /// - Parameters:
     ///   - url: The file.
-    ///   - options: Checksum verification for the tensor bytes read later.
+    ///   - options: Checksum verification for the tensor bytes read later, and the data globals
+    ///     read as values.
     /// - Throws: ``CheckpointError`` as ``StateValue/init(contentsOf:options:)`` does.
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
+        if options.allowDataGlobals.unreadableNames.first != nil {
+            // The same refusal, worded once, by the loader itself.
+            _ = try StateValue(contentsOf: url, options: options)
+        }
         let file = try MappedFile(path: url.path)
         var locations: [ObjectIdentifier: String] = [:]
         switch try CheckpointFormat.detect(file) {
@@ -35,8 +40,13 @@ public struct CheckpointContents {
             format = .safetensors
         case .ckpt, .pt:
             let reader = try ZipReader(mapping: file)
-            tree = try TorchArchive.read(reader, verifyChecksums: options.verifyChecksums, locations: &locations)
+            tree = try TorchArchive.read(
+                reader, verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals, locations: &locations)
             format = TorchArchive.hasManifest(reader) ? .ckpt : .pt
+            metadata = nil
+        case .legacy:
+            tree = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals)
+            format = .legacy
             metadata = nil
         }
         self.locations = locations

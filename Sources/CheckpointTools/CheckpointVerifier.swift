@@ -92,6 +92,10 @@ public struct VerificationReport: Sendable {
 /// A problem with a storage record (its CRC-32, its size, its alignment) names the entry
 /// (`archive/data/3`) and, in its message, the tensors that view it (`model/fc1.weight`), as read
 /// from the pickle or else the manifest.
+///
+/// Files in torch's pre-1.6 format get `legacy` (the five pickles, the storage key list, and every
+/// storage's element count and data, as ``Checkpoint/StateValue/init(contentsOf:options:)`` reads
+/// them; the format has no checksums) and `weights-only`.
 public enum CheckpointVerifier {
     /// The alignment ckpt archives promise for storage data.
     public static let ckptAlignment = 64
@@ -129,11 +133,70 @@ public enum CheckpointVerifier {
                 return VerificationReport(file: path, format: .safetensors, checks: [check])
             }
         }
+        if format == .legacy { return legacyReport(path) }
         var archive = ArchiveVerification(file: file, progress: progress)
         archive.run()
         return VerificationReport(
             file: path, format: archive.hasManifest ? .ckpt : .pt, checks: archive.checks, torchLoad: archive.torchLoad,
             devices: archive.devices, storageTensors: archive.storageTensors)
+    }
+
+    /// A file in torch's pre-1.6 format: `legacy` (its pickles, key list and storages read whole)
+    /// and `weights-only`.
+    private static func legacyReport(_ path: String) -> VerificationReport {
+        var report = VerificationReport(file: path, format: .legacy, checks: [])
+        let tree: StateValue
+        do {
+            tree = try StateValue(contentsOf: URL(fileURLWithPath: path))
+            var tensors = 0
+            tree.forEachTensor { _, _ in tensors += 1 }
+            report.checks.append(.init(
+                name: "legacy", status: .passed,
+                detail: "magic number, protocol version, sys_info, the object's pickle (nothing executed), the storage key "
+                    + "list and every storage's element count and data; \(Plural.count(tensors, "tensor"))", failures: []))
+        } catch {
+            report.checks.append(.init(name: "legacy", status: .failed, detail: "torch's pre-1.6 format", failures: [checkpointError(error, path)]))
+            report.checks.append(.init(name: "weights-only", status: .skipped, detail: "the file could not be read", failures: []))
+            return report
+        }
+        // The object's pickle has the protocol of the first (magic number) pickle: byte 1.
+        let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)))?.readData(ofLength: 2)
+        let version = head.flatMap { $0.count == 2 ? Int($0[$0.startIndex + 1]) : nil }
+        let (check, advice) = weightsOnlyCheck(tree, pickleProtocol: version, file: path, pickle: "pickle 4 (the object)")
+        report.checks.append(check)
+        report.torchLoad = advice
+        return report
+    }
+
+    /// Whether torch.load(weights_only=True) reads the pickle: a warning (not a failure) listing
+    /// every global outside its allow-list when it does not.
+    static func weightsOnlyCheck(
+        _ tree: StateValue, pickleProtocol version: Int?, devices: [String] = [], file path: String, pickle entry: String
+    ) -> (VerificationReport.Check, TorchLoadAdvice) {
+        let advice = TorchLoadAdvice(tree: tree, pickleProtocol: version, devices: devices)
+        guard !advice.loadsWeightsOnly else {
+            return (.init(
+                name: "weights-only", status: .passed,
+                detail: "torch.load(f, weights_only=True) reads it: every global is on torch's allow-list", failures: []), advice)
+        }
+        var problems = advice.globals.map { global -> CheckpointError in
+            let shown = global.paths.prefix(5).map { $0.isEmpty ? "(root)" : $0.pathString }
+            let more = global.paths.count > 5 ? ", and \(global.paths.count - 5) more" : ""
+            return CheckpointError(
+                .forbiddenGlobal,
+                "not on torch's weights-only allow-list" + (global.blocker.map { "; it \($0)" } ?? ""),
+                file: path, path: shown.joined(separator: ", ") + more, found: global.name)
+        }
+        if let version, version >= 4 {
+            problems.append(CheckpointError(
+                .unsupported, "torch's weights-only unpickler reads pickle protocol 2 only",
+                file: path, path: entry, found: "protocol \(version)"))
+        }
+        let count = advice.globals.count
+        let detail = count == 0
+            ? "torch.load(weights_only=True) refuses the pickle's protocol"
+            : "\(Plural.count(count, "global")) outside torch.load(weights_only=True)'s allow-list: needs trust to load in torch"
+        return (.init(name: "weights-only", status: .warning, detail: detail, failures: problems), advice)
     }
 
     static func checkpointError(_ error: any Error, _ path: String) -> CheckpointError {
@@ -303,7 +366,15 @@ private struct ArchiveVerification {
             tree.forEachTensor { _, _ in tensors += 1 }
             add("pickle", "\(entry.name) loads (nothing executed); \(Plural.count(tensors, "tensor")), storage records present and sized", problems)
             let devices = deviceOrder(tree)
-            checkWeightsOnly(tree, pickle: bytes, entry: entry.name, devices: devices)
+            if reader.entry(named: prefix + "constants.pkl") != nil {
+                torchLoad = .torchScript
+                checks.append(.init(
+                    name: "weights-only", status: .warning,
+                    detail: "a TorchScript archive: torch.load(weights_only=True) refuses it; torch.jit.load runs its code",
+                    failures: []))
+            } else {
+                checkWeightsOnly(tree, pickle: bytes, entry: entry.name, devices: devices)
+            }
             checkDevices(tree, devices: devices)
             return tree
         } catch {
@@ -345,34 +416,11 @@ private struct ArchiveVerification {
             failures: []))
     }
 
-    /// Whether torch.load(weights_only=True) reads the pickle: a warning (not a failure) listing
-    /// every global outside its allow-list when it does not.
     private mutating func checkWeightsOnly(_ tree: StateValue, pickle: [UInt8], entry: String, devices: [String]) {
         let version = pickle.count >= 2 && pickle[0] == 0x80 ? Int(pickle[1]) : nil
-        let advice = TorchLoadAdvice(tree: tree, pickleProtocol: version, devices: devices)
+        let (check, advice) = CheckpointVerifier.weightsOnlyCheck(tree, pickleProtocol: version, devices: devices, file: path, pickle: entry)
         torchLoad = advice
-        guard !advice.loadsWeightsOnly else {
-            add("weights-only", "torch.load(f, weights_only=True) reads it: every global is on torch's allow-list", [])
-            return
-        }
-        var problems = advice.globals.map { global -> CheckpointError in
-            let shown = global.paths.prefix(5).map { $0.isEmpty ? "(root)" : $0.pathString }
-            let more = global.paths.count > 5 ? ", and \(global.paths.count - 5) more" : ""
-            return CheckpointError(
-                .forbiddenGlobal,
-                "not on torch's weights-only allow-list" + (global.blocker.map { "; it \($0)" } ?? ""),
-                file: path, path: shown.joined(separator: ", ") + more, found: global.name)
-        }
-        if let version, version >= 4 {
-            problems.append(CheckpointError(
-                .unsupported, "torch's weights-only unpickler reads pickle protocol 2 only",
-                file: path, path: entry, found: "protocol \(version)"))
-        }
-        let count = advice.globals.count
-        let detail = count == 0
-            ? "torch.load(weights_only=True) refuses the pickle's protocol"
-            : "\(Plural.count(count, "global")) outside torch.load(weights_only=True)'s allow-list: needs trust to load in torch"
-        checks.append(.init(name: "weights-only", status: .warning, detail: detail, failures: problems))
+        checks.append(check)
     }
 
     private mutating func checkManifest(_ reader: ZipReader) -> StateValue? {

@@ -75,7 +75,7 @@ public struct OptimizerSummary: Sendable {
                 try collect(child, path: &path, into: &found)
                 path.removeLast()
             }
-        case .object:
+        case .object, .record:
             for (key, child) in value.children {
                 path.append(key)
                 try collect(child, path: &path, into: &found)

@@ -195,6 +195,9 @@ public struct StateDiff: Sendable {
         case .dtype(let dtype): return "\(type) \(dtype)"
         case .complex(let real, let imaginary): return "\(type) (\(real), \(imaginary))"
         case .object(let object): return object.summary
+        case .record(let record):
+            if let path = record.pathString { return "\(type) \(path.debugDescription)" }
+            return "\(type) (\(record.attributes.count) attributes)"
         }
     }
 }
@@ -229,7 +232,7 @@ private struct Walker {
         switch (old, new) {
         case let (.dict(a), .dict(b)):
             let lenient = ignored.contains(.containerTypes)
-            if a.isOrderedDict != b.isOrderedDict && !lenient { record(.type, path, old, new) }
+            if (a.isOrderedDict != b.isOrderedDict && !lenient) || a.defaultFactory != b.defaultFactory { record(.type, path, old, new) }
             compareKeyed(
                 a.items.elements.map { ($0.key, $0.value) }, b.items.elements.map { ($0.key, $0.value) }, path: &path)
             var oldAttributes = a.attributes.map { (StateKey.string($0.key), $0.value) }
@@ -242,7 +245,13 @@ private struct Walker {
         case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)), let (.set(a), .set(b)):
             comparePositional(a, b, path: &path)
         case let (.tensor(a), .tensor(b)):
+            // A numpy array and a torch tensor of the same values are different types.
+            if old.pythonTypeName != new.pythonTypeName { record(.type, path, old, new) }
             compareTensors(a, b, path: path)
+        case let (.record(a), .record(b)):
+            if a.kind != b.kind { record(.type, path, old, new) }
+            compareKeyed(
+                a.attributes.map { (.string($0.key), $0.value) }, b.attributes.map { (.string($0.key), $0.value) }, path: &path)
         case let (.object(a), .object(b)):
             // Placeholders of the same global made the same way are compared part by part.
             if a.qualifiedName != b.qualifiedName || a.construction != b.construction { record(.type, path, old, new) }

@@ -32,6 +32,8 @@ public struct TorchLoadAdvice: Sendable {
         public var paths: [[StateKey]]
         /// Why `safe_globals` cannot admit it, nil when it can.
         public var blocker: String?
+        /// True when ckpt can read what it makes as a plain value (``Checkpoint/DataGlobals``).
+        public var isReadableAsData: Bool { DataGlobals.isReadable(name) }
     }
 
     /// The globals outside the allow-list, in the order the tree first uses them.
@@ -52,6 +54,14 @@ public struct TorchLoadAdvice: Sendable {
     /// (whatever the devices).
     public var loadsWeightsOnly: Bool { globals.isEmpty && blockers.isEmpty }
 
+    /// The globals ckpt reads as plain values with ``Checkpoint/LoadOptions/allowDataGlobals``
+    /// (`ckpt-tool --allow-data-globals`), in tree order: those of ``globals`` it can read, and the
+    /// class of each numpy dtype used (`numpy.dtypes.Float64DType`), which torch checks too.
+    public var dataGlobals: [String]
+
+    /// The globals in ``globals`` ckpt cannot read as data: they stay placeholders (``Checkpoint/PickledObject``).
+    public var placeholderGlobals: [String] { globals.filter { !$0.isReadableAsData }.map(\.name) }
+
     /// Modules whose functions run code or touch the system; torch blocks `os`, `posix`, `nt` and
     /// `sys` even when allow-listed.
     static let codeRunningModules: Set<String> = [
@@ -64,6 +74,22 @@ public struct TorchLoadAdvice: Sendable {
         "eval", "exec", "compile", "getattr", "setattr", "delattr", "__import__", "open", "breakpoint", "input",
         "globals", "locals", "vars", "apply", "execfile", "reload", "file", "help", "exit", "quit",
     ]
+
+    /// The advice for a TorchScript archive (`torch.jit.save`): `torch.load(weights_only=True)`
+    /// refuses one whatever it holds; `torch.jit.load` reads it, compiling its code.
+    static let torchScript = TorchLoadAdvice(
+        globals: [], blockers: ["a TorchScript archive (constants.pkl)"],
+        call: "torch.jit.load(f)  # a TorchScript archive, which torch.load(weights_only=True) refuses; "
+            + "torch.jit.load compiles and runs its code: only for a file you trust",
+        dataGlobals: [])
+
+    private init(globals: [Global], blockers: [String], call: String?, dataGlobals: [String]) {
+        self.globals = globals
+        self.blockers = blockers
+        devices = []
+        self.call = call
+        self.dataGlobals = dataGlobals
+    }
 
     /// Works out the advice for a tree read from a torch archive.
     ///
@@ -80,14 +106,15 @@ public struct TorchLoadAdvice: Sendable {
         var order: [String] = []
         var byName: [String: Global] = [:]
         var dtypeTypes: [String] = []
+        var dtypeClasses: [String] = []
         tree.forEachObject { path, object in
             guard !object.isOnTorchAllowList else { return }
-            // Python 3 (and torch) read protocol 2's `__builtin__` as `builtins`.
-            let module = object.module == "__builtin__" ? "builtins" : object.module
-            let name = "\(module).\(object.name)"
+            // Python 3 (and torch) read protocol 2's `__builtin__.long` as `builtins.int`.
+            let name = DataGlobals.canonical(object.qualifiedName)
             if byName[name] == nil {
+                let module = object.module == "__builtin__" ? "builtins" : object.module
                 order.append(name)
-                byName[name] = Global(module: module, shortName: object.name, paths: [], blocker: nil)
+                byName[name] = Global(module: module, shortName: String(name.dropFirst(module.count + 1)), paths: [], blocker: nil)
             }
             byName[name]?.paths.append(path)
             if byName[name]?.blocker == nil { byName[name]?.blocker = Self.blocker(object) }
@@ -96,9 +123,13 @@ public struct TorchLoadAdvice: Sendable {
             {
                 let expression = "type(numpy.dtype(\(Self.pythonString(code))))"
                 if !dtypeTypes.contains(expression) { dtypeTypes.append(expression) }
+                if let dtypeClass = DataGlobals.numpyDTypeClass(typeCode: code), !dtypeClasses.contains(dtypeClass) {
+                    dtypeClasses.append(dtypeClass)
+                }
             }
         }
         globals = order.compactMap { byName[$0] }
+        dataGlobals = globals.filter(\.isReadableAsData).map(\.name) + dtypeClasses
         blockers = globals.compactMap { global in global.blocker.map { "\(global.name) \($0)" } }
         // Protocol 3 adds only BINBYTES, which a torch.save pickle rarely holds; 4 and 5 always frame.
         if let pickleProtocol, pickleProtocol >= 4 {

@@ -54,6 +54,8 @@ struct Diff: ParsableCommand {
 
     @OptionGroup var selection: SelectionOptions
 
+    @OptionGroup var data: DataGlobalOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -75,7 +77,7 @@ struct Diff: ParsableCommand {
         let tolerance = StateDiff.Tolerance(relative: rtol, absolute: atol, equalNaN: equalNan)
         let diff: StateDiff
         do {
-            let options = LoadOptions(verifyChecksums: !noVerify)
+            let options = LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals)
             var first = try StateValue(contentsOf: InputPath.url(a), options: options)
             var second = try StateValue(contentsOf: InputPath.url(b), options: options)
             if let glob = selection.glob {

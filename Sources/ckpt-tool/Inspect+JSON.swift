@@ -349,6 +349,11 @@ private struct NodeBuilder {
         case .device(let name): content = .value(.string(name))
         case .dtype(let dtype): content = .value(.string(dtype.rawValue))
         case .complex(let real, let imaginary): content = .complex(real: real, imaginary: imaginary)
+        case .record(let record):
+            content = expanded
+                ? .dict(items: record.attributes.map { .init(key: StateKeyJSON(key: .string($0.key)), value: child(.string($0.key), $0.value)) },
+                        attributes: nil)
+                : .omitted(record.attributes.count)
         case .object(let object):
             let parts = object.parts
             content = .object(

@@ -57,13 +57,15 @@ struct InspectText {
 
     /// The printed children of a node with their labels: `key`, `@attribute` or `[index]`.
     private func children(of value: StateValue, path: [StateKey]) -> [(label: String, key: StateKey, value: StateValue)] {
+        // A path, date or dtype prints as its value, not as its attributes.
+        if case .record(let record) = value, record.text != nil { return [] }
         let all = InspectSelection.children(of: value)
         var labelled: [(label: String, key: StateKey, value: StateValue)] = []
         for (position, child) in all.enumerated() {
             let label: String
             switch value {
             case .dict(let dict): label = position < dict.items.count ? keyLabel(child.key) : "@\(child.key)"
-            case .object: label = child.key.description
+            case .object, .record: label = child.key.description
             default: label = "[\(child.key)]"
             }
             labelled.append((label, child.key, child.value))
@@ -158,6 +160,7 @@ struct InspectText {
             return "\(type) (\(count(elements.count, "item")))"
         case .tensor(let tensor):
             var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(tensor.shape)") + " \(TreeSummary.formatBytes(tensor.byteCount))"
+            if tensor.numpyOrigin?.kind == .scalar, let element = scalarText(tensor) { text += " = " + style.value(element) }
             if tensor.requiresGrad { text += " requires_grad" }
             if let device = inspected.contents.device(of: tensor), device != "cpu" { text += " on " + style.value(device) }
             if !tensor.isContiguous || tensor.storageOffset != 0 {
@@ -189,6 +192,23 @@ struct InspectText {
             let parts = object.parts.map(\.key)
             return style.type(object.summary)
                 + style.dim(" (Python object kept as data; \(call)\(parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")))")
+        case .record(let record):
+            if let text = record.text { return "\(type) = " + style.value(pythonRepr(text)) }
+            return "\(type) (\(count(record.attributes.count, "attribute")))"
+        }
+    }
+
+    /// A 0-dim tensor's element as Python prints it (the few bytes of a numpy scalar are read).
+    private func scalarText(_ tensor: Tensor) -> String? {
+        guard tensor.numel == 1, let bytes = try? tensor.contiguousBytes() else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            switch Tensor.element(raw, at: 0, of: tensor.dtype) {
+            case .signed(let value): return String(value)
+            case .unsigned(let value): return tensor.dtype == .bool ? (value != 0 ? "True" : "False") : String(value)
+            case .real(let value): return pythonFloat(value)
+            case .complex(let real, let imaginary):
+                return "(\(pythonFloat(real))\(imaginary.sign == .minus ? "-" : "+")\(pythonFloat(abs(imaginary)))j)"
+            }
         }
     }
 

@@ -37,6 +37,8 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var selectionOptions: SelectionOptions
 
+    @OptionGroup var data: DataGlobalOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -55,7 +57,8 @@ struct Inspect: ParsableCommand {
         var printed = 0
         for file in files {
             do {
-                let inspected = try InspectedFile(file, url: InputPath.url(file), selection: selection)
+                let inspected = try InspectedFile(
+                    file, url: InputPath.url(file), options: LoadOptions(allowDataGlobals: data.dataGlobals), selection: selection)
                 if selection.glob != nil, !selection.leadsToSelection(inspected.tree, path: []) {
                     throw selectionOptions.noMatch(in: InputPath.display(file), tree: inspected.tree)
                 }
@@ -95,9 +98,9 @@ struct InspectedFile {
 
     var tree: StateValue { contents.tree }
 
-    init(_ file: String, url: URL, selection: InspectSelection) throws {
+    init(_ file: String, url: URL, options: LoadOptions, selection: InspectSelection) throws {
         self.file = file
-        contents = try CheckpointContents(contentsOf: url)
+        contents = try CheckpointContents(contentsOf: url, options: options)
         let optimizers = try OptimizerSummary.find(in: contents.tree)
         summary = TreeSummary(contents.tree, counting: selection.selects, optimizerPaths: optimizers.map(\.path))
         let tree = contents.tree
@@ -117,6 +120,7 @@ struct InspectedFile {
             what = extensionFormat == .ckpt
                 ? "a torch.save zip archive without ckpt's manifest (as Lightning's .ckpt files are)" : "a torch.save zip archive"
         case .safetensors: what = "safetensors"
+        case .legacy: what = "torch's pre-1.6 format (read here; convert writes it as a zip archive)"
         }
         return "the extension .\(URL(fileURLWithPath: file).pathExtension) says \(extensionFormat.rawValue), "
             + "but the contents are \(contents.format.rawValue): \(what)"

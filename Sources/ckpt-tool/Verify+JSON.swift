@@ -33,9 +33,10 @@ struct VerifyDocument: Encodable {
         let paths: [String]
         let keyPaths: [[StateKeyJSON]]
         @Nullable var blocker: String?
+        let data: Bool
 
         enum CodingKeys: String, CodingKey {
-            case name, paths, keyPaths = "key_paths", blocker
+            case name, paths, keyPaths = "key_paths", blocker, data
         }
     }
 
@@ -51,10 +52,11 @@ struct VerifyDocument: Encodable {
     let devices: [String]
     @Nullable var metadata: [String: String]?
     @Nullable var torchLoad: String?
+    let dataGlobals: [String]
 
     enum CodingKeys: String, CodingKey {
         case schema, schemaVersion = "schema_version", file, format, passed, status, strict, checks
-        case untrustedGlobals = "untrusted_globals", devices, metadata, torchLoad = "torch_load"
+        case untrustedGlobals = "untrusted_globals", devices, metadata, torchLoad = "torch_load", dataGlobals = "data_globals"
     }
 
     init(_ report: VerificationReport, strict: Bool) {
@@ -66,11 +68,12 @@ struct VerifyDocument: Encodable {
         untrustedGlobals = (report.torchLoad?.globals ?? []).map { global in
             Global(
                 name: global.name, paths: global.paths.map(\.pathString), keyPaths: global.paths.map(StateKeyJSON.path),
-                blocker: global.blocker)
+                blocker: global.blocker, data: global.isReadableAsData)
         }
         torchLoad = report.torchLoad?.call
         devices = report.devices
         metadata = report.metadata?.jsonObject
+        dataGlobals = report.torchLoad?.dataGlobals ?? []
         checks = report.checks.map { check in
             Check(
                 name: check.name, status: check.status.rawValue, detail: check.detail,

@@ -110,9 +110,16 @@ struct Verify: ParsableCommand {
                 lines.append("       " + failure.description.replacingOccurrences(of: "\n", with: "\n       "))
             }
         }
-        if let call = report.torchLoad?.call {
+        if let advice = report.torchLoad, let call = advice.call {
             lines.append("load it in torch with:")
             lines.append(call.split(separator: "\n").map { "  " + style.value(String($0)) }.joined(separator: "\n"))
+            if !advice.dataGlobals.isEmpty {
+                lines.append("ckpt reads these as plain data with --allow-data-globals (or --allow-data-global NAME each):")
+                lines.append("  " + style.value(advice.dataGlobals.joined(separator: ", ")))
+                if !advice.placeholderGlobals.isEmpty {
+                    lines.append("and keeps these as placeholders: " + advice.placeholderGlobals.joined(separator: ", "))
+                }
+            }
         }
         let failed = report.checks.filter { $0.status == .failed }.count
         let warned = report.checks.filter { $0.status == .warning }.count

@@ -276,7 +276,27 @@ struct CheckpointVerifierTests {
     @Test func unreadableFilesThrow() throws {
         #expect(throws: CheckpointError.self) { try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: "/nonexistent/x.ckpt")) }
         #expect(throws: CheckpointError.self) {
-            try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent("pt/legacy_format.pt").path))
+            try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent("pt/legacy_format.expected.json").path))
         }
+    }
+
+    /// torch's pre-1.6 format is read whole; damage is a failed check naming the storage.
+    @Test func legacyFilesAreVerified() throws {
+        let good = try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("pt/legacy_training.pt"))
+        #expect(good.format == .legacy)
+        #expect(good.checks.map(\.name) == ["legacy", "weights-only"])
+        #expect(good.passed(strict: true), "\(good.checks)")
+        #expect(good.torchLoad?.loadsWeightsOnly == true)
+
+        let bad = try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("pt/legacy_bad_count_mismatch.pt"))
+        #expect(!bad.passed)
+        let failure = try #require(bad.checks.first?.failures.first)
+        #expect(failure.code == .corrupt)
+        #expect(failure.path?.hasPrefix("storage '0'") == true, "\(failure)")
+        #expect(bad.checks.last?.status == .skipped)
+
+        let protocol4 = try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("pt/legacy_protocol4.pt"))
+        #expect(protocol4.checks.last?.status == .warning, "torch's weights-only loader reads protocol 2 only")
+        #expect(protocol4.passed && !protocol4.passed(strict: true))
     }
 }

@@ -96,7 +96,7 @@ struct VerifyTests {
     }
 
     @Test func unreadableFilesExitWith2() throws {
-        for path in ["/nonexistent/model.ckpt", fixture("pt/legacy_format.pt")] {
+        for path in ["/nonexistent/model.ckpt", fixture("pt/legacy_format.expected.json")] {
             let result = try Tool.run(["verify", path])
             #expect(result.status == 2)
             #expect(result.stdout.isEmpty)
