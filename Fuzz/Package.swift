@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // libFuzzer targets for ckpt's readers (docs/TESTING.md, "Fuzzing"). A root package of its own, never
-// a dependency, so the sanitizer flags stay out of the library: `make fuzz` builds it with
-// `swift build --sanitize=fuzzer --sanitize=address`, which instruments ckpt's targets too.
+// a dependency, so the sanitizer flags stay out of the library: `make fuzz` (scripts/fuzz.sh) builds
+// it with `-Xswiftc -sanitize=fuzzer,address`, which instruments ckpt's targets too.
 import PackageDescription
 
 // Each target exports LLVMFuzzerTestOneInput; libFuzzer supplies main, so no Swift main is generated.

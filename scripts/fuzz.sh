@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 targets="${FUZZ_TARGETS:-fuzz-zip fuzz-pickle fuzz-manifest fuzz-safetensors fuzz-rename-map fuzz-catalog fuzz-roundtrip}"
 swift="${SWIFT:-swift}"
-flags=(-c debug --sanitize=fuzzer --sanitize=address --package-path Fuzz)
+# One combined -sanitize= flag: SwiftPM's `--sanitize=fuzzer --sanitize=address` passes two, swiftc
+# keeps only the last, and their order varies between runs, so Swift code lost either its coverage
+# or ASan (and every run rebuilt everything). `--sanitize=fuzzer` alone still tells SwiftPM that
+# libFuzzer supplies main; the combined flag comes after it and wins.
+flags=(-c debug --package-path Fuzz --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address)
 out=.build/fuzz
 mkdir -p "$out"
 # The sanitized link prints thousands of harmless ld.gold warnings; they go to the log.

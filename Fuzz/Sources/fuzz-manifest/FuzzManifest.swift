@@ -2,7 +2,7 @@ import Foundation
 import FuzzSupport
 
 /// The ckpt manifest: the input is `archive/manifest.json` of a `.ckpt` archive. The blobs its
-/// `storages` name are added (zeros of the declared size, at most 64 KiB, with the declared CRC-32
+/// `storages` name are added (zeros of the declared size, at most 4 KiB, with the declared CRC-32
 /// in the central directory) so that decoding reaches the tree; checksums of blob contents are not
 /// verified, since the blobs are not the real bytes.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -18,7 +18,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
        let storages = json["storages"] as? [Any] {
         for case let record as [String: Any] in storages.prefix(64) {
             guard let name = record["record"] as? String, names.insert(name).inserted else { continue }
-            let count = min(max((record["nbytes"] as? NSNumber)?.intValue ?? 0, 0), 1 << 16)
+            let count = min(max((record["nbytes"] as? NSNumber)?.intValue ?? 0, 0), 1 << 12)
             let crc = (record["crc32"] as? NSNumber).map { UInt32(truncatingIfNeeded: $0.int64Value) }
             entries.append((name, [UInt8](repeating: 0, count: count), crc))
         }
