@@ -32,20 +32,15 @@ crash-test: system-libs
 	CKPT_CRASH_ITERATIONS=$(CRASH_ITERATIONS) CKPT_CONTENTION_COMMITS=$(CONTENTION_COMMITS) \
 		$(SWIFT) test --skip-build --filter CrashTests
 
-<<<<<<< HEAD
-# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint (model,
-# optimizer and lr scheduler), its losses and learning rates compared bit for bit with an
-# uninterrupted run (Samples/train-resume).
-=======
 # libFuzzer + AddressSanitizer on every reader (Fuzz/, docs/TESTING.md "Fuzzing"): each target runs
 # FUZZ_SECONDS from its seed corpus and prints its executions; any crash fails. FUZZ_TARGETS picks some.
 FUZZ_SECONDS ?= 60
 fuzz: system-libs
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
-# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint, its loss
-# curve compared bit for bit with an uninterrupted run (Samples/train-resume).
->>>>>>> fuzz
+# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint (model,
+# optimizer and lr scheduler), its losses and learning rates compared bit for bit with an
+# uninterrupted run (Samples/train-resume).
 demo: system-libs
 	$(SWIFT) build --product ckpt-tool
 	$(SWIFT) build --product train-resume
