@@ -62,12 +62,24 @@ extension StateValue {
     ///   - options: Checksum verification.
     /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong.
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
+        switch try CheckpointLayout.detect(url) {
+        case .distributed?:
+            self = try DistributedCheckpoint(contentsOf: url).load(options: options)
+            return
+        case .sharded(let index)?:
+            self = try ShardedCheckpoint(contentsOf: index).load(options: options)
+            return
+        case nil:
+            break
+        }
         let file = try MappedFile(path: url.path)
         switch try CheckpointFormat.detect(file) {
         case .safetensors:
             self = try Safetensors.read(file)
         case .ckpt, .pt:
             self = try TorchArchive.read(ZipReader(mapping: file), verifyChecksums: options.verifyChecksums)
+        case .dcp:
+            preconditionFailure("a mapped file is never a DCP directory")
         }
     }
 
@@ -115,6 +127,7 @@ extension StateValue {
             try TorchArchive.write(
                 self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects, progress: options.progress)
         case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable, progress: options.progress)
+        case .dcp: throw CheckpointError(.unsupported, "DCP writing is not built yet", file: path)
         }
     }
 }

@@ -31,6 +31,8 @@ public final class Storage: @unchecked Sendable {
     private struct State {
         var backing: Backing
         var pendingVerification: Verification?
+        /// True while the pending check is a deferred fill, which skipping must not drop.
+        var pendingIsFill = false
         var writeBarriers: [ObjectIdentifier: @Sendable () -> Void] = [:]
     }
 
@@ -106,6 +108,18 @@ public final class Storage: @unchecked Sendable {
         withState { $0.pendingVerification = verification }
     }
 
+    /// Owned memory that `fill` writes the first time anyone reads or writes the bytes (a tensor
+    /// assembled from DCP chunks): until then nothing is read and no page is touched. A failed
+    /// fill is thrown from that access and runs again on the next, as a failed check does.
+    package convenience init(byteCount: Int, deferredFill fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Void) {
+        self.init(uninitializedByteCount: byteCount)
+        // The pending check is handed the owned bytes, which this storage may write.
+        withState { state in
+            state.pendingVerification = { bytes in try fill(UnsafeMutableRawBufferPointer(mutating: bytes)) }
+            state.pendingIsFill = true
+        }
+    }
+
     deinit {
         withState { state in
             if case .owned(let pointer?) = state.backing { free(pointer) }
@@ -147,12 +161,16 @@ public final class Storage: @unchecked Sendable {
             guard let check = state.pendingVerification else { return }
             try check(Storage.buffer(state.backing, byteCount))
             state.pendingVerification = nil
+            state.pendingIsFill = false
         }
     }
 
-    /// Drops any pending verification without running it (the caller asked to skip checks).
+    /// Drops any pending verification without running it (the caller asked to skip checks). A
+    /// storage still to be assembled from its parts (a tensor of a DCP checkpoint) keeps its fill.
     public func skipVerification() {
-        withState { $0.pendingVerification = nil }
+        withState { state in
+            if !state.pendingIsFill { state.pendingVerification = nil }
+        }
     }
 
     /// Adds a closure that every ``withUnsafeMutableBytes(_:)`` runs before it hands out the

@@ -19,14 +19,38 @@ public struct CheckpointContents {
     public var metadata: OrderedMap<String, String>?
     /// The storage locations torch.save recorded, keyed by storage.
     private var locations: [ObjectIdentifier: String]
+    /// A DCP checkpoint's metadata and data files (its ranks and chunks), nil for other formats.
+    public var distributed: DistributedCheckpoint?
+    /// A Hugging Face sharded checkpoint's index and shards, nil for a single file.
+    public var sharded: ShardedCheckpoint?
 
     /// Reads a checkpoint.
     ///
     /// - Parameters:
-    ///   - url: The file.
+    ///   - url: The file, or the directory of a DCP or Hugging Face sharded checkpoint (or the
+    ///     latter's `*.index.json`).
     ///   - options: Checksum verification for the tensor bytes read later.
     /// - Throws: ``CheckpointError`` as ``StateValue/init(contentsOf:options:)`` does.
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
+        locations = [:]
+        metadata = nil
+        switch try CheckpointLayout.detect(url) {
+        case .distributed?:
+            let checkpoint = try DistributedCheckpoint(contentsOf: url)
+            tree = try checkpoint.load(options: options)
+            format = .dcp
+            distributed = checkpoint
+            return
+        case .sharded(let index)?:
+            let checkpoint = try ShardedCheckpoint(contentsOf: index)
+            tree = try checkpoint.load(options: options)
+            format = ShardedCheckpoint.shardFormat(ofIndex: index)
+            metadata = checkpoint.metadata.isEmpty ? nil : checkpoint.metadata
+            sharded = checkpoint
+            return
+        case nil:
+            break
+        }
         let file = try MappedFile(path: url.path)
         var locations: [ObjectIdentifier: String] = [:]
         switch try CheckpointFormat.detect(file) {
@@ -37,7 +61,8 @@ public struct CheckpointContents {
             let reader = try ZipReader(mapping: file)
             tree = try TorchArchive.read(reader, verifyChecksums: options.verifyChecksums, locations: &locations)
             format = TorchArchive.hasManifest(reader) ? .ckpt : .pt
-            metadata = nil
+        case .dcp:
+            preconditionFailure("a mapped file is never a DCP directory")
         }
         self.locations = locations
     }

@@ -117,6 +117,7 @@ struct InspectedFile {
             what = extensionFormat == .ckpt
                 ? "a torch.save zip archive without ckpt's manifest (as Lightning's .ckpt files are)" : "a torch.save zip archive"
         case .safetensors: what = "safetensors"
+        case .dcp: what = "a PyTorch Distributed Checkpoint directory"
         }
         return "the extension .\(URL(fileURLWithPath: file).pathExtension) says \(extensionFormat.rawValue), "
             + "but the contents are \(contents.format.rawValue): \(what)"
