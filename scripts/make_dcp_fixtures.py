@@ -14,6 +14,8 @@ Tests/Fixtures/dcp/
   two_ranks/       dcp.save from 2 gloo ranks (torch.multiprocessing): DTensors sharded Shard(0) on an
                    even and an uneven first dimension and Shard(1), a replicated tensor, non-tensor values.
   NAME.expected.pt torch.distributed.checkpoint.format_utils.dcp_to_torch_save(NAME, ...).
+  single.source.pt the state dict single/ was saved from (int keys and all), torch.save'd: what ckpt's
+                   DCP writer is given in the tests.
   hostile/NAME.metadata  single/.metadata with one thing wrong, pickled with torch's own dataclasses:
                    overlap (two chunks of one tensor overlap), outside (a chunk past the tensor's size),
                    past_file (an item's offset + length past its .distcp), missing_file (an item in a
@@ -81,6 +83,7 @@ def write_dcp_single(out):
     shutil.rmtree(path, ignore_errors=True)
     dcp.save(single_state(), checkpoint_id=path, no_dist=True)
     dcp_to_torch_save(path, os.path.join(out, "single.expected.pt"))
+    torch.save(single_state(), os.path.join(out, "single.source.pt"))
 
 
 def two_rank_worker(rank, world, path, port):

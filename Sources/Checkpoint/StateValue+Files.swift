@@ -127,7 +127,7 @@ extension StateValue {
             try TorchArchive.write(
                 self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects, progress: options.progress)
         case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable, progress: options.progress)
-        case .dcp: throw CheckpointError(.unsupported, "DCP writing is not built yet", file: path)
+        case .dcp: try DistributedCheckpoint.write(self, to: url, ranks: 1, options: options)
         }
     }
 }

@@ -15,7 +15,8 @@ public struct CheckpointContents {
     /// (a Lightning `.ckpt` too), ``CheckpointFormat/safetensors``.
     public var format: CheckpointFormat
     /// The caller's `__metadata__` string pairs of a safetensors file, in header order, without
-    /// ckpt's reserved `ckpt.tree` record; nil for an archive or a header without `__metadata__`.
+    /// ckpt's reserved `ckpt.tree` record; nil for an archive, a header without `__metadata__`, or a
+    /// sharded checkpoint (whose index metadata is ``sharded``'s).
     public var metadata: OrderedMap<String, String>?
     /// The storage locations torch.save recorded, keyed by storage.
     private var locations: [ObjectIdentifier: String]
@@ -45,7 +46,6 @@ public struct CheckpointContents {
             let checkpoint = try ShardedCheckpoint(contentsOf: index)
             tree = try checkpoint.load(options: options)
             format = ShardedCheckpoint.shardFormat(ofIndex: index)
-            metadata = checkpoint.metadata.isEmpty ? nil : checkpoint.metadata
             sharded = checkpoint
             return
         case nil:
