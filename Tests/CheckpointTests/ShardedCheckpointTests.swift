@@ -208,3 +208,23 @@ private struct Splits: Decodable {
         #expect(failure { _ = try StateValue(contentsOf: directory) }?.code == .notRecognized)
     }
 }
+
+@Suite struct ShardedCheckpointInteropTests {
+    /// What ckpt writes loads in torch as transformers loads shards (safetensors.torch.load_file or
+    /// torch.load per shard, merged by weight_map), tied tensors through huggingface_hub's record.
+    @Test(.enabled(if: TorchVenv.python != nil, TorchVenv.skipReason), arguments: [
+        (CheckpointFormat.safetensors, 1000), (.pt, 1500), (.safetensors, 1_000_000),
+    ])
+    func shardLoadersReadWhatCkptWrites(_ format: CheckpointFormat, _ maximumShardSize: Int) throws {
+        let sourceURL = fixtures.appendingPathComponent("source.pt")
+        let directory = TemporaryDirectory.scoped(prefix: "ckpt-shards-torch")
+        try ShardedCheckpoint.write(
+            try StateValue(contentsOf: sourceURL), to: directory, format: format, maximumShardSize: maximumShardSize,
+            options: SaveOptions(durable: false))
+        let script = fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/check_dcp_interop.py")
+        let result = try TorchVenv.run([script.path, "hf", directory.path, sourceURL.path])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("OK"), "\(result.output)")
+    }
+}
