@@ -57,10 +57,15 @@ extension StateValue {
     /// safetensors header); tensor bytes are mapped, read only when used, and checked against
     /// their CRC-32 the first time they are read.
     ///
+    /// A directory is read as the one checkpoint it holds: a PyTorch Distributed Checkpoint
+    /// (``DistributedCheckpoint``, when it holds `.metadata`) or a Hugging Face sharded checkpoint
+    /// (``ShardedCheckpoint``, the directory of a `*.index.json`; the index itself may be given too).
+    ///
     /// - Parameters:
-    ///   - url: The file.
+    ///   - url: The file or directory.
     ///   - options: Checksum verification.
-    /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong.
+    /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong; `.notRecognized`
+    ///   for a directory that holds neither kind of checkpoint.
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
         switch try CheckpointLayout.detect(url) {
         case .distributed?:
@@ -88,6 +93,9 @@ extension StateValue {
     /// The file is written to a temporary name in the same directory and renamed over `url`, so an
     /// interrupted save leaves the previous file intact. A symlink at `url` is followed; a device or
     /// FIFO is written to, not replaced.
+    ///
+    /// ``CheckpointFormat/dcp`` writes a directory (one rank; ``DistributedCheckpoint/write(_:to:ranks:options:)``
+    /// writes more), committed when its `.metadata` is renamed into place.
     ///
     /// - Parameters:
     ///   - url: The destination.

@@ -103,12 +103,15 @@ extension DistributedCheckpoint {
     /// One saved item: a tensor in one or more chunks, or a non-tensor value saved as
     /// torch.save bytes (`BytesStorageMetadata`).
     public enum Item: Sendable, Equatable {
+        /// A tensor, in chunks.
         case tensor(TensorItem)
+        /// A value torch.save stored (its type is known only once the bytes are read).
         case bytes
     }
 
     /// A tensor item (`TensorStorageMetadata`).
     public struct TensorItem: Sendable, Equatable {
+        /// The element type.
         public var dtype: DType
         /// The whole tensor's shape.
         public var shape: [Int]
@@ -135,9 +138,16 @@ extension DistributedCheckpoint {
     /// A box of a tensor saved as one piece (`ChunkStorageMetadata`): where it starts and how
     /// large it is in each dimension.
     public struct Chunk: Sendable, Hashable {
+        /// Where the chunk starts in the tensor, per dimension.
         public var offsets: [Int]
+        /// Its size in each dimension.
         public var sizes: [Int]
 
+        /// A chunk.
+        ///
+        /// - Parameters:
+        ///   - offsets: Where it starts, per dimension.
+        ///   - sizes: Its size in each dimension.
         public init(offsets: [Int], sizes: [Int]) {
             self.offsets = offsets
             self.sizes = sizes
@@ -150,10 +160,16 @@ extension DistributedCheckpoint {
     /// What names an item's bytes (`MetadataIndex`): the flattened name, and for a tensor chunk
     /// its offsets.
     public struct StorageIndex: Sendable, Hashable {
+        /// The item's flattened name (`fqn`).
         public var name: String
         /// The chunk's offsets; nil for a non-tensor value.
         public var offsets: [Int]?
 
+        /// An index.
+        ///
+        /// - Parameters:
+        ///   - name: The flattened name.
+        ///   - offsets: A chunk's offsets, nil for a value.
         public init(name: String, offsets: [Int]?) {
             self.name = name
             self.offsets = offsets
@@ -164,12 +180,21 @@ extension DistributedCheckpoint {
     public struct Location: Sendable, Equatable {
         /// The data file's name in the checkpoint directory (`__0_0.distcp`).
         public var file: String
+        /// The first byte's offset in the file.
         public var offset: Int
+        /// The number of bytes.
         public var length: Int
         /// Stream transforms the bytes went through (`transform_descriptors`, DCP's compression
         /// extensions); empty for plain torch.save bytes, the only kind ckpt reads.
         public var transforms: [String]
 
+        /// A location.
+        ///
+        /// - Parameters:
+        ///   - file: The data file's name.
+        ///   - offset: The first byte's offset.
+        ///   - length: The number of bytes.
+        ///   - transforms: The stream transforms applied.
         public init(file: String, offset: Int, length: Int, transforms: [String] = []) {
             self.file = file
             self.offset = offset
