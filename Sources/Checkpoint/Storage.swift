@@ -120,6 +120,16 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// A window of a mapped file that `fill` writes (through the file, not this read-only mapping)
+    /// the first time anyone reads the bytes: a tensor assembled into a scratch file, so its pages
+    /// can leave memory once used (see ``init(byteCount:deferredFill:)``).
+    package convenience init(
+        mapping file: MappedFile, offset: Int, byteCount: Int, deferredFill fill: @escaping @Sendable () throws -> Void
+    ) throws {
+        try self.init(mapping: file, offset: offset, byteCount: byteCount, verification: { _ in try fill() })
+        withState { $0.pendingIsFill = true }
+    }
+
     deinit {
         withState { state in
             if case .owned(let pointer?) = state.backing { free(pointer) }

@@ -38,7 +38,8 @@ public struct CheckpointContents {
         switch try CheckpointLayout.detect(url) {
         case .distributed?:
             let checkpoint = try DistributedCheckpoint(contentsOf: url)
-            tree = try checkpoint.load(options: options)
+            // Only the values' items: a tensor's are opened when its bytes are read.
+            tree = try checkpoint.load(options: options, openingItems: false)
             format = .dcp
             distributed = checkpoint
             return

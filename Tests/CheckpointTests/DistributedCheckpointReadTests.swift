@@ -82,11 +82,37 @@ private func error(of body: () throws -> Void) -> CheckpointError? {
             Issue.record("no model/w")
             return
         }
-        #expect(!w.storage.isMapped)
+        // In the scratch file, not filled yet; skipping checks must not skip the assembly.
+        #expect(w.storage.isMapped)
         #expect(!w.storage.isVerified)
+        w.storage.skipVerification()
         #expect(try w.scalars(as: Float.self) == (0..<24).map(Float.init))
         #expect(w.storage.isVerified)
-        w.storage.skipVerification()
+    }
+
+    @Test(arguments: ["single", "two_ranks"])
+    func loadsLazilyForInspection(_ name: String) throws {
+        let checkpoint = try DistributedCheckpoint(contentsOf: fixtures.appendingPathComponent(name))
+        let lazy = try checkpoint.load(options: LoadOptions(), openingItems: false)
+        var pending = 0
+        lazy.forEachTensor { _, tensor in if !tensor.storage.isVerified { pending += 1 } }
+        #expect(pending > 0)
+        #expect(lazy == (try StateValue(contentsOf: fixtures.appendingPathComponent("\(name).expected.pt"))))
+    }
+
+    @Test func lazyLoadingReportsABadItemWhenItIsRead() throws {
+        let directory = try scratchCopy("two_ranks")
+        let file = directory.appendingPathComponent("__0_0.distcp")
+        var bytes = [UInt8](try Data(contentsOf: file))
+        for index in 1570..<1577 { bytes[index] = 0 }
+        try Data(bytes).write(to: file)
+        let tree = try DistributedCheckpoint(contentsOf: directory).load(options: LoadOptions(), openingItems: false)
+        guard case .tensor(let w)? = tree.value(atPath: "model/w") else {
+            Issue.record("no model/w")
+            return
+        }
+        let failure = error { _ = try w.contiguousBytes() }
+        #expect(failure.map { "\($0)".contains("DCP item model.w@[0, 0]") } == true, "\(failure.map { "\($0)" } ?? "no error")")
     }
 
     // MARK: Hostile variants

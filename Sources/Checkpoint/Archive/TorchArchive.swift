@@ -94,6 +94,7 @@ package enum TorchArchive {
                 let written = try storage.withUnsafeBytes {
                     try zip.addEntry(name: name, bytes: $0, precomputedCRC32: crc)
                 }
+                storage.releaseMappedPages()
                 records.append(Manifest.StorageRecord(
                     key: String(index), record: name, dtype: dtypes[ObjectIdentifier(storage)] ?? .uint8,
                     byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))

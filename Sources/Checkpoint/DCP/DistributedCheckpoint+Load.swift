@@ -7,9 +7,12 @@ extension DistributedCheckpoint {
     /// comes back keyed `'0'`, `'1'`, ...), lists where the planner data has list indices, tensors
     /// whole (not `Parameter`, `requires_grad` off), other values as torch.save stored them.
     ///
-    /// Each item's torch.save archive is opened now (its zip directory and pickle); tensor bytes
-    /// are read when first used. A one-chunk tensor views the mapped data file; a tensor in
-    /// several chunks is assembled into owned memory on first use.
+    /// Each item's torch.save archive is opened now (its zip directory and pickle; the items on
+    /// all cores); tensor bytes are read when first used. A one-chunk tensor views the mapped data
+    /// file. A tensor in several chunks is assembled the first time its bytes are read, into an
+    /// unlinked scratch file in the temporary directory that is mapped like the data files (owned
+    /// memory if none can be made): its pages can then leave memory once used, as a mapped
+    /// tensor's can, so converting a checkpoint larger than memory works.
     ///
     /// - Parameter options: Checksum verification of the items' zip entries.
     /// - Returns: The tree.
@@ -18,26 +21,35 @@ extension DistributedCheckpoint {
     ///   planner data that puts a value inside another, `.unsupported` for items stored through
     ///   DCP's stream transforms (compression extensions).
     public func load(options: LoadOptions = LoadOptions()) throws -> StateValue {
+        try load(options: options, openingItems: true)
+    }
+
+    /// Loads the tree; with `openingItems` false (what `inspect` needs) only the values' items are
+    /// opened now, and every tensor is assembled from its items, into owned memory, when its bytes
+    /// are first read: nothing of a tensor is read until then.
+    package func load(options: LoadOptions, openingItems: Bool) throws -> StateValue {
         let files = DataFiles(directory: directory)
-        var tree = TreeBuilder()
-        for (name, item) in metadata.items {
-            let value: StateValue
+        let area = openingItems ? AssemblyArea(metadata) : nil
+        let items = Array(metadata.items)
+        let values = ParallelWork.map(count: items.count) { number -> StateValue in
+            let (name, item) = items[number]
             switch item {
             case .bytes:
-                value = try files.value(of: StorageIndex(name: name, offsets: nil), metadata: metadata, options: options)
+                return try files.value(of: StorageIndex(name: name, offsets: nil), metadata: metadata, options: options)
             case .tensor(let tensor):
-                value = .tensor(try assemble(name, tensor, files: files, options: options))
+                return .tensor(try assemble(name, tensor, files: files, options: options, area: openingItems ? area : nil, lazily: !openingItems))
             }
-            try tree.insert(value, at: metadata.paths[name] ?? [.string(name)], name: name, file: directory.path)
+        }
+        var tree = TreeBuilder()
+        for ((name, _), value) in zip(items, values) {
+            try tree.insert(try value.get(), at: metadata.paths[name] ?? [.string(name)], name: name, file: directory.path)
         }
         return tree.value
     }
 
-    /// A tensor from its chunks: the one chunk's own view when it covers the tensor, else owned
-    /// memory the chunks are copied into when the bytes are first read.
-    private func assemble(_ name: String, _ item: TensorItem, files: DataFiles, options: LoadOptions) throws -> Tensor {
-        var pieces: [(chunk: Chunk, tensor: Tensor)] = []
-        for chunk in item.chunks where chunk.elementCount > 0 {
+    /// The chunks of a tensor, each read from its item and checked against the metadata.
+    private func pieces(_ name: String, _ item: TensorItem, files: DataFiles, options: LoadOptions) throws -> [(chunk: Chunk, tensor: Tensor)] {
+        try item.chunks.filter { $0.elementCount > 0 }.map { chunk in
             let index = StorageIndex(name: name, offsets: chunk.offsets)
             let value = try files.value(of: index, metadata: metadata, options: options)
             guard case .tensor(let tensor) = value, tensor.dtype == item.dtype, tensor.shape == chunk.sizes else {
@@ -48,22 +60,46 @@ extension DistributedCheckpoint {
                     file: directory.appendingPathComponent(metadata.locations[index]!.file).path, path: index.description,
                     expected: "a \(item.dtype) tensor of shape \(chunk.sizes)", found: found)
             }
-            pieces.append((chunk, tensor))
+            return (chunk, tensor)
         }
-        if pieces.count == 1, pieces[0].chunk.sizes == item.shape {
+    }
+
+    /// A tensor from its chunks: the one chunk's own view when it covers the tensor, else storage
+    /// the chunks are copied into when the bytes are first read (in `area` when there is one).
+    private func assemble(
+        _ name: String, _ item: TensorItem, files: DataFiles, options: LoadOptions, area: AssemblyArea?, lazily: Bool
+    ) throws -> Tensor {
+        let shape = item.shape
+        let itemSize = item.dtype.itemSize
+        let byteCount = try Tensor.checkedElementCount(shape) * itemSize
+        if lazily {
+            let storage = Storage(byteCount: byteCount) { destination in
+                for piece in try self.pieces(name, item, files: files, options: options) {
+                    try Self.place(piece.tensor, at: piece.chunk.offsets, in: destination, shape: shape, itemSize: itemSize)
+                }
+            }
+            return try Tensor(storage: storage, dtype: item.dtype, shape: shape)
+        }
+        let pieces = try pieces(name, item, files: files, options: options)
+        if pieces.count == 1, pieces[0].chunk.sizes == shape {
             var whole = pieces[0].tensor
             whole.requiresGrad = false
             whole.isParameter = false
             return whole
         }
-        let shape = item.shape
-        let itemSize = item.dtype.itemSize
-        let byteCount = try Tensor.checkedElementCount(shape) * itemSize
-        let parts = pieces
-        let storage = Storage(byteCount: byteCount) { destination in
-            for piece in parts {
+        let fill: @Sendable (UnsafeMutableRawBufferPointer) throws -> Void = { destination in
+            for piece in pieces {
                 try Self.place(piece.tensor, at: piece.chunk.offsets, in: destination, shape: shape, itemSize: itemSize)
+                piece.tensor.releaseMappedPages()
             }
+        }
+        let storage: Storage
+        if let area, let offset = area.offsets[name] {
+            storage = try Storage(mapping: area.file, offset: offset, byteCount: byteCount) {
+                try area.write(offset: offset, byteCount: byteCount, fill)
+            }
+        } else {
+            storage = Storage(byteCount: byteCount, deferredFill: fill)
         }
         return try Tensor(storage: storage, dtype: item.dtype, shape: shape)
     }

@@ -164,6 +164,7 @@ extension DistributedCheckpoint {
                     if error.path == nil { error.path = item.path.pathString }
                     throw error
                 }
+                if case .chunk(let tensor, _, _) = item.content { tensor.releaseMappedPages() }
                 let end = Int(lseek(descriptor, 0, SEEK_CUR))
                 entry.length = end - position
                 position = end
