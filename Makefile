@@ -59,10 +59,13 @@ bench: system-libs
 	$(SWIFT) build -c release --product adagrad-bench
 	$(SWIFT) build -c release --product stats-bench
 	$(SWIFT) build -c release --product catalog-bench
+	$(SWIFT) build -c release --product layout-bench
+	$(SWIFT) build -c release --product ckpt-tool
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/catalog-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/layout-bench"
 	SWIFT=$(SWIFT) bash scripts/bench_catalog_cli.sh
 
 # Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed. Fixtures

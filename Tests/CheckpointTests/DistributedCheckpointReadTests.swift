@@ -16,14 +16,6 @@ private func scratchCopy(_ name: String) throws -> URL {
     return directory
 }
 
-private func error(of body: () throws -> Void) -> CheckpointError? {
-    do {
-        try body()
-        return nil
-    } catch {
-        return error as? CheckpointError
-    }
-}
 
 @Suite struct DistributedCheckpointReadTests {
     @Test(arguments: ["single", "two_ranks"])
@@ -111,7 +103,7 @@ private func error(of body: () throws -> Void) -> CheckpointError? {
             Issue.record("no model/w")
             return
         }
-        let failure = error { _ = try w.contiguousBytes() }
+        let failure = #expect(throws: CheckpointError.self) { _ = try w.contiguousBytes() }
         #expect(failure.map { "\($0)".contains("DCP item model.w@[0, 0]") } == true, "\(failure.map { "\($0)" } ?? "no error")")
     }
 
@@ -130,7 +122,7 @@ private func error(of body: () throws -> Void) -> CheckpointError? {
         let metadata = directory.appendingPathComponent(".metadata")
         try FileManager.default.removeItem(at: metadata)
         try FileManager.default.copyItem(at: fixtures.appendingPathComponent("hostile/\(name).metadata"), to: metadata)
-        let failure = error { _ = try StateValue(contentsOf: directory) }
+        let failure = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
         #expect(failure?.code == code)
         #expect(failure.map { "\($0)".contains(mentions) } == true, "\(failure.map { "\($0)" } ?? "no error")")
     }
@@ -138,7 +130,7 @@ private func error(of body: () throws -> Void) -> CheckpointError? {
     @Test func refusesAMissingDataFile() throws {
         let directory = try scratchCopy("two_ranks")
         try FileManager.default.removeItem(at: directory.appendingPathComponent("__1_0.distcp"))
-        let failure = error { _ = try DistributedCheckpoint(contentsOf: directory) }
+        let failure = #expect(throws: CheckpointError.self) { _ = try DistributedCheckpoint(contentsOf: directory) }
         #expect(failure?.code == .missingEntry)
         #expect(failure?.file?.hasSuffix("__1_0.distcp") == true)
     }
@@ -148,7 +140,7 @@ private func error(of body: () throws -> Void) -> CheckpointError? {
         let file = directory.appendingPathComponent("__1_0.distcp")
         let bytes = try Data(contentsOf: file)
         try bytes.prefix(bytes.count - 100).write(to: file)
-        let failure = error { _ = try DistributedCheckpoint(contentsOf: directory) }
+        let failure = #expect(throws: CheckpointError.self) { _ = try DistributedCheckpoint(contentsOf: directory) }
         #expect(failure?.code == .outOfBounds)
         #expect(failure?.path == "model.bias@[0]")
     }
@@ -160,7 +152,7 @@ private func error(of body: () throws -> Void) -> CheckpointError? {
         // The end of the first item's archive: its end-of-central-directory record.
         for index in 1570..<1577 { bytes[index] = 0 }
         try Data(bytes).write(to: file)
-        let failure = error { _ = try StateValue(contentsOf: directory) }
+        let failure = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
         #expect(failure != nil)
         #expect(failure.map { "\($0)".contains("DCP item model.w@[0, 0]") } == true, "\(failure.map { "\($0)" } ?? "no error")")
     }

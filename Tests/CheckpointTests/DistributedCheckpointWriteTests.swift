@@ -14,14 +14,6 @@ private func source() throws -> StateValue {
     try StateValue(contentsOf: fixtures.appendingPathComponent("dcp/single.source.pt"))
 }
 
-private func failure(of body: () throws -> Void) -> CheckpointError? {
-    do {
-        try body()
-        return nil
-    } catch {
-        return error as? CheckpointError
-    }
-}
 
 private func tensor(_ values: [Float], _ shape: [Int]) throws -> StateValue {
     .tensor(try Tensor(values, shape: shape))
@@ -92,18 +84,21 @@ private func tensor(_ values: [Float], _ shape: [Int]) throws -> StateValue {
         let piece = try Tensor([0, 1] as [Float], shape: [1, 2])
         let result = try DistributedCheckpoint.writeShard(
             [.init(path: ["w"], content: .chunk(piece, shape: [2, 2], offsets: [0, 0]))], rank: 0, to: directory)
-        #expect(failure { try DistributedCheckpoint.commit([result], to: directory) }?.code == .corrupt)
+        let error = #expect(throws: CheckpointError.self) { try DistributedCheckpoint.commit([result], to: directory) }
+        #expect(error?.code == .corrupt)
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(".metadata").path))
     }
 
     @Test func refusesPiecesOutsideTheirTensorAndCollidingNames() throws {
         let directory = TemporaryDirectory.scoped(prefix: "ckpt-dcp-bad")
         let piece = try Tensor([0, 1] as [Float], shape: [1, 2])
-        #expect(failure {
+        let error = #expect(throws: CheckpointError.self) {
             _ = try DistributedCheckpoint.writeShard([.init(path: ["w"], content: .chunk(piece, shape: [2, 2], offsets: [1, 1]))], rank: 0, to: directory)
-        }?.code == .invalidArgument)
+        }
+        #expect(error?.code == .invalidArgument)
         let colliding: StateValue = ["a.b": 1, "a": ["b": 2]]
-        #expect(failure { _ = try DistributedCheckpoint.plan(colliding, ranks: 1) }?.code == .invalidArgument)
+        let collision = #expect(throws: CheckpointError.self) { _ = try DistributedCheckpoint.plan(colliding, ranks: 1) }
+        #expect(collision?.code == .invalidArgument)
     }
 
     /// ckpt writes 3 ranks; torch loads them in one process (dcp.load, dcp_to_torch_save) and in 2

@@ -16,14 +16,6 @@ private func scratchCopy(_ name: String) throws -> URL {
     return directory
 }
 
-private func failure(of body: () throws -> Void) -> CheckpointError? {
-    do {
-        try body()
-        return nil
-    } catch {
-        return error as? CheckpointError
-    }
-}
 
 /// Rewrites a text file with `edit` applied.
 private func edit(_ url: URL, _ edit: (String) -> String) throws {
@@ -101,7 +93,8 @@ private struct Splits: Decodable {
 
     @Test(arguments: ["5GiB", "GB", "-1KB", "0"])
     func refusesOtherSizes(_ text: String) {
-        #expect(failure { _ = try ShardedCheckpoint.parseSize(text) }?.code == .invalidArgument)
+        let error = #expect(throws: CheckpointError.self) { _ = try ShardedCheckpoint.parseSize(text) }
+        #expect(error?.code == .invalidArgument)
     }
 
     @Test func writesWhatHuggingFaceHubWrites() throws {
@@ -138,7 +131,7 @@ private struct Splits: Decodable {
 
     @Test func refusesNestedTrees() throws {
         let tree: StateValue = ["model": ["w": .tensor(try Tensor([Float(1)]))]]
-        let error = failure { try ShardedCheckpoint.write(tree, to: TemporaryDirectory.scoped(prefix: "ckpt-shards-nested"), maximumShardSize: 10) }
+        let error = #expect(throws: CheckpointError.self) { try ShardedCheckpoint.write(tree, to: TemporaryDirectory.scoped(prefix: "ckpt-shards-nested"), maximumShardSize: 10) }
         #expect(error?.code == .unsupported)
         #expect(error?.path == "model")
     }
@@ -148,7 +141,7 @@ private struct Splits: Decodable {
     @Test func refusesAMissingShard() throws {
         let directory = try scratchCopy("safetensors")
         try FileManager.default.removeItem(at: directory.appendingPathComponent("model-00002-of-00003.safetensors"))
-        let error = failure { _ = try StateValue(contentsOf: directory) }
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
         #expect(error?.code == .missingEntry)
         #expect(error?.file?.hasSuffix("model-00002-of-00003.safetensors") == true)
         #expect(error?.path == "weight_map/layers.0.mlp.weight")
@@ -159,7 +152,7 @@ private struct Splits: Decodable {
         try edit(directory.appendingPathComponent("model.safetensors.index.json")) {
             $0.replacingOccurrences(of: "\"norm.steps\"", with: "\"norm.weight\"")
         }
-        let error = failure { _ = try StateValue(contentsOf: directory) }
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
         #expect(error?.code == .corrupt)
         #expect(error.map { "\($0)".contains("norm.weight") } == true)
     }
@@ -169,7 +162,7 @@ private struct Splits: Decodable {
         try edit(directory.appendingPathComponent("model.safetensors.index.json")) {
             $0.replacingOccurrences(of: "\"norm.steps\": \"model-00003", with: "\"norm.steps\": \"model-00001")
         }
-        let error = failure { _ = try StateValue(contentsOf: directory) }
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
         #expect(error?.code == .corrupt)
         #expect(error?.path == "norm.steps")
     }
@@ -180,7 +173,7 @@ private struct Splits: Decodable {
             $0.replacingOccurrences(of: "\"norm.steps\": \"model-00003-of-00003.safetensors\"",
                                     with: "\"norm.steps\": \"model-00003-of-00003.safetensors\",\n    \"extra\": \"model-00002-of-00003.safetensors\"")
         }
-        let error = failure { _ = try StateValue(contentsOf: directory) }
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
         #expect(error?.code == .missingEntry)
         #expect(error?.path == "extra")
     }
@@ -190,7 +183,7 @@ private struct Splits: Decodable {
         try edit(directory.appendingPathComponent("pytorch_model.bin.index.json")) {
             $0.replacingOccurrences(of: "\"total_size\": 2152", with: "\"total_size\": 2153")
         }
-        let error = failure { _ = try StateValue(contentsOf: directory) }
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
         #expect(error?.code == .corrupt)
         #expect(error?.path == "metadata/total_size")
     }
@@ -200,12 +193,14 @@ private struct Splits: Decodable {
         try edit(directory.appendingPathComponent("model.safetensors.index.json")) {
             $0.replacingOccurrences(of: "\"norm.steps\": \"model-00003", with: "\"norm.steps\": \"../model-00003")
         }
-        #expect(failure { _ = try StateValue(contentsOf: directory) }?.code == .unsafeName)
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
+        #expect(error?.code == .unsafeName)
     }
 
     @Test func refusesADirectoryWithoutACheckpoint() throws {
         let directory = TemporaryDirectory.scoped(prefix: "ckpt-empty-dir")
-        #expect(failure { _ = try StateValue(contentsOf: directory) }?.code == .notRecognized)
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: directory) }
+        #expect(error?.code == .notRecognized)
     }
 }
 

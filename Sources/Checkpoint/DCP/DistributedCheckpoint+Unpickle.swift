@@ -5,21 +5,18 @@
 extension DistributedCheckpoint.Metadata {
     /// The globals `.metadata` may name besides torch's weights-only allow-list (torch.Size,
     /// dtypes), each a data-only record here.
-    static let allowedGlobals: Set<String> = [
-        "torch.distributed.checkpoint.metadata.Metadata",
-        "torch.distributed.checkpoint.metadata.TensorStorageMetadata",
-        "torch.distributed.checkpoint.metadata.TensorProperties",
-        "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
-        "torch.distributed.checkpoint.metadata.BytesStorageMetadata",
-        "torch.distributed.checkpoint.metadata.MetadataIndex",
-        "torch.distributed.checkpoint.metadata.StorageMeta",
-        "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
-        "torch.distributed.checkpoint.filesystem._StorageInfo",
-        "torch.serialization._get_layout",
-        "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
+    static let allowedGlobals: [String: Set<String>] = [
+        module: [
+            "Metadata", "TensorStorageMetadata", "TensorProperties", "ChunkStorageMetadata", "BytesStorageMetadata",
+            "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING",
+        ],
+        filesystemModule: ["_StorageInfo"],
+        "torch.serialization": ["_get_layout"],
+        "pathlib": ["PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath"],
     ]
 
     static let module = "torch.distributed.checkpoint.metadata"
+    static let filesystemModule = "torch.distributed.checkpoint.filesystem"
 
     /// Decodes and checks a `.metadata` pickle.
     ///
@@ -78,13 +75,11 @@ private struct MetadataPickleReader {
     }
 
     private func allow(_ module: String, _ name: String) throws {
-        let qualified = "\(module).\(name)"
-        guard Metadata.allowedGlobals.contains(qualified) else {
-            throw CheckpointError(
-                .forbiddenGlobal, "DCP metadata names a global outside DCP's dataclasses; nothing was imported or run",
-                file: file, expected: "torch.distributed.checkpoint dataclasses, torch.Size, torch dtypes",
-                found: qualified)
-        }
+        guard Metadata.allowedGlobals[module]?.contains(name) != true else { return }
+        throw CheckpointError(
+            .forbiddenGlobal, "DCP metadata names a global outside DCP's dataclasses; nothing was imported or run",
+            file: file, expected: "torch.distributed.checkpoint dataclasses, torch.Size, torch dtypes",
+            found: "\(module).\(name)")
     }
 
     // MARK: Values
@@ -94,19 +89,20 @@ private struct MetadataPickleReader {
         return nil
     }
 
-    /// The fields of a dataclass instance of `class` (in DCP's metadata module unless given whole).
-    func fields(_ object: PickleObject, _ cls: String, at path: String) throws -> [String: PickleObject] {
-        let qualified = cls.contains(".") ? cls : "\(Metadata.module).\(cls)"
-        guard let parts = node(object)?.object, "\(parts.module).\(parts.name)" == qualified else {
-            throw failure("expected a \(qualified.split(separator: ".").last!)", at: path, expected: qualified, found: describe(object))
+    /// The fields of a dataclass instance of `cls` in `module` (DCP's metadata module by default).
+    func fields(
+        _ object: PickleObject, _ cls: String, module: String = Metadata.module, at path: @autoclosure () -> String
+    ) throws -> [String: PickleObject] {
+        guard let parts = node(object)?.object, parts.name == cls, parts.module == module else {
+            throw failure("expected a \(cls)", at: path(), expected: "\(module).\(cls)", found: describe(object))
         }
         guard let state = parts.state else { return [:] }
         guard let dict = node(state), case .dict = dict.kind, dict.otherKeyItems.isEmpty else {
-            throw failure("\(parts.name)'s state is not a dict of fields", at: path, found: describe(state))
+            throw failure("\(parts.name)'s state is not a dict of fields", at: path(), found: describe(state))
         }
         var fields: [String: PickleObject] = [:]
         for (key, value) in dict.items {
-            guard case .string(let name) = key else { throw failure("a field name is not a str", at: path, found: "\(key)") }
+            guard case .string(let name) = key else { throw failure("a field name is not a str", at: path(), found: "\(key)") }
             fields[name] = value
         }
         return fields
@@ -129,43 +125,43 @@ private struct MetadataPickleReader {
         }
     }
 
-    func string(_ object: PickleObject?, at path: String) throws -> String {
+    func string(_ object: PickleObject?, at path: @autoclosure () -> String) throws -> String {
         guard case .string(let text)? = object else {
-            throw failure("expected a str", at: path, found: object.map(describe) ?? "nothing")
+            throw failure("expected a str", at: path(), found: object.map(describe) ?? "nothing")
         }
         return text
     }
 
-    func optionalString(_ object: PickleObject?, at path: String) throws -> String? {
+    func optionalString(_ object: PickleObject?, at path: @autoclosure () -> String) throws -> String? {
         switch object {
         case nil, .none?: return nil
-        default: return try string(object, at: path)
+        default: return try string(object, at: path())
         }
     }
 
-    func integer(_ object: PickleObject?, at path: String) throws -> Int {
+    func integer(_ object: PickleObject?, at path: @autoclosure () -> String) throws -> Int {
         guard case .int(let number)? = object, let value = Int(exactly: number) else {
-            throw failure("expected an int", at: path, found: object.map(describe) ?? "nothing")
+            throw failure("expected an int", at: path(), found: object.map(describe) ?? "nothing")
         }
         return value
     }
 
     /// A torch.Size, or a tuple or list of ints.
-    func integers(_ object: PickleObject?, at path: String) throws -> [Int] {
+    func integers(_ object: PickleObject?, at path: @autoclosure () -> String) throws -> [Int] {
         if case .value(.size(let dims))? = object { return dims.map { Int($0) } }
         guard let object, let sequence = node(object), sequence.kind == .tuple || sequence.kind == .list else {
-            throw failure("expected a torch.Size", at: path, found: object.map(describe) ?? "nothing")
+            throw failure("expected a torch.Size", at: path(), found: object.map(describe) ?? "nothing")
         }
-        return try sequence.elements.enumerated().map { try integer($0.element, at: "\(path)/\($0.offset)") }
+        return try sequence.elements.enumerated().map { try integer($0.element, at: "\(path())/\($0.offset)") }
     }
 
     /// A dict of str keys, in order.
-    func dictionary(_ object: PickleObject?, at path: String) throws -> [(key: String, value: PickleObject)] {
+    func dictionary(_ object: PickleObject?, at path: @autoclosure () -> String) throws -> [(key: String, value: PickleObject)] {
         guard let object, let dict = node(object), case .dict = dict.kind, dict.otherKeyItems.isEmpty else {
-            throw failure("expected a dict with str keys", at: path, found: object.map(describe) ?? "nothing")
+            throw failure("expected a dict with str keys", at: path(), found: object.map(describe) ?? "nothing")
         }
         return try dict.items.map { key, value in
-            guard case .string(let name) = key else { throw failure("a key is not a str", at: path, found: "\(key)") }
+            guard case .string(let name) = key else { throw failure("a key is not a str", at: path(), found: "\(key)") }
             return (name, value)
         }
     }
@@ -192,10 +188,9 @@ private struct MetadataPickleReader {
             throw failure("storage_data keys must be MetadataIndex objects", at: "storage_data", found: "\(dict.items.keys.first!)")
         }
         for (number, (key, value)) in dict.otherKeyItems.enumerated() {
-            let path = "storage_data/\(number)"
-            let index = try storageIndex(key, at: path)
-            guard locations.updateValue(try location(value, at: path), forKey: index) == nil else {
-                throw failure("an item has two storage locations", at: path, found: "\(index.name) \(index.offsets ?? [])")
+            let index = try storageIndex(key, at: "storage_data/\(number)")
+            guard locations.updateValue(try location(value, at: "storage_data/\(number)"), forKey: index) == nil else {
+                throw failure("an item has two storage locations", at: "storage_data/\(number)", found: "\(index.name) \(index.offsets ?? [])")
             }
         }
         return Metadata(
@@ -204,19 +199,19 @@ private struct MetadataPickleReader {
             checkpointID: try checkpointID(fields["storage_meta"]))
     }
 
-    func item(_ object: PickleObject, at path: String) throws -> DistributedCheckpoint.Item {
+    func item(_ object: PickleObject, at path: @autoclosure () -> String) throws -> DistributedCheckpoint.Item {
         if let parts = node(object)?.object, parts.name == "BytesStorageMetadata" {
-            _ = try fields(object, "BytesStorageMetadata", at: path)
+            _ = try fields(object, "BytesStorageMetadata", at: path())
             return .bytes
         }
-        let fields = try fields(object, "TensorStorageMetadata", at: path)
-        let (dtype, requiresGrad) = try properties(fields["properties"], at: "\(path)/properties")
-        let shape = try integers(fields["size"], at: "\(path)/size")
+        let fields = try fields(object, "TensorStorageMetadata", at: path())
+        let (dtype, requiresGrad) = try properties(fields["properties"], at: "\(path())/properties")
+        let shape = try integers(fields["size"], at: "\(path())/size")
         guard let list = fields["chunks"].flatMap(node), list.kind == .list else {
-            throw failure("expected a list of chunks", at: "\(path)/chunks", found: fields["chunks"].map(describe) ?? "nothing")
+            throw failure("expected a list of chunks", at: "\(path())/chunks", found: fields["chunks"].map(describe) ?? "nothing")
         }
         let chunks = try list.elements.enumerated().map { number, element in
-            let chunkPath = "\(path)/chunks/\(number)"
+            let chunkPath = "\(path())/chunks/\(number)"
             let chunk = try self.fields(element, "ChunkStorageMetadata", at: chunkPath)
             return DistributedCheckpoint.Chunk(
                 offsets: try integers(chunk["offsets"], at: "\(chunkPath)/offsets"),
@@ -227,76 +222,75 @@ private struct MetadataPickleReader {
 
     /// `TensorProperties`: its `__getstate__` tuple `(dtype, layout, requires_grad,
     /// memory_format, pin_memory[, strides])`, or a dict of fields in older files.
-    func properties(_ object: PickleObject?, at path: String) throws -> (DType, Bool) {
-        let cls = "\(Metadata.module).TensorProperties"
-        guard let object, let parts = node(object)?.object, "\(parts.module).\(parts.name)" == cls else {
-            throw failure("expected TensorProperties", at: path, expected: cls, found: object.map(describe) ?? "nothing")
+    func properties(_ object: PickleObject?, at path: @autoclosure () -> String) throws -> (DType, Bool) {
+        guard let object, let parts = node(object)?.object, parts.name == "TensorProperties", parts.module == Metadata.module else {
+            throw failure("expected TensorProperties", at: path(), expected: "\(Metadata.module).TensorProperties", found: object.map(describe) ?? "nothing")
         }
         var dtype: PickleObject?
         var requiresGrad: PickleObject?
         if let state = parts.state, let tuple = node(state), tuple.kind == .tuple {
             guard tuple.elements.count == 5 || tuple.elements.count == 6 else {
-                throw failure("TensorProperties' state has the wrong length", at: path, expected: "5 or 6 fields",
+                throw failure("TensorProperties' state has the wrong length", at: path(), expected: "5 or 6 fields",
                               found: "\(tuple.elements.count)")
             }
             dtype = tuple.elements[0]
             requiresGrad = tuple.elements[2]
         } else {
-            let fields = try fields(object, cls, at: path)
+            let fields = try fields(object, "TensorProperties", at: path())
             dtype = fields["dtype"]
             requiresGrad = fields["requires_grad"]
         }
         guard case .global(.dtype(let type))? = dtype else {
-            throw failure("expected a torch dtype", at: "\(path)/dtype", found: dtype.map(describe) ?? "nothing")
+            throw failure("expected a torch dtype", at: "\(path())/dtype", found: dtype.map(describe) ?? "nothing")
         }
         switch requiresGrad {
         case .bool(let flag)?: return (type, flag)
         case nil: return (type, false)
-        default: throw failure("requires_grad must be a bool", at: "\(path)/requires_grad", found: describe(requiresGrad!))
+        default: throw failure("requires_grad must be a bool", at: "\(path())/requires_grad", found: describe(requiresGrad!))
         }
     }
 
     /// A planner-data path: a tuple of str (dict keys) and int (list indices).
-    func keyPath(_ object: PickleObject, at path: String) throws -> [StateKey] {
+    func keyPath(_ object: PickleObject, at path: @autoclosure () -> String) throws -> [StateKey] {
         guard let tuple = node(object), tuple.kind == .tuple || tuple.kind == .list, !tuple.elements.isEmpty else {
-            throw failure("expected a non-empty tuple of keys", at: path, found: describe(object))
+            throw failure("expected a non-empty tuple of keys", at: path(), found: describe(object))
         }
         return try tuple.elements.map { element in
             switch element {
             case .string(let key): return .string(key)
             case .int(let index): return .int(index)
-            default: throw failure("a key must be a str or an int", at: path, found: describe(element))
+            default: throw failure("a key must be a str or an int", at: path(), found: describe(element))
             }
         }
     }
 
-    func storageIndex(_ object: PickleObject, at path: String) throws -> DistributedCheckpoint.StorageIndex {
-        let fields = try fields(object, "MetadataIndex", at: path)
+    func storageIndex(_ object: PickleObject, at path: @autoclosure () -> String) throws -> DistributedCheckpoint.StorageIndex {
+        let fields = try fields(object, "MetadataIndex", at: path())
         let offsets: [Int]?
         if let offset = fields["offset"], offset.isPresent {
-            offsets = try integers(offset, at: "\(path)/offset")
+            offsets = try integers(offset, at: "\(path())/offset")
         } else {
             offsets = nil
         }
-        return DistributedCheckpoint.StorageIndex(name: try string(fields["fqn"], at: "\(path)/fqn"), offsets: offsets)
+        return DistributedCheckpoint.StorageIndex(name: try string(fields["fqn"], at: "\(path())/fqn"), offsets: offsets)
     }
 
-    func location(_ object: PickleObject, at path: String) throws -> DistributedCheckpoint.Location {
-        let fields = try fields(object, "torch.distributed.checkpoint.filesystem._StorageInfo", at: path)
+    func location(_ object: PickleObject, at path: @autoclosure () -> String) throws -> DistributedCheckpoint.Location {
+        let fields = try fields(object, "_StorageInfo", module: Metadata.filesystemModule, at: path())
         var transforms: [String] = []
         if let descriptors = fields["transform_descriptors"], descriptors.isPresent {
             guard let list = node(descriptors), list.kind == .list || list.kind == .tuple else {
-                throw failure("transform_descriptors must be a list of str", at: path, found: describe(descriptors))
+                throw failure("transform_descriptors must be a list of str", at: path(), found: describe(descriptors))
             }
-            transforms = try list.elements.map { try string($0, at: "\(path)/transform_descriptors") }
+            transforms = try list.elements.map { try string($0, at: "\(path())/transform_descriptors") }
         }
         let location = DistributedCheckpoint.Location(
-            file: try string(fields["relative_path"], at: "\(path)/relative_path"),
-            offset: try integer(fields["offset"], at: "\(path)/offset"),
-            length: try integer(fields["length"], at: "\(path)/length"), transforms: transforms)
+            file: try string(fields["relative_path"], at: "\(path())/relative_path"),
+            offset: try integer(fields["offset"], at: "\(path())/offset"),
+            length: try integer(fields["length"], at: "\(path())/length"), transforms: transforms)
         guard location.offset >= 0, location.length >= 0, !location.offset.addingReportingOverflow(location.length).overflow else {
             throw CheckpointError(
-                .outOfBounds, "DCP metadata: an item's byte range is negative or overflows", file: file, path: path,
+                .outOfBounds, "DCP metadata: an item's byte range is negative or overflows", file: file, path: path(),
                 found: "offset \(location.offset), length \(location.length)")
         }
         return location

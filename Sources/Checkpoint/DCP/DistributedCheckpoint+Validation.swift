@@ -45,10 +45,9 @@ extension DistributedCheckpoint.Metadata {
         let numel = try Tensor.checkedElementCount(shape)
         var covered = 0
         for (number, chunk) in tensor.chunks.enumerated() {
-            let where_ = "\(path)/chunks/\(number)"
             guard chunk.offsets.count == shape.count, chunk.sizes.count == shape.count else {
                 throw CheckpointError(
-                    .corrupt, "DCP chunk has another rank than its tensor", file: file, path: where_,
+                    .corrupt, "DCP chunk has another rank than its tensor", file: file, path: "\(path)/chunks/\(number)",
                     expected: "\(shape.count) offsets and sizes", found: "offsets \(chunk.offsets), sizes \(chunk.sizes)")
             }
             let inside = zip(zip(chunk.offsets, chunk.sizes), shape).allSatisfy { box, dim in
@@ -56,7 +55,7 @@ extension DistributedCheckpoint.Metadata {
             }
             guard inside else {
                 throw CheckpointError(
-                    .outOfBounds, "DCP chunk lies outside its tensor", file: file, path: where_,
+                    .outOfBounds, "DCP chunk lies outside its tensor", file: file, path: "\(path)/chunks/\(number)",
                     expected: "within shape \(shape)", found: "offsets \(chunk.offsets), sizes \(chunk.sizes)")
             }
             covered += chunk.elementCount
