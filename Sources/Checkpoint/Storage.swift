@@ -130,6 +130,27 @@ public final class Storage: @unchecked Sendable {
         withState { $0.pendingIsFill = true }
     }
 
+    /// A storage of `byteCount` bytes at `offset` of this one, sharing them without a copy, when
+    /// this one is a window of a mapped file (the new one maps the same file); nil for owned
+    /// memory, whose bytes may change. Any pending check runs first: the window has none.
+    ///
+    /// - Throws: What a pending check throws; `.outOfBounds` for a range past this storage.
+    package func mappedWindow(offset: Int, byteCount: Int) throws -> Storage? {
+        guard offset >= 0, byteCount >= 0, byteCount <= self.byteCount - offset else {
+            throw CheckpointError(
+                .outOfBounds, "window past the end of its storage", expected: "within \(self.byteCount) bytes",
+                found: "offset \(offset), length \(byteCount)")
+        }
+        try verify()
+        let mapped: (MappedFile, UnsafeRawPointer?)? = withState { state in
+            if case .mapped(let file, let pointer) = state.backing { return (file, pointer) }
+            return nil
+        }
+        guard let (file, pointer) = mapped else { return nil }
+        let start = pointer.map { $0 - UnsafeRawPointer(file.bytes.baseAddress!) } ?? 0
+        return try Storage(mapping: file, offset: start + offset, byteCount: byteCount)
+    }
+
     deinit {
         withState { state in
             if case .owned(let pointer?) = state.backing { free(pointer) }

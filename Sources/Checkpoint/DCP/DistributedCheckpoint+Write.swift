@@ -164,7 +164,9 @@ extension DistributedCheckpoint {
                     if error.path == nil { error.path = item.path.pathString }
                     throw error
                 }
-                if case .chunk(let tensor, _, _) = item.content { tensor.releaseMappedPages() }
+                // The whole storage, not just this piece: reading it (its CRC-32 is checked whole)
+                // brought all of it in, and the other ranks' pieces fault back in when copied.
+                if case .chunk(let tensor, _, _) = item.content { tensor.storage.releaseMappedPages() }
                 let end = Int(lseek(descriptor, 0, SEEK_CUR))
                 entry.length = end - position
                 position = end
@@ -175,11 +177,20 @@ extension DistributedCheckpoint {
     }
 
     /// The piece as torch saves it: detached, in storage of its own exactly its size (torch clones a
-    /// view of larger storage, which torch.save would otherwise write whole).
+    /// view of larger storage, which torch.save would otherwise write whole). A contiguous piece of
+    /// a mapped file is a window of the same mapping; another is copied when the writer first reads
+    /// it, straight into its storage.
     private static func ownedPiece(_ tensor: Tensor) throws -> Tensor {
         var piece = tensor
-        if !tensor.isContiguous || tensor.storageOffset != 0 || tensor.storage.byteCount != tensor.byteCount {
-            piece = try tensor.contiguousCopy()
+        if tensor.isContiguous, tensor.storage.byteCount != tensor.byteCount,
+           let window = try tensor.storage.mappedWindow(offset: tensor.storageOffset * tensor.dtype.itemSize, byteCount: tensor.byteCount) {
+            piece = try Tensor(storage: window, dtype: tensor.dtype, shape: tensor.shape)
+        } else if !tensor.isContiguous || tensor.storageOffset != 0 || tensor.storage.byteCount != tensor.byteCount {
+            let source = tensor
+            let storage = Storage(byteCount: tensor.byteCount) { destination in
+                try place(source, at: source.shape.map { _ in 0 }, in: destination, shape: source.shape, itemSize: source.dtype.itemSize)
+            }
+            piece = try Tensor(storage: storage, dtype: tensor.dtype, shape: tensor.shape)
         }
         piece.requiresGrad = false
         piece.isParameter = false
