@@ -75,6 +75,8 @@ fixtures:
 	"$(TORCH_PY)" scripts/make_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_pickle_fixtures.py
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
+	@# DCP checkpoints (one process, and 2 gloo ranks on CPU) and Hugging Face shards (needs huggingface_hub).
+	"$(TORCH_PY)" scripts/make_dcp_fixtures.py
 	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py
 	"$(TORCH_PY)" scripts/make_scheduler_fixtures.py

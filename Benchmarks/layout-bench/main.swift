@@ -118,7 +118,8 @@ if torchFigures.isEmpty { line("torch", "no torch venv (CKPT_TORCH_VENV); torch 
     }
     let above = run.peak - largest
     let speed = String(format: "%.2f s, %.0f MB/s", run.seconds, Double(total) / run.seconds / 1e6)
-    line(label, "\(speed), peak \(mib(run.peak)) (\(mib(above)) above the largest tensor)", verdict(above <= 256 << 20, "≤ 256 MiB above"))
+    let relation = above >= 0 ? "\(mib(above)) above" : "\(mib(-above)) below"
+    line(label, "\(speed), peak \(mib(run.peak)) (\(relation) the largest tensor)", verdict(above <= 256 << 20, "≤ 256 MiB above"))
     if let torch, let seconds = torchFigures[torch + "_s"] as? Double, let rss = torchFigures[torch + "_rss"] as? Int {
         let ratios = String(format: "ckpt %.2fx as fast, %.2fx its peak memory", seconds / run.seconds, Double(run.peak) / Double(rss))
         line("  torch \(torch)", String(format: "%.2f s", seconds) + ", peak \(mib(rss)); " + ratios)
