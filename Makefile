@@ -68,11 +68,14 @@ bench: system-libs
 	$(SWIFT) build -c release --product adagrad-bench
 	$(SWIFT) build -c release --product stats-bench
 	$(SWIFT) build -c release --product catalog-bench
+	$(SWIFT) build -c release --product layout-bench
+	$(SWIFT) build -c release --product ckpt-tool
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench" --optimizer sgd
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/catalog-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/layout-bench"
 	SWIFT=$(SWIFT) bash scripts/bench_catalog_cli.sh
 
 # Regenerates Tests/Fixtures with real PyTorch; the small files it writes are committed. Fixtures
@@ -85,6 +88,8 @@ fixtures:
 	"$(TORCH_PY)" scripts/make_data_global_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_torchscript_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
+	@# DCP checkpoints (one process, and 2 gloo ranks on CPU) and Hugging Face shards (needs huggingface_hub).
+	"$(TORCH_PY)" scripts/make_dcp_fixtures.py
 	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py
 	"$(TORCH_PY)" scripts/make_scheduler_fixtures.py

@@ -71,6 +71,8 @@ let package = Package(
         ),
         .executableTarget(name: "adagrad-bench", dependencies: ["Optim", "Checkpoint"], path: "Benchmarks/adagrad-bench"),
         .executableTarget(name: "stats-bench", dependencies: ["Checkpoint", "CheckpointTools"], path: "Benchmarks/stats-bench"),
+        // Conversions between one file, DCP and Hugging Face shards at scale, against torch's own.
+        .executableTarget(name: "layout-bench", dependencies: ["BenchSupport", "Checkpoint"], path: "Benchmarks/layout-bench"),
         .executableTarget(name: "catalog-bench", dependencies: ["BenchSupport", "Catalog", "Checkpoint", "Optim"], path: "Benchmarks/catalog-bench"),
         // `ls --json` and `latest` on a catalog of 10,000 checkpoints (scripts/bench_catalog_cli.sh).
         .executableTarget(name: "catalog-cli-bench", dependencies: ["BenchSupport", "Catalog", "Checkpoint"], path: "Benchmarks/catalog-cli-bench"),

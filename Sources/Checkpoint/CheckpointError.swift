@@ -30,8 +30,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let unknownDType = Code("unknownDType")
         /// A Python object outside the weights-only allow-list (a ``PickledObject``) where it may
         /// not go: a write without ``SaveOptions/keepObjects``; `CheckpointVerifier` also reports
-        /// such globals with it (as a warning). Reading never fails with it: the reader keeps such
-        /// objects as placeholders.
+        /// such globals with it (as a warning). Reading a checkpoint file never fails with it: the
+        /// reader keeps such objects as placeholders. A DCP checkpoint's `.metadata` is the exception:
+        /// it may name only DCP's own dataclasses, and any other global fails the read with it.
         public static let forbiddenGlobal = Code("forbiddenGlobal")
         /// A pickle that breaks the pickle machine's rules (stack underflow, bad memo index, ...).
         public static let malformedPickle = Code("malformedPickle")

@@ -11,9 +11,12 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     /// torch.save's format before 1.6 (`_use_new_zipfile_serialization=False`): read, never
     /// written (write `.pt` instead, which every torch since 1.6 reads).
     case legacy
+    /// A PyTorch Distributed Checkpoint directory: `.metadata` and `__<rank>_<n>.distcp` data
+    /// files (see ``DistributedCheckpoint``). No file extension names it.
+    case dcp
 
     /// The formats ckpt writes: every one but ``legacy``.
-    public static let writable: [CheckpointFormat] = [.ckpt, .pt, .safetensors]
+    public static let writable: [CheckpointFormat] = [.ckpt, .pt, .safetensors, .dcp]
 
     /// The format a path's extension names, or nil.
     public init?(pathExtension: String) {
@@ -25,15 +28,23 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
         }
     }
 
-    /// The container kind of a file, told from its first bytes (not its name).
+    /// The container kind of a file, told from its first bytes (not its name), or of a directory.
     ///
     /// Every zip archive reports ``pt``: only the manifest inside tells a ckpt archive from a torch.save
-    /// one, and either reads the same way.
+    /// one, and either reads the same way. A directory holding `.metadata` is ``dcp``; a Hugging Face
+    /// `*.index.json` (or a directory holding one) reports the format of its shards.
     ///
-    /// - Parameter url: The file.
+    /// - Parameter url: The file or directory.
     /// - Throws: ``CheckpointError`` `.notRecognized`, `.unsupported` for torch's tar format (before
     ///   0.4), or `.io` if the file cannot be read.
     public init(contentsOf url: URL) throws {
+        if let layout = try CheckpointLayout.detect(url) {
+            switch layout {
+            case .distributed: self = .dcp
+            case .sharded(let index): self = ShardedCheckpoint.shardFormat(ofIndex: index)
+            }
+            return
+        }
         self = try CheckpointFormat.detect(MappedFile(path: url.path))
     }
 

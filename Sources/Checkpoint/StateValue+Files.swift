@@ -82,17 +82,31 @@ extension StateValue {
     /// checksums) is read through its pickles; its storages are mapped where their offset suits
     /// their element type and copied otherwise (see docs/FORMAT.md).
     ///
+    /// A directory is read as the one checkpoint it holds: a PyTorch Distributed Checkpoint
+    /// (``DistributedCheckpoint``, when it holds `.metadata`) or a Hugging Face sharded checkpoint
+    /// (``ShardedCheckpoint``, the directory of a `*.index.json`; the index itself may be given too).
+    ///
     /// - Parameters:
-    ///   - url: The file.
+    ///   - url: The file or directory.
     ///   - options: Checksum verification, and the globals to read as plain values.
-    /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong;
-    ///   `.invalidArgument` when ``LoadOptions/allowDataGlobals`` names a global ckpt cannot read
-    ///   as data (`os.system`).
+    /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong; `.notRecognized`
+    ///   for a directory that holds neither kind of checkpoint; `.invalidArgument` when
+    ///   ``LoadOptions/allowDataGlobals`` names a global ckpt cannot read as data (`os.system`).
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
         if let name = options.allowDataGlobals.unreadableNames.first {
             throw CheckpointError(
                 .invalidArgument, "\(name) is not a global ckpt can read as data (ckpt never imports or runs what a pickle names)",
                 file: url.path, expected: "names from DataGlobals.readableNames", found: name)
+        }
+        switch try CheckpointLayout.detect(url) {
+        case .distributed?:
+            self = try DistributedCheckpoint(contentsOf: url).load(options: options)
+            return
+        case .sharded(let index)?:
+            self = try ShardedCheckpoint(contentsOf: index).load(options: options)
+            return
+        case nil:
+            break
         }
         let file = try MappedFile(path: url.path)
         switch try CheckpointFormat.detect(file) {
@@ -103,6 +117,8 @@ extension StateValue {
                 ZipReader(mapping: file), verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals)
         case .legacy:
             self = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals)
+        case .dcp:
+            preconditionFailure("a mapped file is never a DCP directory")
         }
     }
 
@@ -111,6 +127,9 @@ extension StateValue {
     /// The file is written to a temporary name in the same directory and renamed over `url`, so an
     /// interrupted save leaves the previous file intact. A symlink at `url` is followed; a device or
     /// FIFO is written to, not replaced.
+    ///
+    /// ``CheckpointFormat/dcp`` writes a directory (one rank; ``DistributedCheckpoint/write(_:to:ranks:options:)``
+    /// writes more), committed when its `.metadata` is renamed into place.
     ///
     /// - Parameters:
     ///   - url: The destination.
@@ -156,7 +175,8 @@ extension StateValue {
         case .legacy:
             throw CheckpointError(
                 .unsupported, "torch's pre-1.6 format is read, never written", file: path,
-                expected: "format pt, ckpt or safetensors", found: format.rawValue)
+                expected: "format pt, ckpt, safetensors or dcp", found: format.rawValue)
+        case .dcp: try DistributedCheckpoint.write(self, to: url, ranks: 1, options: options)
         }
     }
 }

@@ -53,6 +53,8 @@ public final class Storage: @unchecked Sendable {
         var pendingVerification: Verification?
         /// Set with `pendingVerification` when that check is this CRC-32.
         var pendingChecksum: ExpectedChecksum?
+        /// True while the pending check is a deferred fill, which skipping must not drop.
+        var pendingIsFill = false
         var writeBarriers: [ObjectIdentifier: @Sendable () -> Void] = [:]
     }
 
@@ -132,6 +134,49 @@ public final class Storage: @unchecked Sendable {
         withState { $0.pendingVerification = verification }
     }
 
+    /// Owned memory that `fill` writes the first time anyone reads or writes the bytes (a tensor
+    /// assembled from DCP chunks): until then nothing is read and no page is touched. A failed
+    /// fill is thrown from that access and runs again on the next, as a failed check does.
+    package convenience init(byteCount: Int, deferredFill fill: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Void) {
+        self.init(uninitializedByteCount: byteCount)
+        // The pending check is handed the owned bytes, which this storage may write.
+        withState { state in
+            state.pendingVerification = { bytes in try fill(UnsafeMutableRawBufferPointer(mutating: bytes)) }
+            state.pendingIsFill = true
+        }
+    }
+
+    /// A window of a mapped file that `fill` writes (through the file, not this read-only mapping)
+    /// the first time anyone reads the bytes: a tensor assembled into a scratch file, so its pages
+    /// can leave memory once used (see ``init(byteCount:deferredFill:)``).
+    package convenience init(
+        mapping file: MappedFile, offset: Int, byteCount: Int, deferredFill fill: @escaping @Sendable () throws -> Void
+    ) throws {
+        try self.init(mapping: file, offset: offset, byteCount: byteCount, verification: { _ in try fill() })
+        withState { $0.pendingIsFill = true }
+    }
+
+    /// A storage of `byteCount` bytes at `offset` of this one, sharing them without a copy, when
+    /// this one is a window of a mapped file (the new one maps the same file); nil for owned
+    /// memory, whose bytes may change. Any pending check runs first: the window has none.
+    ///
+    /// - Throws: What a pending check throws; `.outOfBounds` for a range past this storage.
+    package func mappedWindow(offset: Int, byteCount: Int) throws -> Storage? {
+        guard offset >= 0, byteCount >= 0, byteCount <= self.byteCount - offset else {
+            throw CheckpointError(
+                .outOfBounds, "window past the end of its storage", expected: "within \(self.byteCount) bytes",
+                found: "offset \(offset), length \(byteCount)")
+        }
+        try verify()
+        let mapped: (MappedFile, UnsafeRawPointer?)? = withState { state in
+            if case .mapped(let file, let pointer) = state.backing { return (file, pointer) }
+            return nil
+        }
+        guard let (file, pointer) = mapped else { return nil }
+        let start = pointer.map { $0 - UnsafeRawPointer(file.bytes.baseAddress!) } ?? 0
+        return try Storage(mapping: file, offset: start + offset, byteCount: byteCount)
+    }
+
     deinit {
         withState { state in
             if case .owned(let pointer?) = state.backing { free(pointer) }
@@ -174,14 +219,17 @@ public final class Storage: @unchecked Sendable {
             try check(Storage.buffer(state.backing, byteCount))
             state.pendingVerification = nil
             state.pendingChecksum = nil
+            state.pendingIsFill = false
         }
     }
 
-    /// Drops any pending verification without running it (the caller asked to skip checks).
+    /// Drops any pending verification without running it (the caller asked to skip checks). A
+    /// storage still to be assembled from its parts (a tensor of a DCP checkpoint) keeps its fill.
     public func skipVerification() {
-        withState {
-            $0.pendingVerification = nil
-            $0.pendingChecksum = nil
+        withState { state in
+            guard !state.pendingIsFill else { return }
+            state.pendingVerification = nil
+            state.pendingChecksum = nil
         }
     }
 

@@ -15,15 +15,21 @@ public struct CheckpointContents {
     /// (a Lightning `.ckpt` too), ``CheckpointFormat/safetensors``.
     public var format: CheckpointFormat
     /// The caller's `__metadata__` string pairs of a safetensors file, in header order, without
-    /// ckpt's reserved `ckpt.tree` record; nil for an archive or a header without `__metadata__`.
+    /// ckpt's reserved `ckpt.tree` record; nil for an archive, a header without `__metadata__`, or a
+    /// sharded checkpoint (whose index metadata is ``sharded``'s).
     public var metadata: OrderedMap<String, String>?
     /// The storage locations torch.save recorded, keyed by storage.
     private var locations: [ObjectIdentifier: String]
+    /// A DCP checkpoint's metadata and data files (its ranks and chunks), nil for other formats.
+    public var distributed: DistributedCheckpoint?
+    /// A Hugging Face sharded checkpoint's index and shards, nil for a single file.
+    public var sharded: ShardedCheckpoint?
 
     /// Reads a checkpoint.
     ///
     /// - Parameters:
-    ///   - url: The file.
+    ///   - url: The file, or the directory of a DCP or Hugging Face sharded checkpoint (or the
+    ///     latter's `*.index.json`).
     ///   - options: Checksum verification for the tensor bytes read later, and the data globals
     ///     read as values.
     /// - Throws: ``CheckpointError`` as ``StateValue/init(contentsOf:options:)`` does.
@@ -31,6 +37,25 @@ public struct CheckpointContents {
         if options.allowDataGlobals.unreadableNames.first != nil {
             // The same refusal, worded once, by the loader itself.
             _ = try StateValue(contentsOf: url, options: options)
+        }
+        locations = [:]
+        metadata = nil
+        switch try CheckpointLayout.detect(url) {
+        case .distributed?:
+            let checkpoint = try DistributedCheckpoint(contentsOf: url)
+            // Only the values' items: a tensor's are opened when its bytes are read.
+            tree = try checkpoint.load(options: options, openingItems: false)
+            format = .dcp
+            distributed = checkpoint
+            return
+        case .sharded(let index)?:
+            let checkpoint = try ShardedCheckpoint(contentsOf: index)
+            tree = try checkpoint.load(options: options)
+            format = ShardedCheckpoint.shardFormat(ofIndex: index)
+            sharded = checkpoint
+            return
+        case nil:
+            break
         }
         let file = try MappedFile(path: url.path)
         var locations: [ObjectIdentifier: String] = [:]
@@ -43,11 +68,11 @@ public struct CheckpointContents {
             tree = try TorchArchive.read(
                 reader, verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals, locations: &locations)
             format = TorchArchive.hasManifest(reader) ? .ckpt : .pt
-            metadata = nil
         case .legacy:
             tree = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals)
             format = .legacy
-            metadata = nil
+        case .dcp:
+            preconditionFailure("a mapped file is never a DCP directory")
         }
         self.locations = locations
     }

@@ -89,6 +89,9 @@ public struct VerificationReport: Sendable {
 /// as the safetensors library validates them); the format has no checksums to check. Their
 /// `__metadata__` is in ``VerificationReport/metadata``.
 ///
+/// A DCP directory or a Hugging Face sharded checkpoint gets `layout`, `items` or `shards`, and
+/// `crc32` (see `CheckpointVerifier+Layout.swift`).
+///
 /// A problem with a storage record (its CRC-32, its size, its alignment) names the entry
 /// (`archive/data/3`) and, in its message, the tensors that view it (`model/fc1.weight`), as read
 /// from the pickle or else the manifest.
@@ -115,6 +118,7 @@ public enum CheckpointVerifier {
         contentsOf url: URL, progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
     ) throws -> VerificationReport {
         let path = url.path
+        if let layout = try CheckpointLayout.detect(url) { return verifyLayout(url, layout) }
         let file = try MappedFile(path: path)
         let format = try CheckpointFormat.detect(file)
         if format == .safetensors {

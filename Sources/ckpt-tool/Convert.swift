@@ -3,15 +3,23 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// `ckpt-tool convert IN OUT [--format ckpt|pt|safetensors] [--dtype bf16|f16|f32|f64] [--select GLOB]
-/// [--strip-prefix P] [--add-prefix P]`.
+/// `ckpt-tool convert IN OUT [--format ckpt|pt|safetensors|dcp] [--ranks N] [--max-shard-size SIZE]
+/// [--dtype bf16|f16|f32|f64] [--select GLOB] [--strip-prefix P] [--add-prefix P]`.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert a checkpoint between .ckpt, .pt and .safetensors.",
+        abstract: "Convert a checkpoint between .ckpt, .pt, .safetensors, DCP directories and Hugging Face shards.",
         discussion: """
             The input format is detected from its contents; the output format comes from --format or else \
-            from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). The output is replaced atomically; \
+            from OUT's extension (.ckpt, .pt/.pth/.bin, .safetensors). IN may be a directory: a PyTorch \
+            Distributed Checkpoint (.metadata and __<rank>_<n>.distcp files) or a Hugging Face sharded \
+            checkpoint (its *.index.json, or the directory holding it), read as one tree. \
+            --format dcp writes OUT as a DCP directory that torch.distributed.checkpoint.load reads, with \
+            --ranks N data files (each tensor of two or more rows split along its first dimension; \
+            converting a DCP checkpoint to another --ranks reshards it). --max-shard-size SIZE writes OUT as a \
+            directory of Hugging Face shards split by huggingface_hub's rule (model-00001-of-00003.safetensors \
+            and model.safetensors.index.json, or pytorch_model-*.bin with --format pt). \
+            The output is replaced atomically; \
             a symlink there is followed and kept, a device or FIFO is written to, and OUT '-' is standard \
             output (then the summary goes to stderr). \
             safetensors cannot share storage, so tied tensors become copies there; trees that are not a \
@@ -53,6 +61,16 @@ struct Convert: ParsableCommand {
     @Flag(help: "Write Python objects (argparse.Namespace, numpy values, ...) back as read; torch then needs weights_only=False.")
     var keepObjects = false
 
+    @Option(help: ArgumentHelp(
+        "With --format dcp: write this many ranks' data files, each tensor of two or more rows split along its first dimension as torch.chunk splits it (default 1).",
+        valueName: "n"))
+    var ranks: Int?
+
+    @Option(help: ArgumentHelp(
+        "Write OUT as a directory of Hugging Face shards of at most this size (5GB, 500MB, 1.5KB: decimal units, as huggingface_hub; or bytes), safetensors unless --format pt.",
+        valueName: "size"))
+    var maxShardSize: String?
+
     @OptionGroup var transfer: TransferOptions
 
     @OptionGroup var outputOptions: OutputOptions
@@ -68,6 +86,22 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if let dtype, targetDType == nil {
             throw ValidationError("--dtype '\(dtype)' is not a floating-point dtype (expected bf16, f16, f32, f64 or a torch name)")
+        }
+        if let ranks {
+            guard transfer.format == .dcp else { throw ValidationError("--ranks needs --format dcp") }
+            guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1") }
+        }
+        if let maxShardSize {
+            do {
+                _ = try ShardedCheckpoint.parseSize(maxShardSize)
+            } catch let error as CheckpointError {
+                throw ValidationError("--max-shard-size '\(maxShardSize)': \(error.message) (expected \(error.expected ?? "a size"))")
+            }
+            guard transfer.format == nil || transfer.format == .safetensors || transfer.format == .pt else {
+                throw ValidationError("--max-shard-size writes safetensors or pt shards, not \(transfer.format!.rawValue)")
+            }
+            guard output != "-" else { throw ValidationError("--max-shard-size writes a directory: OUT cannot be '-' (standard output)") }
+            return
         }
         try transfer.validate(output: output)
     }
@@ -89,11 +123,20 @@ struct Convert: ParsableCommand {
             tree = try tree.castingTensors(to: targetDType, where: \.isFloatingPoint)
         }
         let report = OutputPath.reportStream(for: output)
-        try transfer.save(tree, from: input, to: output, keepObjects: keepObjects, label: "convert")
+        let shardSize = try maxShardSize.map(ShardedCheckpoint.parseSize)
+        try transfer.save(
+            tree, from: input, to: output, keepObjects: keepObjects, label: "convert", ranks: ranks ?? 1, maximumShardSize: shardSize)
         let summary = TreeSummary(tree)
         let style = outputOptions.style
+        var layout = (shardSize != nil ? transfer.format ?? .safetensors : transfer.outputFormat(for: output))?.rawValue ?? "?"
+        if transfer.outputFormat(for: output) == .dcp, shardSize == nil { layout += ", \(Plural.count(ranks ?? 1, "rank"))" }
+        if shardSize != nil, let checkpoint = try? ShardedCheckpoint(contentsOf: URL(fileURLWithPath: output)) {
+            layout += ", \(Plural.count(checkpoint.files.count, "shard"))"
+        } else if shardSize != nil {
+            layout += ", 1 shard"
+        }
         report.write(
-            "\(input) → \(style.key(output)) (\(transfer.outputFormat(for: output)?.rawValue ?? "?"), \(Plural.count(summary.tensorCount, "tensor")), "
+            "\(input) → \(style.key(output)) (\(layout), \(Plural.count(summary.tensorCount, "tensor")), "
                 + "\(TreeSummary.formatBytes(summary.tensorBytes)))\n")
     }
 }

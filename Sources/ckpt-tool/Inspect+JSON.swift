@@ -21,13 +21,17 @@ struct InspectDocument: Encodable {
         let storageBytes: Int
         /// Where torch.save says the storage was (`cpu`, `mps`); nil when the file does not say.
         @Nullable var device: String?
+        /// The chunks a DCP checkpoint saved it in; nil for other formats.
+        @Nullable var chunks: Int?
+        /// The Hugging Face shard that holds it; nil for other formats.
+        @Nullable var shard: String?
 
         enum CodingKeys: String, CodingKey {
             case type, dtype, shape, strides, storageOffset = "storage_offset", bytes, requiresGrad = "requires_grad", storage
-            case storageBytes = "storage_bytes", device
+            case storageBytes = "storage_bytes", device, chunks, shard
         }
 
-        init(_ tensor: Tensor, summary: TreeSummary, contents: CheckpointContents) {
+        init(_ tensor: Tensor, path: [StateKey], summary: TreeSummary, contents: CheckpointContents, sharding: InspectSharding?) {
             type = tensor.isParameter ? "Parameter" : "Tensor"
             dtype = tensor.dtype.rawValue
             shape = tensor.shape
@@ -38,6 +42,8 @@ struct InspectDocument: Encodable {
             storage = summary.storageIndex[ObjectIdentifier(tensor.storage)] ?? -1
             storageBytes = tensor.storage.byteCount
             device = contents.device(of: tensor)
+            chunks = sharding?.chunks[path]
+            shard = sharding?.shards[path]
         }
     }
 
@@ -245,6 +251,8 @@ struct InspectDocument: Encodable {
     let devices: [String]
     /// A safetensors file's `__metadata__` pairs (an object: the document's keys are sorted anyway).
     @Nullable var metadata: [String: String]?
+    /// A DCP or Hugging Face sharded checkpoint's files; null for one file.
+    @Nullable var sharding: InspectSharding?
     /// The tree; null with `--filter`, whose `matches` stand for it.
     @Nullable var root: Node?
     /// Only with `--filter`.
@@ -257,24 +265,26 @@ struct InspectDocument: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case schema, schemaVersion = "schema_version", file, fileBytes = "file_bytes", format, extensionFormat = "extension_format"
-        case devices, metadata, root, filter, matches, tensors, optimizers, totals
+        case devices, metadata, sharding, root, filter, matches, tensors, optimizers, totals
     }
 
     /// Describes a file's tree as `--depth` and `--filter` select it.
     init(_ inspected: InspectedFile, selection: InspectSelection) {
         let tree = inspected.tree
         let summary = inspected.summary
-        let builder = NodeBuilder(summary: summary, selection: selection, contents: inspected.contents)
+        let builder = NodeBuilder(summary: summary, selection: selection, contents: inspected.contents, sharding: inspected.sharding)
         file = inspected.file
         fileBytes = inspected.fileBytes
         format = inspected.contents.format.rawValue
         extensionFormat = inspected.extensionFormat?.rawValue
         devices = inspected.contents.devices
         metadata = inspected.contents.metadata?.jsonObject
+        sharding = inspected.sharding
         var tensors: [TensorEntry] = []
         tree.forEachTensor { path, tensor in
             guard selection.selects(path) else { return }
-            tensors.append(TensorEntry(path: path, fields: TensorFields(tensor, summary: summary, contents: inspected.contents)))
+            tensors.append(TensorEntry(
+                path: path, fields: TensorFields(tensor, path: path, summary: summary, contents: inspected.contents, sharding: inspected.sharding)))
         }
         self.tensors = tensors
         optimizers = inspected.optimizers.map(Optimizer.init)
@@ -302,6 +312,7 @@ private struct NodeBuilder {
     let summary: TreeSummary
     let selection: InspectSelection
     let contents: CheckpointContents
+    let sharding: InspectSharding?
 
     /// The topmost values whose key paths match the filter, in tree order.
     func collectMatches(_ value: StateValue, path: inout [StateKey], into matches: inout [InspectDocument.Match]) {
@@ -338,7 +349,8 @@ private struct NodeBuilder {
                 attributes: dict.isOrderedDict ? dict.attributes.map { .init(name: $0.key, value: child(.string($0.key), $0.value)) } : nil)
         case .list(let elements), .tuple(let elements), .set(let elements):
             content = expanded ? .sequence(elements.enumerated().map { child(.int(Int64($0.offset)), $0.element) }) : .omitted(elements.count)
-        case .tensor(let tensor): content = .tensor(InspectDocument.TensorFields(tensor, summary: summary, contents: contents))
+        case .tensor(let tensor):
+            content = .tensor(InspectDocument.TensorFields(tensor, path: path, summary: summary, contents: contents, sharding: sharding))
         case .string(let text): content = .value(.string(text))
         case .int(let integer): content = .value(.int(integer))
         case .float(let number): content = .value(.float(number))

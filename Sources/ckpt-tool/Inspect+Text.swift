@@ -17,6 +17,7 @@ struct InspectText {
         if let fileBytes = inspected.fileBytes { heading += style.dim("  \(TreeSummary.formatBytes(fileBytes)) on disk") }
         lines.append(heading)
         if let note = inspected.formatNote { lines.append(style.dim("note: \(note)")) }
+        if let sharding = inspected.sharding { lines += sharding.lines(style: style) }
         if let metadata = inspected.contents.metadata {
             lines.append(style.key("__metadata__") + " (\(count(metadata.count, "pair")))")
             for (key, value) in metadata {
@@ -24,7 +25,7 @@ struct InspectText {
             }
         }
         let tree = inspected.tree
-        lines.append(describe(tree))
+        lines.append(describe(tree, path: []))
         var path: [StateKey] = []
         appendChildren(of: tree, path: &path, indent: "  ", to: &lines)
         for optimizer in inspected.optimizers {
@@ -94,8 +95,8 @@ struct InspectText {
         let all = children(of: value, path: path)
         let shown = maxItems == 0 ? all.count : min(maxItems, all.count)
         for (label, key, child) in all.prefix(shown) {
-            lines.append("\(indent)\(style.key(label)): \(describe(child))")
             path.append(key)
+            lines.append("\(indent)\(style.key(label)): \(describe(child, path: path))")
             appendChildren(of: child, path: &path, indent: indent + "  ", to: &lines)
             path.removeLast()
         }
@@ -148,8 +149,8 @@ struct InspectText {
 
     private func count(_ n: Int, _ noun: String) -> String { Plural.count(n, noun) }
 
-    /// One line for a node: its Python type, and its value for scalars.
-    private func describe(_ value: StateValue) -> String {
+    /// One line for a node at `path`: its Python type, and its value for scalars.
+    private func describe(_ value: StateValue, path: [StateKey]) -> String {
         let type = style.type(value.pythonTypeName)
         switch value {
         case .dict(let dict):
@@ -163,6 +164,7 @@ struct InspectText {
             if tensor.numpyOrigin?.kind == .scalar, let element = scalarText(tensor) { text += " = " + style.value(element) }
             if tensor.requiresGrad { text += " requires_grad" }
             if let device = inspected.contents.device(of: tensor), device != "cpu" { text += " on " + style.value(device) }
+            if let chunks = inspected.sharding?.chunks[path], chunks > 1 { text += " in \(chunks) chunks" }
             if !tensor.isContiguous || tensor.storageOffset != 0 {
                 text += style.dim(" view(strides \(tensor.strides), offset \(tensor.storageOffset))")
             }

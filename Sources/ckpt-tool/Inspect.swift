@@ -88,13 +88,15 @@ struct InspectedFile {
     /// FILE as given.
     let file: String
     let contents: CheckpointContents
-    /// The file's size, nil when it cannot be had.
+    /// The file's size (a sharded checkpoint's: all its files'), nil when it cannot be had.
     let fileBytes: Int?
     /// The format the file name's extension names, nil for another extension.
     let extensionFormat: CheckpointFormat?
     let summary: TreeSummary
     /// The optimizer state_dicts `--select` lets through.
     let optimizers: [OptimizerSummary]
+    /// The files of a DCP or Hugging Face sharded checkpoint; nil for one file.
+    let sharding: InspectSharding?
 
     var tree: StateValue { contents.tree }
 
@@ -105,8 +107,9 @@ struct InspectedFile {
         summary = TreeSummary(contents.tree, counting: selection.selects, optimizerPaths: optimizers.map(\.path))
         let tree = contents.tree
         self.optimizers = optimizers.filter { selection.shows($0.path, in: tree) }
-        fileBytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? nil
-        extensionFormat = CheckpointFormat(pathExtension: url.pathExtension)
+        sharding = InspectSharding(contents)
+        fileBytes = sharding?.diskBytes ?? (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? nil
+        extensionFormat = sharding == nil ? CheckpointFormat(pathExtension: url.pathExtension) : nil
     }
 
     /// A sentence saying the extension names another format than the contents are in; nil when
@@ -121,6 +124,7 @@ struct InspectedFile {
                 ? "a torch.save zip archive without ckpt's manifest (as Lightning's .ckpt files are)" : "a torch.save zip archive"
         case .safetensors: what = "safetensors"
         case .legacy: what = "torch's pre-1.6 format (read here; convert writes it as a zip archive)"
+        case .dcp: what = "a PyTorch Distributed Checkpoint directory"
         }
         return "the extension .\(URL(fileURLWithPath: file).pathExtension) says \(extensionFormat.rawValue), "
             + "but the contents are \(contents.format.rawValue): \(what)"

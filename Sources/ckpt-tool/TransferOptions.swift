@@ -4,7 +4,7 @@ import Foundation
 
 /// Flags shared by the commands that read one checkpoint and write another (`convert`, `rename`).
 struct TransferOptions: ParsableArguments {
-    @Option(help: "Output format: ckpt, pt or safetensors (default: from OUT's extension).")
+    @Option(help: "Output format: ckpt, pt, safetensors, or dcp (a PyTorch Distributed Checkpoint directory) (default: from OUT's extension).")
     var format: CheckpointFormat?
 
     @Flag(help: "Skip CRC-32 verification of the input's tensor data.")
@@ -22,12 +22,15 @@ struct TransferOptions: ParsableArguments {
 
     /// A usage error unless the output format is known.
     func validate(output: String) throws {
+        if format == .dcp, output == "-" {
+            throw ValidationError("a DCP checkpoint is a directory: OUT cannot be '-' (standard output) with --format dcp")
+        }
         guard outputFormat(for: output) == nil else { return }
         if output == "-" { throw ValidationError("OUT '-' (standard output) needs --format ckpt|pt|safetensors") }
         let ext = URL(fileURLWithPath: output).pathExtension
         throw ValidationError(
             "cannot tell the output format from \(ext.isEmpty ? "a name without extension" : "the extension .\(ext)"); "
-                + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
+                + "pass --format ckpt|pt|safetensors|dcp or use .ckpt, .pt, .pth or .safetensors")
     }
 
     /// Loads the input (`-` is standard input), verifying CRCs unless `--no-verify`, reading the data
@@ -44,8 +47,25 @@ struct TransferOptions: ParsableArguments {
     /// `keepObjects` writes Python-object placeholders back as read (`convert --keep-objects`), and
     /// the data values `--allow-data-globals` read are written back as read.
     /// A progress bar labelled `label` follows the tensor bytes written (on a terminal only).
-    func save(_ tree: StateValue, from input: String, to output: String, keepObjects: Bool = false, label: String) throws {
+    ///
+    /// A DCP output (`--format dcp`) is a directory of `ranks` data files; `maximumShardSize` writes a
+    /// Hugging Face sharded checkpoint into the directory OUT instead (safetensors unless `--format pt`).
+    func save(
+        _ tree: StateValue, from input: String, to output: String, keepObjects: Bool = false, label: String,
+        ranks: Int = 1, maximumShardSize: Int? = nil
+    ) throws {
+        if let maximumShardSize {
+            try ShardedCheckpoint.write(
+                tree, to: URL(fileURLWithPath: output), format: format ?? .safetensors, maximumShardSize: maximumShardSize,
+                options: SaveOptions(durable: !noSync))
+            return
+        }
         guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
+        if outputFormat == .dcp {
+            try DistributedCheckpoint.write(
+                tree, to: URL(fileURLWithPath: output), ranks: ranks, options: SaveOptions(durable: !noSync, keepObjects: keepObjects))
+            return
+        }
         let output = OutputPath.resolve(output)
         let bar = ProgressBar(label: label)
         defer { bar.finish() }

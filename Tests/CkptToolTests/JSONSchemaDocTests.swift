@@ -122,6 +122,8 @@ private func runs(_ command: String) throws -> [[String: Any]] {
             document(["inspect", tree.path, "--json"]),
             document(["inspect", Tool.fixtures.appendingPathComponent("objects/with_numpy.pt").path, "--json"]),
             document(["inspect", Tool.fixtures.appendingPathComponent("objects/namespace.pt").path, "--json", "--depth", "1"]),
+            document(["inspect", Tool.fixtures.appendingPathComponent("dcp/two_ranks").path, "--json"]),
+            document(["inspect", Tool.fixtures.appendingPathComponent("sharded/safetensors").path, "--json"]),
         ]
     case "diff":
         let bf16 = directory.appendingPathComponent("bf16.pt").path

@@ -25,27 +25,59 @@ package enum TorchArchive {
         _ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil,
         keepObjects: Bool = false, dataGlobals: DataGlobals = .none, progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws {
-        let storages = value.storagesInOrder
-        var keys: [ObjectIdentifier: String] = [:]
-        var indices: [ObjectIdentifier: Int] = [:]
-        for (index, storage) in storages.enumerated() {
-            keys[ObjectIdentifier(storage)] = String(index)
-            indices[ObjectIdentifier(storage)] = index
-        }
-        var dtypes: [ObjectIdentifier: DType] = [:]
-        value.forEachTensor { _, tensor in
-            if dtypes[ObjectIdentifier(tensor.storage)] == nil { dtypes[ObjectIdentifier(tensor.storage)] = tensor.dtype }
-        }
-        let pickle: [UInt8]
-        do {
-            pickle = try Pickler.dump(value, storageKeys: keys, keepObjects: keepObjects, dataGlobals: dataGlobals)
-        } catch let error as CheckpointError {
-            throw error.inFile(path)
-        }
-        let prefix = folder + "/"
+        let archive = try Contents(value, keepObjects: keepObjects, dataGlobals: dataGlobals, file: path)
         try DurableFile.write(to: path, sync: durable) { fd in
             let zip = ZipWriter(fileDescriptor: fd, path: path)
             zip.startsWriteback = durable
+            try archive.write(to: zip, includeManifest: includeManifest, metadata: metadata, progress: progress)
+        }
+    }
+
+    /// A tree made ready for an archive: its pickle and its storages in key order.
+    struct Contents {
+        let value: StateValue
+        let storages: [Storage]
+        let indices: [ObjectIdentifier: Int]
+        let dtypes: [ObjectIdentifier: DType]
+        let pickle: [UInt8]
+
+        /// Pickles `value` (storage keys `0, 1, 2, ...` in order of first use).
+        ///
+        /// - Throws: ``CheckpointError`` if the tree cannot be pickled, with `file` filled in.
+        init(_ value: StateValue, keepObjects: Bool, dataGlobals: DataGlobals = .none, file: String) throws {
+            self.value = value
+            storages = value.storagesInOrder
+            var keys: [ObjectIdentifier: String] = [:]
+            var indices: [ObjectIdentifier: Int] = [:]
+            for (index, storage) in storages.enumerated() {
+                keys[ObjectIdentifier(storage)] = String(index)
+                indices[ObjectIdentifier(storage)] = index
+            }
+            self.indices = indices
+            var dtypes: [ObjectIdentifier: DType] = [:]
+            value.forEachTensor { _, tensor in
+                if dtypes[ObjectIdentifier(tensor.storage)] == nil { dtypes[ObjectIdentifier(tensor.storage)] = tensor.dtype }
+            }
+            self.dtypes = dtypes
+            do {
+                pickle = try Pickler.dump(value, storageKeys: keys, keepObjects: keepObjects, dataGlobals: dataGlobals)
+            } catch let error as CheckpointError {
+                throw error.inFile(file)
+            }
+        }
+
+        /// Writes the archive's entries and finishes it.
+        ///
+        /// - Parameters:
+        ///   - zip: The writer, at the archive's first byte.
+        ///   - includeManifest: True for the ckpt format.
+        ///   - metadata: The manifest's `metadata` member (ckpt only).
+        ///   - progress: ``SaveOptions/progress``.
+        /// - Throws: ``CheckpointError`` if a write fails or a storage fails its pending check.
+        func write(
+            to zip: ZipWriter, includeManifest: Bool = false, metadata: StateValue? = nil, progress: (@Sendable (Int, Int) -> Void)? = nil
+        ) throws {
+            let prefix = folder + "/"
             func add(_ name: String, _ bytes: [UInt8]) throws {
                 try bytes.withUnsafeBytes { _ = try zip.addEntry(name: prefix + name, bytes: $0) }
             }
@@ -63,6 +95,7 @@ package enum TorchArchive {
                 let written = try storage.withUnsafeBytes {
                     try zip.addEntry(name: name, bytes: $0, precomputedCRC32: crc)
                 }
+                storage.releaseMappedPages()
                 records.append(Manifest.StorageRecord(
                     key: String(index), record: name, dtype: dtypes[ObjectIdentifier(storage)] ?? .uint8,
                     byteCount: storage.byteCount, crc32: written.crc32, dataOffset: written.dataOffset))

@@ -69,6 +69,9 @@ final class PickleNode {
     /// The Python type of the first key that was neither str nor int; reported when the dict is
     /// converted, where its key path is known.
     var invalidKeyType: String?
+    /// The items whose keys are neither str nor int, in order: a state tree refuses them (see
+    /// ``invalidKeyType``), but DCP's `.metadata` is keyed by `MetadataIndex` objects.
+    var otherKeyItems: [(key: PickleObject, value: PickleObject)] = []
 
     init(_ kind: Kind, elements: [PickleObject] = []) {
         self.kind = kind
@@ -517,7 +520,9 @@ struct PickleMachine {
             switch items[index] {
             case .string(let key): dict.items[.string(key)] = items[index + 1]
             case .int(let key): dict.items[.int(key)] = items[index + 1]
-            default: if dict.invalidKeyType == nil { dict.invalidKeyType = typeName(items[index]) }
+            default:
+                if dict.invalidKeyType == nil { dict.invalidKeyType = typeName(items[index]) }
+                dict.otherKeyItems.append((items[index], items[index + 1]))
             }
             index += 2
         }

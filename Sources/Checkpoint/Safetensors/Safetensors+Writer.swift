@@ -73,6 +73,7 @@ struct SafetensorsWritePlan {
         for named in dataOrder {
             do {
                 try Self.writeData(of: named.tensor, to: descriptor, path: path, progress: progress)
+                named.tensor.releaseMappedPages()
             } catch let error as CheckpointError {
                 var located = error.inFile(path)
                 if located.path == nil { located.path = named.name }

@@ -7,8 +7,17 @@ struct ZipDirectoryParser {
     /// The end records and central directory are read through the mapping; local headers,
     /// scattered over the whole file, with `pread` (see ``MappedFile/read(offset:count:)``).
     let file: MappedFile
-    var bytes: UnsafeRawBufferPointer { file.bytes }
+    /// The archive's bytes in the file: the whole file, or one archive stored inside a larger one
+    /// (an item of a DCP `.distcp` file), whose offsets count from its own first byte.
+    let window: Range<Int>
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: file.bytes[window]) }
     var path: String { file.path }
+
+    /// A parser of the whole file, or of the archive at `window` in it.
+    init(file: MappedFile, window: Range<Int>? = nil) {
+        self.file = file
+        self.window = window ?? 0..<file.count
+    }
 
     /// Deflate codes a run of 258 bytes in at least two bits, so no stream inflates more than
     /// 1032 times its size; the slack covers block headers of tiny streams.
@@ -50,6 +59,11 @@ struct ZipDirectoryParser {
             entries[index].dataOffset = try readLocalHeader(of: entries[index], directory: directory)
         }
         try checkNoOverlap(entries)
+        // Entries hand out file offsets: a storage maps the data wherever the window is.
+        for index in entries.indices {
+            entries[index].localHeaderOffset += window.lowerBound
+            entries[index].dataOffset += window.lowerBound
+        }
         return Result(entries: entries, indexByName: indexByName)
     }
 
@@ -360,7 +374,7 @@ struct ZipDirectoryParser {
         }
         // The header and the name the central directory expects, copied out in one read.
         let expectedName = entry.name.utf8.count
-        let copy = try file.read(offset: start, count: min(ZipFormat.localHeaderSize + expectedName, directory.offset - start))
+        let copy = try file.read(offset: window.lowerBound + start, count: min(ZipFormat.localHeaderSize + expectedName, directory.offset - start))
         return try copy.withUnsafeBytes { try checkLocalHeader(of: entry, in: $0, at: start, directory: directory) }
     }
 

@@ -53,9 +53,27 @@ package final class ZipReader: Sendable {
     ///   short), `.corrupt` (inconsistent offsets, counts, overlaps, duplicate names),
     ///   `.outOfBounds` (data past the end of the file), `.unsafeName`, or `.unsupported`
     ///   (multi-disk, encrypted, a method other than stored or deflated).
-    package init(mapping: MappedFile) throws {
+    package convenience init(mapping: MappedFile) throws {
+        try self.init(mapping: mapping, window: nil)
+    }
+
+    /// Opens an archive stored inside a larger file, as DCP stores one torch.save archive per item
+    /// in a `.distcp` file: its offsets count from `window.lowerBound`, and its entries' offsets
+    /// (so the storages it hands out) are file offsets.
+    ///
+    /// - Parameters:
+    ///   - mapping: The mapped file.
+    ///   - window: The archive's bytes; nil for the whole file.
+    /// - Throws: As ``init(mapping:)``, for the archive in the window; `.outOfBounds` for a window
+    ///   past the end of the file.
+    package init(mapping: MappedFile, window: Range<Int>?) throws {
+        if let window, window.lowerBound < 0 || window.upperBound > mapping.count {
+            throw CheckpointError(
+                .outOfBounds, "archive lies past the end of the file", file: mapping.path,
+                expected: "bytes within 0..<\(mapping.count)", found: "bytes \(window.lowerBound)..<\(window.upperBound)")
+        }
         file = mapping
-        let parsed = try ZipDirectoryParser(file: mapping).parse()
+        let parsed = try ZipDirectoryParser(file: mapping, window: window).parse()
         entries = parsed.entries
         indexByName = parsed.indexByName
     }

@@ -17,8 +17,11 @@ final class ZipWriter {
     /// Testing knob: write zip64 records and extras even where 32-bit fields would do.
     let forceZip64: Bool
 
-    /// Logical end of the archive so far, buffered bytes included.
+    /// Logical end of the archive so far, buffered bytes included (a file offset).
     private var offset: Int
+    /// The file offset the archive's own offsets count from: 0, or where it starts when it is
+    /// stored inside a larger file (an item of a DCP `.distcp` file).
+    private let origin: Int
     private var buffer: [UInt8] = []
     private var centralDirectory: [UInt8] = []
     private var entryCount = 0
@@ -60,12 +63,22 @@ final class ZipWriter {
         self.init(fileDescriptor: fileDescriptor, path: path, forceZip64: false)
     }
 
-    init(fileDescriptor: Int32, path: String, forceZip64: Bool) {
+    /// Creates a writer that appends to `fileDescriptor` from its current position.
+    ///
+    /// - Parameters:
+    ///   - fileDescriptor: An open, writable descriptor; the caller keeps ownership.
+    ///   - path: The file's name, for error messages.
+    ///   - forceZip64: Write zip64 records and extras even where 32-bit fields would do.
+    ///   - embedded: Count the archive's offsets from its first byte rather than from the file's,
+    ///     for an archive that is read as a byte range of a larger file; data stays aligned in
+    ///     the file.
+    init(fileDescriptor: Int32, path: String, forceZip64: Bool, embedded: Bool = false) {
         self.fileDescriptor = fileDescriptor
         self.path = path
         self.forceZip64 = forceZip64
         // Zip offsets are absolute; a descriptor that cannot seek (a pipe) starts at 0.
         offset = max(0, Int(lseek(fileDescriptor, 0, SEEK_CUR)))
+        origin = embedded ? offset : 0
         writtenEnd = offset
         writebackStart = offset & ~(DurableFile.pageSize - 1)
     }
@@ -109,7 +122,7 @@ final class ZipWriter {
 
         let crc = precomputedCRC32 ?? CRC32.checksum(bytes)
         let size = UInt64(bytes.count)
-        let headerOffset = offset
+        let headerOffset = offset - origin
         let wideSizes = forceZip64 || size >= UInt64(ZipFormat.sentinel32)
         let wideOffset = forceZip64 || UInt64(headerOffset) >= UInt64(ZipFormat.sentinel32)
         let flags: UInt16 = nameBytes.allSatisfy { $0 < 0x80 } ? 0 : ZipFormat.flagUTF8Name
@@ -123,7 +136,7 @@ final class ZipWriter {
             localExtra.appendLittleEndian(size)
             localExtra.appendLittleEndian(size)
         }
-        let paddingStart = headerOffset + ZipFormat.localHeaderSize + nameBytes.count + localExtra.count + 4
+        let paddingStart = offset + ZipFormat.localHeaderSize + nameBytes.count + localExtra.count + 4
         let padding = (alignment - paddingStart % alignment) % alignment
         localExtra.appendLittleEndian(ZipFormat.paddingExtraID)
         localExtra.appendLittleEndian(UInt16(padding))
@@ -143,7 +156,7 @@ final class ZipWriter {
         buffer.appendLittleEndian(UInt16(localExtra.count))
         buffer.append(contentsOf: nameBytes)
         buffer.append(contentsOf: localExtra)
-        let dataOffset = headerOffset + (buffer.count - bufferedBefore)
+        let dataOffset = offset + (buffer.count - bufferedBefore)
 
         if bytes.count <= Self.smallPayload {
             buffer.append(contentsOf: bytes)
@@ -196,7 +209,7 @@ final class ZipWriter {
     ///   already finished or failed.
     func finish() throws {
         try checkOpen(entry: nil)
-        let directoryOffset = UInt64(offset)
+        let directoryOffset = UInt64(offset - origin)
         let directorySize = UInt64(centralDirectory.count)
         let count = UInt64(entryCount)
         let needsZip64 =

@@ -1,0 +1,217 @@
+/// Writing `.metadata`: DCP's `Metadata` dataclass pickled as Python's pickler writes it (the
+/// objects built by NEWOBJ and given their `__dict__` by BUILD, `TensorProperties` its
+/// `__getstate__` tuple), so `pickle.load` in torch rebuilds the same objects. Protocol 2 opcodes;
+/// globals are memoized.
+extension DistributedCheckpoint.Metadata {
+    /// The pickle.
+    func pickled() throws -> [UInt8] {
+        var writer = MetadataPickleWriter()
+        try writer.metadata(self)
+        return writer.output
+    }
+}
+
+private struct MetadataPickleWriter {
+    private(set) var output: [UInt8] = []
+    private var memo: [String: Int] = [:]
+    private var memoCount = 0
+
+    private static let module = DistributedCheckpoint.Metadata.module
+
+    private mutating func op(_ opcode: PickleOpcode) { output.append(opcode.rawValue) }
+
+    private mutating func global(_ module: String, _ name: String) {
+        let key = "\(module)\n\(name)"
+        if let index = memo[key] {
+            op(.longBinGet)
+            append(UInt32(index))
+            return
+        }
+        op(.global)
+        output += Array("\(module)\n\(name)\n".utf8)
+        op(.longBinPut)
+        append(UInt32(memoCount))
+        memo[key] = memoCount
+        memoCount += 1
+    }
+
+    private mutating func append(_ value: UInt32) {
+        withUnsafeBytes(of: value.littleEndian) { output += $0 }
+    }
+
+    private mutating func string(_ text: String) throws {
+        let utf8 = Array(text.utf8)
+        guard utf8.count <= UInt32.max else {
+            throw CheckpointError(.invalidArgument, "a name longer than 4 GiB", found: "\(utf8.count) bytes")
+        }
+        op(.binUnicode)
+        append(UInt32(utf8.count))
+        output += utf8
+    }
+
+    private mutating func integer(_ value: Int) {
+        if value >= 0 && value <= 0xFF {
+            op(.binInt1)
+            output.append(UInt8(value))
+        } else if value >= Int(Int32.min) && value <= Int(Int32.max) {
+            op(.binInt)
+            withUnsafeBytes(of: Int32(value).littleEndian) { output += $0 }
+        } else {
+            op(.long1)
+            output.append(8)
+            withUnsafeBytes(of: Int64(value).littleEndian) { output += $0 }
+        }
+    }
+
+    /// `cls.__new__(cls)` then BUILD with a dict of `fields` (none: no BUILD, as for an empty `__dict__`).
+    private mutating func object(
+        _ module: String, _ name: String, fields: [(String, (inout MetadataPickleWriter) throws -> Void)]
+    ) throws {
+        global(module, name)
+        op(.emptyTuple)
+        op(.newObj)
+        guard !fields.isEmpty else { return }
+        op(.emptyDict)
+        op(.mark)
+        for (key, value) in fields {
+            try string(key)
+            try value(&self)
+        }
+        op(.setItems)
+        op(.build)
+    }
+
+    private mutating func size(_ dims: [Int]) {
+        global("torch", "Size")
+        op(.mark)
+        for dim in dims { integer(dim) }
+        op(.tuple)
+        op(.tuple1)
+        op(.reduce)
+    }
+
+    mutating func metadata(_ metadata: DistributedCheckpoint.Metadata) throws {
+        output = [PickleOpcode.proto.rawValue, 2]
+        try object(Self.module, "Metadata", fields: [
+            ("state_dict_metadata", { try $0.items(metadata.items) }),
+            ("planner_data", { try $0.paths(metadata.paths) }),
+            ("storage_data", { try $0.locations(metadata.locations, order: metadata.items) }),
+            ("storage_meta", { $0.op(.none) }),
+            ("version", { writer in
+                if let version = metadata.version { try writer.string(version) } else { writer.op(.none) }
+            }),
+        ])
+        op(.stop)
+    }
+
+    private mutating func items(_ items: OrderedMap<String, DistributedCheckpoint.Item>) throws {
+        op(.emptyDict)
+        op(.mark)
+        for (name, item) in items {
+            try string(name)
+            switch item {
+            case .bytes:
+                try object(Self.module, "BytesStorageMetadata", fields: [])
+            case .tensor(let tensor):
+                try object(Self.module, "TensorStorageMetadata", fields: [
+                    ("properties", { try $0.properties(tensor) }),
+                    ("size", { $0.size(tensor.shape) }),
+                    ("chunks", { writer in
+                        writer.op(.emptyList)
+                        writer.op(.mark)
+                        for chunk in tensor.chunks {
+                            try writer.object(Self.module, "ChunkStorageMetadata", fields: [
+                                ("offsets", { $0.size(chunk.offsets) }), ("sizes", { $0.size(chunk.sizes) }),
+                            ])
+                        }
+                        writer.op(.appends)
+                    }),
+                ])
+            }
+        }
+        op(.setItems)
+    }
+
+    /// `TensorProperties.__getstate__`: dtype, layout, requires_grad, memory format, pin_memory, strides.
+    private mutating func properties(_ tensor: DistributedCheckpoint.TensorItem) throws {
+        global(Self.module, "TensorProperties")
+        op(.emptyTuple)
+        op(.newObj)
+        op(.mark)
+        global("torch", tensor.dtype.torchName)
+        global("torch.serialization", "_get_layout")
+        try string("torch.strided")
+        op(.tuple1)
+        op(.reduce)
+        op(tensor.requiresGrad ? .newTrue : .newFalse)
+        global(Self.module, "_MEM_FORMAT_ENCODING")
+        integer(0)
+        op(.tuple1)
+        op(.reduce)
+        op(.newFalse)
+        op(.mark)
+        for stride in Tensor.contiguousStrides(for: tensor.shape) { integer(stride) }
+        op(.tuple)
+        op(.tuple)
+        op(.build)
+    }
+
+    private mutating func paths(_ paths: OrderedMap<String, [StateKey]>) throws {
+        op(.emptyDict)
+        op(.mark)
+        for (name, path) in paths {
+            try string(name)
+            op(.mark)
+            for key in path {
+                switch key {
+                case .string(let text): try string(text)
+                case .int(let index): integer(Int(index))
+                }
+            }
+            op(.tuple)
+        }
+        op(.setItems)
+    }
+
+    /// `storage_data`, keyed by `MetadataIndex` objects, in the items' order.
+    private mutating func locations(
+        _ locations: [DistributedCheckpoint.StorageIndex: DistributedCheckpoint.Location],
+        order items: OrderedMap<String, DistributedCheckpoint.Item>
+    ) throws {
+        // Each with its chunk's position in the tensor's chunks (MetadataIndex.index, a lookup hint).
+        var indices: [(index: DistributedCheckpoint.StorageIndex, position: Int?)] = []
+        for (name, item) in items {
+            switch item {
+            case .bytes: indices.append((.init(name: name, offsets: nil), nil))
+            case .tensor(let tensor):
+                indices += tensor.chunks.enumerated().map { (.init(name: name, offsets: $0.element.offsets), $0.offset) }
+            }
+        }
+        op(.emptyDict)
+        op(.mark)
+        for (index, position) in indices {
+            guard let location = locations[index] else { continue }
+            var fields: [(String, (inout MetadataPickleWriter) throws -> Void)] = [
+                ("fqn", { try $0.string(index.name) }),
+                ("index", { writer in if let position { writer.integer(position) } else { writer.op(.none) } }),
+            ]
+            if let offsets = index.offsets { fields.append(("offset", { $0.size(offsets) })) }
+            try object(Self.module, "MetadataIndex", fields: fields)
+            var info: [(String, (inout MetadataPickleWriter) throws -> Void)] = [
+                ("relative_path", { try $0.string(location.file) }),
+                ("offset", { $0.integer(location.offset) }),
+                ("length", { $0.integer(location.length) }),
+            ]
+            if !location.transforms.isEmpty {
+                info.append(("transform_descriptors", { writer in
+                    writer.op(.emptyList)
+                    writer.op(.mark)
+                    for transform in location.transforms { try writer.string(transform) }
+                    writer.op(.appends)
+                }))
+            }
+            try object("torch.distributed.checkpoint.filesystem", "_StorageInfo", fields: info)
+        }
+        op(.setItems)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+/// The checks opening a DCP checkpoint makes before any data is read: torch's own loader makes
+/// none of them (chunks that overlap or leave holes load as garbage or uninitialized memory there).
+extension DistributedCheckpoint.Metadata {
+    /// Checks every tensor's chunks against its shape and every item's storage entry.
+    ///
+    /// - Parameter file: The `.metadata` path, for errors.
+    /// - Throws: ``CheckpointError`` `.outOfBounds` for a chunk outside its tensor, `.corrupt` for
+    ///   overlapping or missing chunks, `.missingEntry` for an item without storage entry,
+    ///   `.unsafeName` for a data file name that leaves the directory.
+    func validate(file: String) throws {
+        for (name, item) in items {
+            let path = "state_dict_metadata/\(KeyPathSyntax.escape(name))"
+            switch item {
+            case .bytes:
+                try requireLocation(DistributedCheckpoint.StorageIndex(name: name, offsets: nil), file: file, path: path)
+            case .tensor(let tensor):
+                try Self.checkChunks(of: tensor, file: file, path: path)
+                for chunk in tensor.chunks {
+                    try requireLocation(DistributedCheckpoint.StorageIndex(name: name, offsets: chunk.offsets), file: file, path: path)
+                }
+            }
+        }
+        for location in Set(locations.values.map(\.file)) {
+            if location.isEmpty || location == "." || location == ".." || location.contains("/") || location.contains("\0") {
+                throw CheckpointError(
+                    .unsafeName, "DCP metadata names a data file outside the checkpoint directory", file: file,
+                    expected: "a file name such as __0_0.distcp", found: location.debugDescription)
+            }
+        }
+    }
+
+    private func requireLocation(_ index: DistributedCheckpoint.StorageIndex, file: String, path: String) throws {
+        guard locations[index] != nil else {
+            throw CheckpointError(
+                .missingEntry, "DCP metadata has no storage entry for an item", file: file, path: path,
+                expected: "storage_data for \(index.name)\(index.offsets.map { " at offsets \($0)" } ?? "")", found: "none")
+        }
+    }
+
+    /// Each chunk inside the tensor, no two overlapping, together covering every element.
+    static func checkChunks(of tensor: DistributedCheckpoint.TensorItem, file: String, path: String) throws {
+        let shape = tensor.shape
+        let numel = try Tensor.checkedElementCount(shape)
+        var covered = 0
+        for (number, chunk) in tensor.chunks.enumerated() {
+            guard chunk.offsets.count == shape.count, chunk.sizes.count == shape.count else {
+                throw CheckpointError(
+                    .corrupt, "DCP chunk has another rank than its tensor", file: file, path: "\(path)/chunks/\(number)",
+                    expected: "\(shape.count) offsets and sizes", found: "offsets \(chunk.offsets), sizes \(chunk.sizes)")
+            }
+            let inside = zip(zip(chunk.offsets, chunk.sizes), shape).allSatisfy { box, dim in
+                box.0 >= 0 && box.1 >= 0 && box.0 <= dim && box.1 <= dim - box.0
+            }
+            guard inside else {
+                throw CheckpointError(
+                    .outOfBounds, "DCP chunk lies outside its tensor", file: file, path: "\(path)/chunks/\(number)",
+                    expected: "within shape \(shape)", found: "offsets \(chunk.offsets), sizes \(chunk.sizes)")
+            }
+            covered += chunk.elementCount
+        }
+        // Chunks sorted by their first element's row-major index: two overlap only if their boxes
+        // intersect in every dimension, so each is compared with the others directly (a tensor has
+        // one chunk per rank at most in practice).
+        let chunks = tensor.chunks.filter { $0.elementCount > 0 }
+        for first in chunks.indices {
+            for second in chunks.indices where second > first {
+                let a = chunks[first], b = chunks[second]
+                let intersects = (0..<shape.count).allSatisfy { d in
+                    a.offsets[d] < b.offsets[d] + b.sizes[d] && b.offsets[d] < a.offsets[d] + a.sizes[d]
+                }
+                if intersects {
+                    throw CheckpointError(
+                        .corrupt, "DCP chunks of one tensor overlap", file: file, path: path,
+                        expected: "disjoint chunks",
+                        found: "offsets \(a.offsets) sizes \(a.sizes) and offsets \(b.offsets) sizes \(b.sizes)")
+                }
+            }
+        }
+        guard covered == numel else {
+            throw CheckpointError(
+                .corrupt, "DCP chunks leave part of the tensor uncovered", file: file, path: path,
+                expected: "\(numel) elements (shape \(shape))", found: "\(covered) in \(tensor.chunks.count) chunks")
+        }
+    }
+
+    /// Each data file named: present, every item's bytes inside it, no two items sharing bytes.
+    ///
+    /// - Parameter directory: The checkpoint directory.
+    /// - Returns: The files in name order, with sizes and ranks.
+    /// - Throws: ``CheckpointError`` `.missingEntry` for a missing file, `.outOfBounds` for an item
+    ///   past its file's end, `.corrupt` for items that overlap.
+    func checkFiles(in directory: URL) throws -> [DistributedCheckpoint.DataFile] {
+        var byFile: [String: [(index: DistributedCheckpoint.StorageIndex, location: DistributedCheckpoint.Location)]] = [:]
+        for (index, location) in locations { byFile[location.file, default: []].append((index, location)) }
+        var files: [DistributedCheckpoint.DataFile] = []
+        for name in byFile.keys.sorted() {
+            let path = directory.appendingPathComponent(name).path
+            let entries = byFile[name]!.sorted { $0.location.offset < $1.location.offset }
+            let size: Int
+            do {
+                size = try FileIO.size(ofFileAt: path)
+            } catch {
+                throw CheckpointError(
+                    .missingEntry, "a data file the DCP metadata names is missing or unreadable: \(error.reason)", file: path,
+                    path: entries[0].index.description, expected: "a regular file", cause: error)
+            }
+            for entry in entries where entry.location.offset + entry.location.length > size {
+                throw CheckpointError(
+                    .outOfBounds, "a DCP item's bytes lie past the end of its data file", file: path,
+                    path: entry.index.description, expected: "at most \(size) bytes",
+                    found: "bytes \(entry.location.offset)..<\(entry.location.offset + entry.location.length)")
+            }
+            for (previous, next) in zip(entries, entries.dropFirst())
+            where previous.location.offset + previous.location.length > next.location.offset {
+                throw CheckpointError(
+                    .corrupt, "two DCP items share bytes of one data file", file: path, path: next.index.description,
+                    expected: "an item starting at or after \(previous.location.offset + previous.location.length), where \(previous.index) ends",
+                    found: "offset \(next.location.offset)")
+            }
+            files.append(DistributedCheckpoint.DataFile(
+                name: name, rank: DistributedCheckpoint.rank(ofFile: name), byteCount: size, itemCount: entries.count))
+        }
+        return files
+    }
+}
+
+extension DistributedCheckpoint {
+    /// The rank in a data file name `__<rank>_<n>.distcp`, nil for another name.
+    static func rank(ofFile name: String) -> Int? {
+        guard name.hasPrefix("__"), name.hasSuffix(".distcp") else { return nil }
+        let middle = name.dropFirst(2).dropLast(".distcp".count)
+        guard let underscore = middle.firstIndex(of: "_") else { return nil }
+        return Int(middle[..<underscore])
+    }
+}
+
+extension DistributedCheckpoint.StorageIndex: CustomStringConvertible {
+    /// `model.w` for a value, `model.w@[3, 0]` for a chunk, as errors name an item.
+    public var description: String { offsets.map { "\(name)@\($0)" } ?? name }
+}

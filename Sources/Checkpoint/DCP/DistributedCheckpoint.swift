@@ -1,0 +1,217 @@
+import Foundation
+
+/// A PyTorch Distributed Checkpoint (`torch.distributed.checkpoint`, "DCP"): a directory holding
+/// `.metadata` and one or more `__<rank>_<n>.distcp` data files.
+///
+/// Opening reads `.metadata` alone (through a restricted unpickler that knows DCP's dataclasses
+/// as data: nothing is imported or run, and any other global is refused by name) and checks it:
+/// every chunk inside its tensor, no two chunks of a tensor overlapping, the chunks covering the
+/// tensor, every item's bytes inside a data file that exists. ``load(options:)`` then builds the
+/// tree torch's `dcp_to_torch_save` builds: the flattened names (`optim.state.0.sum`) put back
+/// into nested dicts and lists by the planner data, each tensor whole, each non-tensor value
+/// decoded from its torch.save bytes.
+///
+/// A tensor saved as one chunk is a zero-copy view of its data file; a tensor saved in chunks
+/// (one per rank of a sharded DTensor) is assembled into owned memory the first time its bytes
+/// are read, so loading stays cheap until the data is used.
+public struct DistributedCheckpoint: Sendable {
+    /// The checkpoint directory.
+    public let directory: URL
+    /// What `.metadata` says.
+    public let metadata: Metadata
+    /// Each data file the metadata names, with its size on disk, in name order.
+    public let files: [DataFile]
+
+    /// The name of the metadata file in a checkpoint directory.
+    public static let metadataName = ".metadata"
+
+    /// Opens a checkpoint directory: reads and checks `.metadata`, and the size of each data file
+    /// it names; no data is read.
+    ///
+    /// - Parameter directory: The checkpoint directory.
+    /// - Throws: ``CheckpointError`` naming the file and the item: `.io` or `.missingEntry` when
+    ///   `.metadata` or a data file is missing, `.forbiddenGlobal` for a global outside DCP's
+    ///   dataclasses and torch's weights-only allow-list, `.malformedPickle`/`.corrupt` for a
+    ///   metadata pickle of another shape, `.outOfBounds` for a chunk outside its tensor or an item
+    ///   past the end of its file, `.corrupt` for overlapping chunks or chunks that leave part of a
+    ///   tensor uncovered, `.unknownDType` for a dtype ckpt has no ``DType`` for.
+    public init(contentsOf directory: URL) throws {
+        self.directory = directory
+        let path = directory.appendingPathComponent(Self.metadataName).path
+        let file: MappedFile
+        do {
+            file = try MappedFile(path: path)
+        } catch let error as CheckpointError where error.code == .io {
+            let others = (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?
+                .filter { $0.hasSuffix(".metadata") }.sorted() ?? []
+            if !others.isEmpty {
+                throw CheckpointError(
+                    .unsupported, "a DCP checkpoint without a global .metadata (saved with use_collectives=False) is not supported",
+                    file: directory.path, expected: Self.metadataName, found: others.joined(separator: ", "))
+            }
+            throw error
+        }
+        metadata = try withExtendedLifetime(file) { try Metadata(pickle: file.bytes, file: path) }
+        files = try metadata.checkFiles(in: directory)
+    }
+
+    /// True when `directory` holds a `.metadata` file: what tells a DCP checkpoint from other
+    /// directories.
+    package static func isCheckpoint(_ directory: URL) -> Bool {
+        FileManager.default.fileExists(atPath: directory.appendingPathComponent(metadataName).path)
+    }
+}
+
+extension DistributedCheckpoint {
+    /// `.metadata`: what each saved item is, where it sits in the tree, and where its bytes are.
+    public struct Metadata: Sendable, Equatable {
+        /// Every saved item by its flattened name (`model.weight`, `optim.state.0.sum`), in the
+        /// order torch recorded them (`state_dict_metadata`).
+        public var items: OrderedMap<String, Item>
+        /// Where each flattened name goes in the nested tree (`planner_data`): dict keys as
+        /// strings, list indices as ints (`optim.param_groups.0.lr` → `optim`, `param_groups`, 0,
+        /// `lr`). A name without an entry is a key of the root.
+        public var paths: OrderedMap<String, [StateKey]>
+        /// Where each item's bytes are (`storage_data`): a tensor chunk by its name and offsets,
+        /// a non-tensor value by its name alone.
+        public var locations: [StorageIndex: Location]
+        /// The metadata format version (`"1.0.0"` in torch 2.4 and later), nil in older files.
+        public var version: String?
+        /// The path `dcp.save` was given (`storage_meta.checkpoint_id`), when recorded.
+        public var checkpointID: String?
+
+        /// Metadata made of its parts.
+        ///
+        /// - Parameters:
+        ///   - items: The items by flattened name, in order.
+        ///   - paths: Each name's place in the nested tree.
+        ///   - locations: Where each item's bytes are.
+        ///   - version: The format version.
+        ///   - checkpointID: The path the checkpoint was saved to.
+        public init(
+            items: OrderedMap<String, Item>, paths: OrderedMap<String, [StateKey]>, locations: [StorageIndex: Location],
+            version: String? = "1.0.0", checkpointID: String? = nil
+        ) {
+            self.items = items
+            self.paths = paths
+            self.locations = locations
+            self.version = version
+            self.checkpointID = checkpointID
+        }
+    }
+
+    /// One saved item: a tensor in one or more chunks, or a non-tensor value saved as
+    /// torch.save bytes (`BytesStorageMetadata`).
+    public enum Item: Sendable, Equatable {
+        /// A tensor, in chunks.
+        case tensor(TensorItem)
+        /// A value torch.save stored (its type is known only once the bytes are read).
+        case bytes
+    }
+
+    /// A tensor item (`TensorStorageMetadata`).
+    public struct TensorItem: Sendable, Equatable {
+        /// The element type.
+        public var dtype: DType
+        /// The whole tensor's shape.
+        public var shape: [Int]
+        /// The pieces it was saved in; they cover the tensor without overlapping.
+        public var chunks: [Chunk]
+        /// `requires_grad` when saved; torch's loader does not restore it, nor does ckpt's.
+        public var requiresGrad: Bool
+
+        /// A tensor item.
+        ///
+        /// - Parameters:
+        ///   - dtype: Element type.
+        ///   - shape: The whole tensor's shape.
+        ///   - chunks: Its pieces.
+        ///   - requiresGrad: `requires_grad` when saved.
+        public init(dtype: DType, shape: [Int], chunks: [Chunk], requiresGrad: Bool = false) {
+            self.dtype = dtype
+            self.shape = shape
+            self.chunks = chunks
+            self.requiresGrad = requiresGrad
+        }
+    }
+
+    /// A box of a tensor saved as one piece (`ChunkStorageMetadata`): where it starts and how
+    /// large it is in each dimension.
+    public struct Chunk: Sendable, Hashable {
+        /// Where the chunk starts in the tensor, per dimension.
+        public var offsets: [Int]
+        /// Its size in each dimension.
+        public var sizes: [Int]
+
+        /// A chunk.
+        ///
+        /// - Parameters:
+        ///   - offsets: Where it starts, per dimension.
+        ///   - sizes: Its size in each dimension.
+        public init(offsets: [Int], sizes: [Int]) {
+            self.offsets = offsets
+            self.sizes = sizes
+        }
+
+        /// Elements in the chunk.
+        public var elementCount: Int { sizes.reduce(1, *) }
+    }
+
+    /// What names an item's bytes (`MetadataIndex`): the flattened name, and for a tensor chunk
+    /// its offsets.
+    public struct StorageIndex: Sendable, Hashable {
+        /// The item's flattened name (`fqn`).
+        public var name: String
+        /// The chunk's offsets; nil for a non-tensor value.
+        public var offsets: [Int]?
+
+        /// An index.
+        ///
+        /// - Parameters:
+        ///   - name: The flattened name.
+        ///   - offsets: A chunk's offsets, nil for a value.
+        public init(name: String, offsets: [Int]?) {
+            self.name = name
+            self.offsets = offsets
+        }
+    }
+
+    /// Where an item's bytes are (`_StorageInfo`): a byte range of a data file.
+    public struct Location: Sendable, Equatable {
+        /// The data file's name in the checkpoint directory (`__0_0.distcp`).
+        public var file: String
+        /// The first byte's offset in the file.
+        public var offset: Int
+        /// The number of bytes.
+        public var length: Int
+        /// Stream transforms the bytes went through (`transform_descriptors`, DCP's compression
+        /// extensions); empty for plain torch.save bytes, the only kind ckpt reads.
+        public var transforms: [String]
+
+        /// A location.
+        ///
+        /// - Parameters:
+        ///   - file: The data file's name.
+        ///   - offset: The first byte's offset.
+        ///   - length: The number of bytes.
+        ///   - transforms: The stream transforms applied.
+        public init(file: String, offset: Int, length: Int, transforms: [String] = []) {
+            self.file = file
+            self.offset = offset
+            self.length = length
+            self.transforms = transforms
+        }
+    }
+
+    /// A data file of the checkpoint.
+    public struct DataFile: Sendable, Equatable {
+        /// The name in the checkpoint directory (`__1_0.distcp`).
+        public var name: String
+        /// The rank that wrote it, from the name `__<rank>_<n>.distcp`; nil for another name.
+        public var rank: Int?
+        /// Its size on disk.
+        public var byteCount: Int
+        /// The items (tensor chunks and values) whose bytes it holds.
+        public var itemCount: Int
+    }
+}
