@@ -33,23 +33,26 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
 
     /// The container kind of a mapped file; see ``init(contentsOf:)``.
     package static func detect(_ file: MappedFile) throws -> CheckpointFormat {
-        let bytes = file.bytes
+        try file.reading { try detect(file.bytes, path: file.path) }
+    }
+
+    private static func detect(_ bytes: UnsafeRawBufferPointer, path: String) throws -> CheckpointFormat {
         guard bytes.count > 0 else {
-            throw CheckpointError(.truncated, "file is empty", file: file.path, expected: "a checkpoint")
+            throw CheckpointError(.truncated, "file is empty", file: path, expected: "a checkpoint")
         }
         if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             return .pt
         }
         if bytes.starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]) {
             throw CheckpointError(
-                .unsupported, "torch.save's legacy (pre-1.6, non-zip) format is not supported", file: file.path,
+                .unsupported, "torch.save's legacy (pre-1.6, non-zip) format is not supported", file: path,
                 expected: "a zip archive (torch ≥ 1.6 default); re-save with torch.save", found: "legacy magic number")
         }
         if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
             return .safetensors
         }
         throw CheckpointError(
-            .notRecognized, "not a checkpoint", file: file.path,
+            .notRecognized, "not a checkpoint", file: path,
             expected: "a zip archive (.ckpt/.pt) or safetensors", found: "first bytes \(bytes.prefix(8).map { String($0, radix: 16) })")
     }
 }

@@ -52,10 +52,11 @@ package final class ZipReader: Sendable {
     /// - Throws: ``CheckpointError``: `.notRecognized` (not a zip), `.truncated` (empty or cut
     ///   short), `.corrupt` (inconsistent offsets, counts, overlaps, duplicate names),
     ///   `.outOfBounds` (data past the end of the file), `.unsafeName`, or `.unsupported`
-    ///   (multi-disk, encrypted, a method other than stored or deflated).
+    ///   (multi-disk, encrypted, a method other than stored or deflated); `.truncated` also if
+    ///   the file shrank while it was read.
     package init(mapping: MappedFile) throws {
         file = mapping
-        let parsed = try ZipDirectoryParser(file: mapping).parse()
+        let parsed = try mapping.reading { try ZipDirectoryParser(file: mapping).parse() }
         entries = parsed.entries
         indexByName = parsed.indexByName
     }
