@@ -8,6 +8,10 @@
 //                                      thread while this one reads the tensors over and over,
 //                                      `rewrite:OTHER` writes OTHER's bytes over it in place (O_TRUNC,
 //                                      as torch.save does). Then reads every tensor's bytes.
+//   fault-child foreign-fault CKPT FILE  loads CKPT (installing ckpt's SIGBUS handler), then maps FILE
+//                                      itself, cuts it and reads past the cut: dies of SIGBUS.
+//   fault-child overwrite FILE         saves states of seed 1, 2, 3, ... over FILE until killed,
+//                                      printing `saved N` after each.
 //   fault-child fsize FILE LIMIT       RLIMIT_FSIZE = LIMIT bytes, SIGXFSZ ignored; saves a state
 //                                      larger than LIMIT over FILE.
 //   fault-child fsize-catalog DIR LIMIT  the same through CheckpointManager(DIR).save of the next step.
@@ -61,7 +65,8 @@ func report(_ error: any Error) -> String {
     default:
         fail("untyped error: \(error)")
     }
-    return "error \(code) errno=\(rootErrno(error)): \(error)"
+    // One line: the causes' own lines joined.
+    return "error \(code) errno=\(rootErrno(error)): " + "\(error)".split(separator: "\n").joined(separator: " / ")
 }
 
 /// Runs `body`, printing `ok DETAIL` or the typed error.
@@ -190,6 +195,35 @@ case "read":
             try handle.close()
             return "sum \(try readTensors(loaded))"
         }
+    }
+
+case "foreign-fault":
+    guard arguments.count >= 4 else { fail("usage: fault-child foreign-fault CHECKPOINT FILE") }
+    do {
+        _ = try readTensors(try StateValue(contentsOf: URL(fileURLWithPath: arguments[2])))
+    } catch {
+        fail("\(error)")
+    }
+    say("loaded")
+    let descriptor = open(arguments[3], O_RDONLY)
+    guard descriptor >= 0, let mapped = mmap(nil, 1 << 16, PROT_READ, MAP_PRIVATE, descriptor, 0), mapped != MAP_FAILED else {
+        fail("cannot map \(arguments[3])")
+    }
+    guard ftruncate(open(arguments[3], O_WRONLY), 0) == 0 else { fail("ftruncate: \(errno)") }
+    let byte = mapped.load(fromByteOffset: 1 << 13, as: UInt8.self)
+    say("read \(byte) past the end of a file this process mapped itself")
+
+case "overwrite":
+    let url = URL(fileURLWithPath: arguments[2])
+    var seed = 0
+    while true {
+        seed += 1
+        do {
+            try state(seed: seed).write(to: url)
+        } catch {
+            fail("\(error)")
+        }
+        say("saved \(seed)")
     }
 
 case "fsize", "fsize-catalog":
