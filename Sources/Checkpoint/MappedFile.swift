@@ -142,8 +142,9 @@ package final class MappedFile: Sendable {
         return buffer
     }
 
-    /// The whole file's bytes. Valid as long as this object lives.
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    /// The whole file's bytes. Valid as long as this object lives; read them inside
+    /// ``reading(_:)``.
+    package var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     /// A bounds-checked slice of the file.
     ///

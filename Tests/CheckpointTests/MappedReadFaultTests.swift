@@ -72,10 +72,16 @@ import Testing
         let directory = try TemporaryDirectory()
         try Self.state(seed: 1).write(to: directory.url.appendingPathComponent("model.ckpt"))
         try Data(repeating: 1, count: 1 << 16).write(to: directory.url.appendingPathComponent("own"))
-        // Without Swift's crash reporter, which would hold the output pipe open for up to 30 s.
+        // Without Swift's crash reporter, which would hold the output pipe open for up to 30 s, and
+        // without a sanitizer's report in place of the default action (`make sanitize`).
+        let environment = ProcessInfo.processInfo.environment
         let result = try ProcessOutput(
             running: Self.child, ["foreign-fault", directory.path("model.ckpt"), directory.path("own")],
-            environment: ["SWIFT_BACKTRACE": "enable=no"])
+            environment: [
+                "SWIFT_BACKTRACE": "enable=no",
+                "ASAN_OPTIONS": (environment["ASAN_OPTIONS"].map { $0 + ":" } ?? "") + "handle_sigbus=0",
+                "TSAN_OPTIONS": (environment["TSAN_OPTIONS"].map { $0 + ":" } ?? "") + "handle_sigbus=0",
+            ])
         #expect(result.signaled && result.status == SIGBUS, "status \(result.status), signaled \(result.signaled): \(result.output)")
         #expect(result.output.contains("loaded"), "\(result.output)")
     }
