@@ -5,7 +5,7 @@ TORCH_VENV ?= $(or $(CKPT_TORCH_VENV),$(HOME)/.cache/ckpt/venv-torch)
 TORCH_PY := $(TORCH_VENV)/bin/python
 export CKPT_TORCH_VENV := $(TORCH_VENV)
 
-.PHONY: system-libs build test crash-test demo interop bench fixtures arm64-check clean
+.PHONY: system-libs build test crash-test fuzz demo interop bench fixtures arm64-check clean
 
 system-libs:
 	@bash scripts/ensure-system-libs.sh
@@ -16,11 +16,11 @@ build: system-libs
 test: system-libs
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
-	@# The Optim and statistics suites again with the default kernels capped at each narrower
+	@# The Optim, statistics and diff suites again with the default kernels capped at each narrower
 	@# instruction set (CKPT_ISA, read once per process); the fidelity tests also run every variant
 	@# side by side. A variant this CPU lacks runs as the next narrower one.
-	CKPT_ISA=avx2 $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests'
-	CKPT_ISA=baseline $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests'
+	CKPT_ISA=avx2 $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests|StateDiffTests'
+	CKPT_ISA=baseline $(SWIFT) test --skip-build --filter 'OptimTests|TensorStatisticsTests|StateDiffTests'
 
 # The catalog's crash tests at length: a trainer SIGKILLed 2,000 times (at each named step of a save
 # and a prune, and at random times) and two processes writing 5,000 catalog commits each. `make test`
@@ -32,8 +32,15 @@ crash-test: system-libs
 	CKPT_CRASH_ITERATIONS=$(CRASH_ITERATIONS) CKPT_CONTENTION_COMMITS=$(CONTENTION_COMMITS) \
 		$(SWIFT) test --skip-build --filter CrashTests
 
-# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint, its loss
-# curve compared bit for bit with an uninterrupted run (Samples/train-resume).
+# libFuzzer + AddressSanitizer on every reader (Fuzz/, docs/TESTING.md "Fuzzing"): each target runs
+# FUZZ_SECONDS from its seed corpus and prints its executions; any crash fails. FUZZ_TARGETS picks some.
+FUZZ_SECONDS ?= 60
+fuzz: system-libs
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# A training run in runs/demo: SIGKILLed partway, resumed from the newest whole checkpoint (model,
+# optimizer and lr scheduler), its losses and learning rates compared bit for bit with an
+# uninterrupted run (Samples/train-resume).
 demo: system-libs
 	$(SWIFT) build --product ckpt-tool
 	$(SWIFT) build --product train-resume
@@ -50,9 +57,11 @@ interop: system-libs
 	rm -rf .build/interop-goldens
 	"$(TORCH_PY)" scripts/make_adagrad_goldens.py --out .build/interop-goldens --native-only
 	"$(TORCH_PY)" scripts/make_sqrt_goldens.py --out .build/interop-goldens/sqrt --native-only
+	"$(TORCH_PY)" scripts/make_sgd_goldens.py --out .build/interop-goldens/sgd --native-only
 	$(SWIFT) build --build-tests
 	CKPT_ADAGRAD_GOLDENS="$$PWD/.build/interop-goldens" CKPT_SQRT_GOLDENS="$$PWD/.build/interop-goldens/sqrt" \
-		$(SWIFT) test --skip-build --filter "AdagradFidelityTests|SqrtGoldenTests"
+		CKPT_SGD_GOLDENS="$$PWD/.build/interop-goldens/sgd" \
+		$(SWIFT) test --skip-build --filter "AdagradFidelityTests|SqrtGoldenTests|SGDFidelityTests|SGDInteropTests"
 
 bench: system-libs
 	$(SWIFT) build -c release --product ckpt-bench
@@ -61,6 +70,7 @@ bench: system-libs
 	$(SWIFT) build -c release --product catalog-bench
 	"$$($(SWIFT) build -c release --show-bin-path)/ckpt-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench"
+	"$$($(SWIFT) build -c release --show-bin-path)/adagrad-bench" --optimizer sgd
 	"$$($(SWIFT) build -c release --show-bin-path)/stats-bench"
 	"$$($(SWIFT) build -c release --show-bin-path)/catalog-bench"
 	SWIFT=$(SWIFT) bash scripts/bench_catalog_cli.sh
@@ -71,11 +81,14 @@ fixtures:
 	@if [ ! -x "$(TORCH_PY)" ]; then echo "fixtures: no torch venv at $(TORCH_VENV)"; exit 1; fi
 	"$(TORCH_PY)" scripts/make_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_pickle_fixtures.py
+	"$(TORCH_PY)" scripts/make_legacy_fixtures.py Tests/Fixtures
+	"$(TORCH_PY)" scripts/make_data_global_fixtures.py Tests/Fixtures
+	"$(TORCH_PY)" scripts/make_torchscript_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
 	"$(TORCH_PY)" scripts/make_numeric_fixtures.py Tests/Fixtures/numeric
 	"$(TORCH_PY)" scripts/make_optim_fixtures.py
 	"$(TORCH_PY)" scripts/make_scheduler_fixtures.py
-	@# This machine's variants of the fixtures whose bits depend on the CPU (the Adagrad goldens too).
+	@# This machine's variants of the fixtures whose bits depend on the CPU (the Adagrad and SGD goldens too).
 	"$(TORCH_PY)" scripts/torch_machine.py
 	"$(TORCH_PY)" scripts/make_sample.py Samples/data/tiny-run.pt
 

@@ -99,6 +99,9 @@ let package = Package(
         // Uses Checkpoint and Optim as a package outside this one would: public API only, no
         // @testable import, no OrderedCollections.
         .testTarget(name: "PublicAPITests", dependencies: ["Catalog", "Checkpoint", "CheckpointTools", "Optim", "TestSupport"]),
+        // A run saved through Catalog's CheckpointManager with Optim's TrainingState and resumed,
+        // against torch's own run (public API only: the two modules meet only here and in samples).
+        .testTarget(name: "ResumeTests", dependencies: ["Catalog", "Checkpoint", "Optim", "TestSupport"]),
         // Drives the built ckpt-tool binary (exit codes, stdout/stderr, JSON).
         .testTarget(name: "CkptToolTests", dependencies: ["Catalog", "Checkpoint", "CheckpointTools", "TestSupport"]),
     ]

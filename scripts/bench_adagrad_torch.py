@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Times torch.optim.Adagrad steps on CPU for the layouts adagrad-bench uses; prints one JSON object.
+"""Times torch.optim.Adagrad (or SGD with momentum 0.9 and Nesterov) steps on CPU for the layouts
+adagrad-bench uses; prints one JSON object.
 
-Usage: bench_adagrad_torch.py --tensors 1 --elements 268435456 --steps 5 [--dtype float32]
+Usage: bench_adagrad_torch.py --tensors 1 --elements 268435456 --steps 5 [--dtype float32] [--optimizer adagrad|sgd]
 Output: {"torch": "2.15.0", "threads": 2, "results": {"fused": s_per_step, "default": ..., "foreach": ...}}
 (best seconds per step over --steps timed steps, after one warm-up step).
 """
@@ -19,6 +20,7 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--paths", default="fused,default,foreach")
+    parser.add_argument("--optimizer", default="adagrad", choices=["adagrad", "sgd"])
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     results = {}
@@ -27,7 +29,10 @@ def main():
         params = [torch.nn.Parameter(torch.randn(args.elements, dtype=dtype)) for _ in range(args.tensors)]
         for p in params:
             p.grad = torch.randn_like(p)
-        opt = torch.optim.Adagrad(params, lr=0.01, **options)
+        if args.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, **options)
+        else:
+            opt = torch.optim.Adagrad(params, lr=0.01, **options)
         opt.step()  # warm-up: first touch of the state
         best = float("inf")
         for _ in range(args.steps):

@@ -260,12 +260,7 @@ def main():
     cases = recorded["cases"]
 
     # A case with no declared dependency must come out the same everywhere.
-    for case in cases:
-        if case["depends_on"]:
-            continue
-        seen = {m["results"].get(case["name"]) for m in machines} - {None}
-        if len(seen) > 1:
-            sys.exit(f"{case['name']} declares no machine dependency but differs between machines: {sorted(seen)}")
+    torch_machine.require_machine_independent(cases, machines)
 
     index = {"numel": NUMEL, "steps": STEPS, "snapshot_every": SNAPSHOT_EVERY, "lr_change_step": LR_CHANGE_STEP,
              "inputs": inputs, "cases": cases, "machines": machines}

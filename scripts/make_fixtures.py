@@ -442,7 +442,8 @@ def main():
     save_legacy_deterministically(legacy, legacy_path)
     check_reloads_equal(legacy_path, legacy)
     write_sidecar(out_dir, "legacy_format", legacy,
-                  "_use_new_zipfile_serialization=False: not a zip; ckpt must reject it clearly", expect="reject")
+                  "_use_new_zipfile_serialization=False: torch's pre-1.6 format, not a zip "
+                  "(more legacy fixtures: scripts/make_legacy_fixtures.py)")
 
     total = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))
     print(f"wrote {len(os.listdir(out_dir))} files, {total} bytes, to {out_dir}")

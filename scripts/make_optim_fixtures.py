@@ -116,7 +116,8 @@ def build(scn):
             d = dict(g.get("options", {}))
             d = {"params": [entry(i) for i in g["params"]], **d}
             target.append(d)
-    return params, torch.optim.Adagrad(target, **kwargs)
+    optimizer = torch.optim.SGD if scn.get("optimizer") == "SGD" else torch.optim.Adagrad
+    return params, optimizer(target, **kwargs)
 
 
 def run(scn):
@@ -425,6 +426,110 @@ def conversions():
 
 # Their results depend on torch.sqrt's kernel (MKL's, chosen by CPU vendor and instruction set), so
 # they carry the machine's facts and other machines' results live in machines/<machine>/.
+def sgd_layouts(gen):
+    """SGD's state_dict: lazy momentum buffers, key orders and Python types."""
+    def scn(name, params, kwargs=None, steps=2, **extra):
+        specs = params
+        return {"name": name, "optimizer": "SGD", "params": specs, "kwargs": kwargs or {},
+                "steps": extra.pop("steps_spec", None) or dense_steps(gen, specs, steps), **extra}
+    scns = [
+        scn("defaults_keep_no_state", [p(gen), p(gen, shape=(2, 2))]),
+        scn("momentum_buffers", [p(gen), p(gen, shape=(2, 2))], {"lr": 0.1, "momentum": 0.9}),
+        scn("all_options_foreach", [p(gen), p(gen, "float64")],
+            {"lr": 0.5, "momentum": 0.25, "dampening": 0.125, "weight_decay": 0.0625, "foreach": True, "maximize": True}),
+        scn("nesterov_fused", [p(gen), p(gen, "float64")], {"lr": 0.1, "momentum": 0.9, "nesterov": True, "fused": True}),
+        scn("named", [p(gen, name="w"), p(gen, name="b")], {"momentum": 0.5}),
+        scn("tensor_lr", [p(gen)], {"lr_tensor": enc_tensor(torch.tensor(0.25)), "momentum": 0.5}),
+        scn("half_and_complex", [p(gen, "float16"), p(gen, "bfloat16"), p(gen, "complex64"), p(gen, "complex128")],
+            {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}),
+    ]
+    three = [p(gen), p(gen), p(gen)]
+    scns.append(scn("groups_override_and_param_without_grad", three, {"momentum": 0.9},
+                    groups=[{"params": [0], "options": {"momentum": 0.5}}, {"params": [1, 2], "options": {"lr": 0.5}}],
+                    steps_spec=dense_steps(gen, three, 3, every=[1, 1, 5])))
+    two = [p(gen), p(gen)]
+    steps = dense_steps(gen, two, 4)
+    steps[2]["set"] = [[0, "momentum", 0.0]]  # buffers stay, unused and unchanged
+    scns.append(scn("momentum_switched_off", two, {"lr": 0.1, "momentum": 0.9}, steps_spec=steps))
+    scns.append(scn("add_param_group_later", [p(gen)], {"momentum": 0.9},
+                    add_groups=[{"new_params": [p(gen, shape=(2,))], "options": {"lr": 0.125}}],
+                    steps_spec=[{"grads": [{"dense": random_spec(gen, "float32", [3])},
+                                           {"dense": random_spec(gen, "float32", [2])}]}]))
+    return scns
+
+
+def sgd_errors(gen):
+    """SGD's construction and step errors, with torch's type and message; and what it accepts."""
+    bad = [("lr", -1.0), ("lr", -1e-20), ("lr", -float("inf")), ("lr", float("nan")), ("momentum", -0.5),
+           ("weight_decay", -1.0), ("dampening", -1.0)]
+    scns = [{"name": f"{k}_{v!r}", "optimizer": "SGD", "params": [p(gen)], "kwargs": {k: v}} for k, v in bad]
+
+    def add(name, params, kwargs=None, **extra):
+        scns.append({"name": name, "optimizer": "SGD", "params": params, "kwargs": kwargs or {}, **extra})
+    add("nesterov_without_momentum", [p(gen)], {"nesterov": True})
+    add("nesterov_with_dampening", [p(gen)], {"nesterov": True, "momentum": 0.9, "dampening": 0.1})
+    add("empty_parameter_list", [])
+    # Options and Nesterov are checked before the parameter list.
+    add("empty_parameter_list_and_nesterov", [], {"nesterov": True})
+    add("empty_parameter_list_and_negative_momentum", [], {"momentum": -1.0})
+    add("tensor_lr_two_elements", [p(gen)], {"lr_tensor": enc_tensor(torch.tensor([0.1, 0.2]))})
+    add("tensor_lr_negative", [p(gen)], {"lr_tensor": enc_tensor(torch.tensor(-1.0))})
+    add("fused_and_foreach", [p(gen)], {"fused": True, "foreach": True})
+    add("fused_and_differentiable", [p(gen)], {"fused": True, "differentiable": True})
+    add("sparse_with_weight_decay", [p(gen, shape=(5,))], {"weight_decay": 0.1},
+        steps=[{"grads": [sparse_spec(gen, "float32", [5], 1, 2)]}])
+    add("fused_sparse", [p(gen, shape=(5,))], {"fused": True}, steps=[{"grads": [sparse_spec(gen, "float32", [5], 1, 2)]}])
+    add("fused_complex", [p(gen, "complex64")], {"fused": True},
+        steps=[{"grads": [{"dense": random_spec(gen, "complex64", [3])}]}])
+    two = [p(gen), p(gen)]
+    add("fused_buffers_for_some_params_only", two, {"fused": True, "momentum": 0.9},
+        steps=[{"grads": [{"dense": random_spec(gen, "float32", [3])}, None]},
+               {"grads": [{"dense": random_spec(gen, "float32", [3])}, {"dense": random_spec(gen, "float32", [3])}]}])
+    return scns
+
+
+def sgd_loads(gen):
+    """SGD load_state_dict: torch's dict loaded into a target SGD that then steps on."""
+    scns = []
+    f32 = [p(gen), p(gen, shape=(2,))]
+
+    def source(kwargs, steps=3, transform=None):
+        def make():
+            params, opt = build({"optimizer": "SGD", "params": [dict(s) for s in f32], "kwargs": kwargs})
+            for _ in range(steps):
+                for prm in params:
+                    prm.grad = torch.ones_like(prm) * 0.5
+                opt.step()
+            sd = opt.state_dict()
+            return transform(sd) if transform else sd
+        return make
+
+    def add(name, src, kwargs, params=None):
+        target = {"name": name, "optimizer": "SGD", "params": params or [p(gen), p(gen, shape=(2,))], "kwargs": kwargs}
+        target["load_torch"] = src
+        target["load"] = enc(src())
+        target["steps"] = dense_steps(gen, target["params"], 2)
+        scns.append(target)
+
+    add("buffers_and_saved_options_win", source({"lr": 0.01, "momentum": 0.9, "nesterov": True}), {"lr": 0.5, "momentum": 0.1})
+    add("no_buffers_saved_then_momentum", source({"lr": 0.01}), {"lr": 0.5, "momentum": 0.9})
+    add("fused_source", source({"lr": 0.01, "momentum": 0.9, "fused": True}), {"momentum": 0.9})
+    add("half_params_get_buffers_cast", source({"lr": 0.01, "momentum": 0.9}), {"momentum": 0.9},
+        params=[p(gen, "float16"), p(gen, "bfloat16", (2,))])
+
+    def old_format(sd):
+        # torch before 2.0 kept `momentum_buffer: None` without momentum, and groups without the
+        # options SGD gained later.
+        for g in sd["param_groups"]:
+            for k in ("nesterov", "maximize", "foreach", "differentiable", "fused"):
+                g.pop(k)
+        for i in range(2):
+            sd["state"][i] = {"momentum_buffer": None}
+        return sd
+    add("old_checkpoint_none_buffers_and_missing_options", source({"lr": 0.01}, transform=old_format), {"momentum": 0.9})
+    return scns
+
+
 MACHINE_DEPENDENT = ("sparse", "semantics")
 
 
@@ -435,6 +540,9 @@ def main():
     gen = torch.Generator().manual_seed(1234)
     groups = {"layouts": layouts(gen), "errors": errors(gen), "sparse": sparse(gen), "semantics": semantics(gen),
               "loads": loads(gen)}
+    # SGD's scenarios draw from their own generator, so Adagrad's stay as they were.
+    sgd_gen = torch.Generator().manual_seed(4321)
+    groups.update({"sgd_layouts": sgd_layouts(sgd_gen), "sgd_errors": sgd_errors(sgd_gen), "sgd_loads": sgd_loads(sgd_gen)})
     for name, scns in groups.items():
         if variant and name not in MACHINE_DEPENDENT:
             continue

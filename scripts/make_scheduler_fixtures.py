@@ -25,6 +25,16 @@ CosineAnnealingLR in a SequentialLR with milestones [20]) on a tiny fixed model:
 every step, torch's 100-step continuation (learning rates and parameters after every step) and
 what torch does when the optimizer's state is loaded before the schedulers are built.
 
+`resume/` holds training runs checkpointed as torch users write them (RESUME_RUNS): a small
+nn.Sequential trained RESUME_STEPS steps on fixed gradients with SGD (momentum, weight decay) under
+one scheduler (`"scheduler"`) or two stepped together (`"schedulers"`, a list). `<name>.pt` holds
+the initial weights, the gradients of every step and the parameters after every step (one tensor
+per parameter, stacked over the steps), and the learning rate after construction and after every
+step; `<name>_at_<k>.pt` is
+`torch.save({"model": ..., "optimizer": ..., "scheduler(s)": ..., "epoch": k})` after step k. The
+script resumes each file in fresh torch objects (model, optimizer, schedulers, their states, then
+the optimizer's) and checks that torch continues on exactly the recorded rates and parameters.
+
 Run: ~/.cache/ckpt/venv-torch/bin/python scripts/make_scheduler_fixtures.py
 """
 import base64
@@ -431,6 +441,102 @@ def page_example(directory):
         f.write("\n")
 
 
+RESUME_STEPS = 60
+
+# name: (the key the schedulers are saved under, the steps after which the run is saved)
+RESUME_RUNS = {
+    # warmup then cosine, as the docs' example; saved before, at and after the milestone
+    "sequential": ("scheduler", (5, 10, 37)),
+    # two schedulers stepped one after the other every step, saved as a list
+    "two_schedulers": ("schedulers", (23,)),
+}
+
+
+def resume_model():
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+
+
+def resume_objects(name, model):
+    """The optimizer and schedulers of run `name`, built as its trainer builds them."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    if name == "sequential":
+        warmup = L.LinearLR(opt, start_factor=0.1, total_iters=10)
+        cosine = L.CosineAnnealingLR(opt, T_max=50, eta_min=1e-3)
+        return opt, [L.SequentialLR(opt, schedulers=[warmup, cosine], milestones=[10])]
+    return opt, [L.LinearLR(opt, start_factor=0.25, total_iters=8), L.ExponentialLR(opt, gamma=0.97)]
+
+
+def resume_train(model, opt, schedulers, grads, steps):
+    """Steps with the recorded gradients; the rate and the parameters after each."""
+    lrs, params = [], []
+    for step in steps:
+        for p, g in zip(model.parameters(), grads[step]):
+            p.grad = g.clone()
+        opt.step()
+        for s in schedulers:
+            s.step()
+        lrs.append(opt.param_groups[0]["lr"])
+        params.append([p.detach().clone() for p in model.parameters()])
+    return lrs, params
+
+
+def resume_checkpoint(key, model, opt, schedulers, epoch):
+    """What a torch user saves: model, optimizer, scheduler (or a list of them), epoch."""
+    saved = {"model": model.state_dict(), "optimizer": opt.state_dict()}
+    saved[key] = schedulers[0].state_dict() if key == "scheduler" else [s.state_dict() for s in schedulers]
+    saved["epoch"] = epoch
+    return saved
+
+
+def resume_from(name, key, saved):
+    """Fresh torch objects restored from a checkpoint in the documented order; the resume under test."""
+    model = resume_model()
+    model.load_state_dict(saved["model"])
+    opt, schedulers = resume_objects(name, model)
+    states = [saved["scheduler"]] if key == "scheduler" else saved["schedulers"]
+    assert len(states) == len(schedulers)
+    for s, state in zip(schedulers, states):
+        s.load_state_dict(state)
+    opt.load_state_dict(saved["optimizer"])
+    return model, opt, schedulers
+
+
+def same_bits(lrs, params, expected_lrs, expected_params):
+    return (all(struct.pack("<d", a) == struct.pack("<d", b) for a, b in zip(lrs, expected_lrs, strict=True))
+            and all(torch.equal(a, b) for x, y in zip(params, expected_params, strict=True) for a, b in zip(x, y, strict=True)))
+
+
+def resume_runs(directory):
+    os.makedirs(directory, exist_ok=True)
+    for name, (key, save_at) in RESUME_RUNS.items():
+        torch.manual_seed(12)
+        model = resume_model()
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+        gen = torch.Generator().manual_seed(99)
+        grads = [[torch.randn(p.shape, generator=gen) for p in model.parameters()] for _ in range(RESUME_STEPS)]
+        opt, schedulers = resume_objects(name, model)
+        lrs, params = [opt.param_groups[0]["lr"]], []
+        for start, end in zip((0,) + save_at, save_at + (RESUME_STEPS,)):
+            if start:
+                torch.save(resume_checkpoint(key, model, opt, schedulers, start), os.path.join(directory, f"{name}_at_{start}.pt"))
+            more_lrs, more_params = resume_train(model, opt, schedulers, grads, range(start, end))
+            lrs += more_lrs
+            params += more_params
+        # One tensor per parameter, stacked over the steps: a few storages instead of hundreds.
+        # SGD's float32 bits depend on the machine only through ATen fusing multiply-adds (AVX2 or
+        # AVX-512 capability), which ckpt's SGD reproduces on any CPU; the tests need to know.
+        torch.save({"initial": initial, "grads": [torch.stack(g) for g in zip(*grads)], "lrs": lrs,
+                    "params": [torch.stack(p) for p in zip(*params)], "save_at": list(save_at), "key": key,
+                    "aten_capability": torch.backends.cpu.get_cpu_capability()},
+                   os.path.join(directory, f"{name}.pt"))
+        for k in save_at:
+            saved = torch.load(os.path.join(directory, f"{name}_at_{k}.pt"), weights_only=True)
+            model, opt, schedulers = resume_from(name, key, saved)
+            assert opt.param_groups[0]["lr"] == lrs[k], (name, k)
+            more_lrs, more_params = resume_train(model, opt, schedulers, grads, range(k, RESUME_STEPS))
+            assert same_bits(more_lrs, more_params, lrs[k + 1:], params[k:]), (name, k)
+
+
 def error_cases():
     """Invalid arguments and failing steps, each as torch reports it."""
     lam = sched("LambdaLR", lr_lambda=["pow095", "pow095"])
@@ -523,6 +629,7 @@ def main():
         json.dump({"torch": torch.__version__, "errors": errors, "extras": extras_cases()}, f, indent=1)
         f.write("\n")
     page_example(os.path.join(OUT, "page"))
+    resume_runs(os.path.join(OUT, "resume"))
     print(f"{len(recorded)} scenarios, {sum(len(s['save_at']) for s in recorded)} saved states")
 
 

@@ -118,6 +118,17 @@ def record(script, out, native_only, machines, prefix=""):
     return machines, recorded
 
 
+def require_machine_independent(cases, machines, shared=()):
+    """Exits if a case that declares no dependency besides `shared` (facts every recorded machine
+    has alike) came out differently on two recorded machines."""
+    for case in cases:
+        if set(case["depends_on"]) - set(shared):
+            continue
+        seen = {m["results"].get(case["name"]) for m in machines} - {None}
+        if len(seen) > 1:
+            sys.exit(f"{case['name']} declares no machine dependency but differs between machines: {sorted(seen)}")
+
+
 def remove_unreferenced(out, machines, is_result):
     """Deletes result files in `out` (those `is_result` accepts) that no machine refers to."""
     referenced = {file for m in machines for file in m["results"].values()}
@@ -145,4 +156,5 @@ if __name__ == "__main__":
             subprocess.run([sys.executable, os.path.join(here, script), "--machine-variant"],
                            env={**os.environ, **environment}, check=True)
     subprocess.run([sys.executable, os.path.join(here, "make_adagrad_goldens.py")], check=True)
+    subprocess.run([sys.executable, os.path.join(here, "make_sgd_goldens.py")], check=True)
     subprocess.run([sys.executable, os.path.join(here, "make_sqrt_goldens.py")], check=True)

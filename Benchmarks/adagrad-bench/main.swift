@@ -1,7 +1,10 @@
-// Adagrad step throughput, ours against torch's measured in the same run.
+// Adagrad (or SGD with momentum) step throughput, ours against torch's measured in the same run.
 //
 //   swift build -c release --scratch-path .build-kernels --product adagrad-bench
-//   .build-kernels/release/adagrad-bench [--layouts 1x67108864,4096x65536] [--steps 9] [--no-torch]
+//   .build-kernels/release/adagrad-bench [--optimizer adagrad|sgd] [--layouts 1x67108864,4096x65536] [--steps 9] [--no-torch]
+//
+// SGD runs with momentum 0.9 and Nesterov, so its traffic per element is Adagrad's (read param,
+// grad, buffer; write param, buffer) and the same memory baseline applies.
 //
 // For each instruction-set variant of our kernels the CPU runs (and the best one), the paths take
 // turns, one step each, for --steps rounds after a warm-up step; each path's best step is printed as
@@ -25,11 +28,16 @@ enum Path: String, CaseIterable {
     case fused, `default`, foreach
 }
 
+enum Kind: String {
+    case adagrad, sgd
+}
+
 struct Arguments {
     var layouts = [Layout(tensors: 1, elements: 1 << 26), Layout(tensors: 4096, elements: 1 << 16)]
     var steps = 9
     var paths = Path.allCases
     var torch = true
+    var kind = Kind.adagrad
 
     init(_ argv: [String]) throws {
         var iterator = argv.dropFirst().makeIterator()
@@ -51,6 +59,9 @@ struct Arguments {
                 }
             case "--no-torch":
                 torch = false
+            case "--optimizer":
+                guard let value = iterator.next().flatMap(Kind.init(rawValue:)) else { throw BenchError("--optimizer needs adagrad or sgd") }
+                kind = value
             default:
                 throw BenchError("unknown argument \(flag)")
             }
@@ -79,9 +90,9 @@ func randomTensor(_ count: Int, seed: UInt64) throws -> Tensor {
     return tensor
 }
 
-/// Our Adagrad over `layout` on each path, ready to step.
-func optimizers(_ layout: Layout, _ paths: [Path]) throws -> [Path: Adagrad] {
-    var result: [Path: Adagrad] = [:]
+/// Our optimizer over `layout` on each path, ready to step.
+func optimizers(_ kind: Kind, _ layout: Layout, _ paths: [Path]) throws -> [Path: Optimizer] {
+    var result: [Path: Optimizer] = [:]
     for path in paths {
         var parameters: [Parameter] = []
         for index in 0..<layout.tensors {
@@ -89,14 +100,16 @@ func optimizers(_ layout: Layout, _ paths: [Path]) throws -> [Path: Adagrad] {
             parameter.grad = .dense(try randomTensor(layout.elements, seed: UInt64(2 * index + 2)))
             parameters.append(parameter)
         }
-        result[path] = try Adagrad(
-            parameters, lr: 0.01, foreach: path == .foreach ? true : (path == .default ? false : nil),
-            fused: path == .fused ? true : nil)
+        let foreach = path == .foreach ? true : (path == .default ? false : nil), fused = path == .fused ? true : nil
+        result[path] = switch kind {
+        case .adagrad: try Adagrad(parameters, lr: 0.01, foreach: foreach, fused: fused)
+        case .sgd: try SGD(parameters, lr: 0.01, momentum: 0.9, nesterov: true, foreach: foreach, fused: fused)
+        }
     }
     return result
 }
 
-/// Arrays for the memory baseline: the same traffic per element as an Adagrad step. Each thread
+/// Arrays for the memory baseline: the same traffic per element as an Adagrad (or momentum SGD) step. Each thread
 /// writes its own range only.
 struct StreamBaseline: @unchecked Sendable {
     let param: UnsafeMutableBufferPointer<Float>
@@ -137,9 +150,9 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 /// Best seconds per step on each path with `variant` (nil: the best this CPU has), and of the
 /// memory baseline, taking turns for `rounds` rounds.
 func measureOurs(
-    _ layout: Layout, _ paths: [Path], variant: KernelVariant?, torchOn cpu: TorchCPU?, rounds: Int
+    _ kind: Kind, _ layout: Layout, _ paths: [Path], variant: KernelVariant?, torchOn cpu: TorchCPU?, rounds: Int
 ) throws -> (paths: [Path: Double], stream: Double) {
-    let stepping = try optimizers(layout, paths)
+    let stepping = try optimizers(kind, layout, paths)
     let baseline = StreamBaseline(layout.total)
     defer { baseline.deallocate() }
     func step(_ path: Path) throws {
@@ -157,7 +170,7 @@ func measureOurs(
 }
 
 /// torch's best seconds per step per path, or nil when torch is not available.
-func measureTorch(_ layout: Layout, _ paths: [Path], steps: Int) -> [Path: Double]? {
+func measureTorch(_ kind: Kind, _ layout: Layout, _ paths: [Path], steps: Int) -> [Path: Double]? {
     let environment = ProcessInfo.processInfo.environment
     let python = environment["CKPT_TORCH_PYTHON"]
         ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/ckpt/venv-torch/bin/python").path
@@ -171,7 +184,7 @@ func measureTorch(_ layout: Layout, _ paths: [Path], steps: Int) -> [Path: Doubl
     process.executableURL = URL(fileURLWithPath: python)
     process.arguments = [
         script, "--tensors", "\(layout.tensors)", "--elements", "\(layout.elements)", "--steps", "\(steps)",
-        "--paths", paths.map(\.rawValue).joined(separator: ","),
+        "--paths", paths.map(\.rawValue).joined(separator: ","), "--optimizer", kind.rawValue,
     ]
     let output = Pipe()
     process.standardOutput = output
@@ -203,22 +216,24 @@ func rate(_ elements: Int, _ seconds: Double) -> String {
 
 do {
     let arguments = try Arguments(CommandLine.arguments)
-    print("Adagrad fp32 step, \(ProcessInfo.processInfo.activeProcessorCount) cores, best of \(arguments.steps) rounds")
+    let title = arguments.kind == .adagrad ? "Adagrad" : "SGD (momentum 0.9, Nesterov)"
+    print("\(title) fp32 step, \(ProcessInfo.processInfo.activeProcessorCount) cores, best of \(arguments.steps) rounds")
     let variants: [KernelVariant?] = [nil] + KernelVariant.allCases.reversed().filter(\.isAvailable)
     for layout in arguments.layouts {
         print("layout \(layout.description) (\(layout.total) elements)")
-        let torch = arguments.torch ? measureTorch(layout, arguments.paths, steps: arguments.steps) : nil
-        // Each variant also as it runs on the kinds of CPU that have it: the square root torch
-        // computes there decides which code the non-fused paths run.
+        let torch = arguments.torch ? measureTorch(arguments.kind, layout, arguments.paths, steps: arguments.steps) : nil
+        // Each Adagrad variant also as it runs on the kinds of CPU that have it: the square root
+        // torch computes there decides which code the non-fused paths run (SGD takes none).
         let runs: [(KernelVariant?, TorchCPU?)] = variants.flatMap { variant -> [(KernelVariant?, TorchCPU?)] in
-            switch variant {
+            guard arguments.kind == .adagrad else { return [(variant, nil)] }
+            return switch variant {
             case .avx512?: [(variant, .intelAVX512), (variant, .amd)]
             case .avx2?: [(variant, .intelAVX2), (variant, .amd)]
             default: [(variant, nil)]
             }
         }
         for (variant, cpu) in runs {
-            let (ours, stream) = try measureOurs(layout, arguments.paths, variant: variant, torchOn: cpu, rounds: arguments.steps)
+            let (ours, stream) = try measureOurs(arguments.kind, layout, arguments.paths, variant: variant, torchOn: cpu, rounds: arguments.steps)
             let name = variant.map { "variant \($0.rawValue)" + (cpu.map { ", torch's sqrt as on \($0.rawValue)" } ?? "") }
                 ?? "variant best (what runs by default here)"
             print("  \(name); memory baseline (read 3, write 2) \(rate(layout.total, stream))")

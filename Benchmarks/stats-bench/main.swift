@@ -1,10 +1,12 @@
-// stats-bench: `ckpt-tool stats` against plain reading, on one large checkpoint.
+// stats-bench: `ckpt-tool stats` and `ckpt-tool diff` against plain reading, on large checkpoints.
 //
-// Usage: stats-bench [PATH] [GiB]   (default /tmp/ckpt-stats-bench.ckpt, 1 GiB; written once if missing)
+// Usage: stats-bench [PATH] [GiB]   (default /tmp/ckpt-stats-bench.ckpt, 1 GiB; written once if missing,
+//                                    with PATH.diff-b.ckpt: every element changed by about 1e-6 relative)
 //
 // reading = Checkpoint.load + StateValue.verifyChecksums() (every CRC-32, all cores)
 // stats   = Checkpoint.load + TensorStatistics.compute over every tensor (CRC-checked as read)
-// Both run warm (the file is in the page cache), alternating, five times; the medians are compared.
+// diff    = loading both files + StateDiff.compare (CRC-checked as compared), against reading both
+// All run warm (the files are in the page cache), alternating, five times; the medians are compared.
 // The statistics pass alone (on a tree whose CRCs were already checked) is printed too.
 
 import Checkpoint
@@ -49,9 +51,30 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
+/// The same tensors with every element scaled by 1 + about 1e-6 (closer than diff's default rtol,
+/// but no byte equal): what an optimizer step leaves, and the diff kernels' full work.
+func writeChangedCopy(to copy: URL) throws {
+    var state: UInt64 = 0x2545_F491_4F6C_DD1D
+    let tree = try StateValue(contentsOf: url)
+    var dict = StateDict()
+    try tree.forEachTensor { path, tensor in
+        let values = try tensor.doubleValues().map { value -> Double in
+            state = state &* 6_364_136_223_846_793_005 &+ 1
+            return value * (1 + Double(Int64(state >> 44) - (1 << 19)) * 2e-12)
+        }
+        dict[path[0]] = .tensor(try Tensor(values).cast(to: tensor.dtype))
+    }
+    try StateValue.dict(dict).write(to: copy, options: SaveOptions(durable: false))
+}
+
 if !FileManager.default.fileExists(atPath: path) {
     print("writing \(path) ...")
     try writeCheckpoint()
+}
+let copy = URL(fileURLWithPath: path + ".diff-b.ckpt")
+if !FileManager.default.fileExists(atPath: copy.path) {
+    print("writing \(copy.path) ...")
+    try writeChangedCopy(to: copy)
 }
 let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
 print("file: \(path), \(size) bytes (\(String(format: "%.2f", Double(size) / Double(1 << 30))) GiB), \(ProcessInfo.processInfo.activeProcessorCount) cores")
@@ -92,3 +115,25 @@ for variant in TensorStatistics.InstructionSet.allCases {
 }
 TensorStatistics.limitInstructionSet(to: nil)
 print(String(format: "ratio stats / reading: %.2f  (goal ≤ 2)   [mean checksum %.6g]", stat / read, checksum))
+
+// diff of the file against its changed copy, against reading both.
+_ = try seconds { try StateValue(contentsOf: copy).verifyChecksums() }
+var readingBoth: [Double] = []
+var diffs: [Double] = []
+var verdict = ""
+for _ in 0..<5 {
+    readingBoth.append(try seconds {
+        try StateValue(contentsOf: url).verifyChecksums()
+        try StateValue(contentsOf: copy).verifyChecksums()
+    })
+    diffs.append(try seconds {
+        let diff = try StateDiff.compare(StateValue(contentsOf: url), StateValue(contentsOf: copy))
+        verdict = "\(diff.tensorComparisons.filter(\.isClose).count) of \(diff.tensorComparisons.count) tensors close"
+    })
+}
+let readBoth = median(readingBoth), diffTime = median(diffs)
+print(String(format: "reading both (load + verifyChecksums): median %.3f s  runs %@", readBoth,
+             readingBoth.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+print(String(format: "diff (load both + StateDiff.compare): median %.3f s  runs %@  [%@]", diffTime,
+             diffs.map { String(format: "%.3f", $0) }.joined(separator: " "), verdict))
+print(String(format: "ratio diff / reading both: %.2f  (goal ≤ 1.5)", diffTime / readBoth))

@@ -59,25 +59,6 @@ final class MLP {
         b2 = Parameter(try Tensor(uniform(1, fanIn: h), shape: [1]), name: "fc2.bias")
     }
 
-    /// Weights read back from a checkpoint's `model` dict (copied: the loaded tensors view the file).
-    init(stateDict: StateValue) throws {
-        func load(_ name: String) throws -> Parameter {
-            guard case .tensor(let tensor)? = stateDict[.string(name)] else { throw SampleError("checkpoint lacks model/\(name)") }
-            return Parameter(try tensor.contiguousCopy(), name: name)
-        }
-        w1 = try load("fc1.weight")
-        b1 = try load("fc1.bias")
-        w2 = try load("fc2.weight")
-        b2 = try load("fc2.bias")
-    }
-
-    /// The weights as `model.state_dict()` would give them.
-    func stateDict() -> StateValue {
-        var dict = StateDict()
-        for parameter in parameters { dict[.string(parameter.name!)] = .tensor(parameter.data) }
-        return .dict(dict)
-    }
-
     /// Mean squared error over a batch, and sets every parameter's gradient.
     func lossAndGradients(batch: [Int], data: Dataset) throws -> Float {
         let f = Dataset.features, h = Self.hidden

@@ -1,30 +1,16 @@
 // Adagrad update kernels that round exactly as PyTorch's CPU paths do.
 //
-// Each element's arithmetic is written as PyTorch's compiled kernels perform it (GCC builds them with
-// -ffp-contract=fast, so `a + b * c` became one fused multiply-add there). Contraction is switched off
-// here so that the compiler cannot fuse anything else; every FMA below is explicit. Loops are plain C
-// that the compiler vectorizes inside the target-specific wrappers at the end of the file.
-#include "ckpt_kernels.h"
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+// Each element's arithmetic is written as PyTorch's compiled kernels perform it; contraction is off
+// (kernel_support.h) and every FMA below is explicit. Loops are plain C that the compiler vectorizes
+// inside the per-instruction-set variants at the end of the file.
+#include "kernel_support.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-#pragma STDC FP_CONTRACT OFF
-
-#define CKPT_INLINE static inline __attribute__((always_inline))
-
-CKPT_INLINE float fma_f32(float a, float b, float c) { return __builtin_elementwise_fma(a, b, c); }
-CKPT_INLINE double fma_f64(double a, double b, double c) { return __builtin_elementwise_fma(a, b, c); }
 // Correctly rounded and free of errno, so loops containing it vectorize.
 CKPT_INLINE float sqrt_f32(float x) { return __builtin_elementwise_sqrt(x); }
 CKPT_INLINE double sqrt_f64(double x) { return __builtin_elementwise_sqrt(x); }
-
-CKPT_INLINE uint32_t bits_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-CKPT_INLINE float f32_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 // torch.sqrt on float32/float64 is MKL's vsSqrt/vdSqrt, whose result depends on the kernel MKL
 // picks for the CPU. The kernels below were read from MKL's machine code; each matches MKL's own
@@ -55,9 +41,6 @@ enum {
     SQRT_MKL_AVX512 = CKPT_SQRT_MKL_AVX512,
     SQRT_MKL_AVX2_F32 = CKPT_SQRT_MKL_AVX2_F32,
 };
-
-CKPT_INLINE uint64_t bits_f64(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
-CKPT_INLINE double f64_bits(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
 
 // Each square root is split into MKL's estimate (done for a whole block: the compiler cannot
 // vectorize the intrinsics) and its refinement (plain arithmetic that vectorizes).
@@ -266,40 +249,6 @@ void ckpt_torch_sqrt_f64(double *values, int64_t count, ckpt_torch_sqrt_kind sqr
     }
 }
 
-// IEEE half <-> float, exact and round-to-nearest-even like c10::Half (the classic FP16-library
-// formulation, branch-free so it vectorizes).
-CKPT_INLINE float half_to_float(uint16_t h) {
-    const uint32_t w = (uint32_t)h << 16;
-    const uint32_t sign = w & 0x80000000u;
-    const uint32_t two_w = w + w;
-    const float normalized = f32_bits((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
-    const float denormalized = f32_bits((two_w >> 17) | (126u << 23)) - 0.5f;
-    const uint32_t magnitude = two_w < (1u << 27) ? bits_f32(denormalized) : bits_f32(normalized);
-    return f32_bits(sign | magnitude);
-}
-
-CKPT_INLINE uint16_t float_to_half(float f) {
-    float base = (__builtin_fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
-    const uint32_t w = bits_f32(f);
-    const uint32_t shl1_w = w + w;
-    const uint32_t sign = w & 0x80000000u;
-    uint32_t bias = shl1_w & 0xFF000000u;
-    if (bias < 0x71000000u) bias = 0x71000000u;
-    base = f32_bits((bias >> 1) + 0x07800000u) + base;
-    const uint32_t bits = bits_f32(base);
-    const uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
-    return (uint16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
-}
-
-CKPT_INLINE float bf16_to_float(uint16_t b) { return f32_bits((uint32_t)b << 16); }
-
-// Round to nearest even; NaN becomes the canonical quiet NaN, as c10::BFloat16 does.
-CKPT_INLINE uint16_t float_to_bf16(float f) {
-    const uint32_t u = bits_f32(f);
-    const uint16_t rounded = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-    return f != f ? (uint16_t)0x7FC0u : rounded;
-}
-
 // MARK: float32 / float64
 
 // One body per floating type. `mclr` is `(T)(-clr)`, the scalar torch hands addcdiv (single tensor)
@@ -372,13 +321,13 @@ CKPT_INLINE uint16_t float_to_bf16(float f) {
             param[i] = param[i] - (fclr * g) / std;                                                       \
         }                                                                                                 \
     }                                                                                                     \
-    CKPT_INLINE void NAME(ckpt_adagrad_path path, T *restrict param, const T *restrict grad,              \
+    CKPT_INLINE void NAME(ckpt_optimizer_path path, T *restrict param, const T *restrict grad,              \
                           T *restrict sum, int64_t begin, int64_t end, const ckpt_adagrad_options *o) {   \
         const T wd = (T)o->weight_decay, eps = (T)o->eps;                                                 \
         const T mclr = (T)(-o->clr), fclr = (T)o->clr;                                                    \
         const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
         const int complex_wd = o->complex_weight_decay != 0;                                              \
-        if (path == CKPT_ADAGRAD_FUSED) {                                                                 \
+        if (path == CKPT_PATH_FUSED) {                                                                 \
             switch (has_wd * 2 + maximize) {                                                              \
             case 0: NAME##_fused(param, grad, sum, begin, end, wd, fclr, eps, 0, 0); break;               \
             case 1: NAME##_fused(param, grad, sum, begin, end, wd, fclr, eps, 0, 1); break;               \
@@ -401,38 +350,22 @@ CKPT_DEFINE_REAL_BODY(adagrad_body_f64, double, fma_f64, sqrt_f64, torch_sqrt_bl
 
 // MARK: float16 / bfloat16
 
-// Elements one iteration of ATen's vectorized `add` loop takes for a 2-byte type (see below).
-enum { ADD_LOOP_STEP = 32 };
-
-CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
-    const int64_t chunk = o->add_chunk > 0 ? o->add_chunk : 1;
-    const int64_t start = i / chunk * chunk;
-    const int64_t end = start + chunk < o->numel ? start + chunk : o->numel;
-    return i >= end - (end - start) % ADD_LOOP_STEP;
-}
-
 // The non-fused paths run one ATen op at a time: each op widens its inputs to float, computes, and
 // rounds its output to the low-precision type. Scalars enter as float, except where an op casts
 // them to the tensor's type first (add_(eps), add's alpha, in-place _foreach_mul_). The fused kernel keeps g, sum and param in float for
 // the whole element and rounds only what it stores (clr, eps and wd enter as float).
-//
-// One quirk: add(param, alpha=wd) computes g + p * alpha in float in its vector loop, but in the
-// low-precision type's own arithmetic (the product rounded, then the sum) in its scalar tail: the
-// last (chunk length mod 32) elements of each chunk at::parallel_for hands a thread. ATen's
-// vectorized_loop takes two vectors per iteration, and add's kernel is the 32-byte-vector one
-// even where ATen reports AVX-512 (torch 2.15 here: tails of 4 and 24 elements on both, for
-// 100 elements and for 32824-element chunks).
+// add(param, alpha=wd) rounds differently in ATen's scalar tails (CKPT_REDUCED_ADD).
 #define CKPT_DEFINE_REDUCED_BODY(NAME, TO_FLOAT, FROM_FLOAT)                                              \
-    CKPT_INLINE void NAME(ckpt_adagrad_path path, uint16_t *restrict param, const uint16_t *restrict grad,\
+    CKPT_INLINE void NAME(ckpt_optimizer_path path, uint16_t *restrict param, const uint16_t *restrict grad,\
                           uint16_t *restrict sum, int64_t begin, int64_t end,                             \
                           const ckpt_adagrad_options *o) {                                                \
         const float wd = (float)o->weight_decay, eps = (float)o->eps;                                     \
         const float mclr = (float)(-o->clr), fclr = (float)o->clr;                                        \
         const int has_wd = o->weight_decay != 0.0, maximize = o->maximize != 0;                           \
         switch (path) {                                                                                   \
-        case CKPT_ADAGRAD_SINGLE_TENSOR:                                                                  \
-        case CKPT_ADAGRAD_FOREACH: {                                                                      \
-            const int foreach = path == CKPT_ADAGRAD_FOREACH;                                             \
+        case CKPT_PATH_SINGLE_TENSOR:                                                                  \
+        case CKPT_PATH_FOREACH: {                                                                      \
+            const int foreach = path == CKPT_PATH_FOREACH;                                             \
             const float lowp_wd = TO_FLOAT(FROM_FLOAT(wd)), lowp_eps = TO_FLOAT(FROM_FLOAT(eps));         \
             /* foreach scales g by -clr in place (_foreach_mul_, which casts the scalar to the            \
                tensor's type) when wd or maximize already made a copy, else out of place (in float) */     \
@@ -441,12 +374,9 @@ CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
                 float g = TO_FLOAT(grad[i]);                                                              \
                 if (maximize) g = -g;                                                                     \
                 const float p = TO_FLOAT(param[i]);                                                       \
-                if (has_wd) {                                                                              \
-                    if (in_add_tail(i, o))                                                                \
-                        g = TO_FLOAT(FROM_FLOAT(g + TO_FLOAT(FROM_FLOAT(p * lowp_wd))));                  \
-                    else                                                                                  \
-                        g = TO_FLOAT(FROM_FLOAT(fma_f32(p, lowp_wd, g)));                                 \
-                }                                                                                         \
+                if (has_wd)                                                                               \
+                    g = CKPT_REDUCED_ADD(TO_FLOAT, FROM_FLOAT, g, p, lowp_wd,                             \
+                                         in_add_tail(i, o->add_chunk, o->numel));                         \
                 const uint16_t s = FROM_FLOAT(fma_f32(g, g, TO_FLOAT(sum[i])));                           \
                 sum[i] = s;                                                                               \
                 const float root = TO_FLOAT(FROM_FLOAT(sqrt_f32(TO_FLOAT(s))));                           \
@@ -460,7 +390,7 @@ CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
             }                                                                                             \
             break;                                                                                        \
         }                                                                                                 \
-        case CKPT_ADAGRAD_FUSED: {                                                                        \
+        case CKPT_PATH_FUSED: {                                                                        \
             for (int64_t i = begin; i < end; i++) {                                                       \
                 float g = TO_FLOAT(grad[i]);                                                              \
                 if (maximize) g = -g;                                                                     \
@@ -478,110 +408,6 @@ CKPT_INLINE int in_add_tail(int64_t i, const ckpt_adagrad_options *o) {
 
 CKPT_DEFINE_REDUCED_BODY(adagrad_body_f16, half_to_float, float_to_half)
 CKPT_DEFINE_REDUCED_BODY(adagrad_body_bf16, bf16_to_float, float_to_bf16)
-
-// MARK: Run-time dispatch
-
-// Each body is compiled three times: for AVX-512, for AVX2 with FMA, and for baseline x86-64 (or
-// the build's own target elsewhere). The vectorizer picks the vector width from the attributes.
-#if defined(__x86_64__)
-#define CKPT_X86 1
-#define CKPT_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,f16c")))
-#define CKPT_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-static int has_avx512(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-
-static int has_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-#endif
-
-#define CKPT_DEFINE_ENTRY(SUFFIX, T)                                                                      \
-    static void adagrad_##SUFFIX##_baseline(ckpt_adagrad_path path, T *param, const T *grad, T *sum,      \
-                                            int64_t begin, int64_t end, const ckpt_adagrad_options *o) {  \
-        adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
-    }                                                                                                     \
-    CKPT_X86_VARIANTS(SUFFIX, T)                                                                          \
-    void ckpt_adagrad_##SUFFIX(ckpt_adagrad_path path, T *param, const T *grad, T *sum, int64_t begin,    \
-                               int64_t end, const ckpt_adagrad_options *o) {                              \
-        if (begin >= end) return;                                                                         \
-        CKPT_X86_DISPATCH(SUFFIX)                                                                         \
-        adagrad_##SUFFIX##_baseline(path, param, grad, sum, begin, end, o);                               \
-    }
-
-#if CKPT_X86
-#define CKPT_X86_VARIANTS(SUFFIX, T)                                                                      \
-    CKPT_AVX512 static void adagrad_##SUFFIX##_avx512(ckpt_adagrad_path path, T *param, const T *grad,    \
-                                                      T *sum, int64_t begin, int64_t end,                 \
-                                                      const ckpt_adagrad_options *o) {                    \
-        adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
-    }                                                                                                     \
-    CKPT_AVX2 static void adagrad_##SUFFIX##_avx2(ckpt_adagrad_path path, T *param, const T *grad,        \
-                                                  T *sum, int64_t begin, int64_t end,                     \
-                                                  const ckpt_adagrad_options *o) {                        \
-        adagrad_body_##SUFFIX(path, param, grad, sum, begin, end, o);                                     \
-    }
-#define CKPT_X86_DISPATCH(SUFFIX)                                                                         \
-    switch (ckpt_isa_resolve(o->isa)) {                                                                   \
-    case CKPT_ISA_AVX512: adagrad_##SUFFIX##_avx512(path, param, grad, sum, begin, end, o); return;       \
-    case CKPT_ISA_AVX2: adagrad_##SUFFIX##_avx2(path, param, grad, sum, begin, end, o); return;           \
-    default: break;                                                                                       \
-    }
-#else
-#define CKPT_X86_VARIANTS(SUFFIX, T)
-#define CKPT_X86_DISPATCH(SUFFIX)
-#endif
-
-int ckpt_isa_available(ckpt_isa isa) {
-    switch (isa) {
-    case CKPT_ISA_BEST:
-    case CKPT_ISA_BASELINE: return 1;
-#if CKPT_X86
-    case CKPT_ISA_AVX2: return has_avx2();
-    case CKPT_ISA_AVX512: return has_avx512();
-#else
-    case CKPT_ISA_AVX2:
-    case CKPT_ISA_AVX512: return 0;
-#endif
-    }
-    return 0;
-}
-
-// CKPT_ISA, read once: lets a whole run (tests, benchmarks, a user's job) exercise a narrower
-// variant than the CPU allows, to compare variants on one machine.
-static ckpt_isa environment_limit = CKPT_ISA_BEST;
-static pthread_once_t environment_once = PTHREAD_ONCE_INIT;
-
-static void read_environment_limit(void) {
-    const char *value = getenv("CKPT_ISA");
-    if (value == NULL || *value == 0) return;
-    if (strcmp(value, "avx512") == 0) environment_limit = CKPT_ISA_AVX512;
-    else if (strcmp(value, "avx2") == 0) environment_limit = CKPT_ISA_AVX2;
-    else if (strcmp(value, "baseline") == 0) environment_limit = CKPT_ISA_BASELINE;
-    else fprintf(stderr, "ckpt: ignoring CKPT_ISA=%s (expected avx512, avx2 or baseline)\n", value);
-}
-
-ckpt_isa ckpt_isa_selected(void) {
-    pthread_once(&environment_once, read_environment_limit);
-    const ckpt_isa order[] = {CKPT_ISA_AVX512, CKPT_ISA_AVX2, CKPT_ISA_BASELINE};
-    for (int index = 0; index < 3; index++) {
-        const ckpt_isa isa = order[index];
-        if (environment_limit != CKPT_ISA_BEST && isa > environment_limit) continue;
-        if (ckpt_isa_available(isa)) return isa;
-    }
-    return CKPT_ISA_BASELINE;
-}
-
-ckpt_isa ckpt_isa_resolve(ckpt_isa requested) {
-    if (requested == CKPT_ISA_BEST) return ckpt_isa_selected();
-    // A variant the CPU lacks runs as the widest narrower one it has.
-    for (ckpt_isa isa = requested; isa > CKPT_ISA_BASELINE; isa--)
-        if (ckpt_isa_available(isa)) return isa;
-    return CKPT_ISA_BASELINE;
-}
 
 // MARK: What torch computes on this CPU
 
@@ -608,7 +434,7 @@ ckpt_torch_rounding ckpt_torch_rounding_for(ckpt_cpu_vendor vendor, int mkl_avx5
 
 ckpt_torch_rounding ckpt_torch_rounding_native(void) {
 #if CKPT_X86
-    return ckpt_torch_rounding_for(ckpt_cpu_vendor_id(), has_avx512());
+    return ckpt_torch_rounding_for(ckpt_cpu_vendor_id(), ckpt_cpu_has_avx512());
 #else
     return ckpt_torch_rounding_for(CKPT_VENDOR_NOT_X86, 0);
 #endif
@@ -629,7 +455,25 @@ int ckpt_torch_sqrt_reproducible(ckpt_torch_sqrt_kind kind, ckpt_cpu_vendor esti
     }
 }
 
-CKPT_DEFINE_ENTRY(f32, float)
-CKPT_DEFINE_ENTRY(f64, double)
-CKPT_DEFINE_ENTRY(f16, uint16_t)
-CKPT_DEFINE_ENTRY(bf16, uint16_t)
+// MARK: Entry points, one variant per instruction set
+
+#define CKPT_ADAGRAD_ENTRY(SUFFIX, T)                                                                     \
+    CKPT_ISA_VARIANTS(ckpt_adagrad_##SUFFIX, adagrad_body_##SUFFIX, o->isa,                              \
+                      (ckpt_optimizer_path path, T *param, const T *grad, T *sum, int64_t begin,          \
+                       int64_t end, const ckpt_adagrad_options *o),                                       \
+                      (path, param, grad, sum, begin, end, o))
+
+CKPT_ADAGRAD_ENTRY(f32, float)
+CKPT_ADAGRAD_ENTRY(f64, double)
+CKPT_ADAGRAD_ENTRY(f16, uint16_t)
+CKPT_ADAGRAD_ENTRY(bf16, uint16_t)
+
+void ckpt_adagrad_task_range(const void *task, int64_t begin, int64_t end) {
+    const ckpt_adagrad_task *t = task;
+    switch (t->scalar) {
+    case CKPT_SCALAR_F32: ckpt_adagrad_f32(t->path, t->param, t->grad, t->sum, begin, end, &t->options); break;
+    case CKPT_SCALAR_F64: ckpt_adagrad_f64(t->path, t->param, t->grad, t->sum, begin, end, &t->options); break;
+    case CKPT_SCALAR_F16: ckpt_adagrad_f16(t->path, t->param, t->grad, t->sum, begin, end, &t->options); break;
+    case CKPT_SCALAR_BF16: ckpt_adagrad_bf16(t->path, t->param, t->grad, t->sum, begin, end, &t->options); break;
+    }
+}

@@ -4,50 +4,12 @@
 // library needs no compiler flags.
 
 #include "ckpt_stats.h"
-#include "ckpt_kernels.h"
+#include "elements.h"
 
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define CKPT_STATS_X86 1
-#define CKPT_AVX2 __attribute__((target("avx2,fma,f16c")))
-#endif
-
 // MARK: portable
-
-static float bf16_to_float(uint16_t bits) {
-    uint32_t word = (uint32_t)bits << 16;
-    float value;
-    memcpy(&value, &word, sizeof value);
-    return value;
-}
-
-static float f16_to_float(uint16_t bits) {
-    uint32_t sign = (uint32_t)(bits & 0x8000) << 16;
-    uint32_t exponent = (bits >> 10) & 0x1F;
-    uint32_t mantissa = bits & 0x3FF;
-    uint32_t word;
-    if (exponent == 0x1F) {
-        word = sign | 0x7F800000u | (mantissa << 13);
-    } else if (exponent == 0) {
-        float magnitude = (float)mantissa * 0x1p-24f;
-        return sign ? -magnitude : magnitude;
-    } else {
-        word = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    }
-    float value;
-    memcpy(&value, &word, sizeof value);
-    return value;
-}
-
-typedef double (*element_reader)(const void *elements, size_t index);
-
-static double read_f32(const void *e, size_t i) { float v; memcpy(&v, (const char *)e + 4 * i, 4); return v; }
-static double read_f64(const void *e, size_t i) { double v; memcpy(&v, (const char *)e + 8 * i, 8); return v; }
-static double read_bf16(const void *e, size_t i) { uint16_t b; memcpy(&b, (const char *)e + 2 * i, 2); return bf16_to_float(b); }
-static double read_f16(const void *e, size_t i) { uint16_t b; memcpy(&b, (const char *)e + 2 * i, 2); return f16_to_float(b); }
 
 /// Elements [start, count) of a block, folded into `out` whose first-pass fields already hold
 /// the vectorized part; `sum` must not be final yet.
@@ -387,7 +349,6 @@ CKPT_AVX2 static void f64_avx2(const void *elements, size_t count, ckpt_block_mo
 
 // MARK: AVX-512
 
-#define CKPT_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,popcnt")))
 
 CKPT_AVX512 static inline __m512 load16_f32(const void *e, size_t i) { return _mm512_loadu_ps((const float *)e + i); }
 
@@ -556,9 +517,7 @@ static int forced_level = -1;
 void ckpt_stats_limit_level(int level) { __atomic_store_n(&forced_level, level, __ATOMIC_RELAXED); }
 
 #ifdef CKPT_STATS_X86
-/// 2 for AVX-512, 1 for AVX2, 0 for portable code: what the CPU has, capped by the CKPT_ISA
-/// environment variable (CKernels reads it) and by ckpt_stats_limit_level.
-static int level(void) {
+int ckpt_stats_level(void) {
     const ckpt_isa selected = ckpt_isa_selected();
     int detected = has_avx512() && selected >= CKPT_ISA_AVX512 ? 2 : has_avx2() && selected >= CKPT_ISA_AVX2 ? 1 : 0;
     int limit = __atomic_load_n(&forced_level, __ATOMIC_RELAXED);
@@ -566,12 +525,13 @@ static int level(void) {
 }
 
 #define CKPT_DISPATCH(wide, fast, slow)                 \
-    switch (level()) {                                 \
+    switch (ckpt_stats_level()) {                                 \
     case 2: wide(elements, count, out); break;         \
     case 1: fast(elements, count, out); break;         \
     default: slow(elements, count, out);               \
     }
 #else
+int ckpt_stats_level(void) { return 0; }
 #define CKPT_DISPATCH(wide, fast, slow) slow(elements, count, out);
 #endif
 

@@ -78,7 +78,7 @@ struct CheckpointFileInfo: Sendable {
             let state = try StateValue(contentsOf: url, options: LoadOptions(verifyChecksums: true))
             try state.verifyChecksums()
             let file = try MappedFile(path: url.path)
-            if try CheckpointFormat.detect(file) != .safetensors {
+            if [.ckpt, .pt].contains(try CheckpointFormat.detect(file)) {
                 let reader = try ZipReader(mapping: file)
                 for entry in reader.entries where !isTensorBlob(entry.name) {
                     _ = try reader.contents(of: entry)

@@ -67,7 +67,7 @@ public struct ReconcileReport: Sendable, CustomStringConvertible {
         var lines = repairs.map(\.description)
         lines += inProgress.map { "in progress (left alone): \($0.run) step \($0.step) \($0.status)" }
         lines += unrecognized.map { "not a checkpoint of this layout (left alone): \($0)" }
-        if lines.isEmpty { lines = ["catalog matches the directory (\(filesChecked) files)"] }
+        if lines.isEmpty { lines = ["catalog matches the directory (\(Plural.count(filesChecked, "file")))"] }
         return lines.joined(separator: "\n")
     }
 }

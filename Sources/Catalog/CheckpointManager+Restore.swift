@@ -239,7 +239,7 @@ extension CheckpointManager {
         if !required, skipped.allSatisfy({ $0.reason == .writing || $0.reason == .deleting }) { return }
         throw CatalogError(
             .noValidCheckpoint,
-            "none of the \(candidates) checkpoints of run \"\(run)\" loads and verifies:\n  " + skipped.map(\.description).joined(separator: "\n  "),
+            "none of the \(Plural.count(candidates, "checkpoint")) of run \"\(run)\" loads and verifies:\n  " + skipped.map(\.description).joined(separator: "\n  "),
             file: directory.path, remedy: "run reconcile to update the catalog, or restore a specific step")
     }
 }

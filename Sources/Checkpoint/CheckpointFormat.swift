@@ -8,6 +8,12 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     case pt
     /// Hugging Face safetensors (`.safetensors`).
     case safetensors
+    /// torch.save's format before 1.6 (`_use_new_zipfile_serialization=False`): read, never
+    /// written (write `.pt` instead, which every torch since 1.6 reads).
+    case legacy
+
+    /// The formats ckpt writes: every one but ``legacy``.
+    public static let writable: [CheckpointFormat] = [.ckpt, .pt, .safetensors]
 
     /// The format a path's extension names, or nil.
     public init?(pathExtension: String) {
@@ -25,8 +31,8 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     /// one, and either reads the same way.
     ///
     /// - Parameter url: The file.
-    /// - Throws: ``CheckpointError`` `.notRecognized`, `.unsupported` for torch's pre-1.6 format, or
-    ///   `.io` if the file cannot be read.
+    /// - Throws: ``CheckpointError`` `.notRecognized`, `.unsupported` for torch's tar format (before
+    ///   0.4), or `.io` if the file cannot be read.
     public init(contentsOf url: URL) throws {
         self = try CheckpointFormat.detect(MappedFile(path: url.path))
     }
@@ -43,16 +49,19 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
         if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             return .pt
         }
-        if bytes.starts(with: [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]) {
+        if LegacyTorchSave.magicPickleLength(bytes) != nil {
+            return .legacy
+        }
+        if bytes.count >= 262, bytes[257..<262].elementsEqual(Array("ustar".utf8)) {
             throw CheckpointError(
-                .unsupported, "torch.save's legacy (pre-1.6, non-zip) format is not supported", file: path,
-                expected: "a zip archive (torch ≥ 1.6 default); re-save with torch.save", found: "legacy magic number")
+                .unsupported, "torch.save's tar format (torch before 0.4) is not supported", file: path,
+                expected: "a zip archive, safetensors, or the pre-1.6 pickle format", found: "a tar archive")
         }
         if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
             return .safetensors
         }
         throw CheckpointError(
             .notRecognized, "not a checkpoint", file: path,
-            expected: "a zip archive (.ckpt/.pt) or safetensors", found: "first bytes \(bytes.prefix(8).map { String($0, radix: 16) })")
+            expected: "a zip archive (.ckpt/.pt), safetensors, or torch's pre-1.6 format", found: "first bytes \(bytes.prefix(8).map { String($0, radix: 16) })")
     }
 }

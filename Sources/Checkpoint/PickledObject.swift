@@ -130,10 +130,20 @@ extension StateValue {
     ///
     /// - Parameter body: Called with each object's key path and the object.
     public func forEachObject(_ body: (_ path: [StateKey], _ object: PickledObject) throws -> Void) rethrows {
+        try forEachValue { path, value in
+            if case .object(let object) = value { try body(path, object) }
+        }
+    }
+
+    /// Visits every value with its key path, depth first in tree order (see ``children``), the
+    /// root first.
+    ///
+    /// - Parameter body: Called with each value's key path and the value.
+    package func forEachValue(_ body: (_ path: [StateKey], _ value: StateValue) throws -> Void) rethrows {
         // An explicit stack, not recursion: the deepest tree the reader accepts must not need a
         // deep thread stack to be written (every writer looks for objects first).
         var path: [StateKey] = []
-        if case .object(let object) = self { try body(path, object) }
+        try body(path, self)
         var stack: [(children: [(key: StateKey, value: StateValue)], next: Int)] = [(children, 0)]
         while let top = stack.indices.last {
             guard stack[top].next < stack[top].children.count else {
@@ -144,8 +154,8 @@ extension StateValue {
             let (key, child) = stack[top].children[stack[top].next]
             stack[top].next += 1
             path.append(key)
-            if case .object(let object) = child { try body(path, object) }
-            if child.mayHoldObjects {
+            try body(path, child)
+            if child.mayHoldValues {
                 stack.append((child.children, 0))
             } else {
                 path.removeLast()
@@ -153,10 +163,10 @@ extension StateValue {
         }
     }
 
-    /// False for values that cannot hold an object, to skip building their (empty) children.
-    private var mayHoldObjects: Bool {
+    /// False for values that hold no other values, to skip building their (empty) children.
+    private var mayHoldValues: Bool {
         switch self {
-        case .dict, .list, .tuple, .set, .object: return true
+        case .dict, .list, .tuple, .set, .object, .record: return true
         default: return false
         }
     }

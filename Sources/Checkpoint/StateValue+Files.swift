@@ -4,7 +4,20 @@ import Foundation
 public struct LoadOptions: Sendable {
     /// Verify each tensor blob's CRC-32 the first time its bytes are read (default true).
     public var verifyChecksums: Bool
-    public init(verifyChecksums: Bool = true) { self.verifyChecksums = verifyChecksums }
+    /// The globals outside torch's weights-only allow-list to read as plain values (numpy arrays
+    /// and scalars, `argparse.Namespace`, paths, datetimes, defaultdicts) rather than
+    /// ``PickledObject`` placeholders (default ``DataGlobals/none``). Nothing is run either way.
+    public var allowDataGlobals: DataGlobals
+
+    /// Options for a load.
+    ///
+    /// - Parameters:
+    ///   - verifyChecksums: Verify each tensor blob's CRC-32 when first read.
+    ///   - allowDataGlobals: The globals to read as plain values.
+    public init(verifyChecksums: Bool = true, allowDataGlobals: DataGlobals = .none) {
+        self.verifyChecksums = verifyChecksums
+        self.allowDataGlobals = allowDataGlobals
+    }
 }
 
 /// How ``StateValue/write(to:format:options:)`` writes.
@@ -15,6 +28,14 @@ public struct SaveOptions: Sendable {
     /// read back by ``StateValue/metadata(contentsOf:)`` without loading any tensor. Only the ckpt
     /// format has a manifest to hold it.
     public var metadata: StateValue?
+    /// The data globals a `.pt` or `.ckpt` may hold (default ``DataGlobals/none``): a numpy array
+    /// (``Tensor/numpyOrigin``), a ``PythonRecord`` or a defaultdict is written as numpy and Python
+    /// pickle it, so `torch.load(weights_only=False)` returns an equal value, only when every
+    /// global it needs is allowed; otherwise the write fails with `.forbiddenGlobal`. Such a file
+    /// loads in torch with `weights_only=False`, or with those globals in `safe_globals`.
+    /// ``keepObjects`` allows them all. safetensors stores numpy arrays as tensors and refuses the
+    /// rest either way.
+    public var allowDataGlobals: DataGlobals
     /// Write each ``PickledObject`` in the tree back as it was read (default false: a tree that
     /// holds one outside torch's weights-only allow-list is refused with `.forbiddenGlobal`, naming
     /// its key path and `module.name`).
@@ -38,14 +59,16 @@ public struct SaveOptions: Sendable {
     ///   - durable: fsync the file and its directory.
     ///   - metadata: A tree without tensors for a `.ckpt` manifest's `metadata` member.
     ///   - keepObjects: Write ``PickledObject`` placeholders back as read.
+    ///   - allowDataGlobals: The data globals the file may hold.
     ///   - progress: Called as tensor data is written (see ``progress``).
     public init(
-        durable: Bool = true, metadata: StateValue? = nil, keepObjects: Bool = false,
+        durable: Bool = true, metadata: StateValue? = nil, keepObjects: Bool = false, allowDataGlobals: DataGlobals = .none,
         progress: (@Sendable (_ writtenBytes: Int, _ totalBytes: Int) -> Void)? = nil
     ) {
         self.durable = durable
         self.metadata = metadata
         self.keepObjects = keepObjects
+        self.allowDataGlobals = allowDataGlobals
         self.progress = progress
     }
 }
@@ -55,19 +78,31 @@ extension StateValue {
     ///
     /// Opening reads only the zip central directory and the manifest (or `data.pkl`, or the
     /// safetensors header); tensor bytes are mapped, read only when used, and checked against
-    /// their CRC-32 the first time they are read.
+    /// their CRC-32 the first time they are read. A file in torch's pre-1.6 format (which has no
+    /// checksums) is read through its pickles; its storages are mapped where their offset suits
+    /// their element type and copied otherwise (see docs/FORMAT.md).
     ///
     /// - Parameters:
     ///   - url: The file.
-    ///   - options: Checksum verification.
-    /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong.
+    ///   - options: Checksum verification, and the globals to read as plain values.
+    /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong;
+    ///   `.invalidArgument` when ``LoadOptions/allowDataGlobals`` names a global ckpt cannot read
+    ///   as data (`os.system`).
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
+        if let name = options.allowDataGlobals.unreadableNames.first {
+            throw CheckpointError(
+                .invalidArgument, "\(name) is not a global ckpt can read as data (ckpt never imports or runs what a pickle names)",
+                file: url.path, expected: "names from DataGlobals.readableNames", found: name)
+        }
         let file = try MappedFile(path: url.path)
         switch try CheckpointFormat.detect(file) {
         case .safetensors:
             self = try Safetensors.read(file)
         case .ckpt, .pt:
-            self = try TorchArchive.read(ZipReader(mapping: file), verifyChecksums: options.verifyChecksums)
+            self = try TorchArchive.read(
+                ZipReader(mapping: file), verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals)
+        case .legacy:
+            self = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals)
         }
     }
 
@@ -81,11 +116,12 @@ extension StateValue {
     ///   - url: The destination.
     ///   - format: The format; nil infers it from the extension.
     ///   - options: Durability, metadata for the ckpt format, and whether to keep placeholders.
-    /// - Throws: ``CheckpointError`` if the format cannot be inferred, the tree cannot be stored in
+    /// - Throws: ``CheckpointError`` `.unsupported` for ``CheckpointFormat/legacy``; if the format cannot be inferred, the tree cannot be stored in
     ///   it, metadata is given for a format other than ckpt or holds a tensor, or the write fails;
     ///   `.forbiddenGlobal` (naming the key path and `module.name`) for a tree holding a
     ///   ``PickledObject`` outside torch's weights-only allow-list without
-    ///   ``SaveOptions/keepObjects``, `.unsupported` for one in safetensors.
+    ///   ``SaveOptions/keepObjects``, or a data value whose globals ``SaveOptions/allowDataGlobals``
+    ///   does not allow; `.unsupported` for an object or record in safetensors.
     public func write(to url: URL, format: CheckpointFormat? = nil, options: SaveOptions = SaveOptions()) throws {
         let path = url.path
         guard let format = format ?? CheckpointFormat(pathExtension: url.pathExtension) else {
@@ -102,6 +138,7 @@ extension StateValue {
         if !options.keepObjects, format != .safetensors {
             do {
                 try refuseObjects()
+                try refuseDataValues(allowing: options.allowDataGlobals)
             } catch let error as CheckpointError {
                 throw error.inFile(path)
             }
@@ -110,11 +147,16 @@ extension StateValue {
         case .ckpt:
             try TorchArchive.write(
                 self, to: path, includeManifest: true, durable: options.durable, metadata: options.metadata,
-                keepObjects: options.keepObjects, progress: options.progress)
+                keepObjects: options.keepObjects, dataGlobals: options.allowDataGlobals, progress: options.progress)
         case .pt:
             try TorchArchive.write(
-                self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects, progress: options.progress)
+                self, to: path, includeManifest: false, durable: options.durable, keepObjects: options.keepObjects,
+                dataGlobals: options.allowDataGlobals, progress: options.progress)
         case .safetensors: try Safetensors.write(self, toPath: path, sync: options.durable, progress: options.progress)
+        case .legacy:
+            throw CheckpointError(
+                .unsupported, "torch's pre-1.6 format is read, never written", file: path,
+                expected: "format pt, ckpt or safetensors", found: format.rawValue)
         }
     }
 }

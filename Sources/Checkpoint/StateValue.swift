@@ -36,6 +36,9 @@ public struct StateDict: Sendable, Equatable {
     public var isOrderedDict: Bool
     /// Attributes set on an OrderedDict (PyTorch's `_metadata`, with per-module versions).
     public var attributes: OrderedMap<String, StateValue>
+    /// For a `collections.defaultdict` (read as data, see ``DataGlobals``), the class its
+    /// `default_factory` names (`builtins.list`); nil for any other dict. The class is never called.
+    public var defaultFactory: String? = nil
 
     /// An empty dict.
     ///
@@ -83,6 +86,10 @@ public indirect enum StateValue: Sendable, Equatable {
     /// A Python object built from a global outside the weights-only allow-list, or a bare global,
     /// kept as data (see ``PickledObject``). Writing one needs ``SaveOptions/keepObjects``.
     case object(PickledObject)
+    /// A plain-data object read from a data global (`argparse.Namespace`, a path, a datetime; see
+    /// ``DataGlobals``): its class and attributes. Writing one to `.pt` or `.ckpt` needs
+    /// ``SaveOptions/allowDataGlobals``.
+    case record(PythonRecord)
 
     /// A plain `dict` from string keys, in the order given. Disfavored: a dictionary literal of
     /// literal keys builds the `.dict` case directly (``StateDict/init(dictionaryLiteral:)``); this
@@ -93,10 +100,11 @@ public indirect enum StateValue: Sendable, Equatable {
     }
 
     /// The Python type name, as `type(v).__name__` would print it (`"OrderedDict"`, `"Tensor"`);
-    /// for an object, the global that makes it (`"argparse.Namespace"`), since it is never run.
+    /// for an object or a record, the global that makes it (`"argparse.Namespace"`), since it is
+    /// never run; for a numpy value, `numpy.` and its type (`"numpy.ndarray"`, `"numpy.float64"`).
     public var pythonTypeName: String {
         switch self {
-        case .dict(let d): return d.isOrderedDict ? "OrderedDict" : "dict"
+        case .dict(let d): return d.defaultFactory != nil ? "defaultdict" : d.isOrderedDict ? "OrderedDict" : "dict"
         case .list: return "list"
         case .tuple: return "tuple"
         case .string: return "str"
@@ -106,19 +114,26 @@ public indirect enum StateValue: Sendable, Equatable {
         case .none: return "NoneType"
         case .bytes: return "bytes"
         case .bytearray: return "bytearray"
-        case .tensor(let t): return t.isParameter ? "Parameter" : "Tensor"
+        case .tensor(let t):
+            switch t.numpyOrigin?.kind {
+            case .array?: return "numpy.ndarray"
+            case .scalar?: return "numpy." + (t.dtype.numpyScalarName ?? t.dtype.rawValue)
+            case nil: return t.isParameter ? "Parameter" : "Tensor"
+            }
         case .size: return "Size"
         case .device: return "device"
         case .dtype: return "dtype"
         case .set: return "set"
         case .complex: return "complex"
         case .object(let object): return object.qualifiedName
+        case .record(let record): return record.qualifiedName
         }
     }
 
     /// The values inside a container, each with its key in key paths: a dict's items then its
     /// attributes (by name), a list's, tuple's or set's elements (by index), an object's
-    /// ``PickledObject/parts`` (by part name). Empty for every other value.
+    /// ``PickledObject/parts`` (by part name), a record's attributes (by name). Empty for every
+    /// other value.
     public var children: [(key: StateKey, value: StateValue)] {
         switch self {
         case .dict(let d):
@@ -127,19 +142,22 @@ public indirect enum StateValue: Sendable, Equatable {
             return xs.enumerated().map { (.int(Int64($0.offset)), $0.element) }
         case .object(let object):
             return object.parts.map { (.string($0.key), $0.value) }
+        case .record(let record):
+            return record.attributes.map { (.string($0.key), $0.value) }
         default:
             return []
         }
     }
 
-    /// The child at `key` of a dict, at an index of a list or tuple (an int key), or an object's
-    /// part (`args`, `state`, ...; see ``PickledObject/parts``).
+    /// The child at `key` of a dict, at an index of a list or tuple (an int key), an object's
+    /// part (`args`, `state`, ...; see ``PickledObject/parts``), or a record's attribute.
     public subscript(key: StateKey) -> StateValue? {
         switch (self, key) {
         case (.dict(let d), _): return d.items[key]
         case (.list(let xs), .int(let i)), (.tuple(let xs), .int(let i)):
             return i >= 0 && i < xs.count ? xs[Int(i)] : nil
         case (.object(let object), .string(let part)): return object[part: part]
+        case (.record(let record), .string(let name)): return record[name]
         default: return nil
         }
     }
@@ -161,7 +179,7 @@ public indirect enum StateValue: Sendable, Equatable {
 
     /// Visits every tensor with its key path, depth first, in the order the tree is stored
     /// (dict items, then OrderedDict attributes; an object's parts in pickling order, so the
-    /// tensors of a whole pickled `nn.Module` are visited too).
+    /// tensors of a whole pickled `nn.Module` are visited too; a record's attributes).
     public func forEachTensor(_ body: (_ path: [StateKey], _ tensor: Tensor) throws -> Void) rethrows {
         var path: [StateKey] = []
         try walkTensors(&path, body)
@@ -194,6 +212,12 @@ public indirect enum StateValue: Sendable, Equatable {
                 try value.walkTensors(&path, body)
                 path.removeLast()
             }
+        case .record(let record):
+            for (key, value) in record.attributes {
+                path.append(.string(key))
+                try value.walkTensors(&path, body)
+                path.removeLast()
+            }
         default:
             break
         }
@@ -221,7 +245,9 @@ public indirect enum StateValue: Sendable, Equatable {
         case (.none, .none): return true
         case let (.bytes(a), .bytes(b)), let (.bytearray(a), .bytearray(b)): return a == b
         case let (.tensor(a), .tensor(b)):
-            guard a.requiresGrad == b.requiresGrad, a.isParameter == b.isParameter else { return false }
+            guard a.requiresGrad == b.requiresGrad, a.isParameter == b.isParameter, a.numpyOrigin == b.numpyOrigin else {
+                return false
+            }
             return (try? a.isBitwiseEqual(to: b)) ?? false
         case let (.size(a), .size(b)): return a == b
         case let (.device(a), .device(b)): return a == b
@@ -230,6 +256,7 @@ public indirect enum StateValue: Sendable, Equatable {
             // As for .float: identical bits are equal, so a complex NaN equals itself after a round trip.
             return (ar.bitPattern == br.bitPattern || ar == br) && (ai.bitPattern == bi.bitPattern || ai == bi)
         case let (.object(a), .object(b)): return a == b
+        case let (.record(a), .record(b)): return a == b
         default: return false
         }
     }

@@ -28,9 +28,31 @@ public final class Storage: @unchecked Sendable {
     /// A check to run once, before anyone reads the bytes.
     public typealias Verification = @Sendable (UnsafeRawBufferPointer) throws -> Void
 
+    /// A pending check that is a CRC-32 (a zip entry's): the checksum the bytes must have and the
+    /// error for any other. A reader that checksums the bytes itself, in pieces on several threads
+    /// as it goes through them, settles it with ``settleChecksum(_:)`` instead of a separate pass.
+    package struct ExpectedChecksum: Sendable {
+        /// The CRC-32 of all the storage's bytes.
+        package let crc32: UInt32
+        /// The error to throw when the bytes checksum to `found` instead.
+        package let mismatch: @Sendable (_ found: UInt32) -> any Error
+
+        package init(crc32: UInt32, mismatch: @escaping @Sendable (_ found: UInt32) -> any Error) {
+            self.crc32 = crc32
+            self.mismatch = mismatch
+        }
+
+        /// Throws ``mismatch`` unless `found` is ``crc32``.
+        package func check(_ found: UInt32) throws {
+            if found != crc32 { throw mismatch(found) }
+        }
+    }
+
     private struct State {
         var backing: Backing
         var pendingVerification: Verification?
+        /// Set with `pendingVerification` when that check is this CRC-32.
+        var pendingChecksum: ExpectedChecksum?
         var writeBarriers: [ObjectIdentifier: @Sendable () -> Void] = [:]
     }
 
@@ -92,12 +114,16 @@ public final class Storage: @unchecked Sendable {
     ///   - file: The mapping, kept alive by this storage.
     ///   - offset: Offset of the first byte in the file.
     ///   - byteCount: Size in bytes.
-    ///   - verification: A check (typically CRC-32) to run before the bytes are first read.
+    ///   - checksum: The CRC-32 to check the bytes against before they are first read.
     /// - Throws: ``CheckpointError`` `.outOfBounds` if the range is not inside the file.
-    init(mapping file: MappedFile, offset: Int, byteCount: Int, verification: Verification? = nil) throws {
+    package init(mapping file: MappedFile, offset: Int, byteCount: Int, checksum: ExpectedChecksum? = nil) throws {
         let slice = try file.slice(offset: offset, length: byteCount)
         self.byteCount = byteCount
-        stateValue = (State(backing: .mapped(file, slice.baseAddress), pendingVerification: verification))
+        var verification: Verification?
+        if let checksum {
+            verification = { bytes in try checksum.check(CRC32.checksum(bytes)) }
+        }
+        stateValue = State(backing: .mapped(file, slice.baseAddress), pendingVerification: verification, pendingChecksum: checksum)
     }
 
     /// Owned bytes that must pass `verification` before anyone reads them.
@@ -156,12 +182,57 @@ public final class Storage: @unchecked Sendable {
             let backing = state.backing
             try Storage.reading(backing) { try check(Storage.buffer(backing, byteCount)) }
             state.pendingVerification = nil
+            state.pendingChecksum = nil
         }
     }
 
     /// Drops any pending verification without running it (the caller asked to skip checks).
     public func skipVerification() {
-        withState { $0.pendingVerification = nil }
+        withState {
+            $0.pendingVerification = nil
+            $0.pendingChecksum = nil
+        }
+    }
+
+    /// The pending check when it is a CRC-32; nil when none is pending or it is another kind.
+    package var pendingChecksum: ExpectedChecksum? { withState { $0.pendingChecksum } }
+
+    /// Settles the pending CRC-32 check with the checksum of all the bytes, which the caller
+    /// computed while reading them through ``withUnverifiedBytes(_:)``.
+    ///
+    /// - Parameter found: The CRC-32 of the whole storage.
+    /// - Throws: The check's mismatch error (the check stays pending then); nothing when no
+    ///   CRC-32 check is pending.
+    package func settleChecksum(_ found: UInt32) throws {
+        try withState { state in
+            guard let expected = state.pendingChecksum else { return }
+            try expected.check(found)
+            state.pendingVerification = nil
+            state.pendingChecksum = nil
+        }
+    }
+
+    /// Calls `body` with the bytes without running a pending check: for a reader that checksums
+    /// what it reads and settles the check (``settleChecksum(_:)``) before it trusts any result.
+    ///
+    /// - Throws: ``CheckpointError`` `.truncated` if the mapped file shrank under the read, or what
+    ///   `body` throws.
+    package func withUnverifiedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        // The backing holds the mapping: kept here (the mapped file is `self` of the `reading` call
+        // around `body`), a write that moves the bytes to owned memory meanwhile cannot unmap them
+        // under `body`, which goes on reading the mapped bytes.
+        let backing = withState { $0.backing }
+        return try Storage.reading(backing) { try body(Storage.buffer(backing, byteCount)) }
+    }
+
+    /// Drops the mapped pages under `range` (bytes of this storage) from the process's resident
+    /// memory, as ``MappedFile`` explains; a storage in owned memory is left alone.
+    ///
+    /// - Parameter range: Byte offsets in this storage.
+    package func releasePages(_ range: Range<Int>) {
+        let backing = withState { $0.backing }
+        guard case .mapped(let file, let base?) = backing, range.lowerBound >= 0, range.upperBound <= byteCount else { return }
+        file.releasePages(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
     }
 
     /// Adds a closure that every ``withUnsafeMutableBytes(_:)`` runs before it hands out the
@@ -190,11 +261,7 @@ public final class Storage: @unchecked Sendable {
     ///   under the read, or what `body` throws.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try verify()
-        // The backing holds the mapping: kept here (the mapped file is `self` of the `reading` call
-        // around `body`), a write that moves the bytes to owned memory meanwhile cannot unmap them
-        // under `body`, which goes on reading the mapped bytes.
-        let backing = withState { $0.backing }
-        return try Storage.reading(backing) { try body(Storage.buffer(backing, byteCount)) }
+        return try withUnverifiedBytes(body)
     }
 
     /// Calls `body` with writable bytes, first copying a mapped window into owned memory.

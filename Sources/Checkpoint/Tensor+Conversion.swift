@@ -181,6 +181,8 @@ extension Tensor {
         var result = try Tensor(storage: storage, dtype: target, shape: shape)
         result.isParameter = isParameter
         result.requiresGrad = requiresGrad && !target.isIntegral
+        // A numpy value stays one where numpy has the target type.
+        result.numpyOrigin = target.numpyTypeCode == nil ? nil : numpyOrigin
         return result
     }
 
@@ -426,9 +428,11 @@ extension StateValue {
                 storage = try whole.cast(to: target).storage
                 castStorages[id] = storage
             }
-            return try Tensor(
+            var cast = try Tensor(
                 storage: storage, dtype: target, shape: tensor.shape, strides: tensor.strides, storageOffset: tensor.storageOffset,
                 requiresGrad: tensor.requiresGrad && !target.isIntegral, isParameter: tensor.isParameter)
+            cast.numpyOrigin = target.numpyTypeCode == nil ? nil : tensor.numpyOrigin
+            return cast
         }
     }
 
@@ -445,6 +449,9 @@ extension StateValue {
         case .tuple(let elements): return .tuple(try elements.map { try $0.mapTensors(transform) })
         case .set(let elements): return .set(try elements.map { try $0.mapTensors(transform) })
         case .object(let object): return .object(try object.mapParts { _, part in try part.mapTensors(transform) })
+        case .record(var record):
+            for key in record.attributes.keys { record.attributes[key] = try record.attributes[key]!.mapTensors(transform) }
+            return .record(record)
         default: return self
         }
     }

@@ -22,6 +22,9 @@ public struct Tensor: Sendable {
     public var requiresGrad: Bool
     /// True for an `nn.Parameter` (saved through `torch._utils._rebuild_parameter`).
     public var isParameter: Bool
+    /// Set for a numpy array or scalar read as data (see ``DataGlobals``): written back as numpy
+    /// pickles it. Nil for a torch tensor.
+    public var numpyOrigin: NumpyOrigin? = nil
 
     /// Creates a view of a storage, checking that every element it can reach lies inside it.
     ///
@@ -72,7 +75,7 @@ public struct Tensor: Sendable {
     }
 
     /// Another view of the same storage, checked as ``init(storage:dtype:shape:strides:storageOffset:requiresGrad:isParameter:)``
-    /// checks a new one; `requiresGrad` and `isParameter` carry over.
+    /// checks a new one; `requiresGrad`, `isParameter` and `numpyOrigin` carry over.
     ///
     /// - Parameters:
     ///   - shape: Size of each dimension.
@@ -82,8 +85,11 @@ public struct Tensor: Sendable {
     /// - Throws: ``CheckpointError`` `.outOfBounds` when the view does not fit in the storage,
     ///   `.invalidArgument` when shape and strides disagree or are negative.
     public func viewed(shape: [Int], strides: [Int]? = nil, storageOffset: Int? = nil) throws -> Tensor {
-        try Tensor(storage: storage, dtype: dtype, shape: shape, strides: strides, storageOffset: storageOffset ?? self.storageOffset,
-                   requiresGrad: requiresGrad, isParameter: isParameter)
+        var view = try Tensor(
+            storage: storage, dtype: dtype, shape: shape, strides: strides, storageOffset: storageOffset ?? self.storageOffset,
+            requiresGrad: requiresGrad, isParameter: isParameter)
+        view.numpyOrigin = numpyOrigin
+        return view
     }
 
     /// The same elements in another shape, as `torch.Tensor.view` gives them: this tensor must be
@@ -277,6 +283,7 @@ public struct Tensor: Sendable {
         var copy = try Tensor(storage: Storage(bytes: contiguousBytes()), dtype: dtype, shape: shape)
         copy.requiresGrad = requiresGrad
         copy.isParameter = isParameter
+        copy.numpyOrigin = numpyOrigin
         return copy
     }
 

@@ -10,23 +10,7 @@ public enum NPY {
     /// - Parameter dtype: The element type.
     /// - Returns: The little-endian type string.
     public static func descriptor(for dtype: DType) -> String? {
-        switch dtype {
-        case .float64: return "<f8"
-        case .float32: return "<f4"
-        case .float16: return "<f2"
-        case .complex64: return "<c8"
-        case .complex128: return "<c16"
-        case .int64: return "<i8"
-        case .int32: return "<i4"
-        case .int16: return "<i2"
-        case .int8: return "|i1"
-        case .uint8: return "|u1"
-        case .bool: return "|b1"
-        case .uint16: return "<u2"
-        case .uint32: return "<u4"
-        case .uint64: return "<u8"
-        case .bfloat16, .float8_e4m3fn, .float8_e5m2: return nil
-        }
+        dtype.numpyDescriptor
     }
 
     /// The dtype whose bits stand in for a dtype numpy lacks: bfloat16 as uint16, float8 as uint8.

@@ -75,7 +75,7 @@ public struct OptimizerSummary: Sendable {
                 try collect(child, path: &path, into: &found)
                 path.removeLast()
             }
-        case .object:
+        case .object, .record:
             for (key, child) in value.children {
                 path.append(key)
                 try collect(child, path: &path, into: &found)
@@ -166,5 +166,17 @@ public struct OptimizerSummary: Sendable {
             case .complex: return nil
             }
         }
+    }
+}
+
+extension Tensor {
+    /// Calls `body` with the logical elements packed row-major: the storage itself for a contiguous
+    /// tensor, a gathered copy for a strided view.
+    func withPackedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if isContiguous {
+            let start = storageOffset * dtype.itemSize
+            return try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<start + byteCount])) }
+        }
+        return try contiguousBytes().withUnsafeBytes(body)
     }
 }

@@ -6,22 +6,33 @@ import Foundation
 /// tensor, the largest absolute and relative difference and whether every element is close).
 ///
 /// Dict items are matched by key, list, tuple and set elements by position, OrderedDict attributes
-/// by name, the parts of two placeholders of one global (``PickledObject``) by part name. Non-tensor values (hyperparameters, epochs, strings) must be exactly equal. Tensors of
-/// the same shape are compared element by element with `torch.allclose`'s rule (see ``Tolerance``),
-/// also when their dtypes differ (the dtype change is reported as well), so a cast can be judged.
+/// by name, the parts of two placeholders of one global (``PickledObject``) by part name.
+/// Non-tensor values (hyperparameters, epochs, strings) must be exactly equal (a float NaN equals a
+/// NaN of the same bits). Tensors of the same shape are compared element by element with
+/// `torch.allclose`'s rule (see ``Tolerance``), also when their dtypes differ, so a cast can be
+/// judged: the dtype change is reported too unless ``Ignored/dtype`` is given.
+///
+/// Tensor data is read in chunks on every core, straight from the mapped files, and each chunk's
+/// pages are released once compared, so memory use stays a few megabytes per core whatever the
+/// files' sizes. A stored blob's CRC-32 is computed from the same chunks as they are compared (no
+/// separate pass), and a mismatch is thrown before any result is returned.
 public struct StateDiff: Sendable {
     /// `torch.isclose`'s test: `|a - b| <= atol + rtol * |b|`, where `a` is from the first tree and `b`
-    /// from the second.
+    /// from the second, computed in float64 from the exactly decoded elements.
     ///
     /// Equal values are close (so `inf` is close to `inf` of the same sign); any other pair with an
-    /// infinity is not. A NaN is close to nothing unless ``equalNaN`` is set, in which case a NaN is
-    /// close to a NaN (as `equal_nan=True`). Complex elements use the modulus of the difference and of `b`.
+    /// infinity is not. A NaN is close to a NaN of the same bits, so a tensor with a NaN is equal to
+    /// itself, which `torch.allclose` denies. Across dtypes the bits are compared once widened to
+    /// float64 (bfloat16 `0x7FC0` matches float32 `0x7FC00000`), but casts rewrite NaNs (torch's
+    /// float32 → bfloat16 gives `0xFFFF`), so NaNs across a cast need ``equalNaN``. With
+    /// ``equalNaN`` any NaN is close to any NaN (as `equal_nan=True`). A NaN is never close to a
+    /// number. Complex elements use the modulus of the difference and of `b`.
     public struct Tolerance: Sendable, Equatable {
         /// `rtol`: the allowed difference per unit of `|b|`.
         public var relative: Double
         /// `atol`: the allowed difference near zero.
         public var absolute: Double
-        /// `equal_nan`: a NaN is close to a NaN.
+        /// `equal_nan`: any NaN is close to any NaN (not only to one of the same bits).
         public var equalNaN: Bool
 
         /// Creates a tolerance; the defaults are torch.allclose's (`rtol=1e-05, atol=1e-08, equal_nan=False`).
@@ -29,12 +40,30 @@ public struct StateDiff: Sendable {
         /// - Parameters:
         ///   - relative: `rtol`.
         ///   - absolute: `atol`.
-        ///   - equalNaN: Treat NaN as close to NaN.
+        ///   - equalNaN: Treat any NaN as close to any NaN.
         public init(relative: Double = 1e-5, absolute: Double = 1e-8, equalNaN: Bool = false) {
             self.relative = relative
             self.absolute = absolute
             self.equalNaN = equalNaN
         }
+    }
+
+    /// Differences a comparison leaves out.
+    public struct Ignored: OptionSet, Sendable, Hashable {
+        /// One bit per kind of difference left out.
+        public let rawValue: Int
+        /// The set with these bits.
+        ///
+        /// - Parameter rawValue: Bits of the static members.
+        public init(rawValue: Int) { self.rawValue = rawValue }
+
+        /// Tensor dtypes: tensors are compared by value alone, no ``Kind/dtype`` is reported.
+        public static let dtype = Ignored(rawValue: 1 << 0)
+        /// Container bookkeeping that a format change alters: `OrderedDict` against `dict` (no
+        /// ``Kind/type``), and an OrderedDict's `_metadata` attribute (torch's per-module versions,
+        /// which `state_dict()` carries and safetensors cannot) when only one side has it. When
+        /// both sides have `_metadata` it is compared as usual.
+        public static let containerTypes = Ignored(rawValue: 1 << 1)
     }
 
     /// What changed at a key path.
@@ -63,6 +92,8 @@ public struct StateDiff: Sendable {
         /// The keys from the root to the value that differs.
         public var path: [StateKey]
         /// The first tree's side in short form (`float 0.1`, `Tensor float32 [3, 4]`), nil when added.
+        /// Floats print as the shortest text that reads back as the same value, so two different
+        /// values never print alike (a NaN shows its payload: `nan(0x1)`).
         public var old: String?
         /// The second tree's side, nil when removed.
         public var new: String?
@@ -81,7 +112,7 @@ public struct StateDiff: Sendable {
         public var maxRelativeDifference: Double
         /// Elements that are not close within the tolerance (NaN pairs included).
         public var mismatchedElements: Int
-        /// Positions where exactly one side is NaN, or both are and NaN is not equal to NaN.
+        /// Positions where exactly one side is NaN, or both are and they do not count as equal.
         public var nanMismatches: Int
         /// True when every element is close.
         public var isClose: Bool { mismatchedElements == 0 }
@@ -89,6 +120,8 @@ public struct StateDiff: Sendable {
 
     /// The closeness test the tensors were compared with.
     public var tolerance: Tolerance
+    /// The differences that were left out.
+    public var ignored: Ignored
     /// Every difference, in the first tree's order (additions where the second tree has them).
     public var differences: [Difference]
     /// Every pair of same-shaped tensors compared, including the ones that are close.
@@ -99,20 +132,46 @@ public struct StateDiff: Sendable {
 
     /// Compares two trees.
     ///
+    /// Filter the trees first to compare part of them (``StateValue/filtered(by:)``); only the
+    /// tensors left are read.
+    ///
     /// - Parameters:
     ///   - old: The first tree (`a` in the tolerance test).
     ///   - new: The second tree (`b`, whose magnitude scales the relative tolerance).
     ///   - tolerance: The closeness test for tensor elements.
+    ///   - ignoring: Differences to leave out.
     ///   - comparesElements: False compares only structure and tensor metadata, reading no tensor data.
+    ///   - progress: Called (from any thread) with the bytes of tensor data read so far and the
+    ///     total to read: both sides of every pair compared, plus any blob whose CRC-32 must be
+    ///     checked on its own first (one shared by several tensors).
     /// - Returns: The differences.
     /// - Throws: ``CheckpointError`` from reading tensor bytes (`.checksumMismatch` for damaged data).
     public static func compare(
-        _ old: StateValue, _ new: StateValue, tolerance: Tolerance = Tolerance(), comparesElements: Bool = true
+        _ old: StateValue, _ new: StateValue, tolerance: Tolerance = Tolerance(), ignoring: Ignored = [],
+        comparesElements: Bool = true, progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
     ) throws -> StateDiff {
-        var walker = Walker(tolerance: tolerance, comparesElements: comparesElements)
+        var walker = Walker(ignored: ignoring, comparesElements: comparesElements)
         var path: [StateKey] = []
-        try walker.compare(old, new, path: &path)
-        return StateDiff(tolerance: tolerance, differences: walker.differences, tensorComparisons: walker.comparisons)
+        walker.compare(old, new, path: &path)
+        let results = try ClosenessPass.run(walker.pairs, tolerance: tolerance, progress: progress)
+        var comparisons: [TensorComparison] = []
+        let differences = walker.entries.map { entry -> Difference? in
+            switch entry {
+            case .difference(let difference):
+                return difference
+            case .elements(let index):
+                let pair = walker.pairs[index]
+                let comparison = results[index].comparison(path: pair.path, elementCount: pair.old.numel)
+                comparisons.append(comparison)
+                guard !comparison.isClose else { return nil }
+                return Difference(
+                    kind: .values, path: pair.path,
+                    old: "\(comparison.mismatchedElements) of \(Plural.count(comparison.elementCount, "element")) not close",
+                    new: "max abs diff \(NumberText.distinguishing(comparison.maxAbsoluteDifference, from: tolerance.absolute)), "
+                        + "max rel diff \(NumberText.distinguishing(comparison.maxRelativeDifference, from: tolerance.relative))")
+            }
+        }
+        return StateDiff(tolerance: tolerance, ignored: ignoring, differences: differences.compactMap { $0 }, tensorComparisons: comparisons)
     }
 
     /// A short description of a value for a difference: its type and, for scalars, its value.
@@ -122,66 +181,97 @@ public struct StateDiff: Sendable {
     public static func describe(_ value: StateValue) -> String {
         let type = value.pythonTypeName
         switch value {
-        case .dict(let dict): return "\(type) (\(dict.items.count) items)"
-        case .list(let xs), .tuple(let xs), .set(let xs): return "\(type) (\(xs.count) items)"
+        case .dict(let dict): return "\(type) (\(Plural.count(dict.items.count, "item")))"
+        case .list(let xs), .tuple(let xs), .set(let xs): return "\(type) (\(Plural.count(xs.count, "item")))"
         case .tensor(let tensor): return "\(type) \(tensor.dtype.rawValue) \(tensor.shape)"
         case .string(let text): return "\(type) \(text.debugDescription)"
         case .int(let integer): return "\(type) \(integer)"
         case .float(let number): return "\(type) \(number)"
         case .bool(let flag): return "\(type) \(flag ? "True" : "False")"
         case .none: return "None"
-        case .bytes(let bytes), .bytearray(let bytes): return "\(type) (\(bytes.count) bytes)"
+        case .bytes(let bytes), .bytearray(let bytes): return "\(type) (\(Plural.count(bytes.count, "byte")))"
         case .size(let dims): return "\(type) \(dims)"
         case .device(let name): return "\(type) \(name)"
         case .dtype(let dtype): return "\(type) \(dtype)"
         case .complex(let real, let imaginary): return "\(type) (\(real), \(imaginary))"
         case .object(let object): return object.summary
+        case .record(let record):
+            if let path = record.pathString { return "\(type) \(path.debugDescription)" }
+            return "\(type) (\(record.attributes.count) attributes)"
         }
     }
 }
 
-/// The recursive comparison behind ``StateDiff/compare(_:_:tolerance:comparesElements:)``.
-private struct Walker {
-    let tolerance: StateDiff.Tolerance
-    let comparesElements: Bool
-    var differences: [StateDiff.Difference] = []
-    var comparisons: [StateDiff.TensorComparison] = []
+/// One pair of same-shaped tensors whose elements are to be compared.
+struct TensorPair {
+    let path: [StateKey]
+    let old: Tensor
+    let new: Tensor
+}
 
-    private mutating func record(_ kind: StateDiff.Kind, _ path: [StateKey], _ old: StateValue?, _ new: StateValue?) {
-        differences.append(StateDiff.Difference(
-            kind: kind, path: path, old: old.map(StateDiff.describe), new: new.map(StateDiff.describe)))
+/// The recursive comparison behind ``StateDiff/compare(_:_:tolerance:ignoring:comparesElements:progress:)``:
+/// structural differences now, element comparisons collected for ``ClosenessPass`` to run at once.
+private struct Walker {
+    /// A difference found, or the place of a pair's element comparison among them.
+    enum Entry {
+        case difference(StateDiff.Difference)
+        case elements(pair: Int)
     }
 
-    mutating func compare(_ old: StateValue, _ new: StateValue, path: inout [StateKey]) throws {
+    let ignored: StateDiff.Ignored
+    let comparesElements: Bool
+    var entries: [Entry] = []
+    var pairs: [TensorPair] = []
+
+    private mutating func record(_ kind: StateDiff.Kind, _ path: [StateKey], _ old: StateValue?, _ new: StateValue?) {
+        entries.append(.difference(StateDiff.Difference(
+            kind: kind, path: path, old: old.map(StateDiff.describe), new: new.map(StateDiff.describe))))
+    }
+
+    mutating func compare(_ old: StateValue, _ new: StateValue, path: inout [StateKey]) {
         switch (old, new) {
         case let (.dict(a), .dict(b)):
-            if a.isOrderedDict != b.isOrderedDict { record(.type, path, old, new) }
-            try compareKeyed(
+            let lenient = ignored.contains(.containerTypes)
+            if (a.isOrderedDict != b.isOrderedDict && !lenient) || a.defaultFactory != b.defaultFactory { record(.type, path, old, new) }
+            compareKeyed(
                 a.items.elements.map { ($0.key, $0.value) }, b.items.elements.map { ($0.key, $0.value) }, path: &path)
-            try compareKeyed(
-                a.attributes.map { (.string($0.key), $0.value) },
-                b.attributes.map { (.string($0.key), $0.value) }, path: &path)
+            var oldAttributes = a.attributes.map { (StateKey.string($0.key), $0.value) }
+            var newAttributes = b.attributes.map { (StateKey.string($0.key), $0.value) }
+            if lenient, (a.attributes[Walker.metadata] == nil) != (b.attributes[Walker.metadata] == nil) {
+                oldAttributes.removeAll { $0.0 == .string(Walker.metadata) }
+                newAttributes.removeAll { $0.0 == .string(Walker.metadata) }
+            }
+            compareKeyed(oldAttributes, newAttributes, path: &path)
         case let (.list(a), .list(b)), let (.tuple(a), .tuple(b)), let (.set(a), .set(b)):
-            try comparePositional(a, b, path: &path)
+            comparePositional(a, b, path: &path)
         case let (.tensor(a), .tensor(b)):
-            try compareTensors(a, b, path: path)
+            // A numpy array and a torch tensor of the same values are different types.
+            if old.pythonTypeName != new.pythonTypeName { record(.type, path, old, new) }
+            compareTensors(a, b, path: path)
+        case let (.record(a), .record(b)):
+            if a.kind != b.kind { record(.type, path, old, new) }
+            compareKeyed(
+                a.attributes.map { (.string($0.key), $0.value) }, b.attributes.map { (.string($0.key), $0.value) }, path: &path)
         case let (.object(a), .object(b)):
             // Placeholders of the same global made the same way are compared part by part.
             if a.qualifiedName != b.qualifiedName || a.construction != b.construction { record(.type, path, old, new) }
-            try compareKeyed(
+            compareKeyed(
                 a.parts.map { (.string($0.key), $0.value) }, b.parts.map { (.string($0.key), $0.value) }, path: &path)
         default:
             if old.pythonTypeName != new.pythonTypeName {
                 record(.type, path, old, new)
-                if case .list(let a) = old, case .tuple(let b) = new { try comparePositional(a, b, path: &path) }
-                if case .tuple(let a) = old, case .list(let b) = new { try comparePositional(a, b, path: &path) }
+                if case .list(let a) = old, case .tuple(let b) = new { comparePositional(a, b, path: &path) }
+                if case .tuple(let a) = old, case .list(let b) = new { comparePositional(a, b, path: &path) }
             } else if old != new {
                 record(.value, path, old, new)
             }
         }
     }
 
-    private mutating func compareKeyed(_ old: [(StateKey, StateValue)], _ new: [(StateKey, StateValue)], path: inout [StateKey]) throws {
+    /// The OrderedDict attribute `nn.Module.state_dict()` sets: `{prefix: {"version": n}}` per module.
+    private static let metadata = "_metadata"
+
+    private mutating func compareKeyed(_ old: [(StateKey, StateValue)], _ new: [(StateKey, StateValue)], path: inout [StateKey]) {
         var newByKey: [StateKey: StateValue] = [:]
         for (key, value) in new { newByKey[key] = value }
         var oldKeys = Set<StateKey>()
@@ -189,7 +279,7 @@ private struct Walker {
             oldKeys.insert(key)
             path.append(key)
             if let other = newByKey[key] {
-                try compare(value, other, path: &path)
+                compare(value, other, path: &path)
             } else {
                 record(.removed, path, value, nil)
             }
@@ -200,11 +290,11 @@ private struct Walker {
         }
     }
 
-    private mutating func comparePositional(_ old: [StateValue], _ new: [StateValue], path: inout [StateKey]) throws {
+    private mutating func comparePositional(_ old: [StateValue], _ new: [StateValue], path: inout [StateKey]) {
         for index in 0..<max(old.count, new.count) {
             path.append(.int(Int64(index)))
             switch (index < old.count ? old[index] : nil, index < new.count ? new[index] : nil) {
-            case let (a?, b?): try compare(a, b, path: &path)
+            case let (a?, b?): compare(a, b, path: &path)
             case let (a?, nil): record(.removed, path, a, nil)
             case let (nil, b?): record(.added, path, nil, b)
             case (nil, nil): break
@@ -213,116 +303,21 @@ private struct Walker {
         }
     }
 
-    private mutating func compareTensors(_ old: Tensor, _ new: Tensor, path: [StateKey]) throws {
+    private mutating func compareTensors(_ old: Tensor, _ new: Tensor, path: [StateKey]) {
         let oldValue = StateValue.tensor(old)
         let newValue = StateValue.tensor(new)
         if old.isParameter != new.isParameter { record(.type, path, oldValue, newValue) }
         if old.requiresGrad != new.requiresGrad {
-            differences.append(StateDiff.Difference(
-                kind: .requiresGrad, path: path, old: String(old.requiresGrad), new: String(new.requiresGrad)))
+            entries.append(.difference(StateDiff.Difference(
+                kind: .requiresGrad, path: path, old: String(old.requiresGrad), new: String(new.requiresGrad))))
         }
-        if old.dtype != new.dtype { record(.dtype, path, oldValue, newValue) }
+        if old.dtype != new.dtype && !ignored.contains(.dtype) { record(.dtype, path, oldValue, newValue) }
         guard old.shape == new.shape else {
             record(.shape, path, oldValue, newValue)
             return
         }
         guard comparesElements else { return }
-        let comparison = try TensorCloseness.compare(old, new, tolerance: tolerance, path: path)
-        comparisons.append(comparison)
-        if !comparison.isClose {
-            differences.append(StateDiff.Difference(
-                kind: .values, path: path,
-                old: "\(comparison.mismatchedElements) of \(comparison.elementCount) elements not close",
-                new: "max abs diff \(comparison.maxAbsoluteDifference), max rel diff \(comparison.maxRelativeDifference)"))
-        }
-    }
-}
-
-/// Element-by-element closeness of two same-shaped tensors, in one pass without copying
-/// contiguous data.
-enum TensorCloseness {
-    static func compare(_ a: Tensor, _ b: Tensor, tolerance: StateDiff.Tolerance, path: [StateKey]) throws -> StateDiff.TensorComparison {
-        var result = StateDiff.TensorComparison(
-            path: path, elementCount: a.numel, maxAbsoluteDifference: 0, maxRelativeDifference: 0, mismatchedElements: 0,
-            nanMismatches: 0)
-        try a.withPackedBytes { left in
-            try b.withPackedBytes { right in
-                switch (a.dtype, b.dtype) {
-                case (.float32, .float32): compareReal(left, Float.self, right, Float.self, a.numel, tolerance, &result)
-                case (.float64, .float64): compareReal(left, Double.self, right, Double.self, a.numel, tolerance, &result)
-                case (.float32, .float64): compareReal(left, Float.self, right, Double.self, a.numel, tolerance, &result)
-                case (.float64, .float32): compareReal(left, Double.self, right, Float.self, a.numel, tolerance, &result)
-                default:
-                    for index in 0..<a.numel {
-                        let (x, xi) = Self.parts(Tensor.element(left, at: index, of: a.dtype))
-                        let (y, yi) = Self.parts(Tensor.element(right, at: index, of: b.dtype))
-                        result.include(x, xi, y, yi, tolerance)
-                    }
-                }
-            }
-        }
-        return result
-    }
-
-    /// The common float32/float64 cases without decoding each element through ``ConversionElement``
-    /// (about 3x faster on large tensors).
-    private static func compareReal<X: BinaryFloatingPoint, Y: BinaryFloatingPoint>(
-        _ left: UnsafeRawBufferPointer, _: X.Type, _ right: UnsafeRawBufferPointer, _: Y.Type, _ count: Int,
-        _ tolerance: StateDiff.Tolerance, _ result: inout StateDiff.TensorComparison
-    ) {
-        for index in 0..<count {
-            let x = Double(left.loadUnaligned(fromByteOffset: index * MemoryLayout<X>.stride, as: X.self))
-            let y = Double(right.loadUnaligned(fromByteOffset: index * MemoryLayout<Y>.stride, as: Y.self))
-            if x == y { continue }
-            result.include(x, 0, y, 0, tolerance)
-        }
-    }
-
-    /// Real and imaginary parts; integers beyond 2⁵³ are rounded to the nearest Double.
-    private static func parts(_ element: ConversionElement) -> (Double, Double) {
-        switch element {
-        case .signed(let value): return (Double(value), 0)
-        case .unsigned(let value): return (Double(value), 0)
-        case .real(let value): return (value, 0)
-        case .complex(let real, let imaginary): return (real, imaginary)
-        }
-    }
-}
-
-extension StateDiff.TensorComparison {
-    /// Adds one pair `a = x + xi·i`, `b = y + yi·i` with torch.isclose's rule.
-    fileprivate mutating func include(_ x: Double, _ xi: Double, _ y: Double, _ yi: Double, _ tolerance: StateDiff.Tolerance) {
-        let aIsNaN = x.isNaN || xi.isNaN
-        let bIsNaN = y.isNaN || yi.isNaN
-        if aIsNaN || bIsNaN {
-            if !(aIsNaN && bIsNaN && tolerance.equalNaN) {
-                nanMismatches += 1
-                mismatchedElements += 1
-            }
-            return
-        }
-        if x == y && xi == yi { return }
-        let difference = xi == 0 && yi == 0 ? abs(x - y) : hypot(x - y, xi - yi)
-        let magnitude = yi == 0 ? abs(y) : hypot(y, yi)
-        // An infinity on either side that is not equal to the other side gives an infinite or NaN
-        // difference: never close, and reported as an infinite difference.
-        let isInfinite = x.isInfinite || xi.isInfinite || y.isInfinite || yi.isInfinite
-        let absolute = isInfinite ? Double.infinity : difference
-        let relative = isInfinite ? Double.infinity : (magnitude == 0 ? Double.infinity : difference / magnitude)
-        maxAbsoluteDifference = max(maxAbsoluteDifference, absolute)
-        maxRelativeDifference = max(maxRelativeDifference, relative)
-        if isInfinite || !(difference <= tolerance.absolute + tolerance.relative * magnitude) { mismatchedElements += 1 }
-    }
-}
-
-extension Tensor {
-    /// Calls `body` with the logical elements packed row-major: the storage itself for a contiguous
-    /// tensor, a gathered copy for a strided view.
-    func withPackedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        if isContiguous {
-            let start = storageOffset * dtype.itemSize
-            return try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<start + byteCount])) }
-        }
-        return try contiguousBytes().withUnsafeBytes(body)
+        entries.append(.elements(pair: pairs.count))
+        pairs.append(TensorPair(path: path, old: old, new: new))
     }
 }

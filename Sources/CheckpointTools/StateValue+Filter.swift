@@ -21,7 +21,7 @@ extension StateValue {
     /// keep their type; a list, tuple or set keeps only its matching elements, which therefore
     /// get new indices. OrderedDict attributes (`_metadata`) are kept only if they match too. A
     /// ``PickledObject`` keeps its global and construction, and only its matching parts (`args`,
-    /// `state`, ...), each filtered the same way.
+    /// `state`, ...), each filtered the same way; a ``PythonRecord`` its matching attributes.
     ///
     /// - Parameter glob: The pattern.
     /// - Returns: The filtered tree, or nil when nothing matches.
@@ -36,6 +36,7 @@ extension StateValue {
         switch self {
         case .dict(let dict):
             var kept = StateDict(isOrderedDict: dict.isOrderedDict)
+            kept.defaultFactory = dict.defaultFactory
             for (key, value) in dict.items {
                 path.append(key)
                 if let child = value.filtered(by: glob, at: &path) { kept.items[key] = child }
@@ -68,6 +69,16 @@ extension StateValue {
                 return child
             }
             return anyKept ? .object(kept) : nil
+        case .record(var record):
+            var kept = OrderedMap<String, StateValue>()
+            for (name, value) in record.attributes {
+                path.append(.string(name))
+                if let child = value.filtered(by: glob, at: &path) { kept[name] = child }
+                path.removeLast()
+            }
+            guard !kept.isEmpty else { return nil }
+            record.attributes = kept
+            return .record(record)
         default:
             return nil
         }

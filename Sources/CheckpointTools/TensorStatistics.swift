@@ -132,9 +132,10 @@ public struct TensorStatistics: Sendable, Equatable {
         case avx512 = 2
     }
 
-    /// Caps the instruction set the kernels use (the best the CPU has is the default), so tests
-    /// and benchmarks can run every variant on one machine. Results agree across variants to
-    /// rounding; the cap applies process-wide.
+    /// Caps the instruction set the kernels use, these statistics' and ``StateDiff``'s element
+    /// comparisons (the best the CPU has is the default), so tests and benchmarks can run every
+    /// variant on one machine. Results agree across variants to rounding; the cap applies
+    /// process-wide.
     ///
     /// - Parameter limit: The widest set to use; nil restores the default.
     public static func limitInstructionSet(to limit: InstructionSet?) {
@@ -258,28 +259,11 @@ private struct WorkItem {
     var count: Int
 }
 
-/// Bytes done so far, for progress reports from worker threads.
-private final class ByteCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total = 0
-
-    /// Adds `bytes` and returns the new total.
-    func add(_ bytes: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        total += bytes
-        return total
-    }
-}
-
 /// One worker's buffers: gathered bytes of a strided chunk and decoded doubles.
 private final class ChunkScratch {
     static let blockElements = 4096
-    private var gathered: UnsafeMutableRawPointer?
-    private var gatheredCapacity = 0
+    private let gathered = GatherBuffer()
     private var doubles = [Double](repeating: 0, count: blockElements)
-
-    deinit { gathered?.deallocate() }
 
     /// Statistics of elements `start ..< start + count` (row-major) of a tensor.
     func moments(of tensor: Tensor, start: Int, count: Int) throws -> Moments {
@@ -293,30 +277,13 @@ private final class ChunkScratch {
                 if tensor.isContiguous {
                     block = storage.baseAddress! + (tensor.storageOffset + position) * item
                 } else {
-                    block = gather(tensor, storage, start: position, count: length)
+                    block = gathered.gather(tensor, storage, start: position, count: length)
                 }
                 result.merge(decode(block, dtype: tensor.dtype, count: length))
                 position += length
             }
         }
         return result
-    }
-
-    /// Copies `count` strided elements from row-major index `start` into the gather buffer.
-    private func gather(_ tensor: Tensor, _ storage: UnsafeRawBufferPointer, start: Int, count: Int) -> UnsafeRawPointer {
-        let item = tensor.dtype.itemSize
-        if gatheredCapacity < count * item {
-            gathered?.deallocate()
-            gathered = UnsafeMutableRawPointer.allocate(byteCount: count * item, alignment: 16)
-            gatheredCapacity = count * item
-        }
-        let destination = gathered!
-        var written = 0
-        tensor.forEachElementOffset(from: start, count: count) { offset in
-            (destination + written).copyMemory(from: storage.baseAddress! + (tensor.storageOffset + offset) * item, byteCount: item)
-            written += item
-        }
-        return UnsafeRawPointer(destination)
     }
 
     /// Summarizes a packed block: float32, float64, bfloat16 and float16 directly in C; other real

@@ -2,7 +2,9 @@ import Checkpoint
 
 /// What `torch.load` needs to read a torch archive whose tree this library has read: nothing
 /// beyond `weights_only=True`, a `torch.serialization.safe_globals` list, or `weights_only=False`
-/// (trusting the file, since loading it runs code). `ckpt-tool verify` reports it.
+/// (trusting the file, since loading it runs code); and `map_location="cpu"` when a storage was
+/// saved on another device (`cuda:0`, `mps`), which `torch.load` refuses on a machine without it
+/// ("Storage device not recognized: mps"). `ckpt-tool verify` reports it.
 ///
 /// Every global outside torch's default allow-list is listed at once, with the key path of each
 /// ``PickledObject`` made from it. A list of them is enough for `safe_globals` when they are plain
@@ -30,6 +32,8 @@ public struct TorchLoadAdvice: Sendable {
         public var paths: [[StateKey]]
         /// Why `safe_globals` cannot admit it, nil when it can.
         public var blocker: String?
+        /// True when ckpt can read what it makes as a plain value (``Checkpoint/DataGlobals``).
+        public var isReadableAsData: Bool { DataGlobals.isReadable(name) }
     }
 
     /// The globals outside the allow-list, in the order the tree first uses them.
@@ -37,13 +41,26 @@ public struct TorchLoadAdvice: Sendable {
     /// Reasons only `weights_only=False` reads the file: each global's ``Global/blocker``, and the
     /// pickle's protocol when it is 4 or 5.
     public var blockers: [String]
-    /// The Python that loads the file (with `f` the file), nil when `torch.load(f, weights_only=True)`
-    /// does as is: a `safe_globals` block, or `torch.load(f, weights_only=False)` with a comment
-    /// saying why trust is needed.
+    /// The storage locations other than `cpu` the pickle names (`cuda:0`, `mps`), in the order the
+    /// tree first uses them: `torch.load` needs `map_location` where such a device is absent.
+    public var devices: [String]
+    /// The Python that loads the file (with `f` the file) on any machine, nil when
+    /// `torch.load(f, weights_only=True)` does as is: a `safe_globals` block, or
+    /// `torch.load(f, weights_only=False)` with a comment saying why trust is needed; with
+    /// `map_location="cpu"` when ``devices`` is not empty.
     public var call: String?
 
-    /// True when `torch.load(f, weights_only=True)` reads the file without help.
-    public var loadsWeightsOnly: Bool { call == nil }
+    /// True when `torch.load(f, weights_only=True)` reads the pickle without an allow-list or trust
+    /// (whatever the devices).
+    public var loadsWeightsOnly: Bool { globals.isEmpty && blockers.isEmpty }
+
+    /// The globals ckpt reads as plain values with ``Checkpoint/LoadOptions/allowDataGlobals``
+    /// (`ckpt-tool --allow-data-globals`), in tree order: those of ``globals`` it can read, and the
+    /// class of each numpy dtype used (`numpy.dtypes.Float64DType`), which torch checks too.
+    public var dataGlobals: [String]
+
+    /// The globals in ``globals`` ckpt cannot read as data: they stay placeholders (``Checkpoint/PickledObject``).
+    public var placeholderGlobals: [String] { globals.filter { !$0.isReadableAsData }.map(\.name) }
 
     /// Modules whose functions run code or touch the system; torch blocks `os`, `posix`, `nt` and
     /// `sys` even when allow-listed.
@@ -58,23 +75,46 @@ public struct TorchLoadAdvice: Sendable {
         "globals", "locals", "vars", "apply", "execfile", "reload", "file", "help", "exit", "quit",
     ]
 
+    /// The advice for a TorchScript archive (`torch.jit.save`): `torch.load(weights_only=True)`
+    /// refuses one whatever it holds; `torch.jit.load` reads it, compiling its code.
+    static let torchScript = TorchLoadAdvice(
+        globals: [], blockers: ["a TorchScript archive (constants.pkl)"],
+        call: "torch.jit.load(f)  # a TorchScript archive, which torch.load(weights_only=True) refuses; "
+            + "torch.jit.load compiles and runs its code: only for a file you trust",
+        dataGlobals: [])
+
+    private init(globals: [Global], blockers: [String], call: String?, dataGlobals: [String]) {
+        self.globals = globals
+        self.blockers = blockers
+        devices = []
+        self.call = call
+        self.dataGlobals = dataGlobals
+    }
+
     /// Works out the advice for a tree read from a torch archive.
     ///
     /// - Parameters:
     ///   - tree: The tree the unpickler read (placeholders and all).
     ///   - pickleProtocol: The protocol `data.pkl` declares (its PROTO opcode), nil when it has none.
-    public init(tree: StateValue, pickleProtocol: Int? = nil) {
+    ///   - devices: The storage locations the pickle names, in any order and with repeats; `cpu`
+    ///     needs nothing.
+    public init(tree: StateValue, pickleProtocol: Int? = nil, devices: [String] = []) {
+        self.devices = devices.reduce(into: []) { kept, device in
+            if device != "cpu", !kept.contains(device) { kept.append(device) }
+        }
+        let mapLocation = self.devices.isEmpty ? "" : ", map_location=\"cpu\""
         var order: [String] = []
         var byName: [String: Global] = [:]
         var dtypeTypes: [String] = []
+        var dtypeClasses: [String] = []
         tree.forEachObject { path, object in
             guard !object.isOnTorchAllowList else { return }
-            // Python 3 (and torch) read protocol 2's `__builtin__` as `builtins`.
-            let module = object.module == "__builtin__" ? "builtins" : object.module
-            let name = "\(module).\(object.name)"
+            // Python 3 (and torch) read protocol 2's `__builtin__.long` as `builtins.int`.
+            let name = DataGlobals.canonical(object.qualifiedName)
             if byName[name] == nil {
+                let module = object.module == "__builtin__" ? "builtins" : object.module
                 order.append(name)
-                byName[name] = Global(module: module, shortName: object.name, paths: [], blocker: nil)
+                byName[name] = Global(module: module, shortName: String(name.dropFirst(module.count + 1)), paths: [], blocker: nil)
             }
             byName[name]?.paths.append(path)
             if byName[name]?.blocker == nil { byName[name]?.blocker = Self.blocker(object) }
@@ -83,16 +123,20 @@ public struct TorchLoadAdvice: Sendable {
             {
                 let expression = "type(numpy.dtype(\(Self.pythonString(code))))"
                 if !dtypeTypes.contains(expression) { dtypeTypes.append(expression) }
+                if let dtypeClass = DataGlobals.numpyDTypeClass(typeCode: code), !dtypeClasses.contains(dtypeClass) {
+                    dtypeClasses.append(dtypeClass)
+                }
             }
         }
         globals = order.compactMap { byName[$0] }
+        dataGlobals = globals.filter(\.isReadableAsData).map(\.name) + dtypeClasses
         blockers = globals.compactMap { global in global.blocker.map { "\(global.name) \($0)" } }
         // Protocol 3 adds only BINBYTES, which a torch.save pickle rarely holds; 4 and 5 always frame.
         if let pickleProtocol, pickleProtocol >= 4 {
             blockers.append("pickle protocol \(pickleProtocol) (torch's weights-only unpickler reads protocol 2)")
         }
         if !blockers.isEmpty {
-            call = "torch.load(f, weights_only=False)  # only for a file you trust: " + blockers.joined(separator: "; ")
+            call = "torch.load(f, weights_only=False\(mapLocation))  # only for a file you trust: " + blockers.joined(separator: "; ")
         } else if !globals.isEmpty {
             var imports: [String] = []
             var expressions: [String] = []
@@ -109,7 +153,9 @@ public struct TorchLoadAdvice: Sendable {
             expressions += dtypeTypes
             call = imports.map { "import \($0)\n" }.joined()
                 + "with torch.serialization.safe_globals([\(expressions.joined(separator: ", "))]):\n"
-                + "    torch.load(f, weights_only=True)"
+                + "    torch.load(f, weights_only=True\(mapLocation))"
+        } else if !self.devices.isEmpty {
+            call = "torch.load(f\(mapLocation))"
         } else {
             call = nil
         }

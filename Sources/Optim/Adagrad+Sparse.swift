@@ -27,26 +27,10 @@ enum AdagradSparseUpdate {
     ///   a failed storage verification.
     static func apply(param: Tensor, grad: SparseTensor, sum: Tensor, step: Double, hyper: AdagradHyperparameters) throws {
         let dtype = param.dtype
-        let round: (Double) -> Double
-        // `param[i] += alpha * q`: for float and double ATen's CPU loop is contracted to one fused
-        // multiply-add; `c10::Half` and `c10::BFloat16` operators round the product first.
-        let multiplyAdd: (_ base: Double, _ a: Double, _ b: Double) -> Double
-        switch dtype {
-        case .float64:
-            round = { $0 }
-            multiplyAdd = { $0.addingProduct($1, $2) }
-        case .float32:
-            round = { Double(Float($0)) }
-            multiplyAdd = { Double(Float($0).addingProduct(Float($1), Float($2))) }
-        case .float16:
-            round = { Double(ElementCodec.roundedToFloat16(Float($0))) }
-            multiplyAdd = { Double(ElementCodec.roundedToFloat16(Float($0) + ElementCodec.roundedToFloat16(Float($1) * Float($2)))) }
-        case .bfloat16:
-            round = { Double(BFloat16.round(Float($0))) }
-            multiplyAdd = { Double(BFloat16.round(Float($0) + BFloat16.round(Float($1) * Float($2)))) }
-        default:
+        guard let rounding = ScalarRounding(dtype) else {
             throw OptimizerError(.unsupported, "sparse gradients are supported for float32, float64, float16 and bfloat16 parameters, not \(dtype)")
         }
+        let round = rounding.round
         let coalesced = try grad.coalesced()
         let nnz = coalesced.nnz
         guard nnz > 0 else { return }
@@ -54,47 +38,9 @@ enum AdagradSparseUpdate {
         // ATen casts scalars to the tensor's type before the element loop (`value.to<scalar_t>()`).
         let alpha = round(-clr)
         let eps = round(hyper.eps)
-        let sparseDim = coalesced.sparseDim
-        let denseShape = Array(param.shape[sparseDim...])
-        let denseOffsets = { (tensor: Tensor) -> [Int] in
-            var offsets: [Int] = []
-            let strides = Array(tensor.strides[sparseDim...])
-            var index = [Int](repeating: 0, count: denseShape.count)
-            let count = denseShape.reduce(1, *)
-            for _ in 0..<count {
-                offsets.append(zip(index, strides).reduce(0) { $0 + $1.0 * $1.1 })
-                var dim = denseShape.count - 1
-                while dim >= 0 {
-                    index[dim] += 1
-                    if index[dim] < denseShape[dim] { break }
-                    index[dim] = 0
-                    dim -= 1
-                }
-            }
-            return offsets
-        }
-        let paramDense = denseOffsets(param), sumDense = denseOffsets(sum)
-        let block = paramDense.count
-        let positions = try coalesced.indices.scalars(as: Int64.self)
+        let paramOffsets = try coalesced.elementOffsets(in: param), sumOffsets = try coalesced.elementOffsets(in: sum)
+        let block = paramOffsets.count / nnz
         let values = try coalesced.values.contiguousCopy()
-
-        // Offsets of every updated element, and `sum`'s new values; the square roots are taken over
-        // the whole array at once, as torch's `sqrt_` on the masked values is.
-        var sumOffsets = [Int](), paramOffsets = [Int]()
-        sumOffsets.reserveCapacity(nnz * block)
-        paramOffsets.reserveCapacity(nnz * block)
-        for k in 0..<nnz {
-            var paramBase = param.storageOffset, sumBase = sum.storageOffset
-            for row in 0..<sparseDim {
-                let index = Int(positions[row * nnz + k])
-                paramBase += index * param.strides[row]
-                sumBase += index * sum.strides[row]
-            }
-            for element in 0..<block {
-                sumOffsets.append(sumBase + sumDense[element])
-                paramOffsets.append(paramBase + paramDense[element])
-            }
-        }
         var roots = [Double](repeating: 0, count: nnz * block)
         try values.storage.withUnsafeBytes { valueBytes in
             try sum.storage.withUnsafeMutableBytes { sumBytes in
@@ -116,7 +62,7 @@ enum AdagradSparseUpdate {
                     var g = try Tensor.readElement(v, position, dtype)
                     if hyper.maximize { g = -g }
                     let std = round(roots[position] + eps)
-                    let updated = multiplyAdd(try Tensor.readElement(p, paramOffsets[position], dtype), alpha, round(g / std))
+                    let updated = rounding.multiplyAdd(try Tensor.readElement(p, paramOffsets[position], dtype), alpha, round(g / std))
                     try Tensor.writeFloatingElement(p, paramOffsets[position], dtype, updated)
                 }
             }

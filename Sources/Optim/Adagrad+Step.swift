@@ -15,17 +15,8 @@ extension Adagrad {
         for index in paramGroups.indices {
             let group = paramGroups[index]
             let options = try AdagradGroupOptions(group, index: index)
-            var work: [Work] = []
-            work.reserveCapacity(group.params.count)
-            for parameter in group.params {
-                guard let grad = parameter.grad else { continue }
-                if options.fused && needsFusedDTypeCheckOnce() && !parameter.data.dtype.isFloatingPoint {
-                    throw OptimizerError(
-                        .unsupported,
-                        "`fused=True` requires all the params to be floating point Tensors of supported devices: "
-                            + "['mps', 'cuda', 'xpu', 'hpu', 'cpu', 'mtia', 'privateuseone'] but \(parameter.data.dtype) and cpu")
-                }
-                work.append(try prepare(parameter, grad, group: group, groupIndex: index))
+            let work = try parametersWithGradients(in: group, index: index, fused: options.fused).map { parameter, grad in
+                try prepare(parameter, grad, group: group, groupIndex: index)
             }
             guard !work.isEmpty else { continue }
             let hasSparse = work.contains { $0.grad.isSparse }
@@ -38,14 +29,14 @@ extension Adagrad {
                     throw OptimizerError(.unsupported, "adagrad with fused=True does not support differentiable=True")
                 }
             }
-            if options.differentiable { throw Adagrad.differentiableUnsupported }
+            if options.differentiable { throw OptimizerError.differentiableUnsupported }
             if hasSparse && options.weightDecay != 0 {
                 throw OptimizerError(.unsupported, "weight_decay option is not compatible with sparse gradients")
             }
             // The foreach path sends a whole dtype bucket to the single-tensor path when any
             // gradient in it is sparse.
             let sparseDTypes = Set(work.filter { $0.grad.isSparse }.map { $0.parameter.data.dtype })
-            let implementations = work.map { item -> AdagradImplementation in
+            let implementations = work.map { item -> OptimizerImplementation in
                 options.fused ? .fused
                     : options.foreach && !sparseDTypes.contains(item.parameter.data.dtype) ? .forEach : .singleTensor
             }
@@ -78,8 +69,8 @@ extension Adagrad {
         }
     }
 
-    /// Checks one parameter's gradient and state against it, giving fresh state to a parameter
-    /// that has none (torch 2.15 would create it lazily here too).
+    /// Checks one parameter's state against it, giving fresh state to a parameter that has none
+    /// (torch 2.15 would create it lazily here too).
     private func prepare(_ parameter: Parameter, _ grad: Gradient, group: ParamGroup, groupIndex: Int) throws -> Work {
         let path = "param_groups/\(groupIndex)"
         if state(for: parameter) == nil, let fresh = try initialState(for: parameter, in: group) {
@@ -89,39 +80,12 @@ extension Adagrad {
               case .tensor(let step)? = entry["step"], case .tensor(let sum)? = entry["sum"] else {
             throw OptimizerError(.malformedStateDict, "Adagrad state must hold tensors `step` and `sum`", path: path)
         }
-        let data = parameter.data
-        let (gradDType, gradShape): (DType, [Int]) = switch grad {
-        case .dense(let tensor): (tensor.dtype, tensor.shape)
-        case .sparse(let sparse): (sparse.values.dtype, sparse.shape)
-        }
-        guard gradDType == data.dtype, gradShape == data.shape else {
-            throw CheckpointError(.typeMismatch, "gradient does not match its parameter", path: "\(path)/grad",
-                                  expected: "\(data.dtype) \(data.shape)", found: "\(gradDType) \(gradShape)")
-        }
-        guard sum.dtype == data.dtype, sum.shape == data.shape else {
-            throw CheckpointError(.typeMismatch, "state `sum` does not match its parameter", path: "\(path)/sum",
-                                  expected: "\(data.dtype) \(data.shape)", found: "\(sum.dtype) \(sum.shape)")
-        }
         guard step.numel == 1 else {
             throw CheckpointError(.typeMismatch, "state `step` must hold one element", path: "\(path)/step",
                                   expected: "shape []", found: "\(step.shape)")
         }
-        guard sum.isContiguous else {
-            // The kernels update `sum` in place and need it packed; a strided `sum` can only come
-            // from a loaded state dict, whose storage ckpt then stops sharing.
-            var packed = entry
-            let copy = try sum.contiguousCopy()
-            packed["sum"] = .tensor(copy)
-            try setState(.dict(packed), for: parameter)
-            return Work(parameter: parameter, grad: grad, step: step, sum: copy)
-        }
-        return Work(parameter: parameter, grad: grad, step: step, sum: sum)
-    }
-
-    /// True the first time it is asked after construction: torch checks only the first fused parameter.
-    private func needsFusedDTypeCheckOnce() -> Bool {
-        defer { needsFusedDTypeCheck = false }
-        return needsFusedDTypeCheck
+        let packed = try packedStateTensor(sum, key: "sum", in: entry, of: parameter, path: path)
+        return Work(parameter: parameter, grad: grad, step: step, sum: packed)
     }
 }
 
@@ -137,17 +101,7 @@ struct AdagradGroupOptions {
     var fused: Bool
 
     init(_ group: ParamGroup, index: Int) throws {
-        func number(_ key: String) throws -> Double {
-            switch group[key] {
-            case .float(let value)?: return value
-            case .int(let value)?: return Double(value)
-            case .bool(let flag)?: return flag ? 1 : 0
-            case .tensor(let tensor)? where tensor.numel == 1: return try tensor.singleValue()
-            default:
-                throw OptimizerError(.malformedStateDict, "Adagrad option `\(key)` is missing or not a number",
-                                     path: "param_groups/\(index)/\(key)")
-            }
-        }
+        func number(_ key: String) throws -> Double { try group.number(key, optimizer: "Adagrad", index: index) }
         lr = group["lr"] ?? .none
         _ = try number("lr")
         lrDecay = try number("lr_decay")
@@ -164,7 +118,7 @@ struct AdagradGroupOptions {
     /// A tensor learning rate makes torch compute the decayed rate as tensor arithmetic in the
     /// tensor's dtype on the unfused paths; that rate is passed with no further decay so the
     /// kernel uses it as is. The fused kernel reads the tensor as a double.
-    func hyperparameters(step: Double, implementation: AdagradImplementation) throws -> AdagradHyperparameters {
+    func hyperparameters(step: Double, implementation: OptimizerImplementation) throws -> AdagradHyperparameters {
         var hyper = AdagradHyperparameters(lr: 0, lrDecay: lrDecay, weightDecay: weightDecay, eps: eps, maximize: maximize)
         switch lr {
         case .tensor(let tensor):

@@ -11,8 +11,6 @@ public final class Adagrad: Optimizer {
     /// The initial accumulator value given to the constructor; torch initialises every `sum`
     /// from it, whatever a group says.
     public let initialAccumulatorValue: Double
-    /// Torch checks the dtype of the first parameter with a gradient once, on the first fused step.
-    var needsFusedDTypeCheck = true
 
     /// Creates Adagrad over one group of parameters.
     ///
@@ -100,14 +98,7 @@ public final class Adagrad: Optimizer {
         groups: [ParamGroup], learningRate: StateValue, lrDecay: Double?, weightDecay: Double?,
         initialAccumulatorValue: Double?, eps: Double, foreach: Bool?, maximize: Bool, differentiable: Bool, fused: Bool?
     ) throws {
-        let lrValue: Double
-        switch learningRate {
-        case .tensor(let tensor):
-            guard tensor.numel == 1 else { throw OptimizerError(.invalidValue, "Tensor lr must be 1-element") }
-            lrValue = try tensor.singleValue()
-        case .float(let value): lrValue = value
-        default: lrValue = 0
-        }
+        let lrValue = try Optimizer.learningRateValue(learningRate)
         // `not 0.0 <= x` rejects NaN too, as in torch.
         if !(0.0 <= lrValue) {
             throw OptimizerError(.invalidValue, "Invalid learning rate: \(lrValue)")
@@ -135,11 +126,8 @@ public final class Adagrad: Optimizer {
             if differentiable { throw OptimizerError(.unsupported, "`fused` does not support `differentiable`") }
             if foreach == true { throw OptimizerError(.unsupported, "`fused` and `foreach` cannot be `True` together.") }
         }
-        if differentiable { throw Adagrad.differentiableUnsupported }
+        if differentiable { throw OptimizerError.differentiableUnsupported }
     }
-
-    static let differentiableUnsupported = OptimizerError(
-        .unsupported, "unsupported: differentiable=True needs autograd, which ckpt does not have (no autograd)")
 
     /// Fresh Adagrad state: `step` = float32 0-dim zero, `sum` = the initial accumulator value.
     ///

@@ -2,17 +2,6 @@ import CKernels
 import Checkpoint
 import Foundation
 
-/// Which of PyTorch's three Adagrad code paths to reproduce. They round differently, so a
-/// trajectory is only bit-identical to torch's when both use the same path.
-public enum AdagradImplementation: Sendable {
-    /// `foreach=False`, torch's default on CPU: one ATen op per tensor per formula step.
-    case singleTensor
-    /// `foreach=True`: the `_foreach_*` ops, which scale the gradient by `-clr` before dividing.
-    case forEach
-    /// `fused=True`: `torch._fused_adagrad_`, one pass per element.
-    case fused
-}
-
 /// The per-group Adagrad options that enter the arithmetic of one step.
 public struct AdagradHyperparameters: Sendable {
     /// Learning rate before decay.
@@ -64,7 +53,7 @@ enum AdagradKernels {
         /// The group's options.
         let hyper: AdagradHyperparameters
         /// The PyTorch path whose rounding to reproduce.
-        let implementation: AdagradImplementation
+        let implementation: OptimizerImplementation
     }
 
     /// Updates one dense parameter in place as PyTorch's `implementation` does.
@@ -84,7 +73,7 @@ enum AdagradKernels {
     ///   they share a storage, `.unsupported` for a complex parameter on the fused path (as torch).
     static func denseUpdate(
         param: Tensor, grad: Tensor, sum: Tensor, step: Float,
-        hyper: AdagradHyperparameters, implementation: AdagradImplementation
+        hyper: AdagradHyperparameters, implementation: OptimizerImplementation
     ) throws {
         try denseUpdates([DenseUpdate(param: param, grad: grad, sum: sum, step: step, hyper: hyper, implementation: implementation)])
     }
@@ -107,80 +96,17 @@ enum AdagradKernels {
             try checkOperands(param: updates[index].param, grad: updates[index].grad, sum: updates[index].sum,
                               implementation: updates[index].implementation)
         }
-        guard updates.count > 1 else {
-            try run(updates)
-            return
-        }
-        var written = Set<ObjectIdentifier>(minimumCapacity: 2 * updates.count)
-        var independent = true
-        for index in updates.indices {
-            independent = written.insert(ObjectIdentifier(updates[index].param.storage)).inserted && independent
-            independent = written.insert(ObjectIdentifier(updates[index].sum.storage)).inserted && independent
-        }
-        for index in updates.indices where independent {
-            let grad = updates[index].grad.storage
-            guard written.contains(ObjectIdentifier(grad)) else { continue }
-            // A gradient viewing its own parameter or accumulator is copied first (in `run`);
-            // one viewing another parameter's must see that parameter already updated.
-            independent = grad === updates[index].param.storage || grad === updates[index].sum.storage
-        }
-        if independent {
-            try run(updates)
-        } else {
-            for update in updates { try run([update]) }
-        }
-    }
-
-    /// Elements in one unit of parallel work: a 64K-element tensor is one unit; larger tensors are
-    /// split. A multiple of every dtype's elements per 64-byte cache line.
-    static let batchChunk = 1 << 16
-
-    /// Below this many elements in all, a batch runs on the calling thread: waking a worker
-    /// costs more than it saves.
-    static let parallelThreshold = 1 << 17
-
-    /// Hands checked, non-overlapping updates to the C kernels as one batch.
-    private static func run(_ updates: [DenseUpdate]) throws {
-        var tasks: [ckpt_adagrad_task] = []
-        tasks.reserveCapacity(updates.count)
         let rounding = TorchRounding.current, isa = TorchRounding.instructionSet
-        var gathered: [Tensor] = []
-        for index in updates.indices {
-            let dtype = updates[index].param.dtype
-            let realCount = updates[index].param.numel * (dtype.isComplex ? 2 : 1)
-            guard realCount > 0 else { continue }
-            let item = dtype.itemSize
-            // The storages stay alive (and owned memory never moves) while `updates` and
-            // `gathered` are alive, which outlasts the batch below.
-            let paramOffset = updates[index].param.storageOffset * item, sumOffset = updates[index].sum.storageOffset * item
-            let p = try updates[index].param.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + paramOffset } }
-            let s = try updates[index].sum.storage.withUnsafeMutableBytes { $0.baseAddress.map { $0 + sumOffset } }
-            // A gradient viewing param's or sum's storage would be read while they are written.
-            let gradStorage = updates[index].grad.storage
-            let g: UnsafeRawPointer?
-            if updates[index].grad.isContiguous && gradStorage !== updates[index].param.storage && gradStorage !== updates[index].sum.storage {
-                let gradOffset = updates[index].grad.storageOffset * item
-                g = try gradStorage.withUnsafeBytes { $0.baseAddress.map { UnsafeRawPointer($0 + gradOffset) } }
-            } else {
-                let gradient = try updates[index].grad.contiguousCopy()
-                gathered.append(gradient)
-                g = try gradient.storage.withUnsafeBytes { $0.baseAddress.map { UnsafeRawPointer($0 + gradient.storageOffset * item) } }
-            }
-            guard let p, let s, let g else { continue }
+        let operands = updates.indices.map { KernelOperands(param: updates[$0].param, grad: updates[$0].grad, state: [updates[$0].sum]) }
+        try KernelBatch.run(operands, range: ckpt_adagrad_task_range) { index, count, pointers in
             var task = ckpt_adagrad_task()
-            task.scalar = scalarType(dtype)
-            task.path = kernelPath(updates[index].implementation)
-            task.param = p
-            task.grad = g
-            task.sum = s
-            task.count = Int64(realCount)
-            task.options = kernelOptions(updates[index], realCount: realCount, rounding: rounding, isa: isa)
-            tasks.append(task)
-        }
-        withExtendedLifetime((updates, gathered)) {
-            tasks.withUnsafeMutableBufferPointer { buffer in
-                ckpt_adagrad_batch(buffer.baseAddress, Int64(buffer.count), Int64(batchChunk), Int64(parallelThreshold))
-            }
+            task.scalar = KernelBatch.scalarType(updates[index].param.dtype)
+            task.path = KernelBatch.kernelPath(updates[index].implementation)
+            task.param = pointers.param
+            task.grad = UnsafeRawPointer(pointers.grad)
+            task.sum = pointers.state[0]
+            task.options = kernelOptions(updates[index], realCount: count, rounding: rounding, isa: isa)
+            return task
         }
     }
 
@@ -193,7 +119,7 @@ enum AdagradKernels {
 
     /// The kernel options of one update from its parts (tests call the kernels with them directly).
     static func kernelOptions(
-        hyper: AdagradHyperparameters, step: Float, implementation: AdagradImplementation, complex: Bool,
+        hyper: AdagradHyperparameters, step: Float, implementation: OptimizerImplementation, complex: Bool,
         realCount: Int, rounding: TorchRounding, isa: ckpt_isa
     ) -> ckpt_adagrad_options {
         var options = ckpt_adagrad_options()
@@ -210,69 +136,27 @@ enum AdagradKernels {
         return options
     }
 
-    static func kernelPath(_ implementation: AdagradImplementation) -> ckpt_adagrad_path {
-        switch implementation {
-        case .singleTensor: CKPT_ADAGRAD_SINGLE_TENSOR
-        case .forEach: CKPT_ADAGRAD_FOREACH
-        case .fused: CKPT_ADAGRAD_FUSED
-        }
-    }
-
-    /// The kernels' element type; checkOperands admits only these dtypes.
-    private static func scalarType(_ dtype: DType) -> ckpt_scalar_type {
-        switch dtype {
-        case .float64, .complex128: CKPT_SCALAR_F64
-        case .float16: CKPT_SCALAR_F16
-        case .bfloat16: CKPT_SCALAR_BF16
-        default: CKPT_SCALAR_F32
-        }
-    }
-
     /// `lr / (1 + (step - 1) * lr_decay)` in double, as torch computes it: in Python on the unfused
     /// paths, and in C++ built with contraction on the fused path, where the denominator is one FMA.
-    static func decayedLearningRate(lr: Double, lrDecay: Double, step: Float, implementation: AdagradImplementation) -> Double {
+    static func decayedLearningRate(lr: Double, lrDecay: Double, step: Float, implementation: OptimizerImplementation) -> Double {
         let elapsed = Double(step) - 1
         if implementation == .fused { return lr / (1 as Double).addingProduct(elapsed, lrDecay) }
         return lr / (1 + elapsed * lrDecay)
     }
 
-    static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: AdagradImplementation) throws {
+    static func checkOperands(param: Tensor, grad: Tensor, sum: Tensor, implementation: OptimizerImplementation) throws {
         // Plain comparisons rather than collections: this runs for every tensor of every step.
-        switch param.dtype {
-        case .float32, .float64, .float16, .bfloat16, .complex64, .complex128: break
-        default:
-            throw CheckpointError(
-                .typeMismatch, "Adagrad needs a floating-point or complex parameter",
-                expected: "float32, float64, float16, bfloat16, complex64 or complex128", found: "\(param.dtype)")
-        }
+        try KernelBatch.checkFloatingOrComplex(param, optimizer: "Adagrad")
         if implementation == .fused && param.dtype.isComplex {
             throw CheckpointError(.unsupported, "`fused` does not support sparse grad or complex param", found: "\(param.dtype)")
         }
-        try checkMatches(grad, param, name: "grad")
-        try checkMatches(sum, param, name: "sum")
-        try checkContiguous(param, name: "param")
-        try checkContiguous(sum, name: "sum")
+        try KernelBatch.checkMatches(grad, param, name: "grad")
+        try KernelBatch.checkMatches(sum, param, name: "sum")
+        try KernelBatch.checkContiguous(param, name: "param", optimizer: "Adagrad")
+        try KernelBatch.checkContiguous(sum, name: "sum", optimizer: "Adagrad")
         guard param.storage !== sum.storage else {
             throw CheckpointError(.invalidArgument, "param and sum share a storage", path: "sum",
                                   expected: "separate storages", found: "one storage")
-        }
-    }
-
-    private static func checkMatches(_ other: Tensor, _ param: Tensor, name: String) throws {
-        guard other.dtype == param.dtype else {
-            throw CheckpointError(.typeMismatch, "\(name) dtype differs from the parameter's", path: name,
-                                  expected: "\(param.dtype)", found: "\(other.dtype)")
-        }
-        guard other.shape == param.shape else {
-            throw CheckpointError(.typeMismatch, "\(name) shape differs from the parameter's", path: name,
-                                  expected: "\(param.shape)", found: "\(other.shape)")
-        }
-    }
-
-    private static func checkContiguous(_ tensor: Tensor, name: String) throws {
-        guard tensor.isContiguous else {
-            throw CheckpointError(.invalidArgument, "Adagrad updates \(name) in place and needs it contiguous", path: name,
-                                  expected: "contiguous strides", found: "\(tensor.strides)")
         }
     }
 }

@@ -238,6 +238,9 @@ extension StateValue {
         case .tensor, .device, .dtype: return true
         // A Python object is true unless its class says otherwise, which a placeholder cannot ask.
         case .object: return true
+        // Namespace, paths, dates and dtypes have no __bool__ or __len__; a zero timedelta is false.
+        case .record(let record):
+            return record.kind != .timedelta || record.attributes.contains { $0.value != .int(0) }
         }
     }
 }

@@ -49,6 +49,9 @@ open class Optimizer {
     var stateEntries: OrderedDictionary<StateSlot, StateValue> = [:]
     /// Warnings torch would emit through `warnings.warn` (a duplicate parameter in a group), oldest first.
     public internal(set) var warnings: [String] = []
+    /// Torch checks the dtype of the first parameter with a gradient once, on the first fused step
+    /// (`_need_device_dtype_check_for_fused`).
+    var needsFusedDTypeCheck = true
     /// The groups' options as ``loadStateDict(_:)`` left them, until the next step: what a
     /// learning-rate scheduler built in between must not overwrite (see ``LoadOrderCheck``).
     var loadedOptions: [OrderedMap<String, StateValue>]?

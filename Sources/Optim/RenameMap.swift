@@ -72,8 +72,9 @@ public struct RenameMap: @unchecked Sendable {
     /// - Parameters:
     ///   - rules: The rules, tried in order.
     ///   - strict: Make ``apply(to:)`` fail when a rule applies to no name.
-    /// - Throws: ``RenameError`` `.invalidMap`, naming the rule, for an invalid regular expression
-    ///   or a template that refers to a group the pattern does not have.
+    /// - Throws: ``RenameError`` `.invalidMap`, naming the rule, for an invalid regular expression,
+    ///   a template that refers to a group the pattern does not have, or a template that refers to
+    ///   one as `\1` (Python's and sed's syntax; write `$1`).
     public init(_ rules: [Rule], strict: Bool = false) throws {
         try self.init(rules, strict: strict, stageIndex: nil)
     }
@@ -211,13 +212,22 @@ public struct RenameMap: @unchecked Sendable {
         }
     }
 
-    /// Rejects `$n` for a group the pattern lacks (NSRegularExpression would substitute nothing).
+    /// Rejects `$n` for a group the pattern lacks (NSRegularExpression would substitute nothing),
+    /// and `\1` (a backslash and a digit), a group reference in Python's and sed's syntax that
+    /// NSRegularExpression reads as the digit itself (so names would collide on one target).
     private static func checkTemplate(_ template: String, groups: Int, reference: String) throws {
         var escaped = false
         var characters = template.makeIterator()
         while let character = characters.next() {
             if escaped {
                 escaped = false
+                if let digit = character.wholeNumberValue, character.isASCII {
+                    throw RenameError(
+                        .invalidMap,
+                        "\(reference): the template uses \\\(digit), a group reference in Python's and sed's syntax; "
+                            + "write $\(digit) (\\\(digit) means the digit \(digit) itself)",
+                        rule: reference)
+                }
             } else if character == "\\" {
                 escaped = true
             } else if character == "$" {

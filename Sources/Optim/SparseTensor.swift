@@ -174,3 +174,40 @@ public struct SparseTensor {
         return result
     }
 }
+
+extension SparseTensor {
+    /// Where each stored element lands in `tensor` (a dense tensor of ``shape``, any strides): for
+    /// every entry in order, the storage offset (in elements, `storageOffset` included) of each
+    /// element of its dense block, row-major.
+    ///
+    /// - Parameter tensor: The dense tensor the entries address.
+    /// - Returns: `nnz` times the dense block's element count offsets.
+    /// - Throws: A failed read of the indices.
+    func elementOffsets(in tensor: Tensor) throws -> [Int] {
+        let denseShape = Array(shape[sparseDim...])
+        let denseStrides = Array(tensor.strides[sparseDim...])
+        let block = denseShape.reduce(1, *)
+        var within: [Int] = []
+        within.reserveCapacity(block)
+        var index = [Int](repeating: 0, count: denseShape.count)
+        for _ in 0..<block {
+            within.append(zip(index, denseStrides).reduce(0) { $0 + $1.0 * $1.1 })
+            var dim = denseShape.count - 1
+            while dim >= 0 {
+                index[dim] += 1
+                if index[dim] < denseShape[dim] { break }
+                index[dim] = 0
+                dim -= 1
+            }
+        }
+        let positions = try indices.scalars(as: Int64.self)
+        var offsets: [Int] = []
+        offsets.reserveCapacity(nnz * block)
+        for k in 0..<nnz {
+            var base = tensor.storageOffset
+            for row in 0..<sparseDim { base += Int(positions[row * nnz + k]) * tensor.strides[row] }
+            for element in within { offsets.append(base + element) }
+        }
+        return offsets
+    }
+}

@@ -93,7 +93,7 @@ struct Convert: ParsableCommand {
         let summary = TreeSummary(tree)
         let style = outputOptions.style
         report.write(
-            "\(input) → \(style.key(output)) (\(transfer.outputFormat(for: output)?.rawValue ?? "?"), \(summary.tensorCount) tensors, "
+            "\(input) → \(style.key(output)) (\(transfer.outputFormat(for: output)?.rawValue ?? "?"), \(Plural.count(summary.tensorCount, "tensor")), "
                 + "\(TreeSummary.formatBytes(summary.tensorBytes)))\n")
     }
 }

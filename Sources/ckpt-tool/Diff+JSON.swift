@@ -1,7 +1,7 @@
 import Checkpoint
 import CheckpointTools
 
-/// The `--json` document of `ckpt-tool diff` (schema `ckpt-tool/diff`, version 1; see docs/CLI.md).
+/// The `--json` document of `ckpt-tool diff` (schema `ckpt-tool/diff`, version 2; see docs/CLI.md).
 struct DiffDocument: Encodable {
     struct Tolerance: Encodable {
         let rtol: Double
@@ -44,16 +44,18 @@ struct DiffDocument: Encodable {
     }
 
     let schema = "ckpt-tool/diff"
-    let schemaVersion = 1
+    let schemaVersion = 2
     let a: String
     let b: String
     let equal: Bool
     let tolerance: Tolerance
+    /// What the comparison left out: `dtype`, `container_types`.
+    let ignored: [String]
     let differences: [Difference]
     let tensors: [TensorEntry]
 
     enum CodingKeys: String, CodingKey {
-        case schema, schemaVersion = "schema_version", a, b, equal, tolerance, differences, tensors
+        case schema, schemaVersion = "schema_version", a, b, equal, tolerance, ignored, differences, tensors
     }
 
     init(_ diff: StateDiff, a: String, b: String) {
@@ -61,6 +63,7 @@ struct DiffDocument: Encodable {
         self.b = b
         equal = diff.isEqual
         tolerance = Tolerance(rtol: diff.tolerance.relative, atol: diff.tolerance.absolute, equalNaN: diff.tolerance.equalNaN)
+        ignored = [(StateDiff.Ignored.dtype, "dtype"), (.containerTypes, "container_types")].filter { diff.ignored.contains($0.0) }.map(\.1)
         differences = diff.differences.map {
             Difference(kind: $0.kind.rawValue, path: $0.path.pathString, keyPath: StateKeyJSON.path($0.path), a: $0.old, b: $0.new)
         }

@@ -9,10 +9,16 @@ enum ErrorLine {
     ///
     /// - Parameter error: The error.
     /// - Returns: The text, without a newline.
+    /// Relative file names (a command's own errors name FILE as given) are made absolute here, where
+    /// every error is printed, so the line names the same file from any directory.
     static func text(_ error: any Error) -> String {
+        if var error = error as? CheckpointError {
+            error.file = error.file.map(InputPath.absolute)
+            return oneLine("\(error)")
+        }
         guard let error = error as? CatalogError else { return oneLine("\(error)") }
         var text = ""
-        if let file = error.file { text += "\(file): " }
+        if let file = error.file { text += "\(InputPath.absolute(file)): " }
         if let step = error.step { text += "step \(step): " }
         text += error.message
         if let code = error.sqliteCode { text += " (SQLite code \(code))" }
@@ -20,6 +26,7 @@ enum ErrorLine {
         if var cause = error.cause as? CheckpointError {
             // The checkpoint's path once is enough.
             if cause.file == error.file { cause.file = nil }
+            cause.file = cause.file.map(InputPath.absolute)
             text += "; caused by: \(cause)"
         } else if let cause = error.cause {
             text += "; caused by: \(self.text(cause))"

@@ -12,7 +12,8 @@ struct Extract: ParsableCommand {
             KEY is the tensor's key path (keys joined with '/', e.g. 'optimizer/state/0/sum'; a '/' inside a key \
             is written '\\/', as inspect prints it: 'enc\\/w' is the safetensors name 'enc/w'). FILE '-' reads \
             standard input. numpy.load \
-            reads the file back with the same dtype, shape and values. numpy has no bfloat16 or float8: \
+            reads the file back with the same dtype, shape and values. With --allow-data-globals, a numpy \
+            array the checkpoint holds (an rng_state's) is a tensor too. numpy has no bfloat16 or float8: \
             such tensors are written as their raw bits (uint16, uint8) with a note on stderr, unless \
             --cast names a dtype to convert to first (e.g. --cast float32, which is exact for both).
             """
@@ -33,6 +34,8 @@ struct Extract: ParsableCommand {
     @Flag(help: "Skip CRC-32 verification of the tensor data.")
     var noVerify = false
 
+    @OptionGroup var data: DataGlobalOptions
+
     func validate() throws {
         if let cast {
             guard let dtype = DType(torchName: cast) else {
@@ -45,7 +48,7 @@ struct Extract: ParsableCommand {
     }
 
     func run() throws {
-        let tree = try StateValue(contentsOf: InputPath.url(file), options: LoadOptions(verifyChecksums: !noVerify))
+        let tree = try StateValue(contentsOf: InputPath.url(file), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals))
         guard let value = tree.value(atPath: key) else {
             throw CheckpointError(
                 .missingEntry, "no value at this key path", file: InputPath.display(file), path: key,

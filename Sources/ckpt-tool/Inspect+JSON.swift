@@ -2,8 +2,11 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// The `--json` document of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 1; see docs/CLI.md).
+/// The `--json` document of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 2; see docs/CLI.md).
 struct InspectDocument: Encodable {
+    /// Version 2: `format` is the contents' format (version 1 took it from the extension).
+    static let version = 2
+
     /// A tensor's fields, as a tensor NODE and each `tensors` entry have them.
     struct TensorFields: Encodable {
         let type: String
@@ -16,13 +19,15 @@ struct InspectDocument: Encodable {
         /// The storage's index among the distinct storages, -1 for one the summary did not count.
         let storage: Int
         let storageBytes: Int
+        /// Where torch.save says the storage was (`cpu`, `mps`); nil when the file does not say.
+        @Nullable var device: String?
 
         enum CodingKeys: String, CodingKey {
             case type, dtype, shape, strides, storageOffset = "storage_offset", bytes, requiresGrad = "requires_grad", storage
-            case storageBytes = "storage_bytes"
+            case storageBytes = "storage_bytes", device
         }
 
-        init(_ tensor: Tensor, summary: TreeSummary) {
+        init(_ tensor: Tensor, summary: TreeSummary, contents: CheckpointContents) {
             type = tensor.isParameter ? "Parameter" : "Tensor"
             dtype = tensor.dtype.rawValue
             shape = tensor.shape
@@ -32,6 +37,7 @@ struct InspectDocument: Encodable {
             requiresGrad = tensor.requiresGrad
             storage = summary.storageIndex[ObjectIdentifier(tensor.storage)] ?? -1
             storageBytes = tensor.storage.byteCount
+            device = contents.device(of: tensor)
         }
     }
 
@@ -216,21 +222,29 @@ struct InspectDocument: Encodable {
 
     struct Totals: Encodable {
         let tensors: Int
+        let elements: Int
+        let parameters: Int
         let storages: Int
         let tensorBytes: Int
         let storageBytes: Int
 
         enum CodingKeys: String, CodingKey {
-            case tensors, storages, tensorBytes = "tensor_bytes", storageBytes = "storage_bytes"
+            case tensors, elements, parameters, storages, tensorBytes = "tensor_bytes", storageBytes = "storage_bytes"
         }
     }
 
     let schema = "ckpt-tool/inspect"
-    let schemaVersion = 1
+    let schemaVersion = InspectDocument.version
     let file: String
     @Nullable var fileBytes: Int?
-    /// From the file name's extension.
-    @Nullable var format: String?
+    /// From the contents.
+    let format: String
+    /// From the file name's extension; nil for an extension that names none.
+    @Nullable var extensionFormat: String?
+    /// The storages' distinct devices.
+    let devices: [String]
+    /// A safetensors file's `__metadata__` pairs (an object: the document's keys are sorted anyway).
+    @Nullable var metadata: [String: String]?
     /// The tree; null with `--filter`, whose `matches` stand for it.
     @Nullable var root: Node?
     /// Only with `--filter`.
@@ -242,29 +256,31 @@ struct InspectDocument: Encodable {
     let totals: Totals
 
     enum CodingKeys: String, CodingKey {
-        case schema, schemaVersion = "schema_version", file, fileBytes = "file_bytes", format, root, filter, matches, tensors
-        case optimizers, totals
+        case schema, schemaVersion = "schema_version", file, fileBytes = "file_bytes", format, extensionFormat = "extension_format"
+        case devices, metadata, root, filter, matches, tensors, optimizers, totals
     }
 
-    /// Describes `tree` as `--depth` and `--filter` select it.
-    init(
-        _ tree: StateValue, file: String, fileBytes: Int?, format: CheckpointFormat?, summary: TreeSummary,
-        selection: InspectSelection, optimizers: [OptimizerSummary]
-    ) {
-        let builder = NodeBuilder(summary: summary, selection: selection)
-        self.file = file
-        self.fileBytes = fileBytes
-        self.format = format?.rawValue
+    /// Describes a file's tree as `--depth` and `--filter` select it.
+    init(_ inspected: InspectedFile, selection: InspectSelection) {
+        let tree = inspected.tree
+        let summary = inspected.summary
+        let builder = NodeBuilder(summary: summary, selection: selection, contents: inspected.contents)
+        file = inspected.file
+        fileBytes = inspected.fileBytes
+        format = inspected.contents.format.rawValue
+        extensionFormat = inspected.extensionFormat?.rawValue
+        devices = inspected.contents.devices
+        metadata = inspected.contents.metadata?.jsonObject
         var tensors: [TensorEntry] = []
         tree.forEachTensor { path, tensor in
             guard selection.selects(path) else { return }
-            tensors.append(TensorEntry(path: path, fields: TensorFields(tensor, summary: summary)))
+            tensors.append(TensorEntry(path: path, fields: TensorFields(tensor, summary: summary, contents: inspected.contents)))
         }
         self.tensors = tensors
-        self.optimizers = optimizers.map(Optimizer.init)
+        optimizers = inspected.optimizers.map(Optimizer.init)
         totals = Totals(
-            tensors: summary.tensorCount, storages: summary.storageCount, tensorBytes: summary.tensorBytes,
-            storageBytes: summary.storageBytes)
+            tensors: summary.tensorCount, elements: summary.elements, parameters: summary.parameters,
+            storages: summary.storageCount, tensorBytes: summary.tensorBytes, storageBytes: summary.storageBytes)
         var path: [StateKey] = []
         if let glob = selection.glob {
             // A filtered tree would renumber list elements; each topmost match is given with its own path instead.
@@ -285,6 +301,7 @@ struct InspectDocument: Encodable {
 private struct NodeBuilder {
     let summary: TreeSummary
     let selection: InspectSelection
+    let contents: CheckpointContents
 
     /// The topmost values whose key paths match the filter, in tree order.
     func collectMatches(_ value: StateValue, path: inout [StateKey], into matches: inout [InspectDocument.Match]) {
@@ -321,7 +338,7 @@ private struct NodeBuilder {
                 attributes: dict.isOrderedDict ? dict.attributes.map { .init(name: $0.key, value: child(.string($0.key), $0.value)) } : nil)
         case .list(let elements), .tuple(let elements), .set(let elements):
             content = expanded ? .sequence(elements.enumerated().map { child(.int(Int64($0.offset)), $0.element) }) : .omitted(elements.count)
-        case .tensor(let tensor): content = .tensor(InspectDocument.TensorFields(tensor, summary: summary))
+        case .tensor(let tensor): content = .tensor(InspectDocument.TensorFields(tensor, summary: summary, contents: contents))
         case .string(let text): content = .value(.string(text))
         case .int(let integer): content = .value(.int(integer))
         case .float(let number): content = .value(.float(number))
@@ -332,6 +349,11 @@ private struct NodeBuilder {
         case .device(let name): content = .value(.string(name))
         case .dtype(let dtype): content = .value(.string(dtype.rawValue))
         case .complex(let real, let imaginary): content = .complex(real: real, imaginary: imaginary)
+        case .record(let record):
+            content = expanded
+                ? .dict(items: record.attributes.map { .init(key: StateKeyJSON(key: .string($0.key)), value: child(.string($0.key), $0.value)) },
+                        attributes: nil)
+                : .omitted(record.attributes.count)
         case .object(let object):
             let parts = object.parts
             content = .object(

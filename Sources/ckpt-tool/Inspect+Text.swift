@@ -4,42 +4,68 @@ import CheckpointTools
 /// The human-readable tree printed by `ckpt-tool inspect`.
 struct InspectText {
     let style: Terminal.Style
-    let summary: TreeSummary
+    /// At most this many children of a container; 0 for all.
     let maxItems: Int
     let selection: InspectSelection
-    let optimizers: [OptimizerSummary]
+    let inspected: InspectedFile
 
-    func render(_ tree: StateValue, file: String, fileBytes: Int?, format: CheckpointFormat?) -> String {
+    private var summary: TreeSummary { inspected.summary }
+
+    func render() -> String {
         var lines: [String] = []
-        var heading = style.key(file)
-        if let format { heading += style.dim("  \(format.rawValue)") }
-        if let fileBytes { heading += style.dim("  \(TreeSummary.formatBytes(fileBytes)) on disk") }
+        var heading = style.key(inspected.file) + style.dim("  \(inspected.contents.format.rawValue)")
+        if let fileBytes = inspected.fileBytes { heading += style.dim("  \(TreeSummary.formatBytes(fileBytes)) on disk") }
         lines.append(heading)
+        if let note = inspected.formatNote { lines.append(style.dim("note: \(note)")) }
+        if let metadata = inspected.contents.metadata {
+            lines.append(style.key("__metadata__") + " (\(count(metadata.count, "pair")))")
+            for (key, value) in metadata {
+                lines.append("  \(style.key(keyLabel(.string(key)))): " + style.value(pythonRepr(shortened(value))))
+            }
+        }
+        let tree = inspected.tree
         lines.append(describe(tree))
         var path: [StateKey] = []
         appendChildren(of: tree, path: &path, indent: "  ", to: &lines)
-        for optimizer in optimizers {
+        for optimizer in inspected.optimizers {
             lines.append("")
             appendOptimizer(optimizer, to: &lines)
         }
         lines.append("")
+        var parameters = "\(TreeSummary.formatCount(summary.parameters)) \(Plural.noun(summary.parameters, "parameter"))"
+        if summary.elements > summary.parameters {
+            parameters += " (+\(TreeSummary.formatCount(summary.elements - summary.parameters)) in optimizer state)"
+        }
         lines.append(style.key(selection.glob == nil ? "totals: " : "totals (filtered): ")
-            + "\(summary.tensorCount) tensor\(summary.tensorCount == 1 ? "" : "s"), "
-            + "\(summary.storageCount) distinct storage\(summary.storageCount == 1 ? "" : "s"), "
+            + "\(count(summary.tensorCount, "tensor")), \(parameters), "
+            + "\(count(summary.storageCount, "distinct storage")), "
             + "tensor bytes \(TreeSummary.formatBytes(summary.tensorBytes)), "
             + "storage bytes \(TreeSummary.formatBytes(summary.storageBytes))")
+        let devices = inspected.contents.devices
+        if devices.contains(where: { $0 != "cpu" }) {
+            let elsewhere = devices.filter { $0 != "cpu" }.joined(separator: " or ")
+            lines.append(style.key("devices: ") + devices.joined(separator: ", ")
+                + "; torch.load(f) fails where \(elsewhere) is absent: torch.load(f, map_location=\"cpu\") loads it anywhere")
+        }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A long string cut to 80 characters, as a `str` node shows it.
+    private func shortened(_ text: String) -> String {
+        text.count > 80 ? String(text.prefix(77)) + "..." : text
     }
 
     /// The printed children of a node with their labels: `key`, `@attribute` or `[index]`.
     private func children(of value: StateValue, path: [StateKey]) -> [(label: String, key: StateKey, value: StateValue)] {
+        // A path, date or dtype prints as its value, not as its attributes.
+        if case .record(let record) = value, record.text != nil { return [] }
         let all = InspectSelection.children(of: value)
         var labelled: [(label: String, key: StateKey, value: StateValue)] = []
         for (position, child) in all.enumerated() {
             let label: String
             switch value {
             case .dict(let dict): label = position < dict.items.count ? keyLabel(child.key) : "@\(child.key)"
-            case .object: label = child.key.description
+            case .object, .record: label = child.key.description
             default: label = "[\(child.key)]"
             }
             labelled.append((label, child.key, child.value))
@@ -48,9 +74,17 @@ struct InspectText {
         return labelled.filter { selection.leadsToSelection($0.value, path: path + [$0.key]) }
     }
 
+    /// A dict key as the tree prints it: an int key as its digits, a str key bare unless it would
+    /// read as something else, in Python's repr (`'0'` beside `0`, `''`, `'a b'`, `'@x'` beside an
+    /// attribute), so an int key and a str key never print alike. A bare key escapes `/`, `*`, `?`
+    /// and `\` as key paths do (`enc\/w`), so it pastes into `--select` and reads as one key.
     private func keyLabel(_ key: StateKey) -> String {
         switch key {
-        case .string(let text): return text.isEmpty || text.contains(where: \.isWhitespace) ? pythonRepr(text) : text
+        case .string(let text):
+            let readsAsInt = text.wholeMatch(of: /-?[0-9]+/) != nil
+            let needsQuotes = text.isEmpty || readsAsInt || text.hasPrefix("@") || text.hasPrefix("'")
+                || text.contains(where: { $0.isWhitespace || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } })
+            return needsQuotes ? pythonRepr(text) : key.pathComponent
         case .int(let value): return String(value)
         }
     }
@@ -58,14 +92,15 @@ struct InspectText {
     private func appendChildren(of value: StateValue, path: inout [StateKey], indent: String, to lines: inout [String]) {
         guard selection.expands(path) else { return }
         let all = children(of: value, path: path)
-        for (label, key, child) in all.prefix(maxItems) {
+        let shown = maxItems == 0 ? all.count : min(maxItems, all.count)
+        for (label, key, child) in all.prefix(shown) {
             lines.append("\(indent)\(style.key(label)): \(describe(child))")
             path.append(key)
             appendChildren(of: child, path: &path, indent: indent + "  ", to: &lines)
             path.removeLast()
         }
-        if all.count > maxItems {
-            lines.append(indent + style.dim("… \(all.count - maxItems) more (--max-items)"))
+        if all.count > shown {
+            lines.append(indent + style.dim("… \(all.count - shown) more (--max-items \(maxItems); 0 shows all)"))
         }
     }
 
@@ -111,7 +146,7 @@ struct InspectText {
         value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : pythonFloat(value)
     }
 
-    private func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+    private func count(_ n: Int, _ noun: String) -> String { Plural.count(n, noun) }
 
     /// One line for a node: its Python type, and its value for scalars.
     private func describe(_ value: StateValue) -> String {
@@ -125,7 +160,9 @@ struct InspectText {
             return "\(type) (\(count(elements.count, "item")))"
         case .tensor(let tensor):
             var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(tensor.shape)") + " \(TreeSummary.formatBytes(tensor.byteCount))"
+            if tensor.numpyOrigin?.kind == .scalar, let element = scalarText(tensor) { text += " = " + style.value(element) }
             if tensor.requiresGrad { text += " requires_grad" }
+            if let device = inspected.contents.device(of: tensor), device != "cpu" { text += " on " + style.value(device) }
             if !tensor.isContiguous || tensor.storageOffset != 0 {
                 text += style.dim(" view(strides \(tensor.strides), offset \(tensor.storageOffset))")
             }
@@ -155,6 +192,23 @@ struct InspectText {
             let parts = object.parts.map(\.key)
             return style.type(object.summary)
                 + style.dim(" (Python object kept as data; \(call)\(parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")))")
+        case .record(let record):
+            if let text = record.text { return "\(type) = " + style.value(pythonRepr(text)) }
+            return "\(type) (\(count(record.attributes.count, "attribute")))"
+        }
+    }
+
+    /// A 0-dim tensor's element as Python prints it (the few bytes of a numpy scalar are read).
+    private func scalarText(_ tensor: Tensor) -> String? {
+        guard tensor.numel == 1, let bytes = try? tensor.contiguousBytes() else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            switch Tensor.element(raw, at: 0, of: tensor.dtype) {
+            case .signed(let value): return String(value)
+            case .unsigned(let value): return tensor.dtype == .bool ? (value != 0 ? "True" : "False") : String(value)
+            case .real(let value): return pythonFloat(value)
+            case .complex(let real, let imaginary):
+                return "(\(pythonFloat(real))\(imaginary.sign == .minus ? "-" : "+")\(pythonFloat(abs(imaginary)))j)"
+            }
         }
     }
 

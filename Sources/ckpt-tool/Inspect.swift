@@ -3,8 +3,8 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// `ckpt-tool inspect FILE [--json] [--depth N] [--select GLOB]`: the tree, optimizer summaries and
-/// totals, without reading tensor data.
+/// `ckpt-tool inspect FILE... [--json] [--depth N] [--select GLOB]`: the tree, optimizer summaries
+/// and totals of each file, without reading tensor data.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
@@ -15,17 +15,21 @@ struct Inspect: ParsableCommand {
             optimizer's 0-dim `step` tensors, so this is instant on large files. An optimizer state_dict \
             anywhere in the tree (a dict of exactly `state` and `param_groups`) is summarized: groups, \
             hyperparameters, parameter counts, state keys and the range of `step`. \
+            The format is told from the contents (a note says when the extension names another); the \
+            device each storage was saved on and a safetensors file's __metadata__ are shown. \
+            With several files, each is printed in turn (--json: an array of their documents); a file \
+            that cannot be read is reported on stderr and the others are still inspected. \
             The --json schema is documented in docs/CLI.md.
             """
     )
 
-    @Argument(help: "The checkpoint (.ckpt, .pt/.pth, .safetensors; detected from its contents).")
-    var file: String
+    @Argument(help: "The checkpoints (.ckpt, .pt/.pth, .safetensors; each detected from its contents); '-' reads standard input.")
+    var files: [String]
 
-    @Flag(help: "Print JSON (schema ckpt-tool/inspect, version 1) instead of text.")
+    @Flag(help: "Print JSON (schema ckpt-tool/inspect, version \(InspectDocument.version)) instead of text; an array of documents for several files.")
     var json = false
 
-    @Option(help: "Show at most this many children of each dict, list, tuple or set in text output.")
+    @Option(help: "Show at most this many children of each dict, list, tuple or set in text output (0: all).")
     var maxItems = 100
 
     @Option(help: "Show the tree this many levels deep (the root's children are level 1).")
@@ -33,32 +37,93 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var selectionOptions: SelectionOptions
 
+    @OptionGroup var data: DataGlobalOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard maxItems > 0 else { throw ValidationError("--max-items must be positive") }
+        guard maxItems >= 0 else { throw ValidationError("--max-items must not be negative (0 shows every item)") }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
         if let depth, depth < 0 { throw ValidationError("--depth must not be negative") }
     }
 
+    /// Inspects each file in turn: text is printed as each is read, JSON once all are (one document,
+    /// or an array of them for several files). A file that cannot be read is reported and skipped;
+    /// the exit status is then 1.
     func run() throws {
-        let url = URL(fileURLWithPath: file)
-        let tree = try StateValue(contentsOf: url)
         let selection = InspectSelection(glob: selectionOptions.glob, maximumDepth: depth)
-        if selection.glob != nil, !selection.leadsToSelection(tree, path: []) {
-            throw selectionOptions.noMatch(in: InputPath.display(file), tree: tree)
+        var documents: [InspectDocument] = []
+        var failed = false
+        var printed = 0
+        for file in files {
+            do {
+                let inspected = try InspectedFile(
+                    file, url: InputPath.url(file), options: LoadOptions(allowDataGlobals: data.dataGlobals), selection: selection)
+                if selection.glob != nil, !selection.leadsToSelection(inspected.tree, path: []) {
+                    throw selectionOptions.noMatch(in: InputPath.display(file), tree: inspected.tree)
+                }
+                if json {
+                    documents.append(InspectDocument(inspected, selection: selection))
+                } else {
+                    let text = InspectText(style: output.style, maxItems: maxItems, selection: selection, inspected: inspected)
+                    Terminal.standardOutput.write((printed > 0 ? "\n" : "") + text.render())
+                }
+                printed += 1
+            } catch {
+                Terminal.report(error)
+                failed = true
+            }
         }
-        let summary = TreeSummary(tree, counting: selection.selects)
-        let optimizers = try OptimizerSummary.find(in: tree).filter { selection.shows($0.path, in: tree) }
-        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
-        let format = CheckpointFormat(pathExtension: url.pathExtension)
-        if json {
-            let document = InspectDocument(
-                tree, file: file, fileBytes: fileBytes, format: format, summary: summary, selection: selection, optimizers: optimizers)
-            Terminal.standardOutput.write(try JSONOutput.render(document, style: .indented))
-        } else {
-            let text = InspectText(style: output.style, summary: summary, maxItems: maxItems, selection: selection, optimizers: optimizers)
-            Terminal.standardOutput.write(text.render(tree, file: file, fileBytes: fileBytes, format: format))
+        if json, !documents.isEmpty {
+            let text = files.count == 1
+                ? try JSONOutput.render(documents[0], style: .indented) : try JSONOutput.render(documents, style: .indented)
+            Terminal.standardOutput.write(text)
         }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+/// One file as inspect shows it: what was read and what was worked out from it.
+struct InspectedFile {
+    /// FILE as given.
+    let file: String
+    let contents: CheckpointContents
+    /// The file's size, nil when it cannot be had.
+    let fileBytes: Int?
+    /// The format the file name's extension names, nil for another extension.
+    let extensionFormat: CheckpointFormat?
+    let summary: TreeSummary
+    /// The optimizer state_dicts `--select` lets through.
+    let optimizers: [OptimizerSummary]
+
+    var tree: StateValue { contents.tree }
+
+    init(_ file: String, url: URL, options: LoadOptions, selection: InspectSelection) throws {
+        self.file = file
+        contents = try CheckpointContents(contentsOf: url, options: options)
+        let optimizers = try OptimizerSummary.find(in: contents.tree)
+        summary = TreeSummary(contents.tree, counting: selection.selects, optimizerPaths: optimizers.map(\.path))
+        let tree = contents.tree
+        self.optimizers = optimizers.filter { selection.shows($0.path, in: tree) }
+        fileBytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? nil
+        extensionFormat = CheckpointFormat(pathExtension: url.pathExtension)
+    }
+
+    /// A sentence saying the extension names another format than the contents are in; nil when
+    /// they agree or the extension names none.
+    var formatNote: String? {
+        guard let extensionFormat, extensionFormat != contents.format else { return nil }
+        let what: String
+        switch contents.format {
+        case .ckpt: what = "a ckpt archive (a torch.save zip with ckpt's manifest)"
+        case .pt:
+            what = extensionFormat == .ckpt
+                ? "a torch.save zip archive without ckpt's manifest (as Lightning's .ckpt files are)" : "a torch.save zip archive"
+        case .safetensors: what = "safetensors"
+        case .legacy: what = "torch's pre-1.6 format (read here; convert writes it as a zip archive)"
+        }
+        return "the extension .\(URL(fileURLWithPath: file).pathExtension) says \(extensionFormat.rawValue), "
+            + "but the contents are \(contents.format.rawValue): \(what)"
     }
 }
 
@@ -125,6 +190,11 @@ struct TreeSummary {
     /// How many tensors view each storage.
     let viewsPerStorage: [ObjectIdentifier: Int]
     let tensorCount: Int
+    /// Sum of every counted tensor's elements (numel).
+    let elements: Int
+    /// The elements of the counted tensors outside optimizer state_dicts: a model's parameters
+    /// and buffers, which a state_dict does not tell apart.
+    let parameters: Int
     /// Sum of every tensor's logical bytes (numel × item size).
     let tensorBytes: Int
     /// Sum of the distinct storages' sizes: what the data occupies.
@@ -134,11 +204,18 @@ struct TreeSummary {
     let storageCount: Int
 
     /// Numbers every storage of the tree; counts only the tensors `counting` accepts in the totals.
-    init(_ tree: StateValue, counting: ([StateKey]) -> Bool = { _ in true }) {
+    ///
+    /// - Parameters:
+    ///   - tree: The tree.
+    ///   - counting: Whether a tensor at a key path is counted in the totals.
+    ///   - optimizerPaths: Where optimizer state_dicts are: their tensors are not ``parameters``.
+    init(_ tree: StateValue, counting: ([StateKey]) -> Bool = { _ in true }, optimizerPaths: [[StateKey]] = []) {
         var index: [ObjectIdentifier: Int] = [:]
         var views: [ObjectIdentifier: Int] = [:]
         var counted = Set<ObjectIdentifier>()
         var count = 0
+        var elements = 0
+        var parameters = 0
         var tensorBytes = 0
         var storageBytes = 0
         tree.forEachTensor { path, tensor in
@@ -148,14 +225,29 @@ struct TreeSummary {
             guard counting(path) else { return }
             if counted.insert(id).inserted { storageBytes += tensor.storage.byteCount }
             count += 1
+            elements += tensor.numel
+            if !optimizerPaths.contains(where: { path.starts(with: $0) }) { parameters += tensor.numel }
             tensorBytes += tensor.byteCount
         }
+        self.elements = elements
+        self.parameters = parameters
         storageCount = counted.count
         storageIndex = index
         viewsPerStorage = views
         tensorCount = count
         self.tensorBytes = tensorBytes
         self.storageBytes = storageBytes
+    }
+
+    /// `1,234,567`: a count with thousands separators, as people read large numbers.
+    static func formatCount(_ count: Int) -> String {
+        let digits = String(count.magnitude)
+        var grouped = ""
+        for (offset, digit) in digits.enumerated() {
+            if offset > 0, (digits.count - offset) % 3 == 0 { grouped += "," }
+            grouped.append(digit)
+        }
+        return (count < 0 ? "-" : "") + grouped
     }
 
     /// `1.5 KiB (1536 bytes)`-style sizes; `1.5 KiB` without `exact` (for tables).

@@ -28,3 +28,9 @@ enum JSONOutput {
         return json.serialized(style == .indented ? .indented : .singleLine) + "\n"
     }
 }
+
+extension OrderedMap<String, String> {
+    /// The pairs as a JSON object's members (safetensors `__metadata__`); the indented documents
+    /// sort their keys, so the order is not kept.
+    var jsonObject: [String: String] { Dictionary(uniqueKeysWithValues: map { ($0.key, $0.value) }) }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import Checkpoint
 import Foundation
 
 /// `ckpt-tool latest DIR [--best METRIC [--mode min|max]] [--run NAME]`: the path of the checkpoint
@@ -52,7 +53,7 @@ struct Latest: ParsableCommand {
         }
         guard let found = search.found else {
             let reason =
-                search.candidates > 0 ? "none of the \(search.candidates) checkpoints of run \(run) verifies"
+                search.candidates > 0 ? "none of the \(Plural.count(search.candidates, "checkpoint")) of run \(run) verifies"
                 : best.map { "no committed checkpoint of run \(run) has the metric \($0)" } ?? "run \(run) has no checkpoint"
             Terminal.standardError.write("ckpt-tool: \(location.directory): \(reason)\n")
             throw ExitCode(1)

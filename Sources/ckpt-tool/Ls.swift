@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import Checkpoint
 import Foundation
 
 /// `ckpt-tool ls DIR [--run NAME] [--json]`: every checkpoint a run directory's catalog records.
@@ -71,7 +72,7 @@ struct Ls: ParsableCommand {
             return count == 0 ? nil : "\(count) \(status)"
         }
         let committedBytes = entries.filter { $0.status == .committed }.reduce(0) { $0 + ($1.bytes ?? 0) }
-        text += "\n" + style.key("totals: ") + "\(entries.count) checkpoint\(entries.count == 1 ? "" : "s") (\(counts.joined(separator: ", "))), "
+        text += "\n" + style.key("totals: ") + Plural.count(entries.count, "checkpoint") + " (\(counts.joined(separator: ", "))), "
             + "\(TreeSummary.formatBytes(committedBytes, exact: false)) committed\n"
         return text
     }

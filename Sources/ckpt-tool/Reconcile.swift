@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import Checkpoint
 import Foundation
 
 /// `ckpt-tool reconcile DIR [--rebuild] [--verify] [--json]`: makes the catalog match the files.
@@ -42,8 +43,8 @@ struct Reconcile: ParsableCommand {
         // A repair a line: a detail's own continuation lines (an error's cause) joined to it.
         Terminal.standardOutput.write(
             report.description.replacingOccurrences(of: "\n  ", with: "; ") + "\n\n" + style.key("totals: ")
-                + "\(report.repairs.count) repair\(report.repairs.count == 1 ? "" : "s"), "
-                + "\(report.filesChecked) checkpoint file\(report.filesChecked == 1 ? "" : "s") checked\n")
+                + Plural.count(report.repairs.count, "repair") + ", "
+                + Plural.count(report.filesChecked, "checkpoint file") + " checked\n")
     }
 }
 

@@ -1,7 +1,8 @@
 import Optim
 
-/// The `--json` report of `ckpt-tool rename` (see docs/CLI.md). It is printed on one line with keys
-/// in declaration order, the layout it had before the other documents existed.
+/// The `--json` report of `ckpt-tool rename` (schema `ckpt-tool/rename`, version 1; see docs/CLI.md).
+/// It is printed on one line with keys in declaration order, the layout it had before the other
+/// documents existed.
 struct RenameDocument: Encodable {
     /// What the map did to the model's keys or to the optimizer's `param_names`.
     struct Report: Encodable {
@@ -44,11 +45,17 @@ struct RenameDocument: Encodable {
         }
     }
 
+    let schema = "ckpt-tool/rename"
+    let schemaVersion = 1
     let input: String
     let output: String
     let written: Bool
     @Nullable var model: Report?
     @Nullable var optimizer: Report?
+
+    enum CodingKeys: String, CodingKey {
+        case schema, schemaVersion = "schema_version", input, output, written, model, optimizer
+    }
 
     init(_ renamed: RenamedStateDict, input: String, output: String, written: Bool) {
         self.input = input

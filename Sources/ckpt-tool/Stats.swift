@@ -29,6 +29,8 @@ struct Stats: ParsableCommand {
     @Flag(help: "Skip CRC-32 verification of the tensor data.")
     var noVerify = false
 
+    @OptionGroup var data: DataGlobalOptions
+
     @OptionGroup var outputOptions: OutputOptions
 
     /// `stats FILE GLOB`, the spelling before `--select`: a second argument that names no file
@@ -54,7 +56,7 @@ struct Stats: ParsableCommand {
         var tables: [String] = []
         for (index, argument) in checkpoints.enumerated() {
             let file = InputPath.display(argument)
-            let tree = try StateValue(contentsOf: try InputPath.url(argument), options: LoadOptions(verifyChecksums: !noVerify))
+            let tree = try StateValue(contentsOf: try InputPath.url(argument), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals))
             let selected = tree.tensors(matching: selection.glob)
             if selection.glob != nil, selected.isEmpty { throw selection.noMatch(in: file, tree: tree, what: "tensor's key path") }
             let progress = ProgressBar(label: checkpoints.count == 1 ? "stats" : "stats \(index + 1)/\(checkpoints.count)")
@@ -111,8 +113,8 @@ struct StatsRow {
             return column == 0 ? style.key(padded) : padded
         }
         let nans = saturatingSum(rows.map(\.statistics.nanCount)), infs = saturatingSum(rows.map(\.statistics.infinityCount))
-        output += "\n" + style.key("totals: ") + "\(rows.count) tensor\(rows.count == 1 ? "" : "s"), "
-            + "\(saturatingSum(rows.map(\.statistics.count))) elements, \(nans) NaN, \(infs) Inf\n"
+        output += "\n" + style.key("totals: ") + Plural.count(rows.count, "tensor") + ", "
+            + Plural.count(saturatingSum(rows.map(\.statistics.count)), "element") + ", \(nans) NaN, \(infs) Inf\n"
         return output
     }
 

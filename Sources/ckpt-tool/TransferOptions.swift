@@ -13,6 +13,8 @@ struct TransferOptions: ParsableArguments {
     @Flag(help: "Do not fsync the output (still atomic, not durable).")
     var noSync = false
 
+    @OptionGroup var data: DataGlobalOptions
+
     /// The format to write: `--format`, else the output's extension.
     func outputFormat(for output: String) -> CheckpointFormat? {
         format ?? CheckpointFormat(pathExtension: URL(fileURLWithPath: output).pathExtension)
@@ -28,23 +30,28 @@ struct TransferOptions: ParsableArguments {
                 + "pass --format ckpt|pt|safetensors or use .ckpt, .pt, .pth or .safetensors")
     }
 
-    /// Loads the input (`-` is standard input), verifying CRCs unless `--no-verify`.
+    /// Loads the input (`-` is standard input), verifying CRCs unless `--no-verify`, reading the data
+    /// globals `--allow-data-globals` allows as values.
     func load(_ input: String) throws -> StateValue {
-        try StateValue(contentsOf: InputPath.url(input), options: LoadOptions(verifyChecksums: !noVerify))
+        try StateValue(
+            contentsOf: InputPath.url(input), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals))
     }
 
     /// Saves atomically (durably unless `--no-sync`) in the output format; `-` is standard output.
     ///
     /// safetensors to safetensors keeps the input's `__metadata__` pairs (Hugging Face's
     /// `{"format": "pt"}`), which the tree itself does not carry.
-    /// `keepObjects` writes Python-object placeholders back as read (`convert --keep-objects`).
+    /// `keepObjects` writes Python-object placeholders back as read (`convert --keep-objects`), and
+    /// the data values `--allow-data-globals` read are written back as read.
     /// A progress bar labelled `label` follows the tensor bytes written (on a terminal only).
     func save(_ tree: StateValue, from input: String, to output: String, keepObjects: Bool = false, label: String) throws {
         guard let outputFormat = outputFormat(for: output) else { throw ValidationError("no output format") }
         let output = OutputPath.resolve(output)
         let bar = ProgressBar(label: label)
         defer { bar.finish() }
-        let options = SaveOptions(durable: !noSync, keepObjects: keepObjects) { done, total in bar.update(done: done, total: total) }
+        let options = SaveOptions(durable: !noSync, keepObjects: keepObjects, allowDataGlobals: data.dataGlobals) { done, total in
+            bar.update(done: done, total: total)
+        }
         if outputFormat == .safetensors, let metadata = try? Safetensors.metadata(contentsOf: InputPath.url(input)), !metadata.isEmpty {
             try Safetensors.write(tree, to: URL(fileURLWithPath: output), metadata: metadata, options: options)
         } else {

@@ -18,6 +18,13 @@ struct VerifyDocument: Encodable {
         @Nullable var path: String?
         @Nullable var expected: String?
         @Nullable var found: String?
+        /// The tensors viewing the storage record `path` names; empty for other problems.
+        let tensors: [String]
+        let tensorKeyPaths: [[StateKeyJSON]]
+
+        enum CodingKeys: String, CodingKey {
+            case code, message, path, expected, found, tensors, tensorKeyPaths = "tensor_key_paths"
+        }
     }
 
     /// A global outside torch.load(weights_only=True)'s allow-list.
@@ -26,9 +33,10 @@ struct VerifyDocument: Encodable {
         let paths: [String]
         let keyPaths: [[StateKeyJSON]]
         @Nullable var blocker: String?
+        let data: Bool
 
         enum CodingKeys: String, CodingKey {
-            case name, paths, keyPaths = "key_paths", blocker
+            case name, paths, keyPaths = "key_paths", blocker, data
         }
     }
 
@@ -41,11 +49,14 @@ struct VerifyDocument: Encodable {
     let strict: Bool
     let checks: [Check]
     let untrustedGlobals: [Global]
+    let devices: [String]
+    @Nullable var metadata: [String: String]?
     @Nullable var torchLoad: String?
+    let dataGlobals: [String]
 
     enum CodingKeys: String, CodingKey {
         case schema, schemaVersion = "schema_version", file, format, passed, status, strict, checks
-        case untrustedGlobals = "untrusted_globals", torchLoad = "torch_load"
+        case untrustedGlobals = "untrusted_globals", devices, metadata, torchLoad = "torch_load", dataGlobals = "data_globals"
     }
 
     init(_ report: VerificationReport, strict: Bool) {
@@ -57,14 +68,20 @@ struct VerifyDocument: Encodable {
         untrustedGlobals = (report.torchLoad?.globals ?? []).map { global in
             Global(
                 name: global.name, paths: global.paths.map(\.pathString), keyPaths: global.paths.map(StateKeyJSON.path),
-                blocker: global.blocker)
+                blocker: global.blocker, data: global.isReadableAsData)
         }
         torchLoad = report.torchLoad?.call
+        devices = report.devices
+        metadata = report.metadata?.jsonObject
+        dataGlobals = report.torchLoad?.dataGlobals ?? []
         checks = report.checks.map { check in
             Check(
                 name: check.name, status: check.status.rawValue, detail: check.detail,
-                failures: check.failures.map {
-                    Failure(code: $0.code.rawValue, message: $0.message, path: $0.path, expected: $0.expected, found: $0.found)
+                failures: check.failures.map { failure in
+                    let tensors = failure.path.flatMap { report.storageTensors[$0] } ?? []
+                    return Failure(
+                        code: failure.code.rawValue, message: failure.message, path: failure.path, expected: failure.expected,
+                        found: failure.found, tensors: tensors.map(\.pathString), tensorKeyPaths: tensors.map(StateKeyJSON.path))
                 })
         }
     }

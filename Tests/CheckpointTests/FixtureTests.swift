@@ -17,6 +17,11 @@ private enum FixtureCatalog {
         "adagrad_groups", "adagrad_named", "model_tied", "dtypes", "shapes", "nested",
         "protocol2", "protocol4", "protocol5",
         "archive_deflated", "archive_renamed", "archive_minimal", "legacy_format",
+        // scripts/make_legacy_fixtures.py
+        "legacy_views_shared", "legacy_dtypes", "legacy_training", "legacy_protocol4", "legacy_untyped_dtypes",
+        "legacy_storage_views", "legacy_bad_truncated", "legacy_bad_count_past_end", "legacy_bad_count_mismatch",
+        "legacy_bad_duplicate_key", "legacy_bad_missing_key", "legacy_bad_unknown_key", "legacy_bad_protocol_version",
+        "legacy_bad_magic_only", "legacy_bad_view_past_root", "legacy_bad_tensor_past_view",
     ]
 
     /// The fixtures present on disk, named by their sidecars.

@@ -137,8 +137,8 @@ private struct SidecarComparison {
             if dtype.torchName != expected["value"] as? String { fail(path, "dtype \(dtype)") }
         case .tensor(let tensor):
             compareTensor(tensor, expected, path: path)
-        case .object:
-            fail(path, "an object where the sidecar has \(type)")
+        case .object, .record:
+            fail(path, "\(actual.pythonTypeName) where the sidecar has \(type)")
         }
     }
 
@@ -525,7 +525,7 @@ private let hostileCases: [HostileCase] = [
             Op.global("torch._tensor", "_rebuild_from_type_v2"), Op.mark,
             Op.global("torch._utils", "_rebuild_tensor_v2"), Op.global("torch", "Size"), Op.emptyTuple, Op.none,
             Op.tuple, Op.reduce), .unsupported, mentions: "subclass"),
-    HostileCase("legacy integer persistent id", Op.pickle(Op.int(3), [0x51]), .unsupported, mentions: "legacy"),
+    HostileCase("tar-format integer persistent id", Op.pickle(Op.int(3), [0x51]), .unsupported, mentions: "tar format"),
     HostileCase(
         "dict with a tuple key",
         Op.pickle(Op.emptyDict, Op.string("a"), Op.emptyDict, Op.ints([1, 2]), Op.none, [0x73], [0x73]), .unsupported,

@@ -189,6 +189,11 @@ func patternBytes(_ count: Int, seed: Int = 0) -> [UInt8] {
         let head = CRC32.checksum(Array(bytes[..<split]))
         let chained = bytes[split...].withUnsafeBytes { CRC32.checksum($0, initial: head) }
         #expect(chained == referenceCRC32(bytes))
+        // Pieces checksummed apart and joined, as parallel readers do.
+        let tail = bytes[split...].withUnsafeBytes { CRC32.checksum($0) }
+        #expect(CRC32.combine(head, tail, secondCount: count - split) == referenceCRC32(bytes))
+        #expect(CRC32.combine(CRC32.checksum(bytes), 0, secondCount: 0) == referenceCRC32(bytes))
+        #expect(CRC32.combine(0, CRC32.checksum(bytes), secondCount: count) == referenceCRC32(bytes))
     }
 
     // MARK: Round trips

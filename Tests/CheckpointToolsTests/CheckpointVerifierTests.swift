@@ -62,8 +62,8 @@ struct CheckpointVerifierTests {
         let report = try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: try ckptCopy()))
         #expect(report.format == .ckpt)
         #expect(report.checks.map(\.name) == [
-            "zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "manifest", "manifest-vs-pickle",
-            "alignment",
+            "zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "devices", "manifest",
+            "manifest-vs-pickle", "alignment",
         ])
         #expect(report.checks.allSatisfy { $0.status == .passed })
         #expect(report.torchLoad?.loadsWeightsOnly == true)
@@ -130,6 +130,21 @@ struct CheckpointVerifierTests {
         let objects = try advice("python_objects")
         #expect(objects.globals.first { $0.name == "collections.defaultdict" }?.blocker?.contains("items") == true)
         #expect(objects.call?.hasPrefix("torch.load(f, weights_only=False)  # only for a file you trust: ") == true)
+    }
+
+    /// A storage on another device adds `map_location="cpu"` to whatever call the globals need;
+    /// `cpu` alone needs nothing.
+    @Test func devicesAddMapLocationToTheCall() throws {
+        let tree = try StateValue(contentsOf: fixtures.appendingPathComponent("objects/namespace.pt"))
+        let plain = TorchLoadAdvice(tree: .dict(["w": .tensor(try Tensor([1] as [Float]))]), devices: ["cpu", "mps", "mps"])
+        #expect(plain.devices == ["mps"])
+        #expect(plain.loadsWeightsOnly)
+        #expect(plain.call == #"torch.load(f, map_location="cpu")"#)
+        #expect(TorchLoadAdvice(tree: .dict([:]), devices: ["cpu"]).call == nil)
+        let globals = TorchLoadAdvice(tree: tree, devices: ["cuda:0"])
+        #expect(globals.call?.hasSuffix(#"    torch.load(f, weights_only=True, map_location="cpu")"#) == true)
+        let untrusted = TorchLoadAdvice(tree: tree, pickleProtocol: 4, devices: ["cuda:0"])
+        #expect(untrusted.call?.hasPrefix(#"torch.load(f, weights_only=False, map_location="cpu")  # only for a file you trust"#) == true)
     }
 
     @Test func codeThatRunsOnLoadIsNeverSuggestedForSafeGlobals() throws {
@@ -261,7 +276,27 @@ struct CheckpointVerifierTests {
     @Test func unreadableFilesThrow() throws {
         #expect(throws: CheckpointError.self) { try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: "/nonexistent/x.ckpt")) }
         #expect(throws: CheckpointError.self) {
-            try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent("pt/legacy_format.pt").path))
+            try CheckpointVerifier.verify(contentsOf: URL(fileURLWithPath: fixtures.appendingPathComponent("pt/legacy_format.expected.json").path))
         }
+    }
+
+    /// torch's pre-1.6 format is read whole; damage is a failed check naming the storage.
+    @Test func legacyFilesAreVerified() throws {
+        let good = try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("pt/legacy_training.pt"))
+        #expect(good.format == .legacy)
+        #expect(good.checks.map(\.name) == ["legacy", "weights-only"])
+        #expect(good.passed(strict: true), "\(good.checks)")
+        #expect(good.torchLoad?.loadsWeightsOnly == true)
+
+        let bad = try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("pt/legacy_bad_count_mismatch.pt"))
+        #expect(!bad.passed)
+        let failure = try #require(bad.checks.first?.failures.first)
+        #expect(failure.code == .corrupt)
+        #expect(failure.path?.hasPrefix("storage '0'") == true, "\(failure)")
+        #expect(bad.checks.last?.status == .skipped)
+
+        let protocol4 = try CheckpointVerifier.verify(contentsOf: fixtures.appendingPathComponent("pt/legacy_protocol4.pt"))
+        #expect(protocol4.checks.last?.status == .warning, "torch's weights-only loader reads protocol 2 only")
+        #expect(protocol4.passed && !protocol4.passed(strict: true))
     }
 }

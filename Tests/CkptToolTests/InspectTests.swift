@@ -38,7 +38,7 @@ struct InspectTests {
         for line in [
             "dict (7 items)", "  cube: Tensor int16 [2, 3, 4] 48 B", "  scalar: Tensor float32 [] 4 B",
             "  empty_2d: Tensor int32 [3, 0] 0 B", "  unicode-ключ: Tensor uint8 [2] 2 B",
-            "totals: 7 tensors, 7 distinct storages, tensor bytes 206 B, storage bytes 206 B",
+            "totals: 7 tensors, 49 parameters, 7 distinct storages, tensor bytes 206 B, storage bytes 206 B",
         ] {
             #expect(result.stdout.contains(line), "missing \(line) in\n\(result.stdout)")
         }
@@ -52,7 +52,7 @@ struct InspectTests {
             "OrderedDict (12 items, 1 attribute)", "head.weight: Tensor float32 [5, 3] 60 B storage #1 shared by 3 tensors",
             "view.transposed: Tensor float32 [3, 5] 60 B view(strides [1, 3], offset 0)",
             "extra.parameter: Parameter float32 [2] 8 B requires_grad", "@_metadata: OrderedDict (4 items)", "version: int = 1",
-            "totals: 12 tensors, 8 distinct storages",
+            "totals: 12 tensors, 93 parameters, 8 distinct storages",
         ] {
             #expect(result.stdout.contains(text), "missing \(text) in\n\(result.stdout)")
         }
@@ -63,7 +63,7 @@ struct InspectTests {
         let sidecar = try #require(try JSONSerialization.jsonObject(
             with: Data(contentsOf: Tool.fixtures.appendingPathComponent("safetensors/all_dtypes.expected.json"))) as? [String: Any])
         #expect(json["schema"] as? String == "ckpt-tool/inspect")
-        #expect(json["schema_version"] as? Int == 1)
+        #expect(json["schema_version"] as? Int == 2)
         #expect(json["format"] as? String == "safetensors")
         let expected = try #require(sidecar["tensors"] as? [[String: Any]])
         let tensors = try #require(json["tensors"] as? [[String: Any]])
@@ -220,15 +220,30 @@ struct InspectTests {
         let result = try Tool.run(["inspect"])
         #expect(result.status == 64)
         #expect(result.stderr.contains("Usage"))
-        let zero = try Tool.run(["inspect", fixture("safetensors/edge_shapes.safetensors"), "--max-items", "0"])
-        #expect(zero.status == 64)
+        let negative = try Tool.run(["inspect", fixture("safetensors/edge_shapes.safetensors"), "--max-items", "-1"])
+        #expect(negative.status == 64)
     }
 
-    @Test func maxItemsLimitsEachContainer() throws {
+    @Test func maxItemsLimitsEachContainerAndCountsWhatItHides() throws {
         let result = try Tool.run(["inspect", fixture("safetensors/edge_shapes.safetensors"), "--max-items", "2"])
         #expect(result.status == 0)
-        #expect(result.stdout.contains("… 5 more (--max-items)"))
+        #expect(result.stdout.contains("\n  … 5 more (--max-items 2; 0 shows all)\n"), "\(result.stdout)")
         #expect(result.stdout.contains("totals: 7 tensors"))
+    }
+
+    /// `--max-items 0` shows every child: 250 keys, more than the default 100, all printed.
+    @Test func maxItemsZeroShowsEverything() throws {
+        let path = Tool.temporaryDirectory().appendingPathComponent("wide.safetensors")
+        var dict = StateDict()
+        for index in 0..<250 { dict[.string("k\(index)")] = .tensor(try Tensor([Float(index)])) }
+        try StateValue.dict(dict).write(to: path, options: SaveOptions(durable: false))
+        let all = try Tool.run(["inspect", path.path, "--max-items", "0"])
+        #expect(all.status == 0, "\(all.stderr)")
+        #expect(all.stdout.contains("\n  k249: Tensor float32 [1] 4 B\n"))
+        #expect(!all.stdout.contains("more (--max-items"))
+        let byDefault = try Tool.run(["inspect", path.path])
+        #expect(!byDefault.stdout.contains("k100:"))
+        #expect(byDefault.stdout.contains("\n  … 150 more (--max-items 100; 0 shows all)\n"), "\(byDefault.stdout)")
     }
 }
 
@@ -382,7 +397,7 @@ struct InspectSelectionTests {
         #expect(!text.stdout.contains("bias"))
         #expect(!text.stdout.contains("epoch"))
         #expect(!text.stdout.contains("optimizer"), "an optimizer outside the filter is not summarized")
-        #expect(text.stdout.contains("totals (filtered): 2 tensors, 2 distinct storages, tensor bytes 768 B"))
+        #expect(text.stdout.contains("totals (filtered): 2 tensors, 192 parameters, 2 distinct storages, tensor bytes 768 B"))
 
         let result = try Tool.run(["inspect", Tool.sample, "--filter", "model/*.weight", "--json"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])

@@ -48,6 +48,11 @@ struct ProgressTests {
         // stats reads the bytes twice: CRC check, then statistics.
         (["stats", "IN"], "stats", "8.0 MiB"),
         (["convert", "IN", "OUT.safetensors"], "convert", "4.0 MiB"),
+        // verify checks every entry's CRC-32: the tensor data plus the small entries (pickle,
+        // manifest, version records).
+        (["verify", "IN"], "verify", "4.0 MiB"),
+        // diff reads both files' tensor bytes.
+        (["diff", "IN", "IN"], "diff", "8.0 MiB"),
         (["convert", "IN", "OUT.pt"], "convert", "4.0 MiB"),
         (["rename", "IN", "OUT.ckpt", "--map", "MAP"], "rename", "4.0 MiB"),
     ])

@@ -34,6 +34,9 @@ import TestSupport
         #expect(result.status == 0, "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out))
         let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(report["schema"] as? String == "ckpt-tool/rename")
+        #expect(report["schema_version"] as? Int == 1)
+        #expect(result.stdout.hasPrefix(#"{"schema": "ckpt-tool/rename", "schema_version": 1, "input": "#))
         #expect(report["written"] as? Bool == false)
         let model = try #require(report["model"] as? [String: Any])
         let optimizer = try #require(report["optimizer"] as? [String: Any])
@@ -134,6 +137,12 @@ import TestSupport
             #"rule 0 {"regex": "(", "to": "x"}: invalid regular expression [invalidMap]"#
         ),
         ("{", "the map is not valid JSON"),
+        (
+            // Python's and sed's group reference: NSRegularExpression would read `\1` as "1" and send
+            // every encoder key to "enc.1.2", a collision that would not say why.
+            #"{"rules": [{"regex": "encoder\\.(\\d+)\\.(.*)", "to": "enc.\\1.\\2"}]}"#,
+            #"the template uses \1, a group reference in Python's and sed's syntax; write $1 (\1 means the digit 1 itself) [invalidMap]"#
+        ),
     ]
 
     @Test(arguments: failures)

@@ -33,6 +33,8 @@ struct SelectionTests {
         let plain = try Tool.run(["extract", file, "enc/w", out])
         #expect(plain.status == 1)
         #expect(plain.stderr.contains(#"written '\/'"#), "\(plain.stderr)")
+        let tree = try Tool.run(["inspect", file])
+        #expect(tree.stdout.contains(#"  enc\/w: Tensor"#), "\(tree.stdout)")
         let star = try Tool.run(["stats", file, "--select", #"a\*b"#])
         #expect(star.status == 0, "\(star.stderr)")
         #expect(star.stdout.contains(#"a\*b"#) && !star.stdout.contains("enc"))
@@ -99,6 +101,25 @@ struct SelectionTests {
         #expect(result.stderr.contains("matches --select 'no/such/*'"), "\(result.stderr)")
         #expect(result.stderr.contains(statsInput), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    /// diff compares only what --select keeps in each file, and fails with its error status (2, since
+    /// 1 means "different") when neither file has a match.
+    @Test func diffComparesTheSelection() throws {
+        let directory = Tool.temporaryDirectory()
+        let changed = directory.appendingPathComponent("changed.pt").path
+        guard case .dict(var dict) = try StateValue(contentsOf: URL(fileURLWithPath: statsInput)) else { Issue.record("not a dict"); return }
+        dict["extra"] = .int(1)
+        try StateValue.dict(dict).write(to: URL(fileURLWithPath: changed), format: .pt)
+        #expect(try Tool.run(["diff", statsInput, changed]).status == 1)
+        let selected = try Tool.run(["diff", statsInput, changed, "--select", "model/**"])
+        #expect(selected.status == 0, "\(selected.stdout)\(selected.stderr)")
+        let onlyExtra = try Tool.run(["diff", statsInput, changed, "--select", "extra"])
+        #expect(onlyExtra.status == 1)
+        #expect(onlyExtra.stdout.contains("+ added    extra"), "\(onlyExtra.stdout)")
+        let none = try Tool.run(["diff", statsInput, changed, "--select", "no/such/*"])
+        #expect(none.status == 2)
+        #expect(none.stderr.contains("matches --select 'no/such/*'"), "\(none.stderr)")
     }
 
     /// `-` reads standard input: a pipe is spooled to a temp file that is gone afterwards.

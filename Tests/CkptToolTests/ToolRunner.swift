@@ -58,9 +58,9 @@ enum Tool {
 
     static func temporaryDirectory() -> URL { TemporaryDirectory.scoped(prefix: "ckpt-tool") }
 
-    /// The JSON object `inspect --json` printed.
-    static func inspectJSON(_ path: String) throws -> [String: Any] {
-        let result = try run(["inspect", path, "--json"])
+    /// The JSON object `inspect --json` printed, with any other flags.
+    static func inspectJSON(_ path: String, _ flags: [String] = []) throws -> [String: Any] {
+        let result = try run(["inspect", path, "--json"] + flags)
         #expect(result.status == 0, "\(result.stderr)")
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
         return try #require(object as? [String: Any])

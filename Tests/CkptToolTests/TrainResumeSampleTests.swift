@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// `make demo`'s program (Samples/train-resume), built beside the tests: killed partway, the
-/// trainer resumes from its manager's newest whole checkpoint with the loss curve's bits intact.
+/// trainer resumes from its manager's newest whole checkpoint (model, optimizer and learning-rate
+/// scheduler) with the bits of every step's loss and learning rate intact.
 struct TrainResumeSampleTests {
     static let binary = Tool.binary.deletingLastPathComponent().appendingPathComponent("train-resume")
 
@@ -14,6 +15,7 @@ struct TrainResumeSampleTests {
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
         #expect(result.stdout.contains("SIGKILL at step"))
         #expect(result.stdout.contains("bit-identical to an uninterrupted run"))
+        #expect(result.stdout.contains("losses and learning rates"), "the learning rates are compared too")
         #expect(!result.stdout.contains("FAILED"))
     }
 }

@@ -41,10 +41,10 @@ struct VerifyTests {
         let path = try convertedRun()
         let result = try Tool.run(["verify", path])
         #expect(result.status == 0, "\(result.stdout)")
-        for name in ["zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "manifest", "manifest-vs-pickle", "alignment"] {
+        for name in ["zip-directory", "zip-consistency", "crc32", "pickle", "weights-only", "devices", "manifest", "manifest-vs-pickle", "alignment"] {
             #expect(result.stdout.contains("PASS \(name)"), "missing PASS \(name) in\n\(result.stdout)")
         }
-        #expect(result.stdout.hasSuffix("verified: 8 checks passed\n"))
+        #expect(result.stdout.hasSuffix("verified: 9 checks passed\n"))
         let (_, json) = try verifyJSON(path)
         #expect(json["format"] as? String == "ckpt")
     }
@@ -60,7 +60,7 @@ struct VerifyTests {
         #expect(text.status == 1)
         #expect(text.stdout.contains("FAIL crc32"))
         #expect(text.stdout.contains("archive/data/3: bytes do not match the entry's CRC-32"), "\(text.stdout)")
-        #expect(text.stdout.hasSuffix("FAILED: 1 of 8 checks failed\n"))
+        #expect(text.stdout.hasSuffix("FAILED: 1 of 9 checks failed\n"))
 
         let (status, json) = try verifyJSON(path)
         #expect(status == 1)
@@ -74,24 +74,13 @@ struct VerifyTests {
 
     @Test func manifestThatDisagreesWithThePickleFails() throws {
         let path = try convertedRun()
-        let entry = try ZipReader(path: path).requireEntry(named: "archive/manifest.json")
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        var manifest = String(decoding: bytes[entry.dataOffset..<entry.dataOffset + entry.uncompressedSize], as: UTF8.self)
         let original = "\"param_groups\",{\"type\":\"list\",\"items\":[{\"type\":\"dict\",\"items\":[[\"lr\",{\"type\":\"float\",\"value\":0.05}"
-        #expect(manifest.contains(original))
-        manifest = manifest.replacingOccurrences(of: original, with: original.replacingOccurrences(of: "0.05", with: "0.07"))
-        let patched = Array(manifest.utf8)
-        bytes.replaceSubrange(entry.dataOffset..<entry.dataOffset + patched.count, with: patched)
-        // Keep the zip itself valid: the new CRC-32 goes where the old one was (local and central headers).
-        let old = withUnsafeBytes(of: entry.crc32.littleEndian, Array.init)
-        let new = withUnsafeBytes(of: CRC32.checksum(patched).littleEndian, Array.init)
-        var replaced = 0
-        for index in 0..<(bytes.count - 3) where Array(bytes[index..<index + 4]) == old {
-            bytes.replaceSubrange(index..<index + 4, with: new)
-            replaced += 1
+        // The zip itself stays valid (patchStoredEntry updates the entry's CRC-32): only the manifest changes.
+        try patchStoredEntry(path, "archive/manifest.json") { bytes in
+            let manifest = String(decoding: bytes, as: UTF8.self)
+            #expect(manifest.contains(original))
+            bytes = Array(manifest.replacingOccurrences(of: original, with: original.replacingOccurrences(of: "0.05", with: "0.07")).utf8)
         }
-        #expect(replaced == 2)
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
 
         let (status, json) = try verifyJSON(path)
         #expect(status == 1)
@@ -107,7 +96,7 @@ struct VerifyTests {
     }
 
     @Test func unreadableFilesExitWith2() throws {
-        for path in ["/nonexistent/model.ckpt", fixture("pt/legacy_format.pt")] {
+        for path in ["/nonexistent/model.ckpt", fixture("pt/legacy_format.expected.json")] {
             let result = try Tool.run(["verify", path])
             #expect(result.status == 2)
             #expect(result.stdout.isEmpty)

@@ -12,7 +12,7 @@ struct AdagradBatchTests {
 
     struct Case {
         let dtype: DType
-        let implementation: AdagradImplementation
+        let implementation: OptimizerImplementation
         let values: [Float]
         let gradients: [Float]
     }
@@ -31,13 +31,13 @@ struct AdagradBatchTests {
         var options = AdagradKernels.kernelOptions(
             hyper: hyper, step: step, implementation: item.implementation, complex: false,
             realCount: item.values.count, rounding: .native, isa: CKPT_ISA_BEST)
-        return try AdagradKernelTests.runVariant(CKPT_ISA_BEST, item.dtype, AdagradKernels.kernelPath(item.implementation), item.values, item.gradients, &options)
+        return try AdagradKernelTests.runVariant(CKPT_ISA_BEST, item.dtype, KernelBatch.kernelPath(item.implementation), item.values, item.gradients, &options)
     }
 
     @Test func mixedBatchMatchesOneSerialPassPerTensor() throws {
-        let chunk = AdagradKernels.batchChunk
+        let chunk = KernelBatch.chunk
         let dtypes: [DType] = [.float32, .float64, .float16, .bfloat16]
-        let implementations: [AdagradImplementation] = [.singleTensor, .forEach, .fused]
+        let implementations: [OptimizerImplementation] = [.singleTensor, .forEach, .fused]
         let sizes = [0, 1, 37, chunk - 1, chunk, chunk + 5, 3 * chunk + 17] + Array(repeating: 300, count: 200)
         var cases: [Case] = []
         for (index, size) in sizes.enumerated() {
@@ -46,7 +46,7 @@ struct AdagradBatchTests {
                 values: AdagradKernelTests.floats(size, seed: 2 * index + 1),
                 gradients: AdagradKernelTests.floats(size, seed: 2 * index + 2)))
         }
-        #expect(sizes.reduce(0, +) >= AdagradKernels.parallelThreshold, "the batch must be large enough to run in parallel")
+        #expect(sizes.reduce(0, +) >= KernelBatch.parallelThreshold, "the batch must be large enough to run in parallel")
         var sums: [Tensor] = [], params: [Tensor] = []
         var updates: [AdagradKernels.DenseUpdate] = []
         for item in cases {
@@ -69,7 +69,7 @@ struct AdagradBatchTests {
     /// A gradient that views another parameter's storage must see that parameter after its
     /// update, as torch's loop over parameters gives it.
     @Test func gradientViewingAnEarlierParameterSeesItsUpdate() throws {
-        let count = AdagradKernels.parallelThreshold
+        let count = KernelBatch.parallelThreshold
         func fresh() throws -> (a: Tensor, aGrad: Tensor, aSum: Tensor, b: Tensor, bSum: Tensor) {
             (try Tensor(AdagradKernelTests.floats(count, seed: 1)), try Tensor(AdagradKernelTests.floats(count, seed: 2)),
              try Tensor(zeros: .float32, shape: [count]), try Tensor(AdagradKernelTests.floats(count, seed: 3)),
@@ -97,7 +97,7 @@ struct AdagradBatchTests {
     /// Two parameters viewing the halves of one storage (offsets into it) are updated in order,
     /// each at its own offset, as two separate updates would.
     @Test func parametersSharingAStorageUpdateTheirOwnHalves() throws {
-        let half = AdagradKernels.parallelThreshold
+        let half = KernelBatch.parallelThreshold
         let values = AdagradKernelTests.floats(2 * half, seed: 8), gradients = AdagradKernelTests.floats(2 * half, seed: 9)
         func halves(_ tensor: Tensor) throws -> (Tensor, Tensor) {
             (try Tensor(storage: tensor.storage, dtype: .float32, shape: [half]),

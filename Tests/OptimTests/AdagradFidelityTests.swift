@@ -24,7 +24,7 @@ struct AdagradFidelityTests {
     struct GoldenCase: Sendable {
         let name: String
         let dtype: DType
-        let implementation: AdagradImplementation
+        let implementation: OptimizerImplementation
         let lr: Double
         let newLR: Double?
         let lrDecay: Double
@@ -92,7 +92,7 @@ struct AdagradFidelityTests {
                   let wd = (entry["weight_decay"] as? NSNumber)?.doubleValue,
                   let dependsOn = entry["depends_on"] as? [String]
             else { throw CheckpointError(.corrupt, "case entry incomplete", found: "\(entry)") }
-            let implementation: AdagradImplementation = switch pathName {
+            let implementation: OptimizerImplementation = switch pathName {
             case "singleTensor": .singleTensor
             case "forEach": .forEach
             default: .fused
@@ -141,7 +141,7 @@ struct AdagradFidelityTests {
         #expect(golden.cases.contains { $0.chunkedNumel != nil })
         #expect(golden.steps >= 200)
         #expect(!golden.machines.isEmpty)
-        for implementation in [AdagradImplementation.singleTensor, .forEach, .fused] {
+        for implementation in [OptimizerImplementation.singleTensor, .forEach, .fused] {
             for dtype in [DType.float32, .float64, .float16, .bfloat16] {
                 #expect(golden.cases.contains { $0.implementation == implementation && $0.dtype == dtype })
             }
@@ -216,8 +216,7 @@ struct AdagradFidelityTests {
     /// One step on a tensor large enough for torch to split `add(alpha:)` over its threads; the
     /// inputs follow the formula of chunked_inputs() in the script (every value exact in float32).
     static func compareChunked(_ golden: GoldenCase, numel count: Int, expected: Data, isa: ckpt_isa) throws {
-        let paramValues = (0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 64 }
-        let gradValues = (0..<count).map { Float(($0 * 104729) % 1999 - 999) / 128 }
+        let (paramValues, gradValues) = chunkedInputs(count)
         func tensor(_ floats: [Float]) throws -> Tensor {
             golden.dtype == .float16 ? try Tensor(floats.map { Float16($0) }) : try Tensor(floats.map { BFloat16($0) })
         }
@@ -228,6 +227,11 @@ struct AdagradFidelityTests {
         try #require(bytes.count == 4 * count)
         #expect(try param.contiguousBytes() == Array(bytes[0..<(2 * count)]), "param, ISA variant \(isa.rawValue)")
         #expect(try sum.contiguousBytes() == Array(bytes[(2 * count)...]), "sum, ISA variant \(isa.rawValue)")
+    }
+
+    /// chunked_inputs() of scripts/make_adagrad_goldens.py: every value exact in float16 and bfloat16.
+    static func chunkedInputs(_ count: Int) -> (param: [Float], grad: [Float]) {
+        ((0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 64 }, (0..<count).map { Float(($0 * 104729) % 1999 - 999) / 128 })
     }
 
     /// Runs the trajectory through our kernels; returns the ordered bits of param and sum at each snapshot.

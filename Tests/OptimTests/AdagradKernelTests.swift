@@ -87,8 +87,8 @@ struct AdagradKernelTests {
     }
 
     /// A transposed (strided) gradient must update exactly as its contiguous copy does.
-    @Test(arguments: [AdagradImplementation.singleTensor, .forEach, .fused])
-    func stridedGradientMatchesContiguous(_ implementation: AdagradImplementation) throws {
+    @Test(arguments: [OptimizerImplementation.singleTensor, .forEach, .fused])
+    func stridedGradientMatchesContiguous(_ implementation: OptimizerImplementation) throws {
         let rows = 7, columns = 9
         let gradStorage = try Tensor(Self.floats(rows * columns, seed: 2), shape: [columns, rows])
         let transposed = try Tensor(storage: gradStorage.storage, dtype: .float32, shape: [rows, columns], strides: [1, rows])
@@ -120,9 +120,9 @@ struct AdagradKernelTests {
 
     /// Large tensors run in chunks on several threads; every element must come out as one serial
     /// kernel call over the whole range computes it.
-    @Test(arguments: [DType.float32, .float64, .float16, .bfloat16], [AdagradImplementation.singleTensor, .forEach, .fused])
-    func threadedChunksMatchOneSerialPass(_ dtype: DType, _ implementation: AdagradImplementation) throws {
-        let count = AdagradKernels.parallelThreshold * 2 + 37
+    @Test(arguments: [DType.float32, .float64, .float16, .bfloat16], [OptimizerImplementation.singleTensor, .forEach, .fused])
+    func threadedChunksMatchOneSerialPass(_ dtype: DType, _ implementation: OptimizerImplementation) throws {
+        let count = KernelBatch.parallelThreshold * 2 + 37
         let values = Self.floats(count, seed: 5), gradients = Self.floats(count, seed: 6)
         func tensor(_ floats: [Float]) throws -> Tensor {
             switch dtype {
@@ -139,7 +139,7 @@ struct AdagradKernelTests {
         var options = AdagradKernels.kernelOptions(
             hyper: Self.hyper, step: 2, implementation: implementation, complex: false, realCount: count,
             rounding: .native, isa: CKPT_ISA_BEST)
-        let path = AdagradKernels.kernelPath(implementation)
+        let path = KernelBatch.kernelPath(implementation)
         try serialParam.storage.withUnsafeMutableBytes { p in
             try serialSum.storage.withUnsafeMutableBytes { s in
                 try grad.storage.withUnsafeBytes { g in
@@ -169,8 +169,8 @@ struct AdagradKernelTests {
 
     /// The AVX-512, AVX2 and baseline builds of every kernel must produce the same bits, with every
     /// kind of torch square root this CPU computes (whichever kind and variant a machine runs).
-    @Test(arguments: [DType.float32, .float64, .float16, .bfloat16], [AdagradImplementation.singleTensor, .forEach, .fused])
-    func everyInstructionSetVariantRoundsAlike(_ dtype: DType, _ implementation: AdagradImplementation) throws {
+    @Test(arguments: [DType.float32, .float64, .float16, .bfloat16], [OptimizerImplementation.singleTensor, .forEach, .fused])
+    func everyInstructionSetVariantRoundsAlike(_ dtype: DType, _ implementation: OptimizerImplementation) throws {
         let count = 1000 + 13
         var paramValues = Self.floats(count, seed: 7), gradValues = Self.floats(count, seed: 8)
         for (offset, special) in Self.specialFloats.enumerated() {
@@ -178,7 +178,7 @@ struct AdagradKernelTests {
             gradValues[offset * 11 + 3] = special
             gradValues[count - 1 - offset] = special
         }
-        let path = AdagradKernels.kernelPath(implementation)
+        let path = KernelBatch.kernelPath(implementation)
         for (wd, maximize) in [(0.0, false), (0.1, true)] { for kind in SparseExactnessTests.kinds {
             var options = ckpt_adagrad_options()
             options.clr = 0.0123
@@ -200,7 +200,7 @@ struct AdagradKernelTests {
 
     /// Runs one step with one instruction-set variant; returns param bytes followed by sum bytes.
     static func runVariant(
-        _ isa: ckpt_isa, _ dtype: DType, _ path: ckpt_adagrad_path, _ paramValues: [Float], _ gradValues: [Float],
+        _ isa: ckpt_isa, _ dtype: DType, _ path: ckpt_optimizer_path, _ paramValues: [Float], _ gradValues: [Float],
         _ options: inout ckpt_adagrad_options
     ) throws -> [UInt8] {
         func bytes(_ values: [Float]) -> [UInt8] {

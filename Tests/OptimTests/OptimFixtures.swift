@@ -234,7 +234,7 @@ enum OptimFixtures {
 /// A scenario run through ckpt: its parameters, optimizer, and what happened.
 struct ScenarioRun {
     var params: [Parameter] = []
-    var optimizer: Adagrad?
+    var optimizer: Optimizer?
     var error: Error?
     var afterLoad: StateValue?
 
@@ -278,25 +278,11 @@ struct ScenarioRun {
         } else {
             groups = [ParamGroup(params: params)]
         }
-        let optimizer: Adagrad
-        if scenario["groups"] as? [[String: Any]] == nil, kwargs["lr_tensor"] == nil {
-            optimizer = try Adagrad(
-                params, lr: number("lr") ?? 1e-2, lrDecay: number("lr_decay"), weightDecay: number("weight_decay"),
-                initialAccumulatorValue: number("initial_accumulator_value"), eps: number("eps") ?? 1e-10,
-                foreach: flag("foreach"), maximize: flag("maximize") ?? false,
-                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
-        } else if let lrTensor = kwargs["lr_tensor"] {
-            optimizer = try Adagrad(
-                groups[0].params, lr: OptimFixtures.tensor(lrTensor), lrDecay: number("lr_decay"),
-                weightDecay: number("weight_decay"), initialAccumulatorValue: number("initial_accumulator_value"),
-                eps: number("eps") ?? 1e-10, foreach: flag("foreach"), maximize: flag("maximize") ?? false,
-                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+        let optimizer: Optimizer = if scenario["optimizer"] as? String == "SGD" {
+            try ScenarioRun.sgd(groups, lrTensor: kwargs["lr_tensor"], number: number, flag: flag)
         } else {
-            optimizer = try Adagrad(
-                groups: groups, lr: number("lr") ?? 1e-2, lrDecay: number("lr_decay"), weightDecay: number("weight_decay"),
-                initialAccumulatorValue: number("initial_accumulator_value"), eps: number("eps") ?? 1e-10,
-                foreach: flag("foreach"), maximize: flag("maximize") ?? false,
-                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+            try ScenarioRun.adagrad(groups, singleGroup: scenario["groups"] as? [[String: Any]] == nil,
+                                    lrTensor: kwargs["lr_tensor"], number: number, flag: flag)
         }
         self.optimizer = optimizer
         for added in scenario["add_groups"] as? [[String: Any]] ?? [] {
@@ -321,6 +307,50 @@ struct ScenarioRun {
             }
             try optimizer.step()
         }
+    }
+
+    private static func adagrad(
+        _ groups: [ParamGroup], singleGroup: Bool, lrTensor: Any?, number: (String) -> Double?, flag: (String) -> Bool?
+    ) throws -> Adagrad {
+        if singleGroup, lrTensor == nil {
+            return try Adagrad(
+                groups[0].params, lr: number("lr") ?? 1e-2, lrDecay: number("lr_decay"), weightDecay: number("weight_decay"),
+                initialAccumulatorValue: number("initial_accumulator_value"), eps: number("eps") ?? 1e-10,
+                foreach: flag("foreach"), maximize: flag("maximize") ?? false,
+                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+        } else if let lrTensor {
+            return try Adagrad(
+                groups[0].params, lr: OptimFixtures.tensor(lrTensor), lrDecay: number("lr_decay"),
+                weightDecay: number("weight_decay"), initialAccumulatorValue: number("initial_accumulator_value"),
+                eps: number("eps") ?? 1e-10, foreach: flag("foreach"), maximize: flag("maximize") ?? false,
+                differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+        }
+        return try Adagrad(
+            groups: groups, lr: number("lr") ?? 1e-2, lrDecay: number("lr_decay"), weightDecay: number("weight_decay"),
+            initialAccumulatorValue: number("initial_accumulator_value"), eps: number("eps") ?? 1e-10,
+            foreach: flag("foreach"), maximize: flag("maximize") ?? false,
+            differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+    }
+
+    private static func sgd(_ groups: [ParamGroup], lrTensor: Any?, number: (String) -> Double?, flag: (String) -> Bool?) throws -> SGD {
+        // An empty parameter list is one group of nothing, which SGD rejects as torch does.
+        let groups = groups.count == 1 && groups[0].params.isEmpty ? [] : groups
+        if let lrTensor {
+            return try SGD(
+                groups: groups, lr: OptimFixtures.tensor(lrTensor), momentum: number("momentum"), dampening: number("dampening"),
+                weightDecay: number("weight_decay"), nesterov: flag("nesterov") ?? false, maximize: flag("maximize") ?? false,
+                foreach: flag("foreach"), differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+        }
+        return try SGD(
+            groups: groups, lr: number("lr") ?? 1e-3, momentum: number("momentum"), dampening: number("dampening"),
+            weightDecay: number("weight_decay"), nesterov: flag("nesterov") ?? false, maximize: flag("maximize") ?? false,
+            foreach: flag("foreach"), differentiable: flag("differentiable") ?? false, fused: flag("fused"))
+    }
+
+    /// Fresh Adagrad state starts at the optimizer's initial accumulator value (only Adagrad's
+    /// scenarios name fresh state).
+    private static func initialAccumulatorValue(_ optimizer: Optimizer) throws -> Double {
+        try #require(optimizer as? Adagrad).initialAccumulatorValue
     }
 
     /// Checks this run against torch's record: the same error, or the same state dict and
@@ -356,7 +386,7 @@ struct ScenarioRun {
         #expect(optimizer.warnings == warnings, "\(name)", sourceLocation: sourceLocation)
         if let afterLoad = scenario["after_load"], var ours = self.afterLoad {
             if let fresh = scenario["fresh_state_ids_after_load"] as? [Int] {
-                ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: optimizer.initialAccumulatorValue)
+                ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: try Self.initialAccumulatorValue(optimizer))
             }
             let difference = OptimFixtures.difference(
                 ours, try OptimFixtures.stateValue(afterLoad), ulpTolerance: ulpTolerance, observedULP: &observed)
@@ -365,7 +395,7 @@ struct ScenarioRun {
         let expected = try OptimFixtures.stateValue(scenario["expected"])
         var ours = optimizer.stateDict()
         if let fresh = scenario["fresh_state_ids"] as? [Int] {
-            ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: optimizer.initialAccumulatorValue)
+            ours = try OptimFixtures.removingFreshState(ours, ids: fresh, initialValue: try Self.initialAccumulatorValue(optimizer))
         }
         let difference = OptimFixtures.difference(ours, expected, ulpTolerance: ulpTolerance, observedULP: &observed)
         #expect(difference == nil, "\(name): \(difference ?? "")", sourceLocation: sourceLocation)

@@ -42,16 +42,9 @@ enum PageExample {
         }
     }
 
-    /// `torch.optim.SGD(model.parameters(), lr=3e-4)`. Until ckpt's SGD (branch `sgd`) is merged this
-    /// is an optimizer with SGD's options (torch 2.15's defaults, in its order) and no update, which is
-    /// all the schedulers see; then it becomes `SGD(model, lr: 3e-4)` and the parameter test runs.
+    /// `torch.optim.SGD(model.parameters(), lr=3e-4)`.
     static func makeOptimizer(_ model: [Parameter]) throws -> Optimizer {
-        let defaults: OrderedMap<String, Optimizer.OptionDefault> = [
-            "lr": .value(.float(3e-4)), "momentum": .value(.int(0)), "dampening": .value(.int(0)),
-            "weight_decay": .value(.int(0)), "nesterov": .value(.bool(false)), "maximize": .value(.bool(false)),
-            "foreach": .value(.none), "differentiable": .value(.bool(false)), "fused": .value(.none),
-        ]
-        return try OptionsOnlyOptimizer(model, defaults: defaults)
+        try SGD(model, lr: 3e-4)
     }
 
     /// The example's three schedulers, as the docs build them.
@@ -100,14 +93,40 @@ enum PageExample {
         #expect(lr.warnings.isEmpty)
     }
 
-    @Test(.disabled("needs ckpt's SGD (branch sgd): make PageExample.makeOptimizer return SGD(model, lr: 3e-4)"))
-    func continuesOnTorchsParameters() throws {
+    @Test func continuesOnTorchsParameters() throws {
         let model = try PageExample.model()
         let optimizer = try PageExample.makeOptimizer(model)
         let lr = try PageExample.schedulers(optimizer)
         try lr.loadStateDict(PageExample.file("save_seq.pt"))
         try optimizer.loadStateDict(PageExample.file("save_optim.pt"))
         let (_, params) = try PageExample.train(model, optimizer, lr)
+        try Self.expectTorchsParameters(params)
+    }
+
+    /// The same resume through TrainingState, torch's three files as the one tree torch users save
+    /// (`{"model", "optimizer", "scheduler"}`), into a model whose weights start at zero.
+    @Test func continuesThroughTrainingState() throws {
+        let weights = try PageExample.file("save_model.pt")
+        let model = try ["weight", "bias"].map { name in
+            guard case .tensor(let tensor)? = weights[.string(name)] else {
+                throw OptimFixtures.FixtureError(description: "save_model.pt has no \(name)")
+            }
+            return Parameter(try Tensor(zeros: tensor.dtype, shape: tensor.shape), name: name)
+        }
+        let optimizer = try PageExample.makeOptimizer(model)
+        let lr = try PageExample.schedulers(optimizer)
+        let tree: StateValue = [
+            "model": weights, "optimizer": try PageExample.file("save_optim.pt"), "scheduler": try PageExample.file("save_seq.pt"),
+        ]
+        try TrainingState(model: model, optimizer: optimizer, scheduler: lr).loadStateDict(tree)
+        let (lrs, params) = try PageExample.train(model, optimizer, lr)
+        #expect(SchedulerFixtures.firstMismatch(lrs, try PageExample.sequence("continuation_lrs")) == nil)
+        try Self.expectTorchsParameters(params)
+        #expect(lr.warnings.isEmpty && lr.schedulers.allSatisfy { $0.warnings.isEmpty })
+    }
+
+    /// The parameters after every step of the continuation are torch's, bit for bit.
+    static func expectTorchsParameters(_ params: [[Tensor]]) throws {
         let expected = try #require(try PageExample.json.get()["continuation_params"] as? [[Any]])
         #expect(params.count == expected.count)
         for (step, pair) in zip(params, expected).enumerated() {

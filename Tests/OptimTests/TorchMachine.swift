@@ -15,12 +15,15 @@ struct TorchMachine: Sendable, CustomStringConvertible {
     let mklISA: String
     let threads: Int
     let madeWith: String
+    /// ATen's CPU capability (`torch.backends.cpu.get_cpu_capability()`); empty when not recorded.
+    let atenCapability: String
 
-    init(vendor: String, mklISA: String, threads: Int, madeWith: String = "") {
+    init(vendor: String, mklISA: String, threads: Int, madeWith: String = "", atenCapability: String = "") {
         self.vendor = vendor
         self.mklISA = mklISA
         self.threads = threads
         self.madeWith = madeWith
+        self.atenCapability = atenCapability
     }
 
     /// From a fixture's `machine` object (or an index's machine entry).
@@ -28,7 +31,8 @@ struct TorchMachine: Sendable, CustomStringConvertible {
         guard let facts = facts as? [String: Any], let vendor = facts["cpu_vendor"] as? String,
               let mkl = facts["mkl_isa"] as? String, let threads = facts["torch_threads"] as? Int
         else { throw OptimFixtures.FixtureError(description: "machine facts incomplete: \(String(describing: facts))") }
-        self.init(vendor: vendor, mklISA: mkl, threads: threads, madeWith: facts["made_with"] as? String ?? "")
+        self.init(vendor: vendor, mklISA: mkl, threads: threads, madeWith: facts["made_with"] as? String ?? "",
+                  atenCapability: facts["aten_capability"] as? String ?? "")
     }
 
     var rounding: TorchRounding {
@@ -40,6 +44,10 @@ struct TorchMachine: Sendable, CustomStringConvertible {
         }
         return TorchRounding(vendor: id, mklAVX512: mklISA == "AVX512", threads: threads)
     }
+
+    /// Whether ATen's kernels there fuse multiply-adds as the kernels in CKernels do (x86 with AVX2
+    /// or AVX-512; ATen's DEFAULT build has no FMA).
+    var atenFusesMultiplyAdds: Bool { atenCapability == "AVX2" || atenCapability == "AVX512" }
 
     /// Whether this CPU reproduces torch.sqrt as that machine computed it, for float32 and float64.
     var sqrtIsReproducible: Bool {

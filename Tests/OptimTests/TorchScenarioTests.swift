@@ -1,25 +1,35 @@
 import Testing
 @testable import Optim
 
-// Every scenario torch ran in scripts/make_optim_fixtures.py, replayed through ckpt.
+// Every scenario torch ran in scripts/make_optim_fixtures.py (Adagrad's and SGD's), replayed through ckpt.
 
 @Suite struct TorchScenarioTests {
-    @Test(arguments: ["layouts", "errors", "sparse", "semantics", "loads"])
+    @Test(arguments: ["layouts", "errors", "sparse", "semantics", "loads", "sgd_layouts", "sgd_errors", "sgd_loads"])
     func scenariosArePresent(_ file: String) throws {
         #expect(try !OptimFixtures.scenarios(file).isEmpty)
     }
 
-    @Test(arguments: OptimFixtures.names("layouts"))
-    func stateDictLayoutMatchesTorch(_ name: String) throws {
-        let scenario = try OptimFixtures.scenario("layouts", name)
-        try ScenarioRun(scenario).expectMatches(scenario)
+    /// A scenario of one of the files (Adagrad's, and SGD's `sgd_*`).
+    struct Named: Sendable, CustomTestStringConvertible {
+        let file: String
+        let name: String
+        var testDescription: String { "\(file)/\(name)" }
+
+        static func all(_ files: String...) -> [Named] {
+            files.flatMap { file in OptimFixtures.names(file).map { Named(file: file, name: $0) } }
+        }
+
+        func run() throws {
+            let scenario = try OptimFixtures.scenario(file, name)
+            try ScenarioRun(scenario).expectMatches(scenario)
+        }
     }
 
-    @Test(arguments: OptimFixtures.names("errors"))
-    func errorMatchesTorch(_ name: String) throws {
-        let scenario = try OptimFixtures.scenario("errors", name)
-        try ScenarioRun(scenario).expectMatches(scenario)
-    }
+    @Test(arguments: Named.all("layouts", "sgd_layouts"))
+    func stateDictLayoutMatchesTorch(_ scenario: Named) throws { try scenario.run() }
+
+    @Test(arguments: Named.all("errors", "sgd_errors"))
+    func errorMatchesTorch(_ scenario: Named) throws { try scenario.run() }
 
     static let sparse = OptimFixtures.reproducibleScenarios("sparse")
     static let semantics = OptimFixtures.reproducibleScenarios("semantics")
@@ -50,9 +60,6 @@ import Testing
         }
     }
 
-    @Test(arguments: OptimFixtures.names("loads"))
-    func loadStateDictMatchesTorch(_ name: String) throws {
-        let scenario = try OptimFixtures.scenario("loads", name)
-        try ScenarioRun(scenario).expectMatches(scenario)
-    }
+    @Test(arguments: Named.all("loads", "sgd_loads"))
+    func loadStateDictMatchesTorch(_ scenario: Named) throws { try scenario.run() }
 }

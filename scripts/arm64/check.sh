@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the C kernels' portable build on arm64 under qemu and checks that it computes the same bits
-# as this machine's baseline build (Adagrad: every path, dtype and weight-decay setting, 3 steps).
+# as this machine's baseline build (Adagrad and SGD: every path, dtype and option set, 3 steps).
 # Needs Debian's qemu-user, libc6-dev-arm64-cross and libgcc for the cross target; installs them as
 # root, else says what to install. `make arm64-check` runs it.
 set -euo pipefail
@@ -25,6 +25,6 @@ native=$("$out/native")
 arm64=$(qemu-aarch64 "$out/arm64")
 echo "native ($(uname -m)): $native"
 echo "arm64 (qemu):   $arm64"
-# Adagrad must agree bit for bit; the statistics agree to rounding (line printed for information).
-[ "$(echo "$native" | head -1)" = "$(echo "$arm64" | head -1)" ] || { echo "arm64-check: Adagrad kernels differ"; exit 1; }
-echo "arm64-check: Adagrad kernels give the same bits on arm64"
+# Adagrad and SGD must agree bit for bit; the statistics agree to rounding (line printed for information).
+[ "$(echo "$native" | head -2)" = "$(echo "$arm64" | head -2)" ] || { echo "arm64-check: optimizer kernels differ"; exit 1; }
+echo "arm64-check: Adagrad and SGD kernels give the same bits on arm64"

@@ -6,12 +6,12 @@
 /// Returns the kernel library's version, so Swift can check it linked the expected kernels.
 int ckpt_kernels_version(void);
 
-/// Which PyTorch Adagrad code path a kernel reproduces (each rounds differently).
+/// Which of PyTorch's code paths for an optimizer a kernel reproduces (each rounds differently).
 typedef enum {
-    CKPT_ADAGRAD_SINGLE_TENSOR = 0,
-    CKPT_ADAGRAD_FOREACH = 1,
-    CKPT_ADAGRAD_FUSED = 2,
-} ckpt_adagrad_path;
+    CKPT_PATH_SINGLE_TENSOR = 0,  ///< foreach=False: one ATen op per tensor per formula step
+    CKPT_PATH_FOREACH = 1,        ///< foreach=True: the _foreach_* ops
+    CKPT_PATH_FUSED = 2,          ///< fused=True: the optimizer's fused CPU kernel
+} ckpt_optimizer_path;
 
 /// The instruction sets a kernel is compiled for. Every variant rounds identically; tests run them
 /// side by side to check that.
@@ -93,16 +93,16 @@ typedef struct {
 
 /// Updates elements [begin, end) of a float32 parameter and its accumulator in place.
 /// `param`, `grad` and `sum` point at element 0 of contiguous tensors; ranges of one step may run concurrently.
-void ckpt_adagrad_f32(ckpt_adagrad_path path, float *param, const float *grad, float *sum,
+void ckpt_adagrad_f32(ckpt_optimizer_path path, float *param, const float *grad, float *sum,
                       int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 /// The float64 variant of ``ckpt_adagrad_f32``.
-void ckpt_adagrad_f64(ckpt_adagrad_path path, double *param, const double *grad, double *sum,
+void ckpt_adagrad_f64(ckpt_optimizer_path path, double *param, const double *grad, double *sum,
                       int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 /// The float16 variant (IEEE half bit patterns); arithmetic in float, rounded where torch rounds.
-void ckpt_adagrad_f16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
+void ckpt_adagrad_f16(ckpt_optimizer_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
                       int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 /// The bfloat16 variant (bit patterns); arithmetic in float, rounded where torch rounds.
-void ckpt_adagrad_bf16(ckpt_adagrad_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
+void ckpt_adagrad_bf16(ckpt_optimizer_path path, uint16_t *param, const uint16_t *grad, uint16_t *sum,
                        int64_t begin, int64_t end, const ckpt_adagrad_options *options);
 
 /// The element type of a batched update (complex tensors count as pairs of their real type).
@@ -113,25 +113,88 @@ typedef enum {
     CKPT_SCALAR_BF16 = 3,
 } ckpt_scalar_type;
 
-/// One tensor's dense update inside ``ckpt_adagrad_batch``.
+/// One tensor's Adagrad update, as a batch item runs it (``ckpt_adagrad_task_range``).
 typedef struct {
     ckpt_scalar_type scalar;
-    ckpt_adagrad_path path;
+    ckpt_optimizer_path path;
     /// Element 0 of the contiguous parameter, gradient and accumulator, all of `scalar`.
     void *param;
     const void *grad;
     void *sum;
-    /// Real scalars in the tensor.
-    int64_t count;
     ckpt_adagrad_options options;
-    /// Written by ckpt_adagrad_batch: the index of the tensor's first chunk.
-    int64_t first_chunk;
 } ckpt_adagrad_task;
 
-/// Runs every task's update over [0, count), cutting the tasks into chunks of `chunk` elements
-/// that one parallel loop spreads over the threads. Tasks must not write memory another task
-/// reads or writes. Below `parallel_threshold` elements in all, runs on the calling thread.
-void ckpt_adagrad_batch(ckpt_adagrad_task *tasks, int64_t task_count, int64_t chunk, int64_t parallel_threshold);
+/// Updates elements [begin, end) of the ``ckpt_adagrad_task`` at `task`.
+void ckpt_adagrad_task_range(const void *task, int64_t begin, int64_t end);
+
+/// One tensor's share of ``ckpt_run_batch``: `run(task, begin, end)` updates its elements [begin, end).
+typedef struct {
+    void (*run)(const void *task, int64_t begin, int64_t end);
+    const void *task;
+    /// Elements (real scalars) in the tensor.
+    int64_t count;
+    /// Written by ckpt_run_batch: the index of the tensor's first chunk.
+    int64_t first_chunk;
+} ckpt_batch_item;
+
+/// Runs every item over [0, count), cutting the items into chunks of `chunk` elements that one
+/// parallel loop spreads over the threads. Items must not write memory another item reads or
+/// writes. Below `parallel_threshold` elements in all, runs on the calling thread.
+void ckpt_run_batch(ckpt_batch_item *items, int64_t item_count, int64_t chunk, int64_t parallel_threshold);
+
+/// The scalars of one SGD step, as torch passes them to its kernels, and the flags that decide
+/// how torch rounds them on each path (see sgd.c).
+typedef struct {
+    double lr;
+    double momentum;
+    double dampening;
+    double weight_decay;
+    int32_t maximize;
+    int32_t nesterov;
+    /// The momentum buffer holds nothing yet: it becomes this step's (decayed) gradient.
+    int32_t first_step;
+    /// Complex parameters as pairs of reals: torch's complex arithmetic forms no FMA.
+    int32_t complex;
+    /// foreach with nesterov, no maximize and no weight decay: torch's _foreach_add_ writes
+    /// `grad + momentum * buf` into the gradient tensors themselves; so does the kernel.
+    int32_t write_grad;
+    /// Elements in the whole tensor (real scalars).
+    int64_t numel;
+    /// float16/bfloat16 on the non-fused paths: the chunk length torch's at::parallel_for gives
+    /// each thread for an elementwise op (its scalar tails round `add(alpha:)` differently).
+    int64_t add_chunk;
+    /// The instruction-set variant to run (CKPT_ISA_BEST: ckpt_isa_selected()).
+    ckpt_isa isa;
+} ckpt_sgd_options;
+
+/// Updates elements [begin, end) of a float32 parameter (and its momentum buffer, NULL when
+/// momentum is 0) in place. Pointers address element 0 of contiguous tensors; `grad` is written
+/// only with `write_grad`.
+void ckpt_sgd_f32(ckpt_optimizer_path path, float *param, float *grad, float *momentum_buffer,
+                  int64_t begin, int64_t end, const ckpt_sgd_options *options);
+/// The float64 variant of ``ckpt_sgd_f32``.
+void ckpt_sgd_f64(ckpt_optimizer_path path, double *param, double *grad, double *momentum_buffer,
+                  int64_t begin, int64_t end, const ckpt_sgd_options *options);
+/// The float16 variant (bit patterns).
+void ckpt_sgd_f16(ckpt_optimizer_path path, uint16_t *param, uint16_t *grad, uint16_t *momentum_buffer,
+                  int64_t begin, int64_t end, const ckpt_sgd_options *options);
+/// The bfloat16 variant (bit patterns).
+void ckpt_sgd_bf16(ckpt_optimizer_path path, uint16_t *param, uint16_t *grad, uint16_t *momentum_buffer,
+                   int64_t begin, int64_t end, const ckpt_sgd_options *options);
+
+/// One tensor's SGD update, as a batch item runs it (``ckpt_sgd_task_range``).
+typedef struct {
+    ckpt_scalar_type scalar;
+    ckpt_optimizer_path path;
+    void *param;
+    void *grad;
+    /// NULL when momentum is 0.
+    void *momentum_buffer;
+    ckpt_sgd_options options;
+} ckpt_sgd_task;
+
+/// Updates elements [begin, end) of the ``ckpt_sgd_task`` at `task`.
+void ckpt_sgd_task_range(const void *task, int64_t begin, int64_t end);
 
 /// torch.sqrt of `values[0..<count]` in place, rounded as torch's CPU kernel of `kind` rounds it.
 void ckpt_torch_sqrt_f32(float *values, int64_t count, ckpt_torch_sqrt_kind kind);

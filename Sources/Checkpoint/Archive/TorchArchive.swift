@@ -18,11 +18,12 @@ package enum TorchArchive {
     ///   - durable: fsync file and directory.
     ///   - metadata: The manifest's `metadata` member (ckpt only).
     ///   - keepObjects: Write placeholders back as read (see ``SaveOptions/keepObjects``).
+    ///   - dataGlobals: The data globals the file may hold (``SaveOptions/allowDataGlobals``).
     ///   - progress: ``SaveOptions/progress``.
     /// - Throws: ``CheckpointError`` if the tree cannot be pickled or the write fails.
     static func write(
         _ value: StateValue, to path: String, includeManifest: Bool, durable: Bool, metadata: StateValue? = nil,
-        keepObjects: Bool = false, progress: (@Sendable (Int, Int) -> Void)? = nil
+        keepObjects: Bool = false, dataGlobals: DataGlobals = .none, progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws {
         let storages = value.storagesInOrder
         var keys: [ObjectIdentifier: String] = [:]
@@ -37,7 +38,7 @@ package enum TorchArchive {
         }
         let pickle: [UInt8]
         do {
-            pickle = try Pickler.dump(value, storageKeys: keys, keepObjects: keepObjects)
+            pickle = try Pickler.dump(value, storageKeys: keys, keepObjects: keepObjects, dataGlobals: dataGlobals)
         } catch let error as CheckpointError {
             throw error.inFile(path)
         }
@@ -76,27 +77,39 @@ package enum TorchArchive {
         }
     }
 
-    /// Reads a torch.save zip archive or a ckpt archive.
+    /// Reads a torch.save zip archive or a ckpt archive; a TorchScript archive (`torch.jit.save`)
+    /// as its module's state dict (``ScriptModule/stateDict()``).
     ///
     /// - Parameters:
     ///   - reader: The opened archive.
     ///   - verifyChecksums: Check each blob's CRC-32 when its bytes are first read.
+    ///   - dataGlobals: The data globals the pickle's may become values (a manifest's are values already).
     /// - Returns: The tree, with tensors viewing the mapped file.
     /// - Throws: ``CheckpointError`` for a missing or inconsistent record, or a bad pickle or manifest.
-    static func read(_ reader: ZipReader, verifyChecksums: Bool) throws -> StateValue {
+    static func read(_ reader: ZipReader, verifyChecksums: Bool, dataGlobals: DataGlobals = .none) throws -> StateValue {
+        var locations: [ObjectIdentifier: String] = [:]
+        return try read(reader, verifyChecksums: verifyChecksums, dataGlobals: dataGlobals, locations: &locations)
+    }
+
+    /// Reads an archive as ``read(_:verifyChecksums:dataGlobals:)`` does, and gives the location tag
+    /// torch.save recorded for each storage the pickle names (`cpu`, `cuda:0`, `mps`).
+    ///
+    /// - Parameters:
+    ///   - reader: The opened archive.
+    ///   - verifyChecksums: Check each blob's CRC-32 when its bytes are first read.
+    ///   - dataGlobals: The data globals the pickle's may become values.
+    ///   - locations: Gets each storage's location tag, keyed by the storage object. A ckpt archive
+    ///     is read from its manifest and a TorchScript archive from its module tree, which record
+    ///     none, so they add nothing.
+    /// - Returns: The tree.
+    /// - Throws: As ``read(_:verifyChecksums:dataGlobals:)``.
+    package static func read(
+        _ reader: ZipReader, verifyChecksums: Bool, dataGlobals: DataGlobals = .none, locations: inout [ObjectIdentifier: String]
+    ) throws -> StateValue {
         let path = reader.file.path
-        guard let first = reader.entries.first else {
-            throw CheckpointError(.missingEntry, "the zip archive has no entries", file: path, expected: "data.pkl")
-        }
-        guard let slash = first.name.firstIndex(of: "/") else {
-            throw CheckpointError(
-                .notRecognized, "file in archive is not in a subdirectory", file: path, path: first.name,
-                expected: "<folder>/data.pkl")
-        }
-        let prefix = String(first.name[...slash])
-        if reader.entry(named: prefix + "constants.pkl") != nil {
-            throw CheckpointError(
-                .unsupported, "TorchScript archives are not supported", file: path, path: prefix + "constants.pkl")
+        let prefix = try self.prefix(of: reader)
+        if reader.entry(named: prefix + TorchScriptArchive.constantsName) != nil {
+            return .dict(try TorchScriptArchive.read(reader, verifyChecksums: verifyChecksums, dataGlobals: dataGlobals).stateDict())
         }
         if let order = reader.entry(named: prefix + "byteorder") {
             let text = String(decoding: try reader.contents(of: order), as: UTF8.self)
@@ -112,10 +125,39 @@ package enum TorchArchive {
         guard let pickle = reader.entry(named: prefix + "data.pkl") else {
             throw CheckpointError(.missingEntry, "no pickle in the archive", file: path, expected: prefix + "data.pkl")
         }
+        return try unpickle(
+            reader, pickle, records: prefix + "data/", verifyChecksums: verifyChecksums, dataGlobals: dataGlobals, locations: &locations)
+    }
+
+    /// The top-level folder every entry is in (`archive/`), as torch finds it: from the first entry.
+    ///
+    /// - Throws: ``CheckpointError`` for an archive without entries or whose first entry is in no folder.
+    static func prefix(of reader: ZipReader) throws -> String {
+        let path = reader.file.path
+        guard let first = reader.entries.first else {
+            throw CheckpointError(.missingEntry, "the zip archive has no entries", file: path, expected: "data.pkl")
+        }
+        guard let slash = first.name.firstIndex(of: "/") else {
+            throw CheckpointError(
+                .notRecognized, "file in archive is not in a subdirectory", file: path, path: first.name,
+                expected: "<folder>/data.pkl")
+        }
+        return String(first.name[...slash])
+    }
+
+    /// A pickle of the archive whose persistent ids name records in `records` (`archive/data/`).
+    ///
+    /// - Throws: ``CheckpointError`` for a missing record, one whose size differs from what the
+    ///   pickle gives, or the unpickler's errors.
+    static func unpickle(
+        _ reader: ZipReader, _ pickle: ZipEntry, records: String, verifyChecksums: Bool, dataGlobals: DataGlobals,
+        locations: inout [ObjectIdentifier: String]
+    ) throws -> StateValue {
+        let path = reader.file.path
         let bytes = try reader.contents(of: pickle)
         return try bytes.withUnsafeBytes { raw in
-            try Unpickler.load(raw, file: path) { reference in
-                let name = "\(prefix)data/\(reference.key)"
+            try Unpickler.load(raw, file: path, dataGlobals: dataGlobals) { reference in
+                let name = records + reference.key
                 guard let entry = reader.entry(named: name) else {
                     throw CheckpointError(.missingEntry, "storage record missing", file: path, path: name)
                 }
@@ -124,9 +166,18 @@ package enum TorchArchive {
                         .corrupt, "storage record size does not match the pickle's shape × dtype size", file: path,
                         path: name, expected: "\(reference.byteCount) bytes", found: "\(entry.uncompressedSize) bytes")
                 }
-                return try reader.storage(for: entry, verifyCRC: verifyChecksums)
+                let storage = try reader.storage(for: entry, verifyCRC: verifyChecksums)
+                locations[ObjectIdentifier(storage)] = reference.location
+                return storage
             }
         }
+    }
+
+    /// True when the archive holds a ckpt manifest beside its pickle (a `.ckpt` archive); false for
+    /// a plain torch.save archive.
+    package static func hasManifest(_ reader: ZipReader) -> Bool {
+        guard let first = reader.entries.first?.name, let slash = first.firstIndex(of: "/") else { return false }
+        return reader.entry(named: first[...slash] + manifestName) != nil
     }
 
     private static func readManifest(_ reader: ZipReader, _ entry: ZipEntry, verifyChecksums: Bool) throws -> StateValue {

@@ -5,7 +5,8 @@ import OrderedCollections
 /// `ckpt.tree` record; docs/FORMAT.md specifies it. Each format says only how a tensor node
 /// refers to its data.
 ///
-/// Every node is an object whose `type` is the Python type name. Dict items are `[key, node]`
+/// Every node is an object whose `type` is the Python type name (a record's and a numpy value's
+/// qualified: `argparse.Namespace`, `numpy.ndarray`). Dict items are `[key, node]`
 /// pairs (a key is a JSON string or integer), so order and key types survive; finite floats are
 /// shortest round-trip decimals, and NaN and infinities (which JSON cannot write) are their bit
 /// pattern in `bits`, so even a NaN's payload survives.
@@ -77,12 +78,18 @@ enum StateTreeJSON {
                     .array([.string(name), try child(.string(name), item)])
                 })))
             }
+            if let factory = dict.defaultFactory { fields.append(("default_factory", .string(factory))) }
             return node(value.pythonTypeName, fields)
+        case .record(let record):
+            return node(record.qualifiedName, [("attributes", .array(try record.attributes.map { name, item in
+                .array([.string(name), try child(.string(name), item)])
+            }))])
         case .list(let elements), .tuple(let elements), .set(let elements):
             let items = try elements.enumerated().map { try child(.int(Int64($0)), $1) }
             return node(value.pythonTypeName, [("items", .array(items))])
         case .tensor(let t):
-            return node(value.pythonTypeName, try tensor(t, path) + [("requires_grad", .bool(t.requiresGrad))])
+            let numpy: [(key: String, value: OrderedJSON)] = t.numpyOrigin.map { [("numpy_module", .string($0.module))] } ?? []
+            return node(value.pythonTypeName, try tensor(t, path) + [("requires_grad", .bool(t.requiresGrad))] + numpy)
         case .string(let text): return node("str", [("value", .string(text))])
         case .int(let integer): return node("int", [("value", .integer(integer))])
         case .float(let number): return node("float", floatFields(number))
@@ -231,9 +238,27 @@ enum StateTreeJSON {
                 return try decode(json, path: &path, tensor: tensor)
             }
             let type = try string(node, "type", path)
+            if let kind = PythonRecord.Kind(rawValue: type) {
+                var record = PythonRecord(kind)
+                for pair in try array(node, "attributes", path) {
+                    guard case .array(let parts) = pair, parts.count == 2, case .string(let name) = parts[0] else {
+                        throw failure("attribute is not a [name, value] pair", path, found: pair.kindName)
+                    }
+                    guard record[name] == nil else { throw failure("duplicate attribute", path + [.string(name)], expected: "unique names") }
+                    record[name] = try child(.string(name), parts[1])
+                }
+                return .record(record)
+            }
+            if type.hasPrefix("numpy."), node["numpy_module"] != nil {
+                var built = try tensor(node, path)
+                built.requiresGrad = try bool(node, "requires_grad", path)
+                built.numpyOrigin = NumpyOrigin(type == "numpy.ndarray" ? .array : .scalar, module: try string(node, "numpy_module", path))
+                return .tensor(built)
+            }
             switch type {
-            case "dict", "OrderedDict":
+            case "dict", "OrderedDict", "defaultdict":
                 var dict = StateDict(isOrderedDict: type == "OrderedDict")
+                if type == "defaultdict" { dict.defaultFactory = try string(node, "default_factory", path) }
                 for pair in try array(node, "items", path) {
                     guard case .array(let parts) = pair, parts.count == 2 else {
                         throw failure("dict item is not a [key, value] pair", path, found: pair.kindName)

@@ -136,9 +136,13 @@ struct PickleConverter {
     private var done: [Int: Converted] = [:]
     private var inProgress: Set<Int> = []
 
-    init(nodes: [PickleNode], file: String?) {
+    /// The data globals to turn from placeholders into values (see ``DataGlobalCodec``).
+    let dataGlobals: DataGlobals
+
+    init(nodes: [PickleNode], file: String?, dataGlobals: DataGlobals = .none) {
         self.nodes = nodes
         self.file = file
+        self.dataGlobals = dataGlobals
     }
 
     /// Converts the root object.
@@ -163,13 +167,20 @@ struct PickleConverter {
                 continue
             }
             let frame = frames.removeLast()
-            let converted: Converted
+            var converted: Converted
             do {
                 converted = try frame.finish()
             } catch PartError.keywordName(let key) {
                 throw error(.malformedPickle, "keyword argument names must be str", frames: frames, found: "int \(key)")
             } catch {
                 throw self.error(.malformedPickle, "an object without its parts", frames: frames)
+            }
+            if case .object(let object) = converted.value, !dataGlobals.isEmpty {
+                do {
+                    if let value = try DataGlobalCodec.decode(object, allowing: dataGlobals) { converted.value = value }
+                } catch {
+                    throw self.error(error.code, error.message, frames: frames, found: error.found)
+                }
             }
             inProgress.remove(frame.index)
             guard converted.count <= Unpickler.maximumValueCount else {

@@ -311,11 +311,30 @@ extension PickleMachine {
                 .malformedPickle, "negative size, stride or storage offset",
                 found: "size \(shape), stride \(strides), offset \(offset)")
         }
+        let elementType = dtype ?? source.dtype ?? .uint8
+        var storageOffset = offset
+        if let view = source.view {
+            // A tensor on a pre-1.6 storage view: its offset counts from the view's start, and it
+            // must stay inside the view, not only inside the root storage.
+            let needed: Int
+            do {
+                needed = try Tensor.requiredStorageBytes(
+                    shape: shape, strides: strides, storageOffset: offset, itemSize: elementType.itemSize)
+            } catch let error as CheckpointError {
+                throw located(error)
+            }
+            guard needed <= view.byteCount, view.byteOffset % elementType.itemSize == 0 else {
+                throw failure(
+                    .outOfBounds, "tensor reaches past its storage view", expected: "at most \(view.byteCount) bytes",
+                    found: "\(needed) bytes needed")
+            }
+            storageOffset += view.byteOffset / elementType.itemSize
+        }
         let tensor: Tensor
         do {
             tensor = try Tensor(
-                storage: source.storage, dtype: dtype ?? source.dtype ?? .uint8, shape: shape, strides: strides,
-                storageOffset: offset, requiresGrad: requiresGrad)
+                storage: source.storage, dtype: elementType, shape: shape, strides: strides,
+                storageOffset: storageOffset, requiresGrad: requiresGrad)
         } catch let error as CheckpointError {
             throw located(error)
         }

@@ -25,6 +25,9 @@ struct PickleStorage {
     var storage: Storage
     /// nil for `UntypedStorage`.
     var dtype: DType?
+    /// For a storage view of the pre-1.6 format (`view_metadata`): where the view starts in the
+    /// root storage and how many bytes it spans; tensors on it are offset and bounded by it.
+    var view: (byteOffset: Int, byteCount: Int)? = nil
 }
 
 /// The parts of an object outside the allow-list (see ``PickledObject``): its global, the call
@@ -88,9 +91,13 @@ struct PickleMachine {
     let bytes: UnsafeRawBufferPointer
     let file: String?
     let resolveStorage: (StorageReference) throws -> Storage
+    /// Persistent ids as torch's pre-1.6 format writes them: `('storage', type, root_key, location,
+    /// numel, view_metadata)` or `('module', cls, source_file, source)`.
+    let legacyPersistentIDs: Bool
 
     private(set) var nodes: [PickleNode] = []
-    private var position = 0
+    /// The offset of the next opcode; after ``run()``, one past the STOP.
+    private(set) var position = 0
     private var opcodeOffset = 0
     private var opcode: PickleOpcode = .proto
     private var stack: [PickleObject] = []
@@ -101,9 +108,13 @@ struct PickleMachine {
     private var memoSparse: [Int: PickleObject] = [:]
     private var storages: [String: Storage] = [:]
 
-    init(bytes: UnsafeRawBufferPointer, file: String?, resolveStorage: @escaping (StorageReference) throws -> Storage) {
+    init(
+        bytes: UnsafeRawBufferPointer, file: String?, legacyPersistentIDs: Bool = false,
+        resolveStorage: @escaping (StorageReference) throws -> Storage
+    ) {
         self.bytes = bytes
         self.file = file
+        self.legacyPersistentIDs = legacyPersistentIDs
         self.resolveStorage = resolveStorage
     }
 
@@ -574,20 +585,32 @@ struct PickleMachine {
 
     private mutating func persistentLoad(_ pid: PickleObject) throws -> PickleObject {
         if case .int = pid {
-            throw failure(.unsupported, "integer persistent ids (the pre-zip legacy format) are not supported")
+            throw failure(.unsupported, "integer persistent ids (torch's tar format, before 0.4) are not supported")
         }
         guard let tuple = node(pid), tuple.kind == .tuple else {
             throw failure(.malformedPickle, "persistent id must be a tuple", found: typeName(pid))
         }
         let fields = tuple.elements
+        if legacyPersistentIDs, let first = fields.first, case .string("module") = asciiString(first) {
+            // A pickled nn.Module class: torch returns the class (and only compares its source).
+            guard fields.count == 4 else {
+                throw failure(
+                    .malformedPickle, "module persistent id has the wrong length",
+                    expected: "('module', class, source_file, source)", found: "\(fields.count) fields")
+            }
+            return fields[1]
+        }
         guard let first = fields.first, case .string("storage") = asciiString(first) else {
             throw failure(
                 .malformedPickle, "persistent id must start with 'storage'", found: fields.first.map(typeName) ?? "()")
         }
-        guard fields.count == 5 else {
+        guard fields.count == (legacyPersistentIDs ? 6 : 5) else {
             throw failure(
                 .malformedPickle, "storage persistent id has the wrong length",
-                expected: "('storage', storage_type, key, location, numel)", found: "\(fields.count) fields")
+                expected: legacyPersistentIDs
+                    ? "('storage', storage_type, root_key, location, numel, view_metadata)"
+                    : "('storage', storage_type, key, location, numel)",
+                found: "\(fields.count) fields")
         }
         guard case .global(.storageType(let dtype)) = fields[1] else {
             throw failure(
@@ -606,19 +629,62 @@ struct PickleMachine {
             throw failure(.malformedPickle, "storage numel must be a non-negative int", found: describe(fields[4]))
         }
         let itemSize = dtype?.itemSize ?? 1
-        let (byteCount, overflow) = Int(numel).multipliedReportingOverflow(by: itemSize)
-        guard !overflow else {
-            throw failure(.outOfBounds, "storage size overflows", found: "\(numel) × \(itemSize) bytes")
-        }
+        let byteCount = try bytes(numel, itemSize, of: "storage")
         let storage: Storage
         if let cached = storages[key] {
+            // The pre-1.6 format names one storage again for each tensor on it; a size that
+            // disagrees with the first would have torch read the data into a different storage.
+            guard !legacyPersistentIDs || cached.byteCount == byteCount else {
+                throw failure(
+                    .corrupt, "storage '\(key)' is named with two different sizes",
+                    expected: "\(cached.byteCount) bytes", found: "\(byteCount) bytes")
+            }
             storage = cached
         } else {
             storage = try resolveStorage(
                 StorageReference(key: key, dtype: dtype, byteCount: byteCount, location: location))
             storages[key] = storage
         }
-        return .storage(PickleStorage(storage: storage, dtype: dtype))
+        var result = PickleStorage(storage: storage, dtype: dtype)
+        if legacyPersistentIDs, !isNone(fields[5]) {
+            result.view = try storageView(fields[5], itemSize: itemSize, rootBytes: byteCount)
+        }
+        return .storage(result)
+    }
+
+    /// `count × itemSize`, or an out-of-bounds error naming `what` when it overflows.
+    private func bytes(_ count: Int64, _ itemSize: Int, of what: String) throws -> Int {
+        let (byteCount, overflow) = Int(count).multipliedReportingOverflow(by: itemSize)
+        guard !overflow else {
+            throw failure(.outOfBounds, "\(what) size overflows", found: "\(count) × \(itemSize) bytes")
+        }
+        return byteCount
+    }
+
+    private func isNone(_ object: PickleObject) -> Bool {
+        if case .none = object { return true }
+        return false
+    }
+
+    /// The pre-1.6 format's `view_metadata = (view_key, offset, size)`, in elements of the storage's
+    /// dtype: a window of the root storage (what torch before 0.4 called a storage view).
+    private mutating func storageView(
+        _ metadata: PickleObject, itemSize: Int, rootBytes: Int
+    ) throws -> (byteOffset: Int, byteCount: Int) {
+        guard let tuple = node(metadata), tuple.kind == .tuple, tuple.elements.count == 3,
+            case .int(let offset) = tuple.elements[1], case .int(let size) = tuple.elements[2], offset >= 0, size >= 0
+        else {
+            throw failure(
+                .malformedPickle, "storage view metadata must be (view_key, offset, size)", found: typeName(metadata))
+        }
+        let byteOffset = try bytes(offset, itemSize, of: "storage view offset")
+        let byteCount = try bytes(size, itemSize, of: "storage view")
+        guard byteOffset <= rootBytes, byteCount <= rootBytes - byteOffset else {
+            throw failure(
+                .outOfBounds, "storage view reaches past its root storage", expected: "at most \(rootBytes) bytes",
+                found: "offset \(byteOffset) + \(byteCount) bytes")
+        }
+        return (byteOffset, byteCount)
     }
 
     /// Python 2 pickles may hold persistent-id fields as bytes; torch decodes them as ASCII.

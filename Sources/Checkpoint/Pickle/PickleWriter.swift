@@ -176,6 +176,12 @@ struct PickleWriter {
             case .key(let key): try self.key(key)
             case .closeTuple(let count): closeTuple(count: count)
             case .value(let value, let depth):
+                // A data value is written as numpy or Python pickles it (see DataGlobalCodec).
+                if let encoded = try DataGlobalCodec.encode(value) {
+                    try checkDepth(depth)
+                    schedule(try objectTasks(encoded, depth: depth))
+                    continue
+                }
                 switch value {
                 case .list(let elements):
                     try checkDepth(depth)
@@ -270,7 +276,7 @@ struct PickleWriter {
             global("torch", dtype.torchName)
         case .tensor(let tensor):
             try self.tensor(tensor)
-        case .list, .tuple, .set, .dict, .object:
+        case .list, .tuple, .set, .dict, .object, .record:
             preconditionFailure("containers are written by write(_:depth:)")
         }
     }

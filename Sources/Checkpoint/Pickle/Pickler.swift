@@ -18,19 +18,26 @@ package enum Pickler {
     /// - Parameters:
     ///   - value: The tree.
     ///   - storageKeys: The record key of every storage in the tree (see ``StateValue/storagesInOrder``).
-    ///   - keepObjects: Write every placeholder back; false refuses a tree that holds one outside
-    ///     torch's weights-only allow-list.
+    ///   - keepObjects: Write every placeholder and data value back; false refuses a tree that holds
+    ///     a placeholder outside torch's weights-only allow-list.
+    ///   - dataGlobals: Without `keepObjects`, the data globals the tree's data values may need
+    ///     (numpy tensors, records, defaultdicts; see ``DataGlobalCodec``).
     /// - Returns: The pickle (`data.pkl`).
     /// - Throws: ``CheckpointError`` `.forbiddenGlobal` naming the key path and `module.name` of the
-    ///   first placeholder outside torch's allow-list when `keepObjects` is false; `.invalidArgument` when a tensor's storage
+    ///   first placeholder outside torch's allow-list, or data value needing a global `dataGlobals`
+    ///   does not allow, when `keepObjects` is false; `.invalidArgument` for a record whose
+    ///   attributes do not fit its kind, or when a tensor's storage
     ///   has no key, when an integer or bool tensor requires gradients (torch.load would refuse the
     ///   file), when a plain dict carries attributes (only an OrderedDict can), when a placeholder's
     ///   module or name is empty or holds a newline, or when the tree nests deeper than
     ///   ``Unpickler/maximumNestingDepth``.
     package static func dump(
-        _ value: StateValue, storageKeys: [ObjectIdentifier: String], keepObjects: Bool = false
+        _ value: StateValue, storageKeys: [ObjectIdentifier: String], keepObjects: Bool = false, dataGlobals: DataGlobals = .none
     ) throws -> [UInt8] {
-        if !keepObjects { try value.refuseObjects() }
+        if !keepObjects {
+            try value.refuseObjects()
+            try value.refuseDataValues(allowing: dataGlobals)
+        }
         var writer = PickleWriter(storageKeys: storageKeys)
         try writer.writeRoot(value)
         return writer.output
@@ -56,5 +63,23 @@ extension StateValue {
             "\(first.object.summary) is a Python object kept as a placeholder; writing it back needs keepObjects "
                 + "(ckpt-tool: --keep-objects), and loading the file then needs torch.load(weights_only=False)",
             path: first.path.isEmpty ? "(root)" : first.path.pathString, found: first.object.qualifiedName)
+    }
+
+    /// Throws when the tree holds a data value (a numpy tensor, a ``PythonRecord``, a defaultdict)
+    /// needing a global `allowed` does not allow: a file holding it loads in torch only with
+    /// `weights_only=False` or that global in `safe_globals`.
+    ///
+    /// - Parameter allowed: The data globals allowed (``SaveOptions/allowDataGlobals``).
+    /// - Throws: ``CheckpointError`` `.forbiddenGlobal` naming the first such value's key path and the global.
+    package func refuseDataValues(allowing allowed: DataGlobals) throws {
+        try forEachValue { path, value in
+            guard let missing = DataGlobalCodec.requiredGlobals(value).first(where: { !allowed.allows($0) }) else { return }
+            throw CheckpointError(
+                .forbiddenGlobal,
+                "a \(value.pythonTypeName) is written with \(missing), which torch.load(weights_only=True) refuses; "
+                    + "writing it needs allowDataGlobals (ckpt-tool: --allow-data-globals), and loading the file then needs "
+                    + "torch.load(weights_only=False) or safe_globals",
+                path: path.isEmpty ? "(root)" : path.pathString, found: missing)
+        }
     }
 }

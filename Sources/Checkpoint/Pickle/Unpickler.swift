@@ -47,6 +47,8 @@ package enum Unpickler {
     /// - Parameters:
     ///   - bytes: The pickle (`data.pkl`).
     ///   - file: For error messages.
+    ///   - dataGlobals: The data globals to read as values (numpy arrays, records, defaultdicts;
+    ///     see ``DataGlobalCodec``) rather than placeholders.
     ///   - storage: Resolves a persistent id to its storage; called once per distinct key, and
     ///     tensors naming the same key share the returned object.
     /// - Returns: The tree.
@@ -55,19 +57,64 @@ package enum Unpickler {
     ///   that breaks the pickle machine's rules; `.truncated` when it ends early; `.unsupported` for
     ///   valid pickles this library cannot represent (an int wider than 64 bits, a dict key that is
     ///   not str or int, a frozenset, a tensor with Python attributes, an object that contains
-    ///   itself, a call of something other than a global); `.unknownDType` for a torch
+    ///   itself, a call of something other than a global); for an allowed data global, the errors of
+    ///   ``DataGlobalCodec/decode(_:allowing:)`` at its key path; `.unknownDType` for a torch
     ///   dtype or storage class with no ``DType``; `.outOfBounds` for a tensor view past its
     ///   storage, a size that overflows, or a tree past ``maximumNestingDepth`` or
     ///   ``maximumValueCount``; whatever `storage` throws. Errors found while reading name the
     ///   byte offset and opcode; errors found in the finished tree name its key path.
     package static func load(
-        _ bytes: UnsafeRawBufferPointer, file: String? = nil, storage: (StorageReference) throws -> Storage
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, dataGlobals: DataGlobals = .none,
+        storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
+        try loadPrefix(bytes, file: file, dataGlobals: dataGlobals, storage: storage).value
+    }
+
+    /// Reads the pickle at the start of `bytes`, which may go on past its STOP (torch's pre-1.6
+    /// format is several pickles and raw data in a row).
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle, then anything.
+    ///   - file: For error messages.
+    ///   - legacyPersistentIDs: Read persistent ids as torch's pre-1.6 format writes them
+    ///     (`('storage', type, root_key, location, numel, view_metadata)`, `('module', cls, ...)`).
+    ///   - dataGlobals: The data globals to read as values rather than placeholders.
+    ///   - storage: Resolves a persistent id to its storage; called once per distinct key.
+    /// - Returns: The tree and the number of bytes the pickle took, its STOP included.
+    /// - Throws: As ``load(_:file:storage:)``; with `legacyPersistentIDs`, `.corrupt` for a storage
+    ///   key named with two sizes and `.outOfBounds` for a storage view past its root storage.
+    package static func loadPrefix(
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, legacyPersistentIDs: Bool = false,
+        dataGlobals: DataGlobals = .none, storage: (StorageReference) throws -> Storage
+    ) throws -> (value: StateValue, byteCount: Int) {
         try withoutActuallyEscaping(storage) { resolve in
-            var machine = PickleMachine(bytes: bytes, file: file, resolveStorage: resolve)
+            var machine = PickleMachine(
+                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, resolveStorage: resolve)
             let root = try machine.run()
-            var converter = PickleConverter(nodes: machine.nodes, file: file)
-            return try converter.convert(root)
+            var converter = PickleConverter(nodes: machine.nodes, file: file, dataGlobals: dataGlobals)
+            return (try converter.convert(root), machine.position)
+        }
+    }
+
+    /// Runs the pickle at the start of `bytes` without building its tree: what a reader needs to
+    /// learn which storages a pickle names, and where it ends, before it can resolve them.
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle, then anything.
+    ///   - file: For error messages.
+    ///   - legacyPersistentIDs: As in ``loadPrefix(_:file:legacyPersistentIDs:storage:)``.
+    ///   - storage: Called once per distinct storage key; what it returns stands in for the storage.
+    /// - Returns: The number of bytes the pickle took, its STOP included.
+    /// - Throws: The errors of the pickle machine (not those found only when building the tree).
+    package static func scan(
+        _ bytes: UnsafeRawBufferPointer, file: String? = nil, legacyPersistentIDs: Bool = false,
+        storage: (StorageReference) throws -> Storage
+    ) throws -> Int {
+        try withoutActuallyEscaping(storage) { resolve in
+            var machine = PickleMachine(
+                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, resolveStorage: resolve)
+            _ = try machine.run()
+            return machine.position
         }
     }
 

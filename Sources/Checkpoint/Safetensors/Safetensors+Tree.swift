@@ -89,9 +89,10 @@ extension Safetensors {
 
     /// A tensor's safetensors name: its key path joined with `/`; a name already taken (a key
     /// containing `/`, or `0` next to `"0"`), or safetensors' reserved `__metadata__`, gets a `#2`,
-    /// `#3`, ... suffix.
+    /// `#3`, ... suffix. The keys are joined as they are, not escaped as printed key paths are:
+    /// other tools read these names (`model/fc.weight`), and the tree metadata maps them back.
     private static func uniqueName(for path: [StateKey], taken names: inout Set<String>) -> String {
-        let base = path.pathString
+        let base = path.map(\.description).joined(separator: "/")
         var name = base
         var suffix = 2
         while names.contains(name) {

@@ -56,6 +56,12 @@ public enum Safetensors {
     /// Reads a safetensors file already mapped (``StateValue/init(contentsOf:options:)`` maps it to
     /// detect the format).
     static func read(_ file: MappedFile) throws -> StateValue {
+        try readWithMetadata(file).tree
+    }
+
+    /// Reads a mapped safetensors file and its caller's `__metadata__` pairs (without the reserved
+    /// `ckpt.tree` record; nil when the header has no `__metadata__`), parsing the header once.
+    package static func readWithMetadata(_ file: MappedFile) throws -> (tree: StateValue, metadata: OrderedMap<String, String>?) {
         let path = file.path
         let header = try file.reading { try parseHeader(file.bytes, file: path) }
         var tensors = OrderedDictionary<String, Tensor>()
@@ -76,12 +82,14 @@ public enum Safetensors {
                 throw located
             }
         }
-        if let record = header.metadata?[treeMetadataKey] {
-            return try unflatten(record: record, tensors: tensors, file: path)
+        var metadata = header.metadata
+        let record = metadata?.removeValue(forKey: treeMetadataKey)
+        if let record {
+            return (try unflatten(record: record, tensors: tensors, file: path), metadata.map(OrderedMap.init))
         }
         var items = OrderedDictionary<StateKey, StateValue>()
         for (name, tensor) in tensors { items[.string(name)] = .tensor(tensor) }
-        return .dict(StateDict(items))
+        return (.dict(StateDict(items)), metadata.map(OrderedMap.init))
     }
 
     /// The caller's `__metadata__` string pairs of a safetensors file, in header order, without the

@@ -20,14 +20,11 @@ extension ZipReader {
     package func storage(for entry: ZipEntry, verifyCRC: Bool) throws -> Storage {
         try checkOwnership(of: entry)
         if entry.method == ZipFormat.methodStored {
-            let verification: Storage.Verification?
-            if verifyCRC {
-                let path = file.path
-                verification = { bytes in try ZipReader.verifyChecksum(bytes, of: entry, file: path) }
-            } else {
-                verification = nil
-            }
-            return try Storage(mapping: file, offset: entry.dataOffset, byteCount: entry.uncompressedSize, verification: verification)
+            let path = file.path
+            let checksum = verifyCRC
+                ? Storage.ExpectedChecksum(crc32: entry.crc32) { found in ZipReader.checksumMismatch(entry, found: found, file: path) }
+                : nil
+            return try Storage(mapping: file, offset: entry.dataOffset, byteCount: entry.uncompressedSize, checksum: checksum)
         }
         // Storage traps when an allocation fails; a declared size beyond physical memory (still
         // possible within deflate's ratio for a large file) is refused here instead.
@@ -86,11 +83,13 @@ extension ZipReader {
 
     static func verifyChecksum(_ bytes: UnsafeRawBufferPointer, of entry: ZipEntry, file: String) throws {
         let found = CRC32.checksum(bytes)
-        guard found == entry.crc32 else {
-            throw CheckpointError(
-                .checksumMismatch, "bytes do not match the entry's CRC-32", file: file, path: entry.name,
-                expected: CRC32.hex(entry.crc32), found: CRC32.hex(found))
-        }
+        guard found == entry.crc32 else { throw checksumMismatch(entry, found: found, file: file) }
+    }
+
+    private static func checksumMismatch(_ entry: ZipEntry, found: UInt32, file: String) -> CheckpointError {
+        CheckpointError(
+            .checksumMismatch, "bytes do not match the entry's CRC-32", file: file, path: entry.name,
+            expected: CRC32.hex(entry.crc32), found: CRC32.hex(found))
     }
 
     /// Inflates a deflated entry straight from the mapping into `output`, which holds exactly
