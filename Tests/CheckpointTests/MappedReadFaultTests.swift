@@ -42,6 +42,18 @@ import Testing
         #expect(output.contains("found 4096 bytes"), "\(output)")
     }
 
+    /// Saving a loaded checkpoint whose file was cut meanwhile: the writer reads the mapped bytes
+    /// (its CRC-32 faults, or `write` from the mapping fails with EFAULT): `.truncated`, and no
+    /// output file.
+    @Test(arguments: ["out.ckpt", "out.safetensors"])
+    func savingATreeWhoseFileWasCutIsATruncatedError(output: String) throws {
+        let directory = try TemporaryDirectory()
+        try Self.state(seed: 1).write(to: directory.url.appendingPathComponent("model.ckpt"))
+        let result = try Self.run(["read", directory.path("model.ckpt"), "truncate-save:" + directory.path(output)])
+        #expect(result.hasPrefix("error truncated errno="), "\(result)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path) == ["model.ckpt"])
+    }
+
     /// The cut lands while another thread reads the tensors over and over: some read faults.
     @Test(arguments: ["model.ckpt", "model.safetensors"])
     func aFileCutWhileItsTensorsAreReadIsATruncatedError(name: String) throws {

@@ -8,6 +8,8 @@
 //                                      thread while this one reads the tensors over and over,
 //                                      `rewrite:OTHER` writes OTHER's bytes over it in place (O_TRUNC,
 //                                      as torch.save does). Then reads every tensor's bytes.
+//                                      `truncate-save:OUT` loads without checksums, cuts FILE to
+//                                      4 KiB, and saves what it loaded to OUT.
 //   fault-child foreign-fault CKPT FILE  loads CKPT (installing ckpt's SIGBUS handler), then maps FILE
 //                                      itself, cuts it and reads past the cut: dies of SIGBUS.
 //   fault-child overwrite FILE         saves states of seed 1, 2, 3, ... over FILE until killed,
@@ -167,11 +169,17 @@ case "read":
     let path = arguments[2]
     let mode = arguments[3]
     outcome {
-        let loaded = try StateValue(contentsOf: URL(fileURLWithPath: path))
+        // Saving reads the tensors unverified when they were loaded so (the writer copies them straight).
+        let verify = !mode.hasPrefix("truncate-save:")
+        let loaded = try StateValue(contentsOf: URL(fileURLWithPath: path), options: LoadOptions(verifyChecksums: verify))
         switch mode {
         case "truncate":
             guard truncate(path, 4096) == 0 else { fail("truncate: \(errno)") }
             return "sum \(try readTensors(loaded))"
+        case _ where mode.hasPrefix("truncate-save:"):
+            guard truncate(path, 4096) == 0 else { fail("truncate: \(errno)") }
+            try loaded.write(to: URL(fileURLWithPath: String(mode.dropFirst("truncate-save:".count))))
+            return "saved"
         case "shrink-while-reading":
             // Reads until the cut lands under a read; without verification after the first pass,
             // every pass touches the mapping again.
