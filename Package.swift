@@ -22,8 +22,9 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Numeric kernels in C: per-function target attributes give AVX2/AVX-512 without unsafeFlags.
         .target(name: "CKernels", path: "Sources/CKernels"),
-        // Linux-only system calls (renameat2, sync_file_range) with fallbacks elsewhere, and the
-        // signal handler that removes in-flight temp files.
+        // Linux-only system calls (renameat2, sync_file_range) with fallbacks elsewhere, the
+        // signal handler that removes in-flight temp files, and the SIGBUS handler that turns a
+        // read of a mapped file that shrank into an error.
         .target(name: "CSystem", path: "Sources/CSystem"),
         // Block statistics for TensorStatistics (AVX2 variants chosen at run time).
         .target(name: "CStats", dependencies: ["CKernels"], path: "Sources/CStats"),
@@ -91,6 +92,11 @@ let package = Package(
         // Killed at random points by CatalogTests' crash tests; also their second process.
         .executableTarget(name: "catalog-crash", dependencies: ["Catalog", "Checkpoint"], path: "Tests/catalog-crash"),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Checkpoint", "TestSupport"]),
+        // Broken on purpose by FaultInjectionTests: reads a file cut under it, saves under a file
+        // size limit, without permission, and through a storm of signals.
+        .executableTarget(name: "fault-child", dependencies: ["CSQLite", "CSignalStorm", "Catalog", "Checkpoint"], path: "Tests/fault-child"),
+        // Signals every thread of fault-child (tgkill), which Swift's Glibc module cannot name.
+        .target(name: "CSignalStorm", path: "Tests/CSignalStorm"),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Checkpoint", "TestSupport"]),
         // Uses Checkpoint and Optim as a package outside this one would: public API only, no
         // @testable import, no OrderedCollections.

@@ -103,8 +103,10 @@ func torchBaseline(total: Int) -> (save: Double, load: Double, version: String)?
 }
 
 /// CKPT_BENCH_ONLY=durable measures only durable save against plain write + fsync (for slow disks,
-/// where the rest takes long and says nothing new).
-let durableOnly = ProcessInfo.processInfo.environment["CKPT_BENCH_ONLY"] == "durable"
+/// where the rest takes long and says nothing new); CKPT_BENCH_ONLY=guard only the cost of the
+/// SIGBUS guard on mapped reads.
+let only = ProcessInfo.processInfo.environment["CKPT_BENCH_ONLY"]
+let durableOnly = only == "durable"
 print("ckpt-bench — checkpoint I/O (best of \(repeats); ratios against baselines from this same run)")
 line("directory", directory.path)
 let total = gib
@@ -112,6 +114,12 @@ let value = try stateDict(total: total, count: tensorCount)
 let ckptPath = directory.appendingPathComponent("bench.ckpt")
 let plainPath = directory.appendingPathComponent("plain.bin").path
 line("state_dict", "\(tensorCount) float32 tensors, \(total >> 20) MiB")
+if only == "guard" {
+    try value.write(to: ckptPath, options: SaveOptions(durable: false))
+    try benchMappingGuard(ckptPath)
+    try? FileManager.default.removeItem(at: directory)
+    exit(0)
+}
 
 func recycleMemory() { BenchSupport.recycleMemory(total) }
 
@@ -214,6 +222,7 @@ let crcTime = try best {
     }
 }
 line("CRC-32 of the data (libdeflate)", gbps(total, crcTime))
+try benchMappingGuard(ckptPath)
 let inspect1 = try inspectTime(ckptPath)
 try? FileManager.default.removeItem(at: ckptPath)
 let big = try stateDict(total: 4 * gib, count: tensorCount)

@@ -484,22 +484,29 @@ CKPT_FLOAT_KERNEL_512_SHIFTED(f32_avx512, f32_avx512_two_pass, load16_f32, read_
 CKPT_FLOAT_KERNEL_512_SHIFTED(bf16_avx512, bf16_avx512_two_pass, load16_bf16, read_bf16)
 CKPT_FLOAT_KERNEL_512_SHIFTED(f16_avx512, f16_avx512_two_pass, load16_f16, read_f16)
 
+// The answers are cached with relaxed atomics: the statistics' worker threads ask at once, and a
+// plain static written by one while others read it is a data race (ThreadSanitizer reports it),
+// even though each would store the same value.
 static int has_avx512(void) {
     static int cached = -1;
-    if (cached < 0) {
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt");
+    int value = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (value < 0) {
+        value = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt");
+        __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
-    return cached;
+    return value;
 }
 
 static int has_avx2(void) {
     static int cached = -1;
-    if (cached < 0) {
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    int value = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (value < 0) {
+        value = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        __atomic_store_n(&cached, value, __ATOMIC_RELAXED);
     }
-    return cached;
+    return value;
 }
 #endif
 

@@ -50,9 +50,12 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
 
     /// The container kind of a mapped file; see ``init(contentsOf:)``.
     package static func detect(_ file: MappedFile) throws -> CheckpointFormat {
-        let bytes = file.bytes
+        try file.reading { try detect(file.bytes, path: file.path) }
+    }
+
+    private static func detect(_ bytes: UnsafeRawBufferPointer, path: String) throws -> CheckpointFormat {
         guard bytes.count > 0 else {
-            throw CheckpointError(.truncated, "file is empty", file: file.path, expected: "a checkpoint")
+            throw CheckpointError(.truncated, "file is empty", file: path, expected: "a checkpoint")
         }
         if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             return .pt
@@ -62,14 +65,14 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
         }
         if bytes.count >= 262, bytes[257..<262].elementsEqual(Array("ustar".utf8)) {
             throw CheckpointError(
-                .unsupported, "torch.save's tar format (torch before 0.4) is not supported", file: file.path,
+                .unsupported, "torch.save's tar format (torch before 0.4) is not supported", file: path,
                 expected: "a zip archive, safetensors, or the pre-1.6 pickle format", found: "a tar archive")
         }
         if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
             return .safetensors
         }
         throw CheckpointError(
-            .notRecognized, "not a checkpoint", file: file.path,
+            .notRecognized, "not a checkpoint", file: path,
             expected: "a zip archive (.ckpt/.pt), safetensors, or torch's pre-1.6 format", found: "first bytes \(bytes.prefix(8).map { String($0, radix: 16) })")
     }
 }

@@ -1,3 +1,4 @@
+import CSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,6 +9,12 @@ import Darwin
 ///
 /// Storages that view a checkpoint keep the mapping alive, so tensors stay valid after the
 /// reader that produced them is gone.
+///
+/// If the file shrinks while it is mapped (truncated, or rewritten in place as `torch.save` does),
+/// touching a page past its new end would end the process with SIGBUS. The mapping is registered
+/// with a handler that maps zeros there instead and marks it (Sources/CSystem/mapping_guard.c);
+/// every read of the mapped bytes runs inside ``reading(_:)``, which turns the mark into a
+/// `.truncated` error.
 package final class MappedFile: Sendable {
     /// The path the file was opened from (for error messages).
     package let path: String
@@ -16,6 +23,8 @@ package final class MappedFile: Sendable {
     nonisolated(unsafe) private let base: UnsafeRawPointer?
     /// Kept open for ``read(offset:count:)``.
     private let descriptor: Int32
+    /// The SIGBUS handler's record of this mapping; nil for an empty file (or no room to record it).
+    nonisolated(unsafe) private let guardHandle: OpaquePointer?
 
     /// Maps a file read-only.
     ///
@@ -24,9 +33,11 @@ package final class MappedFile: Sendable {
     ///   ``CheckpointError/cause`` is the failed call's ``SystemCallError``.
     package init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw CheckpointError(.io, "cannot open", file: path, systemCall: SystemCallError(systemCall: "open", errno: errno))
+        let fd: Int32
+        do {
+            fd = try FileIO.open(path, O_RDONLY | O_CLOEXEC)
+        } catch {
+            throw CheckpointError(.io, "cannot open", file: path, systemCall: error)
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -43,6 +54,7 @@ package final class MappedFile: Sendable {
         count = Int(info.st_size)
         if count == 0 {
             base = nil
+            guardHandle = nil
             return
         }
         let mapped = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
@@ -53,11 +65,51 @@ package final class MappedFile: Sendable {
             throw CheckpointError(.io, "cannot mmap", file: path, systemCall: failure)
         }
         base = UnsafeRawPointer(mapped)
+        ckpt_mapping_guard_install()
+        guardHandle = ckpt_mapping_register(mapped, count)
     }
 
     deinit {
+        ckpt_mapping_unregister(guardHandle)
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
         close(descriptor)
+    }
+
+    /// Runs `body`, which reads the mapped bytes, and reports the file as truncated if a read of
+    /// the mapping faulted before or during it: whatever `body` returned was computed from zeros
+    /// put in place of the missing pages, whatever it threw is a consequence.
+    ///
+    /// A write from the mapping to another file fails with EFAULT instead of faulting (the kernel
+    /// reads the pages); an error from `body` while the file is shorter than mapped is reported as
+    /// the truncation too.
+    ///
+    /// - Parameter body: Reads the bytes.
+    /// - Returns: What `body` returns.
+    /// - Throws: ``CheckpointError`` `.truncated` naming the file, its mapped size and its size now;
+    ///   otherwise what `body` throws.
+    package func reading<R>(_ body: () throws -> R) throws -> R {
+        try checkIntact()
+        let result = Result { try body() }
+        try checkIntact()
+        if case .failure = result, currentSize().map({ $0 < count }) ?? false { try shrank() }
+        return try result.get()
+    }
+
+    /// Throws `.truncated` if a read of the mapping has faulted.
+    package func checkIntact() throws {
+        if ckpt_mapping_faulted(guardHandle) != 0 { try shrank() }
+    }
+
+    private func shrank() throws -> Never {
+        throw CheckpointError(
+            .truncated, "the file shrank while it was being read (truncated, or rewritten in place)", file: path,
+            expected: "\(count) bytes, as when it was opened", found: currentSize().map { "\($0) bytes" } ?? "unknown size")
+    }
+
+    /// The file's size now, through the descriptor (the name may point elsewhere by now).
+    private func currentSize() -> Int? {
+        var info = stat()
+        return fstat(descriptor, &info) == 0 ? Int(info.st_size) : nil
     }
 
     /// Copies a few bytes with `pread` instead of touching the mapping.
@@ -90,8 +142,9 @@ package final class MappedFile: Sendable {
         return buffer
     }
 
-    /// The whole file's bytes. Valid as long as this object lives.
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    /// The whole file's bytes. Valid as long as this object lives; read them inside
+    /// ``reading(_:)``.
+    package var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     /// Drops the pages under `range` from this process's mapping; they stay in the page cache, and
     /// touching them again maps them again. A reader streaming through a large file calls this

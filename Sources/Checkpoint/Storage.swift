@@ -209,14 +209,23 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// Runs `body`, which reads the backing's bytes; for a mapped file, a read fault (the file
+    /// shrank under the mapping) becomes `.truncated` (``MappedFile/reading(_:)``).
+    private static func reading<R>(_ backing: Backing, _ body: () throws -> R) throws -> R {
+        guard case .mapped(let file, _) = backing else { return try body() }
+        return try file.reading(body)
+    }
+
     /// Runs any pending verification now.
     ///
     /// - Throws: Whatever the verification throws (for checkpoints, ``CheckpointError`` with
-    ///   `.checksumMismatch`). The check runs again on the next access if it failed.
+    ///   `.checksumMismatch`), or `.truncated` if the mapped file shrank while it was read. The check
+    ///   runs again on the next access if it failed.
     public func verify() throws {
         try withState { state in
             guard let check = state.pendingVerification else { return }
-            try check(Storage.buffer(state.backing, byteCount))
+            let backing = state.backing
+            try Storage.reading(backing) { try check(Storage.buffer(backing, byteCount)) }
             state.pendingVerification = nil
             state.pendingChecksum = nil
             state.pendingIsFill = false
@@ -253,9 +262,15 @@ public final class Storage: @unchecked Sendable {
 
     /// Calls `body` with the bytes without running a pending check: for a reader that checksums
     /// what it reads and settles the check (``settleChecksum(_:)``) before it trusts any result.
-    package func withUnverifiedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    ///
+    /// - Throws: ``CheckpointError`` `.truncated` if the mapped file shrank under the read, or what
+    ///   `body` throws.
+    package func withUnverifiedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        // The backing holds the mapping: kept here (the mapped file is `self` of the `reading` call
+        // around `body`), a write that moves the bytes to owned memory meanwhile cannot unmap them
+        // under `body`, which goes on reading the mapped bytes.
         let backing = withState { $0.backing }
-        return try withExtendedLifetime(backing) { try body(Storage.buffer(backing, byteCount)) }
+        return try Storage.reading(backing) { try body(Storage.buffer(backing, byteCount)) }
     }
 
     /// Drops the mapped pages under `range` (bytes of this storage) from the process's resident
@@ -284,13 +299,16 @@ public final class Storage: @unchecked Sendable {
 
     /// Calls `body` with the bytes, verifying them first if a check is pending.
     ///
+    /// If the bytes are mapped and the file shrinks while `body` reads them (truncated, or
+    /// rewritten in place), the missing pages read as zeros and the call throws `.truncated` once
+    /// `body` returns, whatever it returned.
+    ///
     /// - Parameter body: Reads the bytes; the pointer is valid only during the call.
     /// - Returns: What `body` returns.
-    /// - Throws: A failed verification, or what `body` throws.
+    /// - Throws: A failed verification, ``CheckpointError`` `.truncated` if the mapped file shrank
+    ///   under the read, or what `body` throws.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try verify()
-        // The backing holds the mapping: kept here, a write that moves the bytes to owned memory
-        // meanwhile cannot unmap them under `body`, which goes on reading the mapped bytes.
         return try withUnverifiedBytes(body)
     }
 
@@ -298,18 +316,24 @@ public final class Storage: @unchecked Sendable {
     ///
     /// - Parameter body: Reads and writes the bytes; the pointer is valid only during the call.
     /// - Returns: What `body` returns.
-    /// - Throws: A failed verification, or what `body` throws.
+    /// - Throws: A failed verification, ``CheckpointError`` `.truncated` if the mapped file shrank
+    ///   under the copy (the storage then stays mapped), or what `body` throws.
     public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
         try verify()
         let barriers = withState { $0.writeBarriers.isEmpty ? [] : Array($0.writeBarriers.values) }
         for barrier in barriers { barrier() }
-        let pointer: UnsafeMutableRawPointer? = withState { state in
+        let pointer: UnsafeMutableRawPointer? = try withState { state in
             switch state.backing {
             case .owned(let pointer):
                 return pointer
-            case .mapped(_, let source):
+            case .mapped(let file, let source):
                 let owned = Storage.allocate(byteCount, zeroed: false)
-                if let owned, let source { owned.copyMemory(from: source, byteCount: byteCount) }
+                do {
+                    try file.reading { if let owned, let source { owned.copyMemory(from: source, byteCount: byteCount) } }
+                } catch {
+                    free(owned)
+                    throw error
+                }
                 state.backing = .owned(owned)
                 return owned
             }

@@ -159,7 +159,7 @@ enum ClosenessPass {
                 try storage.verify()
                 return nil
             }
-            let checksum = storage.withUnverifiedBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[piece.range])) }
+            let checksum = try storage.withUnverifiedBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[piece.range])) }
             storage.releasePages(piece.range)
             return checksum
         }

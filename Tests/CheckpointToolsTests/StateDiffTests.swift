@@ -182,8 +182,9 @@ struct StateDiffTests {
     }
 
     @Test func metadataOnlyComparisonReadsNoData() throws {
-        let damaged = Storage(copying: [UInt8](repeating: 0, count: 8).withUnsafeBytes { $0 }) { _ in
-            throw CheckpointError(.checksumMismatch, "must not be read")
+        // Copied inside the closure: the array's bytes are valid only there.
+        let damaged = [UInt8](repeating: 0, count: 8).withUnsafeBytes { bytes in
+            Storage(copying: bytes) { _ in throw CheckpointError(.checksumMismatch, "must not be read") }
         }
         let tensor = try Tensor(storage: damaged, dtype: .float32, shape: [2])
         let diff = try StateDiff.compare(tree(tensor), tree(tensor), comparesElements: false)

@@ -2,7 +2,8 @@
 // trainer and an evaluator writing to one catalog at once, and a process that holds the
 // catalog's write lock.
 //
-//   catalog-crash loop DIR            restore, then save steps (sync and async in turn) until killed;
+//   catalog-crash loop DIR            restore, then save steps (sync and async in turn) until killed,
+//                                     recording an eval metric on the latest step after each;
 //                                     appends "committed N" to DIR/progress.log after each commit.
 //                                     CATALOG_CRASH_AT=k: SIGKILL itself at the k-th crash point.
 //   catalog-crash commits DIR ROLE N  ROLE trainer: N/2 saves (2 commits each); evaluator: N metric
@@ -73,6 +74,8 @@ case "loop":
             } else {
                 try manager.saveAsync(step: step, state: try state(step: step), metrics: metrics)
             }
+            // An evaluator's update of a committed step's metrics, so that kills land in one too.
+            if let latest = try manager.latest() { _ = try manager.recordMetrics(step: latest.step, metrics: ["eval": Double(step)]) }
             step += 1
         }
     } catch {

@@ -1,5 +1,6 @@
 #ifndef CKPT_SYSTEM_H
 #define CKPT_SYSTEM_H
+#include <stddef.h>
 #include <stdint.h>
 
 /// Atomically exchanges the names `from` and `to` (Linux renameat2 with RENAME_EXCHANGE).
@@ -31,5 +32,25 @@ void ckpt_cleanup_remove_all(void);
 /// is kept and called instead (the host decides what the signal means; its in-flight files are left
 /// alone). A handler installed afterwards replaces this one.
 void ckpt_cleanup_install(void);
+
+/// A read-only file mapping watched for read faults (mapping_guard.c).
+struct ckpt_mapping;
+
+/// Installs, once per process, the SIGBUS handler that turns a read fault in a registered mapping
+/// (its file shrank since it was mapped) into zero pages and a mark (ckpt_mapping_faulted), and
+/// passes any other SIGBUS to the handler installed before it, or to the default action. A handler
+/// installed afterwards replaces this one.
+void ckpt_mapping_guard_install(void);
+
+/// Registers [start, start + length) of a file mapping. Returns the handle to query and release,
+/// or NULL (length 0, or no memory for the table): the mapping is then not guarded.
+struct ckpt_mapping *ckpt_mapping_register(const void *start, size_t length);
+
+/// Releases a handle before the mapping is unmapped; NULL is ignored.
+void ckpt_mapping_unregister(struct ckpt_mapping *mapping);
+
+/// Nonzero once a read in the mapping has faulted: from then on, the rest of the mapping from the
+/// faulting page on reads as zeros.
+int ckpt_mapping_faulted(const struct ckpt_mapping *mapping);
 
 #endif

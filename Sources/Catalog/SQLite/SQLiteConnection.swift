@@ -17,8 +17,9 @@ enum SQLiteValue: Sendable, Equatable {
 final class SQLiteConnection {
     let path: String
     private var handle: OpaquePointer?
-    /// For error messages: how long a writer waits for another process's lock.
+    /// How long a writer waits for another process's lock (also for error messages).
     let busyTimeout: Double
+    private let busyWait: SQLiteBusyWait
 
     /// Opens (and optionally creates) a database file.
     ///
@@ -31,6 +32,7 @@ final class SQLiteConnection {
     init(path: String, create: Bool, busyTimeout: Double) throws {
         self.path = path
         self.busyTimeout = busyTimeout
+        busyWait = SQLiteBusyWait(timeout: busyTimeout)
         // No mutex of SQLite's own: CatalogStore already runs every use of a connection under its
         // lock, and SQLite's would be taken again for every column of every row read.
         var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
@@ -48,7 +50,7 @@ final class SQLiteConnection {
             throw error
         }
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, Int32(max(0, min(busyTimeout * 1000, Double(Int32.max)))))
+        if let db { busyWait.install(on: db) }
     }
 
     deinit { close() }

@@ -49,14 +49,16 @@ extension StateValue {
     ///   manifest is malformed.
     public static func metadata(contentsOf url: URL) throws -> StateValue? {
         let file = try MappedFile(path: url.path)
-        let bytes = file.bytes
-        guard bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) else {
+        let isZip = try file.reading { () throws -> Bool in
+            let bytes = file.bytes
+            if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return true }
             // safetensors: an 8-byte header length, then the JSON header.
-            if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") { return nil }
+            if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") { return false }
             throw CheckpointError(
                 .notRecognized, "not a checkpoint", file: url.path, expected: "a zip archive (.ckpt/.pt) or safetensors",
                 found: bytes.isEmpty ? "an empty file" : "first bytes \(bytes.prefix(8).map { String($0, radix: 16) })")
         }
+        guard isZip else { return nil }
         let reader = try ZipReader(mapping: file)
         guard let first = reader.entries.first, let slash = first.name.firstIndex(of: "/") else { return nil }
         let name = String(first.name[...slash]) + "manifest.json"

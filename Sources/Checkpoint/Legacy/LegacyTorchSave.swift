@@ -54,10 +54,11 @@ package enum LegacyTorchSave {
     ///   of ``Unpickler``; `.corrupt` for a key list that is not a list of str, names a key twice or
     ///   a key the object never uses, or for an element count that disagrees with the object's
     ///   `numel`; `.missingEntry` for a storage the object uses but the key list leaves out;
-    ///   `.truncated` when a count or the data runs past the end of the file.
+    ///   `.truncated` when a count or the data runs past the end of the file, or the file shrank
+    ///   while it was read.
     package static func read(_ file: MappedFile, dataGlobals: DataGlobals = .none) throws -> StateValue {
         do {
-            return try read(file.bytes, file, dataGlobals)
+            return try file.reading { try read(file.bytes, file, dataGlobals) }
         } catch let error as CheckpointError {
             throw error.inFile(file.path)
         }

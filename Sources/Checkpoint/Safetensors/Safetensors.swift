@@ -63,7 +63,7 @@ public enum Safetensors {
     /// `ckpt.tree` record; nil when the header has no `__metadata__`), parsing the header once.
     package static func readWithMetadata(_ file: MappedFile) throws -> (tree: StateValue, metadata: OrderedMap<String, String>?) {
         let path = file.path
-        let header = try withExtendedLifetime(file) { try parseHeader(file.bytes, file: path) }
+        let header = try file.reading { try parseHeader(file.bytes, file: path) }
         var tensors = OrderedDictionary<String, Tensor>()
         for entry in header.entries {
             let offset = header.dataStart + entry.begin
@@ -72,7 +72,7 @@ public enum Safetensors {
             if offset % entry.dtype.itemSize == 0 {
                 storage = try Storage(mapping: file, offset: offset, byteCount: length)
             } else {
-                storage = Storage(copying: try file.slice(offset: offset, length: length))
+                storage = try file.reading { Storage(copying: try file.slice(offset: offset, length: length)) }
             }
             do {
                 tensors[entry.name] = try Tensor(storage: storage, dtype: entry.dtype, shape: entry.shape)
@@ -101,7 +101,7 @@ public enum Safetensors {
     public static func metadata(contentsOf url: URL) throws -> OrderedMap<String, String> {
         let path = url.path
         let file = try MappedFile(path: path)
-        var metadata = try withExtendedLifetime(file) { try parseHeader(file.bytes, file: path).metadata ?? [:] }
+        var metadata = try file.reading { try parseHeader(file.bytes, file: path).metadata ?? [:] }
         metadata.removeValue(forKey: treeMetadataKey)
         return OrderedMap(metadata)
     }

@@ -54,8 +54,12 @@ package enum DurableFile {
         case .descriptor(let descriptor):
             try stream(to: descriptor, path: path, sync: sync, body)
         case .special:
-            let descriptor = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
-            guard descriptor >= 0 else { throw ioError("cannot open for writing", path, "open") }
+            let descriptor: Int32
+            do {
+                descriptor = try FileIO.open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
+            } catch {
+                throw CheckpointError(.io, "cannot open for writing", file: path, systemCall: error)
+            }
             defer { close(descriptor) }
             var info = stat()
             guard fstat(descriptor, &info) == 0 else { throw ioError("cannot examine", path, "fstat") }
@@ -170,9 +174,14 @@ package enum DurableFile {
     /// already has.
     private static func stream(to descriptor: Int32, path: String, sync: Bool, _ body: (Int32) throws -> Void) throws {
         try body(descriptor)
-        // Pipes, ttys and sockets cannot be synced (EINVAL, EROFS, ENOTSUP): nothing to make durable.
-        if sync, fsync(descriptor) != 0, ![EINVAL, EROFS, ENOTSUP, EOPNOTSUPP].contains(errno) {
-            throw ioError("cannot fsync", path, "fsync")
+        guard sync else { return }
+        do {
+            try FileIO.sync(descriptor)
+        } catch {
+            // Pipes, ttys and sockets cannot be synced (EINVAL, EROFS, ENOTSUP): nothing to make durable.
+            guard [EINVAL, EROFS, ENOTSUP, EOPNOTSUPP].contains(error.errno) else {
+                throw CheckpointError(.io, "cannot fsync", file: path, systemCall: error)
+            }
         }
     }
 
@@ -186,14 +195,22 @@ package enum DurableFile {
         do {
             try body(fileDescriptor)
             if sync {
-                guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync \(temporaryPath)", path, "fsync") }
+                do {
+                    try FileIO.sync(fileDescriptor)
+                } catch {
+                    throw CheckpointError(.io, "cannot fsync \(temporaryPath)", file: path, systemCall: error)
+                }
             }
             // The temp file is created 0600; give it the mode a plain create would have.
             guard fchmod(fileDescriptor, 0o666 & ~currentUmask()) == 0 else {
                 throw ioError("cannot set the mode of \(temporaryPath)", path, "fchmod")
             }
             open = false
-            guard close(fileDescriptor) == 0 else { throw ioError("cannot close \(temporaryPath)", path, "close") }
+            do {
+                try FileIO.close(fileDescriptor)
+            } catch {
+                throw CheckpointError(.io, "cannot close \(temporaryPath)", file: path, systemCall: error)
+            }
             replaced = try replace(target, with: temporaryPath)
             ckpt_cleanup_unregister(slot)
         } catch {
@@ -237,13 +254,14 @@ package enum DurableFile {
         for _ in 0..<100 {
             let temporaryPath = temporaryPath(directory: directory, name: name, using: &generator)
             let slot = ckpt_cleanup_register(workingDirectory + temporaryPath)
-            let fileDescriptor = open(temporaryPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            if fileDescriptor >= 0 { return (fileDescriptor, temporaryPath, slot) }
-            let error = errno
-            ckpt_cleanup_unregister(slot)
-            guard error == EEXIST else {
-                errno = error
-                throw ioError("cannot create a temporary file in \(directory)", path, "open")
+            do {
+                let fileDescriptor = try FileIO.open(temporaryPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+                return (fileDescriptor, temporaryPath, slot)
+            } catch {
+                ckpt_cleanup_unregister(slot)
+                guard error.errno == EEXIST else {
+                    throw CheckpointError(.io, "cannot create a temporary file in \(directory)", file: path, systemCall: error)
+                }
             }
         }
         throw CheckpointError(
@@ -367,10 +385,18 @@ package enum DurableFile {
     }
 
     private static func syncDirectory(_ directory: String, finalPath: String) throws {
-        let fileDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fileDescriptor >= 0 else { throw ioError("cannot open directory \(directory) to sync it", finalPath, "open") }
+        let fileDescriptor: Int32
+        do {
+            fileDescriptor = try FileIO.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        } catch {
+            throw CheckpointError(.io, "cannot open directory \(directory) to sync it", file: finalPath, systemCall: error)
+        }
         defer { close(fileDescriptor) }
-        guard fsync(fileDescriptor) == 0 else { throw ioError("cannot fsync directory \(directory)", finalPath, "fsync") }
+        do {
+            try FileIO.sync(fileDescriptor)
+        } catch {
+            throw CheckpointError(.io, "cannot fsync directory \(directory)", file: finalPath, systemCall: error)
+        }
     }
 
     /// The error of the call that just failed; read before anything else can change errno.

@@ -16,7 +16,7 @@ extension ZipReader {
     /// - Throws: ``CheckpointError``: `.invalidArgument` for an entry not from this archive,
     ///   `.corrupt` for a bad deflate stream or a size mismatch, `.outOfBounds` for a deflated
     ///   entry larger than physical memory, `.checksumMismatch` (deflated entries here; stored
-    ///   entries on first read).
+    ///   entries on first read), `.truncated` if the file shrank while it was read.
     package func storage(for entry: ZipEntry, verifyCRC: Bool) throws -> Storage {
         try checkOwnership(of: entry)
         if entry.method == ZipFormat.methodStored {
@@ -36,7 +36,7 @@ extension ZipReader {
         }
         let storage = Storage(byteCount: entry.uncompressedSize)
         try storage.withUnsafeMutableBytes { output in
-            try inflate(entry, into: output)
+            try file.reading { try inflate(entry, into: output) }
             if verifyCRC { try ZipReader.verifyChecksum(UnsafeRawBufferPointer(output), of: entry, file: file.path) }
         }
         return storage
@@ -50,7 +50,8 @@ extension ZipReader {
     ///     allocation.
     /// - Returns: A copy of the (inflated) bytes.
     /// - Throws: ``CheckpointError``: `.outOfBounds` above `limit`, `.corrupt` for a bad deflate
-    ///   stream, `.checksumMismatch`, `.invalidArgument` for an entry not from this archive.
+    ///   stream, `.checksumMismatch`, `.invalidArgument` for an entry not from this archive,
+    ///   `.truncated` if the file shrank while it was read.
     package func contents(of entry: ZipEntry, limit: Int = ZipReader.defaultContentsLimit) throws -> [UInt8] {
         try checkOwnership(of: entry)
         guard entry.uncompressedSize <= limit else {
@@ -58,11 +59,11 @@ extension ZipReader {
                 .outOfBounds, "entry too large to read into memory", file: file.path, path: entry.name,
                 expected: "at most \(limit) bytes", found: "\(entry.uncompressedSize) bytes")
         }
-        let bytes: [UInt8]
-        if entry.method == ZipFormat.methodStored {
-            bytes = Array(try file.slice(offset: entry.dataOffset, length: entry.uncompressedSize))
-        } else {
-            bytes = try [UInt8](unsafeUninitializedCapacity: entry.uncompressedSize) { buffer, initialized in
+        let bytes: [UInt8] = try file.reading {
+            if entry.method == ZipFormat.methodStored {
+                return Array(try file.slice(offset: entry.dataOffset, length: entry.uncompressedSize))
+            }
+            return try [UInt8](unsafeUninitializedCapacity: entry.uncompressedSize) { buffer, initialized in
                 try inflate(entry, into: UnsafeMutableRawBufferPointer(buffer))
                 initialized = entry.uncompressedSize
             }

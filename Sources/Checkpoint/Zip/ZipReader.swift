@@ -52,7 +52,8 @@ package final class ZipReader: Sendable {
     /// - Throws: ``CheckpointError``: `.notRecognized` (not a zip), `.truncated` (empty or cut
     ///   short), `.corrupt` (inconsistent offsets, counts, overlaps, duplicate names),
     ///   `.outOfBounds` (data past the end of the file), `.unsafeName`, or `.unsupported`
-    ///   (multi-disk, encrypted, a method other than stored or deflated).
+    ///   (multi-disk, encrypted, a method other than stored or deflated); `.truncated` also if
+    ///   the file shrank while it was read.
     package convenience init(mapping: MappedFile) throws {
         try self.init(mapping: mapping, window: nil)
     }
@@ -73,7 +74,7 @@ package final class ZipReader: Sendable {
                 expected: "bytes within 0..<\(mapping.count)", found: "bytes \(window.lowerBound)..<\(window.upperBound)")
         }
         file = mapping
-        let parsed = try ZipDirectoryParser(file: mapping, window: window).parse()
+        let parsed = try mapping.reading { try ZipDirectoryParser(file: mapping, window: window).parse() }
         entries = parsed.entries
         indexByName = parsed.indexByName
     }
