@@ -152,8 +152,11 @@ public final class Storage: @unchecked Sendable {
     package convenience init(
         mapping file: MappedFile, offset: Int, byteCount: Int, deferredFill fill: @escaping @Sendable () throws -> Void
     ) throws {
-        try self.init(mapping: file, offset: offset, byteCount: byteCount, verification: { _ in try fill() })
-        withState { $0.pendingIsFill = true }
+        try self.init(mapping: file, offset: offset, byteCount: byteCount)
+        withState { state in
+            state.pendingVerification = { _ in try fill() }
+            state.pendingIsFill = true
+        }
     }
 
     /// A storage of `byteCount` bytes at `offset` of this one, sharing them without a copy, when
