@@ -16,11 +16,14 @@ extension PickleMachine {
         case .foreign(let module, let name):
             return newObject(module: module, name: name, construction: .reduce, arguments: arguments)
         case .orderedDict:
-            guard arguments.isEmpty else {
-                throw failure(
-                    .unsupported, "OrderedDict with constructor arguments", found: "\(arguments.count) arguments")
+            let dict = newNode(.dict(ordered: true))
+            switch arguments.count {
+            case 0: break
+            // Python 2 pickled an OrderedDict as `OrderedDict([[key, value], ...])` (lpips' weights).
+            case 1: try setItems(try orderedDictPairs(arguments[0]), into: dict)
+            default: throw argumentCount(function, expected: "0 or 1", found: arguments.count)
             }
-            return newNode(.dict(ordered: true))
+            return dict
         case .builtinSet:
             switch arguments.count {
             case 0: return newNode(.set)
@@ -93,6 +96,25 @@ extension PickleMachine {
         nodes[object].object = PickleObjectParts(
             module: module, name: name, construction: construction, arguments: argumentsIndex, keywords: keywords)
         return .node(object)
+    }
+
+    /// The items of `OrderedDict(pairs)`'s argument, flattened key, value, key, value: a list or
+    /// tuple of two-element lists or tuples.
+    private func orderedDictPairs(_ argument: PickleObject) throws -> [PickleObject] {
+        guard let source = node(argument), [.list, .tuple].contains(source.kind) else {
+            throw failure(.malformedPickle, "OrderedDict() needs a list of pairs", found: typeName(argument))
+        }
+        var items: [PickleObject] = []
+        items.reserveCapacity(source.elements.count * 2)
+        for element in source.elements {
+            guard let pair = node(element), [.list, .tuple].contains(pair.kind), pair.elements.count == 2 else {
+                throw failure(
+                    .malformedPickle, "OrderedDict() needs a list of pairs", expected: "a [key, value] pair",
+                    found: typeName(element))
+            }
+            items += pair.elements
+        }
+        return items
     }
 
     /// BUILD: an OrderedDict's attributes (`_metadata`), or the state of an object outside the

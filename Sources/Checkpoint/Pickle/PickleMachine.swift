@@ -503,7 +503,7 @@ struct PickleMachine {
         return index
     }
 
-    private mutating func setItems(_ items: [PickleObject], into target: PickleObject) throws {
+    mutating func setItems(_ items: [PickleObject], into target: PickleObject) throws {
         if let object = node(target), object.kind == .object {
             return try setItems(items, into: .node(itemNode(of: object, dict: true)))
         }
