@@ -1,0 +1,464 @@
+import Foundation
+
+/// A decoder specialised to the pickles torch and ckpt write as `.metadata`: the general pickle
+/// machine makes a class instance per tuple, dict and dataclass (about 130,000 for 64 ranks of
+/// 129 tensors) and strings and arrays that are retained and released at every step, which made
+/// opening such a checkpoint take 300 ms. Here every value is a plain enum (a string is a range
+/// of the input), containers are structs in one array, and `torch.Size` arguments are used in
+/// place.
+///
+/// It decodes a strict subset of what the restricted unpickler accepts: the binary opcodes
+/// torch's `pickle.dump` writes (protocols 2 to 5), DCP's dataclasses, `torch.Size` and torch
+/// dtypes. Nothing is imported or run. Any other global, any other opcode or shape, anything
+/// inconsistent makes it give up (nil), and the general path decodes the file and gives the
+/// error the file deserves, so both paths agree on every file the fast one reads.
+struct FastMetadataDecoder {
+    typealias Metadata = DistributedCheckpoint.Metadata
+
+    /// A global the decoder knows: torch.Size, a dtype, or one of DCP's dataclasses and helpers
+    /// (by its name in ``DistributedCheckpoint/Metadata/allowedGlobals``).
+    enum Global: Equatable {
+        case size
+        case dtype(DType)
+        case dcp(Class)
+    }
+
+    /// The names of ``DistributedCheckpoint/Metadata/allowedGlobals``, each in one module only.
+    enum Class: String {
+        case metadata = "Metadata", tensorStorageMetadata = "TensorStorageMetadata", tensorProperties = "TensorProperties"
+        case chunkStorageMetadata = "ChunkStorageMetadata", bytesStorageMetadata = "BytesStorageMetadata"
+        case metadataIndex = "MetadataIndex", storageMeta = "StorageMeta", memoryFormatEncoding = "_MEM_FORMAT_ENCODING"
+        case storageInfo = "_StorageInfo", getLayout = "_get_layout"
+        case posixPath = "PosixPath", windowsPath = "WindowsPath", purePosixPath = "PurePosixPath", pureWindowsPath = "PureWindowsPath"
+
+        var isPath: Bool { [.posixPath, .windowsPath, .purePosixPath, .pureWindowsPath].contains(self) }
+    }
+
+    enum Value {
+        case none
+        case bool(Bool)
+        case int(Int64)
+        case float(Double)
+        /// UTF-8 bytes of the input, already validated.
+        case string(offset: Int, count: Int)
+        case global(Global)
+        case node(Int)
+        /// `torch.Size(t)`: the node of the tuple or list of ints `t`.
+        case size(Int)
+    }
+
+    struct Node {
+        enum Kind { case tuple, list, dict, object }
+        var kind: Kind
+        /// A tuple's or list's elements, a dict's keys and values alternating, an object's
+        /// constructor arguments.
+        var elements: [Value]
+        /// An object's class.
+        var cls: Class?
+        /// What BUILD gave an object.
+        var state: Value?
+    }
+
+    /// Gives up: the general path takes over.
+    struct Unhandled: Error {}
+
+    let bytes: UnsafeRawBufferPointer
+    private var position = 0
+    private var stack: [Value] = []
+    /// The stack height at each open MARK.
+    private var marks: [Int] = []
+    private var memo: [Value] = []
+    private var nodes: [Node] = []
+    /// The Swift string of each input string already converted, by offset: a name memoized once
+    /// and named again by every chunk is made once.
+    private var strings: [Int: String] = [:]
+
+    /// The metadata, or nil when the pickle is not one this decoder reads (see the type's summary).
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> Metadata? {
+        var decoder = FastMetadataDecoder(bytes: bytes)
+        return try? decoder.metadata(decoder.run())
+    }
+
+    private init(bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        stack.reserveCapacity(64)
+        memo.reserveCapacity(bytes.count / 16)
+        nodes.reserveCapacity(bytes.count / 24)
+    }
+
+    // MARK: Input
+
+    private mutating func read(_ count: Int) throws -> Int {
+        guard count >= 0, count <= bytes.count - position else { throw Unhandled() }
+        defer { position += count }
+        return position
+    }
+
+    private mutating func byte() throws -> UInt8 { bytes[try read(1)] }
+
+    private mutating func uint(_ width: Int) throws -> UInt64 {
+        let start = try read(width)
+        var value: UInt64 = 0
+        for index in 0..<width { value |= UInt64(bytes[start + index]) << (8 * UInt64(index)) }
+        return value
+    }
+
+    /// A string of `count` bytes, checked as the general machine checks it (valid UTF-8).
+    private mutating func string(_ count: UInt64) throws -> Value {
+        guard count <= UInt64(bytes.count - position) else { throw Unhandled() }
+        let start = try read(Int(count))
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(count)])
+        if !raw.allSatisfy({ $0 < 0x80 }), String(validating: raw, as: UTF8.self) == nil { throw Unhandled() }
+        return .string(offset: start, count: Int(count))
+    }
+
+    /// GLOBAL's newline-terminated argument.
+    private mutating func line() throws -> String {
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+        guard let newline = rest.firstIndex(of: 0x0A),
+            let text = String(validating: UnsafeRawBufferPointer(rebasing: rest[..<newline]), as: UTF8.self)
+        else { throw Unhandled() }
+        position += newline + 1
+        return text
+    }
+
+    // MARK: Stack
+
+    private mutating func pop() throws -> Value {
+        guard stack.count > (marks.last ?? 0) else { throw Unhandled() }
+        return stack.removeLast()
+    }
+
+    private mutating func top() throws -> Value {
+        guard stack.count > (marks.last ?? 0) else { throw Unhandled() }
+        return stack[stack.count - 1]
+    }
+
+    private mutating func popMark() throws -> [Value] {
+        guard let mark = marks.popLast() else { throw Unhandled() }
+        defer { stack.removeSubrange(mark...) }
+        return Array(stack[mark...])
+    }
+
+    private mutating func push(_ kind: Node.Kind, _ elements: [Value] = []) {
+        nodes.append(Node(kind: kind, elements: elements))
+        stack.append(.node(nodes.count - 1))
+    }
+
+    /// The index of the node `value` refers to, when it is of `kind` (or `other`).
+    private func node(_ value: Value, _ kind: Node.Kind, _ other: Node.Kind? = nil) throws -> Int {
+        try Self.node(value, kind, other, in: nodes)
+    }
+
+    /// Static, so that ``run()`` calls it without copying the decoder (which would make its stack
+    /// shared, and copied at the next pop).
+    private static func node(_ value: Value, _ kind: Node.Kind, _ other: Node.Kind? = nil, in nodes: [Node]) throws -> Int {
+        guard case .node(let index) = value, nodes[index].kind == kind || nodes[index].kind == other else { throw Unhandled() }
+        return index
+    }
+
+    private static func global(module: String, name: String) throws -> Global {
+        if Metadata.allowedGlobals[module]?.contains(name) == true, let cls = Class(rawValue: name) { return .dcp(cls) }
+        switch try PickleGlobal.resolve(module: module, name: name) {
+        case .torchSize?: return .size
+        case .dtype(let dtype)?: return .dtype(dtype)
+        default: throw Unhandled()
+        }
+    }
+
+    // MARK: Running
+
+    private mutating func run() throws -> Value {
+        while true {
+            guard let op = PickleOpcode(rawValue: try byte()) else { throw Unhandled() }
+            switch op {
+            case .stop: return try pop()
+            case .proto: guard try byte() <= 5 else { throw Unhandled() }
+            case .frame: guard try uint(8) <= UInt64(bytes.count - position) else { throw Unhandled() }
+            case .none: stack.append(.none)
+            case .newTrue: stack.append(.bool(true))
+            case .newFalse: stack.append(.bool(false))
+            case .binInt: stack.append(.int(Int64(Int32(truncatingIfNeeded: try uint(4)))))
+            case .binInt1: stack.append(.int(Int64(try byte())))
+            case .binInt2: stack.append(.int(Int64(try uint(2))))
+            case .long1:
+                let count = Int(try byte())
+                guard count <= 8 else { throw Unhandled() }
+                let raw = try uint(count)
+                let shift = UInt64(64 - 8 * count)
+                stack.append(.int(count == 0 ? 0 : Int64(bitPattern: raw << shift) >> shift))
+            case .binFloat: stack.append(.float(Double(bitPattern: try uint(8).byteSwapped)))
+            case .shortBinUnicode: stack.append(try string(UInt64(try byte())))
+            case .binUnicode: stack.append(try string(try uint(4)))
+            case .binUnicode8: stack.append(try string(try uint(8)))
+            case .emptyTuple: push(.tuple)
+            case .emptyList: push(.list)
+            case .emptyDict: push(.dict)
+            case .tuple: push(.tuple, try popMark())
+            case .list: push(.list, try popMark())
+            case .dict:
+                let items = try popMark()
+                guard items.count % 2 == 0 else { throw Unhandled() }
+                push(.dict, items)
+            case .tuple1, .tuple2, .tuple3:
+                let count = Int(op.rawValue - PickleOpcode.tuple1.rawValue) + 1
+                guard stack.count - (marks.last ?? 0) >= count else { throw Unhandled() }
+                let elements = Array(stack.suffix(count))
+                stack.removeLast(count)
+                push(.tuple, elements)
+            case .append:
+                let item = try pop()
+                let list = try Self.node(try top(), .list, in: nodes)
+                nodes[list].elements.append(item)
+            case .appends:
+                let items = try popMark()
+                let list = try Self.node(try top(), .list, in: nodes)
+                nodes[list].elements.append(contentsOf: items)
+            case .setItem:
+                let value = try pop()
+                let key = try pop()
+                let dict = try Self.node(try top(), .dict, in: nodes)
+                nodes[dict].elements.append(key)
+                nodes[dict].elements.append(value)
+            case .setItems:
+                let items = try popMark()
+                guard items.count % 2 == 0 else { throw Unhandled() }
+                let dict = try Self.node(try top(), .dict, in: nodes)
+                nodes[dict].elements.append(contentsOf: items)
+            case .mark: marks.append(stack.count)
+            case .pop: _ = try pop()
+            case .popMark: _ = try popMark()
+            case .dup: stack.append(try top())
+            case .binPut: try put(Int(try byte()))
+            case .longBinPut: try put(Int(try uint(4)))
+            case .memoize: try put(memo.count)
+            case .binGet: try get(Int(try byte()))
+            case .longBinGet: try get(Int(try uint(4)))
+            case .global:
+                let module = try line()
+                let found = try Self.global(module: module, name: try line())
+                stack.append(.global(found))
+            case .stackGlobal:
+                let name = try pop()
+                let module = try pop()
+                guard case .string(let nameOffset, let nameCount) = name, case .string(let moduleOffset, let moduleCount) = module
+                else { throw Unhandled() }
+                let found = try Self.global(module: Self.text(moduleOffset, moduleCount, in: bytes), name: Self.text(nameOffset, nameCount, in: bytes))
+                stack.append(.global(found))
+            case .reduce, .newObj:
+                let tuple = try Self.node(try pop(), .tuple, in: nodes)
+                let arguments = nodes[tuple].elements
+                guard case .global(let callable) = try pop() else { throw Unhandled() }
+                switch callable {
+                case .size:
+                    if arguments.isEmpty {
+                        push(.tuple)
+                        stack.append(.size(nodes.count - 1))
+                    } else {
+                        guard arguments.count == 1, case .node(let index) = arguments[0],
+                            nodes[index].kind == .tuple || nodes[index].kind == .list,
+                            nodes[index].elements.allSatisfy({ if case .int = $0 { true } else { false } })
+                        else { throw Unhandled() }
+                        stack.append(.size(index))
+                    }
+                case .dcp(let name):
+                    nodes.append(Node(kind: .object, elements: arguments, cls: name))
+                    stack.append(.node(nodes.count - 1))
+                case .dtype:
+                    throw Unhandled()
+                }
+            case .build:
+                let state = try pop()
+                let object = try Self.node(try top(), .object, in: nodes)
+                guard nodes[object].state == nil else { throw Unhandled() }
+                nodes[object].state = state
+            default:
+                throw Unhandled()
+            }
+        }
+    }
+
+    private mutating func put(_ index: Int) throws {
+        let value = try top()
+        if index < memo.count {
+            memo[index] = value
+        } else if index == memo.count {
+            memo.append(value)
+        } else {
+            throw Unhandled()
+        }
+    }
+
+    private mutating func get(_ index: Int) throws {
+        guard index < memo.count else { throw Unhandled() }
+        stack.append(memo[index])
+    }
+
+    // MARK: Values
+
+    private static func text(_ offset: Int, _ count: Int, in bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count]), as: UTF8.self)
+    }
+
+    private mutating func string(_ value: Value?) throws -> String {
+        guard case .string(let offset, let count)? = value else { throw Unhandled() }
+        if let known = strings[offset] { return known }
+        let made = Self.text(offset, count, in: bytes)
+        strings[offset] = made
+        return made
+    }
+
+    private func isNone(_ value: Value?) -> Bool {
+        switch value {
+        case nil, .none?: return true
+        default: return false
+        }
+    }
+
+    private func equals(_ value: Value, _ literal: StaticString) -> Bool {
+        guard case .string(let offset, let count) = value, count == literal.utf8CodeUnitCount else { return false }
+        return memcmp(bytes.baseAddress! + offset, literal.utf8Start, count) == 0
+    }
+
+    private func integer(_ value: Value?) throws -> Int {
+        guard case .int(let number)? = value, let result = Int(exactly: number) else { throw Unhandled() }
+        return result
+    }
+
+    /// A torch.Size, or a tuple or list of ints.
+    private func integers(_ value: Value?) throws -> [Int] {
+        let index: Int
+        switch value {
+        case .size(let sizeIndex)?: index = sizeIndex
+        case let value?: index = try node(value, .tuple, .list)
+        case nil: throw Unhandled()
+        }
+        return try nodes[index].elements.map { try integer($0) }
+    }
+
+    /// An object's fields: BUILD's dict of str keys (the last of a repeated key counts, as in
+    /// Python), none without BUILD.
+    private func fields(_ value: Value?, _ cls: Class, _ names: StaticString...) throws -> [Value?] {
+        guard let value, case .node(let index) = value, nodes[index].kind == .object, nodes[index].cls == cls else {
+            throw Unhandled()
+        }
+        var found = [Value?](repeating: nil, count: names.count)
+        guard let state = nodes[index].state else { return found }
+        let items = nodes[try node(state, .dict)].elements
+        for pair in stride(from: 0, to: items.count, by: 2) {
+            guard case .string = items[pair] else { throw Unhandled() }
+            if let field = names.firstIndex(where: { equals(items[pair], $0) }) { found[field] = items[pair + 1] }
+        }
+        return found
+    }
+
+    /// A dict's items in order.
+    private func pairs(_ value: Value?) throws -> [(key: Value, value: Value)] {
+        guard let value else { throw Unhandled() }
+        let items = nodes[try node(value, .dict)].elements
+        return stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) }
+    }
+
+    // MARK: Dataclasses
+
+    private mutating func metadata(_ root: Value) throws -> Metadata {
+        let field = try fields(root, .metadata, "state_dict_metadata", "planner_data", "storage_data", "storage_meta", "version")
+        var items = OrderedMap<String, DistributedCheckpoint.Item>()
+        for (key, value) in try pairs(field[0]) {
+            items[try string(key)] = try item(value)
+        }
+        var paths = OrderedMap<String, [StateKey]>()
+        if !isNone(field[1]) {
+            for (key, value) in try pairs(field[1]) {
+                let keys = nodes[try node(value, .tuple, .list)].elements
+                guard !keys.isEmpty else { throw Unhandled() }
+                paths[try string(key)] = try keys.map { key -> StateKey in
+                    if case .int(let index) = key { return .int(index) }
+                    return .string(try string(key))
+                }
+            }
+        }
+        var locations: [DistributedCheckpoint.StorageIndex: DistributedCheckpoint.Location] = [:]
+        let storage = try pairs(field[2])
+        locations.reserveCapacity(storage.count)
+        for (key, value) in storage {
+            let index = try storageIndex(key)
+            guard locations.updateValue(try location(value), forKey: index) == nil else { throw Unhandled() }
+        }
+        return Metadata(
+            items: items, paths: paths, locations: locations, version: isNone(field[4]) ? nil : try string(field[4]),
+            checkpointID: try checkpointID(field[3]))
+    }
+
+    private mutating func item(_ value: Value) throws -> DistributedCheckpoint.Item {
+        if case .node(let index) = value, nodes[index].cls == .bytesStorageMetadata {
+            _ = try fields(value, .bytesStorageMetadata)
+            return .bytes
+        }
+        let field = try fields(value, .tensorStorageMetadata, "properties", "size", "chunks")
+        let (dtype, requiresGrad) = try properties(field[0])
+        let shape = try integers(field[1])
+        guard let list = field[2] else { throw Unhandled() }
+        let chunks = try nodes[try node(list, .list)].elements.map { element in
+            let chunk = try fields(element, .chunkStorageMetadata, "offsets", "sizes")
+            return DistributedCheckpoint.Chunk(offsets: try integers(chunk[0]), sizes: try integers(chunk[1]))
+        }
+        return .tensor(DistributedCheckpoint.TensorItem(dtype: dtype, shape: shape, chunks: chunks, requiresGrad: requiresGrad))
+    }
+
+    /// `TensorProperties`: its `__getstate__` tuple `(dtype, layout, requires_grad,
+    /// memory_format, pin_memory[, strides])`, or a dict of fields in older files.
+    private func properties(_ value: Value?) throws -> (DType, Bool) {
+        guard case .node(let index)? = value, nodes[index].cls == .tensorProperties else { throw Unhandled() }
+        var dtype: Value?
+        var requiresGrad: Value?
+        if case .node(let state)? = nodes[index].state, nodes[state].kind == .tuple {
+            let elements = nodes[state].elements
+            guard elements.count == 5 || elements.count == 6 else { throw Unhandled() }
+            (dtype, requiresGrad) = (elements[0], elements[2])
+        } else {
+            let field = try fields(value, .tensorProperties, "dtype", "requires_grad")
+            (dtype, requiresGrad) = (field[0], field[1])
+        }
+        guard case .global(.dtype(let type))? = dtype else { throw Unhandled() }
+        switch requiresGrad {
+        case .bool(let flag)?: return (type, flag)
+        case nil: return (type, false)
+        default: throw Unhandled()
+        }
+    }
+
+    private mutating func storageIndex(_ value: Value) throws -> DistributedCheckpoint.StorageIndex {
+        let field = try fields(value, .metadataIndex, "fqn", "offset")
+        return DistributedCheckpoint.StorageIndex(name: try string(field[0]), offsets: isNone(field[1]) ? nil : try integers(field[1]))
+    }
+
+    private mutating func location(_ value: Value) throws -> DistributedCheckpoint.Location {
+        let field = try fields(value, .storageInfo, "relative_path", "offset", "length", "transform_descriptors")
+        var transforms: [String] = []
+        if !isNone(field[3]) {
+            transforms = try nodes[try node(field[3]!, .list, .tuple)].elements.map { try string($0) }
+        }
+        let location = DistributedCheckpoint.Location(
+            file: try string(field[0]), offset: try integer(field[1]), length: try integer(field[2]), transforms: transforms)
+        guard location.offset >= 0, location.length >= 0, !location.offset.addingReportingOverflow(location.length).overflow else {
+            throw Unhandled()
+        }
+        return location
+    }
+
+    /// `storage_meta.checkpoint_id`: a str, or a `PosixPath` pickled as its parts.
+    private mutating func checkpointID(_ value: Value?) throws -> String? {
+        guard !isNone(value) else { return nil }
+        let id = try fields(value, .storageMeta, "checkpoint_id")[0]
+        guard !isNone(id) else { return nil }
+        if case .string? = id { return try string(id) }
+        guard case .node(let index)? = id, nodes[index].cls?.isPath == true else {
+            throw Unhandled()
+        }
+        let components = try nodes[index].elements.map { try string($0) }
+        guard let first = components.first else { return "." }
+        let rest = components.dropFirst().joined(separator: "/")
+        return first.hasSuffix("/") || rest.isEmpty ? first + rest : first + "/" + rest
+    }
+}
