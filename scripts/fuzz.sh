@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-fuzz-zip fuzz-pickle fuzz-manifest fuzz-safetensors fuzz-rename-map fuzz-catalog fuzz-roundtrip}"
+targets="${FUZZ_TARGETS:-fuzz-zip fuzz-pickle fuzz-manifest fuzz-safetensors fuzz-rename-map fuzz-catalog fuzz-roundtrip fuzz-dcp-metadata fuzz-sharded-index}"
 swift="${SWIFT:-swift}"
 # One combined -sanitize= flag: SwiftPM's `--sanitize=fuzzer --sanitize=address` passes two, swiftc
 # keeps only the last, and their order varies between runs, so Swift code lost either its coverage

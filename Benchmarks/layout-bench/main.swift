@@ -140,11 +140,30 @@ for name in ["dcp1", "dcp4b", "whole.pt", "whole.safetensors", "from-torch-dcp.p
     try? FileManager.default.removeItem(atPath: path(name))
 }
 
-// inspect of 64-shard checkpoints, whole process, median of 11.
+// inspect of 64-shard checkpoints, whole process, median of 21, against baselines in the same run:
+// `ckpt-tool --version` (process start alone) and `cat` of every file of the DCP directory.
 _ = measure(tool, ["convert", path("model.pt"), path("dcp64"), "--format", "dcp", "--ranks", "64", "--no-sync"])
 _ = measure(tool, ["convert", path("model.pt"), path("hf64"), "--max-shard-size", String(total / 64), "--no-sync"])
-for (label, name) in [("inspect, DCP of 64 ranks", "dcp64"), ("inspect, 64+ safetensors shards", "hf64")] {
-    let times = (0..<11).map { _ in measure(tool, ["inspect", path(name)]).seconds }
+// The same model saved as 64 ranks by torch's own planner and FileSystemWriter (simulated ranks).
+var inspected = [("inspect, DCP of 64 ranks (ckpt convert)", "dcp64"), ("inspect, 64+ safetensors shards", "hf64")]
+if FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
+    let maker = URL(fileURLWithPath: script).deletingLastPathComponent().appendingPathComponent("make_dcp_ranks.py").path
+    if measure(venv + "/bin/python", [maker, path("model.pt"), path("torch-dcp64"), "64"]).status == 0 {
+        inspected.insert(("inspect, DCP of 64 ranks (torch's writer)", "torch-dcp64"), at: 1)
+    }
+}
+let runs = 21
+let startup = median((0..<runs).map { _ in measure(tool, ["--version"]).seconds })
+line("baseline: ckpt-tool --version", String(format: "%.1f ms (process start)", startup * 1000))
+let dcpFiles = ((try? FileManager.default.contentsOfDirectory(atPath: path("dcp64"))) ?? []).sorted().map { path("dcp64/" + $0) }
+let cat = median((0..<runs).map { _ in measure("/bin/cat", dcpFiles).seconds })
+line("baseline: cat of the DCP's \(dcpFiles.count) files", String(format: "%.1f ms", cat * 1000))
+for (label, name) in inspected {
+    let times = (0..<runs).map { _ in measure(tool, ["inspect", path(name)]).seconds }
     let files = (try? FileManager.default.contentsOfDirectory(atPath: path(name)).count) ?? 0
-    line(label, String(format: "%.1f ms (%d files, whole process)", median(times) * 1000, files), verdict(median(times) < 0.050, "< 50 ms"))
+    let metadata = (try? FileManager.default.attributesOfItem(atPath: path(name + "/.metadata"))[.size] as? Int)
+        .map { ", .metadata \($0 / 1024) KiB" } ?? ""
+    let ratio = String(format: "%.1fx --version, %.2fx cat", median(times) / startup, median(times) / cat)
+    let milliseconds = String(format: "%.1f ms", median(times) * 1000)
+    line(label, "\(milliseconds) (\(files) files\(metadata), whole process; \(ratio))", verdict(median(times) < 0.050, "< 50 ms"))
 }

@@ -315,11 +315,6 @@ struct FastMetadataDecoder {
         }
     }
 
-    private func equals(_ value: Value, _ literal: StaticString) -> Bool {
-        guard case .string(let offset, let count) = value, count == literal.utf8CodeUnitCount else { return false }
-        return memcmp(bytes.baseAddress! + offset, literal.utf8Start, count) == 0
-    }
-
     private func integer(_ value: Value?) throws -> Int {
         guard case .int(let number)? = value, let result = Int(exactly: number) else { throw Unhandled() }
         return result
@@ -338,18 +333,31 @@ struct FastMetadataDecoder {
 
     /// An object's fields: BUILD's dict of str keys (the last of a repeated key counts, as in
     /// Python), none without BUILD.
-    private func fields(_ value: Value?, _ cls: Class, _ names: StaticString...) throws -> [Value?] {
+    struct Fields {
+        let items: [Value]
+        let bytes: UnsafeRawBufferPointer
+
+        subscript(name: StaticString) -> Value? {
+            for pair in stride(from: items.count - 2, through: 0, by: -2) {
+                if case .string(let offset, let count) = items[pair], count == name.utf8CodeUnitCount,
+                    memcmp(bytes.baseAddress! + offset, name.utf8Start, count) == 0 {
+                    return items[pair + 1]
+                }
+            }
+            return nil
+        }
+    }
+
+    private func fields(_ value: Value?, _ cls: Class) throws -> Fields {
         guard let value, case .node(let index) = value, nodes[index].kind == .object, nodes[index].cls == cls else {
             throw Unhandled()
         }
-        var found = [Value?](repeating: nil, count: names.count)
-        guard let state = nodes[index].state else { return found }
+        guard let state = nodes[index].state else { return Fields(items: [], bytes: bytes) }
         let items = nodes[try node(state, .dict)].elements
         for pair in stride(from: 0, to: items.count, by: 2) {
             guard case .string = items[pair] else { throw Unhandled() }
-            if let field = names.firstIndex(where: { equals(items[pair], $0) }) { found[field] = items[pair + 1] }
         }
-        return found
+        return Fields(items: items, bytes: bytes)
     }
 
     /// A dict's items in order.
@@ -362,14 +370,14 @@ struct FastMetadataDecoder {
     // MARK: Dataclasses
 
     private mutating func metadata(_ root: Value) throws -> Metadata {
-        let field = try fields(root, .metadata, "state_dict_metadata", "planner_data", "storage_data", "storage_meta", "version")
+        let field = try fields(root, .metadata)
         var items = OrderedMap<String, DistributedCheckpoint.Item>()
-        for (key, value) in try pairs(field[0]) {
+        for (key, value) in try pairs(field["state_dict_metadata"]) {
             items[try string(key)] = try item(value)
         }
         var paths = OrderedMap<String, [StateKey]>()
-        if !isNone(field[1]) {
-            for (key, value) in try pairs(field[1]) {
+        if !isNone(field["planner_data"]) {
+            for (key, value) in try pairs(field["planner_data"]) {
                 let keys = nodes[try node(value, .tuple, .list)].elements
                 guard !keys.isEmpty else { throw Unhandled() }
                 paths[try string(key)] = try keys.map { key -> StateKey in
@@ -379,15 +387,15 @@ struct FastMetadataDecoder {
             }
         }
         var locations: [DistributedCheckpoint.StorageIndex: DistributedCheckpoint.Location] = [:]
-        let storage = try pairs(field[2])
+        let storage = try pairs(field["storage_data"])
         locations.reserveCapacity(storage.count)
         for (key, value) in storage {
             let index = try storageIndex(key)
             guard locations.updateValue(try location(value), forKey: index) == nil else { throw Unhandled() }
         }
         return Metadata(
-            items: items, paths: paths, locations: locations, version: isNone(field[4]) ? nil : try string(field[4]),
-            checkpointID: try checkpointID(field[3]))
+            items: items, paths: paths, locations: locations, version: isNone(field["version"]) ? nil : try string(field["version"]),
+            checkpointID: try checkpointID(field["storage_meta"]))
     }
 
     private mutating func item(_ value: Value) throws -> DistributedCheckpoint.Item {
@@ -395,13 +403,13 @@ struct FastMetadataDecoder {
             _ = try fields(value, .bytesStorageMetadata)
             return .bytes
         }
-        let field = try fields(value, .tensorStorageMetadata, "properties", "size", "chunks")
-        let (dtype, requiresGrad) = try properties(field[0])
-        let shape = try integers(field[1])
-        guard let list = field[2] else { throw Unhandled() }
+        let field = try fields(value, .tensorStorageMetadata)
+        let (dtype, requiresGrad) = try properties(field["properties"])
+        let shape = try integers(field["size"])
+        guard let list = field["chunks"] else { throw Unhandled() }
         let chunks = try nodes[try node(list, .list)].elements.map { element in
-            let chunk = try fields(element, .chunkStorageMetadata, "offsets", "sizes")
-            return DistributedCheckpoint.Chunk(offsets: try integers(chunk[0]), sizes: try integers(chunk[1]))
+            let chunk = try fields(element, .chunkStorageMetadata)
+            return DistributedCheckpoint.Chunk(offsets: try integers(chunk["offsets"]), sizes: try integers(chunk["sizes"]))
         }
         return .tensor(DistributedCheckpoint.TensorItem(dtype: dtype, shape: shape, chunks: chunks, requiresGrad: requiresGrad))
     }
@@ -417,8 +425,8 @@ struct FastMetadataDecoder {
             guard elements.count == 5 || elements.count == 6 else { throw Unhandled() }
             (dtype, requiresGrad) = (elements[0], elements[2])
         } else {
-            let field = try fields(value, .tensorProperties, "dtype", "requires_grad")
-            (dtype, requiresGrad) = (field[0], field[1])
+            let field = try fields(value, .tensorProperties)
+            (dtype, requiresGrad) = (field["dtype"], field["requires_grad"])
         }
         guard case .global(.dtype(let type))? = dtype else { throw Unhandled() }
         switch requiresGrad {
@@ -429,18 +437,20 @@ struct FastMetadataDecoder {
     }
 
     private mutating func storageIndex(_ value: Value) throws -> DistributedCheckpoint.StorageIndex {
-        let field = try fields(value, .metadataIndex, "fqn", "offset")
-        return DistributedCheckpoint.StorageIndex(name: try string(field[0]), offsets: isNone(field[1]) ? nil : try integers(field[1]))
+        let field = try fields(value, .metadataIndex)
+        return DistributedCheckpoint.StorageIndex(
+            name: try string(field["fqn"]), offsets: isNone(field["offset"]) ? nil : try integers(field["offset"]))
     }
 
     private mutating func location(_ value: Value) throws -> DistributedCheckpoint.Location {
-        let field = try fields(value, .storageInfo, "relative_path", "offset", "length", "transform_descriptors")
+        let field = try fields(value, .storageInfo)
         var transforms: [String] = []
-        if !isNone(field[3]) {
-            transforms = try nodes[try node(field[3]!, .list, .tuple)].elements.map { try string($0) }
+        if let descriptors = field["transform_descriptors"], !isNone(descriptors) {
+            transforms = try nodes[try node(descriptors, .list, .tuple)].elements.map { try string($0) }
         }
         let location = DistributedCheckpoint.Location(
-            file: try string(field[0]), offset: try integer(field[1]), length: try integer(field[2]), transforms: transforms)
+            file: try string(field["relative_path"]), offset: try integer(field["offset"]), length: try integer(field["length"]),
+            transforms: transforms)
         guard location.offset >= 0, location.length >= 0, !location.offset.addingReportingOverflow(location.length).overflow else {
             throw Unhandled()
         }
@@ -450,7 +460,7 @@ struct FastMetadataDecoder {
     /// `storage_meta.checkpoint_id`: a str, or a `PosixPath` pickled as its parts.
     private mutating func checkpointID(_ value: Value?) throws -> String? {
         guard !isNone(value) else { return nil }
-        let id = try fields(value, .storageMeta, "checkpoint_id")[0]
+        let id = try fields(value, .storageMeta)["checkpoint_id"]
         guard !isNone(id) else { return nil }
         if case .string? = id { return try string(id) }
         guard case .node(let index)? = id, nodes[index].cls?.isPath == true else {
