@@ -81,9 +81,11 @@ struct FastMetadataDecoder {
 
     private init(bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
+        // Each memo entry and node takes at least an opcode byte or two, torch's files about 8:
+        // room for them all up front keeps the arrays from being copied as they grow.
         stack.reserveCapacity(64)
-        memo.reserveCapacity(bytes.count / 16)
-        nodes.reserveCapacity(bytes.count / 24)
+        memo.reserveCapacity(min(bytes.count / 4, 1 << 20))
+        nodes.reserveCapacity(min(bytes.count / 6, 1 << 20))
     }
 
     // MARK: Input
