@@ -10,7 +10,9 @@ let directory = FixtureDirectory.copy("dcp/two_ranks", except: DistributedCheckp
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    _ = ScratchFile.write(UnsafeRawBufferPointer(start: data, count: size), name: "dcp-two_ranks/.metadata")
+    // `directory` first: a global is made on first use, and it makes the folder.
+    let name = directory.lastPathComponent + "/" + DistributedCheckpoint.metadataName
+    _ = ScratchFile.write(UnsafeRawBufferPointer(start: data, count: size), name: name)
     FixtureDirectory.expectingTypedErrors {
         let checkpoint = try DistributedCheckpoint(contentsOf: directory)
         FixtureDirectory.readTensors(of: try checkpoint.load())

@@ -9,7 +9,9 @@ let directory = FixtureDirectory.copy("sharded/safetensors", except: "model.safe
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    let index = ScratchFile.write(UnsafeRawBufferPointer(start: data, count: size), name: "sharded-safetensors/model.safetensors.index.json")
+    // `directory` first: a global is made on first use, and it makes the folder.
+    let name = directory.lastPathComponent + "/model.safetensors.index.json"
+    let index = ScratchFile.write(UnsafeRawBufferPointer(start: data, count: size), name: name)
     FixtureDirectory.expectingTypedErrors {
         FixtureDirectory.readTensors(of: try StateValue(contentsOf: index))
     }
