@@ -6,6 +6,7 @@
 //
 // CKPT_LAYOUT_BENCH_GIB sets the model size (default 1; the figures in docs/FORMATS-AT-SCALE.md
 // are for 4). Needs ckpt-tool built in the same configuration (`make bench` builds it).
+// CKPT_LAYOUT_BENCH_INSPECT_ONLY=1 runs only the inspect rows (no torch conversions, no ckpt ones).
 import BenchSupport
 import Checkpoint
 import Foundation
@@ -96,7 +97,9 @@ let venv = environment["CKPT_TORCH_VENV"]
     ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/ckpt/venv-torch"
 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("scripts/bench_dcp_torch.py").path
-if FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
+// CKPT_LAYOUT_BENCH_INSPECT_ONLY=1 skips torch and the conversions: the inspect rows alone.
+let inspectOnly = environment["CKPT_LAYOUT_BENCH_INSPECT_ONLY"] == "1"
+if !inspectOnly, FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: venv + "/bin/python")
     process.arguments = [script, path("model.pt"), directory.path]
@@ -107,7 +110,7 @@ if FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
     process.waitUntilExit()
     if process.terminationStatus == 0, let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] { torchFigures = json }
 }
-if torchFigures.isEmpty { line("torch", "no torch venv (CKPT_TORCH_VENV); torch ratios NOT measured") }
+if torchFigures.isEmpty, !inspectOnly { line("torch", "no torch venv (CKPT_TORCH_VENV); torch ratios NOT measured") }
 
 /// One conversion: time, peak memory against the largest tensor, and the torch ratio if any.
 @MainActor func convert(_ label: String, _ arguments: [String], torch: String? = nil) {
@@ -126,18 +129,20 @@ if torchFigures.isEmpty { line("torch", "no torch venv (CKPT_TORCH_VENV); torch 
     }
 }
 
-convert("model.pt → DCP, 1 rank", [path("model.pt"), path("dcp1"), "--format", "dcp"], torch: "torch_save_to_dcp")
-if FileManager.default.fileExists(atPath: path("torch-dcp")) {
-    convert("torch's DCP → one .pt", [path("torch-dcp"), path("from-torch-dcp.pt"), "--no-sync"], torch: "dcp_to_torch_save")
-}
-convert("model.pt → DCP, 4 ranks", [path("model.pt"), path("dcp4"), "--format", "dcp", "--ranks", "4"])
-convert("DCP 4 ranks → one .pt", [path("dcp4"), path("whole.pt"), "--no-sync"])
-let shardSize = String(total / 4)
-convert("DCP 4 ranks → safetensors shards", [path("dcp4"), path("hf"), "--max-shard-size", shardSize])
-convert("safetensors shards → DCP, 4 ranks", [path("hf"), path("dcp4b"), "--format", "dcp", "--ranks", "4"])
-convert("safetensors shards → one .safetensors", [path("hf"), path("whole.safetensors"), "--no-sync"])
-for name in ["dcp1", "dcp4b", "whole.pt", "whole.safetensors", "from-torch-dcp.pt", "torch-dcp"] {
-    try? FileManager.default.removeItem(atPath: path(name))
+if !inspectOnly {
+    convert("model.pt → DCP, 1 rank", [path("model.pt"), path("dcp1"), "--format", "dcp"], torch: "torch_save_to_dcp")
+    if FileManager.default.fileExists(atPath: path("torch-dcp")) {
+        convert("torch's DCP → one .pt", [path("torch-dcp"), path("from-torch-dcp.pt"), "--no-sync"], torch: "dcp_to_torch_save")
+    }
+    convert("model.pt → DCP, 4 ranks", [path("model.pt"), path("dcp4"), "--format", "dcp", "--ranks", "4"])
+    convert("DCP 4 ranks → one .pt", [path("dcp4"), path("whole.pt"), "--no-sync"])
+    let shardSize = String(total / 4)
+    convert("DCP 4 ranks → safetensors shards", [path("dcp4"), path("hf"), "--max-shard-size", shardSize])
+    convert("safetensors shards → DCP, 4 ranks", [path("hf"), path("dcp4b"), "--format", "dcp", "--ranks", "4"])
+    convert("safetensors shards → one .safetensors", [path("hf"), path("whole.safetensors"), "--no-sync"])
+    for name in ["dcp1", "dcp4b", "whole.pt", "whole.safetensors", "from-torch-dcp.pt", "torch-dcp"] {
+        try? FileManager.default.removeItem(atPath: path(name))
+    }
 }
 
 // inspect of 64-shard checkpoints, whole process, median of 21, against baselines in the same run:

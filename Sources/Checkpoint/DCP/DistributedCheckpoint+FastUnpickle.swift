@@ -47,16 +47,17 @@ struct FastMetadataDecoder {
         case size(Int)
     }
 
+    /// A container: its elements are `count` values of ``pool`` from `start` (a tuple's or list's
+    /// elements, a dict's keys and values alternating, an object's constructor arguments).
     struct Node {
         enum Kind { case tuple, list, dict, object }
         var kind: Kind
-        /// A tuple's or list's elements, a dict's keys and values alternating, an object's
-        /// constructor arguments.
-        var elements: [Value]
+        var start: Int
+        var count: Int
         /// An object's class.
-        var cls: Class?
+        var cls: Class? = nil
         /// What BUILD gave an object.
-        var state: Value?
+        var state: Value? = nil
     }
 
     /// Gives up: the general path takes over.
@@ -69,6 +70,9 @@ struct FastMetadataDecoder {
     private var marks: [Int] = []
     private var memo: [Value] = []
     private var nodes: [Node] = []
+    /// Every container's elements, one after another: no allocation per container. A list or
+    /// dict that grows when it is not last is first moved to the end.
+    private var pool: [Value] = []
     /// The Swift string of each input string already converted, by offset: a name memoized once
     /// and named again by every chunk is made once.
     private var strings: [Int: String] = [:]
@@ -86,6 +90,7 @@ struct FastMetadataDecoder {
         stack.reserveCapacity(64)
         memo.reserveCapacity(min(bytes.count / 4, 1 << 20))
         nodes.reserveCapacity(min(bytes.count / 6, 1 << 20))
+        pool.reserveCapacity(min(bytes.count / 4, 1 << 20))
     }
 
     // MARK: Input
@@ -136,15 +141,43 @@ struct FastMetadataDecoder {
         return stack[stack.count - 1]
     }
 
-    private mutating func popMark() throws -> [Value] {
+    /// The stack height at the last MARK, which is removed.
+    private mutating func popMark() throws -> Int {
         guard let mark = marks.popLast() else { throw Unhandled() }
-        defer { stack.removeSubrange(mark...) }
-        return Array(stack[mark...])
+        return mark
     }
 
-    private mutating func push(_ kind: Node.Kind, _ elements: [Value] = []) {
-        nodes.append(Node(kind: kind, elements: elements))
-        stack.append(.node(nodes.count - 1))
+    /// A new node of the values above stack height `from`, which leave the stack.
+    private mutating func newNode(_ kind: Node.Kind, from mark: Int? = nil) -> Int {
+        let start = pool.count
+        if let mark {
+            pool.append(contentsOf: stack[mark...])
+            stack.removeSubrange(mark...)
+        }
+        nodes.append(Node(kind: kind, start: start, count: pool.count - start))
+        return nodes.count - 1
+    }
+
+    private mutating func push(_ kind: Node.Kind, from mark: Int? = nil) {
+        stack.append(.node(newNode(kind, from: mark)))
+    }
+
+    /// Adds the values above stack height `mark` to a list's or dict's elements.
+    private mutating func extend(_ index: Int, from mark: Int) {
+        let node = nodes[index]
+        if node.start + node.count != pool.count {
+            let moved = Array(pool[node.start..<node.start + node.count])
+            nodes[index].start = pool.count
+            pool.append(contentsOf: moved)
+        }
+        nodes[index].count += stack.count - mark
+        pool.append(contentsOf: stack[mark...])
+        stack.removeSubrange(mark...)
+    }
+
+    /// A node's elements.
+    private func elements(_ index: Int) -> ArraySlice<Value> {
+        pool[nodes[index].start..<nodes[index].start + nodes[index].count]
     }
 
     /// The index of the node `value` refers to, when it is of `kind` (or `other`).
@@ -196,40 +229,30 @@ struct FastMetadataDecoder {
             case .emptyTuple: push(.tuple)
             case .emptyList: push(.list)
             case .emptyDict: push(.dict)
-            case .tuple: push(.tuple, try popMark())
-            case .list: push(.list, try popMark())
+            case .tuple: push(.tuple, from: try popMark())
+            case .list: push(.list, from: try popMark())
             case .dict:
-                let items = try popMark()
-                guard items.count % 2 == 0 else { throw Unhandled() }
-                push(.dict, items)
+                let mark = try popMark()
+                guard (stack.count - mark) % 2 == 0 else { throw Unhandled() }
+                push(.dict, from: mark)
             case .tuple1, .tuple2, .tuple3:
                 let count = Int(op.rawValue - PickleOpcode.tuple1.rawValue) + 1
                 guard stack.count - (marks.last ?? 0) >= count else { throw Unhandled() }
-                let elements = Array(stack.suffix(count))
-                stack.removeLast(count)
-                push(.tuple, elements)
-            case .append:
-                let item = try pop()
-                let list = try Self.node(try top(), .list, in: nodes)
-                nodes[list].elements.append(item)
-            case .appends:
-                let items = try popMark()
-                let list = try Self.node(try top(), .list, in: nodes)
-                nodes[list].elements.append(contentsOf: items)
-            case .setItem:
-                let value = try pop()
-                let key = try pop()
-                let dict = try Self.node(try top(), .dict, in: nodes)
-                nodes[dict].elements.append(key)
-                nodes[dict].elements.append(value)
-            case .setItems:
-                let items = try popMark()
-                guard items.count % 2 == 0 else { throw Unhandled() }
-                let dict = try Self.node(try top(), .dict, in: nodes)
-                nodes[dict].elements.append(contentsOf: items)
+                push(.tuple, from: stack.count - count)
+            case .append, .setItem:
+                let count = op == .append ? 1 : 2
+                guard stack.count - (marks.last ?? 0) > count else { throw Unhandled() }
+                let target = try Self.node(stack[stack.count - count - 1], op == .append ? .list : .dict, in: nodes)
+                extend(target, from: stack.count - count)
+            case .appends, .setItems:
+                let mark = try popMark()
+                // The target is the value under the MARK, inside the frame below it.
+                guard mark - (marks.last ?? 0) >= 1, op == .appends || (stack.count - mark) % 2 == 0 else { throw Unhandled() }
+                let target = try Self.node(stack[mark - 1], op == .appends ? .list : .dict, in: nodes)
+                extend(target, from: mark)
             case .mark: marks.append(stack.count)
             case .pop: _ = try pop()
-            case .popMark: _ = try popMark()
+            case .popMark: stack.removeSubrange(try popMark()...)
             case .dup: stack.append(try top())
             case .binPut: try put(Int(try byte()))
             case .longBinPut: try put(Int(try uint(4)))
@@ -249,22 +272,22 @@ struct FastMetadataDecoder {
                 stack.append(.global(found))
             case .reduce, .newObj:
                 let tuple = try Self.node(try pop(), .tuple, in: nodes)
-                let arguments = nodes[tuple].elements
+                let arguments = nodes[tuple]
                 guard case .global(let callable) = try pop() else { throw Unhandled() }
                 switch callable {
                 case .size:
-                    if arguments.isEmpty {
-                        push(.tuple)
-                        stack.append(.size(nodes.count - 1))
+                    if arguments.count == 0 {
+                        stack.append(.size(newNode(.tuple)))
                     } else {
-                        guard arguments.count == 1, case .node(let index) = arguments[0],
+                        guard arguments.count == 1, case .node(let index) = pool[arguments.start],
                             nodes[index].kind == .tuple || nodes[index].kind == .list,
-                            nodes[index].elements.allSatisfy({ if case .int = $0 { true } else { false } })
+                            elements(index).allSatisfy({ if case .int = $0 { true } else { false } })
                         else { throw Unhandled() }
                         stack.append(.size(index))
                     }
                 case .dcp(let name):
-                    nodes.append(Node(kind: .object, elements: arguments, cls: name))
+                    // A tuple never changes: the object shares its elements.
+                    nodes.append(Node(kind: .object, start: arguments.start, count: arguments.count, cls: name))
                     stack.append(.node(nodes.count - 1))
                 case .dtype:
                     throw Unhandled()
@@ -330,17 +353,17 @@ struct FastMetadataDecoder {
         case let value?: index = try node(value, .tuple, .list)
         case nil: throw Unhandled()
         }
-        return try nodes[index].elements.map { try integer($0) }
+        return try elements(index).map { try integer($0) }
     }
 
     /// An object's fields: BUILD's dict of str keys (the last of a repeated key counts, as in
     /// Python), none without BUILD.
     struct Fields {
-        let items: [Value]
+        let items: ArraySlice<Value>
         let bytes: UnsafeRawBufferPointer
 
         subscript(name: StaticString) -> Value? {
-            for pair in stride(from: items.count - 2, through: 0, by: -2) {
+            for pair in stride(from: items.endIndex - 2, through: items.startIndex, by: -2) {
                 if case .string(let offset, let count) = items[pair], count == name.utf8CodeUnitCount,
                     memcmp(bytes.baseAddress! + offset, name.utf8Start, count) == 0 {
                     return items[pair + 1]
@@ -355,8 +378,8 @@ struct FastMetadataDecoder {
             throw Unhandled()
         }
         guard let state = nodes[index].state else { return Fields(items: [], bytes: bytes) }
-        let items = nodes[try node(state, .dict)].elements
-        for pair in stride(from: 0, to: items.count, by: 2) {
+        let items = elements(try node(state, .dict))
+        for pair in stride(from: items.startIndex, to: items.endIndex, by: 2) {
             guard case .string = items[pair] else { throw Unhandled() }
         }
         return Fields(items: items, bytes: bytes)
@@ -365,8 +388,8 @@ struct FastMetadataDecoder {
     /// A dict's items in order.
     private func pairs(_ value: Value?) throws -> [(key: Value, value: Value)] {
         guard let value else { throw Unhandled() }
-        let items = nodes[try node(value, .dict)].elements
-        return stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) }
+        let items = elements(try node(value, .dict))
+        return stride(from: items.startIndex, to: items.endIndex, by: 2).map { (items[$0], items[$0 + 1]) }
     }
 
     // MARK: Dataclasses
@@ -380,7 +403,7 @@ struct FastMetadataDecoder {
         var paths = OrderedMap<String, [StateKey]>()
         if !isNone(field["planner_data"]) {
             for (key, value) in try pairs(field["planner_data"]) {
-                let keys = nodes[try node(value, .tuple, .list)].elements
+                let keys = elements(try node(value, .tuple, .list))
                 guard !keys.isEmpty else { throw Unhandled() }
                 paths[try string(key)] = try keys.map { key -> StateKey in
                     if case .int(let index) = key { return .int(index) }
@@ -409,7 +432,7 @@ struct FastMetadataDecoder {
         let (dtype, requiresGrad) = try properties(field["properties"])
         let shape = try integers(field["size"])
         guard let list = field["chunks"] else { throw Unhandled() }
-        let chunks = try nodes[try node(list, .list)].elements.map { element in
+        let chunks = try elements(try node(list, .list)).map { element in
             let chunk = try fields(element, .chunkStorageMetadata)
             return DistributedCheckpoint.Chunk(offsets: try integers(chunk["offsets"]), sizes: try integers(chunk["sizes"]))
         }
@@ -423,9 +446,9 @@ struct FastMetadataDecoder {
         var dtype: Value?
         var requiresGrad: Value?
         if case .node(let state)? = nodes[index].state, nodes[state].kind == .tuple {
-            let elements = nodes[state].elements
-            guard elements.count == 5 || elements.count == 6 else { throw Unhandled() }
-            (dtype, requiresGrad) = (elements[0], elements[2])
+            let tuple = elements(state)
+            guard tuple.count == 5 || tuple.count == 6 else { throw Unhandled() }
+            (dtype, requiresGrad) = (tuple[tuple.startIndex], tuple[tuple.startIndex + 2])
         } else {
             let field = try fields(value, .tensorProperties)
             (dtype, requiresGrad) = (field["dtype"], field["requires_grad"])
@@ -448,7 +471,7 @@ struct FastMetadataDecoder {
         let field = try fields(value, .storageInfo)
         var transforms: [String] = []
         if let descriptors = field["transform_descriptors"], !isNone(descriptors) {
-            transforms = try nodes[try node(descriptors, .list, .tuple)].elements.map { try string($0) }
+            transforms = try elements(try node(descriptors, .list, .tuple)).map { try string($0) }
         }
         let location = DistributedCheckpoint.Location(
             file: try string(field["relative_path"]), offset: try integer(field["offset"]), length: try integer(field["length"]),
@@ -468,7 +491,7 @@ struct FastMetadataDecoder {
         guard case .node(let index)? = id, nodes[index].cls?.isPath == true else {
             throw Unhandled()
         }
-        let components = try nodes[index].elements.map { try string($0) }
+        let components = try elements(index).map { try string($0) }
         guard let first = components.first else { return "." }
         let rest = components.dropFirst().joined(separator: "/")
         return first.hasSuffix("/") || rest.isEmpty ? first + rest : first + "/" + rest
