@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-fuzz-zip fuzz-pickle fuzz-manifest fuzz-safetensors fuzz-rename-map fuzz-catalog fuzz-roundtrip}"
+targets="${FUZZ_TARGETS:-fuzz-zip fuzz-pickle fuzz-manifest fuzz-safetensors fuzz-rename-map fuzz-catalog fuzz-roundtrip fuzz-dcp-metadata fuzz-sharded-index}"
 parallel="${FUZZ_PARALLEL:-1}"
 config="${FUZZ_CONFIG:-release}"
 swift="${SWIFT:-swift}"

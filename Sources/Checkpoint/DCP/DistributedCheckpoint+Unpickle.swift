@@ -18,13 +18,26 @@ extension DistributedCheckpoint.Metadata {
     static let module = "torch.distributed.checkpoint.metadata"
     static let filesystemModule = "torch.distributed.checkpoint.filesystem"
 
-    /// Decodes and checks a `.metadata` pickle.
+    /// Decodes and checks a `.metadata` pickle: through ``FastMetadataDecoder`` when it reads it,
+    /// else through the general machine.
     ///
     /// - Parameters:
     ///   - bytes: The pickle.
     ///   - file: The `.metadata` path, for errors.
     /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:)`` describes.
     init(pickle bytes: UnsafeRawBufferPointer, file: String) throws {
+        self = try FastMetadataDecoder.decode(bytes) ?? Self(generalPickle: bytes, file: file)
+        try validate(file: file)
+    }
+
+    /// Decodes `.metadata` through the general restricted pickle machine: what any pickle
+    /// ``FastMetadataDecoder`` does not read goes through, and what gives its errors.
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle.
+    ///   - file: The `.metadata` path, for errors.
+    /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:)`` describes.
+    init(generalPickle bytes: UnsafeRawBufferPointer, file: String) throws {
         var machine = PickleMachine(bytes: bytes, file: file) { reference in
             throw CheckpointError(
                 .corrupt, "DCP metadata holds a tensor storage", file: file, expected: "no persistent ids",
@@ -34,7 +47,6 @@ extension DistributedCheckpoint.Metadata {
         let reader = MetadataPickleReader(nodes: machine.nodes, file: file)
         try reader.checkGlobals(root: root)
         self = try reader.metadata(root)
-        try validate(file: file)
     }
 }
 
