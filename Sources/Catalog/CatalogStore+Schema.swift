@@ -65,6 +65,12 @@ extension CatalogStore {
                     .notACatalog, "an SQLite database, but not a ckpt catalog (application id \(found.application), \(found.tables) schema objects)",
                     file: db.path, remedy: "point at a run directory, or move this file aside")
             }
+            // user_version is a signed 32-bit field: a damaged or foreign file can hold a negative one.
+            if found.user < 0 {
+                throw CatalogError(
+                    .corrupt, "catalog schema version \(found.user) is negative; no ckpt writes that",
+                    file: db.path, remedy: "move this file aside, or run reconcile(rebuild: true) (ckpt-tool reconcile DIR --rebuild) to recreate it from the checkpoint files")
+            }
             if found.user > Self.migrations.count {
                 throw CatalogError(
                     .schemaTooNew, "catalog schema version \(found.user) is newer than this ckpt knows (\(Self.migrations.count))",

@@ -97,6 +97,25 @@ import Testing
         #expect(error?.code == .schemaTooNew)
     }
 
+    /// Found by fuzz-catalog: a negative user_version sliced the migration list before its start
+    /// and trapped.
+    @Test func aNegativeSchemaVersionIsCorruptNotACrash() throws {
+        let run = try TemporaryDirectory()
+        try CheckpointManager(directory: run.url, options: F.options()).close()
+        _ = try Self.sql(CheckpointManager.catalogURL(in: run.url).path, "PRAGMA user_version = -5")
+        let error = #expect(throws: CatalogError.self) { try CheckpointManager(directory: run.url, options: F.options()) }
+        #expect(error?.code == .corrupt)
+        #expect(throws: CatalogError.self) { try CheckpointManager.runs(in: run.url) }
+
+        // The fuzzer's own input (user_version -256), kept in its seed corpus.
+        let found = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/fuzz-catalog/regression-negative-user-version.sqlite")
+        let other = try TemporaryDirectory()
+        try FileManager.default.copyItem(at: found, to: CheckpointManager.catalogURL(in: other.url))
+        let fuzzed = #expect(throws: CatalogError.self) { try CheckpointManager.runs(in: other.url) }
+        #expect(fuzzed?.code == .corrupt)
+    }
+
     @Test func aLockHeldTooLongIsAClearErrorAndADeadHolderReleasesIt() throws {
         let run = try TemporaryDirectory()
         let manager = try CheckpointManager(directory: run.url, options: F.options())
