@@ -63,6 +63,6 @@ extension StateValue {
         guard let first = reader.entries.first, let slash = first.name.firstIndex(of: "/") else { return nil }
         let name = String(first.name[...slash]) + "manifest.json"
         guard let entry = reader.entry(named: name) else { return nil }
-        return try Manifest.decodeMetadata(try reader.contents(of: entry), file: url.path, entry: name)
+        return try Manifest.decodeMetadata(try reader.contents(of: entry, limit: .maximumJSONBytes), file: url.path, entry: name)
     }
 }

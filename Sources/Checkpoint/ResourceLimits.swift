@@ -1,0 +1,196 @@
+/// How much a file may make ckpt allocate, nest and count while it is read
+/// (``LoadOptions/limits``).
+///
+/// A checkpoint comes from anywhere, and pickle and zip let a few bytes describe a great deal:
+/// a memo of millions of entries, containers nested past the stack, a deflated entry that inflates
+/// a thousandfold, a DCP `.metadata` of millions of chunks. Every reader checks what a file
+/// declares against these caps before it allocates or loops, and a file past one fails with
+/// ``CheckpointError/Code/limitExceeded`` naming the cap (`LoadOptions.limits.maximumMemoEntries`),
+/// its value and what the file holds, so the cap can be raised for a file you trust
+/// (`ckpt-tool --limit maximumMemoEntries=50000000`).
+///
+/// The defaults leave room for the largest legitimate checkpoints known (a 70B-parameter model's
+/// pickle, the `.metadata` of a DCP checkpoint saved by 1,024 ranks, a Lightning checkpoint with
+/// long metric lists) and keep a hostile file that stays inside them to a bounded cost
+/// (docs/RELIABILITY.md, "Resource caps", has the measurements).
+public struct ResourceLimits: Sendable, Equatable {
+    /// The largest pickle read into memory, in bytes: a `.pt`'s `data.pkl`, a legacy file's
+    /// pickles, a DCP `.metadata`, a TorchScript archive's code and constants (default 256 MiB).
+    ///
+    /// A pickle holds the tree's structure, not its tensor data: a 70B-parameter model's is about
+    /// 100 KB, and the `.metadata` of a 70B model saved by 1,024 ranks (about 2 million chunks with
+    /// their optimizer state) is about 150 MB.
+    public var maximumPickleBytes: Int
+    /// The largest JSON document read: a `.ckpt` manifest, a safetensors header, a sharded
+    /// checkpoint's `*.index.json` (default 100,000,000 bytes, safetensors' own `MAX_HEADER_SIZE`).
+    ///
+    /// A manifest or header grows with the number of tensors, about 150 bytes each: 100,000
+    /// tensors take 15 MB.
+    public var maximumJSONBytes: Int
+    /// The deepest nesting of containers (dicts, lists, tuples, sets, objects) a pickled tree may
+    /// have (default 1,000, also the most it may be set to: ``nestingDepthCeiling``).
+    ///
+    /// Python's pickler recurses once per level and stops at its recursion limit, 1,000 by
+    /// default, so torch.save cannot write a deeper tree; real checkpoints nest fewer than 20
+    /// levels. Code that walks a tree recursively relies on the ceiling.
+    public var maximumNestingDepth: Int
+    /// The most memo entries a pickle may store (default 16,777,216).
+    ///
+    /// A pickler memoizes each container, string and global it writes: a 70B model's pickle has
+    /// about 10,000; a 1,024-rank DCP `.metadata` about 5 per chunk, some 10 million.
+    public var maximumMemoEntries: Int
+    /// The most values a pickle may build (default 33,554,432): each value pushed onto the pickle
+    /// machine's stack counts once, and so does each place a value takes in the finished tree (a
+    /// container shared through the memo counts once for every place it appears, so a few
+    /// kilobytes cannot expand into a tree no one can walk).
+    ///
+    /// A tensor costs about 15 values, a number in a metric list 1, a DCP chunk about 20: a
+    /// 1,024-rank `.metadata` of a 70B model needs some 25 million at run time.
+    public var maximumValues: Int
+    /// The most entries a zip archive's central directory may list (default 1,048,576).
+    ///
+    /// torch.save writes one entry per storage plus six: a 70B model with its optimizer state has
+    /// a few thousand, and the largest archives seen hold about 100,000.
+    public var maximumZipEntries: Int
+    /// How many bytes of tensor data ckpt may allocate, beyond the size of the files it reads
+    /// (default 32 MiB): the deflated entries of a zip archive, inflated into memory when the file
+    /// is opened, may together take at most the archive's size plus this; a DCP checkpoint's
+    /// tensors that are assembled from chunks, at most the size of its data files plus this.
+    ///
+    /// Tensor data that is mapped rather than allocated (stored entries, safetensors, legacy
+    /// storages) must lie inside the file anyway. torch.save and ckpt never deflate tensor data,
+    /// and a DCP checkpoint's chunks hold each element once, so real files stay inside; a file
+    /// recompressed by a zip tool may inflate to more and needs this raised.
+    public var maximumBytesBeyondFileSize: Int
+    /// The most chunks a DCP `.metadata` may describe, over all its tensors (default 16,777,216).
+    ///
+    /// A checkpoint sharded over N ranks has up to N chunks per tensor: 1,024 ranks saving a 70B
+    /// model and its Adam state (about 2,200 tensors) make about 2.3 million.
+    public var maximumDCPChunks: Int
+    /// The most chunks one tensor of a DCP `.metadata` may have (default 16,384).
+    ///
+    /// FSDP and tensor parallelism give each rank one chunk of a tensor (1,024 ranks, 1,024
+    /// chunks; 2-D parallelism over 8,192 ranks at most 8,192); the overlap check that keeps a
+    /// tensor's chunks disjoint compares them pairwise.
+    public var maximumDCPChunksPerTensor: Int
+
+    /// The most ``maximumNestingDepth`` may be: code that walks a tree recursively (equality,
+    /// descriptions, destruction of nested values) needs a stack in proportion, and 1,000 levels
+    /// fit in the smallest thread stack ckpt runs on with a wide margin.
+    public static let nestingDepthCeiling = 1000
+
+    /// The defaults each field describes.
+    public static let `default` = ResourceLimits()
+
+    /// No cap but the stack's: every count and size may be as large as `Int` allows, nesting as
+    /// deep as ``nestingDepthCeiling``. For files you trust; a hostile file can then take as much
+    /// memory and time as it declares (it still cannot crash the reader).
+    public static let unlimited = ResourceLimits(
+        maximumPickleBytes: .max, maximumJSONBytes: .max, maximumNestingDepth: nestingDepthCeiling, maximumMemoEntries: .max,
+        maximumValues: .max, maximumZipEntries: .max, maximumBytesBeyondFileSize: .max, maximumDCPChunks: .max,
+        maximumDCPChunksPerTensor: .max)
+
+    /// Limits with the given caps, each defaulting to the value its field documents.
+    ///
+    /// - Parameters:
+    ///   - maximumPickleBytes: The largest pickle read.
+    ///   - maximumJSONBytes: The largest manifest, safetensors header or sharded index read.
+    ///   - maximumNestingDepth: The deepest nesting of a pickled tree (at most ``nestingDepthCeiling``).
+    ///   - maximumMemoEntries: The most memo entries a pickle may store.
+    ///   - maximumValues: The most values a pickle may build.
+    ///   - maximumZipEntries: The most entries a zip archive may list.
+    ///   - maximumBytesBeyondFileSize: Tensor bytes allocated beyond the files' size.
+    ///   - maximumDCPChunks: The most chunks a DCP `.metadata` may describe.
+    ///   - maximumDCPChunksPerTensor: The most chunks of one DCP tensor.
+    public init(
+        maximumPickleBytes: Int = 256 << 20, maximumJSONBytes: Int = 100_000_000, maximumNestingDepth: Int = 1000,
+        maximumMemoEntries: Int = 1 << 24, maximumValues: Int = 1 << 25, maximumZipEntries: Int = 1 << 20,
+        maximumBytesBeyondFileSize: Int = 32 << 20, maximumDCPChunks: Int = 1 << 24, maximumDCPChunksPerTensor: Int = 1 << 14
+    ) {
+        self.maximumPickleBytes = maximumPickleBytes
+        self.maximumJSONBytes = maximumJSONBytes
+        self.maximumNestingDepth = maximumNestingDepth
+        self.maximumMemoEntries = maximumMemoEntries
+        self.maximumValues = maximumValues
+        self.maximumZipEntries = maximumZipEntries
+        self.maximumBytesBeyondFileSize = maximumBytesBeyondFileSize
+        self.maximumDCPChunks = maximumDCPChunks
+        self.maximumDCPChunksPerTensor = maximumDCPChunksPerTensor
+    }
+}
+
+extension ResourceLimits {
+    /// A cap by its field's name, for tools that set caps from text (`--limit NAME=VALUE`).
+    package enum Name: String, CaseIterable, Sendable {
+        case maximumPickleBytes, maximumJSONBytes, maximumNestingDepth, maximumMemoEntries, maximumValues
+        case maximumZipEntries, maximumBytesBeyondFileSize, maximumDCPChunks, maximumDCPChunksPerTensor
+
+        var keyPath: WritableKeyPath<ResourceLimits, Int> {
+            switch self {
+            case .maximumPickleBytes: return \.maximumPickleBytes
+            case .maximumJSONBytes: return \.maximumJSONBytes
+            case .maximumNestingDepth: return \.maximumNestingDepth
+            case .maximumMemoEntries: return \.maximumMemoEntries
+            case .maximumValues: return \.maximumValues
+            case .maximumZipEntries: return \.maximumZipEntries
+            case .maximumBytesBeyondFileSize: return \.maximumBytesBeyondFileSize
+            case .maximumDCPChunks: return \.maximumDCPChunks
+            case .maximumDCPChunksPerTensor: return \.maximumDCPChunksPerTensor
+            }
+        }
+    }
+
+    /// The cap a name stands for.
+    package subscript(name: Name) -> Int {
+        get { self[keyPath: name.keyPath] }
+        set { self[keyPath: name.keyPath] = newValue }
+    }
+
+    /// Refuses limits no reader can honour: a negative cap, or nesting past the ceiling.
+    ///
+    /// - Parameter file: The file being opened, for the error.
+    /// - Throws: ``CheckpointError`` `.invalidArgument` naming the cap.
+    package func validate(file: String?) throws {
+        for name in Name.allCases where self[name] < 0 {
+            throw CheckpointError(
+                .invalidArgument, "LoadOptions.limits.\(name.rawValue) is negative", file: file,
+                expected: "a cap of 0 or more", found: "\(self[name])")
+        }
+        guard maximumNestingDepth <= Self.nestingDepthCeiling else {
+            throw CheckpointError(
+                .invalidArgument,
+                "LoadOptions.limits.maximumNestingDepth is above the ceiling that keeps recursive walks of a tree on the stack",
+                file: file, expected: "at most \(Self.nestingDepthCeiling)", found: "\(maximumNestingDepth)")
+        }
+    }
+
+    /// Throws when `found` is past the cap `name`.
+    ///
+    /// - Parameters:
+    ///   - name: The cap.
+    ///   - found: What the file holds or declares.
+    ///   - what: What is counted, for the message (`"memo entries"`).
+    ///   - file: The file.
+    ///   - path: The entry or key path.
+    /// - Throws: ``CheckpointError`` `.limitExceeded` (see ``exceeded(_:found:what:file:path:)``).
+    package func check(_ name: Name, _ found: Int, what: String, file: String?, path: String? = nil) throws {
+        guard found <= self[name] else { throw exceeded(name, found: "\(found)", what: what, file: file, path: path) }
+    }
+
+    /// The error of a file past the cap `name`: it names the cap as a user sets it, its value and
+    /// what the file holds.
+    ///
+    /// - Parameters:
+    ///   - name: The cap.
+    ///   - found: What the file holds or declares (`"16777217"`, `"more than 1000 levels"`).
+    ///   - what: What is counted (`"memo entries"`).
+    ///   - file: The file.
+    ///   - path: The entry or key path.
+    /// - Returns: A ``CheckpointError/Code/limitExceeded`` error.
+    package func exceeded(_ name: Name, found: String, what: String, file: String?, path: String? = nil) -> CheckpointError {
+        CheckpointError(
+            .limitExceeded,
+            "\(what) exceed LoadOptions.limits.\(name.rawValue); raise it for a file you trust (ckpt-tool --limit \(name.rawValue)=N)",
+            file: file, path: path, expected: "at most \(self[name])", found: found)
+    }
+}
