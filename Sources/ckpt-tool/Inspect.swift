@@ -39,6 +39,8 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var data: DataGlobalOptions
 
+    @OptionGroup var limits: LimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -58,7 +60,7 @@ struct Inspect: ParsableCommand {
         for file in files {
             do {
                 let inspected = try InspectedFile(
-                    file, url: InputPath.url(file), options: LoadOptions(allowDataGlobals: data.dataGlobals), selection: selection)
+                    file, url: InputPath.url(file), options: LoadOptions(allowDataGlobals: data.dataGlobals, limits: limits.limits), selection: selection)
                 if selection.glob != nil, !selection.leadsToSelection(inspected.tree, path: []) {
                     throw selectionOptions.noMatch(in: InputPath.display(file), tree: inspected.tree)
                 }
