@@ -27,6 +27,14 @@ public struct ResourceLimits: Sendable, Equatable {
     /// A manifest or header grows with the number of tensors, about 150 bytes each: 100,000
     /// tensors take 15 MB.
     public var maximumJSONBytes: Int
+    /// The most values (objects, arrays, strings, numbers, literals) a JSON document may hold:
+    /// a `.ckpt` manifest, a safetensors header, a sharded checkpoint's `*.index.json` (default
+    /// 1,048,576), counted while it is parsed.
+    ///
+    /// A safetensors header or a manifest holds about 10 values per tensor, so the default admits
+    /// about 100,000 tensors; each value costs about 30 bytes once parsed, so a hostile document
+    /// of numbers stays near 30 MiB whatever ``maximumJSONBytes`` allows.
+    public var maximumJSONValues: Int
     /// The deepest nesting of containers (dicts, lists, tuples, sets, objects) a pickled tree may
     /// have (default 1,000, also the most it may be set to: ``nestingDepthCeiling``).
     ///
@@ -34,19 +42,29 @@ public struct ResourceLimits: Sendable, Equatable {
     /// default, so torch.save cannot write a deeper tree; real checkpoints nest fewer than 20
     /// levels. Code that walks a tree recursively relies on the ceiling.
     public var maximumNestingDepth: Int
-    /// The most memo entries a pickle may store (default 16,777,216).
+    /// The most memo entries a pickle may store (default 524,288).
     ///
     /// A pickler memoizes each container, string and global it writes: a 70B model's pickle has
-    /// about 10,000; a 1,024-rank DCP `.metadata` about 5 per chunk, some 10 million.
+    /// about 10,000; a DCP `.metadata` about 5 per chunk. Each entry costs about 40 bytes while
+    /// the pickle is read, so the default keeps a hostile memo near 20 MiB.
     public var maximumMemoEntries: Int
-    /// The most values a pickle may build (default 33,554,432): each value pushed onto the pickle
-    /// machine's stack counts once, and so does each place a value takes in the finished tree (a
-    /// container shared through the memo counts once for every place it appears, so a few
-    /// kilobytes cannot expand into a tree no one can walk).
+    /// The most values a pickle may push onto its machine's stack (default 262,144), counted as
+    /// they are pushed, whatever the input spent on each (a BINGET is 2 bytes).
     ///
-    /// A tensor costs about 15 values, a number in a metric list 1, a DCP chunk about 20: a
-    /// 1,024-rank `.metadata` of a 70B model needs some 25 million at run time.
+    /// A tensor costs about 15 values, a number in a metric list 1, a DCP chunk about 20. Each
+    /// value costs up to about 140 bytes by the time the tree is built and shown, so the default
+    /// keeps a hostile pickle near 35 MiB: a pickle of more than about 17,000 tensors, or a DCP
+    /// `.metadata` of more than about 12,000 chunks, needs it raised.
     public var maximumValues: Int
+    /// The most places a pickled tree may have once built (default 1,048,576): a container shared
+    /// through the memo counts once for every place it appears, so a few hundred bytes cannot
+    /// expand into a tree no one can walk (22 levels of tuples sharing one child make 4 million
+    /// places from 100 bytes).
+    ///
+    /// Sharing costs no memory, but everything that walks the tree (totals, verify, inspect)
+    /// takes time in proportion; at the default a walk stays well under a second. Real trees
+    /// share little, so they reach ``maximumValues`` first.
+    public var maximumTreeValues: Int
     /// The most entries a zip archive's central directory may list (default 1,048,576).
     ///
     /// torch.save writes one entry per storage plus six: a 70B model with its optimizer state has
@@ -62,10 +80,11 @@ public struct ResourceLimits: Sendable, Equatable {
     /// and a DCP checkpoint's chunks hold each element once, so real files stay inside; a file
     /// recompressed by a zip tool may inflate to more and needs this raised.
     public var maximumBytesBeyondFileSize: Int
-    /// The most chunks a DCP `.metadata` may describe, over all its tensors (default 16,777,216).
+    /// The most chunks a DCP `.metadata` may describe, over all its tensors (default 131,072).
     ///
-    /// A checkpoint sharded over N ranks has up to N chunks per tensor: 1,024 ranks saving a 70B
-    /// model and its Adam state (about 2,200 tensors) make about 2.3 million.
+    /// A checkpoint sharded over N ranks has up to N chunks per tensor: 64 ranks saving 129
+    /// tensors make 8,256; 1,024 ranks saving a 70B model and its Adam state (about 2,200
+    /// tensors) make about 2.3 million, and need this and ``maximumValues`` raised.
     public var maximumDCPChunks: Int
     /// The most chunks one tensor of a DCP `.metadata` may have (default 16,384).
     ///
@@ -86,32 +105,37 @@ public struct ResourceLimits: Sendable, Equatable {
     /// deep as ``nestingDepthCeiling``. For files you trust; a hostile file can then take as much
     /// memory and time as it declares (it still cannot crash the reader).
     public static let unlimited = ResourceLimits(
-        maximumPickleBytes: .max, maximumJSONBytes: .max, maximumNestingDepth: nestingDepthCeiling, maximumMemoEntries: .max,
-        maximumValues: .max, maximumZipEntries: .max, maximumBytesBeyondFileSize: .max, maximumDCPChunks: .max,
-        maximumDCPChunksPerTensor: .max)
+        maximumPickleBytes: .max, maximumJSONBytes: .max, maximumJSONValues: .max, maximumNestingDepth: nestingDepthCeiling,
+        maximumMemoEntries: .max, maximumValues: .max, maximumTreeValues: .max, maximumZipEntries: .max,
+        maximumBytesBeyondFileSize: .max, maximumDCPChunks: .max, maximumDCPChunksPerTensor: .max)
 
     /// Limits with the given caps, each defaulting to the value its field documents.
     ///
     /// - Parameters:
     ///   - maximumPickleBytes: The largest pickle read.
     ///   - maximumJSONBytes: The largest manifest, safetensors header or sharded index read.
+    ///   - maximumJSONValues: The most values such a JSON document may hold.
     ///   - maximumNestingDepth: The deepest nesting of a pickled tree (at most ``nestingDepthCeiling``).
     ///   - maximumMemoEntries: The most memo entries a pickle may store.
-    ///   - maximumValues: The most values a pickle may build.
+    ///   - maximumValues: The most values a pickle may push.
+    ///   - maximumTreeValues: The most places a pickled tree may have.
     ///   - maximumZipEntries: The most entries a zip archive may list.
     ///   - maximumBytesBeyondFileSize: Tensor bytes allocated beyond the files' size.
     ///   - maximumDCPChunks: The most chunks a DCP `.metadata` may describe.
     ///   - maximumDCPChunksPerTensor: The most chunks of one DCP tensor.
     public init(
-        maximumPickleBytes: Int = 256 << 20, maximumJSONBytes: Int = 100_000_000, maximumNestingDepth: Int = 1000,
-        maximumMemoEntries: Int = 1 << 24, maximumValues: Int = 1 << 25, maximumZipEntries: Int = 1 << 20,
-        maximumBytesBeyondFileSize: Int = 32 << 20, maximumDCPChunks: Int = 1 << 24, maximumDCPChunksPerTensor: Int = 1 << 14
+        maximumPickleBytes: Int = 256 << 20, maximumJSONBytes: Int = 100_000_000, maximumJSONValues: Int = 1 << 20,
+        maximumNestingDepth: Int = 1000, maximumMemoEntries: Int = 1 << 19, maximumValues: Int = 1 << 18,
+        maximumTreeValues: Int = 1 << 20, maximumZipEntries: Int = 1 << 20, maximumBytesBeyondFileSize: Int = 32 << 20,
+        maximumDCPChunks: Int = 1 << 17, maximumDCPChunksPerTensor: Int = 1 << 14
     ) {
         self.maximumPickleBytes = maximumPickleBytes
         self.maximumJSONBytes = maximumJSONBytes
+        self.maximumJSONValues = maximumJSONValues
         self.maximumNestingDepth = maximumNestingDepth
         self.maximumMemoEntries = maximumMemoEntries
         self.maximumValues = maximumValues
+        self.maximumTreeValues = maximumTreeValues
         self.maximumZipEntries = maximumZipEntries
         self.maximumBytesBeyondFileSize = maximumBytesBeyondFileSize
         self.maximumDCPChunks = maximumDCPChunks
@@ -122,16 +146,18 @@ public struct ResourceLimits: Sendable, Equatable {
 extension ResourceLimits {
     /// A cap by its field's name, for tools that set caps from text (`--limit NAME=VALUE`).
     package enum Name: String, CaseIterable, Sendable {
-        case maximumPickleBytes, maximumJSONBytes, maximumNestingDepth, maximumMemoEntries, maximumValues
-        case maximumZipEntries, maximumBytesBeyondFileSize, maximumDCPChunks, maximumDCPChunksPerTensor
+        case maximumPickleBytes, maximumJSONBytes, maximumJSONValues, maximumNestingDepth, maximumMemoEntries, maximumValues
+        case maximumTreeValues, maximumZipEntries, maximumBytesBeyondFileSize, maximumDCPChunks, maximumDCPChunksPerTensor
 
         var keyPath: WritableKeyPath<ResourceLimits, Int> {
             switch self {
             case .maximumPickleBytes: return \.maximumPickleBytes
             case .maximumJSONBytes: return \.maximumJSONBytes
+            case .maximumJSONValues: return \.maximumJSONValues
             case .maximumNestingDepth: return \.maximumNestingDepth
             case .maximumMemoEntries: return \.maximumMemoEntries
             case .maximumValues: return \.maximumValues
+            case .maximumTreeValues: return \.maximumTreeValues
             case .maximumZipEntries: return \.maximumZipEntries
             case .maximumBytesBeyondFileSize: return \.maximumBytesBeyondFileSize
             case .maximumDCPChunks: return \.maximumDCPChunks

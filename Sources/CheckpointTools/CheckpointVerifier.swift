@@ -438,7 +438,7 @@ private struct ArchiveVerification {
         var problems: [CheckpointError] = []
         do {
             let bytes = try reader.contents(of: entry, limit: .maximumJSONBytes)
-            let decoded = try Manifest.decode(bytes, file: path, entry: entry.name) { record in
+            let decoded = try Manifest.decode(bytes, file: path, entry: entry.name, limits: reader.limits) { record in
                 let storage = try storage(
                     named: record.record, byteCount: record.byteCount, reader: reader, source: "manifest", problems: &problems)
                 if let blob = reader.entry(named: record.record) {

@@ -216,7 +216,7 @@ package enum TorchArchive {
     private static func readManifest(_ reader: ZipReader, _ entry: ZipEntry, verifyChecksums: Bool) throws -> StateValue {
         let path = reader.file.path
         let bytes = try reader.contents(of: entry, limit: .maximumJSONBytes)
-        return try Manifest.decode(bytes, file: path, entry: entry.name) { record in
+        return try Manifest.decode(bytes, file: path, entry: entry.name, limits: reader.limits) { record in
             guard let blob = reader.entry(named: record.record) else {
                 throw CheckpointError(.missingEntry, "storage record named by the manifest is missing", file: path, path: record.record)
             }

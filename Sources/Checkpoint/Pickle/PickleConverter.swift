@@ -6,7 +6,7 @@ import OrderedCollections
 /// It walks with an explicit stack, not recursion, so converting the deepest allowed tree needs
 /// no more thread stack than a shallow one. A container referenced from several places is
 /// converted once and its value reused (arrays are copy-on-write, so that costs no memory), but
-/// it counts once per place toward ``ResourceLimits/maximumValues``, since whoever walks the tree
+/// it counts once per place toward ``ResourceLimits/maximumTreeValues``, since whoever walks the tree
 /// will visit it that often.
 struct PickleConverter {
     let nodes: [PickleNode]
@@ -186,9 +186,9 @@ struct PickleConverter {
                 }
             }
             inProgress.remove(frame.index)
-            guard converted.count <= limits.maximumValues else {
+            guard converted.count <= limits.maximumTreeValues else {
                 let exceeded = limits.exceeded(
-                    .maximumValues, found: "more than \(limits.maximumValues)",
+                    .maximumTreeValues, found: "more than \(limits.maximumTreeValues)",
                     what: "values in the tree (a shared container counts once per place)", file: file)
                 throw error(.limitExceeded, exceeded.message, frames: frames, expected: exceeded.expected, found: exceeded.found)
             }

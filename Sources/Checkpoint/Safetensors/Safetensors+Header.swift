@@ -67,7 +67,7 @@ extension Safetensors {
                 .corrupt, "header is not valid UTF-8", file: file,
                 expected: "UTF-8 JSON", found: "invalid byte at header offset \(invalid)")
         }
-        let json = try OrderedJSON.parse(headerBytes, file: file, what: "header")
+        let json = try OrderedJSON.parse(headerBytes, file: file, what: "header", limits: limits)
         guard case .object(let members) = json else {
             throw CheckpointError(.corrupt, "header is not a JSON object", file: file, expected: "object", found: json.kindName)
         }

@@ -87,7 +87,7 @@ public enum Safetensors {
         var metadata = header.metadata
         let record = metadata?.removeValue(forKey: treeMetadataKey)
         if let record {
-            return (try unflatten(record: record, tensors: tensors, file: path), metadata.map(OrderedMap.init))
+            return (try unflatten(record: record, tensors: tensors, file: path, limits: limits), metadata.map(OrderedMap.init))
         }
         var items = OrderedDictionary<StateKey, StateValue>()
         for (name, tensor) in tensors { items[.string(name)] = .tensor(tensor) }

@@ -55,7 +55,7 @@ public struct ShardedCheckpoint: Sendable {
         let file = try MappedFile(path: path)
         // An index lists names only (a 1,000-layer model's is ~100 KB).
         try limits.check(.maximumJSONBytes, file.count, what: "index bytes", file: path)
-        let json = try withExtendedLifetime(file) { try OrderedJSON.parse(file.bytes, file: path, what: "index") }
+        let json = try withExtendedLifetime(file) { try OrderedJSON.parse(file.bytes, file: path, what: "index", limits: limits) }
         guard case .object(let members) = json, case .object(let map)? = json["weight_map"] else {
             throw CheckpointError(
                 .corrupt, "not a sharded-checkpoint index", file: path, path: "weight_map",
