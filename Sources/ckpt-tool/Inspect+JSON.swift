@@ -95,6 +95,8 @@ struct InspectDocument: Encodable {
 
         let type: String
         let content: Content
+        /// Children not shown because `--max-lines` ran out (the trailing ones).
+        var cut = 0
 
         enum CodingKeys: String, CodingKey {
             case type, items, attributes, itemsOmitted = "items_omitted", value, length, real, imag, construction
@@ -125,6 +127,7 @@ struct InspectDocument: Encodable {
                     try container.encode(omitted, forKey: .itemsOmitted)
                 }
             }
+            if cut > 0 { try container.encode(cut, forKey: .itemsOmitted) }
         }
     }
 
@@ -259,20 +262,24 @@ struct InspectDocument: Encodable {
     let filter: String?
     /// Only with `--filter`.
     let matches: [Match]?
+    /// The NODEs left out because `--max-lines` ran out; only when some were.
+    let nodesOmitted: Int?
     let tensors: [TensorEntry]
     let optimizers: [Optimizer]
     let totals: Totals
 
     enum CodingKeys: String, CodingKey {
         case schema, schemaVersion = "schema_version", file, fileBytes = "file_bytes", format, extensionFormat = "extension_format"
-        case devices, metadata, sharding, root, filter, matches, tensors, optimizers, totals
+        case devices, metadata, sharding, root, filter, matches, tensors, optimizers, totals, nodesOmitted = "nodes_omitted"
     }
 
-    /// Describes a file's tree as `--depth` and `--filter` select it.
-    init(_ inspected: InspectedFile, selection: InspectSelection) {
+    /// Describes a file's tree as `--depth` and `--filter` select it, in at most `maxNodes` NODEs
+    /// (0: all).
+    init(_ inspected: InspectedFile, selection: InspectSelection, maxNodes: Int = 0) {
         let tree = inspected.tree
         let summary = inspected.summary
-        let builder = NodeBuilder(summary: summary, selection: selection, contents: inspected.contents, sharding: inspected.sharding)
+        let builder = NodeBuilder(
+            summary: summary, selection: selection, contents: inspected.contents, sharding: inspected.sharding, maxNodes: maxNodes)
         file = inspected.file
         fileBytes = inspected.fileBytes
         format = inspected.contents.format.rawValue
@@ -304,15 +311,52 @@ struct InspectDocument: Encodable {
             filter = nil
             matches = nil
         }
+        nodesOmitted = builder.skipped > 0 ? builder.skipped : nil
     }
 }
 
-/// Builds the NODEs of the tree that `--depth` and `--filter` let through.
-private struct NodeBuilder {
+/// Builds the NODEs of the tree that `--depth` and `--filter` let through, as many as
+/// `--max-lines` allows: a tree shared through the memo can have a million places from a few
+/// bytes, and each NODE costs about a kilobyte until the document is written.
+private final class NodeBuilder {
     let summary: TreeSummary
     let selection: InspectSelection
     let contents: CheckpointContents
     let sharding: InspectSharding?
+    /// NODEs that may still be built.
+    private var left: Int
+    /// NODEs left out once none could be built.
+    private(set) var skipped = 0
+
+    init(summary: TreeSummary, selection: InspectSelection, contents: CheckpointContents, sharding: InspectSharding?, maxNodes: Int) {
+        self.summary = summary
+        self.selection = selection
+        self.contents = contents
+        self.sharding = sharding
+        left = maxNodes == 0 ? .max : maxNodes
+    }
+
+    /// Spends a NODE of the budget, or counts `value` and what lies below it as left out.
+    private func take(_ value: StateValue, path: inout [StateKey]) -> Bool {
+        guard left > 0 else {
+            skipped += count(value, path: &path)
+            return false
+        }
+        left -= 1
+        return true
+    }
+
+    /// The NODEs `value` and its children within `--depth` make.
+    private func count(_ value: StateValue, path: inout [StateKey]) -> Int {
+        guard selection.expands(path) else { return 1 }
+        var nodes = 1
+        for (key, child) in value.children {
+            path.append(key)
+            nodes += count(child, path: &path)
+            path.removeLast()
+        }
+        return nodes
+    }
 
     /// The topmost values whose key paths match the filter, in tree order.
     func collectMatches(_ value: StateValue, path: inout [StateKey], into matches: inout [InspectDocument.Match]) {
@@ -332,10 +376,19 @@ private struct NodeBuilder {
     /// A NODE; containers below `--depth` get `items_omitted` (their child count) instead of `items`.
     func node(_ value: StateValue, path: inout [StateKey]) -> InspectDocument.Node {
         let expanded = selection.expands(path)
-        func child(_ key: StateKey, _ value: StateValue) -> InspectDocument.Node {
+        var cut = 0
+        /// A child's NODE, or nil (counted in `cut`) once `--max-lines` has run out.
+        func child(_ key: StateKey, _ value: StateValue) -> InspectDocument.Node? {
             path.append(key)
             defer { path.removeLast() }
+            guard take(value, path: &path) else {
+                cut += 1
+                return nil
+            }
             return node(value, path: &path)
+        }
+        func item(_ key: StateKey, _ value: StateValue) -> InspectDocument.Node.Item? {
+            child(key, value).map { .init(key: StateKeyJSON(key: key), value: $0) }
         }
         let content: InspectDocument.Node.Content
         switch value {
@@ -345,10 +398,12 @@ private struct NodeBuilder {
                 break
             }
             content = .dict(
-                items: dict.items.map { .init(key: StateKeyJSON(key: $0.key), value: child($0.key, $0.value)) },
-                attributes: dict.isOrderedDict ? dict.attributes.map { .init(name: $0.key, value: child(.string($0.key), $0.value)) } : nil)
+                items: dict.items.compactMap { item($0.key, $0.value) },
+                attributes: dict.isOrderedDict
+                    ? dict.attributes.compactMap { pair in child(.string(pair.key), pair.value).map { .init(name: pair.key, value: $0) } } : nil)
         case .list(let elements), .tuple(let elements), .set(let elements):
-            content = expanded ? .sequence(elements.enumerated().map { child(.int(Int64($0.offset)), $0.element) }) : .omitted(elements.count)
+            content = expanded
+                ? .sequence(elements.enumerated().compactMap { child(.int(Int64($0.offset)), $0.element) }) : .omitted(elements.count)
         case .tensor(let tensor):
             content = .tensor(InspectDocument.TensorFields(tensor, path: path, summary: summary, contents: contents, sharding: sharding))
         case .string(let text): content = .value(.string(text))
@@ -363,17 +418,16 @@ private struct NodeBuilder {
         case .complex(let real, let imaginary): content = .complex(real: real, imaginary: imaginary)
         case .record(let record):
             content = expanded
-                ? .dict(items: record.attributes.map { .init(key: StateKeyJSON(key: .string($0.key)), value: child(.string($0.key), $0.value)) },
-                        attributes: nil)
+                ? .dict(items: record.attributes.compactMap { item(.string($0.key), $0.value) }, attributes: nil)
                 : .omitted(record.attributes.count)
         case .object(let object):
             let parts = object.parts
             content = .object(
                 construction: object.construction.rawValue,
                 parts: expanded || parts.isEmpty
-                    ? parts.map { .init(key: StateKeyJSON(key: .string($0.key)), value: child(.string($0.key), $0.value)) } : nil,
+                    ? parts.compactMap { item(.string($0.key), $0.value) } : nil,
                 omitted: parts.count)
         }
-        return InspectDocument.Node(type: value.pythonTypeName, content: content)
+        return InspectDocument.Node(type: value.pythonTypeName, content: content, cut: cut)
     }
 }

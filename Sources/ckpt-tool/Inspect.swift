@@ -32,6 +32,9 @@ struct Inspect: ParsableCommand {
     @Option(help: "Show at most this many children of each dict, list, tuple or set in text output (0: all).")
     var maxItems = 100
 
+    @Option(help: "Print at most this many lines of the tree and __metadata__ (0: all); with --json, at most this many NODEs of the tree.")
+    var maxLines = 10_000
+
     @Option(help: "Show the tree this many levels deep (the root's children are level 1).")
     var depth: Int?
 
@@ -45,6 +48,7 @@ struct Inspect: ParsableCommand {
 
     func validate() throws {
         guard maxItems >= 0 else { throw ValidationError("--max-items must not be negative (0 shows every item)") }
+        guard maxLines >= 0 else { throw ValidationError("--max-lines must not be negative (0 shows every line)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
         if let depth, depth < 0 { throw ValidationError("--depth must not be negative") }
     }
@@ -65,9 +69,10 @@ struct Inspect: ParsableCommand {
                     throw selectionOptions.noMatch(in: InputPath.display(file), tree: inspected.tree)
                 }
                 if json {
-                    documents.append(InspectDocument(inspected, selection: selection))
+                    documents.append(InspectDocument(inspected, selection: selection, maxNodes: maxLines))
                 } else {
-                    let text = InspectText(style: output.style, maxItems: maxItems, selection: selection, inspected: inspected)
+                    let text = InspectText(
+                        style: output.style, maxItems: maxItems, maxLines: maxLines, selection: selection, inspected: inspected)
                     Terminal.standardOutput.write((printed > 0 ? "\n" : "") + text.render())
                 }
                 printed += 1
