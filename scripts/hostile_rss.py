@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Hostile inputs against ckpt's resource caps (ResourceLimits, docs/RELIABILITY.md).
 
-Writes each hostile fixture to a temporary directory, runs `ckpt-tool inspect` and `ckpt-tool
-verify` on it with the default caps, and prints the file's size, the child's peak RSS (getrusage),
+Writes each hostile fixture to a temporary directory, runs `ckpt-tool inspect`, `inspect --json`
+and `ckpt-tool verify` on it with the default caps, and prints the file's size, the child's peak RSS (getrusage),
 RSS above the file's size, wall time and time per MiB. Fails (exit 1) when any run moves peak RSS
 more than 64 MiB above the file's size or takes more than 1 s per MiB (1 s for files under 1 MiB),
 or when the tool crashes. A benign file is measured in the same run as the baseline, since the
@@ -24,6 +24,12 @@ import zlib
 
 MIB = 1 << 20
 RSS_BOUND = 64 * MIB
+# ResourceLimits' defaults (Sources/Checkpoint/ResourceLimits.swift): the "at cap" fixtures load
+# with exactly this much, the real worst case of each cap.
+MEMO_ENTRIES = 1 << 19
+VALUES = 1 << 18
+TREE_VALUES = 1 << 20
+JSON_VALUES = 1 << 20
 DCP_MODULE = b"torch.distributed.checkpoint.metadata"
 
 
@@ -85,18 +91,26 @@ def fixtures(work, tool):
     small = deflate(MIB)
     overlap = [("archive/data/0", 8, 0, small, MIB, None)] + [("archive/data/%d" % n, 8, 0, small, MIB, 0) for n in range(1, 1000)]
     put("zip-overlapping-1000.pt", pt(EMPTY_DICT_PICKLE, overlap))
-    # Pickle: a memo of 2^24 + 1 entries (MEMOIZE, 1 byte each), 2^25 + 1 values pushed (None, 1 byte
-    # each), 21 levels of shared tuples (2^22 values in the tree from 100 bytes), 100,000 levels
-    # of nesting.
+    # Pickle: a memo of 2^24 + 1 entries (MEMOIZE, 1 byte each) and one at the cap, 2^25 + 1 values
+    # pushed (None, 1 byte each) and a list at the cap (the list and its elements are pushed), 22
+    # levels of shared tuples (2^23 - 1 places in the tree from 100 bytes) and 19 (2^20 - 1, at the
+    # cap), 100,000 levels of nesting.
     put("pickle-memo-16M.pt", pt(b"\x80\x04N" + b"\x94" * ((1 << 24) + 1) + b"."))
+    put("pickle-memo-at-cap.pt", pt(b"\x80\x04N" + b"\x94" * MEMO_ENTRIES + b"."))
     put("pickle-values-32M.pt", pt(b"\x80\x02](" + b"N" * ((1 << 25) + 1) + b"e."))
-    put("pickle-shared-tuples.pt", pt(b"\x80\x02N" + b"q\x00h\x00\x86" * 22 + b"."))
+    put("pickle-values-at-cap.pt", pt(b"\x80\x02](" + b"N" * (VALUES - 1) + b"e."))
+    put("pickle-shared-tuples-22.pt", pt(b"\x80\x02N" + b"q\x00h\x00\x86" * 22 + b"."))
+    put("pickle-shared-tuples-at-cap.pt", pt(b"\x80\x02N" + b"q\x00h\x00\x86" * (TREE_VALUES.bit_length() - 2) + b"."))
     put("pickle-deep-100k.pt", pt(b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."))
-    # safetensors: a 99 MB header of one shape of 49 million zeros (under the header cap), and a
-    # header declaring a 1 TiB tensor in a tiny file.
+    # safetensors: a 99 MB header of one shape of 49 million zeros (under the header's byte cap,
+    # over its value cap), one of as many zeros as the value cap allows, and a header declaring a
+    # 1 TiB tensor in a tiny file.
     zeros = 49_000_000
     header = b'{"w":{"dtype":"F32","shape":[' + b"0," * (zeros - 1) + b'0],"data_offsets":[0,0]}}'
     put("safetensors-header-99MB.safetensors", struct.pack("<Q", len(header)) + header)
+    zeros = JSON_VALUES - 7  # the header's other values: 2 objects, a string, 2 arrays, 2 offsets
+    header = b'{"w":{"dtype":"F32","shape":[' + b"0," * (zeros - 1) + b'0],"data_offsets":[0,0]}}'
+    put("safetensors-values-at-cap.safetensors", struct.pack("<Q", len(header)) + header)
     header = b'{"w":{"dtype":"F32","shape":[262144,1048576],"data_offsets":[0,1099511627776]}}'
     put("safetensors-1TiB-tensor.safetensors", struct.pack("<Q", len(header)) + header + bytes(4))
     # DCP: a checkpoint written by ckpt-tool itself, its .metadata then given 10 million chunks for
@@ -138,7 +152,7 @@ def run_isolated(tool, command, path):
         "lines = (p.stderr or p.stdout).strip().splitlines()\n"
         "print(p.returncode, r, w, (lines[0][:120] if lines else '').replace(' ', '\\x01'))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, tool, command, path], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, tool, *command.split(), path], capture_output=True, text=True, check=True)
     status, rss, wall, line = out.stdout.split()
     return int(status), int(rss), float(wall), line.replace("\x01", " ")
 
@@ -156,17 +170,17 @@ def main():
             f.write(pt(EMPTY_DICT_PICKLE))
         print("writing fixtures ...", flush=True)
         cases = [("baseline (benign .pt)", benign)] + fixtures(work, tool)
-        print(f"{'input':38} {'cmd':7} {'file MiB':>9} {'peak MiB':>9} {'above':>8} {'wall s':>7} {'s/MiB':>7}  result")
+        print(f"{'input':38} {'cmd':14} {'file MiB':>9} {'peak MiB':>9} {'above':>8} {'wall s':>7} {'s/MiB':>7}  result")
         for name, path in cases:
             size = size_of(path)
-            for command in ("inspect", "verify"):
+            for command in ("inspect", "inspect --json", "verify"):
                 status, rss, wall, line = run_isolated(tool, command, path)
                 above = rss - size
                 per_mib = wall / max(size / MIB, 1)
                 crashed = status < 0 or status > 3
                 bad = crashed or above > RSS_BOUND or per_mib > 1.0
                 result = ("CRASH " if crashed else "") + ("FAIL " if bad else "") + (line if status else "loaded")
-                print(f"{name:38} {command:7} {size / MIB:9.2f} {rss / MIB:9.1f} {above / MIB:8.1f} {wall:7.2f} {per_mib:7.3f}  {result}", flush=True)
+                print(f"{name:38} {command:14} {size / MIB:9.2f} {rss / MIB:9.1f} {above / MIB:8.1f} {wall:7.2f} {per_mib:7.3f}  {result}", flush=True)
                 if bad and not name.startswith("baseline"):
                     failures.append(f"{name} {command}")
     finally:

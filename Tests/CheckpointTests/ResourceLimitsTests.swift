@@ -164,6 +164,37 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
         #expect(error?.code == .truncated)
     }
 
+    /// Values of a JSON text as an independent parser counts them (keys are not values).
+    static func jsonValueCount(_ bytes: some Sequence<UInt8>) throws -> Int {
+        func count(_ value: Any) -> Int {
+            if let object = value as? [String: Any] { return 1 + object.values.reduce(0) { $0 + count($1) } }
+            if let array = value as? [Any] { return 1 + array.reduce(0) { $0 + count($1) } }
+            return 1
+        }
+        return count(try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]))
+    }
+
+    @Test func jsonValuesOfAHeaderAManifestAndAnIndex() throws {
+        let (st, tree) = try sample("values.safetensors")
+        let data = try Data(contentsOf: st)
+        let headerLength = data.prefix(8).reversed().reduce(0) { $0 << 8 | Int($1) }
+        let header = try Self.jsonValueCount(data.dropFirst(8).prefix(headerLength))
+        expectLimit(.maximumJSONValues) { _ = try StateValue(contentsOf: st, options: options(.maximumJSONValues, header - 1)) }
+        #expect(try StateValue(contentsOf: st, options: options(.maximumJSONValues, header)) == tree)
+
+        let (ckpt, _) = try sample("values.ckpt")
+        let reader = try ZipReader(path: ckpt.path)
+        let manifest = try Self.jsonValueCount(try reader.contents(of: try reader.requireEntry(named: "archive/manifest.json"), limit: .maximumJSONBytes))
+        expectLimit(.maximumJSONValues) { _ = try StateValue(contentsOf: ckpt, options: options(.maximumJSONValues, manifest - 1)) }
+        #expect(try StateValue(contentsOf: ckpt, options: options(.maximumJSONValues, manifest)) == tree)
+
+        // 6 values: 3 objects and 3 strings.
+        let index = #"{"metadata": {}, "weight_map": {"w": "values.safetensors", "step": "values.safetensors", "lr": "values.safetensors"}}"#
+        let url = try save(Array(index.utf8), as: "values.safetensors.index.json")
+        expectLimit(.maximumJSONValues) { _ = try ShardedCheckpoint(contentsOf: url, limits: limits(.maximumJSONValues, 5)) }
+        _ = try ShardedCheckpoint(contentsOf: url, limits: limits(.maximumJSONValues, 6))
+    }
+
     @Test func shardedIndexBytes() throws {
         _ = try sample("model-00001-of-00001.safetensors")
         let index = #"{"metadata": {}, "weight_map": {"w": "model-00001-of-00001.safetensors", "step": "model-00001-of-00001.safetensors", "lr": "model-00001-of-00001.safetensors"}}"#
@@ -223,14 +254,28 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
         #expect(loaded == .list([StateValue](repeating: .none, count: 1000)))
     }
 
-    /// Shared containers multiply in the tree without more input: 20 levels of `[x, x]` is a
-    /// million leaves from 100 bytes.
-    @Test func valuesInTheTreeCountSharedContainersPerPlace() throws {
+    /// `levels` tuples, each of the one below twice: 2^(levels + 1) - 1 places from 5 bytes a level.
+    static func sharedTuples(_ levels: Int) -> [UInt8] {
         var bytes: [UInt8] = [0x80, 2, 0x4E]
-        for _ in 0..<20 { bytes += [0x71, 0, 0x68, 0, 0x86] }  // BINPUT 0, BINGET 0, TUPLE2
-        bytes.append(0x2E)
-        expectLimit(.maximumValues) { _ = try Unpickler.load(bytes, limits: limits(.maximumValues, 1 << 20)) { _ in Storage(byteCount: 0) } }
-        _ = try Unpickler.load(bytes, limits: limits(.maximumValues, 1 << 22)) { _ in Storage(byteCount: 0) }
+        for _ in 0..<levels { bytes += [0x71, 0, 0x68, 0, 0x86] }  // BINPUT 0, BINGET 0, TUPLE2
+        return bytes + [0x2E]
+    }
+
+    /// Shared containers multiply in the tree without more input: 12 levels of `(x, x)` is 8,191
+    /// places from 60 bytes, though the pickle pushes only 37 values.
+    @Test func valuesInTheTreeCountSharedContainersPerPlace() throws {
+        let bytes = Self.sharedTuples(12)
+        expectLimit(.maximumTreeValues) {
+            _ = try Unpickler.load(bytes, limits: limits(.maximumTreeValues, (1 << 13) - 2)) { _ in Storage(byteCount: 0) }
+        }
+        _ = try Unpickler.load(bytes, limits: limits(.maximumTreeValues, (1 << 13) - 1)) { _ in Storage(byteCount: 0) }
+        _ = try Unpickler.load(bytes, limits: limits(.maximumValues, 40)) { _ in Storage(byteCount: 0) }
+    }
+
+    /// The defaults refuse 22 levels (4 million places) and load 19 (a million), as make hostile measures.
+    @Test func theDefaultTreeCapSitsBetweenNineteenAndTwentyTwoLevels() throws {
+        expectLimit(.maximumTreeValues) { _ = try Unpickler.load(Self.sharedTuples(22)) { _ in Storage(byteCount: 0) } }
+        _ = try Unpickler.load(Self.sharedTuples(19)) { _ in Storage(byteCount: 0) }
     }
 
     // MARK: DCP

@@ -58,7 +58,18 @@ extension ZipReader {
         try limits.check(limit, entry.uncompressedSize, what: "entry bytes", file: file.path, path: entry.name)
         let bytes: [UInt8] = try file.reading {
             if entry.method == ZipFormat.methodStored {
-                return Array(try file.slice(offset: entry.dataOffset, length: entry.uncompressedSize))
+                // Copied a window at a time, each released from the mapping once copied: a 200 MB
+                // pickle would otherwise be resident twice, mapped and copied.
+                let source = try file.slice(offset: entry.dataOffset, length: entry.uncompressedSize)
+                return [UInt8](unsafeUninitializedCapacity: source.count) { buffer, initialized in
+                    let window = 8 << 20
+                    for start in stride(from: 0, to: source.count, by: window) {
+                        let part = UnsafeRawBufferPointer(rebasing: source[start..<min(start + window, source.count)])
+                        UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[start...]).copyMemory(from: part)
+                        file.releasePages(part)
+                    }
+                    initialized = source.count
+                }
             }
             return try [UInt8](unsafeUninitializedCapacity: entry.uncompressedSize) { buffer, initialized in
                 try inflate(entry, into: UnsafeMutableRawBufferPointer(buffer))
