@@ -2,13 +2,14 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// The `--json` document of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 2; see docs/CLI.md).
-struct InspectDocument: Encodable {
+/// The `--json` document of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 2; see docs/CLI.md),
+/// written by ``write(_:asArray:to:)``.
+struct InspectDocument {
     /// Version 2: `format` is the contents' format (version 1 took it from the extension).
     static let version = 2
 
     /// A tensor's fields, as a tensor NODE and each `tensors` entry have them.
-    struct TensorFields: Encodable {
+    struct TensorFields {
         let type: String
         let dtype: String
         let shape: [Int]
@@ -20,16 +21,11 @@ struct InspectDocument: Encodable {
         let storage: Int
         let storageBytes: Int
         /// Where torch.save says the storage was (`cpu`, `mps`); nil when the file does not say.
-        @Nullable var device: String?
+        var device: String?
         /// The chunks a DCP checkpoint saved it in; nil for other formats.
-        @Nullable var chunks: Int?
+        var chunks: Int?
         /// The Hugging Face shard that holds it; nil for other formats.
-        @Nullable var shard: String?
-
-        enum CodingKeys: String, CodingKey {
-            case type, dtype, shape, strides, storageOffset = "storage_offset", bytes, requiresGrad = "requires_grad", storage
-            case storageBytes = "storage_bytes", device, chunks, shard
-        }
+        var shard: String?
 
         init(_ tensor: Tensor, path: [StateKey], summary: TreeSummary, contents: CheckpointContents, sharding: InspectSharding?) {
             type = tensor.isParameter ? "Parameter" : "Tensor"
@@ -48,24 +44,13 @@ struct InspectDocument: Encodable {
     }
 
     /// An entry of `tensors`: the tensor's fields and where it is.
-    struct TensorEntry: Encodable {
+    struct TensorEntry {
         let path: [StateKey]
         let fields: TensorFields
-
-        enum CodingKeys: String, CodingKey {
-            case path, keyPath = "key_path"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            try fields.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(path.pathString, forKey: .path)
-            try container.encode(StateKeyJSON.path(path), forKey: .keyPath)
-        }
     }
 
     /// A NODE: `type`, Python's type name, and the fields of its kind.
-    struct Node: Encodable {
+    struct Node {
         enum Content {
             case dict(items: [Item], attributes: [Attribute]?)
             case sequence([Node])
@@ -82,13 +67,13 @@ struct InspectDocument: Encodable {
         }
 
         /// A dict item.
-        struct Item: Encodable {
+        struct Item {
             let key: StateKeyJSON
             let value: Node
         }
 
         /// An OrderedDict attribute (`_metadata`).
-        struct Attribute: Encodable {
+        struct Attribute {
             let name: String
             let value: Node
         }
@@ -97,38 +82,6 @@ struct InspectDocument: Encodable {
         let content: Content
         /// Children not shown because `--max-lines` ran out (the trailing ones).
         var cut = 0
-
-        enum CodingKeys: String, CodingKey {
-            case type, items, attributes, itemsOmitted = "items_omitted", value, length, real, imag, construction
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            if case .tensor(let fields) = content { return try fields.encode(to: encoder) }
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(type, forKey: .type)
-            switch content {
-            case .dict(let items, let attributes):
-                try container.encode(items, forKey: .items)
-                try container.encodeIfPresent(attributes, forKey: .attributes)
-            case .sequence(let nodes): try container.encode(nodes, forKey: .items)
-            case .omitted(let count): try container.encode(count, forKey: .itemsOmitted)
-            case .tensor: break
-            case .value(let value): try container.encode(value, forKey: .value)
-            case .none: break
-            case .length(let count): try container.encode(count, forKey: .length)
-            case .complex(let real, let imaginary):
-                try container.encode(real, forKey: .real)
-                try container.encode(imaginary, forKey: .imag)
-            case .object(let construction, let parts, let omitted):
-                try container.encode(construction, forKey: .construction)
-                if let parts {
-                    try container.encode(parts, forKey: .items)
-                } else {
-                    try container.encode(omitted, forKey: .itemsOmitted)
-                }
-            }
-            if cut > 0 { try container.encode(cut, forKey: .itemsOmitted) }
-        }
     }
 
     /// A scalar or hyperparameter as plain JSON.
@@ -167,14 +120,10 @@ struct InspectDocument: Encodable {
     }
 
     /// A topmost value that matches `--filter`.
-    struct Match: Encodable {
+    struct Match {
         let path: String
         let keyPath: [StateKeyJSON]
         let node: Node
-
-        enum CodingKeys: String, CodingKey {
-            case path, keyPath = "key_path", node
-        }
     }
 
     /// An optimizer state_dict found in the tree.
@@ -245,19 +194,19 @@ struct InspectDocument: Encodable {
     let schema = "ckpt-tool/inspect"
     let schemaVersion = InspectDocument.version
     let file: String
-    @Nullable var fileBytes: Int?
+    var fileBytes: Int?
     /// From the contents.
     let format: String
     /// From the file name's extension; nil for an extension that names none.
-    @Nullable var extensionFormat: String?
+    var extensionFormat: String?
     /// The storages' distinct devices.
     let devices: [String]
     /// A safetensors file's `__metadata__` pairs (an object: the document's keys are sorted anyway).
-    @Nullable var metadata: [String: String]?
+    var metadata: [String: String]?
     /// A DCP or Hugging Face sharded checkpoint's files; null for one file.
-    @Nullable var sharding: InspectSharding?
+    var sharding: InspectSharding?
     /// The tree; null with `--filter`, whose `matches` stand for it.
-    @Nullable var root: Node?
+    var root: Node?
     /// Only with `--filter`.
     let filter: String?
     /// Only with `--filter`.
@@ -267,11 +216,6 @@ struct InspectDocument: Encodable {
     let tensors: [TensorEntry]
     let optimizers: [Optimizer]
     let totals: Totals
-
-    enum CodingKeys: String, CodingKey {
-        case schema, schemaVersion = "schema_version", file, fileBytes = "file_bytes", format, extensionFormat = "extension_format"
-        case devices, metadata, sharding, root, filter, matches, tensors, optimizers, totals, nodesOmitted = "nodes_omitted"
-    }
 
     /// Describes a file's tree as `--depth` and `--filter` select it, in at most `maxNodes` NODEs
     /// (0: all).

@@ -82,9 +82,7 @@ struct Inspect: ParsableCommand {
             }
         }
         if json, !documents.isEmpty {
-            let text = files.count == 1
-                ? try JSONOutput.render(documents[0], style: .indented) : try JSONOutput.render(documents, style: .indented)
-            Terminal.standardOutput.write(text)
+            try InspectDocument.write(documents, asArray: files.count > 1, to: Terminal.standardOutput)
         }
         if failed { throw ExitCode(1) }
     }

@@ -242,7 +242,15 @@ struct PickleConverter {
         case .float(let number): return Converted(value: .float(number), count: 1, height: 0)
         case .string(let text): return Converted(value: .string(text), count: 1, height: 0)
         case .value(let value):
-            return Converted(value: value, count: 1, height: 0)
+            // A shape counts once per dimension: one shape tuple shared through the memo by
+            // thousands of tensors would otherwise print as millions of numbers for one place each.
+            let dimensions: Int
+            switch value {
+            case .tensor(let tensor): dimensions = tensor.shape.count
+            case .size(let sizes): dimensions = sizes.count
+            default: dimensions = 0
+            }
+            return Converted(value: value, count: 1 + dimensions, height: 0)
         case .global(.dtype(let dtype)):
             return Converted(value: .dtype(dtype), count: 1, height: 0)
         case .global(let global):
