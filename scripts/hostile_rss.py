@@ -72,6 +72,51 @@ def pt(pickle_bytes, extra=()):
 EMPTY_DICT_PICKLE = b"\x80\x02}q\x00."
 
 
+def shared_shape_pickle(tensors, dims):
+    """A torch.save-shaped data.pkl of `tensors` tensors that all share one shape tuple of `dims`
+    ones (and use it as their strides), fetched from the memo: each tensor costs a dozen bytes, and
+    its shape prints `dims` numbers. Written by Python's pickler with stand-ins for torch's globals."""
+    import collections
+    import io
+    import pickle
+    import types
+
+    utils = types.ModuleType("torch._utils")
+    torch = types.ModuleType("torch")
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called: only pickled")
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+    torch.FloatStorage = FloatStorage
+    storage = object()
+    shape = (1,) * dims
+
+    class Tensor:
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, (storage, 0, shape, shape, False, collections.OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", FloatStorage, "0", "cpu", 1) if obj is storage else None
+
+    saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
+    sys.modules.update({"torch": torch, "torch._utils": utils})
+    try:
+        out = io.BytesIO()
+        Pickler(out, protocol=2).dump({"t%d" % n: Tensor() for n in range(tensors)})
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return out.getvalue()
+
+
 def fixtures(work, tool):
     """(name, path) of each hostile input."""
     made = []
@@ -101,6 +146,11 @@ def fixtures(work, tool):
     put("pickle-values-at-cap.pt", pt(b"\x80\x02](" + b"N" * (VALUES - 1) + b"e."))
     put("pickle-shared-tuples-22.pt", pt(b"\x80\x02N" + b"q\x00h\x00\x86" * 22 + b"."))
     put("pickle-shared-tuples-at-cap.pt", pt(b"\x80\x02N" + b"q\x00h\x00\x86" * (TREE_VALUES.bit_length() - 2) + b"."))
+    # A shape shared by tensors through the memo counts once per dimension and place: 7 tensors of
+    # 2^17 - 1 dimensions stay inside the tree cap (7 * 2^17 places), 9 do not.
+    data = [("archive/data/0", 0, zlib.crc32(bytes(4)), bytes(4), 4, None)]
+    put("pickle-shared-shape-at-cap.pt", pt(shared_shape_pickle(7, (1 << 17) - 1), data))
+    put("pickle-shared-shape-over.pt", pt(shared_shape_pickle(9, (1 << 17) - 1), data))
     put("pickle-deep-100k.pt", pt(b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."))
     # safetensors: a 99 MB header of one shape of 49 million zeros (under the header's byte cap,
     # over its value cap), one of as many zeros as the value cap allows, and a header declaring a

@@ -49,12 +49,14 @@ public struct ResourceLimits: Sendable, Equatable {
     /// the pickle is read, so the default keeps a hostile memo near 20 MiB.
     public var maximumMemoEntries: Int
     /// The most values a pickle may push onto its machine's stack (default 262,144), counted as
-    /// they are pushed, whatever the input spent on each (a BINGET is 2 bytes).
+    /// they are pushed, whatever the input spent on each (a BINGET is 2 bytes); a new container
+    /// (list, tuple, dict, set, object) counts as 6, as it costs about six times a scalar.
     ///
-    /// A tensor costs about 15 values, a number in a metric list 1, a DCP chunk about 20. Each
-    /// value costs up to about 140 bytes by the time the tree is built and shown, so the default
-    /// keeps a hostile pickle near 35 MiB: a pickle of more than about 17,000 tensors, or a DCP
-    /// `.metadata` of more than about 12,000 chunks, needs it raised.
+    /// A number in a metric list costs 1, a tensor about 40, a DCP chunk about 150 (read by the
+    /// pickle machine: 40 pushes and 18 containers). A scalar costs about 80 bytes by the time the
+    /// tree is built, so the default keeps a hostile pickle near 20 MiB: a pickle of more than
+    /// about 6,000 tensors, or a DCP `.metadata` of more than about 1,700 chunks (64 ranks saving
+    /// 27 tensors), needs it raised.
     public var maximumValues: Int
     /// The most places a pickled tree may have once built (default 1,048,576): a container shared
     /// through the memo counts once for every place it appears, so a few hundred bytes cannot

@@ -175,24 +175,28 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
     }
 
     @Test func jsonValuesOfAHeaderAManifestAndAnIndex() throws {
-        let (st, tree) = try sample("values.safetensors")
+        // Tensors only: other values would add a `ckpt.tree` record, parsed (and capped) on its own.
+        let tree: StateValue = ["w": .tensor(try Tensor([1, 2, 3, 4] as [Float], shape: [2, 2])), "b": .tensor(try Tensor([5] as [Float], shape: [1]))]
+        let st = directory.url.appendingPathComponent("values.safetensors")
+        try tree.write(to: st, options: SaveOptions(durable: false))
         let data = try Data(contentsOf: st)
         let headerLength = data.prefix(8).reversed().reduce(0) { $0 << 8 | Int($1) }
         let header = try Self.jsonValueCount(data.dropFirst(8).prefix(headerLength))
         expectLimit(.maximumJSONValues) { _ = try StateValue(contentsOf: st, options: options(.maximumJSONValues, header - 1)) }
         #expect(try StateValue(contentsOf: st, options: options(.maximumJSONValues, header)) == tree)
 
-        let (ckpt, _) = try sample("values.ckpt")
+        let ckpt = directory.url.appendingPathComponent("values.ckpt")
+        try tree.write(to: ckpt, options: SaveOptions(durable: false))
         let reader = try ZipReader(path: ckpt.path)
         let manifest = try Self.jsonValueCount(try reader.contents(of: try reader.requireEntry(named: "archive/manifest.json"), limit: .maximumJSONBytes))
         expectLimit(.maximumJSONValues) { _ = try StateValue(contentsOf: ckpt, options: options(.maximumJSONValues, manifest - 1)) }
         #expect(try StateValue(contentsOf: ckpt, options: options(.maximumJSONValues, manifest)) == tree)
 
-        // 6 values: 3 objects and 3 strings.
-        let index = #"{"metadata": {}, "weight_map": {"w": "values.safetensors", "step": "values.safetensors", "lr": "values.safetensors"}}"#
+        // 5 values: 3 objects and 2 strings.
+        let index = #"{"metadata": {}, "weight_map": {"w": "values.safetensors", "b": "values.safetensors"}}"#
         let url = try save(Array(index.utf8), as: "values.safetensors.index.json")
-        expectLimit(.maximumJSONValues) { _ = try ShardedCheckpoint(contentsOf: url, limits: limits(.maximumJSONValues, 5)) }
-        _ = try ShardedCheckpoint(contentsOf: url, limits: limits(.maximumJSONValues, 6))
+        expectLimit(.maximumJSONValues) { _ = try ShardedCheckpoint(contentsOf: url, limits: limits(.maximumJSONValues, 4)) }
+        _ = try ShardedCheckpoint(contentsOf: url, limits: limits(.maximumJSONValues, 5))
     }
 
     @Test func shardedIndexBytes() throws {
@@ -247,10 +251,10 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
     }
 
     @Test func valuesPushedByThePickle() throws {
-        // A list of 1,000 Nones: EMPTY_LIST MARK None × 1000 APPENDS.
+        // A list of 1,000 Nones: EMPTY_LIST MARK None × 1000 APPENDS; the list counts as 6 values.
         let bytes: [UInt8] = [0x80, 2, 0x5D, 0x28] + [UInt8](repeating: 0x4E, count: 1000) + [0x65, 0x2E]
-        expectLimit(.maximumValues) { _ = try Unpickler.load(bytes, limits: limits(.maximumValues, 500)) { _ in Storage(byteCount: 0) } }
-        let loaded = try Unpickler.load(bytes, limits: limits(.maximumValues, 1002)) { _ in Storage(byteCount: 0) }
+        expectLimit(.maximumValues) { _ = try Unpickler.load(bytes, limits: limits(.maximumValues, 1005)) { _ in Storage(byteCount: 0) } }
+        let loaded = try Unpickler.load(bytes, limits: limits(.maximumValues, 1006)) { _ in Storage(byteCount: 0) }
         #expect(loaded == .list([StateValue](repeating: .none, count: 1000)))
     }
 
@@ -262,14 +266,24 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
     }
 
     /// Shared containers multiply in the tree without more input: 12 levels of `(x, x)` is 8,191
-    /// places from 60 bytes, though the pickle pushes only 37 values.
+    /// places from 60 bytes, though the pickle pushes only 85 values (None, then a BINGET and a
+    /// tuple counting 6 a level).
     @Test func valuesInTheTreeCountSharedContainersPerPlace() throws {
         let bytes = Self.sharedTuples(12)
         expectLimit(.maximumTreeValues) {
             _ = try Unpickler.load(bytes, limits: limits(.maximumTreeValues, (1 << 13) - 2)) { _ in Storage(byteCount: 0) }
         }
         _ = try Unpickler.load(bytes, limits: limits(.maximumTreeValues, (1 << 13) - 1)) { _ in Storage(byteCount: 0) }
-        _ = try Unpickler.load(bytes, limits: limits(.maximumValues, 40)) { _ in Storage(byteCount: 0) }
+        _ = try Unpickler.load(bytes, limits: limits(.maximumValues, 85)) { _ in Storage(byteCount: 0) }
+    }
+
+    /// A tensor takes a place for itself and one per dimension: `{"w": 30-dim tensor}` is 32.
+    @Test func aTensorsDimensionsCountAsPlaces() throws {
+        let tree: StateValue = ["w": .tensor(try Tensor([2] as [Float], shape: [Int](repeating: 1, count: 30)))]
+        let url = directory.url.appendingPathComponent("dims.pt")
+        try tree.write(to: url, options: SaveOptions(durable: false))
+        expectLimit(.maximumTreeValues) { _ = try StateValue(contentsOf: url, options: options(.maximumTreeValues, 31)) }
+        #expect(try StateValue(contentsOf: url, options: options(.maximumTreeValues, 32)) == tree)
     }
 
     /// The defaults refuse 22 levels (4 million places) and load 19 (a million), as make hostile measures.
@@ -287,6 +301,24 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
         return url
     }
 
+    /// 64 ranks each holding a chunk of 129 tensors (8,256 chunks): read by the pickle machine, its
+    /// `.metadata` pushes ~40 values and builds ~18 containers a chunk, past the default
+    /// `maximumValues`, so it loads with that cap raised (docs/RELIABILITY.md, "Resource caps").
+    @Test func aSixtyFourRankCheckpointOfOneHundredTwentyNineTensorsLoadsWithMaximumValuesRaised() throws {
+        var items: [(StateKey, StateValue)] = []
+        for index in 0..<129 { items.append((.string("layer\(index).weight"), .tensor(try Tensor([Float](repeating: Float(index), count: 64), shape: [64])))) }
+        let tree = StateValue.dict(StateDict(items))
+        let url = directory.url.appendingPathComponent("wide")
+        try DistributedCheckpoint.write(tree, to: url, ranks: 64, options: SaveOptions(durable: false))
+        let raised = limits(.maximumValues, 4 << 20)
+        let checkpoint = try DistributedCheckpoint(contentsOf: url, limits: raised)
+        #expect(checkpoint.metadata.items.values.reduce(0) { count, item in
+            if case .tensor(let tensor) = item { return count + tensor.chunks.count }
+            return count
+        } == 64 * 129)
+        #expect(try StateValue(contentsOf: url, options: LoadOptions(limits: raised)) == tree)
+    }
+
     @Test func dcpChunks() throws {
         let url = try dcp("chunks", ranks: 2)
         let expected = try StateValue(contentsOf: url)
@@ -296,13 +328,14 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
     }
 
     /// A `.metadata` whose tensor lists a million chunks (one chunk object, fetched from the memo a
-    /// million times: 5 bytes each) is refused at the tensor, under the default caps.
+    /// million times: 5 bytes each) is refused under the default caps, by the pushes before the
+    /// chunks are decoded.
     @Test func aMetadataOfAMillionChunks() throws {
         let url = try dcp("million", ranks: 1)
         let metadataURL = url.appendingPathComponent(DistributedCheckpoint.metadataName)
         let original = try [UInt8](Data(contentsOf: metadataURL))
         try Data(Self.repeatingFirstChunk(original, times: 1_000_000)).write(to: metadataURL)
-        expectLimit(.maximumDCPChunksPerTensor) { _ = try DistributedCheckpoint(contentsOf: url) }
+        expectLimit(.maximumValues) { _ = try DistributedCheckpoint(contentsOf: url) }
         // Raised, the chunks are read, and their overlap is what is wrong (fewer, to stay fast).
         try Data(Self.repeatingFirstChunk(original, times: 50_000)).write(to: metadataURL)
         expectLimit(.maximumDCPChunksPerTensor) { _ = try DistributedCheckpoint(contentsOf: url) }

@@ -114,6 +114,9 @@ struct PickleMachine {
     /// Values pushed so far, held to ``ResourceLimits/maximumValues``: each costs memory on the
     /// stack or in a container, whatever the input spent on it (a BINGET is 2 bytes).
     private var pushCount = 0
+    /// What a new container counts toward ``pushCount``, in values: a scalar costs ~80 bytes by
+    /// the time the tree is built, a container (its node, its table, its converted value) ~470.
+    static let containerWeight = 6
 
     init(
         bytes: UnsafeRawBufferPointer, file: String?, legacyPersistentIDs: Bool = false, limits: ResourceLimits = .default,
@@ -242,6 +245,8 @@ struct PickleMachine {
 
     /// A new container's index in ``nodes``.
     mutating func newNodeIndex(_ kind: PickleNode.Kind, elements: [PickleObject] = []) -> Int {
+        // The push of the node itself counts the first one.
+        pushCount &+= Self.containerWeight - 1
         nodes.append(PickleNode(kind, elements: elements))
         return nodes.count - 1
     }
