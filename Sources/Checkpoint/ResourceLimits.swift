@@ -52,11 +52,11 @@ public struct ResourceLimits: Sendable, Equatable {
     /// they are pushed, whatever the input spent on each (a BINGET is 2 bytes); a new container
     /// (list, tuple, dict, set, object) counts as 6, as it costs about six times a scalar.
     ///
-    /// A number in a metric list costs 1, a tensor about 40, a DCP chunk about 150 (read by the
-    /// pickle machine: 40 pushes and 18 containers). A scalar costs about 80 bytes by the time the
-    /// tree is built, so the default keeps a hostile pickle near 20 MiB: a pickle of more than
-    /// about 6,000 tensors, or a DCP `.metadata` of more than about 1,700 chunks (64 ranks saving
-    /// 27 tensors), needs it raised.
+    /// A number in a metric list costs 1, a tensor of a `torch.save` state_dict about 60, a DCP
+    /// chunk about 130 (read by the pickle machine: 40 pushes and 18 containers). A scalar costs
+    /// about 80 bytes by the time the tree is built, so the default keeps a hostile pickle near
+    /// 20 MiB: a pickle of more than about 4,000 tensors, or a DCP `.metadata` of more than about
+    /// 2,000 chunks (64 ranks saving 31 tensors), needs it raised.
     public var maximumValues: Int
     /// The most places a pickled tree may have once built (default 1,048,576): a container shared
     /// through the memo counts once for every place it appears, so a few hundred bytes cannot

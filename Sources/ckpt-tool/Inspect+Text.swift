@@ -68,23 +68,24 @@ struct InspectText {
         text.count > 80 ? String(text.prefix(77)) + "..." : text
     }
 
-    /// The printed children of a node with their labels: `key`, `@attribute` or `[index]`.
-    private func children(of value: StateValue, path: [StateKey]) -> [(label: String, key: StateKey, value: StateValue)] {
+    /// The printed children of a node, with their positions among all its children (which tell a
+    /// dict's items from its attributes).
+    private func children(of value: StateValue, path: [StateKey]) -> [(position: Int, key: StateKey, value: StateValue)] {
         // A path, date or dtype prints as its value, not as its attributes.
         if value.isTextRecord { return [] }
-        let all = InspectSelection.children(of: value)
-        var labelled: [(label: String, key: StateKey, value: StateValue)] = []
-        for (position, child) in all.enumerated() {
-            let label: String
-            switch value {
-            case .dict(let dict): label = position < dict.items.count ? keyLabel(child.key) : "@\(child.key)"
-            case .object, .record: label = child.key.description
-            default: label = "[\(child.key)]"
-            }
-            labelled.append((label, child.key, child.value))
+        let all = InspectSelection.children(of: value).enumerated().map { (position: $0.offset, key: $0.element.key, value: $0.element.value) }
+        guard selection.glob != nil, !selection.selects(path) else { return all }
+        return all.filter { selection.leadsToSelection($0.value, path: path + [$0.key]) }
+    }
+
+    /// A child's label: `key`, `@attribute` or `[index]`. Made only for the children printed: a
+    /// list of a million elements prints a hundred.
+    private func label(of key: StateKey, at position: Int, in value: StateValue) -> String {
+        switch value {
+        case .dict(let dict): return position < dict.items.count ? keyLabel(key) : "@\(key)"
+        case .object, .record: return key.description
+        default: return "[\(key)]"
         }
-        guard selection.glob != nil, !selection.selects(path) else { return labelled }
-        return labelled.filter { selection.leadsToSelection($0.value, path: path + [$0.key]) }
     }
 
     /// A dict key as the tree prints it: an int key as its digits, a str key bare unless it would
@@ -108,14 +109,14 @@ struct InspectText {
         guard selection.expands(path) else { return }
         let all = children(of: value, path: path)
         let shown = maxItems == 0 ? all.count : min(maxItems, all.count)
-        for (label, key, child) in all.prefix(shown) {
+        for (position, key, child) in all.prefix(shown) {
             path.append(key)
             defer { path.removeLast() }
             guard budget.take() else {
                 budget.skipped += countLines(below: child, path: &path)
                 continue
             }
-            lines.append("\(indent)\(style.key(label)): \(describe(child, path: path))")
+            lines.append("\(indent)\(style.key(label(of: key, at: position, in: value))): \(describe(child, path: path))")
             appendChildren(of: child, path: &path, indent: indent + "  ", to: &lines, budget: budget)
         }
         if all.count > shown {
