@@ -28,6 +28,7 @@ RSS_BOUND = 64 * MIB
 # with exactly this much, the real worst case of each cap.
 MEMO_ENTRIES = 1 << 19
 VALUES = 1 << 18
+CONTAINER_WEIGHT = 6  # what a new container counts toward VALUES (PickleMachine.containerWeight)
 TREE_VALUES = 1 << 20
 JSON_VALUES = 1 << 20
 DCP_MODULE = b"torch.distributed.checkpoint.metadata"
@@ -137,13 +138,16 @@ def fixtures(work, tool):
     overlap = [("archive/data/0", 8, 0, small, MIB, None)] + [("archive/data/%d" % n, 8, 0, small, MIB, 0) for n in range(1, 1000)]
     put("zip-overlapping-1000.pt", pt(EMPTY_DICT_PICKLE, overlap))
     # Pickle: a memo of 2^24 + 1 entries (MEMOIZE, 1 byte each) and one at the cap, 2^25 + 1 values
-    # pushed (None, 1 byte each) and a list at the cap (the list and its elements are pushed), 22
+    # pushed (None, 1 byte each) and a list at the cap (the list and its elements are pushed), a
+    # list of empty dicts at the cap, 22
     # levels of shared tuples (2^23 - 1 places in the tree from 100 bytes) and 19 (2^20 - 1, at the
     # cap), 100,000 levels of nesting.
     put("pickle-memo-16M.pt", pt(b"\x80\x04N" + b"\x94" * ((1 << 24) + 1) + b"."))
     put("pickle-memo-at-cap.pt", pt(b"\x80\x04N" + b"\x94" * MEMO_ENTRIES + b"."))
     put("pickle-values-32M.pt", pt(b"\x80\x02](" + b"N" * ((1 << 25) + 1) + b"e."))
-    put("pickle-values-at-cap.pt", pt(b"\x80\x02](" + b"N" * (VALUES - 1) + b"e."))
+    put("pickle-values-at-cap.pt", pt(b"\x80\x02](" + b"N" * (VALUES - CONTAINER_WEIGHT) + b"e."))
+    # The dearest values: empty dicts, as many as the cap allows (each counting CONTAINER_WEIGHT).
+    put("pickle-dicts-at-cap.pt", pt(b"\x80\x02](" + b"}" * (VALUES // CONTAINER_WEIGHT - 1) + b"e."))
     put("pickle-shared-tuples-22.pt", pt(b"\x80\x02N" + b"q\x00h\x00\x86" * 22 + b"."))
     put("pickle-shared-tuples-at-cap.pt", pt(b"\x80\x02N" + b"q\x00h\x00\x86" * (TREE_VALUES.bit_length() - 2) + b"."))
     # A shape shared by tensors through the memo counts once per dimension and place: 7 tensors of

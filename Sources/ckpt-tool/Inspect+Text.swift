@@ -78,6 +78,17 @@ struct InspectText {
         return all.filter { selection.leadsToSelection($0.value, path: path + [$0.key]) }
     }
 
+    /// `[2, 3]`, as Swift prints an array of Int, without its generic printing (about a
+    /// microsecond a number, a second for the million dimensions a tree may hold at the caps).
+    static func list(_ numbers: [Int]) -> String {
+        var text = "["
+        for (index, number) in numbers.enumerated() {
+            if index > 0 { text += ", " }
+            text += String(number)
+        }
+        return text + "]"
+    }
+
     /// A child's label: `key`, `@attribute` or `[index]`. Made only for the children printed: a
     /// list of a million elements prints a hundred.
     private func label(of key: StateKey, at position: Int, in value: StateValue) -> String {
@@ -201,13 +212,13 @@ struct InspectText {
         case .list(let elements), .tuple(let elements), .set(let elements):
             return "\(type) (\(count(elements.count, "item")))"
         case .tensor(let tensor):
-            var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(tensor.shape)") + " \(TreeSummary.formatBytes(tensor.byteCount))"
+            var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(Self.list(tensor.shape))") + " \(TreeSummary.formatBytes(tensor.byteCount))"
             if tensor.numpyOrigin?.kind == .scalar, let element = scalarText(tensor) { text += " = " + style.value(element) }
             if tensor.requiresGrad { text += " requires_grad" }
             if let device = inspected.contents.device(of: tensor), device != "cpu" { text += " on " + style.value(device) }
             if let chunks = inspected.sharding?.chunks[path], chunks > 1 { text += " in \(chunks) chunks" }
             if !tensor.isContiguous || tensor.storageOffset != 0 {
-                text += style.dim(" view(strides \(tensor.strides), offset \(tensor.storageOffset))")
+                text += style.dim(" view(strides \(Self.list(tensor.strides)), offset \(tensor.storageOffset))")
             }
             let id = ObjectIdentifier(tensor.storage)
             if let index = summary.storageIndex[id], let views = summary.viewsPerStorage[id], views > 1 {
