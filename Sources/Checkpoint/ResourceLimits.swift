@@ -9,10 +9,12 @@
 /// its value and what the file holds, so the cap can be raised for a file you trust
 /// (`ckpt-tool --limit maximumMemoEntries=50000000`).
 ///
-/// The defaults leave room for the largest legitimate checkpoints known (a 70B-parameter model's
-/// pickle, the `.metadata` of a DCP checkpoint saved by 1,024 ranks, a Lightning checkpoint with
-/// long metric lists) and keep a hostile file that stays inside them to a bounded cost
-/// (docs/RELIABILITY.md, "Resource caps", has the measurements).
+/// The defaults are sized so that no file inside them moves peak memory more than 64 MiB above
+/// the file's size or takes more than a second per MiB to read and show (docs/RELIABILITY.md,
+/// "Resource caps", has the measurements). Most checkpoints fit: a 70B-parameter model's pickle
+/// with its Adam state, a safetensors file of 100,000 tensors. Large ones may not, and need a cap
+/// raised: a pickle of more than about 4,000 tensors, a DCP `.metadata` of more than about 2,000
+/// chunks (each field says what it admits).
 public struct ResourceLimits: Sendable, Equatable {
     /// The largest pickle read into memory, in bytes: a `.pt`'s `data.pkl`, a legacy file's
     /// pickles, a DCP `.metadata`, a TorchScript archive's code and constants (default 256 MiB).
