@@ -42,8 +42,10 @@ hostile: system-libs
 # libFuzzer + AddressSanitizer on every reader (Fuzz/, docs/TESTING.md "Fuzzing"): each target runs
 # FUZZ_SECONDS from its seed corpus and prints its executions; any crash fails. FUZZ_TARGETS picks some.
 FUZZ_SECONDS ?= 60
+FUZZ_CONFIG ?= release
+FUZZ_PARALLEL ?= 1
 fuzz: system-libs
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CONFIG=$(FUZZ_CONFIG) FUZZ_PARALLEL=$(FUZZ_PARALLEL) bash scripts/fuzz.sh
 
 # The whole suite under AddressSanitizer, then under ThreadSanitizer, each built in its own folder
 # (.build-asan, .build-tsan) so the normal build is left alone. The programs the tests start

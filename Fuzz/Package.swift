@@ -7,7 +7,10 @@ import PackageDescription
 // Each target exports LLVMFuzzerTestOneInput; libFuzzer supplies main, so no Swift main is generated.
 let fuzzTarget: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
 
-let targetNames = ["fuzz-zip", "fuzz-pickle", "fuzz-manifest", "fuzz-safetensors", "fuzz-rename-map", "fuzz-catalog", "fuzz-roundtrip"]
+let targetNames = [
+    "fuzz-zip", "fuzz-pickle", "fuzz-manifest", "fuzz-safetensors", "fuzz-rename-map", "fuzz-catalog", "fuzz-roundtrip",
+    "fuzz-dcp-metadata", "fuzz-sharded-index",
+]
 
 let package = Package(
     name: "ckpt-fuzz",

@@ -102,3 +102,36 @@ with tempfile.TemporaryDirectory() as tmp:
 rng = random.Random(14)
 for i in range(8):
     put("fuzz-roundtrip", "random-%d" % i, bytes(rng.randrange(256) for _ in range(64 << (i % 4))))
+
+# fuzz-dcp-metadata: `.metadata` next to the data files of dcp/two_ranks (torch's 2 gloo ranks). torch's
+# own files, the hostile variants make_dcp_fixtures.py pickled with torch's dataclasses (made for
+# dcp/single: their items fall outside two_ranks' files), and byte-level variants of two_ranks'.
+two_ranks = read("dcp/two_ranks/.metadata")
+put("fuzz-dcp-metadata", "two_ranks.metadata", two_ranks)
+put("fuzz-dcp-metadata", "single.metadata", read("dcp/single/.metadata"))
+for name in ["overlap", "outside", "gap", "past_file", "missing_file", "forbidden_global"]:
+    put("fuzz-dcp-metadata", "hostile-%s.metadata" % name, read("dcp/hostile/%s.metadata" % name))
+for name, old, new in [
+    ("missing-rank", b"__1_0.distcp", b"__7_0.distcp"),         # a data file that is not there
+    ("bytes-item", b"\x8c\x15TensorStorageMetadata", b"\x8c\x14BytesStorageMetadata"),  # a tensor's item read as a value
+    ("other-class", b"ChunkStorageMetadata", b"ChunkStorageMetadatb"),  # a global outside the allow-list
+    ("unsafe-name", b"__0_0.distcp", b"../0_0.distcp"),
+]:
+    assert old in two_ranks, name
+    put("fuzz-dcp-metadata", "two_ranks-%s.metadata" % name, two_ranks.replace(old, new))
+put("fuzz-dcp-metadata", "two_ranks-truncated.metadata", two_ranks[: len(two_ranks) // 2])
+
+# fuzz-sharded-index: model.safetensors.index.json next to the shards huggingface_hub wrote.
+index = read("sharded/safetensors/model.safetensors.index.json")
+put("fuzz-sharded-index", "model.safetensors.index.json", index)
+put("fuzz-sharded-index", "bin-index.json", read("sharded/bin/pytorch_model.bin.index.json"))
+for name, old, new in [
+    ("total-size", b'"total_size": 2152', b'"total_size": 2153'),
+    ("missing-shard", b'"norm.weight": "model-00003-of-00003', b'"norm.weight": "model-00004-of-00003'),
+    ("wrong-shard", b'"norm.weight": "model-00003-of-00003', b'"norm.weight": "model-00001-of-00003'),
+    ("duplicate-key", b'"norm.steps"', b'"norm.weight"'),
+    ("unsafe-name", b'"embed.weight": "model-00001', b'"embed.weight": "../model-00001'),
+    ("unlisted", b',\n    "norm.steps": "model-00003-of-00003.safetensors"', b""),
+]:
+    assert old in index, name
+    put("fuzz-sharded-index", "index-%s.json" % name, index.replace(old, new))

@@ -410,7 +410,8 @@ def check_fixture(report, tool, fixtures, workdir, name):
         warnings.simplefilter("ignore")
         # A legacy fixture torch cannot read as described names a zip archive of the described tree.
         reference = os.path.join(fixtures, sidecar["reference"]) if "reference" in sidecar else source
-        original = torch.load(reference, weights_only=sidecar["weights_only_loadable"] or reference != source)
+        original = torch.load(reference, weights_only=sidecar["weights_only_loadable"] or reference != source,
+                              map_location=sidecar.get("map_location"))
 
     for ext in ("ckpt", "pt"):
         path = f"{out}.{ext}"

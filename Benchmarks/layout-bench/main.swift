@@ -6,6 +6,7 @@
 //
 // CKPT_LAYOUT_BENCH_GIB sets the model size (default 1; the figures in docs/FORMATS-AT-SCALE.md
 // are for 4). Needs ckpt-tool built in the same configuration (`make bench` builds it).
+// CKPT_LAYOUT_BENCH_INSPECT_ONLY=1 runs only the inspect rows (no torch conversions, no ckpt ones).
 import BenchSupport
 import Checkpoint
 import Foundation
@@ -96,7 +97,9 @@ let venv = environment["CKPT_TORCH_VENV"]
     ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/ckpt/venv-torch"
 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("scripts/bench_dcp_torch.py").path
-if FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
+// CKPT_LAYOUT_BENCH_INSPECT_ONLY=1 skips torch and the conversions: the inspect rows alone.
+let inspectOnly = environment["CKPT_LAYOUT_BENCH_INSPECT_ONLY"] == "1"
+if !inspectOnly, FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: venv + "/bin/python")
     process.arguments = [script, path("model.pt"), directory.path]
@@ -107,7 +110,7 @@ if FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
     process.waitUntilExit()
     if process.terminationStatus == 0, let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] { torchFigures = json }
 }
-if torchFigures.isEmpty { line("torch", "no torch venv (CKPT_TORCH_VENV); torch ratios NOT measured") }
+if torchFigures.isEmpty, !inspectOnly { line("torch", "no torch venv (CKPT_TORCH_VENV); torch ratios NOT measured") }
 
 /// One conversion: time, peak memory against the largest tensor, and the torch ratio if any.
 @MainActor func convert(_ label: String, _ arguments: [String], torch: String? = nil) {
@@ -126,25 +129,46 @@ if torchFigures.isEmpty { line("torch", "no torch venv (CKPT_TORCH_VENV); torch 
     }
 }
 
-convert("model.pt → DCP, 1 rank", [path("model.pt"), path("dcp1"), "--format", "dcp"], torch: "torch_save_to_dcp")
-if FileManager.default.fileExists(atPath: path("torch-dcp")) {
-    convert("torch's DCP → one .pt", [path("torch-dcp"), path("from-torch-dcp.pt"), "--no-sync"], torch: "dcp_to_torch_save")
-}
-convert("model.pt → DCP, 4 ranks", [path("model.pt"), path("dcp4"), "--format", "dcp", "--ranks", "4"])
-convert("DCP 4 ranks → one .pt", [path("dcp4"), path("whole.pt"), "--no-sync"])
-let shardSize = String(total / 4)
-convert("DCP 4 ranks → safetensors shards", [path("dcp4"), path("hf"), "--max-shard-size", shardSize])
-convert("safetensors shards → DCP, 4 ranks", [path("hf"), path("dcp4b"), "--format", "dcp", "--ranks", "4"])
-convert("safetensors shards → one .safetensors", [path("hf"), path("whole.safetensors"), "--no-sync"])
-for name in ["dcp1", "dcp4b", "whole.pt", "whole.safetensors", "from-torch-dcp.pt", "torch-dcp"] {
-    try? FileManager.default.removeItem(atPath: path(name))
+if !inspectOnly {
+    convert("model.pt → DCP, 1 rank", [path("model.pt"), path("dcp1"), "--format", "dcp"], torch: "torch_save_to_dcp")
+    if FileManager.default.fileExists(atPath: path("torch-dcp")) {
+        convert("torch's DCP → one .pt", [path("torch-dcp"), path("from-torch-dcp.pt"), "--no-sync"], torch: "dcp_to_torch_save")
+    }
+    convert("model.pt → DCP, 4 ranks", [path("model.pt"), path("dcp4"), "--format", "dcp", "--ranks", "4"])
+    convert("DCP 4 ranks → one .pt", [path("dcp4"), path("whole.pt"), "--no-sync"])
+    let shardSize = String(total / 4)
+    convert("DCP 4 ranks → safetensors shards", [path("dcp4"), path("hf"), "--max-shard-size", shardSize])
+    convert("safetensors shards → DCP, 4 ranks", [path("hf"), path("dcp4b"), "--format", "dcp", "--ranks", "4"])
+    convert("safetensors shards → one .safetensors", [path("hf"), path("whole.safetensors"), "--no-sync"])
+    for name in ["dcp1", "dcp4b", "whole.pt", "whole.safetensors", "from-torch-dcp.pt", "torch-dcp"] {
+        try? FileManager.default.removeItem(atPath: path(name))
+    }
 }
 
-// inspect of 64-shard checkpoints, whole process, median of 11.
+// inspect of 64-shard checkpoints, whole process, median of 21, against baselines in the same run:
+// `ckpt-tool --version` (process start alone) and `cat` of every file of the DCP directory.
 _ = measure(tool, ["convert", path("model.pt"), path("dcp64"), "--format", "dcp", "--ranks", "64", "--no-sync"])
 _ = measure(tool, ["convert", path("model.pt"), path("hf64"), "--max-shard-size", String(total / 64), "--no-sync"])
-for (label, name) in [("inspect, DCP of 64 ranks", "dcp64"), ("inspect, 64+ safetensors shards", "hf64")] {
-    let times = (0..<11).map { _ in measure(tool, ["inspect", path(name)]).seconds }
+// The same model saved as 64 ranks by torch's own planner and FileSystemWriter (simulated ranks).
+var inspected = [("inspect, DCP of 64 ranks (ckpt convert)", "dcp64"), ("inspect, 64+ safetensors shards", "hf64")]
+if FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
+    let maker = URL(fileURLWithPath: script).deletingLastPathComponent().appendingPathComponent("make_dcp_ranks.py").path
+    if measure(venv + "/bin/python", [maker, path("model.pt"), path("torch-dcp64"), "64"]).status == 0 {
+        inspected.insert(("inspect, DCP of 64 ranks (torch's writer)", "torch-dcp64"), at: 1)
+    }
+}
+let runs = 21
+let startup = median((0..<runs).map { _ in measure(tool, ["--version"]).seconds })
+line("baseline: ckpt-tool --version", String(format: "%.1f ms (process start)", startup * 1000))
+let dcpFiles = ((try? FileManager.default.contentsOfDirectory(atPath: path("dcp64"))) ?? []).sorted().map { path("dcp64/" + $0) }
+let cat = median((0..<runs).map { _ in measure("/bin/cat", dcpFiles).seconds })
+line("baseline: cat of the DCP's \(dcpFiles.count) files", String(format: "%.1f ms", cat * 1000))
+for (label, name) in inspected {
+    let times = (0..<runs).map { _ in measure(tool, ["inspect", path(name)]).seconds }
     let files = (try? FileManager.default.contentsOfDirectory(atPath: path(name)).count) ?? 0
-    line(label, String(format: "%.1f ms (%d files, whole process)", median(times) * 1000, files), verdict(median(times) < 0.050, "< 50 ms"))
+    let metadata = (try? FileManager.default.attributesOfItem(atPath: path(name + "/.metadata"))[.size] as? Int)
+        .map { ", .metadata \($0 / 1024) KiB" } ?? ""
+    let ratio = String(format: "%.1fx --version, %.2fx cat", median(times) / startup, median(times) / cat)
+    let milliseconds = String(format: "%.1f ms", median(times) * 1000)
+    line(label, "\(milliseconds) (\(files) files\(metadata), whole process; \(ratio))", verdict(median(times) < 0.050, "< 50 ms"))
 }

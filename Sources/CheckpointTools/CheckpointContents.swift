@@ -70,7 +70,8 @@ public struct CheckpointContents {
                 reader, verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals, locations: &locations)
             format = TorchArchive.hasManifest(reader) ? .ckpt : .pt
         case .legacy:
-            tree = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals, limits: options.limits)
+            tree = try LegacyTorchSave.read(
+                file, dataGlobals: options.allowDataGlobals, limits: options.limits, locations: &locations)
             format = .legacy
         case .dcp:
             preconditionFailure("a mapped file is never a DCP directory")

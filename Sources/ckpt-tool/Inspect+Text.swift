@@ -106,7 +106,10 @@ struct InspectText {
     private func keyLabel(_ key: StateKey) -> String {
         switch key {
         case .string(let text):
-            let readsAsInt = text.wholeMatch(of: /-?[0-9]+/) != nil
+            // `-?[0-9]+` without a Regex, which is parsed again at every call (5% of an inspect of
+            // 64 ranks).
+            let digits = text.utf8.first == UInt8(ascii: "-") ? text.utf8.dropFirst() : text.utf8[...]
+            let readsAsInt = !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
             let needsQuotes = text.isEmpty || readsAsInt || text.hasPrefix("@") || text.hasPrefix("'")
                 || text.contains(where: { $0.isWhitespace || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } })
             return needsQuotes ? pythonRepr(text) : key.pathComponent

@@ -22,6 +22,8 @@ private enum FixtureCatalog {
         "legacy_storage_views", "legacy_bad_truncated", "legacy_bad_count_past_end", "legacy_bad_count_mismatch",
         "legacy_bad_duplicate_key", "legacy_bad_missing_key", "legacy_bad_unknown_key", "legacy_bad_protocol_version",
         "legacy_bad_magic_only", "legacy_bad_view_past_root", "legacy_bad_tensor_past_view",
+        // scripts/make_foreign_fixtures.py: weight files shipped inside pip packages
+        "foreign_lpips_v0_0_alex", "foreign_lpips_v0_1_squeeze", "foreign_facenet_pnet",
     ]
 
     /// The fixtures present on disk, named by their sidecars.

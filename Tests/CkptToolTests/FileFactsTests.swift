@@ -87,6 +87,24 @@ struct DeviceTests {
         #expect(text.stdout.contains("torch.load(f, map_location=\"cpu\") loads it anywhere"), "\(text.stdout)")
     }
 
+    /// A legacy file records locations in its persistent ids as a zip archive does: lpips' weights
+    /// (pickled by Python 2 on a GPU) and facenet's (on the CPU), against the locations torch
+    /// handed its map_location function (scripts/make_foreign_fixtures.py).
+    @Test(arguments: ["foreign_lpips_v0_0_alex", "foreign_facenet_pnet"])
+    func aLegacyFileNamesItsDevices(_ name: String) throws {
+        let sidecar = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Tool.fixtures.appendingPathComponent("pt/\(name).expected.json"))) as? [String: Any]
+        let locations = try #require(sidecar?["locations"] as? [String: String])
+        let document = try json(try Tool.run(["inspect", fixture("pt/\(name).pt"), "--json"]))
+        #expect(document["devices"] as? [String] == Array(Set(locations.values)))
+        let tensors = try #require(document["tensors"] as? [[String: Any]])
+        #expect(tensors.count == locations.count)
+        for tensor in tensors {
+            let path = try #require(tensor["path"] as? String)
+            #expect(tensor["device"] as? String == locations[path], "\(path)")
+        }
+    }
+
     @Test func safetensorsAndCPUFilesNameNoOtherDevice() throws {
         let safetensors = try json(try Tool.run(["inspect", fixture("safetensors/edge_shapes.safetensors"), "--json"]))
         #expect((safetensors["devices"] as? [String])?.isEmpty == true)

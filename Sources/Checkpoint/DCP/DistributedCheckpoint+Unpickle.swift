@@ -18,7 +18,8 @@ extension DistributedCheckpoint.Metadata {
     static let module = "torch.distributed.checkpoint.metadata"
     static let filesystemModule = "torch.distributed.checkpoint.filesystem"
 
-    /// Decodes and checks a `.metadata` pickle.
+    /// Decodes and checks a `.metadata` pickle: through ``FastMetadataDecoder`` when it reads it,
+    /// else through the general machine.
     ///
     /// - Parameters:
     ///   - bytes: The pickle.
@@ -26,6 +27,19 @@ extension DistributedCheckpoint.Metadata {
     ///   - limits: The resource caps.
     /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:limits:)`` describes.
     init(pickle bytes: UnsafeRawBufferPointer, file: String, limits: ResourceLimits = .default) throws {
+        self = try FastMetadataDecoder.decode(bytes, file: file, limits: limits) ?? Self(generalPickle: bytes, file: file, limits: limits)
+        try validate(file: file)
+    }
+
+    /// Decodes `.metadata` through the general restricted pickle machine: what any pickle
+    /// ``FastMetadataDecoder`` does not read goes through, and what gives its errors.
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle.
+    ///   - file: The `.metadata` path, for errors.
+    ///   - limits: The resource caps.
+    /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:limits:)`` describes.
+    init(generalPickle bytes: UnsafeRawBufferPointer, file: String, limits: ResourceLimits = .default) throws {
         var machine = PickleMachine(bytes: bytes, file: file, limits: limits) { reference in
             throw CheckpointError(
                 .corrupt, "DCP metadata holds a tensor storage", file: file, expected: "no persistent ids",
@@ -35,7 +49,6 @@ extension DistributedCheckpoint.Metadata {
         let reader = MetadataPickleReader(nodes: machine.nodes, file: file, limits: limits)
         try reader.checkGlobals(root: root)
         self = try reader.metadata(root)
-        try validate(file: file)
     }
 }
 

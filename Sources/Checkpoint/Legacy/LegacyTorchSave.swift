@@ -58,11 +58,37 @@ package enum LegacyTorchSave {
     ///   `.truncated` when a count or the data runs past the end of the file, or the file shrank
     ///   while it was read.
     package static func read(_ file: MappedFile, dataGlobals: DataGlobals = .none, limits: ResourceLimits = .default) throws -> StateValue {
+        var locations: [ObjectIdentifier: String] = [:]
+        return try read(file, dataGlobals: dataGlobals, limits: limits, locations: &locations)
+    }
+
+    /// Reads a legacy file as ``read(_:dataGlobals:limits:)`` does, and gives the location tag
+    /// torch.save recorded for each storage (`cpu`, `cuda:0`).
+    ///
+    /// - Parameters:
+    ///   - file: The mapped file.
+    ///   - dataGlobals: The data globals to read as values.
+    ///   - limits: The resource caps its pickles are held to.
+    ///   - locations: Gets each storage's location tag, keyed by the storage object.
+    /// - Returns: The tree.
+    /// - Throws: As ``read(_:dataGlobals:limits:)``.
+    package static func read(
+        _ file: MappedFile, dataGlobals: DataGlobals, limits: ResourceLimits = .default, locations: inout [ObjectIdentifier: String]
+    ) throws -> StateValue {
+        let found = LocationLog()
+        let value: StateValue
         do {
-            return try file.reading { try read(file.bytes, file, dataGlobals, limits) }
+            value = try file.reading { try read(file.bytes, file, dataGlobals, limits, found) }
         } catch let error as CheckpointError {
             throw error.inFile(file.path)
         }
+        locations.merge(found.locations) { first, _ in first }
+        return value
+    }
+
+    /// Collects the storages' location tags from inside the unpickler's callbacks.
+    private final class LocationLog {
+        var locations: [ObjectIdentifier: String] = [:]
     }
 
     /// One storage the object names: its element size for the count, and its size in bytes.
@@ -72,7 +98,8 @@ package enum LegacyTorchSave {
     }
 
     private static func read(
-        _ bytes: UnsafeRawBufferPointer, _ file: MappedFile, _ dataGlobals: DataGlobals, _ limits: ResourceLimits
+        _ bytes: UnsafeRawBufferPointer, _ file: MappedFile, _ dataGlobals: DataGlobals, _ limits: ResourceLimits,
+        _ log: LocationLog
     ) throws -> StateValue {
         guard let magicLength = magicPickleLength(bytes) else {
             throw CheckpointError(
@@ -152,6 +179,7 @@ package enum LegacyTorchSave {
                 guard let storage = storages[reference.key] else {
                     throw CheckpointError(.missingEntry, "storage '\(reference.key)' is not in the key list")
                 }
+                if log.locations[ObjectIdentifier(storage)] == nil { log.locations[ObjectIdentifier(storage)] = reference.location }
                 return storage
             }.value
         }
