@@ -1,3 +1,5 @@
+import Foundation
+
 /// How much a file may make ckpt allocate, nest and count while it is read
 /// (``LoadOptions/limits``).
 ///
@@ -9,12 +11,18 @@
 /// its value and what the file holds, so the cap can be raised for a file you trust
 /// (`ckpt-tool --limit maximumMemoEntries=50000000`).
 ///
-/// The defaults are sized so that no file inside them moves peak memory more than 64 MiB above
-/// the file's size or takes more than a second per MiB to read and show (docs/RELIABILITY.md,
-/// "Resource caps", has the measurements). Most checkpoints fit: a 70B-parameter model's pickle
-/// with its Adam state, a safetensors file of 100,000 tensors. Large ones may not, and need a cap
-/// raised: a pickle of more than about 4,000 tensors, a DCP `.metadata` of more than about 2,000
-/// chunks (each field says what it admits).
+/// The bound is relative to the file: no file inside the caps moves peak memory more than 64 MiB
+/// above the file's size or takes more than a second per MiB to read and show (docs/RELIABILITY.md,
+/// "Resource caps", has the measurements). So the count caps grow with the size of the checkpoint
+/// being read (the whole `.pt`, `.ckpt`, legacy or safetensors file with its tensor data; a DCP
+/// directory's `.metadata` and data files; a sharded checkpoint's index and shards): each such
+/// field is a base, to which a reader adds one unit per so many bytes of the file
+/// (``maximumMemoEntries`` +1 per 128 bytes, ``maximumValues`` +1 per 256, ``maximumTreeValues``
+/// +1 per 4, ``maximumJSONValues`` +1 per 64, ``maximumDCPChunks`` +1 per 4,096), unless
+/// ``scalesWithFileSize`` is false. The allowances are sized from each unit's measured cost so that
+/// what a file's structure may take stays within half its size. A large checkpoint thereby admits a
+/// structure in proportion: a `.pt` of many tensors carries their data, a DCP checkpoint of many
+/// chunks their data files. The bases alone hold a small hostile file to the bound.
 public struct ResourceLimits: Sendable, Equatable {
     /// The largest pickle read into memory, in bytes: a `.pt`'s `data.pkl`, a legacy file's
     /// pickles, a DCP `.metadata`, a TorchScript archive's code and constants (default 256 MiB).
@@ -36,6 +44,8 @@ public struct ResourceLimits: Sendable, Equatable {
     /// A safetensors header or a manifest holds about 10 values per tensor, so the default admits
     /// about 100,000 tensors; each value costs about 30 bytes once parsed, so a hostile document
     /// of numbers stays near 30 MiB whatever ``maximumJSONBytes`` allows.
+    ///
+    /// Grows by 1 per 64 bytes of the file (``scalesWithFileSize``).
     public var maximumJSONValues: Int
     /// The deepest nesting of containers (dicts, lists, tuples, sets, objects) a pickled tree may
     /// have (default 1,000, also the most it may be set to: ``nestingDepthCeiling``).
@@ -49,6 +59,8 @@ public struct ResourceLimits: Sendable, Equatable {
     /// A pickler memoizes each container, string and global it writes: a 70B model's pickle has
     /// about 10,000; a DCP `.metadata` about 5 per chunk. Each entry costs about 40 bytes while
     /// the pickle is read, so the default keeps a hostile memo near 20 MiB.
+    ///
+    /// Grows by 1 per 128 bytes of the file (``scalesWithFileSize``).
     public var maximumMemoEntries: Int
     /// The most values a pickle may push onto its machine's stack (default 262,144), counted as
     /// they are pushed, whatever the input spent on each (a BINGET is 2 bytes); a new container
@@ -56,9 +68,9 @@ public struct ResourceLimits: Sendable, Equatable {
     ///
     /// A number in a metric list costs 1, a tensor of a `torch.save` state_dict about 60, a DCP
     /// chunk about 130 (read by the pickle machine: 40 pushes and 18 containers). A scalar costs
-    /// about 80 bytes by the time the tree is built, so the default keeps a hostile pickle near
-    /// 20 MiB: a pickle of more than about 4,000 tensors, or a DCP `.metadata` of more than about
-    /// 2,000 chunks (64 ranks saving 31 tensors), needs it raised.
+    /// about 80 bytes by the time the tree is built, so the base keeps a hostile pickle near
+    /// 20 MiB. It grows by 1 per 256 bytes of the file (``scalesWithFileSize``): a `.pt` of 5,000
+    /// tensors loads once its file is 10 MB, which its tensors' data makes it.
     public var maximumValues: Int
     /// The most places a pickled tree may have once built (default 1,048,576): a container shared
     /// through the memo counts once for every place it appears, so a few hundred bytes cannot
@@ -66,8 +78,9 @@ public struct ResourceLimits: Sendable, Equatable {
     /// places from 100 bytes).
     ///
     /// Sharing costs no memory, but everything that walks the tree (totals, verify, inspect)
-    /// takes time in proportion; at the default a walk stays well under a second. Real trees
-    /// share little, so they reach ``maximumValues`` first.
+    /// takes time in proportion; at the base a walk stays well under a second. It grows by 1 per
+    /// 4 bytes of the file (``scalesWithFileSize``), about 0.2 s per MiB to walk and print. Real
+    /// trees share little, so they reach ``maximumValues`` first.
     public var maximumTreeValues: Int
     /// The most entries a zip archive's central directory may list (default 1,048,576).
     ///
@@ -88,7 +101,8 @@ public struct ResourceLimits: Sendable, Equatable {
     ///
     /// A checkpoint sharded over N ranks has up to N chunks per tensor: 64 ranks saving 129
     /// tensors make 8,256; 1,024 ranks saving a 70B model and its Adam state (about 2,200
-    /// tensors) make about 2.3 million, and need this and ``maximumValues`` raised.
+    /// tensors) make about 2.3 million. It grows by 1 per 4,096 bytes of the checkpoint
+    /// (``scalesWithFileSize``), and a real chunk carries far more data than that.
     public var maximumDCPChunks: Int
     /// The most chunks one tensor of a DCP `.metadata` may have (default 16,384).
     ///
@@ -96,6 +110,13 @@ public struct ResourceLimits: Sendable, Equatable {
     /// chunks; 2-D parallelism over 8,192 ranks at most 8,192); the overlap check that keeps a
     /// tensor's chunks disjoint compares them pairwise.
     public var maximumDCPChunksPerTensor: Int
+    /// Whether the count caps (``maximumMemoEntries``, ``maximumValues``, ``maximumTreeValues``,
+    /// ``maximumJSONValues``, ``maximumDCPChunks``) grow with the size of the checkpoint read, as
+    /// the type's summary describes (default true). False holds every file to the fields as set.
+    public var scalesWithFileSize: Bool
+    /// The checkpoint size the caps were made effective for (``effective(fileBytes:)``), nil
+    /// before: a reader scales once, and its errors say how a cap was computed.
+    package private(set) var scaledForFileBytes: Int?
 
     /// The most ``maximumNestingDepth`` may be: code that walks a tree recursively (equality,
     /// descriptions, destruction of nested values) needs a stack in proportion, and 1,000 levels
@@ -111,7 +132,7 @@ public struct ResourceLimits: Sendable, Equatable {
     public static let unlimited = ResourceLimits(
         maximumPickleBytes: .max, maximumJSONBytes: .max, maximumJSONValues: .max, maximumNestingDepth: nestingDepthCeiling,
         maximumMemoEntries: .max, maximumValues: .max, maximumTreeValues: .max, maximumZipEntries: .max,
-        maximumBytesBeyondFileSize: .max, maximumDCPChunks: .max, maximumDCPChunksPerTensor: .max)
+        maximumBytesBeyondFileSize: .max, maximumDCPChunks: .max, maximumDCPChunksPerTensor: .max, scalesWithFileSize: false)
 
     /// Limits with the given caps, each defaulting to the value its field documents.
     ///
@@ -127,11 +148,12 @@ public struct ResourceLimits: Sendable, Equatable {
     ///   - maximumBytesBeyondFileSize: Tensor bytes allocated beyond the files' size.
     ///   - maximumDCPChunks: The most chunks a DCP `.metadata` may describe.
     ///   - maximumDCPChunksPerTensor: The most chunks of one DCP tensor.
+    ///   - scalesWithFileSize: Whether the count caps grow with the checkpoint's size.
     public init(
         maximumPickleBytes: Int = 256 << 20, maximumJSONBytes: Int = 100_000_000, maximumJSONValues: Int = 1 << 20,
         maximumNestingDepth: Int = 1000, maximumMemoEntries: Int = 1 << 19, maximumValues: Int = 1 << 18,
         maximumTreeValues: Int = 1 << 20, maximumZipEntries: Int = 1 << 20, maximumBytesBeyondFileSize: Int = 32 << 20,
-        maximumDCPChunks: Int = 1 << 17, maximumDCPChunksPerTensor: Int = 1 << 14
+        maximumDCPChunks: Int = 1 << 17, maximumDCPChunksPerTensor: Int = 1 << 14, scalesWithFileSize: Bool = true
     ) {
         self.maximumPickleBytes = maximumPickleBytes
         self.maximumJSONBytes = maximumJSONBytes
@@ -144,6 +166,7 @@ public struct ResourceLimits: Sendable, Equatable {
         self.maximumBytesBeyondFileSize = maximumBytesBeyondFileSize
         self.maximumDCPChunks = maximumDCPChunks
         self.maximumDCPChunksPerTensor = maximumDCPChunksPerTensor
+        self.scalesWithFileSize = scalesWithFileSize
     }
 }
 
@@ -168,6 +191,76 @@ extension ResourceLimits {
             case .maximumDCPChunksPerTensor: return \.maximumDCPChunksPerTensor
             }
         }
+
+        /// How many bytes of the checkpoint add one to this cap, for the caps that grow with it: each
+        /// from the unit's measured cost (docs/RELIABILITY.md), so that a structure at the scaled part
+        /// of the caps takes about half the file's size or less in memory (memo entries ~40 B and pushed
+        /// values ~80 B: together ~0.6 B a file byte; a parsed JSON value ~30 B: ~0.5 B a byte) or
+        /// ~0.2 s per MiB to walk and print (tree places, ~0.8 µs each in `inspect --json`).
+        package var bytesPerUnit: Int? {
+            switch self {
+            case .maximumMemoEntries: return 128
+            case .maximumValues: return 256
+            case .maximumTreeValues: return 4
+            case .maximumJSONValues: return 64
+            case .maximumDCPChunks: return 4096
+            default: return nil
+            }
+        }
+    }
+
+    /// The caps for a checkpoint of `fileBytes` bytes: each count cap that grows with the file
+    /// (``Name/bytesPerUnit``) raised by `fileBytes / bytesPerUnit`, saturating at `Int.max`.
+    /// Unchanged when ``scalesWithFileSize`` is false or the caps were already made effective; a
+    /// negative cap is left for ``validate(file:)`` to refuse.
+    ///
+    /// - Parameter fileBytes: The size of the whole checkpoint being read.
+    /// - Returns: The caps its readers hold it to.
+    package func effective(fileBytes: Int) -> ResourceLimits {
+        guard scalesWithFileSize, scaledForFileBytes == nil else { return self }
+        var result = self
+        let bytes = max(fileBytes, 0)
+        result.scaledForFileBytes = bytes
+        for name in Name.allCases {
+            guard let per = name.bytesPerUnit, self[name] >= 0 else { continue }
+            let (sum, overflow) = self[name].addingReportingOverflow(bytes / per)
+            result[name] = overflow ? .max : sum
+        }
+        return result
+    }
+
+    /// The size of a checkpoint stored as a directory (DCP's `.metadata` and data files, a sharded
+    /// checkpoint's index and shards): its regular files' sizes from one listing, saturating; 0
+    /// when it cannot be listed (the reader then fails on the file it opens).
+    package static func directoryBytes(_ directory: URL) -> Int {
+        let keys: [URLResourceKey] = [.isRegularFileKey, .fileSizeKey]
+        let files = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: keys)) ?? []
+        return files.reduce(0) { total, url in
+            guard let values = try? url.resourceValues(forKeys: Set(keys)), values.isRegularFile == true else { return total }
+            let (sum, overflow) = total.addingReportingOverflow(values.fileSize ?? 0)
+            return overflow ? .max : sum
+        }
+    }
+
+    /// A cap as an error states it: its value, and for a cap grown with the file how
+    /// (`262,144 + 1 per 256 bytes of the file's 300.0 MiB = 1,491,136`).
+    package func describe(_ name: Name) -> String {
+        guard let bytes = scaledForFileBytes, let per = name.bytesPerUnit, self[name] != .max else {
+            return Self.grouped(self[name])
+        }
+        let size = bytes >= 1 << 20 ? "\(bytes >> 20).\((bytes & 0xFFFFF) * 10 >> 20) MiB" : "\(Self.grouped(bytes)) bytes"
+        return "\(Self.grouped(self[name] - bytes / per)) + 1 per \(Self.grouped(per)) bytes of the file's \(size) = \(Self.grouped(self[name]))"
+    }
+
+    /// `1491136` as `1,491,136`.
+    private static func grouped(_ value: Int) -> String {
+        let digits = String(value.magnitude)
+        var result = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { result.append(",") }
+            result.append(digit)
+        }
+        return value < 0 ? "-" + result : result
     }
 
     /// The cap a name stands for.
@@ -220,7 +313,7 @@ extension ResourceLimits {
     package func exceeded(_ name: Name, found: String, what: String, file: String?, path: String? = nil) -> CheckpointError {
         CheckpointError(
             .limitExceeded,
-            "\(what) exceed LoadOptions.limits.\(name.rawValue); raise it for a file you trust (ckpt-tool --limit \(name.rawValue)=N)",
+            "\(what) exceed LoadOptions.limits.\(name.rawValue): \(describe(name)); raise it for a file you trust (ckpt-tool --limit \(name.rawValue)=N)",
             file: file, path: path, expected: "at most \(self[name])", found: found)
     }
 }

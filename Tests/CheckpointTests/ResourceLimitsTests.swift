@@ -54,9 +54,11 @@ private func expectLimit(
     #expect(error?.message.contains("LoadOptions.limits.\(name.rawValue)") == true, "\(String(describing: error))", sourceLocation: sourceLocation)
 }
 
+/// The defaults with one cap set, not grown with the file: the counting tests check exact edges.
 private func limits(_ name: ResourceLimits.Name, _ value: Int) -> ResourceLimits {
     var limits = ResourceLimits.default
     limits[name] = value
+    limits.scalesWithFileSize = false
     return limits
 }
 
@@ -301,22 +303,25 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
         return url
     }
 
-    /// 64 ranks each holding a chunk of 129 tensors (8,256 chunks): read by the pickle machine, its
-    /// `.metadata` pushes ~40 values and builds ~18 containers a chunk, past the default
-    /// `maximumValues`, so it loads with that cap raised (docs/RELIABILITY.md, "Resource caps").
-    @Test func aSixtyFourRankCheckpointOfOneHundredTwentyNineTensorsLoadsWithMaximumValuesRaised() throws {
+    /// 64 ranks each holding a chunk of 129 tensors (8,256 chunks) load with the defaults: the fast
+    /// `.metadata` decoder spends ~30 of its values a chunk, within its budget. The general pickle
+    /// machine (~130 weighted values a chunk) would need `maximumValues` raised.
+    @Test func aSixtyFourRankCheckpointOfOneHundredTwentyNineTensorsLoadsWithTheDefaults() throws {
         var items: [(StateKey, StateValue)] = []
         for index in 0..<129 { items.append((.string("layer\(index).weight"), .tensor(try Tensor([Float](repeating: Float(index), count: 64), shape: [64])))) }
         let tree = StateValue.dict(StateDict(items))
         let url = directory.url.appendingPathComponent("wide")
         try DistributedCheckpoint.write(tree, to: url, ranks: 64, options: SaveOptions(durable: false))
-        let raised = limits(.maximumValues, 4 << 20)
-        let checkpoint = try DistributedCheckpoint(contentsOf: url, limits: raised)
+        let checkpoint = try DistributedCheckpoint(contentsOf: url)
         #expect(checkpoint.metadata.items.values.reduce(0) { count, item in
             if case .tensor(let tensor) = item { return count + tensor.chunks.count }
             return count
         } == 64 * 129)
-        #expect(try StateValue(contentsOf: url, options: LoadOptions(limits: raised)) == tree)
+        #expect(try StateValue(contentsOf: url) == tree)
+        let metadata = try Data(contentsOf: url.appendingPathComponent(DistributedCheckpoint.metadataName))
+        expectLimit(.maximumValues) {
+            _ = try metadata.withUnsafeBytes { try DistributedCheckpoint.Metadata(generalPickle: $0, file: url.path) }
+        }
     }
 
     @Test func dcpChunks() throws {
@@ -387,6 +392,58 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
         let url = fixtures.appendingPathComponent(name)
         expectLimit(.maximumValues) { _ = try StateValue(contentsOf: url, options: options(.maximumValues, 1)) }
         _ = try StateValue(contentsOf: url)
+    }
+
+    // MARK: Growing with the file
+
+    /// 8,000 one-element tensors: ~45 weighted values each, past the base `maximumValues`.
+    func manyTensors(_ name: String, padding: Int) throws -> (URL, StateValue) {
+        var items: [(StateKey, StateValue)] = try (0..<8000).map { (.string("t\($0)"), .tensor(try Tensor([Float($0)], shape: [1]))) }
+        if padding > 0 { items.append(("padding", .tensor(try Tensor([UInt8](repeating: 7, count: padding), shape: [padding])))) }
+        let tree = StateValue.dict(StateDict(items))
+        let url = directory.url.appendingPathComponent(name)
+        try tree.write(to: url, options: SaveOptions(durable: false))
+        return (url, tree)
+    }
+
+    /// A small file of that structure is refused at the base; the error says how the cap was made.
+    @Test func aSmallFileOfManyTensorsIsRefusedAtTheBase() throws {
+        let (url, _) = try manyTensors("small.pt", padding: 0)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: url) }
+        #expect(error?.code == .limitExceeded)
+        let cap = (1 << 18) + size / 256
+        #expect(error?.expected == "at most \(cap)")
+        #expect(error?.message.contains("LoadOptions.limits.maximumValues: 262,144 + 1 per 256 bytes of the file's ") == true, "\(String(describing: error))")
+        #expect(error?.message.contains(" = \(cap.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))); ") == true, "\(String(describing: error))")
+    }
+
+    /// The same tensors in a file that carries 48 MiB of data load with the defaults, and not when
+    /// the caps are held to their bases.
+    @Test func aLargeFileOfManyTensorsLoadsWithTheDefaults() throws {
+        let (url, tree) = try manyTensors("large.pt", padding: 48 << 20)
+        #expect(try StateValue(contentsOf: url) == tree)
+        var bases = ResourceLimits.default
+        bases.scalesWithFileSize = false
+        let error = #expect(throws: CheckpointError.self) { _ = try StateValue(contentsOf: url, options: LoadOptions(limits: bases)) }
+        #expect(error?.message.contains("LoadOptions.limits.maximumValues: 262,144;") == true, "\(String(describing: error))")
+    }
+
+    @Test func effectiveCapsGrowPerByteAndSaturate() {
+        let grown = ResourceLimits.default.effective(fileBytes: 300 << 20)
+        #expect(grown.maximumValues == 262_144 + 1_228_800)
+        #expect(grown.maximumMemoEntries == 524_288 + 2_457_600)
+        #expect(grown.maximumTreeValues == 1_048_576 + 78_643_200)
+        #expect(grown.maximumJSONValues == 1_048_576 + 4_915_200)
+        #expect(grown.maximumDCPChunks == 131_072 + 76_800)
+        #expect(grown.maximumPickleBytes == ResourceLimits.default.maximumPickleBytes)
+        #expect(grown.maximumDCPChunksPerTensor == ResourceLimits.default.maximumDCPChunksPerTensor)
+        #expect(grown.describe(.maximumValues) == "262,144 + 1 per 256 bytes of the file's 300.0 MiB = 1,490,944")
+        #expect(grown.effective(fileBytes: 1 << 40) == grown)
+        #expect(ResourceLimits.unlimited.effective(fileBytes: 1 << 40) == .unlimited)
+        var nearMax = ResourceLimits.default
+        nearMax.maximumValues = .max - 1
+        #expect(nearMax.effective(fileBytes: .max).maximumValues == .max)
     }
 
     // MARK: Errors

@@ -56,6 +56,7 @@ public struct DistributedCheckpoint: Sendable {
             }
             throw error
         }
+        let limits = limits.effective(fileBytes: ResourceLimits.directoryBytes(directory))
         metadata = try withExtendedLifetime(file) { try Metadata(pickle: file.bytes, file: path, limits: limits) }
         files = try metadata.checkFiles(in: directory)
         try checkDeclaredBytes(limits: limits, file: path)

@@ -77,6 +77,7 @@ package enum LegacyTorchSave {
     ) throws -> StateValue {
         let found = LocationLog()
         let value: StateValue
+        let limits = limits.effective(fileBytes: file.count)
         do {
             value = try file.reading { try read(file.bytes, file, dataGlobals, limits, found) }
         } catch let error as CheckpointError {

@@ -65,6 +65,7 @@ public enum Safetensors {
         _ file: MappedFile, limits: ResourceLimits = .default
     ) throws -> (tree: StateValue, metadata: OrderedMap<String, String>?) {
         let path = file.path
+        let limits = limits.effective(fileBytes: file.count)
         let header = try file.reading { try parseHeader(file.bytes, file: path, limits: limits) }
         var tensors = OrderedDictionary<String, Tensor>()
         for entry in header.entries {

@@ -53,6 +53,7 @@ public struct ShardedCheckpoint: Sendable {
         index = indexURL
         let path = indexURL.path
         let file = try MappedFile(path: path)
+        let limits = limits.effective(fileBytes: ResourceLimits.directoryBytes(indexURL.deletingLastPathComponent()))
         // An index lists names only (a 1,000-layer model's is ~100 KB).
         try limits.check(.maximumJSONBytes, file.count, what: "index bytes", file: path)
         let json = try withExtendedLifetime(file) { try OrderedJSON.parse(file.bytes, file: path, what: "index", limits: limits) }

@@ -78,6 +78,8 @@ package final class ZipReader: Sendable {
                 expected: "bytes within 0..<\(mapping.count)", found: "bytes \(window.lowerBound)..<\(window.upperBound)")
         }
         file = mapping
+        // The archive's own bytes, tensor data included: what its structure may grow with.
+        let limits = limits.effective(fileBytes: window?.count ?? mapping.count)
         let parsed = try mapping.reading { try ZipDirectoryParser(file: mapping, window: window, limits: limits).parse() }
         self.limits = limits
         entries = parsed.entries
