@@ -24,10 +24,12 @@ import zlib
 
 MIB = 1 << 20
 RSS_BOUND = 64 * MIB
-# ResourceLimits' defaults (Sources/Checkpoint/ResourceLimits.swift): the "at cap" fixtures load
-# with exactly this much, the real worst case of each cap.
+# ResourceLimits' defaults (Sources/Checkpoint/ResourceLimits.swift): the bases of the count caps,
+# which grow by one per so many bytes of the file (VALUES_BYTES_PER_UNIT). The "at cap" fixtures
+# load with about this much (their small files add a little), the real worst case of each cap.
 MEMO_ENTRIES = 1 << 19
 VALUES = 1 << 18
+VALUES_BYTES_PER_UNIT = 256  # ResourceLimits.Name.bytesPerUnit
 CONTAINER_WEIGHT = 6  # what a new container counts toward VALUES (PickleMachine.containerWeight)
 TREE_VALUES = 1 << 20
 JSON_VALUES = 1 << 20
@@ -155,6 +157,15 @@ def fixtures(work, tool):
     data = [("archive/data/0", 0, zlib.crc32(bytes(4)), bytes(4), 4, None)]
     put("pickle-shared-shape-at-cap.pt", pt(shared_shape_pickle(7, (1 << 17) - 1), data))
     put("pickle-shared-shape-over.pt", pt(shared_shape_pickle(9, (1 << 17) - 1), data))
+    # A 64 MiB file whose pickle pushes as many Nones as the values cap grown with the file
+    # allows (2^18 + 64 MiB / 256 = 2^19), the rest a stored junk entry that is never read as
+    # structure: the cap grows with the file, and the RSS above its size must stay in the bound.
+    total = 64 * MIB
+    nones = lambda n: b"\x80\x02](" + b"N" * n + b"e."
+    count = VALUES + total // VALUES_BYTES_PER_UNIT - CONTAINER_WEIGHT
+    junk = lambda n: [("archive/junk", 0, 0, bytes(n), n, None)]
+    padding = total - len(pt(nones(count), junk(0)))
+    put("pickle-values-at-grown-cap-64MiB.pt", pt(nones(count), [("archive/junk", 0, zlib.crc32(bytes(padding)), bytes(padding), padding, None)]))
     put("pickle-deep-100k.pt", pt(b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."))
     # safetensors: a 99 MB header of one shape of 49 million zeros (under the header's byte cap,
     # over its value cap), one of as many zeros as the value cap allows, and a header declaring a

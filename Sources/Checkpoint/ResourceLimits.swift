@@ -18,7 +18,7 @@ import Foundation
 /// directory's `.metadata` and data files; a sharded checkpoint's index and shards): each such
 /// field is a base, to which a reader adds one unit per so many bytes of the file
 /// (``maximumMemoEntries`` +1 per 128 bytes, ``maximumValues`` +1 per 256, ``maximumTreeValues``
-/// +1 per 4, ``maximumJSONValues`` +1 per 64, ``maximumDCPChunks`` +1 per 4,096), unless
+/// +1 per 4, ``maximumJSONValues`` +1 per 256, ``maximumDCPChunks`` +1 per 4,096), unless
 /// ``scalesWithFileSize`` is false. The allowances are sized from each unit's measured cost so that
 /// what a file's structure may take stays within half its size. A large checkpoint thereby admits a
 /// structure in proportion: a `.pt` of many tensors carries their data, a DCP checkpoint of many
@@ -45,7 +45,8 @@ public struct ResourceLimits: Sendable, Equatable {
     /// about 100,000 tensors; each value costs about 30 bytes once parsed, so a hostile document
     /// of numbers stays near 30 MiB whatever ``maximumJSONBytes`` allows.
     ///
-    /// Grows by 1 per 64 bytes of the file (``scalesWithFileSize``).
+    /// Grows by 1 per 256 bytes of the file (``scalesWithFileSize``): a document is read from
+    /// the mapping, so its own bytes are resident and only the rest of the file is slack.
     public var maximumJSONValues: Int
     /// The deepest nesting of containers (dicts, lists, tuples, sets, objects) a pickled tree may
     /// have (default 1,000, also the most it may be set to: ``nestingDepthCeiling``).
@@ -117,6 +118,9 @@ public struct ResourceLimits: Sendable, Equatable {
     /// The checkpoint size the caps were made effective for (``effective(fileBytes:)``), nil
     /// before: a reader scales once, and its errors say how a cap was computed.
     package private(set) var scaledForFileBytes: Int?
+    /// The bytes of a document read whole (``forDocument(ofBytes:)``), which
+    /// ``maximumJSONValues`` does not grow with; 0 otherwise.
+    package private(set) var documentBytes = 0
 
     /// The most ``maximumNestingDepth`` may be: code that walks a tree recursively (equality,
     /// descriptions, destruction of nested values) needs a stack in proportion, and 1,000 levels
@@ -195,14 +199,15 @@ extension ResourceLimits {
         /// How many bytes of the checkpoint add one to this cap, for the caps that grow with it: each
         /// from the unit's measured cost (docs/RELIABILITY.md), so that a structure at the scaled part
         /// of the caps takes about half the file's size or less in memory (memo entries ~40 B and pushed
-        /// values ~80 B: together ~0.6 B a file byte; a parsed JSON value ~30 B: ~0.5 B a byte) or
+        /// values ~80 B: together ~0.6 B a file byte; a parsed JSON value ~30 B: ~0.12 B a byte, as a
+        /// document's own bytes are resident while it is parsed) or
         /// ~0.2 s per MiB to walk and print (tree places, ~0.8 µs each in `inspect --json`).
         package var bytesPerUnit: Int? {
             switch self {
             case .maximumMemoEntries: return 128
             case .maximumValues: return 256
             case .maximumTreeValues: return 4
-            case .maximumJSONValues: return 64
+            case .maximumJSONValues: return 256
             case .maximumDCPChunks: return 4096
             default: return nil
             }
@@ -242,14 +247,40 @@ extension ResourceLimits {
         }
     }
 
+    /// These caps for a JSON document of `documentBytes` read into memory (a safetensors header, a
+    /// manifest, an index): its own bytes are resident while it is parsed, so
+    /// ``maximumJSONValues`` grows with the rest of the file only. Unchanged when the caps were not
+    /// grown with a file.
+    ///
+    /// - Parameter documentBytes: The document's size.
+    /// - Returns: The caps its parser holds it to.
+    package func forDocument(ofBytes documentBytes: Int) -> ResourceLimits {
+        guard let bytes = scaledForFileBytes, self.documentBytes == 0, documentBytes > 0, maximumJSONValues != .max,
+            let per = Name.maximumJSONValues.bytesPerUnit
+        else { return self }
+        var result = self
+        result.documentBytes = min(documentBytes, bytes)
+        result.maximumJSONValues = maximumJSONValues - bytes / per + (bytes - result.documentBytes) / per
+        return result
+    }
+
+    /// `1.0 MiB`, or `4,096 bytes` under a MiB.
+    private static func size(_ bytes: Int) -> String {
+        bytes >= 1 << 20 ? "\(bytes >> 20).\((bytes & 0xFFFFF) * 10 >> 20) MiB" : "\(grouped(bytes)) bytes"
+    }
+
     /// A cap as an error states it: its value, and for a cap grown with the file how
     /// (`262,144 + 1 per 256 bytes of the file's 300.0 MiB = 1,491,136`).
     package func describe(_ name: Name) -> String {
         guard let bytes = scaledForFileBytes, let per = name.bytesPerUnit, self[name] != .max else {
             return Self.grouped(self[name])
         }
-        let size = bytes >= 1 << 20 ? "\(bytes >> 20).\((bytes & 0xFFFFF) * 10 >> 20) MiB" : "\(Self.grouped(bytes)) bytes"
-        return "\(Self.grouped(self[name] - bytes / per)) + 1 per \(Self.grouped(per)) bytes of the file's \(size) = \(Self.grouped(self[name]))"
+        if name == .maximumJSONValues, documentBytes > 0 {
+            let rest = bytes - documentBytes
+            return "\(Self.grouped(self[name] - rest / per)) + 1 per \(Self.grouped(per)) bytes of the file's \(Self.size(bytes)) "
+                + "beyond its \(Self.size(documentBytes)) document = \(Self.grouped(self[name]))"
+        }
+        return "\(Self.grouped(self[name] - bytes / per)) + 1 per \(Self.grouped(per)) bytes of the file's \(Self.size(bytes)) = \(Self.grouped(self[name]))"
     }
 
     /// `1491136` as `1,491,136`.

@@ -239,7 +239,8 @@ private struct ArchiveVerification {
 
     init(file: MappedFile, limits: ResourceLimits, progress: (@Sendable (Int, Int) -> Void)?) {
         self.file = file
-        self.limits = limits
+        // Grown with the archive, as its readers grow them: the pickle check reads data.pkl itself.
+        self.limits = limits.effective(fileBytes: file.count)
         self.progress = progress
     }
 

@@ -6,7 +6,8 @@ import Checkpoint
 struct LimitOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Set a resource cap for reading (repeatable), e.g. maximumMemoEntries=50000000 or maximumPickleBytes=1G; "
-            + "VALUE takes K, M, G, T (powers of 1024) or 'unlimited'. Names: "
+            + "VALUE takes K, M, G, T (powers of 1024) or 'unlimited'. A count cap's VALUE is its base, which grows "
+            + "with the checkpoint's size. Names: "
             + ResourceLimits.Name.allCases.map(\.rawValue).joined(separator: ", ") + ".",
         valueName: "NAME=VALUE"))
     var limit: [String] = []

@@ -434,12 +434,16 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
         #expect(grown.maximumValues == 262_144 + 1_228_800)
         #expect(grown.maximumMemoEntries == 524_288 + 2_457_600)
         #expect(grown.maximumTreeValues == 1_048_576 + 78_643_200)
-        #expect(grown.maximumJSONValues == 1_048_576 + 4_915_200)
+        #expect(grown.maximumJSONValues == 1_048_576 + 1_228_800)
         #expect(grown.maximumDCPChunks == 131_072 + 76_800)
         #expect(grown.maximumPickleBytes == ResourceLimits.default.maximumPickleBytes)
         #expect(grown.maximumDCPChunksPerTensor == ResourceLimits.default.maximumDCPChunksPerTensor)
         #expect(grown.describe(.maximumValues) == "262,144 + 1 per 256 bytes of the file's 300.0 MiB = 1,490,944")
         #expect(grown.effective(fileBytes: 1 << 40) == grown)
+        // A 100 MiB header of a 300 MiB file: only the other 200 MiB grow the JSON value cap.
+        let header = grown.forDocument(ofBytes: 100 << 20)
+        #expect(header.maximumJSONValues == 1_048_576 + 819_200)
+        #expect(header.describe(.maximumJSONValues) == "1,048,576 + 1 per 256 bytes of the file's 300.0 MiB beyond its 100.0 MiB document = 1,867,776")
         #expect(ResourceLimits.unlimited.effective(fileBytes: 1 << 40) == .unlimited)
         var nearMax = ResourceLimits.default
         nearMax.maximumValues = .max - 1

@@ -83,7 +83,7 @@ extension OrderedJSON {
     package static func parse(
         _ bytes: UnsafeRawBufferPointer, file: String?, what: String, limits: ResourceLimits = .default
     ) throws -> OrderedJSON {
-        var parser = Parser(bytes: bytes, file: file, what: what, limits: limits)
+        var parser = Parser(bytes: bytes, file: file, what: what, limits: limits.forDocument(ofBytes: bytes.count))
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()

@@ -127,6 +127,11 @@ struct PickleMachine {
         self.legacyPersistentIDs = legacyPersistentIDs
         self.limits = limits
         self.resolveStorage = resolveStorage
+        // Every entry takes a MEMOIZE byte at least. Reserved once, the memo is never copied as it
+        // grows: a copy holds the old and the new buffer at once, 3 times what the entries take,
+        // past the budget of a cap grown with the file. Untouched pages are never resident; past
+        // 2^24 entries it grows as usual.
+        memoDense.reserveCapacity(min(limits.maximumMemoEntries, bytes.count, 1 << 24))
     }
 
     // MARK: Errors
