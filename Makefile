@@ -5,7 +5,7 @@ TORCH_VENV ?= $(or $(CKPT_TORCH_VENV),$(HOME)/.cache/ckpt/venv-torch)
 TORCH_PY := $(TORCH_VENV)/bin/python
 export CKPT_TORCH_VENV := $(TORCH_VENV)
 
-.PHONY: system-libs build test crash-test fuzz sanitize demo interop bench fixtures arm64-check clean
+.PHONY: system-libs build test crash-test fuzz sanitize hostile demo interop bench fixtures arm64-check clean
 
 system-libs:
 	@bash scripts/ensure-system-libs.sh
@@ -31,6 +31,13 @@ crash-test: system-libs
 	$(SWIFT) build --build-tests
 	CKPT_CRASH_ITERATIONS=$(CRASH_ITERATIONS) CKPT_CONTENTION_COMMITS=$(CONTENTION_COMMITS) \
 		$(SWIFT) test --skip-build --filter CrashTests
+
+# Hostile inputs against the resource caps (docs/RELIABILITY.md "Resource caps"): each worst
+# fixture through a release ckpt-tool's inspect and verify; fails when one moves peak RSS more than
+# 64 MiB above the file's size or takes more than 1 s per MiB.
+hostile: system-libs
+	$(SWIFT) build -c release --product ckpt-tool
+	python3 scripts/hostile_rss.py $$($(SWIFT) build -c release --show-bin-path)/ckpt-tool
 
 # libFuzzer + AddressSanitizer on every reader (Fuzz/, docs/TESTING.md "Fuzzing"): each target runs
 # FUZZ_SECONDS from its seed corpus and prints its executions; any crash fails. FUZZ_TARGETS picks some.

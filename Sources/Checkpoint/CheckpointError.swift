@@ -26,6 +26,11 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         public static let unsafeName = Code("unsafeName")
         /// A size, offset or count that does not fit where it must.
         public static let outOfBounds = Code("outOfBounds")
+        /// The file may be well formed, but it holds or declares more than a cap of
+        /// ``LoadOptions/limits`` allows (memo entries, nesting, inflated bytes, DCP chunks); the
+        /// message names the cap, which can be raised for a file you trust. Kept apart from
+        /// ``outOfBounds`` (a file inconsistent with itself) because the remedy differs.
+        public static let limitExceeded = Code("limitExceeded")
         /// A dtype name this library does not know.
         public static let unknownDType = Code("unknownDType")
         /// A Python object outside the weights-only allow-list (a ``PickledObject``) where it may

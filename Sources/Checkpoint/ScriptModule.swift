@@ -58,12 +58,14 @@ public struct ScriptModule: Sendable {
     ///   `code/`; `.corrupt` when the pickle does not fit the declarations; the errors of reading
     ///   the zip and its pickles.
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
+        try options.limits.validate(file: url.path)
         let file = try MappedFile(path: url.path)
         guard try CheckpointFormat.detect(file) == .pt else {
             throw CheckpointError(.notRecognized, "not a TorchScript archive", file: url.path, expected: "a zip written by torch.jit.save")
         }
         self = try TorchScriptArchive.read(
-            ZipReader(mapping: file), verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals)
+            ZipReader(mapping: file, limits: options.limits), verifyChecksums: options.verifyChecksums,
+            dataGlobals: options.allowDataGlobals)
     }
 
     /// What `torch.jit.load(f).state_dict()` returns: every parameter then every buffer of a module,

@@ -8,15 +8,20 @@ public struct LoadOptions: Sendable {
     /// and scalars, `argparse.Namespace`, paths, datetimes, defaultdicts) rather than
     /// ``PickledObject`` placeholders (default ``DataGlobals/none``). Nothing is run either way.
     public var allowDataGlobals: DataGlobals
+    /// How much a file may make the reader allocate, nest and count (default
+    /// ``ResourceLimits/default``); a file past a cap fails with `.limitExceeded` naming it.
+    public var limits: ResourceLimits
 
     /// Options for a load.
     ///
     /// - Parameters:
     ///   - verifyChecksums: Verify each tensor blob's CRC-32 when first read.
     ///   - allowDataGlobals: The globals to read as plain values.
-    public init(verifyChecksums: Bool = true, allowDataGlobals: DataGlobals = .none) {
+    ///   - limits: The resource caps.
+    public init(verifyChecksums: Bool = true, allowDataGlobals: DataGlobals = .none, limits: ResourceLimits = .default) {
         self.verifyChecksums = verifyChecksums
         self.allowDataGlobals = allowDataGlobals
+        self.limits = limits
     }
 }
 
@@ -90,20 +95,24 @@ extension StateValue {
     ///   - url: The file or directory.
     ///   - options: Checksum verification, and the globals to read as plain values.
     /// - Throws: ``CheckpointError`` naming the file, the entry and what was wrong; `.notRecognized`
-    ///   for a directory that holds neither kind of checkpoint; `.invalidArgument` when
-    ///   ``LoadOptions/allowDataGlobals`` names a global ckpt cannot read as data (`os.system`).
+    ///   for a directory that holds neither kind of checkpoint; `.limitExceeded` for a file past a
+    ///   cap of ``LoadOptions/limits``; `.invalidArgument` when ``LoadOptions/allowDataGlobals``
+    ///   names a global ckpt cannot read as data (`os.system`), or a limit is negative or nests
+    ///   past ``ResourceLimits/nestingDepthCeiling``.
     public init(contentsOf url: URL, options: LoadOptions = LoadOptions()) throws {
         if let name = options.allowDataGlobals.unreadableNames.first {
             throw CheckpointError(
                 .invalidArgument, "\(name) is not a global ckpt can read as data (ckpt never imports or runs what a pickle names)",
                 file: url.path, expected: "names from DataGlobals.readableNames", found: name)
         }
+        let limits = options.limits
+        try limits.validate(file: url.path)
         switch try CheckpointLayout.detect(url) {
         case .distributed?:
-            self = try DistributedCheckpoint(contentsOf: url).load(options: options)
+            self = try DistributedCheckpoint(contentsOf: url, limits: limits).load(options: options)
             return
         case .sharded(let index)?:
-            self = try ShardedCheckpoint(contentsOf: index).load(options: options)
+            self = try ShardedCheckpoint(contentsOf: index, limits: limits).load(options: options)
             return
         case nil:
             break
@@ -111,12 +120,13 @@ extension StateValue {
         let file = try MappedFile(path: url.path)
         switch try CheckpointFormat.detect(file) {
         case .safetensors:
-            self = try Safetensors.read(file)
+            self = try Safetensors.read(file, limits: limits)
         case .ckpt, .pt:
             self = try TorchArchive.read(
-                ZipReader(mapping: file), verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals)
+                ZipReader(mapping: file, limits: limits), verifyChecksums: options.verifyChecksums,
+                dataGlobals: options.allowDataGlobals)
         case .legacy:
-            self = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals)
+            self = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals, limits: limits)
         case .dcp:
             preconditionFailure("a mapped file is never a DCP directory")
         }

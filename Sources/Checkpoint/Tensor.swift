@@ -165,20 +165,23 @@ public struct Tensor: Sendable {
     /// Bytes of storage a view needs: (offset + largest reachable index + 1) × item size, or 0
     /// for an empty view; throws on overflow.
     public static func requiredStorageBytes(shape: [Int], strides: [Int], storageOffset: Int, itemSize: Int) throws -> Int {
-        let overflow = CheckpointError(
-            .outOfBounds, "tensor extent overflows a 64-bit integer",
-            found: "shape \(shape), strides \(strides), offset \(storageOffset)")
+        // Built only when thrown: describing the shape eagerly cost more than the whole check.
+        func overflow() -> CheckpointError {
+            CheckpointError(
+                .outOfBounds, "tensor extent overflows a 64-bit integer",
+                found: "shape \(shape), strides \(strides), offset \(storageOffset)")
+        }
         if try checkedElementCount(shape) == 0 { return 0 }
         var last = storageOffset
         for (dim, stride) in zip(shape, strides) {
             let (span, o1) = (dim - 1).multipliedReportingOverflow(by: stride)
             let (sum, o2) = last.addingReportingOverflow(span)
-            guard !o1, !o2 else { throw overflow }
+            guard !o1, !o2 else { throw overflow() }
             last = sum
         }
         let (elements, o3) = last.addingReportingOverflow(1)
         let (bytes, o4) = elements.multipliedReportingOverflow(by: itemSize)
-        guard !o3, !o4 else { throw overflow }
+        guard !o3, !o4 else { throw overflow() }
         return bytes
     }
 

@@ -38,18 +38,19 @@ public struct CheckpointContents {
             // The same refusal, worded once, by the loader itself.
             _ = try StateValue(contentsOf: url, options: options)
         }
+        try options.limits.validate(file: url.path)
         locations = [:]
         metadata = nil
         switch try CheckpointLayout.detect(url) {
         case .distributed?:
-            let checkpoint = try DistributedCheckpoint(contentsOf: url)
+            let checkpoint = try DistributedCheckpoint(contentsOf: url, limits: options.limits)
             // Only the values' items: a tensor's are opened when its bytes are read.
             tree = try checkpoint.load(options: options, openingItems: false)
             format = .dcp
             distributed = checkpoint
             return
         case .sharded(let index)?:
-            let checkpoint = try ShardedCheckpoint(contentsOf: index)
+            let checkpoint = try ShardedCheckpoint(contentsOf: index, limits: options.limits)
             tree = try checkpoint.load(options: options)
             format = ShardedCheckpoint.shardFormat(ofIndex: index)
             sharded = checkpoint
@@ -61,15 +62,16 @@ public struct CheckpointContents {
         var locations: [ObjectIdentifier: String] = [:]
         switch try CheckpointFormat.detect(file) {
         case .safetensors:
-            (tree, metadata) = try Safetensors.readWithMetadata(file)
+            (tree, metadata) = try Safetensors.readWithMetadata(file, limits: options.limits)
             format = .safetensors
         case .ckpt, .pt:
-            let reader = try ZipReader(mapping: file)
+            let reader = try ZipReader(mapping: file, limits: options.limits)
             tree = try TorchArchive.read(
                 reader, verifyChecksums: options.verifyChecksums, dataGlobals: options.allowDataGlobals, locations: &locations)
             format = TorchArchive.hasManifest(reader) ? .ckpt : .pt
         case .legacy:
-            tree = try LegacyTorchSave.read(file, dataGlobals: options.allowDataGlobals, locations: &locations)
+            tree = try LegacyTorchSave.read(
+                file, dataGlobals: options.allowDataGlobals, limits: options.limits, locations: &locations)
             format = .legacy
         case .dcp:
             preconditionFailure("a mapped file is never a DCP directory")

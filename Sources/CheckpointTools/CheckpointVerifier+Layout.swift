@@ -11,7 +11,7 @@ import Foundation
 /// - `crc32`: every byte of every item's storages against its zip CRC-32 (DCP; safetensors shards
 ///   have no checksums), a tensor in chunks assembled whole.
 extension CheckpointVerifier {
-    static func verifyLayout(_ url: URL, _ layout: CheckpointLayout) -> VerificationReport {
+    static func verifyLayout(_ url: URL, _ layout: CheckpointLayout, limits: ResourceLimits) -> VerificationReport {
         let path = url.path
         var checks: [VerificationReport.Check] = []
         func add(_ name: String, _ detail: String, _ error: (any Error)?) {
@@ -29,7 +29,7 @@ extension CheckpointVerifier {
             format = .dcp
             let checkpoint: DistributedCheckpoint
             do {
-                checkpoint = try DistributedCheckpoint(contentsOf: url)
+                checkpoint = try DistributedCheckpoint(contentsOf: url, limits: limits)
                 add("layout", ".metadata: \(Plural.count(checkpoint.metadata.items.count, "item")) in \(Plural.count(checkpoint.files.count, "data file"))", nil)
             } catch {
                 add("layout", ".metadata", error)
@@ -37,7 +37,7 @@ extension CheckpointVerifier {
                 return VerificationReport(file: path, format: format, checks: checks)
             }
             do {
-                tree = try checkpoint.load()
+                tree = try checkpoint.load(options: LoadOptions(limits: limits))
                 add("items", "every item's torch.save archive opens and holds what .metadata says", nil)
             } catch {
                 add("items", "the items' torch.save archives", error)
@@ -48,7 +48,7 @@ extension CheckpointVerifier {
             format = ShardedCheckpoint.shardFormat(ofIndex: index)
             let checkpoint: ShardedCheckpoint
             do {
-                checkpoint = try ShardedCheckpoint(contentsOf: index)
+                checkpoint = try ShardedCheckpoint(contentsOf: index, limits: limits)
                 add("layout", "\(index.lastPathComponent): \(Plural.count(checkpoint.weightMap.count, "tensor")) in \(Plural.count(checkpoint.files.count, "shard"))", nil)
             } catch {
                 add("layout", index.lastPathComponent, error)
@@ -56,7 +56,7 @@ extension CheckpointVerifier {
                 return VerificationReport(file: path, format: format, checks: checks)
             }
             do {
-                tree = try checkpoint.load()
+                tree = try checkpoint.load(options: LoadOptions(limits: limits))
                 add("shards", "every shard holds the tensors the index puts in it, \(checkpoint.totalSize.map { "\($0) bytes as total_size says" } ?? "no total_size")", nil)
             } catch {
                 add("shards", "the shards against the index", error)

@@ -110,20 +110,25 @@ public enum CheckpointVerifier {
     ///   - progress: Called (from any thread) as entries' CRC-32s are checked, with the bytes
     ///     checked so far and the archive's total; a safetensors file has nothing to read beyond
     ///     its header and makes no calls.
+    ///   - limits: The resource caps the file is read with; a file past one fails the check that
+    ///     reads it with `.limitExceeded`.
     /// - Returns: The report; failures are in it, not thrown.
     /// - Throws: ``CheckpointError`` only when the file cannot be checked at all: it cannot be
     ///   opened (`.io`), is not a checkpoint (`.notRecognized`, `.truncated` for an empty file), or
-    ///   is in a format this library does not read (`.unsupported`).
+    ///   is in a format this library does not read (`.unsupported`); `.invalidArgument` for limits
+    ///   no reader can honour (see ``Checkpoint/ResourceLimits``).
     public static func verify(
-        contentsOf url: URL, progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
+        contentsOf url: URL, limits: ResourceLimits = .default,
+        progress: (@Sendable (_ doneBytes: Int, _ totalBytes: Int) -> Void)? = nil
     ) throws -> VerificationReport {
         let path = url.path
-        if let layout = try CheckpointLayout.detect(url) { return verifyLayout(url, layout) }
+        try limits.validate(file: path)
+        if let layout = try CheckpointLayout.detect(url) { return verifyLayout(url, layout, limits: limits) }
         let file = try MappedFile(path: path)
         let format = try CheckpointFormat.detect(file)
         if format == .safetensors {
             do {
-                let (tree, metadata) = try Safetensors.readWithMetadata(file)
+                let (tree, metadata) = try Safetensors.readWithMetadata(file, limits: limits)
                 var count = 0
                 tree.forEachTensor { _, _ in count += 1 }
                 let check = VerificationReport.Check(
@@ -137,8 +142,8 @@ public enum CheckpointVerifier {
                 return VerificationReport(file: path, format: .safetensors, checks: [check])
             }
         }
-        if format == .legacy { return legacyReport(path) }
-        var archive = ArchiveVerification(file: file, progress: progress)
+        if format == .legacy { return legacyReport(path, limits: limits) }
+        var archive = ArchiveVerification(file: file, limits: limits, progress: progress)
         archive.run()
         return VerificationReport(
             file: path, format: archive.hasManifest ? .ckpt : .pt, checks: archive.checks, torchLoad: archive.torchLoad,
@@ -147,11 +152,11 @@ public enum CheckpointVerifier {
 
     /// A file in torch's pre-1.6 format: `legacy` (its pickles, key list and storages read whole)
     /// and `weights-only`.
-    private static func legacyReport(_ path: String) -> VerificationReport {
+    private static func legacyReport(_ path: String, limits: ResourceLimits) -> VerificationReport {
         var report = VerificationReport(file: path, format: .legacy, checks: [])
         let tree: StateValue
         do {
-            tree = try StateValue(contentsOf: URL(fileURLWithPath: path))
+            tree = try StateValue(contentsOf: URL(fileURLWithPath: path), options: LoadOptions(limits: limits))
             var tensors = 0
             tree.forEachTensor { _, _ in tensors += 1 }
             report.checks.append(.init(
@@ -230,9 +235,12 @@ private struct ArchiveVerification {
     private var locations: [String: String] = [:]
 
     private let progress: (@Sendable (Int, Int) -> Void)?
+    private let limits: ResourceLimits
 
-    init(file: MappedFile, progress: (@Sendable (Int, Int) -> Void)?) {
+    init(file: MappedFile, limits: ResourceLimits, progress: (@Sendable (Int, Int) -> Void)?) {
         self.file = file
+        // Grown with the archive, as its readers grow them: the pickle check reads data.pkl itself.
+        self.limits = limits.effective(fileBytes: file.count)
         self.progress = progress
     }
 
@@ -249,7 +257,7 @@ private struct ArchiveVerification {
     mutating func run() {
         let reader: ZipReader
         do {
-            reader = try ZipReader(mapping: file)
+            reader = try ZipReader(mapping: file, limits: limits)
         } catch {
             add("zip-directory", "central directory and local headers", [CheckpointVerifier.checkpointError(error, path)])
             for name in ["zip-consistency", "crc32", "pickle", "weights-only", "manifest", "manifest-vs-pickle", "alignment"] {
@@ -299,18 +307,14 @@ private struct ArchiveVerification {
     private mutating func checkChecksums(_ reader: ZipReader) {
         let entries = reader.entries
         let order = entries.indices.sorted { entries[$0].compressedSize > entries[$1].compressedSize }
-        let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         let total = entries.reduce(0) { $0 + $1.uncompressedSize }
         let done = ByteCounter()
         let progress = progress
         let results = ParallelWork.map(count: entries.count, order: order) { index in
             let entry = entries[index]
             defer { progress?(done.add(entry.uncompressedSize), total) }
-            if entry.method == ZipFormat.methodStored {
-                try reader.storage(for: entry, verifyCRC: true).verify()
-            } else {
-                _ = try reader.contents(of: entry, limit: limit)
-            }
+            // A deflated entry is inflated and checked at once; the archive's caps bound its size.
+            try reader.storage(for: entry, verifyCRC: true).verify()
         }
         let errors = results.compactMap { result -> (any Error)? in
             if case .failure(let error) = result { return error }
@@ -361,7 +365,7 @@ private struct ArchiveVerification {
         var problems: [CheckpointError] = []
         do {
             let bytes = try reader.contents(of: entry)
-            let tree = try Unpickler.load(bytes, file: path) { reference in
+            let tree = try Unpickler.load(bytes, file: path, limits: limits) { reference in
                 let name = "\(prefix)data/\(reference.key)"
                 locations[name] = reference.location
                 return try storage(named: name, byteCount: reference.byteCount, reader: reader, source: "pickle", problems: &problems)
@@ -434,8 +438,8 @@ private struct ArchiveVerification {
         }
         var problems: [CheckpointError] = []
         do {
-            let bytes = try reader.contents(of: entry)
-            let decoded = try Manifest.decode(bytes, file: path, entry: entry.name) { record in
+            let bytes = try reader.contents(of: entry, limit: .maximumJSONBytes)
+            let decoded = try Manifest.decode(bytes, file: path, entry: entry.name, limits: reader.limits) { record in
                 let storage = try storage(
                     named: record.record, byteCount: record.byteCount, reader: reader, source: "manifest", problems: &problems)
                 if let blob = reader.entry(named: record.record) {
@@ -508,7 +512,8 @@ private struct ArchiveVerification {
     private mutating func checkAlignment(_ reader: ZipReader) {
         var alignment: Int?
         if let entry = reader.entry(named: prefix + ".storage_alignment") {
-            let text = (try? reader.contents(of: entry, limit: 64)).map { String(decoding: $0, as: UTF8.self) }
+            let text = entry.uncompressedSize <= 64
+                ? (try? reader.contents(of: entry)).map { String(decoding: $0, as: UTF8.self) } : nil
             guard let text, let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), value > 0 else {
                 add("alignment", ".storage_alignment", [CheckpointError(
                     .corrupt, "unreadable storage alignment", file: path, path: entry.name, expected: "a positive integer")])

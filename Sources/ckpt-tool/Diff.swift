@@ -56,6 +56,8 @@ struct Diff: ParsableCommand {
 
     @OptionGroup var data: DataGlobalOptions
 
+    @OptionGroup var limits: LimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -77,7 +79,7 @@ struct Diff: ParsableCommand {
         let tolerance = StateDiff.Tolerance(relative: rtol, absolute: atol, equalNaN: equalNan)
         let diff: StateDiff
         do {
-            let options = LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals)
+            let options = LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals, limits: limits.limits)
             var first = try StateValue(contentsOf: InputPath.url(a), options: options)
             var second = try StateValue(contentsOf: InputPath.url(b), options: options)
             if let glob = selection.glob {

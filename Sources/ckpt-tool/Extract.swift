@@ -36,6 +36,8 @@ struct Extract: ParsableCommand {
 
     @OptionGroup var data: DataGlobalOptions
 
+    @OptionGroup var limits: LimitOptions
+
     func validate() throws {
         if let cast {
             guard let dtype = DType(torchName: cast) else {
@@ -48,7 +50,7 @@ struct Extract: ParsableCommand {
     }
 
     func run() throws {
-        let tree = try StateValue(contentsOf: InputPath.url(file), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals))
+        let tree = try StateValue(contentsOf: InputPath.url(file), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals, limits: limits.limits))
         guard let value = tree.value(atPath: key) else {
             throw CheckpointError(
                 .missingEntry, "no value at this key path", file: InputPath.display(file), path: key,

@@ -2,13 +2,14 @@ import Checkpoint
 import CheckpointTools
 import Foundation
 
-/// The `--json` document of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 2; see docs/CLI.md).
-struct InspectDocument: Encodable {
+/// The `--json` document of `ckpt-tool inspect` (schema `ckpt-tool/inspect`, version 2; see docs/CLI.md),
+/// written by ``write(_:asArray:to:)``.
+struct InspectDocument {
     /// Version 2: `format` is the contents' format (version 1 took it from the extension).
     static let version = 2
 
     /// A tensor's fields, as a tensor NODE and each `tensors` entry have them.
-    struct TensorFields: Encodable {
+    struct TensorFields {
         let type: String
         let dtype: String
         let shape: [Int]
@@ -20,16 +21,11 @@ struct InspectDocument: Encodable {
         let storage: Int
         let storageBytes: Int
         /// Where torch.save says the storage was (`cpu`, `mps`); nil when the file does not say.
-        @Nullable var device: String?
+        var device: String?
         /// The chunks a DCP checkpoint saved it in; nil for other formats.
-        @Nullable var chunks: Int?
+        var chunks: Int?
         /// The Hugging Face shard that holds it; nil for other formats.
-        @Nullable var shard: String?
-
-        enum CodingKeys: String, CodingKey {
-            case type, dtype, shape, strides, storageOffset = "storage_offset", bytes, requiresGrad = "requires_grad", storage
-            case storageBytes = "storage_bytes", device, chunks, shard
-        }
+        var shard: String?
 
         init(_ tensor: Tensor, path: [StateKey], summary: TreeSummary, contents: CheckpointContents, sharding: InspectSharding?) {
             type = tensor.isParameter ? "Parameter" : "Tensor"
@@ -48,24 +44,13 @@ struct InspectDocument: Encodable {
     }
 
     /// An entry of `tensors`: the tensor's fields and where it is.
-    struct TensorEntry: Encodable {
+    struct TensorEntry {
         let path: [StateKey]
         let fields: TensorFields
-
-        enum CodingKeys: String, CodingKey {
-            case path, keyPath = "key_path"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            try fields.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(path.pathString, forKey: .path)
-            try container.encode(StateKeyJSON.path(path), forKey: .keyPath)
-        }
     }
 
     /// A NODE: `type`, Python's type name, and the fields of its kind.
-    struct Node: Encodable {
+    struct Node {
         enum Content {
             case dict(items: [Item], attributes: [Attribute]?)
             case sequence([Node])
@@ -82,50 +67,21 @@ struct InspectDocument: Encodable {
         }
 
         /// A dict item.
-        struct Item: Encodable {
+        struct Item {
             let key: StateKeyJSON
             let value: Node
         }
 
         /// An OrderedDict attribute (`_metadata`).
-        struct Attribute: Encodable {
+        struct Attribute {
             let name: String
             let value: Node
         }
 
         let type: String
         let content: Content
-
-        enum CodingKeys: String, CodingKey {
-            case type, items, attributes, itemsOmitted = "items_omitted", value, length, real, imag, construction
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            if case .tensor(let fields) = content { return try fields.encode(to: encoder) }
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(type, forKey: .type)
-            switch content {
-            case .dict(let items, let attributes):
-                try container.encode(items, forKey: .items)
-                try container.encodeIfPresent(attributes, forKey: .attributes)
-            case .sequence(let nodes): try container.encode(nodes, forKey: .items)
-            case .omitted(let count): try container.encode(count, forKey: .itemsOmitted)
-            case .tensor: break
-            case .value(let value): try container.encode(value, forKey: .value)
-            case .none: break
-            case .length(let count): try container.encode(count, forKey: .length)
-            case .complex(let real, let imaginary):
-                try container.encode(real, forKey: .real)
-                try container.encode(imaginary, forKey: .imag)
-            case .object(let construction, let parts, let omitted):
-                try container.encode(construction, forKey: .construction)
-                if let parts {
-                    try container.encode(parts, forKey: .items)
-                } else {
-                    try container.encode(omitted, forKey: .itemsOmitted)
-                }
-            }
-        }
+        /// Children not shown because `--max-lines` ran out (the trailing ones).
+        var cut = 0
     }
 
     /// A scalar or hyperparameter as plain JSON.
@@ -164,14 +120,10 @@ struct InspectDocument: Encodable {
     }
 
     /// A topmost value that matches `--filter`.
-    struct Match: Encodable {
+    struct Match {
         let path: String
         let keyPath: [StateKeyJSON]
         let node: Node
-
-        enum CodingKeys: String, CodingKey {
-            case path, keyPath = "key_path", node
-        }
     }
 
     /// An optimizer state_dict found in the tree.
@@ -242,37 +194,36 @@ struct InspectDocument: Encodable {
     let schema = "ckpt-tool/inspect"
     let schemaVersion = InspectDocument.version
     let file: String
-    @Nullable var fileBytes: Int?
+    var fileBytes: Int?
     /// From the contents.
     let format: String
     /// From the file name's extension; nil for an extension that names none.
-    @Nullable var extensionFormat: String?
+    var extensionFormat: String?
     /// The storages' distinct devices.
     let devices: [String]
     /// A safetensors file's `__metadata__` pairs (an object: the document's keys are sorted anyway).
-    @Nullable var metadata: [String: String]?
+    var metadata: [String: String]?
     /// A DCP or Hugging Face sharded checkpoint's files; null for one file.
-    @Nullable var sharding: InspectSharding?
+    var sharding: InspectSharding?
     /// The tree; null with `--filter`, whose `matches` stand for it.
-    @Nullable var root: Node?
+    var root: Node?
     /// Only with `--filter`.
     let filter: String?
     /// Only with `--filter`.
     let matches: [Match]?
+    /// The NODEs left out because `--max-lines` ran out; only when some were.
+    let nodesOmitted: Int?
     let tensors: [TensorEntry]
     let optimizers: [Optimizer]
     let totals: Totals
 
-    enum CodingKeys: String, CodingKey {
-        case schema, schemaVersion = "schema_version", file, fileBytes = "file_bytes", format, extensionFormat = "extension_format"
-        case devices, metadata, sharding, root, filter, matches, tensors, optimizers, totals
-    }
-
-    /// Describes a file's tree as `--depth` and `--filter` select it.
-    init(_ inspected: InspectedFile, selection: InspectSelection) {
+    /// Describes a file's tree as `--depth` and `--filter` select it, in at most `maxNodes` NODEs
+    /// (0: all).
+    init(_ inspected: InspectedFile, selection: InspectSelection, maxNodes: Int = 0) {
         let tree = inspected.tree
         let summary = inspected.summary
-        let builder = NodeBuilder(summary: summary, selection: selection, contents: inspected.contents, sharding: inspected.sharding)
+        let builder = NodeBuilder(
+            summary: summary, selection: selection, contents: inspected.contents, sharding: inspected.sharding, maxNodes: maxNodes)
         file = inspected.file
         fileBytes = inspected.fileBytes
         format = inspected.contents.format.rawValue
@@ -304,15 +255,52 @@ struct InspectDocument: Encodable {
             filter = nil
             matches = nil
         }
+        nodesOmitted = builder.skipped > 0 ? builder.skipped : nil
     }
 }
 
-/// Builds the NODEs of the tree that `--depth` and `--filter` let through.
-private struct NodeBuilder {
+/// Builds the NODEs of the tree that `--depth` and `--filter` let through, as many as
+/// `--max-lines` allows: a tree shared through the memo can have a million places from a few
+/// bytes, and each NODE costs about a kilobyte until the document is written.
+private final class NodeBuilder {
     let summary: TreeSummary
     let selection: InspectSelection
     let contents: CheckpointContents
     let sharding: InspectSharding?
+    /// NODEs that may still be built.
+    private var left: Int
+    /// NODEs left out once none could be built.
+    private(set) var skipped = 0
+
+    init(summary: TreeSummary, selection: InspectSelection, contents: CheckpointContents, sharding: InspectSharding?, maxNodes: Int) {
+        self.summary = summary
+        self.selection = selection
+        self.contents = contents
+        self.sharding = sharding
+        left = maxNodes == 0 ? .max : maxNodes
+    }
+
+    /// Spends a NODE of the budget, or counts `value` and what lies below it as left out.
+    private func take(_ value: StateValue, path: inout [StateKey]) -> Bool {
+        guard left > 0 else {
+            skipped += count(value, path: &path)
+            return false
+        }
+        left -= 1
+        return true
+    }
+
+    /// The NODEs `value` and its children within `--depth` make.
+    private func count(_ value: StateValue, path: inout [StateKey]) -> Int {
+        guard selection.expands(path) else { return 1 }
+        var nodes = 1
+        for (key, child) in value.children {
+            path.append(key)
+            nodes += count(child, path: &path)
+            path.removeLast()
+        }
+        return nodes
+    }
 
     /// The topmost values whose key paths match the filter, in tree order.
     func collectMatches(_ value: StateValue, path: inout [StateKey], into matches: inout [InspectDocument.Match]) {
@@ -332,10 +320,19 @@ private struct NodeBuilder {
     /// A NODE; containers below `--depth` get `items_omitted` (their child count) instead of `items`.
     func node(_ value: StateValue, path: inout [StateKey]) -> InspectDocument.Node {
         let expanded = selection.expands(path)
-        func child(_ key: StateKey, _ value: StateValue) -> InspectDocument.Node {
+        var cut = 0
+        /// A child's NODE, or nil (counted in `cut`) once `--max-lines` has run out.
+        func child(_ key: StateKey, _ value: StateValue) -> InspectDocument.Node? {
             path.append(key)
             defer { path.removeLast() }
+            guard take(value, path: &path) else {
+                cut += 1
+                return nil
+            }
             return node(value, path: &path)
+        }
+        func item(_ key: StateKey, _ value: StateValue) -> InspectDocument.Node.Item? {
+            child(key, value).map { .init(key: StateKeyJSON(key: key), value: $0) }
         }
         let content: InspectDocument.Node.Content
         switch value {
@@ -345,10 +342,12 @@ private struct NodeBuilder {
                 break
             }
             content = .dict(
-                items: dict.items.map { .init(key: StateKeyJSON(key: $0.key), value: child($0.key, $0.value)) },
-                attributes: dict.isOrderedDict ? dict.attributes.map { .init(name: $0.key, value: child(.string($0.key), $0.value)) } : nil)
+                items: dict.items.compactMap { item($0.key, $0.value) },
+                attributes: dict.isOrderedDict
+                    ? dict.attributes.compactMap { pair in child(.string(pair.key), pair.value).map { .init(name: pair.key, value: $0) } } : nil)
         case .list(let elements), .tuple(let elements), .set(let elements):
-            content = expanded ? .sequence(elements.enumerated().map { child(.int(Int64($0.offset)), $0.element) }) : .omitted(elements.count)
+            content = expanded
+                ? .sequence(elements.enumerated().compactMap { child(.int(Int64($0.offset)), $0.element) }) : .omitted(elements.count)
         case .tensor(let tensor):
             content = .tensor(InspectDocument.TensorFields(tensor, path: path, summary: summary, contents: contents, sharding: sharding))
         case .string(let text): content = .value(.string(text))
@@ -363,17 +362,16 @@ private struct NodeBuilder {
         case .complex(let real, let imaginary): content = .complex(real: real, imaginary: imaginary)
         case .record(let record):
             content = expanded
-                ? .dict(items: record.attributes.map { .init(key: StateKeyJSON(key: .string($0.key)), value: child(.string($0.key), $0.value)) },
-                        attributes: nil)
+                ? .dict(items: record.attributes.compactMap { item(.string($0.key), $0.value) }, attributes: nil)
                 : .omitted(record.attributes.count)
         case .object(let object):
             let parts = object.parts
             content = .object(
                 construction: object.construction.rawValue,
                 parts: expanded || parts.isEmpty
-                    ? parts.map { .init(key: StateKeyJSON(key: .string($0.key)), value: child(.string($0.key), $0.value)) } : nil,
+                    ? parts.compactMap { item(.string($0.key), $0.value) } : nil,
                 omitted: parts.count)
         }
-        return InspectDocument.Node(type: value.pythonTypeName, content: content)
+        return InspectDocument.Node(type: value.pythonTypeName, content: content, cut: cut)
     }
 }

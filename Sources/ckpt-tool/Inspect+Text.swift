@@ -6,12 +6,17 @@ struct InspectText {
     let style: Terminal.Style
     /// At most this many children of a container; 0 for all.
     let maxItems: Int
+    /// At most this many lines of `__metadata__` pairs and tree together; 0 for all. A tree shared
+    /// through the memo can have a million places from a few bytes, and each line costs memory
+    /// until the text is written.
+    var maxLines = 0
     let selection: InspectSelection
     let inspected: InspectedFile
 
     private var summary: TreeSummary { inspected.summary }
 
     func render() -> String {
+        let budget = LineBudget(maxLines)
         var lines: [String] = []
         var heading = style.key(inspected.file) + style.dim("  \(inspected.contents.format.rawValue)")
         if let fileBytes = inspected.fileBytes { heading += style.dim("  \(TreeSummary.formatBytes(fileBytes)) on disk") }
@@ -21,13 +26,20 @@ struct InspectText {
         if let metadata = inspected.contents.metadata {
             lines.append(style.key("__metadata__") + " (\(count(metadata.count, "pair")))")
             for (key, value) in metadata {
+                guard budget.take() else {
+                    budget.skipped += 1
+                    continue
+                }
                 lines.append("  \(style.key(keyLabel(.string(key)))): " + style.value(pythonRepr(shortened(value))))
             }
         }
         let tree = inspected.tree
         lines.append(describe(tree, path: []))
         var path: [StateKey] = []
-        appendChildren(of: tree, path: &path, indent: "  ", to: &lines)
+        appendChildren(of: tree, path: &path, indent: "  ", to: &lines, budget: budget)
+        if budget.skipped > 0 {
+            lines.append(style.dim("… \(TreeSummary.formatCount(budget.skipped)) more lines not shown (--max-lines \(maxLines); 0 shows all)"))
+        }
         for optimizer in inspected.optimizers {
             lines.append("")
             appendOptimizer(optimizer, to: &lines)
@@ -56,23 +68,35 @@ struct InspectText {
         text.count > 80 ? String(text.prefix(77)) + "..." : text
     }
 
-    /// The printed children of a node with their labels: `key`, `@attribute` or `[index]`.
-    private func children(of value: StateValue, path: [StateKey]) -> [(label: String, key: StateKey, value: StateValue)] {
+    /// The printed children of a node, with their positions among all its children (which tell a
+    /// dict's items from its attributes).
+    private func children(of value: StateValue, path: [StateKey]) -> [(position: Int, key: StateKey, value: StateValue)] {
         // A path, date or dtype prints as its value, not as its attributes.
-        if case .record(let record) = value, record.text != nil { return [] }
-        let all = InspectSelection.children(of: value)
-        var labelled: [(label: String, key: StateKey, value: StateValue)] = []
-        for (position, child) in all.enumerated() {
-            let label: String
-            switch value {
-            case .dict(let dict): label = position < dict.items.count ? keyLabel(child.key) : "@\(child.key)"
-            case .object, .record: label = child.key.description
-            default: label = "[\(child.key)]"
-            }
-            labelled.append((label, child.key, child.value))
+        if value.isTextRecord { return [] }
+        let all = InspectSelection.children(of: value).enumerated().map { (position: $0.offset, key: $0.element.key, value: $0.element.value) }
+        guard selection.glob != nil, !selection.selects(path) else { return all }
+        return all.filter { selection.leadsToSelection($0.value, path: path + [$0.key]) }
+    }
+
+    /// `[2, 3]`, as Swift prints an array of Int, without its generic printing (about a
+    /// microsecond a number, a second for the million dimensions a tree may hold at the caps).
+    static func list(_ numbers: [Int]) -> String {
+        var text = "["
+        for (index, number) in numbers.enumerated() {
+            if index > 0 { text += ", " }
+            text += String(number)
         }
-        guard selection.glob != nil, !selection.selects(path) else { return labelled }
-        return labelled.filter { selection.leadsToSelection($0.value, path: path + [$0.key]) }
+        return text + "]"
+    }
+
+    /// A child's label: `key`, `@attribute` or `[index]`. Made only for the children printed: a
+    /// list of a million elements prints a hundred.
+    private func label(of key: StateKey, at position: Int, in value: StateValue) -> String {
+        switch value {
+        case .dict(let dict): return position < dict.items.count ? keyLabel(key) : "@\(key)"
+        case .object, .record: return key.description
+        default: return "[\(key)]"
+        }
     }
 
     /// A dict key as the tree prints it: an int key as its digits, a str key bare unless it would
@@ -93,19 +117,47 @@ struct InspectText {
         }
     }
 
-    private func appendChildren(of value: StateValue, path: inout [StateKey], indent: String, to lines: inout [String]) {
+    private func appendChildren(
+        of value: StateValue, path: inout [StateKey], indent: String, to lines: inout [String], budget: LineBudget
+    ) {
         guard selection.expands(path) else { return }
         let all = children(of: value, path: path)
         let shown = maxItems == 0 ? all.count : min(maxItems, all.count)
-        for (label, key, child) in all.prefix(shown) {
+        for (position, key, child) in all.prefix(shown) {
             path.append(key)
-            lines.append("\(indent)\(style.key(label)): \(describe(child, path: path))")
-            appendChildren(of: child, path: &path, indent: indent + "  ", to: &lines)
-            path.removeLast()
+            defer { path.removeLast() }
+            guard budget.take() else {
+                budget.skipped += countLines(below: child, path: &path)
+                continue
+            }
+            lines.append("\(indent)\(style.key(label(of: key, at: position, in: value))): \(describe(child, path: path))")
+            appendChildren(of: child, path: &path, indent: indent + "  ", to: &lines, budget: budget)
         }
         if all.count > shown {
+            guard budget.take() else {
+                budget.skipped += 1
+                return
+            }
             lines.append(indent + style.dim("… \(all.count - shown) more (--max-items \(maxItems); 0 shows all)"))
         }
+    }
+
+    /// The lines `value` (at `path`) and its children would take, counted without rendering them,
+    /// for the `--max-lines` note: describing each place would cost as much as printing it.
+    private func countLines(below value: StateValue, path: inout [StateKey]) -> Int {
+        guard selection.expands(path), !(value.isTextRecord) else { return 1 }
+        var all = value.children
+        if selection.glob != nil, !selection.selects(path) {
+            all = all.filter { path.append($0.key); defer { path.removeLast() }; return selection.leadsToSelection($0.value, path: path) }
+        }
+        let shown = maxItems == 0 ? all.count : min(maxItems, all.count)
+        var lines = 1 + (all.count > shown ? 1 : 0)
+        for (key, child) in all.prefix(shown) {
+            path.append(key)
+            lines += countLines(below: child, path: &path)
+            path.removeLast()
+        }
+        return lines
     }
 
     /// `optimizer (at optimizer): 2 groups, ...` and one line per group with its hyperparameters.
@@ -163,13 +215,13 @@ struct InspectText {
         case .list(let elements), .tuple(let elements), .set(let elements):
             return "\(type) (\(count(elements.count, "item")))"
         case .tensor(let tensor):
-            var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(tensor.shape)") + " \(TreeSummary.formatBytes(tensor.byteCount))"
+            var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(Self.list(tensor.shape))") + " \(TreeSummary.formatBytes(tensor.byteCount))"
             if tensor.numpyOrigin?.kind == .scalar, let element = scalarText(tensor) { text += " = " + style.value(element) }
             if tensor.requiresGrad { text += " requires_grad" }
             if let device = inspected.contents.device(of: tensor), device != "cpu" { text += " on " + style.value(device) }
             if let chunks = inspected.sharding?.chunks[path], chunks > 1 { text += " in \(chunks) chunks" }
             if !tensor.isContiguous || tensor.storageOffset != 0 {
-                text += style.dim(" view(strides \(tensor.strides), offset \(tensor.storageOffset))")
+                text += style.dim(" view(strides \(Self.list(tensor.strides)), offset \(tensor.storageOffset))")
             }
             let id = ObjectIdentifier(tensor.storage)
             if let index = summary.storageIndex[id], let views = summary.viewsPerStorage[id], views > 1 {
@@ -237,5 +289,30 @@ struct InspectText {
             }
         }
         return out + "'"
+    }
+}
+
+/// What is left of `--max-lines`, shared by the parts of one file's text.
+private final class LineBudget {
+    private var left: Int
+    /// Lines not printed because the budget ran out.
+    var skipped = 0
+
+    /// A budget of `maxLines` lines; 0 for no limit.
+    init(_ maxLines: Int) { left = maxLines == 0 ? .max : maxLines }
+
+    /// Spends a line; false once none is left (the caller counts what it skips).
+    func take() -> Bool {
+        guard left > 0 else { return false }
+        left -= 1
+        return true
+    }
+}
+
+extension StateValue {
+    /// A path, date or dtype record, which prints as its value, not as its attributes.
+    fileprivate var isTextRecord: Bool {
+        if case .record(let record) = self, record.text != nil { return true }
+        return false
     }
 }

@@ -32,6 +32,9 @@ struct Inspect: ParsableCommand {
     @Option(help: "Show at most this many children of each dict, list, tuple or set in text output (0: all).")
     var maxItems = 100
 
+    @Option(help: "Print at most this many lines of the tree and __metadata__ (0: all); with --json, at most this many NODEs of the tree.")
+    var maxLines = 10_000
+
     @Option(help: "Show the tree this many levels deep (the root's children are level 1).")
     var depth: Int?
 
@@ -39,10 +42,13 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var data: DataGlobalOptions
 
+    @OptionGroup var limits: LimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard maxItems >= 0 else { throw ValidationError("--max-items must not be negative (0 shows every item)") }
+        guard maxLines >= 0 else { throw ValidationError("--max-lines must not be negative (0 shows every line)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
         if let depth, depth < 0 { throw ValidationError("--depth must not be negative") }
     }
@@ -58,14 +64,15 @@ struct Inspect: ParsableCommand {
         for file in files {
             do {
                 let inspected = try InspectedFile(
-                    file, url: InputPath.url(file), options: LoadOptions(allowDataGlobals: data.dataGlobals), selection: selection)
+                    file, url: InputPath.url(file), options: LoadOptions(allowDataGlobals: data.dataGlobals, limits: limits.limits), selection: selection)
                 if selection.glob != nil, !selection.leadsToSelection(inspected.tree, path: []) {
                     throw selectionOptions.noMatch(in: InputPath.display(file), tree: inspected.tree)
                 }
                 if json {
-                    documents.append(InspectDocument(inspected, selection: selection))
+                    documents.append(InspectDocument(inspected, selection: selection, maxNodes: maxLines))
                 } else {
-                    let text = InspectText(style: output.style, maxItems: maxItems, selection: selection, inspected: inspected)
+                    let text = InspectText(
+                        style: output.style, maxItems: maxItems, maxLines: maxLines, selection: selection, inspected: inspected)
                     Terminal.standardOutput.write((printed > 0 ? "\n" : "") + text.render())
                 }
                 printed += 1
@@ -75,9 +82,7 @@ struct Inspect: ParsableCommand {
             }
         }
         if json, !documents.isEmpty {
-            let text = files.count == 1
-                ? try JSONOutput.render(documents[0], style: .indented) : try JSONOutput.render(documents, style: .indented)
-            Terminal.standardOutput.write(text)
+            try InspectDocument.write(documents, asArray: files.count > 1, to: Terminal.standardOutput)
         }
         if failed { throw ExitCode(1) }
     }

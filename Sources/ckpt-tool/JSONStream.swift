@@ -18,15 +18,20 @@ struct JSONStream: ~Copyable {
     private var counts: UnsafeMutablePointer<Int>
     /// Open objects and arrays.
     private var depth = 0
-    /// The deepest nesting a document may have.
-    private static let maximumDepth = 64
+    /// The deepest nesting this document may have.
+    private let maximumDepth: Int
 
     /// Starts a document written to `stream` a buffer (64 KiB) at a time.
-    init(to stream: Terminal.Stream) {
+    ///
+    /// - Parameters:
+    ///   - stream: Where the text goes.
+    ///   - maximumDepth: The deepest nesting of objects and arrays the document may have.
+    init(to stream: Terminal.Stream, maximumDepth: Int = 64) {
         self.stream = stream
+        self.maximumDepth = maximumDepth
         capacity = 1 << 16
         base = .allocate(capacity: capacity)
-        counts = .allocate(capacity: Self.maximumDepth)
+        counts = .allocate(capacity: maximumDepth)
     }
 
     deinit {
@@ -151,8 +156,39 @@ struct JSONStream: ~Copyable {
         }
     }
 
+    /// `true` or `false`.
+    mutating func bool(_ value: Bool) { put(value ? "true" as StaticString : "false") }
+
+    /// `null`.
+    mutating func null() { put("null" as StaticString) }
+
+    /// A value already built as JSON (a small part of a document, from ``OrderedJSONEncoder``),
+    /// members in the order it has them.
+    mutating func value(_ json: OrderedJSON) {
+        switch json {
+        case .object(let members):
+            beginObject()
+            for member in members {
+                key(member.key)
+                value(member.value)
+            }
+            endObject()
+        case .array(let elements):
+            beginArray()
+            for element in elements {
+                self.element()
+                value(element)
+            }
+            endArray()
+        case .string(let text): string(text)
+        case .number(let text): put(text)
+        case .bool(let flag): bool(flag)
+        case .null: null()
+        }
+    }
+
     private mutating func open(_ bracket: UInt8) {
-        precondition(depth < Self.maximumDepth, "JSONStream: nested more than \(Self.maximumDepth) deep")
+        precondition(depth < maximumDepth, "JSONStream: nested more than \(maximumDepth) deep")
         put(bracket)
         counts[depth] = 0
         depth += 1

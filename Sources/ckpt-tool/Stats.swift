@@ -31,6 +31,8 @@ struct Stats: ParsableCommand {
 
     @OptionGroup var data: DataGlobalOptions
 
+    @OptionGroup var limits: LimitOptions
+
     @OptionGroup var outputOptions: OutputOptions
 
     /// `stats FILE GLOB`, the spelling before `--select`: a second argument that names no file
@@ -56,7 +58,7 @@ struct Stats: ParsableCommand {
         var tables: [String] = []
         for (index, argument) in checkpoints.enumerated() {
             let file = InputPath.display(argument)
-            let tree = try StateValue(contentsOf: try InputPath.url(argument), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals))
+            let tree = try StateValue(contentsOf: try InputPath.url(argument), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals, limits: limits.limits))
             let selected = tree.tensors(matching: selection.glob)
             if selection.glob != nil, selected.isEmpty { throw selection.noMatch(in: file, tree: tree, what: "tensor's key path") }
             let progress = ProgressBar(label: checkpoints.count == 1 ? "stats" : "stats \(index + 1)/\(checkpoints.count)")

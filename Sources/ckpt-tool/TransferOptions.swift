@@ -15,6 +15,8 @@ struct TransferOptions: ParsableArguments {
 
     @OptionGroup var data: DataGlobalOptions
 
+    @OptionGroup var limits: LimitOptions
+
     /// The format to write: `--format`, else the output's extension.
     func outputFormat(for output: String) -> CheckpointFormat? {
         format ?? CheckpointFormat(pathExtension: URL(fileURLWithPath: output).pathExtension)
@@ -37,7 +39,7 @@ struct TransferOptions: ParsableArguments {
     /// globals `--allow-data-globals` allows as values.
     func load(_ input: String) throws -> StateValue {
         try StateValue(
-            contentsOf: InputPath.url(input), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals))
+            contentsOf: InputPath.url(input), options: LoadOptions(verifyChecksums: !noVerify, allowDataGlobals: data.dataGlobals, limits: limits.limits))
     }
 
     /// Saves atomically (durably unless `--no-sync`) in the output format; `-` is standard output.

@@ -32,6 +32,8 @@ struct Verify: ParsableCommand {
     @Flag(help: "Fail (exit 1) on warnings too, such as a file that needs trust to load in torch.")
     var strict = false
 
+    @OptionGroup var limits: LimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -49,7 +51,7 @@ struct Verify: ParsableCommand {
             do {
                 let bar = ProgressBar(label: files.count == 1 ? "verify" : "verify \(index + 1)/\(files.count)")
                 defer { bar.finish() }
-                report = try CheckpointVerifier.verify(contentsOf: InputPath.url(file)) { done, total in bar.update(done: done, total: total) }
+                report = try CheckpointVerifier.verify(contentsOf: InputPath.url(file), limits: limits.limits) { done, total in bar.update(done: done, total: total) }
                 report.file = InputPath.display(file)
             } catch {
                 Terminal.report(error)

@@ -119,6 +119,7 @@ private func runs(_ command: String) throws -> [[String: Any]] {
             document(["inspect", Tool.sample, "--json", "--depth", "1"]),
             document(["inspect", Tool.sample, "--json", "--filter", "model/*.weight"]),
             document(["inspect", Tool.fixtures.appendingPathComponent("pt/model_tied.pt").path, "--json"]),
+            document(["inspect", Tool.fixtures.appendingPathComponent("pt/model_tied.pt").path, "--json", "--max-lines", "3"]),
             document(["inspect", tree.path, "--json"]),
             document(["inspect", Tool.fixtures.appendingPathComponent("objects/with_numpy.pt").path, "--json"]),
             document(["inspect", Tool.fixtures.appendingPathComponent("objects/namespace.pt").path, "--json", "--depth", "1"]),

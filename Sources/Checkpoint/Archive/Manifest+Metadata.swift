@@ -23,10 +23,11 @@ extension Manifest {
     ///   - bytes: The manifest's JSON.
     ///   - file: For error messages.
     ///   - entry: The manifest's zip entry name, for error messages.
+    ///   - limits: The caps the JSON is held to.
     /// - Throws: ``CheckpointError`` for JSON that does not parse, a manifest of another format or
     ///   version, or a metadata tree that holds a tensor node.
-    static func decodeMetadata(_ bytes: [UInt8], file: String, entry: String) throws -> StateValue? {
-        let (top, _) = try parseHeader(bytes, file: file, entry: entry)
+    static func decodeMetadata(_ bytes: [UInt8], file: String, entry: String, limits: ResourceLimits = .default) throws -> StateValue? {
+        let (top, _) = try parseHeader(bytes, file: file, entry: entry, limits: limits)
         guard let json = top["metadata"] else { return nil }
         let tree = StateTreeJSON.Decoder(file: file, location: "\(entry)#metadata")
         return try tree.decode(json) { _, path in
@@ -63,6 +64,7 @@ extension StateValue {
         guard let first = reader.entries.first, let slash = first.name.firstIndex(of: "/") else { return nil }
         let name = String(first.name[...slash]) + "manifest.json"
         guard let entry = reader.entry(named: name) else { return nil }
-        return try Manifest.decodeMetadata(try reader.contents(of: entry), file: url.path, entry: name)
+        return try Manifest.decodeMetadata(
+            try reader.contents(of: entry, limit: .maximumJSONBytes), file: url.path, entry: name, limits: reader.limits)
     }
 }

@@ -67,13 +67,15 @@ extension Manifest {
     ///   - bytes: The JSON.
     ///   - file: For error messages.
     ///   - entry: The manifest's zip entry name, for error messages.
+    ///   - limits: The caps the JSON is held to (``ResourceLimits/maximumJSONValues``).
     ///   - storage: Resolves a storage record to its bytes; called once per record, in order.
     /// - Returns: The manifest and the storage of each record.
     /// - Throws: ``CheckpointError`` naming the entry and the JSON field or key path of the first problem.
     package static func decode(
-        _ bytes: [UInt8], file: String, entry: String, storage resolve: (StorageRecord) throws -> Storage
+        _ bytes: [UInt8], file: String, entry: String, limits: ResourceLimits = .default,
+        storage resolve: (StorageRecord) throws -> Storage
     ) throws -> (manifest: Manifest, storages: [Storage]) {
-        let (top, fields) = try parseHeader(bytes, file: file, entry: entry)
+        let (top, fields) = try parseHeader(bytes, file: file, entry: entry, limits: limits)
         if top["byteorder"] != nil {
             let order = try fields.string(top, "byteorder", [])
             guard order == "little" else {
@@ -121,10 +123,12 @@ extension Manifest {
     /// - Returns: The top-level object and a decoder whose errors name `entry`.
     /// - Throws: ``CheckpointError`` for JSON that does not parse or a manifest of another format
     ///   or version.
-    static func parseHeader(_ bytes: [UInt8], file: String, entry: String) throws -> (OrderedJSON, StateTreeJSON.Decoder) {
+    static func parseHeader(
+        _ bytes: [UInt8], file: String, entry: String, limits: ResourceLimits = .default
+    ) throws -> (OrderedJSON, StateTreeJSON.Decoder) {
         let top: OrderedJSON
         do {
-            top = try bytes.withUnsafeBytes { try OrderedJSON.parse($0, file: file, what: "manifest") }
+            top = try bytes.withUnsafeBytes { try OrderedJSON.parse($0, file: file, what: "manifest", limits: limits) }
         } catch var error as CheckpointError {
             error.path = error.path.map { "\(entry)#\($0)" } ?? entry
             throw error

@@ -189,7 +189,7 @@ package enum TorchArchive {
         let path = reader.file.path
         let bytes = try reader.contents(of: pickle)
         return try bytes.withUnsafeBytes { raw in
-            try Unpickler.load(raw, file: path, dataGlobals: dataGlobals) { reference in
+            try Unpickler.load(raw, file: path, dataGlobals: dataGlobals, limits: reader.limits) { reference in
                 let name = records + reference.key
                 guard let entry = reader.entry(named: name) else {
                     throw CheckpointError(.missingEntry, "storage record missing", file: path, path: name)
@@ -215,8 +215,8 @@ package enum TorchArchive {
 
     private static func readManifest(_ reader: ZipReader, _ entry: ZipEntry, verifyChecksums: Bool) throws -> StateValue {
         let path = reader.file.path
-        let bytes = try reader.contents(of: entry)
-        return try Manifest.decode(bytes, file: path, entry: entry.name) { record in
+        let bytes = try reader.contents(of: entry, limit: .maximumJSONBytes)
+        return try Manifest.decode(bytes, file: path, entry: entry.name, limits: reader.limits) { record in
             guard let blob = reader.entry(named: record.record) else {
                 throw CheckpointError(.missingEntry, "storage record named by the manifest is missing", file: path, path: record.record)
             }

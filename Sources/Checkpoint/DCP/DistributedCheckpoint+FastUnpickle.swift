@@ -12,6 +12,14 @@ import Foundation
 /// dtypes. Nothing is imported or run. Any other global, any other opcode or shape, anything
 /// inconsistent makes it give up (nil), and the general path decodes the file and gives the
 /// error the file deserves, so both paths agree on every file the fast one reads.
+///
+/// It honours the resource caps with its own, cheaper, units: a value here takes ~24 bytes where
+/// the general machine's takes ~80, so it holds its stack, memo, pool and nodes together to
+/// ``valueBudgetFactor`` times ``ResourceLimits/maximumValues`` (~24 MiB at the default) and its
+/// memo to ``ResourceLimits/maximumMemoEntries``, and gives up past them (the general path then
+/// refuses the file with its own counts, or reads it); it counts DCP chunks as it decodes them and
+/// throws ``CheckpointError/Code/limitExceeded`` past ``ResourceLimits/maximumDCPChunks`` and
+/// ``ResourceLimits/maximumDCPChunksPerTensor``, as the general path does.
 struct FastMetadataDecoder {
     typealias Metadata = DistributedCheckpoint.Metadata
 
@@ -63,7 +71,19 @@ struct FastMetadataDecoder {
     /// Gives up: the general path takes over.
     struct Unhandled: Error {}
 
+    /// How many of this decoder's values (stack, memo and pool entries; a node counts 2) one
+    /// unit of ``ResourceLimits/maximumValues`` allows: the general machine's scalar costs ~80
+    /// bytes, a value here ~24 and a node ~48, so 4 keeps the fast path within about what the
+    /// general one may spend, while a 64-rank checkpoint of 129 tensors (~30 values a chunk here,
+    /// ~130 weighted values in the general machine) fits the default.
+    static let valueBudgetFactor = 4
+
     let bytes: UnsafeRawBufferPointer
+    let file: String
+    let limits: ResourceLimits
+    /// ``valueBudgetFactor`` times ``ResourceLimits/maximumValues``, saturating.
+    private let valueBudget: Int
+    private var chunkCount = 0
     private var position = 0
     private var stack: [Value] = []
     /// The stack height at each open MARK.
@@ -77,14 +97,31 @@ struct FastMetadataDecoder {
     /// and named again by every chunk is made once.
     private var strings: [Int: String] = [:]
 
-    /// The metadata, or nil when the pickle is not one this decoder reads (see the type's summary).
-    static func decode(_ bytes: UnsafeRawBufferPointer) -> Metadata? {
-        var decoder = FastMetadataDecoder(bytes: bytes)
-        return try? decoder.metadata(decoder.run())
+    /// The metadata, or nil when the pickle is not one this decoder reads or is past its value
+    /// or memo budget (see the type's summary).
+    ///
+    /// - Parameters:
+    ///   - bytes: The pickle.
+    ///   - file: The `.metadata` path, for errors.
+    ///   - limits: The resource caps (already made effective for the checkpoint's size).
+    /// - Returns: The metadata, or nil for the general path to decode.
+    /// - Throws: ``CheckpointError`` `.limitExceeded` past ``ResourceLimits/maximumDCPChunks`` or
+    ///   ``ResourceLimits/maximumDCPChunksPerTensor``.
+    static func decode(_ bytes: UnsafeRawBufferPointer, file: String = "", limits: ResourceLimits = .default) throws -> Metadata? {
+        var decoder = FastMetadataDecoder(bytes: bytes, file: file, limits: limits)
+        do {
+            return try decoder.metadata(decoder.run())
+        } catch is Unhandled {
+            return nil
+        }
     }
 
-    private init(bytes: UnsafeRawBufferPointer) {
+    private init(bytes: UnsafeRawBufferPointer, file: String, limits: ResourceLimits) {
         self.bytes = bytes
+        self.file = file
+        self.limits = limits
+        let (budget, overflow) = limits.maximumValues.multipliedReportingOverflow(by: Self.valueBudgetFactor)
+        valueBudget = overflow ? .max : budget
         // Each memo entry and node takes at least an opcode byte or two, torch's files about 8:
         // room for them all up front keeps the arrays from being copied as they grow.
         stack.reserveCapacity(64)
@@ -205,6 +242,10 @@ struct FastMetadataDecoder {
 
     private mutating func run() throws -> Value {
         while true {
+            // Every opcode adds at most one value or node, or moves one list: checked before each.
+            guard memo.count <= limits.maximumMemoEntries,
+                stack.count &+ memo.count &+ pool.count &+ 2 &* nodes.count <= valueBudget
+            else { throw Unhandled() }
             guard let op = PickleOpcode(rawValue: try byte()) else { throw Unhandled() }
             switch op {
             case .stop: return try pop()
@@ -398,7 +439,8 @@ struct FastMetadataDecoder {
         let field = try fields(root, .metadata)
         var items = OrderedMap<String, DistributedCheckpoint.Item>()
         for (key, value) in try pairs(field["state_dict_metadata"]) {
-            items[try string(key)] = try item(value)
+            let name = try string(key)
+            items[name] = try item(value, name: name)
         }
         var paths = OrderedMap<String, [StateKey]>()
         if !isNone(field["planner_data"]) {
@@ -423,7 +465,7 @@ struct FastMetadataDecoder {
             checkpointID: try checkpointID(field["storage_meta"]))
     }
 
-    private mutating func item(_ value: Value) throws -> DistributedCheckpoint.Item {
+    private mutating func item(_ value: Value, name: String) throws -> DistributedCheckpoint.Item {
         if case .node(let index) = value, nodes[index].cls == .bytesStorageMetadata {
             _ = try fields(value, .bytesStorageMetadata)
             return .bytes
@@ -432,7 +474,12 @@ struct FastMetadataDecoder {
         let (dtype, requiresGrad) = try properties(field["properties"])
         let shape = try integers(field["size"])
         guard let list = field["chunks"] else { throw Unhandled() }
-        let chunks = try elements(try node(list, .list)).map { element in
+        let listElements = elements(try node(list, .list))
+        let path = "state_dict_metadata/\(KeyPathSyntax.escape(name))"
+        try limits.check(.maximumDCPChunksPerTensor, listElements.count, what: "chunks of one tensor", file: file, path: "\(path)/chunks")
+        chunkCount += listElements.count
+        try limits.check(.maximumDCPChunks, chunkCount, what: "DCP chunks", file: file, path: path)
+        let chunks = try listElements.map { element in
             let chunk = try fields(element, .chunkStorageMetadata)
             return DistributedCheckpoint.Chunk(offsets: try integers(chunk["offsets"]), sizes: try integers(chunk["sizes"]))
         }

@@ -167,7 +167,8 @@ extension DistributedCheckpoint {
                     path: index.description, expected: "plain torch.save bytes", found: location.transforms.joined(separator: ", "))
             }
             do {
-                let reader = try ZipReader(mapping: file(location.file), window: location.offset..<(location.offset + location.length))
+                let reader = try ZipReader(
+                    mapping: file(location.file), window: location.offset..<(location.offset + location.length), limits: options.limits)
                 return try TorchArchive.read(reader, verifyChecksums: options.verifyChecksums)
             } catch var error as CheckpointError {
                 error.message = "DCP item \(index) (bytes \(location.offset)..<\(location.offset + location.length)): " + error.message

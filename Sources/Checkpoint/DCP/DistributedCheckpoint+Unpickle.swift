@@ -24,9 +24,10 @@ extension DistributedCheckpoint.Metadata {
     /// - Parameters:
     ///   - bytes: The pickle.
     ///   - file: The `.metadata` path, for errors.
-    /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:)`` describes.
-    init(pickle bytes: UnsafeRawBufferPointer, file: String) throws {
-        self = try FastMetadataDecoder.decode(bytes) ?? Self(generalPickle: bytes, file: file)
+    ///   - limits: The resource caps.
+    /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:limits:)`` describes.
+    init(pickle bytes: UnsafeRawBufferPointer, file: String, limits: ResourceLimits = .default) throws {
+        self = try FastMetadataDecoder.decode(bytes, file: file, limits: limits) ?? Self(generalPickle: bytes, file: file, limits: limits)
         try validate(file: file)
     }
 
@@ -36,15 +37,16 @@ extension DistributedCheckpoint.Metadata {
     /// - Parameters:
     ///   - bytes: The pickle.
     ///   - file: The `.metadata` path, for errors.
-    /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:)`` describes.
-    init(generalPickle bytes: UnsafeRawBufferPointer, file: String) throws {
-        var machine = PickleMachine(bytes: bytes, file: file) { reference in
+    ///   - limits: The resource caps.
+    /// - Throws: ``CheckpointError`` as ``DistributedCheckpoint/init(contentsOf:limits:)`` describes.
+    init(generalPickle bytes: UnsafeRawBufferPointer, file: String, limits: ResourceLimits = .default) throws {
+        var machine = PickleMachine(bytes: bytes, file: file, limits: limits) { reference in
             throw CheckpointError(
                 .corrupt, "DCP metadata holds a tensor storage", file: file, expected: "no persistent ids",
                 found: "storage \(reference.key)")
         }
         let root = try machine.run()
-        let reader = MetadataPickleReader(nodes: machine.nodes, file: file)
+        let reader = MetadataPickleReader(nodes: machine.nodes, file: file, limits: limits)
         try reader.checkGlobals(root: root)
         self = try reader.metadata(root)
     }
@@ -57,6 +59,7 @@ private struct MetadataPickleReader {
 
     let nodes: [PickleNode]
     let file: String
+    let limits: ResourceLimits
 
     func failure(_ message: String, at path: String, expected: String? = nil, found: String? = nil) -> CheckpointError {
         CheckpointError(.corrupt, "DCP metadata: \(message)", file: file, path: path, expected: expected, found: found)
@@ -183,8 +186,15 @@ private struct MetadataPickleReader {
     func metadata(_ root: PickleObject) throws -> Metadata {
         let fields = try fields(root, "Metadata", at: "(root)")
         var items = OrderedMap<String, DistributedCheckpoint.Item>()
+        var chunkCount = 0
         for (name, value) in try dictionary(fields["state_dict_metadata"], at: "state_dict_metadata") {
-            items[name] = try item(value, at: "state_dict_metadata/\(KeyPathSyntax.escape(name))")
+            let item = try item(value, at: "state_dict_metadata/\(KeyPathSyntax.escape(name))")
+            if case .tensor(let tensor) = item {
+                chunkCount += tensor.chunks.count
+                try limits.check(
+                    .maximumDCPChunks, chunkCount, what: "DCP chunks", file: file, path: "state_dict_metadata/\(KeyPathSyntax.escape(name))")
+            }
+            items[name] = item
         }
         var paths = OrderedMap<String, [StateKey]>()
         if let planner = fields["planner_data"], planner.isPresent {
@@ -222,6 +232,7 @@ private struct MetadataPickleReader {
         guard let list = fields["chunks"].flatMap(node), list.kind == .list else {
             throw failure("expected a list of chunks", at: "\(path())/chunks", found: fields["chunks"].map(describe) ?? "nothing")
         }
+        try limits.check(.maximumDCPChunksPerTensor, list.elements.count, what: "chunks of one tensor", file: file, path: "\(path())/chunks")
         let chunks = try list.elements.enumerated().map { number, element in
             let chunkPath = "\(path())/chunks/\(number)"
             let chunk = try self.fields(element, "ChunkStorageMetadata", at: chunkPath)

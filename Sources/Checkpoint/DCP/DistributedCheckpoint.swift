@@ -28,14 +28,19 @@ public struct DistributedCheckpoint: Sendable {
     /// Opens a checkpoint directory: reads and checks `.metadata`, and the size of each data file
     /// it names; no data is read.
     ///
-    /// - Parameter directory: The checkpoint directory.
+    /// - Parameters:
+    ///   - directory: The checkpoint directory.
+    ///   - limits: The resource caps.
     /// - Throws: ``CheckpointError`` naming the file and the item: `.io` or `.missingEntry` when
     ///   `.metadata` or a data file is missing, `.forbiddenGlobal` for a global outside DCP's
     ///   dataclasses and torch's weights-only allow-list, `.malformedPickle`/`.corrupt` for a
     ///   metadata pickle of another shape, `.outOfBounds` for a chunk outside its tensor or an item
     ///   past the end of its file, `.corrupt` for overlapping chunks or chunks that leave part of a
-    ///   tensor uncovered, `.unknownDType` for a dtype ckpt has no ``DType`` for.
-    public init(contentsOf directory: URL) throws {
+    ///   tensor uncovered, `.unknownDType` for a dtype ckpt has no ``DType`` for;
+    ///   `.limitExceeded` for a `.metadata` past a cap of `limits` (its size, memo, values, chunks
+    ///   in all or of one tensor), or tensors that declare more bytes than the data files hold
+    ///   plus ``ResourceLimits/maximumBytesBeyondFileSize``.
+    public init(contentsOf directory: URL, limits: ResourceLimits = .default) throws {
         self.directory = directory
         let path = directory.appendingPathComponent(Self.metadataName).path
         let file: MappedFile
@@ -51,8 +56,29 @@ public struct DistributedCheckpoint: Sendable {
             }
             throw error
         }
-        metadata = try withExtendedLifetime(file) { try Metadata(pickle: file.bytes, file: path) }
+        let limits = limits.effective(fileBytes: ResourceLimits.directoryBytes(directory))
+        metadata = try withExtendedLifetime(file) { try Metadata(pickle: file.bytes, file: path, limits: limits) }
         files = try metadata.checkFiles(in: directory)
+        try checkDeclaredBytes(limits: limits, file: path)
+    }
+
+    /// Tensors assembled from chunks are allocated, not mapped: their declared bytes may exceed
+    /// what the data files hold by the allowance only, however many chunks share one item's bytes.
+    private func checkDeclaredBytes(limits: ResourceLimits, file: String) throws {
+        var declared = 0
+        for case (_, .tensor(let tensor)) in metadata.items {
+            let bytes = (try? Tensor.checkedElementCount(tensor.shape))
+                .map { $0.multipliedReportingOverflow(by: tensor.dtype.itemSize) }
+            let add = bytes.map { $0.overflow ? Int.max : $0.partialValue } ?? .max
+            declared = declared.addingReportingOverflow(add).overflow ? .max : declared + add
+        }
+        let stored = files.reduce(0) { $0 + $1.byteCount }
+        let (allowed, overflow) = stored.addingReportingOverflow(limits.maximumBytesBeyondFileSize)
+        guard overflow || declared <= allowed else {
+            throw limits.exceeded(
+                .maximumBytesBeyondFileSize, found: "\(declared) tensor bytes declared over \(stored) bytes of data files",
+                what: "tensor bytes declared beyond the data files' size", file: file)
+        }
     }
 
     /// True when `directory` holds a `.metadata` file: what tells a DCP checkpoint from other

@@ -76,11 +76,14 @@ extension OrderedJSON {
     ///   - bytes: UTF-8 text.
     ///   - file: The file, for errors.
     ///   - what: What the text is (`"header"`), for errors.
+    ///   - limits: The caps; ``ResourceLimits/maximumJSONValues`` is counted as values are parsed.
     /// - Returns: The value.
     /// - Throws: ``CheckpointError`` `.corrupt` naming the byte offset of the first problem, and
-    ///   the key path for a duplicate key.
-    package static func parse(_ bytes: UnsafeRawBufferPointer, file: String?, what: String) throws -> OrderedJSON {
-        var parser = Parser(bytes: bytes, file: file, what: what)
+    ///   the key path for a duplicate key; `.limitExceeded` for more values than the cap.
+    package static func parse(
+        _ bytes: UnsafeRawBufferPointer, file: String?, what: String, limits: ResourceLimits = .default
+    ) throws -> OrderedJSON {
+        var parser = Parser(bytes: bytes, file: file, what: what, limits: limits.forDocument(ofBytes: bytes.count))
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -89,16 +92,20 @@ extension OrderedJSON {
     }
 
     /// Parses JSON from a string.
-    package static func parse(_ text: String, file: String?, what: String) throws -> OrderedJSON {
+    package static func parse(_ text: String, file: String?, what: String, limits: ResourceLimits = .default) throws -> OrderedJSON {
         var text = text
-        return try text.withUTF8 { try parse(UnsafeRawBufferPointer($0), file: file, what: what) }
+        return try text.withUTF8 { try parse(UnsafeRawBufferPointer($0), file: file, what: what, limits: limits) }
     }
 
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
         let file: String?
         let what: String
+        let limits: ResourceLimits
         var index = 0
+        /// Values parsed so far, held to ``ResourceLimits/maximumJSONValues``: a document of a
+        /// million zeros costs far more parsed than its 2 MB of text.
+        var valueCount = 0
         /// Where the parser is, kept as a stack and turned into text only for an error: building a
         /// path array per value made parsing a large manifest several times slower.
         var path: [PathComponent] = []
@@ -108,10 +115,11 @@ extension OrderedJSON {
             case index(Int)
         }
 
-        init(bytes: UnsafeRawBufferPointer, file: String?, what: String) {
+        init(bytes: UnsafeRawBufferPointer, file: String?, what: String, limits: ResourceLimits) {
             self.bytes = bytes
             self.file = file
             self.what = what
+            self.limits = limits
         }
 
         func failure(_ message: String, expected: String? = nil) -> CheckpointError {
@@ -152,6 +160,12 @@ extension OrderedJSON {
                 throw failure("nesting deeper than \(OrderedJSON.maximumDepth) levels")
             }
             guard index < bytes.count else { throw failure("value expected") }
+            valueCount += 1
+            if valueCount > limits.maximumJSONValues {
+                throw limits.exceeded(
+                    .maximumJSONValues, found: "more than \(limits.maximumJSONValues) by byte \(index)", what: "values in the \(what)",
+                    file: file)
+            }
             switch bytes[index] {
             case UInt8(ascii: "{"): return try parseObject(depth: depth)
             case UInt8(ascii: "["): return try parseArray(depth: depth)

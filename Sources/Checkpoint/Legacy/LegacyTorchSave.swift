@@ -48,6 +48,7 @@ package enum LegacyTorchSave {
     /// - Parameters:
     ///   - file: The mapped file.
     ///   - dataGlobals: The data globals to read as values rather than placeholders.
+    ///   - limits: The resource caps its pickles are held to.
     /// - Returns: The tree, with tensors viewing the mapping or aligned copies.
     /// - Throws: ``CheckpointError`` naming the file: `.notRecognized` without the magic number;
     ///   `.unsupported` for another protocol version or a big-endian `sys_info`; the pickle errors
@@ -56,27 +57,29 @@ package enum LegacyTorchSave {
     ///   `numel`; `.missingEntry` for a storage the object uses but the key list leaves out;
     ///   `.truncated` when a count or the data runs past the end of the file, or the file shrank
     ///   while it was read.
-    package static func read(_ file: MappedFile, dataGlobals: DataGlobals = .none) throws -> StateValue {
+    package static func read(_ file: MappedFile, dataGlobals: DataGlobals = .none, limits: ResourceLimits = .default) throws -> StateValue {
         var locations: [ObjectIdentifier: String] = [:]
-        return try read(file, dataGlobals: dataGlobals, locations: &locations)
+        return try read(file, dataGlobals: dataGlobals, limits: limits, locations: &locations)
     }
 
-    /// Reads a legacy file as ``read(_:dataGlobals:)`` does, and gives the location tag torch.save
-    /// recorded for each storage (`cpu`, `cuda:0`).
+    /// Reads a legacy file as ``read(_:dataGlobals:limits:)`` does, and gives the location tag
+    /// torch.save recorded for each storage (`cpu`, `cuda:0`).
     ///
     /// - Parameters:
     ///   - file: The mapped file.
     ///   - dataGlobals: The data globals to read as values.
+    ///   - limits: The resource caps its pickles are held to.
     ///   - locations: Gets each storage's location tag, keyed by the storage object.
     /// - Returns: The tree.
-    /// - Throws: As ``read(_:dataGlobals:)``.
+    /// - Throws: As ``read(_:dataGlobals:limits:)``.
     package static func read(
-        _ file: MappedFile, dataGlobals: DataGlobals, locations: inout [ObjectIdentifier: String]
+        _ file: MappedFile, dataGlobals: DataGlobals, limits: ResourceLimits = .default, locations: inout [ObjectIdentifier: String]
     ) throws -> StateValue {
         let found = LocationLog()
         let value: StateValue
+        let limits = limits.effective(fileBytes: file.count)
         do {
-            value = try file.reading { try read(file.bytes, file, dataGlobals, found) }
+            value = try file.reading { try read(file.bytes, file, dataGlobals, limits, found) }
         } catch let error as CheckpointError {
             throw error.inFile(file.path)
         }
@@ -96,7 +99,8 @@ package enum LegacyTorchSave {
     }
 
     private static func read(
-        _ bytes: UnsafeRawBufferPointer, _ file: MappedFile, _ dataGlobals: DataGlobals, _ log: LocationLog
+        _ bytes: UnsafeRawBufferPointer, _ file: MappedFile, _ dataGlobals: DataGlobals, _ limits: ResourceLimits,
+        _ log: LocationLog
     ) throws -> StateValue {
         guard let magicLength = magicPickleLength(bytes) else {
             throw CheckpointError(
@@ -104,13 +108,13 @@ package enum LegacyTorchSave {
                 expected: "the pickled magic number 0x1950a86a20f9469cfc6c")
         }
         var position = magicLength
-        let version = try smallPickle(bytes, at: &position, what: "pickle 2 (protocol version)")
+        let version = try smallPickle(bytes, at: &position, what: "pickle 2 (protocol version)", limits: limits)
         guard case .int(protocolVersion) = version else {
             throw CheckpointError(
                 .unsupported, "unknown legacy protocol version", path: "pickle 2 (protocol version)",
                 expected: "\(protocolVersion)", found: describe(version))
         }
-        let systemInfo = try smallPickle(bytes, at: &position, what: "pickle 3 (sys_info)")
+        let systemInfo = try smallPickle(bytes, at: &position, what: "pickle 3 (sys_info)", limits: limits)
         guard case .dict(let info) = systemInfo else {
             throw CheckpointError(
                 .corrupt, "sys_info is not a dict", path: "pickle 3 (sys_info)", found: systemInfo.pythonTypeName)
@@ -127,7 +131,7 @@ package enum LegacyTorchSave {
         let objectStart = position
         var roots: [String: Root] = [:]
         let objectLength = try located("pickle 4 (the object)", at: objectStart) {
-            try Unpickler.scan(rest(bytes, from: objectStart), legacyPersistentIDs: true) { reference in
+            try Unpickler.scan(rest(bytes, from: objectStart), legacyPersistentIDs: true, limits: limits) { reference in
                 guard reference.byteCount <= bytes.count - objectStart else {
                     throw CheckpointError(
                         .truncated, "storage '\(reference.key)' is larger than the rest of the file",
@@ -140,7 +144,7 @@ package enum LegacyTorchSave {
             }
         }
         position = objectStart + objectLength
-        let keys = try keyList(try smallPickle(bytes, at: &position, what: "pickle 5 (storage keys)"), roots: roots)
+        let keys = try keyList(try smallPickle(bytes, at: &position, what: "pickle 5 (storage keys)", limits: limits), roots: roots)
 
         var storages: [String: Storage] = [:]
         for key in keys {
@@ -169,7 +173,9 @@ package enum LegacyTorchSave {
         }
 
         return try located("pickle 4 (the object)", at: objectStart) {
-            try Unpickler.loadPrefix(rest(bytes, from: objectStart), legacyPersistentIDs: true, dataGlobals: dataGlobals) { reference in
+            try Unpickler.loadPrefix(
+                rest(bytes, from: objectStart), legacyPersistentIDs: true, dataGlobals: dataGlobals, limits: limits
+            ) { reference in
                 // Every key the object names was listed (keyList checked it), so this is found.
                 guard let storage = storages[reference.key] else {
                     throw CheckpointError(.missingEntry, "storage '\(reference.key)' is not in the key list")
@@ -225,14 +231,14 @@ package enum LegacyTorchSave {
 
     /// A pickle of plain values (no persistent ids), advancing `position` past it.
     private static func smallPickle(
-        _ bytes: UnsafeRawBufferPointer, at position: inout Int, what: String
+        _ bytes: UnsafeRawBufferPointer, at position: inout Int, what: String, limits: ResourceLimits
     ) throws -> StateValue {
         guard position < bytes.count else {
             throw CheckpointError(.truncated, "the file ends before this pickle", path: what)
         }
         let start = position
         let (value, length) = try located(what, at: start) {
-            try Unpickler.loadPrefix(rest(bytes, from: start)) { reference in
+            try Unpickler.loadPrefix(rest(bytes, from: start), limits: limits) { reference in
                 throw CheckpointError(
                     .malformedPickle, "a storage where none belongs", found: "persistent id '\(reference.key)'")
             }

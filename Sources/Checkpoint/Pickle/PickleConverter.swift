@@ -6,7 +6,7 @@ import OrderedCollections
 /// It walks with an explicit stack, not recursion, so converting the deepest allowed tree needs
 /// no more thread stack than a shallow one. A container referenced from several places is
 /// converted once and its value reused (arrays are copy-on-write, so that costs no memory), but
-/// it counts once per place toward ``Unpickler/maximumValueCount``, since whoever walks the tree
+/// it counts once per place toward ``ResourceLimits/maximumTreeValues``, since whoever walks the tree
 /// will visit it that often.
 struct PickleConverter {
     let nodes: [PickleNode]
@@ -138,11 +138,14 @@ struct PickleConverter {
 
     /// The data globals to turn from placeholders into values (see ``DataGlobalCodec``).
     let dataGlobals: DataGlobals
+    /// The nesting and value caps.
+    let limits: ResourceLimits
 
-    init(nodes: [PickleNode], file: String?, dataGlobals: DataGlobals = .none) {
+    init(nodes: [PickleNode], file: String?, dataGlobals: DataGlobals = .none, limits: ResourceLimits = .default) {
         self.nodes = nodes
         self.file = file
         self.dataGlobals = dataGlobals
+        self.limits = limits
     }
 
     /// Converts the root object.
@@ -183,10 +186,11 @@ struct PickleConverter {
                 }
             }
             inProgress.remove(frame.index)
-            guard converted.count <= Unpickler.maximumValueCount else {
-                throw error(
-                    .outOfBounds, "the tree holds too many values (shared containers count once per use)",
-                    frames: frames, found: "more than \(Unpickler.maximumValueCount)")
+            guard converted.count <= limits.maximumTreeValues else {
+                let exceeded = limits.exceeded(
+                    .maximumTreeValues, found: "more than \(limits.maximumTreeValues)",
+                    what: "values in the tree (a shared container counts once per place)", file: file)
+                throw error(.limitExceeded, exceeded.message, frames: frames, expected: exceeded.expected, found: exceeded.found)
             }
             done[frame.index] = converted
             guard !frames.isEmpty else { return converted.value }
@@ -238,7 +242,15 @@ struct PickleConverter {
         case .float(let number): return Converted(value: .float(number), count: 1, height: 0)
         case .string(let text): return Converted(value: .string(text), count: 1, height: 0)
         case .value(let value):
-            return Converted(value: value, count: 1, height: 0)
+            // A shape counts once per dimension: one shape tuple shared through the memo by
+            // thousands of tensors would otherwise print as millions of numbers for one place each.
+            let dimensions: Int
+            switch value {
+            case .tensor(let tensor): dimensions = tensor.shape.count
+            case .size(let sizes): dimensions = sizes.count
+            default: dimensions = 0
+            }
+            return Converted(value: value, count: 1 + dimensions, height: 0)
         case .global(.dtype(let dtype)):
             return Converted(value: .dtype(dtype), count: 1, height: 0)
         case .global(let global):
@@ -279,18 +291,19 @@ struct PickleConverter {
     }
 
     private func checkDepth(_ depth: Int, frames: [Frame]) throws {
-        guard depth <= Unpickler.maximumNestingDepth else {
-            throw error(
-                .outOfBounds, "containers nest deeper than \(Unpickler.maximumNestingDepth) levels", frames: frames,
-                found: "\(depth) levels")
+        guard depth <= limits.maximumNestingDepth else {
+            let exceeded = limits.exceeded(
+                .maximumNestingDepth, found: "\(depth) levels", what: "levels of nested containers", file: file)
+            throw error(.limitExceeded, exceeded.message, frames: frames, expected: exceeded.expected, found: exceeded.found)
         }
     }
 
     /// An error at the child each open container is visiting: the key path from the root.
-    private func error(_ code: CheckpointError.Code, _ message: String, frames: [Frame], found: String? = nil)
-        -> CheckpointError
-    {
+    private func error(
+        _ code: CheckpointError.Code, _ message: String, frames: [Frame], expected: String? = nil, found: String? = nil
+    ) -> CheckpointError {
         let path = frames.filter { $0.position > 0 }.map { $0.key(at: $0.position - 1) }
-        return CheckpointError(code, message, file: file, path: path.isEmpty ? "(root)" : path.pathString, found: found)
+        return CheckpointError(
+            code, message, file: file, path: path.isEmpty ? "(root)" : path.pathString, expected: expected, found: found)
     }
 }

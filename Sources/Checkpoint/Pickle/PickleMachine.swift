@@ -97,6 +97,7 @@ struct PickleMachine {
     /// Persistent ids as torch's pre-1.6 format writes them: `('storage', type, root_key, location,
     /// numel, view_metadata)` or `('module', cls, source_file, source)`.
     let legacyPersistentIDs: Bool
+    let limits: ResourceLimits
 
     private(set) var nodes: [PickleNode] = []
     /// The offset of the next opcode; after ``run()``, one past the STOP.
@@ -110,15 +111,27 @@ struct PickleMachine {
     private var memoDense: [PickleObject] = []
     private var memoSparse: [Int: PickleObject] = [:]
     private var storages: [String: Storage] = [:]
+    /// Values pushed so far, held to ``ResourceLimits/maximumValues``: each costs memory on the
+    /// stack or in a container, whatever the input spent on it (a BINGET is 2 bytes).
+    private var pushCount = 0
+    /// What a new container counts toward ``pushCount``, in values: a scalar costs ~80 bytes by
+    /// the time the tree is built, a container (its node, its table, its converted value) ~470.
+    static let containerWeight = 6
 
     init(
-        bytes: UnsafeRawBufferPointer, file: String?, legacyPersistentIDs: Bool = false,
+        bytes: UnsafeRawBufferPointer, file: String?, legacyPersistentIDs: Bool = false, limits: ResourceLimits = .default,
         resolveStorage: @escaping (StorageReference) throws -> Storage
     ) {
         self.bytes = bytes
         self.file = file
         self.legacyPersistentIDs = legacyPersistentIDs
+        self.limits = limits
         self.resolveStorage = resolveStorage
+        // Every entry takes a MEMOIZE byte at least. Reserved once, the memo is never copied as it
+        // grows: a copy holds the old and the new buffer at once, 3 times what the entries take,
+        // past the budget of a cap grown with the file. Untouched pages are never resident; past
+        // 2^24 entries it grows as usual.
+        memoDense.reserveCapacity(min(limits.maximumMemoEntries, bytes.count, 1 << 24))
     }
 
     // MARK: Errors
@@ -227,6 +240,7 @@ struct PickleMachine {
     }
 
     private mutating func push(_ object: PickleObject) {
+        pushCount &+= 1
         stack.append(object)
     }
 
@@ -236,6 +250,8 @@ struct PickleMachine {
 
     /// A new container's index in ``nodes``.
     mutating func newNodeIndex(_ kind: PickleNode.Kind, elements: [PickleObject] = []) -> Int {
+        // The push of the node itself counts the first one.
+        pushCount &+= Self.containerWeight - 1
         nodes.append(PickleNode(kind, elements: elements))
         return nodes.count - 1
     }
@@ -268,6 +284,18 @@ struct PickleMachine {
     /// - Returns: The object STOP pops.
     mutating func run() throws -> PickleObject {
         while true {
+            // One comparison each per opcode; what a pickle takes is known only as it runs (torch's
+            // pre-1.6 format has data after each pickle).
+            if pushCount > limits.maximumValues {
+                throw limits.exceeded(
+                    .maximumValues, found: "more than \(limits.maximumValues) by pickle byte \(opcodeOffset)",
+                    what: "values pushed by the pickle", file: file)
+            }
+            if position > limits.maximumPickleBytes {
+                throw limits.exceeded(
+                    .maximumPickleBytes, found: "no STOP in the first \(limits.maximumPickleBytes) bytes", what: "pickle bytes",
+                    file: file)
+            }
             opcodeOffset = position
             guard position < bytes.count else {
                 throw failure(.truncated, "the pickle ends without STOP", expected: "a STOP opcode")
@@ -534,9 +562,19 @@ struct PickleMachine {
         if index < memoDense.count {
             memoDense[index] = value
         } else if index == memoDense.count {
+            if memoDense.count + memoSparse.count >= limits.maximumMemoEntries {
+                throw limits.exceeded(
+                    .maximumMemoEntries, found: "more than \(limits.maximumMemoEntries) at pickle byte \(opcodeOffset)",
+                    what: "memo entries", file: file)
+            }
             memoSparse[index] = nil
             memoDense.append(value)
         } else {
+            if memoSparse[index] == nil, memoDense.count + memoSparse.count >= limits.maximumMemoEntries {
+                throw limits.exceeded(
+                    .maximumMemoEntries, found: "more than \(limits.maximumMemoEntries) at pickle byte \(opcodeOffset)",
+                    what: "memo entries", file: file)
+            }
             memoSparse[index] = value
         }
     }

@@ -34,13 +34,9 @@ package struct StorageReference: Sendable, Equatable {
 /// Every length, count, index and nesting level in the input is checked before it is used, so a
 /// hostile pickle ends in a ``CheckpointError``, never in a crash, a hang or a huge allocation.
 package enum Unpickler {
-    /// The deepest nesting of containers (dicts, lists, tuples, sets) a loaded tree may have.
-    /// Code that walks a tree recursively can rely on it.
-    package static let maximumNestingDepth = 1000
-
-    /// The most values a loaded tree may hold, counting a container shared through the memo once
-    /// per place it appears, so a few kilobytes cannot expand into a tree no one can walk.
-    static let maximumValueCount = 10_000_000
+    /// The deepest nesting a tree may ever have, whatever the limits say
+    /// (``ResourceLimits/nestingDepthCeiling``). Code that walks a tree recursively can rely on it.
+    package static let maximumNestingDepth = ResourceLimits.nestingDepthCeiling
 
     /// Reads a pickle into a state tree.
     ///
@@ -49,6 +45,7 @@ package enum Unpickler {
     ///   - file: For error messages.
     ///   - dataGlobals: The data globals to read as values (numpy arrays, records, defaultdicts;
     ///     see ``DataGlobalCodec``) rather than placeholders.
+    ///   - limits: The resource caps.
     ///   - storage: Resolves a persistent id to its storage; called once per distinct key, and
     ///     tensors naming the same key share the returned object.
     /// - Returns: The tree.
@@ -60,14 +57,14 @@ package enum Unpickler {
     ///   itself, a call of something other than a global); for an allowed data global, the errors of
     ///   ``DataGlobalCodec/decode(_:allowing:)`` at its key path; `.unknownDType` for a torch
     ///   dtype or storage class with no ``DType``; `.outOfBounds` for a tensor view past its
-    ///   storage, a size that overflows, or a tree past ``maximumNestingDepth`` or
-    ///   ``maximumValueCount``; whatever `storage` throws. Errors found while reading name the
+    ///   storage or a size that overflows; `.limitExceeded` for a pickle past a cap of `limits`
+    ///   (its size, memo entries, values, nesting); whatever `storage` throws. Errors found while reading name the
     ///   byte offset and opcode; errors found in the finished tree name its key path.
     package static func load(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, dataGlobals: DataGlobals = .none,
-        storage: (StorageReference) throws -> Storage
+        limits: ResourceLimits = .default, storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
-        try loadPrefix(bytes, file: file, dataGlobals: dataGlobals, storage: storage).value
+        try loadPrefix(bytes, file: file, dataGlobals: dataGlobals, limits: limits, storage: storage).value
     }
 
     /// Reads the pickle at the start of `bytes`, which may go on past its STOP (torch's pre-1.6
@@ -79,19 +76,20 @@ package enum Unpickler {
     ///   - legacyPersistentIDs: Read persistent ids as torch's pre-1.6 format writes them
     ///     (`('storage', type, root_key, location, numel, view_metadata)`, `('module', cls, ...)`).
     ///   - dataGlobals: The data globals to read as values rather than placeholders.
+    ///   - limits: The resource caps.
     ///   - storage: Resolves a persistent id to its storage; called once per distinct key.
     /// - Returns: The tree and the number of bytes the pickle took, its STOP included.
     /// - Throws: As ``load(_:file:storage:)``; with `legacyPersistentIDs`, `.corrupt` for a storage
     ///   key named with two sizes and `.outOfBounds` for a storage view past its root storage.
     package static func loadPrefix(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, legacyPersistentIDs: Bool = false,
-        dataGlobals: DataGlobals = .none, storage: (StorageReference) throws -> Storage
+        dataGlobals: DataGlobals = .none, limits: ResourceLimits = .default, storage: (StorageReference) throws -> Storage
     ) throws -> (value: StateValue, byteCount: Int) {
         try withoutActuallyEscaping(storage) { resolve in
             var machine = PickleMachine(
-                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, resolveStorage: resolve)
+                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, limits: limits, resolveStorage: resolve)
             let root = try machine.run()
-            var converter = PickleConverter(nodes: machine.nodes, file: file, dataGlobals: dataGlobals)
+            var converter = PickleConverter(nodes: machine.nodes, file: file, dataGlobals: dataGlobals, limits: limits)
             return (try converter.convert(root), machine.position)
         }
     }
@@ -103,16 +101,17 @@ package enum Unpickler {
     ///   - bytes: The pickle, then anything.
     ///   - file: For error messages.
     ///   - legacyPersistentIDs: As in ``loadPrefix(_:file:legacyPersistentIDs:storage:)``.
+    ///   - limits: The resource caps.
     ///   - storage: Called once per distinct storage key; what it returns stands in for the storage.
     /// - Returns: The number of bytes the pickle took, its STOP included.
     /// - Throws: The errors of the pickle machine (not those found only when building the tree).
     package static func scan(
         _ bytes: UnsafeRawBufferPointer, file: String? = nil, legacyPersistentIDs: Bool = false,
-        storage: (StorageReference) throws -> Storage
+        limits: ResourceLimits = .default, storage: (StorageReference) throws -> Storage
     ) throws -> Int {
         try withoutActuallyEscaping(storage) { resolve in
             var machine = PickleMachine(
-                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, resolveStorage: resolve)
+                bytes: bytes, file: file, legacyPersistentIDs: legacyPersistentIDs, limits: limits, resolveStorage: resolve)
             _ = try machine.run()
             return machine.position
         }
@@ -123,12 +122,13 @@ package enum Unpickler {
     /// - Parameters:
     ///   - bytes: The pickle.
     ///   - file: For error messages.
+    ///   - limits: The resource caps.
     ///   - storage: Resolves a persistent id to its storage; called once per distinct key.
     /// - Returns: The tree.
     /// - Throws: As the buffer overload.
     package static func load(
-        _ bytes: [UInt8], file: String? = nil, storage: (StorageReference) throws -> Storage
+        _ bytes: [UInt8], file: String? = nil, limits: ResourceLimits = .default, storage: (StorageReference) throws -> Storage
     ) throws -> StateValue {
-        try bytes.withUnsafeBytes { try load($0, file: file, storage: storage) }
+        try bytes.withUnsafeBytes { try load($0, file: file, limits: limits, storage: storage) }
     }
 }

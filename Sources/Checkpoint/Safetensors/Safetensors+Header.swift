@@ -37,9 +37,10 @@ extension Safetensors {
     /// - Parameters:
     ///   - bytes: The whole file.
     ///   - file: The path, for errors.
+    ///   - limits: The resource caps (``ResourceLimits/maximumJSONBytes`` holds the header).
     /// - Returns: The validated header.
     /// - Throws: ``CheckpointError`` naming the file, the tensor and what was expected.
-    static func parseHeader(_ bytes: UnsafeRawBufferPointer, file: String) throws -> SafetensorsHeader {
+    static func parseHeader(_ bytes: UnsafeRawBufferPointer, file: String, limits: ResourceLimits = .default) throws -> SafetensorsHeader {
         guard bytes.count >= 8 else {
             throw CheckpointError(
                 .truncated, "file is shorter than the 8-byte header length", file: file,
@@ -53,6 +54,7 @@ extension Safetensors {
                 expected: "header length at most \(maximumHeaderLength)", found: "\(declared)")
         }
         let headerLength = Int(declared)
+        try limits.check(.maximumJSONBytes, headerLength, what: "header bytes", file: file)
         let (headerEnd, overflow) = headerLength.addingReportingOverflow(8)
         guard !overflow, headerEnd <= bytes.count else {
             throw CheckpointError(
@@ -65,7 +67,7 @@ extension Safetensors {
                 .corrupt, "header is not valid UTF-8", file: file,
                 expected: "UTF-8 JSON", found: "invalid byte at header offset \(invalid)")
         }
-        let json = try OrderedJSON.parse(headerBytes, file: file, what: "header")
+        let json = try OrderedJSON.parse(headerBytes, file: file, what: "header", limits: limits)
         guard case .object(let members) = json else {
             throw CheckpointError(.corrupt, "header is not a JSON object", file: file, expected: "object", found: json.kindName)
         }

@@ -52,8 +52,10 @@ extension Safetensors {
     ///
     /// - Throws: ``CheckpointError`` `.corrupt` for a malformed record, a missing tensor, a tensor
     ///   referenced twice, or a tensor the record does not mention.
-    static func unflatten(record: String, tensors: OrderedDictionary<String, Tensor>, file: String) throws -> StateValue {
-        let json = try OrderedJSON.parse(record, file: file, what: "\(metadataKey)/\(treeMetadataKey)")
+    static func unflatten(
+        record: String, tensors: OrderedDictionary<String, Tensor>, file: String, limits: ResourceLimits = .default
+    ) throws -> StateValue {
+        let json = try OrderedJSON.parse(record, file: file, what: "\(metadataKey)/\(treeMetadataKey)", limits: limits)
         let decoder = StateTreeJSON.Decoder(file: file, location: treeMetadataKey)
         guard let version = json["version"]?.int64 else {
             throw decoder.failure("record lacks an integer \"version\"", [], found: json.kindName)

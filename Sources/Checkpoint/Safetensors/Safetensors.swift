@@ -55,15 +55,18 @@ public enum Safetensors {
 
     /// Reads a safetensors file already mapped (``StateValue/init(contentsOf:options:)`` maps it to
     /// detect the format).
-    static func read(_ file: MappedFile) throws -> StateValue {
-        try readWithMetadata(file).tree
+    static func read(_ file: MappedFile, limits: ResourceLimits = .default) throws -> StateValue {
+        try readWithMetadata(file, limits: limits).tree
     }
 
     /// Reads a mapped safetensors file and its caller's `__metadata__` pairs (without the reserved
     /// `ckpt.tree` record; nil when the header has no `__metadata__`), parsing the header once.
-    package static func readWithMetadata(_ file: MappedFile) throws -> (tree: StateValue, metadata: OrderedMap<String, String>?) {
+    package static func readWithMetadata(
+        _ file: MappedFile, limits: ResourceLimits = .default
+    ) throws -> (tree: StateValue, metadata: OrderedMap<String, String>?) {
         let path = file.path
-        let header = try file.reading { try parseHeader(file.bytes, file: path) }
+        let limits = limits.effective(fileBytes: file.count)
+        let header = try file.reading { try parseHeader(file.bytes, file: path, limits: limits) }
         var tensors = OrderedDictionary<String, Tensor>()
         for entry in header.entries {
             let offset = header.dataStart + entry.begin
@@ -85,7 +88,7 @@ public enum Safetensors {
         var metadata = header.metadata
         let record = metadata?.removeValue(forKey: treeMetadataKey)
         if let record {
-            return (try unflatten(record: record, tensors: tensors, file: path), metadata.map(OrderedMap.init))
+            return (try unflatten(record: record, tensors: tensors, file: path, limits: limits), metadata.map(OrderedMap.init))
         }
         var items = OrderedDictionary<StateKey, StateValue>()
         for (name, tensor) in tensors { items[.string(name)] = .tensor(tensor) }

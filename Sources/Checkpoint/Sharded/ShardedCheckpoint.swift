@@ -37,28 +37,26 @@ public struct ShardedCheckpoint: Sendable {
     /// The directory holding the index and its shards.
     public var directory: URL { index.deletingLastPathComponent() }
 
-    /// The largest index accepted: an index lists names only (a 1,000-layer model's is ~100 KB).
-    static let maximumIndexSize = 64 << 20
-
     /// Opens a sharded checkpoint: reads the index and the size of each shard it names.
     ///
-    /// - Parameter url: The `*.index.json`, or a directory holding one (see
-    ///   ``StateValue/init(contentsOf:options:)`` for which).
+    /// - Parameters:
+    ///   - url: The `*.index.json`, or a directory holding one (see
+    ///     ``StateValue/init(contentsOf:options:)`` for which).
+    ///   - limits: The resource caps (``ResourceLimits/maximumJSONBytes`` holds the index).
     /// - Throws: ``CheckpointError`` naming the index and the tensor or file: `.corrupt` for an
     ///   index that is not `{"metadata": {...}, "weight_map": {name: file}}` or names a tensor twice,
-    ///   `.unsafeName` for a shard name outside the directory, `.missingEntry` for a missing shard.
-    public init(contentsOf url: URL) throws {
+    ///   `.unsafeName` for a shard name outside the directory, `.missingEntry` for a missing shard,
+    ///   `.limitExceeded` for an index past ``ResourceLimits/maximumJSONBytes``.
+    public init(contentsOf url: URL, limits: ResourceLimits = .default) throws {
         var indexURL = url
         if case .sharded(let found)? = try CheckpointLayout.detect(url) { indexURL = found }
         index = indexURL
         let path = indexURL.path
         let file = try MappedFile(path: path)
-        guard file.count <= Self.maximumIndexSize else {
-            throw CheckpointError(
-                .outOfBounds, "sharded-checkpoint index too large", file: path,
-                expected: "at most \(Self.maximumIndexSize) bytes", found: "\(file.count) bytes")
-        }
-        let json = try withExtendedLifetime(file) { try OrderedJSON.parse(file.bytes, file: path, what: "index") }
+        let limits = limits.effective(fileBytes: ResourceLimits.directoryBytes(indexURL.deletingLastPathComponent()))
+        // An index lists names only (a 1,000-layer model's is ~100 KB).
+        try limits.check(.maximumJSONBytes, file.count, what: "index bytes", file: path)
+        let json = try withExtendedLifetime(file) { try OrderedJSON.parse(file.bytes, file: path, what: "index", limits: limits) }
         guard case .object(let members) = json, case .object(let map)? = json["weight_map"] else {
             throw CheckpointError(
                 .corrupt, "not a sharded-checkpoint index", file: path, path: "weight_map",

@@ -12,11 +12,13 @@ struct ZipDirectoryParser {
     let window: Range<Int>
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: file.bytes[window]) }
     var path: String { file.path }
+    let limits: ResourceLimits
 
     /// A parser of the whole file, or of the archive at `window` in it.
-    init(file: MappedFile, window: Range<Int>? = nil) {
+    init(file: MappedFile, window: Range<Int>? = nil, limits: ResourceLimits = .default) {
         self.file = file
         self.window = window ?? 0..<file.count
+        self.limits = limits
     }
 
     /// Deflate codes a run of 258 bytes in at least two bits, so no stream inflates more than
@@ -47,7 +49,9 @@ struct ZipDirectoryParser {
 
     func parse() throws -> Result {
         let directory = try readEndRecords()
+        try limits.check(.maximumZipEntries, directory.entryCount, what: "zip entries", file: path)
         var entries = try readCentralDirectory(directory)
+        try checkInflatedTotal(entries)
         var indexByName: [String: Int] = [:]
         indexByName.reserveCapacity(entries.count)
         for (index, entry) in entries.enumerated() {
@@ -419,6 +423,22 @@ struct ZipDirectoryParser {
                 expected: "end at or before \(directory.offset)", found: "\(entry.compressedSize) bytes from \(dataOffset)")
         }
         return dataOffset
+    }
+
+    /// Deflated entries are inflated into memory when they are read, each within deflate's ratio
+    /// of its own bytes; together they may take the archive's size plus the allowance. Checked on
+    /// the declared sizes, before any local header is read.
+    private func checkInflatedTotal(_ entries: [ZipEntry]) throws {
+        var total = 0
+        for entry in entries where entry.method == ZipFormat.methodDeflated {
+            total = total.addingReportingOverflow(entry.uncompressedSize).overflow ? .max : total + entry.uncompressedSize
+        }
+        let (allowed, overflow) = bytes.count.addingReportingOverflow(limits.maximumBytesBeyondFileSize)
+        guard overflow || total <= allowed else {
+            throw limits.exceeded(
+                .maximumBytesBeyondFileSize, found: "\(total) bytes inflated from a \(bytes.count)-byte archive",
+                what: "deflated entries' inflated bytes beyond the archive's size", file: path)
+        }
     }
 
     /// Rejects entries that share bytes: overlapping entries are how quadratic zip bombs

@@ -46,22 +46,30 @@ extension ZipReader {
     ///
     /// - Parameters:
     ///   - entry: An entry of this archive.
-    ///   - limit: The largest entry accepted, so that a hostile size cannot force a huge
-    ///     allocation.
+    ///   - limit: The cap of ``limits`` the entry is held to (``ResourceLimits/maximumPickleBytes``
+    ///     for pickles and text, ``ResourceLimits/maximumJSONBytes`` for a manifest), so that a
+    ///     hostile size cannot force a huge allocation.
     /// - Returns: A copy of the (inflated) bytes.
-    /// - Throws: ``CheckpointError``: `.outOfBounds` above `limit`, `.corrupt` for a bad deflate
+    /// - Throws: ``CheckpointError``: `.limitExceeded` above the cap, `.corrupt` for a bad deflate
     ///   stream, `.checksumMismatch`, `.invalidArgument` for an entry not from this archive,
     ///   `.truncated` if the file shrank while it was read.
-    package func contents(of entry: ZipEntry, limit: Int = ZipReader.defaultContentsLimit) throws -> [UInt8] {
+    package func contents(of entry: ZipEntry, limit: ResourceLimits.Name = .maximumPickleBytes) throws -> [UInt8] {
         try checkOwnership(of: entry)
-        guard entry.uncompressedSize <= limit else {
-            throw CheckpointError(
-                .outOfBounds, "entry too large to read into memory", file: file.path, path: entry.name,
-                expected: "at most \(limit) bytes", found: "\(entry.uncompressedSize) bytes")
-        }
+        try limits.check(limit, entry.uncompressedSize, what: "entry bytes", file: file.path, path: entry.name)
         let bytes: [UInt8] = try file.reading {
             if entry.method == ZipFormat.methodStored {
-                return Array(try file.slice(offset: entry.dataOffset, length: entry.uncompressedSize))
+                // Copied a window at a time, each released from the mapping once copied: a 200 MB
+                // pickle would otherwise be resident twice, mapped and copied.
+                let source = try file.slice(offset: entry.dataOffset, length: entry.uncompressedSize)
+                return [UInt8](unsafeUninitializedCapacity: source.count) { buffer, initialized in
+                    let window = 8 << 20
+                    for start in stride(from: 0, to: source.count, by: window) {
+                        let part = UnsafeRawBufferPointer(rebasing: source[start..<min(start + window, source.count)])
+                        UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[start...]).copyMemory(from: part)
+                        file.releasePages(part)
+                    }
+                    initialized = source.count
+                }
             }
             return try [UInt8](unsafeUninitializedCapacity: entry.uncompressedSize) { buffer, initialized in
                 try inflate(entry, into: UnsafeMutableRawBufferPointer(buffer))
@@ -99,6 +107,9 @@ extension ZipReader {
         precondition(output.count == entry.uncompressedSize)
         let input = try file.slice(offset: entry.dataOffset, length: entry.compressedSize)
         if input.isEmpty && output.isEmpty { return }
+        // The inflated copy is what the reader keeps; the compressed pages need not stay resident
+        // too (RSS above the file's size is what ResourceLimits.maximumBytesBeyondFileSize bounds).
+        defer { file.releasePages(input) }
         guard let decompressor = libdeflate_alloc_decompressor() else {
             throw CheckpointError(.io, "cannot allocate a deflate decompressor", file: file.path, path: entry.name)
         }

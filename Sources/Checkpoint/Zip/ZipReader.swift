@@ -29,18 +29,17 @@ package final class ZipReader: Sendable {
     package let entries: [ZipEntry]
     /// Entry index by name: archives can hold 100k entries, and readers look each one up.
     private let indexByName: [String: Int]
-
-    /// Entries larger than this are refused by ``contents(of:limit:)`` unless the caller raises
-    /// the limit: pickles and manifests are small, and a hostile declared size must not become an
-    /// allocation of that size.
-    package static let defaultContentsLimit = 256 << 20
+    /// The caps the archive was opened with; ``contents(of:limit:)`` holds entries to them.
+    package let limits: ResourceLimits
 
     /// Maps and opens an archive.
     ///
-    /// - Parameter path: The archive.
+    /// - Parameters:
+    ///   - path: The archive.
+    ///   - limits: The resource caps.
     /// - Throws: ``CheckpointError`` if the file cannot be mapped or is not a valid archive.
-    package convenience init(path: String) throws {
-        try self.init(mapping: MappedFile(path: path))
+    package convenience init(path: String, limits: ResourceLimits = .default) throws {
+        try self.init(mapping: MappedFile(path: path), limits: limits)
     }
 
     /// Parses and validates the central directory and every local header of a mapped archive.
@@ -48,14 +47,18 @@ package final class ZipReader: Sendable {
     /// Only the end records, the central directory and the local headers are read; no entry data
     /// page is touched.
     ///
-    /// - Parameter mapping: The mapped archive.
+    /// - Parameters:
+    ///   - mapping: The mapped archive.
+    ///   - limits: The resource caps.
     /// - Throws: ``CheckpointError``: `.notRecognized` (not a zip), `.truncated` (empty or cut
     ///   short), `.corrupt` (inconsistent offsets, counts, overlaps, duplicate names),
     ///   `.outOfBounds` (data past the end of the file), `.unsafeName`, or `.unsupported`
     ///   (multi-disk, encrypted, a method other than stored or deflated); `.truncated` also if
-    ///   the file shrank while it was read.
-    package convenience init(mapping: MappedFile) throws {
-        try self.init(mapping: mapping, window: nil)
+    ///   the file shrank while it was read; `.limitExceeded` for more entries than
+    ///   ``ResourceLimits/maximumZipEntries`` or deflated entries that inflate past
+    ///   ``ResourceLimits/maximumBytesBeyondFileSize``.
+    package convenience init(mapping: MappedFile, limits: ResourceLimits = .default) throws {
+        try self.init(mapping: mapping, window: nil, limits: limits)
     }
 
     /// Opens an archive stored inside a larger file, as DCP stores one torch.save archive per item
@@ -65,16 +68,20 @@ package final class ZipReader: Sendable {
     /// - Parameters:
     ///   - mapping: The mapped file.
     ///   - window: The archive's bytes; nil for the whole file.
-    /// - Throws: As ``init(mapping:)``, for the archive in the window; `.outOfBounds` for a window
-    ///   past the end of the file.
-    package init(mapping: MappedFile, window: Range<Int>?) throws {
+    ///   - limits: The resource caps.
+    /// - Throws: As ``init(mapping:limits:)``, for the archive in the window; `.outOfBounds` for a
+    ///   window past the end of the file.
+    package init(mapping: MappedFile, window: Range<Int>?, limits: ResourceLimits = .default) throws {
         if let window, window.lowerBound < 0 || window.upperBound > mapping.count {
             throw CheckpointError(
                 .outOfBounds, "archive lies past the end of the file", file: mapping.path,
                 expected: "bytes within 0..<\(mapping.count)", found: "bytes \(window.lowerBound)..<\(window.upperBound)")
         }
         file = mapping
-        let parsed = try mapping.reading { try ZipDirectoryParser(file: mapping, window: window).parse() }
+        // The archive's own bytes, tensor data included: what its structure may grow with.
+        let limits = limits.effective(fileBytes: window?.count ?? mapping.count)
+        let parsed = try mapping.reading { try ZipDirectoryParser(file: mapping, window: window, limits: limits).parse() }
+        self.limits = limits
         entries = parsed.entries
         indexByName = parsed.indexByName
     }
