@@ -314,7 +314,10 @@ private struct ArchiveVerification {
             let entry = entries[index]
             defer { progress?(done.add(entry.uncompressedSize), total) }
             // A deflated entry is inflated and checked at once; the archive's caps bound its size.
-            try reader.storage(for: entry, verifyCRC: true).verify()
+            let storage = try reader.storage(for: entry, verifyCRC: true)
+            try storage.verify()
+            // Checked bytes leave memory, so verifying a file keeps little of it resident.
+            storage.releaseMappedPages()
         }
         let errors = results.compactMap { result -> (any Error)? in
             if case .failure(let error) = result { return error }
