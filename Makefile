@@ -110,6 +110,8 @@ fixtures:
 	"$(TORCH_PY)" scripts/make_legacy_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_data_global_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_torchscript_fixtures.py Tests/Fixtures
+	@# Weight files shipped in three pip packages (downloaded once into ~/.cache/ckpt/foreign).
+	"$(TORCH_PY)" scripts/make_foreign_fixtures.py Tests/Fixtures
 	"$(TORCH_PY)" scripts/make_safetensors_fixtures.py Tests/Fixtures/safetensors
 	@# DCP checkpoints (one process, and 2 gloo ranks on CPU) and Hugging Face shards (needs huggingface_hub).
 	"$(TORCH_PY)" scripts/make_dcp_fixtures.py
