@@ -34,7 +34,7 @@ crash-test: system-libs
 
 # Hostile inputs against the resource caps (docs/RELIABILITY.md "Resource caps"): each worst
 # fixture through a release ckpt-tool's inspect and verify; fails when one moves peak RSS more than
-# 64 MiB above the file's size or takes more than 1 s per MiB.
+# 64 MiB above the file's size or takes more than 1 s of CPU per MiB.
 hostile: system-libs
 	$(SWIFT) build -c release --product ckpt-tool
 	python3 scripts/hostile_rss.py $$($(SWIFT) build -c release --show-bin-path)/ckpt-tool
