@@ -11,9 +11,7 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
 
 /// A copy of a fixture checkpoint in a scratch directory, to damage.
 private func scratchCopy(_ name: String) throws -> URL {
-    let directory = TemporaryDirectory.scoped(prefix: "ckpt-dcp").appendingPathComponent(name)
-    try FileManager.default.copyItem(at: fixtures.appendingPathComponent(name), to: directory)
-    return directory
+    try TemporaryDirectory.scopedCopy(of: fixtures.appendingPathComponent(name), prefix: "ckpt-dcp")
 }
 
 

@@ -10,10 +10,9 @@ import TestSupport
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/sharded")
 
+/// A copy of a fixture checkpoint in a scratch directory, to damage.
 private func scratchCopy(_ name: String) throws -> URL {
-    let directory = TemporaryDirectory.scoped(prefix: "ckpt-shards").appendingPathComponent(name)
-    try FileManager.default.copyItem(at: fixtures.appendingPathComponent(name), to: directory)
-    return directory
+    try TemporaryDirectory.scopedCopy(of: fixtures.appendingPathComponent(name), prefix: "ckpt-shards")
 }
 
 

@@ -40,4 +40,18 @@ extension TemporaryDirectory {
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    /// A copy of `source` (a file or a directory) inside a new ``scoped(prefix:)`` directory, under
+    /// the same name: a fixture to damage without touching the original.
+    ///
+    /// - Parameters:
+    ///   - source: What to copy.
+    ///   - prefix: The start of the new directory's name.
+    /// - Returns: The copy.
+    /// - Throws: What `FileManager.copyItem` throws.
+    public static func scopedCopy(of source: URL, prefix: String) throws -> URL {
+        let copy = scoped(prefix: prefix).appendingPathComponent(source.lastPathComponent)
+        try FileManager.default.copyItem(at: source, to: copy)
+        return copy
+    }
 }
