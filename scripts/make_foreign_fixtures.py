@@ -69,9 +69,8 @@ def unpacked():
 def torch_reading(path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic == b"PK\x03\x04" and "constants.pkl" in " ".join(zipfile.ZipFile(path).namelist()):
+        # A TorchScript archive is a zip with a constants.pkl record beside data.pkl.
+        if zipfile.is_zipfile(path) and any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
             return torch.jit.load(path, map_location="cpu").state_dict()
         return torch.load(path, map_location="cpu", weights_only=True)
 
