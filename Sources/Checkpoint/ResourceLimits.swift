@@ -237,14 +237,23 @@ extension ResourceLimits {
     /// The size of a checkpoint stored as a directory (DCP's `.metadata` and data files, a sharded
     /// checkpoint's index and shards): its regular files' sizes from one listing, saturating; 0
     /// when it cannot be listed (the reader then fails on the file it opens).
+    ///
+    /// readdir and fstatat directly: Foundation's resource values took 2 ms of a 64-rank inspect.
     package static func directoryBytes(_ directory: URL) -> Int {
-        let keys: [URLResourceKey] = [.isRegularFileKey, .fileSizeKey]
-        let files = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: keys)) ?? []
-        return files.reduce(0) { total, url in
-            guard let values = try? url.resourceValues(forKeys: Set(keys)), values.isRegularFile == true else { return total }
-            let (sum, overflow) = total.addingReportingOverflow(values.fileSize ?? 0)
-            return overflow ? .max : sum
+        guard let stream = opendir(directory.path) else { return 0 }
+        defer { closedir(stream) }
+        let descriptor = dirfd(stream)
+        var total = 0
+        while let entry = readdir(stream) {
+            var info = stat()
+            let found = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { fstatat(descriptor, $0, &info, 0) }
+            }
+            guard found == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            let (sum, overflow) = total.addingReportingOverflow(Int(info.st_size))
+            total = overflow ? .max : sum
         }
+        return total
     }
 
     /// These caps for a JSON document of `documentBytes` read into memory (a safetensors header, a

@@ -125,6 +125,36 @@ private func scratchCopy(_ name: String) throws -> URL {
         #expect(failure.map { "\($0)".contains(mentions) } == true, "\(failure.map { "\($0)" } ?? "no error")")
     }
 
+    /// Chunk checks made straight on metadata: the sweep along the dimension with the most
+    /// distinct offsets must find an overlap whichever dimension the chunks are split along.
+    @Test(arguments: [
+        // Rows, columns, a 2 × 2 grid: disjoint, covering.
+        ([4, 6], [([0, 0], [2, 6]), ([2, 0], [2, 6])], nil as String?),
+        ([4, 6], [([0, 0], [4, 3]), ([0, 3], [4, 3])], nil),
+        ([4, 6], [([2, 3], [2, 3]), ([0, 0], [2, 3]), ([2, 0], [2, 3]), ([0, 3], [2, 3])], nil),
+        // Columns overlapping in column 2 (both span every row, so the sweep runs along columns).
+        ([4, 6], [([0, 0], [4, 3]), ([0, 2], [4, 4])], "overlap"),
+        // Grid cells where one cell also covers its right neighbour; the total still matches.
+        ([4, 6], [([0, 0], [2, 6]), ([2, 0], [2, 3]), ([2, 2], [2, 1]), ([2, 4], [2, 2])], "overlap"),
+        // The overlap is not with the next chunk along the sweep: found by the second comparison.
+        ([3, 6], [([0, 0], [1, 5]), ([1, 1], [2, 1]), ([0, 3], [1, 1])], "overlap"),
+        // Four full-size chunks of a tensor of 2⁶² elements: their counts add up past Int.max.
+        ([1 << 62], [([0], [1 << 62]), ([0], [1 << 62]), ([0], [1 << 62]), ([0], [1 << 62])], "overlap"),
+        ([4, 6], [([0, 0], [2, 6])], "uncovered"),
+    ] as [([Int], [([Int], [Int])], String?)])
+    func checksChunksAlongAnyDimension(_ shape: [Int], _ boxes: [([Int], [Int])], _ error: String?) throws {
+        let chunks = boxes.map { DistributedCheckpoint.Chunk(offsets: $0.0, sizes: $0.1) }
+        let tensor = DistributedCheckpoint.TensorItem(dtype: .uint8, shape: shape, chunks: chunks)
+        let check = { try DistributedCheckpoint.Metadata.checkChunks(of: tensor, file: ".metadata", path: "w") }
+        guard let error else {
+            try check()
+            return
+        }
+        let failure = #expect(throws: CheckpointError.self) { try check() }
+        #expect(failure?.code == .corrupt)
+        #expect(failure.map { "\($0)".contains(error) } == true, "\(failure.map { "\($0)" } ?? "no error")")
+    }
+
     @Test func refusesAMissingDataFile() throws {
         let directory = try scratchCopy("two_ranks")
         try FileManager.default.removeItem(at: directory.appendingPathComponent("__1_0.distcp"))

@@ -48,24 +48,38 @@ struct FastMetadataDecoder {
         case int(Int64)
         case float(Double)
         /// UTF-8 bytes of the input, already validated.
-        case string(offset: Int, count: Int)
+        case string(offset: Int32, count: Int32)
         case global(Global)
-        case node(Int)
+        case node(Int32)
         /// `torch.Size(t)`: the node of the tuple or list of ints `t`.
-        case size(Int)
+        case size(Int32)
     }
 
     /// A container: its elements are `count` values of ``pool`` from `start` (a tuple's or list's
     /// elements, a dict's keys and values alternating, an object's constructor arguments).
+    ///
+    /// 16 bytes, as a ``Value`` is (32-bit positions: the decoder reads pickles under 2 GiB and
+    /// gives up before any array reaches 2³¹ entries). Decoding a 64-rank checkpoint touches about
+    /// 10 MiB of these arrays, and first touches of fresh pages were a quarter of its time.
     struct Node {
-        enum Kind { case tuple, list, dict, object }
+        enum Kind: UInt8 { case tuple, list, dict, object }
         var kind: Kind
-        var start: Int
-        var count: Int
         /// An object's class.
         var cls: Class? = nil
-        /// What BUILD gave an object.
-        var state: Value? = nil
+        var start: Int32
+        var count: Int32
+        /// The node BUILD gave an object as its state (a dict, or `TensorProperties`' tuple), -1
+        /// before BUILD.
+        var state: Int32 = -1
+
+        init(kind: Kind, start: Int, count: Int, cls: Class? = nil) {
+            self.kind = kind
+            self.cls = cls
+            self.start = Int32(truncatingIfNeeded: start)
+            self.count = Int32(truncatingIfNeeded: count)
+        }
+
+        var range: Range<Int> { Int(start)..<Int(start) + Int(count) }
     }
 
     /// Gives up: the general path takes over.
@@ -108,6 +122,7 @@ struct FastMetadataDecoder {
     /// - Throws: ``CheckpointError`` `.limitExceeded` past ``ResourceLimits/maximumDCPChunks`` or
     ///   ``ResourceLimits/maximumDCPChunksPerTensor``.
     static func decode(_ bytes: UnsafeRawBufferPointer, file: String = "", limits: ResourceLimits = .default) throws -> Metadata? {
+        guard bytes.count < Int32.max else { return nil }
         var decoder = FastMetadataDecoder(bytes: bytes, file: file, limits: limits)
         do {
             return try decoder.metadata(decoder.run())
@@ -120,14 +135,18 @@ struct FastMetadataDecoder {
         self.bytes = bytes
         self.file = file
         self.limits = limits
+        // At most 2³⁰, so that one opcode (which adds at most the stack and one node's elements)
+        // cannot take an array past a 32-bit position.
         let (budget, overflow) = limits.maximumValues.multipliedReportingOverflow(by: Self.valueBudgetFactor)
-        valueBudget = overflow ? .max : budget
-        // Each memo entry and node takes at least an opcode byte or two, torch's files about 8:
-        // room for them all up front keeps the arrays from being copied as they grow.
+        valueBudget = overflow ? 1 << 30 : min(budget, 1 << 30)
+        // Room for them all up front keeps the arrays from being copied (and their new pages
+        // touched) as they grow: a memo entry or a node takes at least an opcode byte, torch's
+        // 64-rank files about 8, and the pool holds about 0.3 values per byte of torch's files
+        // (more with the lists and dicts moved as they grow). Reserving costs address space only.
         stack.reserveCapacity(64)
-        memo.reserveCapacity(min(bytes.count / 4, 1 << 20))
-        nodes.reserveCapacity(min(bytes.count / 6, 1 << 20))
-        pool.reserveCapacity(min(bytes.count / 4, 1 << 20))
+        memo.reserveCapacity(min(bytes.count / 4, 1 << 22))
+        nodes.reserveCapacity(min(bytes.count / 4, 1 << 22))
+        pool.reserveCapacity(min(bytes.count / 2, 1 << 23))
     }
 
     // MARK: Input
@@ -153,7 +172,7 @@ struct FastMetadataDecoder {
         let start = try read(Int(count))
         let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(count)])
         if !raw.allSatisfy({ $0 < 0x80 }), String(validating: raw, as: UTF8.self) == nil { throw Unhandled() }
-        return .string(offset: start, count: Int(count))
+        return .string(offset: Int32(start), count: Int32(count))
     }
 
     /// GLOBAL's newline-terminated argument.
@@ -187,34 +206,37 @@ struct FastMetadataDecoder {
     /// A new node of the values above stack height `from`, which leave the stack.
     private mutating func newNode(_ kind: Node.Kind, from mark: Int? = nil) -> Int {
         let start = pool.count
-        if let mark {
-            pool.append(contentsOf: stack[mark...])
-            stack.removeSubrange(mark...)
-        }
+        if let mark { moveToPool(from: mark) }
         nodes.append(Node(kind: kind, start: start, count: pool.count - start))
         return nodes.count - 1
     }
 
     private mutating func push(_ kind: Node.Kind, from mark: Int? = nil) {
-        stack.append(.node(newNode(kind, from: mark)))
+        stack.append(.node(Int32(newNode(kind, from: mark))))
     }
 
     /// Adds the values above stack height `mark` to a list's or dict's elements.
     private mutating func extend(_ index: Int, from mark: Int) {
-        let node = nodes[index]
-        if node.start + node.count != pool.count {
-            let moved = Array(pool[node.start..<node.start + node.count])
-            nodes[index].start = pool.count
-            pool.append(contentsOf: moved)
+        let range = nodes[index].range
+        if range.upperBound != pool.count {
+            nodes[index].start = Int32(pool.count)
+            // One element at a time: appending a slice of the pool to itself would copy the pool.
+            for position in range { pool.append(pool[position]) }
         }
-        nodes[index].count += stack.count - mark
-        pool.append(contentsOf: stack[mark...])
-        stack.removeSubrange(mark...)
+        nodes[index].count += Int32(stack.count - mark)
+        moveToPool(from: mark)
+    }
+
+    /// Moves the values above stack height `mark` to the end of the pool, one at a time: a slice
+    /// of the stack would retain and release its buffer at every container.
+    private mutating func moveToPool(from mark: Int) {
+        for position in mark..<stack.count { pool.append(stack[position]) }
+        stack.removeLast(stack.count - mark)
     }
 
     /// A node's elements.
     private func elements(_ index: Int) -> ArraySlice<Value> {
-        pool[nodes[index].start..<nodes[index].start + nodes[index].count]
+        pool[nodes[index].range]
     }
 
     /// The index of the node `value` refers to, when it is of `kind` (or `other`).
@@ -225,7 +247,9 @@ struct FastMetadataDecoder {
     /// Static, so that ``run()`` calls it without copying the decoder (which would make its stack
     /// shared, and copied at the next pop).
     private static func node(_ value: Value, _ kind: Node.Kind, _ other: Node.Kind? = nil, in nodes: [Node]) throws -> Int {
-        guard case .node(let index) = value, nodes[index].kind == kind || nodes[index].kind == other else { throw Unhandled() }
+        guard case .node(let node) = value else { throw Unhandled() }
+        let index = Int(node)
+        guard nodes[index].kind == kind || nodes[index].kind == other else { throw Unhandled() }
         return index
     }
 
@@ -309,7 +333,8 @@ struct FastMetadataDecoder {
                 let module = try pop()
                 guard case .string(let nameOffset, let nameCount) = name, case .string(let moduleOffset, let moduleCount) = module
                 else { throw Unhandled() }
-                let found = try Self.global(module: Self.text(moduleOffset, moduleCount, in: bytes), name: Self.text(nameOffset, nameCount, in: bytes))
+                let found = try Self.global(
+                    module: Self.text(Int(moduleOffset), Int(moduleCount), in: bytes), name: Self.text(Int(nameOffset), Int(nameCount), in: bytes))
                 stack.append(.global(found))
             case .reduce, .newObj:
                 let tuple = try Self.node(try pop(), .tuple, in: nodes)
@@ -318,25 +343,25 @@ struct FastMetadataDecoder {
                 switch callable {
                 case .size:
                     if arguments.count == 0 {
-                        stack.append(.size(newNode(.tuple)))
+                        stack.append(.size(Int32(newNode(.tuple))))
                     } else {
-                        guard arguments.count == 1, case .node(let index) = pool[arguments.start],
-                            nodes[index].kind == .tuple || nodes[index].kind == .list,
-                            elements(index).allSatisfy({ if case .int = $0 { true } else { false } })
+                        guard arguments.count == 1, case .node(let index) = pool[Int(arguments.start)],
+                            nodes[Int(index)].kind == .tuple || nodes[Int(index)].kind == .list,
+                            elements(Int(index)).allSatisfy({ if case .int = $0 { true } else { false } })
                         else { throw Unhandled() }
                         stack.append(.size(index))
                     }
                 case .dcp(let name):
                     // A tuple never changes: the object shares its elements.
-                    nodes.append(Node(kind: .object, start: arguments.start, count: arguments.count, cls: name))
-                    stack.append(.node(nodes.count - 1))
+                    nodes.append(Node(kind: .object, start: Int(arguments.start), count: Int(arguments.count), cls: name))
+                    stack.append(.node(Int32(nodes.count - 1)))
                 case .dtype:
                     throw Unhandled()
                 }
             case .build:
-                let state = try pop()
+                guard case .node(let state) = try pop() else { throw Unhandled() }
                 let object = try Self.node(try top(), .object, in: nodes)
-                guard nodes[object].state == nil else { throw Unhandled() }
+                guard nodes[object].state < 0 else { throw Unhandled() }
                 nodes[object].state = state
             default:
                 throw Unhandled()
@@ -368,9 +393,9 @@ struct FastMetadataDecoder {
 
     private mutating func string(_ value: Value?) throws -> String {
         guard case .string(let offset, let count)? = value else { throw Unhandled() }
-        if let known = strings[offset] { return known }
-        let made = Self.text(offset, count, in: bytes)
-        strings[offset] = made
+        if let known = strings[Int(offset)] { return known }
+        let made = Self.text(Int(offset), Int(count), in: bytes)
+        strings[Int(offset)] = made
         return made
     }
 
@@ -390,7 +415,7 @@ struct FastMetadataDecoder {
     private func integers(_ value: Value?) throws -> [Int] {
         let index: Int
         switch value {
-        case .size(let sizeIndex)?: index = sizeIndex
+        case .size(let sizeIndex)?: index = Int(sizeIndex)
         case let value?: index = try node(value, .tuple, .list)
         case nil: throw Unhandled()
         }
@@ -405,8 +430,8 @@ struct FastMetadataDecoder {
 
         subscript(name: StaticString) -> Value? {
             for pair in stride(from: items.endIndex - 2, through: items.startIndex, by: -2) {
-                if case .string(let offset, let count) = items[pair], count == name.utf8CodeUnitCount,
-                    memcmp(bytes.baseAddress! + offset, name.utf8Start, count) == 0 {
+                if case .string(let offset, let count) = items[pair], Int(count) == name.utf8CodeUnitCount,
+                    memcmp(bytes.baseAddress! + Int(offset), name.utf8Start, Int(count)) == 0 {
                     return items[pair + 1]
                 }
             }
@@ -415,11 +440,13 @@ struct FastMetadataDecoder {
     }
 
     private func fields(_ value: Value?, _ cls: Class) throws -> Fields {
-        guard let value, case .node(let index) = value, nodes[index].kind == .object, nodes[index].cls == cls else {
+        guard let value, case .node(let node) = value, nodes[Int(node)].kind == .object, nodes[Int(node)].cls == cls else {
             throw Unhandled()
         }
-        guard let state = nodes[index].state else { return Fields(items: [], bytes: bytes) }
-        let items = elements(try node(state, .dict))
+        let state = Int(nodes[Int(node)].state)
+        guard state >= 0 else { return Fields(items: [], bytes: bytes) }
+        guard nodes[state].kind == .dict else { throw Unhandled() }
+        let items = elements(state)
         for pair in stride(from: items.startIndex, to: items.endIndex, by: 2) {
             guard case .string = items[pair] else { throw Unhandled() }
         }
@@ -466,7 +493,7 @@ struct FastMetadataDecoder {
     }
 
     private mutating func item(_ value: Value, name: String) throws -> DistributedCheckpoint.Item {
-        if case .node(let index) = value, nodes[index].cls == .bytesStorageMetadata {
+        if case .node(let index) = value, nodes[Int(index)].cls == .bytesStorageMetadata {
             _ = try fields(value, .bytesStorageMetadata)
             return .bytes
         }
@@ -489,10 +516,11 @@ struct FastMetadataDecoder {
     /// `TensorProperties`: its `__getstate__` tuple `(dtype, layout, requires_grad,
     /// memory_format, pin_memory[, strides])`, or a dict of fields in older files.
     private func properties(_ value: Value?) throws -> (DType, Bool) {
-        guard case .node(let index)? = value, nodes[index].cls == .tensorProperties else { throw Unhandled() }
+        guard case .node(let node)? = value, nodes[Int(node)].cls == .tensorProperties else { throw Unhandled() }
         var dtype: Value?
         var requiresGrad: Value?
-        if case .node(let state)? = nodes[index].state, nodes[state].kind == .tuple {
+        let state = Int(nodes[Int(node)].state)
+        if state >= 0, nodes[state].kind == .tuple {
             let tuple = elements(state)
             guard tuple.count == 5 || tuple.count == 6 else { throw Unhandled() }
             (dtype, requiresGrad) = (tuple[tuple.startIndex], tuple[tuple.startIndex + 2])
@@ -535,10 +563,10 @@ struct FastMetadataDecoder {
         let id = try fields(value, .storageMeta)["checkpoint_id"]
         guard !isNone(id) else { return nil }
         if case .string? = id { return try string(id) }
-        guard case .node(let index)? = id, nodes[index].cls?.isPath == true else {
+        guard case .node(let index)? = id, nodes[Int(index)].cls?.isPath == true else {
             throw Unhandled()
         }
-        let components = try elements(index).map { try string($0) }
+        let components = try elements(Int(index)).map { try string($0) }
         guard let first = components.first else { return "." }
         let rest = components.dropFirst().joined(separator: "/")
         return first.hasSuffix("/") || rest.isEmpty ? first + rest : first + "/" + rest

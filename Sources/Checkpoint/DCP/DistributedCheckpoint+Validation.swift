@@ -58,16 +58,22 @@ extension DistributedCheckpoint.Metadata {
                     .outOfBounds, "DCP chunk lies outside its tensor", file: file, path: "\(path)/chunks/\(number)",
                     expected: "within shape \(shape)", found: "offsets \(chunk.offsets), sizes \(chunk.sizes)")
             }
-            covered += chunk.elementCount
+            // Each chunk is inside, so its count does not overflow; many full-size ones add up past Int.
+            covered = covered.addingReportingOverflow(chunk.elementCount).overflow ? .max : covered + chunk.elementCount
         }
-        // Chunks sorted by their first element's row-major index: two overlap only if their boxes
-        // intersect in every dimension, so each is compared with the others directly (a tensor has
-        // one chunk per rank at most in practice).
+        // A sweep along the dimension with the most distinct offsets: chunks sorted by where they
+        // start there, each compared only with those starting before it ends there. Sharding
+        // along one dimension makes that one comparison per chunk; comparing every pair took 2 ms
+        // of a 64-rank inspect, and 10⁸ comparisons for a tensor of 16,384 chunks.
         let chunks = tensor.chunks.filter { $0.elementCount > 0 }
-        for first in chunks.indices {
-            for second in chunks.indices where second > first {
-                let a = chunks[first], b = chunks[second]
-                let intersects = (0..<shape.count).allSatisfy { d in
+        let distinct = shape.indices.map { d in Set(chunks.lazy.map { $0.offsets[d] }).count }
+        let sweep = distinct.indices.max { distinct[$0] < distinct[$1] } ?? 0
+        let sorted = shape.isEmpty ? chunks : chunks.sorted { $0.offsets[sweep] < $1.offsets[sweep] }
+        for first in sorted.indices {
+            let a = sorted[first]
+            for b in sorted[(first + 1)...] {
+                if !shape.isEmpty, b.offsets[sweep] >= a.offsets[sweep] + a.sizes[sweep] { break }
+                let intersects = shape.indices.allSatisfy { d in
                     a.offsets[d] < b.offsets[d] + b.sizes[d] && b.offsets[d] < a.offsets[d] + a.sizes[d]
                 }
                 if intersects {
@@ -81,7 +87,8 @@ extension DistributedCheckpoint.Metadata {
         guard covered == numel else {
             throw CheckpointError(
                 .corrupt, "DCP chunks leave part of the tensor uncovered", file: file, path: path,
-                expected: "\(numel) elements (shape \(shape))", found: "\(covered) in \(tensor.chunks.count) chunks")
+                expected: "\(numel) elements (shape \(shape))",
+                found: "\(covered == .max ? "more than \(Int.max)" : "\(covered)") in \(tensor.chunks.count) chunks")
         }
     }
 
@@ -92,35 +99,54 @@ extension DistributedCheckpoint.Metadata {
     /// - Throws: ``CheckpointError`` `.missingEntry` for a missing file, `.outOfBounds` for an item
     ///   past its file's end, `.corrupt` for items that overlap.
     func checkFiles(in directory: URL) throws -> [DistributedCheckpoint.DataFile] {
-        var byFile: [String: [(index: DistributedCheckpoint.StorageIndex, location: DistributedCheckpoint.Location)]] = [:]
-        for (index, location) in locations { byFile[location.file, default: []].append((index, location)) }
+        // Byte ranges as plain tuples in one bucket per file, each entry kept by its dictionary
+        // index for errors: grouping the entries themselves (names and offset arrays) retained and
+        // released each of them at every step, 5 ms of a 64-rank inspect.
+        typealias Span = (start: Int, end: Int, entry: Dictionary<DistributedCheckpoint.StorageIndex, DistributedCheckpoint.Location>.Index)
+        var fileNumbers: [String: Int] = [:]
+        var names: [String] = []
+        var buckets: [[Span]] = []
+        for entry in locations.indices {
+            let location = locations.values[entry]
+            let number: Int
+            if let known = fileNumbers[location.file] {
+                number = known
+            } else {
+                number = names.count
+                fileNumbers[location.file] = number
+                names.append(location.file)
+                buckets.append([])
+            }
+            buckets[number].append((location.offset, location.offset + location.length, entry))
+        }
         var files: [DistributedCheckpoint.DataFile] = []
-        for name in byFile.keys.sorted() {
+        files.reserveCapacity(names.count)
+        for number in names.indices.sorted(by: { names[$0] < names[$1] }) {
+            let name = names[number]
+            let spans = buckets[number].sorted { $0.start < $1.start }
             let path = directory.appendingPathComponent(name).path
-            let entries = byFile[name]!.sorted { $0.location.offset < $1.location.offset }
             let size: Int
             do {
                 size = try FileIO.size(ofFileAt: path)
             } catch {
                 throw CheckpointError(
                     .missingEntry, "a data file the DCP metadata names is missing or unreadable: \(error.reason)", file: path,
-                    path: entries[0].index.description, expected: "a regular file", cause: error)
+                    path: locations.keys[spans[0].entry].description, expected: "a regular file", cause: error)
             }
-            for entry in entries where entry.location.offset + entry.location.length > size {
+            for span in spans where span.end > size {
                 throw CheckpointError(
                     .outOfBounds, "a DCP item's bytes lie past the end of its data file", file: path,
-                    path: entry.index.description, expected: "at most \(size) bytes",
-                    found: "bytes \(entry.location.offset)..<\(entry.location.offset + entry.location.length)")
+                    path: locations.keys[span.entry].description, expected: "at most \(size) bytes",
+                    found: "bytes \(span.start)..<\(span.end)")
             }
-            for (previous, next) in zip(entries, entries.dropFirst())
-            where previous.location.offset + previous.location.length > next.location.offset {
+            for (previous, next) in zip(spans, spans.dropFirst()) where previous.end > next.start {
                 throw CheckpointError(
-                    .corrupt, "two DCP items share bytes of one data file", file: path, path: next.index.description,
-                    expected: "an item starting at or after \(previous.location.offset + previous.location.length), where \(previous.index) ends",
-                    found: "offset \(next.location.offset)")
+                    .corrupt, "two DCP items share bytes of one data file", file: path, path: locations.keys[next.entry].description,
+                    expected: "an item starting at or after \(previous.end), where \(locations.keys[previous.entry]) ends",
+                    found: "offset \(next.start)")
             }
             files.append(DistributedCheckpoint.DataFile(
-                name: name, rank: DistributedCheckpoint.rank(ofFile: name), byteCount: size, itemCount: entries.count))
+                name: name, rank: DistributedCheckpoint.rank(ofFile: name), byteCount: size, itemCount: spans.count))
         }
         return files
     }
