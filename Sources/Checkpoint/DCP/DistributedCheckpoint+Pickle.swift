@@ -13,82 +13,13 @@ extension DistributedCheckpoint.Metadata {
     }
 }
 
-private struct MetadataPickleWriter {
-    private(set) var output: [UInt8] = []
-    private var memo: [String: Int] = [:]
-    private var strings: [String: Int] = [:]
-    private var memoCount = 0
+private struct MetadataPickleWriter: PickleEmitter {
+    var output: [UInt8] = []
+    var memo = PickleMemo()
 
     private static let module = DistributedCheckpoint.Metadata.module
 
-    private mutating func op(_ opcode: PickleOpcode) { output.append(opcode.rawValue) }
-
-    private mutating func global(_ module: String, _ name: String) {
-        let key = "\(module)\n\(name)"
-        if let index = memo[key] {
-            get(index)
-            return
-        }
-        op(.global)
-        output += Array("\(module)\n\(name)\n".utf8)
-        memo[key] = put()
-    }
-
-    private mutating func get(_ index: Int) {
-        if index < 256 {
-            op(.binGet)
-            output.append(UInt8(index))
-        } else {
-            op(.longBinGet)
-            append(UInt32(index))
-        }
-    }
-
-    /// Memoizes the value on top of the stack: its memo index.
-    private mutating func put() -> Int {
-        if memoCount < 256 {
-            op(.binPut)
-            output.append(UInt8(memoCount))
-        } else {
-            op(.longBinPut)
-            append(UInt32(memoCount))
-        }
-        memoCount += 1
-        return memoCount - 1
-    }
-
-    private mutating func append(_ value: UInt32) {
-        withUnsafeBytes(of: value.littleEndian) { output += $0 }
-    }
-
-    private mutating func string(_ text: String) throws {
-        if let index = strings[text] {
-            get(index)
-            return
-        }
-        let utf8 = Array(text.utf8)
-        guard utf8.count <= UInt32.max else {
-            throw CheckpointError(.invalidArgument, "a name longer than 4 GiB", found: "\(utf8.count) bytes")
-        }
-        op(.binUnicode)
-        append(UInt32(utf8.count))
-        output += utf8
-        strings[text] = put()
-    }
-
-    private mutating func integer(_ value: Int) {
-        if value >= 0 && value <= 0xFF {
-            op(.binInt1)
-            output.append(UInt8(value))
-        } else if value >= Int(Int32.min) && value <= Int(Int32.max) {
-            op(.binInt)
-            withUnsafeBytes(of: Int32(value).littleEndian) { output += $0 }
-        } else {
-            op(.long1)
-            output.append(8)
-            withUnsafeBytes(of: Int64(value).littleEndian) { output += $0 }
-        }
-    }
+    private mutating func integer(_ value: Int) { integer(Int64(value)) }
 
     /// `cls.__new__(cls)` then BUILD with a dict of `fields` (none: no BUILD, as for an empty `__dict__`).
     private mutating func object(

@@ -9,13 +9,10 @@ import OrderedCollections
 /// locations) are memoized apart from the tree's own strings: in torch.save they are distinct
 /// objects from equal-looking dict keys (`_metadata`'s `'0'` is not storage key `'0'`), so
 /// keeping them apart reproduces torch's bytes in the common cases.
-struct PickleWriter {
-    private(set) var output: [UInt8] = []
+struct PickleWriter: PickleEmitter {
+    var output: [UInt8] = []
+    var memo = PickleMemo()
     private let storageKeys: [ObjectIdentifier: String]
-    private var memoCount = 0
-    private var globalMemo: [String: Int] = [:]
-    private var stringMemo: [String: Int] = [:]
-    private var persistentIDStringMemo: [String: Int] = [:]
     /// The storage class chosen for each storage when first met: a legacy typed storage's dtype,
     /// or nil for UntypedStorage.
     private var storageTypes: [ObjectIdentifier: DType?] = [:]
@@ -33,98 +30,7 @@ struct PickleWriter {
         op(.stop)
     }
 
-    // MARK: Primitives
-
-    private mutating func op(_ opcode: PickleOpcode) {
-        output.append(opcode.rawValue)
-    }
-
-    private mutating func append<T: FixedWidthInteger>(littleEndian value: T) {
-        withUnsafeBytes(of: value.littleEndian) { output.append(contentsOf: $0) }
-    }
-
-    private mutating func memoize() {
-        if memoCount < 256 {
-            op(.binPut)
-            output.append(UInt8(memoCount))
-        } else {
-            op(.longBinPut)
-            append(littleEndian: UInt32(truncatingIfNeeded: memoCount))
-        }
-        memoCount += 1
-    }
-
-    private mutating func fetch(_ index: Int) {
-        if index < 256 {
-            op(.binGet)
-            output.append(UInt8(index))
-        } else {
-            op(.longBinGet)
-            append(littleEndian: UInt32(truncatingIfNeeded: index))
-        }
-    }
-
-    private mutating func global(_ module: String, _ name: String) {
-        let key = "\(module)\n\(name)"
-        if let index = globalMemo[key] { return fetch(index) }
-        op(.global)
-        output.append(contentsOf: Array("\(module)\n\(name)\n".utf8))
-        globalMemo[key] = memoCount
-        memoize()
-    }
-
-    private mutating func string(_ text: String, inPersistentID: Bool = false) throws {
-        if let index = inPersistentID ? persistentIDStringMemo[text] : stringMemo[text] { return fetch(index) }
-        let utf8 = Array(text.utf8)
-        guard utf8.count <= UInt32.max else {
-            throw CheckpointError(
-                .invalidArgument, "a string longer than protocol 2's 4 GiB limit", found: "\(utf8.count) bytes")
-        }
-        op(.binUnicode)
-        append(littleEndian: UInt32(utf8.count))
-        output.append(contentsOf: utf8)
-        if inPersistentID {
-            persistentIDStringMemo[text] = memoCount
-        } else {
-            stringMemo[text] = memoCount
-        }
-        memoize()
-    }
-
-    /// CPython's `save_long` at protocol 2: the smallest of K, M, J, else LONG1.
-    private mutating func integer(_ value: Int64) {
-        if value >= 0 && value <= 0xFF {
-            op(.binInt1)
-            output.append(UInt8(value))
-        } else if value >= 0 && value <= 0xFFFF {
-            op(.binInt2)
-            append(littleEndian: UInt16(value))
-        } else if value >= Int64(Int32.min) && value <= Int64(Int32.max) {
-            op(.binInt)
-            append(littleEndian: Int32(value))
-        } else {
-            // Minimal two's complement, as pickle's encode_long.
-            var raw = withUnsafeBytes(of: value.littleEndian) { Array($0) }
-            while raw.count > 1 {
-                let last = raw[raw.count - 1]
-                let signOfPrevious = raw[raw.count - 2] & 0x80
-                guard (last == 0x00 && signOfPrevious == 0) || (last == 0xFF && signOfPrevious != 0) else { break }
-                raw.removeLast()
-            }
-            op(.long1)
-            output.append(UInt8(raw.count))
-            output.append(contentsOf: raw)
-        }
-    }
-
-    private mutating func float(_ value: Double) {
-        op(.binFloat)
-        withUnsafeBytes(of: value.bitPattern.bigEndian) { output.append(contentsOf: $0) }
-    }
-
-    private mutating func bool(_ value: Bool) {
-        op(value ? .newTrue : .newFalse)
-    }
+    // MARK: Containers
 
     /// A tuple: EMPTY_TUPLE, TUPLE1-3, or MARK … TUPLE, memoized unless empty.
     private mutating func tuple(count: Int, _ elements: (inout PickleWriter) throws -> Void) rethrows {
