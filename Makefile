@@ -48,8 +48,9 @@ hostile: system-libs
 FUZZ_SECONDS ?= 60
 FUZZ_CONFIG ?= release
 FUZZ_PARALLEL ?= 1
+FUZZ_LEAKS ?= at-exit
 fuzz: system-libs
-	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CONFIG=$(FUZZ_CONFIG) FUZZ_PARALLEL=$(FUZZ_PARALLEL) bash scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CONFIG=$(FUZZ_CONFIG) FUZZ_PARALLEL=$(FUZZ_PARALLEL) FUZZ_LEAKS=$(FUZZ_LEAKS) bash scripts/fuzz.sh
 
 # The whole suite under AddressSanitizer, then under ThreadSanitizer, each built in its own folder
 # (.build-asan, .build-tsan) so the normal build is left alone. The programs the tests start
