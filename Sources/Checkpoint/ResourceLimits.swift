@@ -109,7 +109,8 @@ public struct ResourceLimits: Sendable, Equatable {
     ///
     /// FSDP and tensor parallelism give each rank one chunk of a tensor (1,024 ranks, 1,024
     /// chunks; 2-D parallelism over 8,192 ranks at most 8,192); the overlap check that keeps a
-    /// tensor's chunks disjoint compares them pairwise.
+    /// tensor's chunks disjoint compares each chunk with those that start before it ends along
+    /// one dimension, which for chunks laid out other than along a dimension can be every pair.
     public var maximumDCPChunksPerTensor: Int
     /// Whether the count caps (``maximumMemoEntries``, ``maximumValues``, ``maximumTreeValues``,
     /// ``maximumJSONValues``, ``maximumDCPChunks``) grow with the size of the checkpoint read, as
