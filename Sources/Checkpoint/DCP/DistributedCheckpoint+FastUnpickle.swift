@@ -59,7 +59,7 @@ struct FastMetadataDecoder {
     /// elements, a dict's keys and values alternating, an object's constructor arguments).
     ///
     /// 16 bytes, as a ``Value`` is (32-bit positions: the decoder reads pickles under 2 GiB and
-    /// gives up before any array reaches 2³¹ entries). Decoding a 64-rank checkpoint touches about
+    /// gives up past 2²⁹ values, before any array nears 2³¹ entries). Decoding a 64-rank checkpoint touches about
     /// 10 MiB of these arrays, and first touches of fresh pages were a quarter of its time.
     struct Node {
         enum Kind: UInt8 { case tuple, list, dict, object }
@@ -135,10 +135,10 @@ struct FastMetadataDecoder {
         self.bytes = bytes
         self.file = file
         self.limits = limits
-        // At most 2³⁰, so that one opcode (which adds at most the stack and one node's elements)
-        // cannot take an array past a 32-bit position.
+        // At most 2²⁹, so that one opcode (which adds at most the stack and one node's elements,
+        // each within the budget checked before it) cannot take an array past a 32-bit position.
         let (budget, overflow) = limits.maximumValues.multipliedReportingOverflow(by: Self.valueBudgetFactor)
-        valueBudget = overflow ? 1 << 30 : min(budget, 1 << 30)
+        valueBudget = overflow ? 1 << 29 : min(budget, 1 << 29)
         // Room for them all up front keeps the arrays from being copied (and their new pages
         // touched) as they grow: a memo entry or a node takes at least an opcode byte, torch's
         // 64-rank files about 8, and the pool holds about 0.3 values per byte of torch's files
