@@ -9,7 +9,7 @@ export CKPT_TORCH_VENV := $(TORCH_VENV)
 # of libswiftCore and Foundation). macOS keeps the runtime in the OS.
 RELEASE := -c release $(if $(filter Linux,$(shell uname -s)),--static-swift-stdlib)
 
-.PHONY: system-libs build test crash-test fuzz sanitize hostile demo interop bench fixtures arm64-check clean
+.PHONY: system-libs build test crash-test fuzz fuzz-totals sanitize hostile demo interop bench fixtures arm64-check clean
 
 system-libs:
 	@bash scripts/ensure-system-libs.sh
@@ -51,6 +51,10 @@ FUZZ_PARALLEL ?= 1
 FUZZ_LEAKS ?= at-exit
 fuzz: system-libs
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CONFIG=$(FUZZ_CONFIG) FUZZ_PARALLEL=$(FUZZ_PARALLEL) FUZZ_LEAKS=$(FUZZ_LEAKS) bash scripts/fuzz.sh
+
+# The executions each target has had over every run in Fuzz/ledger.tsv, against 10^7 per target.
+fuzz-totals:
+	@bash scripts/fuzz-totals.sh
 
 # The whole suite under AddressSanitizer, then under ThreadSanitizer, each built in its own folder
 # (.build-asan, .build-tsan) so the normal build is left alone. The programs the tests start
