@@ -157,6 +157,9 @@ if FileManager.default.isExecutableFile(atPath: venv + "/bin/python") {
         inspected.insert(("inspect, DCP of 64 ranks (torch's writer)", "torch-dcp64"), at: 1)
     }
 }
+// The fixtures just written (gigabytes) are flushed first: the kernel writing them back during the
+// measurements took cores from them (inspect rows 30-50% slower in a run right after the writes).
+sync()
 let runs = 21
 let startup = median((0..<runs).map { _ in measure(tool, ["--version"]).seconds })
 line("baseline: ckpt-tool --version", String(format: "%.1f ms (process start)", startup * 1000))
