@@ -276,32 +276,21 @@ extension ResourceLimits {
 
     /// `1.0 MiB`, or `4,096 bytes` under a MiB.
     private static func size(_ bytes: Int) -> String {
-        bytes >= 1 << 20 ? "\(bytes >> 20).\((bytes & 0xFFFFF) * 10 >> 20) MiB" : "\(grouped(bytes)) bytes"
+        bytes >= 1 << 20 ? "\(bytes >> 20).\((bytes & 0xFFFFF) * 10 >> 20) MiB" : "\(bytes.grouped) bytes"
     }
 
     /// A cap as an error states it: its value, and for a cap grown with the file how
     /// (`262,144 + 1 per 256 bytes of the file's 300.0 MiB = 1,491,136`).
     package func describe(_ name: Name) -> String {
         guard let bytes = scaledForFileBytes, let per = name.bytesPerUnit, self[name] != .max else {
-            return Self.grouped(self[name])
+            return self[name].grouped
         }
         if name == .maximumJSONValues, documentBytes > 0 {
             let rest = bytes - documentBytes
-            return "\(Self.grouped(self[name] - rest / per)) + 1 per \(Self.grouped(per)) bytes of the file's \(Self.size(bytes)) "
-                + "beyond its \(Self.size(documentBytes)) document = \(Self.grouped(self[name]))"
+            return "\((self[name] - rest / per).grouped) + 1 per \(per.grouped) bytes of the file's \(Self.size(bytes)) "
+                + "beyond its \(Self.size(documentBytes)) document = \(self[name].grouped)"
         }
-        return "\(Self.grouped(self[name] - bytes / per)) + 1 per \(Self.grouped(per)) bytes of the file's \(Self.size(bytes)) = \(Self.grouped(self[name]))"
-    }
-
-    /// `1491136` as `1,491,136`.
-    private static func grouped(_ value: Int) -> String {
-        let digits = String(value.magnitude)
-        var result = ""
-        for (index, digit) in digits.enumerated() {
-            if index > 0, (digits.count - index) % 3 == 0 { result.append(",") }
-            result.append(digit)
-        }
-        return value < 0 ? "-" + result : result
+        return "\((self[name] - bytes / per).grouped) + 1 per \(per.grouped) bytes of the file's \(Self.size(bytes)) = \(self[name].grouped)"
     }
 
     /// The cap a name stands for.

@@ -38,16 +38,16 @@ struct InspectText {
         var path: [StateKey] = []
         appendChildren(of: tree, path: &path, indent: "  ", to: &lines, budget: budget)
         if budget.skipped > 0 {
-            lines.append(style.dim("… \(TreeSummary.formatCount(budget.skipped)) more lines not shown (--max-lines \(maxLines); 0 shows all)"))
+            lines.append(style.dim("… \(budget.skipped.grouped) more lines not shown (--max-lines \(maxLines); 0 shows all)"))
         }
         for optimizer in inspected.optimizers {
             lines.append("")
             appendOptimizer(optimizer, to: &lines)
         }
         lines.append("")
-        var parameters = "\(TreeSummary.formatCount(summary.parameters)) \(Plural.noun(summary.parameters, "parameter"))"
+        var parameters = "\(summary.parameters.grouped) \(Plural.noun(summary.parameters, "parameter"))"
         if summary.elements > summary.parameters {
-            parameters += " (+\(TreeSummary.formatCount(summary.elements - summary.parameters)) in optimizer state)"
+            parameters += " (+\((summary.elements - summary.parameters).grouped) in optimizer state)"
         }
         lines.append(style.key(selection.glob == nil ? "totals: " : "totals (filtered): ")
             + "\(count(summary.tensorCount, "tensor")), \(parameters), "

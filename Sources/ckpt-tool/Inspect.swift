@@ -248,17 +248,6 @@ struct TreeSummary {
         self.storageBytes = storageBytes
     }
 
-    /// `1,234,567`: a count with thousands separators, as people read large numbers.
-    static func formatCount(_ count: Int) -> String {
-        let digits = String(count.magnitude)
-        var grouped = ""
-        for (offset, digit) in digits.enumerated() {
-            if offset > 0, (digits.count - offset) % 3 == 0 { grouped += "," }
-            grouped.append(digit)
-        }
-        return (count < 0 ? "-" : "") + grouped
-    }
-
     /// `1.5 KiB (1536 bytes)`-style sizes; `1.5 KiB` without `exact` (for tables).
     static func formatBytes(_ count: Int, exact: Bool = true) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
