@@ -89,10 +89,16 @@ import Testing
         #expect(try Self.sql(catalog, "SELECT count(*) FROM sqlite_master") == ["1"])
     }
 
-    @Test func aNewerSchemaIsRefused() throws {
+    /// A run directory whose new catalog's `user_version` is then set to `version`.
+    static func catalog(atSchemaVersion version: Int) throws -> TemporaryDirectory {
         let run = try TemporaryDirectory()
         try CheckpointManager(directory: run.url, options: F.options()).close()
-        _ = try Self.sql(CheckpointManager.catalogURL(in: run.url).path, "PRAGMA user_version = 99")
+        _ = try sql(CheckpointManager.catalogURL(in: run.url).path, "PRAGMA user_version = \(version)")
+        return run
+    }
+
+    @Test func aNewerSchemaIsRefused() throws {
+        let run = try Self.catalog(atSchemaVersion: 99)
         let error = #expect(throws: CatalogError.self) { try CheckpointManager(directory: run.url, options: F.options()) }
         #expect(error?.code == .schemaTooNew)
     }
@@ -100,9 +106,7 @@ import Testing
     /// Found by fuzz-catalog: a negative user_version sliced the migration list before its start
     /// and trapped.
     @Test func aNegativeSchemaVersionIsCorruptNotACrash() throws {
-        let run = try TemporaryDirectory()
-        try CheckpointManager(directory: run.url, options: F.options()).close()
-        _ = try Self.sql(CheckpointManager.catalogURL(in: run.url).path, "PRAGMA user_version = -5")
+        let run = try Self.catalog(atSchemaVersion: -5)
         let error = #expect(throws: CatalogError.self) { try CheckpointManager(directory: run.url, options: F.options()) }
         #expect(error?.code == .corrupt)
         #expect(throws: CatalogError.self) { try CheckpointManager.runs(in: run.url) }
