@@ -2,7 +2,7 @@
 ///
 /// Every dtype here can be stored and loaded. Arithmetic is offered elsewhere only for the
 /// floating and complex types the optimizers use.
-public enum DType: String, CaseIterable, Hashable, Sendable, Codable, CustomStringConvertible {
+public enum DType: String, CaseIterable, Hashable, Sendable, Codable, CustomStringConvertible, BitwiseCopyable {
     case float64, float32, float16, bfloat16
     case complex64, complex128
     case int64, int32, int16, int8, uint8, bool

@@ -12,10 +12,13 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
 private typealias Metadata = DistributedCheckpoint.Metadata
 
 /// Both decodings of a `.metadata` file: the fast one (nil when it gives up) and the general one.
-private func decodings(_ url: URL) throws -> (fast: Metadata?, general: Result<Metadata, any Error>) {
+private func decodings(_ url: URL, limits: ResourceLimits = .default) throws -> (fast: Metadata?, general: Result<Metadata, any Error>) {
     let file = try MappedFile(path: url.path)
     return withExtendedLifetime(file) {
-        ((try? FastMetadataDecoder.decode(file.bytes)) ?? nil, Result { try Metadata(generalPickle: file.bytes, file: url.path) })
+        (
+            (try? FastMetadataDecoder.decode(file.bytes, limits: limits)) ?? nil,
+            Result { try Metadata(generalPickle: file.bytes, file: url.path, limits: limits) }
+        )
     }
 }
 
@@ -40,6 +43,37 @@ private func decodings(_ url: URL) throws -> (fast: Metadata?, general: Result<M
         let (fast, general) = try decodings(directory.appendingPathComponent(".metadata"))
         #expect(fast != nil)
         #expect(fast == (try general.get()))
+    }
+
+    /// A `.metadata` of 6,400 chunks (over 256 KiB): the decoder's element pool then starts past
+    /// 2 MiB, where on Linux it is mapped for huge pages, and it still reads as the general path
+    /// (with its caps raised, as opening the checkpoint raises them for its size) reads.
+    @Test func readsLargeFilesAsTheGeneralPathDoes() throws {
+        let directory = TemporaryDirectory.scoped(prefix: "ckpt-dcp-fast").appendingPathComponent("large")
+        let tensors = try (0..<100).map { index in
+            (StateKey.string("layer\(index).weight"), StateValue.tensor(try Tensor(Array(repeating: Float(index), count: 64))))
+        }
+        try DistributedCheckpoint.write(.dict(StateDict(tensors)), to: directory, ranks: 64, options: SaveOptions(durable: false))
+        let url = directory.appendingPathComponent(".metadata")
+        #expect(try FileIO.size(ofFileAt: url.path) > 256 << 10)
+        let (fast, general) = try decodings(url, limits: ResourceLimits(maximumValues: 1 << 24))
+        #expect(fast != nil)
+        #expect(fast == (try general.get()))
+    }
+
+    /// The decoder's arrays keep every element through growth, from a small allocation and from a
+    /// mapping (past 2 MiB).
+    @Test(arguments: [16, 300_000])
+    func buffersKeepTheirElementsAsTheyGrow(_ capacity: Int) {
+        var buffer = FastMetadataDecoder.Buffer<Int>(capacity: capacity)
+        let count = capacity * 3 + 5
+        for value in 0..<count { buffer.append(value * 7) }
+        #expect(buffer.count == count)
+        #expect(buffer[0] == 0 && buffer[count - 1] == (count - 1) * 7)
+        #expect(buffer.elements(count - 3..<count).elementsEqual([(count - 3) * 7, (count - 2) * 7, (count - 1) * 7]))
+        buffer.truncate(to: 2)
+        #expect(buffer.removeLast() == 7)
+        #expect(buffer.count == 1)
     }
 
     /// A global outside DCP's dataclasses: the fast decoder leaves the file to the general path,

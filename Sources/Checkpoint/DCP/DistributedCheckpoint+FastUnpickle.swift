@@ -20,19 +20,19 @@ import Foundation
 /// refuses the file with its own counts, or reads it); it counts DCP chunks as it decodes them and
 /// throws ``CheckpointError/Code/limitExceeded`` past ``ResourceLimits/maximumDCPChunks`` and
 /// ``ResourceLimits/maximumDCPChunksPerTensor``, as the general path does.
-struct FastMetadataDecoder {
+struct FastMetadataDecoder: ~Copyable {
     typealias Metadata = DistributedCheckpoint.Metadata
 
     /// A global the decoder knows: torch.Size, a dtype, or one of DCP's dataclasses and helpers
     /// (by its name in ``DistributedCheckpoint/Metadata/allowedGlobals``).
-    enum Global: Equatable {
+    enum Global: Equatable, BitwiseCopyable {
         case size
         case dtype(DType)
         case dcp(Class)
     }
 
     /// The names of ``DistributedCheckpoint/Metadata/allowedGlobals``, each in one module only.
-    enum Class: String {
+    enum Class: String, BitwiseCopyable {
         case metadata = "Metadata", tensorStorageMetadata = "TensorStorageMetadata", tensorProperties = "TensorProperties"
         case chunkStorageMetadata = "ChunkStorageMetadata", bytesStorageMetadata = "BytesStorageMetadata"
         case metadataIndex = "MetadataIndex", storageMeta = "StorageMeta", memoryFormatEncoding = "_MEM_FORMAT_ENCODING"
@@ -42,7 +42,7 @@ struct FastMetadataDecoder {
         var isPath: Bool { [.posixPath, .windowsPath, .purePosixPath, .pureWindowsPath].contains(self) }
     }
 
-    enum Value {
+    enum Value: BitwiseCopyable {
         case none
         case bool(Bool)
         case int(Int64)
@@ -61,8 +61,8 @@ struct FastMetadataDecoder {
     /// 16 bytes, as a ``Value`` is (32-bit positions: the decoder reads pickles under 2 GiB and
     /// gives up past 2²⁹ values, before any array nears 2³¹ entries). Decoding a 64-rank checkpoint touches about
     /// 10 MiB of these arrays, and first touches of fresh pages were a quarter of its time.
-    struct Node {
-        enum Kind: UInt8 { case tuple, list, dict, object }
+    struct Node: BitwiseCopyable {
+        enum Kind: UInt8, BitwiseCopyable { case tuple, list, dict, object }
         var kind: Kind
         /// An object's class.
         var cls: Class? = nil
@@ -99,14 +99,14 @@ struct FastMetadataDecoder {
     private let valueBudget: Int
     private var chunkCount = 0
     private var position = 0
-    private var stack: [Value] = []
+    private var stack: Buffer<Value>
     /// The stack height at each open MARK.
     private var marks: [Int] = []
-    private var memo: [Value] = []
-    private var nodes: [Node] = []
+    private var memo: Buffer<Value>
+    private var nodes: Buffer<Node>
     /// Every container's elements, one after another: no allocation per container. A list or
     /// dict that grows when it is not last is first moved to the end.
-    private var pool: [Value] = []
+    private var pool: Buffer<Value>
     /// The Swift string of each input string already converted, by offset: a name memoized once
     /// and named again by every chunk is made once.
     private var strings: [Int: String] = [:]
@@ -125,7 +125,8 @@ struct FastMetadataDecoder {
         guard bytes.count < Int32.max else { return nil }
         var decoder = FastMetadataDecoder(bytes: bytes, file: file, limits: limits)
         do {
-            return try decoder.metadata(decoder.run())
+            let root = try decoder.run()
+            return try decoder.metadata(root)
         } catch is Unhandled {
             return nil
         }
@@ -143,27 +144,37 @@ struct FastMetadataDecoder {
         // touched) as they grow: a memo entry or a node takes at least an opcode byte, torch's
         // 64-rank files about 8, and the pool holds about 0.3 values per byte of torch's files
         // (more with the lists and dicts moved as they grow). Reserving costs address space only.
-        stack.reserveCapacity(64)
-        memo.reserveCapacity(min(bytes.count / 4, 1 << 22))
-        nodes.reserveCapacity(min(bytes.count / 4, 1 << 22))
-        pool.reserveCapacity(min(bytes.count / 2, 1 << 23))
+        stack = Buffer(capacity: 64)
+        memo = Buffer(capacity: min(bytes.count / 4, 1 << 22))
+        nodes = Buffer(capacity: min(bytes.count / 4, 1 << 22))
+        pool = Buffer(capacity: min(bytes.count / 2, 1 << 23))
     }
 
     // MARK: Input
 
+    @inline(__always)
     private mutating func read(_ count: Int) throws -> Int {
         guard count >= 0, count <= bytes.count - position else { throw Unhandled() }
         defer { position += count }
         return position
     }
 
+    @inline(__always)
     private mutating func byte() throws -> UInt8 { bytes[try read(1)] }
 
+    @inline(__always)
     private mutating func uint(_ width: Int) throws -> UInt64 {
         let start = try read(width)
-        var value: UInt64 = 0
-        for index in 0..<width { value |= UInt64(bytes[start + index]) << (8 * UInt64(index)) }
-        return value
+        switch width {
+        case 1: return UInt64(bytes[start])
+        case 2: return UInt64(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt16.self)))
+        case 4: return UInt64(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt32.self)))
+        case 8: return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+        default:
+            var value: UInt64 = 0
+            for index in 0..<width { value |= UInt64(bytes[start + index]) << (8 * UInt64(index)) }
+            return value
+        }
     }
 
     /// A string of `count` bytes, checked as the general machine checks it (valid UTF-8).
@@ -187,11 +198,13 @@ struct FastMetadataDecoder {
 
     // MARK: Stack
 
+    @inline(__always)
     private mutating func pop() throws -> Value {
         guard stack.count > (marks.last ?? 0) else { throw Unhandled() }
         return stack.removeLast()
     }
 
+    @inline(__always)
     private mutating func top() throws -> Value {
         guard stack.count > (marks.last ?? 0) else { throw Unhandled() }
         return stack[stack.count - 1]
@@ -204,6 +217,7 @@ struct FastMetadataDecoder {
     }
 
     /// A new node of the values above stack height `from`, which leave the stack.
+    @inline(__always)
     private mutating func newNode(_ kind: Node.Kind, from mark: Int? = nil) -> Int {
         let start = pool.count
         if let mark { moveToPool(from: mark) }
@@ -211,6 +225,7 @@ struct FastMetadataDecoder {
         return nodes.count - 1
     }
 
+    @inline(__always)
     private mutating func push(_ kind: Node.Kind, from mark: Int? = nil) {
         stack.append(.node(Int32(newNode(kind, from: mark))))
     }
@@ -229,14 +244,15 @@ struct FastMetadataDecoder {
 
     /// Moves the values above stack height `mark` to the end of the pool, one at a time: a slice
     /// of the stack would retain and release its buffer at every container.
+    @inline(__always)
     private mutating func moveToPool(from mark: Int) {
         for position in mark..<stack.count { pool.append(stack[position]) }
-        stack.removeLast(stack.count - mark)
+        stack.truncate(to: mark)
     }
 
     /// A node's elements.
-    private func elements(_ index: Int) -> ArraySlice<Value> {
-        pool[nodes[index].range]
+    private func elements(_ index: Int) -> Slice<UnsafeBufferPointer<Value>> {
+        pool.elements(nodes[index].range)
     }
 
     /// The index of the node `value` refers to, when it is of `kind` (or `other`).
@@ -244,9 +260,9 @@ struct FastMetadataDecoder {
         try Self.node(value, kind, other, in: nodes)
     }
 
-    /// Static, so that ``run()`` calls it without copying the decoder (which would make its stack
-    /// shared, and copied at the next pop).
-    private static func node(_ value: Value, _ kind: Node.Kind, _ other: Node.Kind? = nil, in nodes: [Node]) throws -> Int {
+    /// Static, so that ``run()`` borrows only the nodes while it changes the stack.
+    @inline(__always)
+    private static func node(_ value: Value, _ kind: Node.Kind, _ other: Node.Kind? = nil, in nodes: borrowing Buffer<Node>) throws -> Int {
         guard case .node(let node) = value else { throw Unhandled() }
         let index = Int(node)
         guard nodes[index].kind == kind || nodes[index].kind == other else { throw Unhandled() }
@@ -270,7 +286,7 @@ struct FastMetadataDecoder {
             guard memo.count <= limits.maximumMemoEntries,
                 stack.count &+ memo.count &+ pool.count &+ 2 &* nodes.count <= valueBudget
             else { throw Unhandled() }
-            guard let op = PickleOpcode(rawValue: try byte()) else { throw Unhandled() }
+            guard let op = PickleOpcode.decode(try byte()) else { throw Unhandled() }
             switch op {
             case .stop: return try pop()
             case .proto: guard try byte() <= 5 else { throw Unhandled() }
@@ -317,7 +333,7 @@ struct FastMetadataDecoder {
                 extend(target, from: mark)
             case .mark: marks.append(stack.count)
             case .pop: _ = try pop()
-            case .popMark: stack.removeSubrange(try popMark()...)
+            case .popMark: stack.truncate(to: try popMark())
             case .dup: stack.append(try top())
             case .binPut: try put(Int(try byte()))
             case .longBinPut: try put(Int(try uint(4)))
@@ -369,6 +385,7 @@ struct FastMetadataDecoder {
         }
     }
 
+    @inline(__always)
     private mutating func put(_ index: Int) throws {
         let value = try top()
         if index < memo.count {
@@ -380,6 +397,7 @@ struct FastMetadataDecoder {
         }
     }
 
+    @inline(__always)
     private mutating func get(_ index: Int) throws {
         guard index < memo.count else { throw Unhandled() }
         stack.append(memo[index])
@@ -425,7 +443,7 @@ struct FastMetadataDecoder {
     /// An object's fields: BUILD's dict of str keys (the last of a repeated key counts, as in
     /// Python), none without BUILD.
     struct Fields {
-        let items: ArraySlice<Value>
+        let items: Slice<UnsafeBufferPointer<Value>>
         let bytes: UnsafeRawBufferPointer
 
         subscript(name: StaticString) -> Value? {
@@ -444,7 +462,7 @@ struct FastMetadataDecoder {
             throw Unhandled()
         }
         let state = Int(nodes[Int(node)].state)
-        guard state >= 0 else { return Fields(items: [], bytes: bytes) }
+        guard state >= 0 else { return Fields(items: UnsafeBufferPointer(start: nil, count: 0)[...], bytes: bytes) }
         guard nodes[state].kind == .dict else { throw Unhandled() }
         let items = elements(state)
         for pair in stride(from: items.startIndex, to: items.endIndex, by: 2) {
@@ -570,5 +588,94 @@ struct FastMetadataDecoder {
         guard let first = components.first else { return "." }
         let rest = components.dropFirst().joined(separator: "/")
         return first.hasSuffix("/") || rest.isEmpty ? first + rest : first + "/" + rest
+    }
+}
+
+extension FastMetadataDecoder {
+    /// A growable array of plain values with no copy-on-write: the decoder appends to its stack,
+    /// memo, nodes and pool at almost every one of the ~550,000 opcodes of a 64-rank `.metadata`,
+    /// and `Array`'s uniqueness and capacity checks out of line were a third of its loop. Indices
+    /// are checked; ``elements(_:)``'s view is valid until the next append.
+    struct Buffer<Element: BitwiseCopyable>: ~Copyable {
+        private var base: UnsafeMutablePointer<Element>
+        private var capacity: Int
+        private(set) var count = 0
+        /// The mapping `base` is in, when it is one.
+        private var mapping: (start: UnsafeMutableRawPointer, length: Int)?
+
+        init(capacity: Int) {
+            self.capacity = max(capacity, 16)
+            (base, mapping) = Self.allocate(self.capacity)
+        }
+
+        deinit { Self.free(base, mapping) }
+
+        static func allocate(_ capacity: Int) -> (UnsafeMutablePointer<Element>, (start: UnsafeMutableRawPointer, length: Int)?) {
+            #if os(Linux)
+            let huge = 2 << 20
+            let bytes = capacity * MemoryLayout<Element>.stride
+            if bytes >= huge {
+                let length = (bytes + huge - 1) / huge * huge + huge
+                let start = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                if let start, start != MAP_FAILED {
+                    let aligned = (Int(bitPattern: start) + huge - 1) / huge * huge
+                    _ = madvise(UnsafeMutableRawPointer(bitPattern: aligned), length - huge, Int32(MADV_HUGEPAGE))
+                    return (UnsafeMutableRawPointer(bitPattern: aligned)!.bindMemory(to: Element.self, capacity: capacity), (start, length))
+                }
+            }
+            #endif
+            return (.allocate(capacity: capacity), nil)
+        }
+
+        static func free(_ base: UnsafeMutablePointer<Element>, _ mapping: (start: UnsafeMutableRawPointer, length: Int)?) {
+            if let mapping { munmap(mapping.start, mapping.length) } else { base.deallocate() }
+        }
+
+        @inline(__always)
+        mutating func append(_ element: Element) {
+            if count == capacity { grow() }
+            (base + count).initialize(to: element)
+            count += 1
+        }
+
+        @inline(never)
+        private mutating func grow() {
+            let (larger, largerMapping) = Self.allocate(capacity * 2)
+            larger.moveInitialize(from: base, count: count)
+            Self.free(base, mapping)
+            (base, mapping) = (larger, largerMapping)
+            capacity *= 2
+        }
+
+        subscript(index: Int) -> Element {
+            @inline(__always) get {
+                precondition(index >= 0 && index < count, "index out of range")
+                return base[index]
+            }
+            @inline(__always) set {
+                precondition(index >= 0 && index < count, "index out of range")
+                base[index] = newValue
+            }
+        }
+
+        /// Removes and returns the last element; the caller has checked there is one.
+        @inline(__always)
+        mutating func removeLast() -> Element {
+            precondition(count > 0, "removeLast of an empty buffer")
+            count -= 1
+            return base[count]
+        }
+
+        /// Drops the elements from `newCount` on.
+        mutating func truncate(to newCount: Int) {
+            precondition(newCount >= 0 && newCount <= count, "truncate past the end")
+            count = newCount
+        }
+
+        /// The elements in `range`, valid until the next append.
+        func elements(_ range: Range<Int>) -> Slice<UnsafeBufferPointer<Element>> {
+            precondition(range.lowerBound >= 0 && range.upperBound <= count, "range out of bounds")
+            return UnsafeBufferPointer(start: base, count: count)[range]
+        }
     }
 }

@@ -302,7 +302,7 @@ struct PickleMachine {
             }
             let byte = bytes[position]
             position += 1
-            guard let op = PickleOpcode(rawValue: byte) else {
+            guard let op = PickleOpcode.decode(byte) else {
                 opcode = .stop
                 throw CheckpointError(
                     .malformedPickle, "pickle byte \(opcodeOffset): unknown opcode 0x\(String(byte, radix: 16))",
