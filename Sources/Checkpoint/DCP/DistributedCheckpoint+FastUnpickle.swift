@@ -610,6 +610,10 @@ extension FastMetadataDecoder {
 
         deinit { Self.free(base, mapping) }
 
+        /// Room for `capacity` elements. On Linux, 2 MiB or more is mapped 2 MiB-aligned and
+        /// marked for transparent huge pages: a 64-rank `.metadata` fills about 8 MiB of these
+        /// arrays, and faulting that in 4 KiB pages (2,200 faults) was a tenth of its inspect.
+        /// Where huge pages are off, the mapping behaves as plain memory.
         static func allocate(_ capacity: Int) -> (UnsafeMutablePointer<Element>, (start: UnsafeMutableRawPointer, length: Int)?) {
             #if os(Linux)
             let huge = 2 << 20
