@@ -26,7 +26,7 @@ extension DistributedCheckpoint.Metadata {
         // a 64-rank checkpoint, where these byte scans are cheaper.
         for location in locations.values.lazy.map(\.file) {
             let bytes = location.utf8
-            if bytes.isEmpty || location == "." || location == ".." || bytes.contains(UInt8(ascii: "/")) || bytes.contains(0) {
+            if bytes.isEmpty || location == "." || location == ".." || bytes.contains(where: { $0 == UInt8(ascii: "/") || $0 == 0 }) {
                 throw CheckpointError(
                     .unsafeName, "DCP metadata names a data file outside the checkpoint directory", file: file,
                     expected: "a file name such as __0_0.distcp", found: location.debugDescription)
@@ -68,13 +68,16 @@ extension DistributedCheckpoint.Metadata {
         // start there, each compared only with those starting before it ends there. Sharding
         // along one dimension makes that one comparison per chunk; comparing every pair took 2 ms
         // of a 64-rank inspect, and 10⁸ comparisons for a tensor of 16,384 chunks.
-        let chunks = tensor.chunks.filter { $0.elementCount > 0 }
-        let distinct = shape.indices.map { d in Set(chunks.lazy.map { $0.offsets[d] }).count }
+        // Chunk indices are sorted rather than the chunks, which would retain and release their
+        // offset and size arrays at every move.
+        let chunks = tensor.chunks
+        let nonEmpty = chunks.indices.filter { chunks[$0].elementCount > 0 }
+        let distinct = shape.indices.map { d in Set(nonEmpty.lazy.map { chunks[$0].offsets[d] }).count }
         let sweep = distinct.indices.max { distinct[$0] < distinct[$1] } ?? 0
-        let sorted = shape.isEmpty ? chunks : chunks.sorted { $0.offsets[sweep] < $1.offsets[sweep] }
+        let sorted = shape.isEmpty ? nonEmpty : nonEmpty.sorted { chunks[$0].offsets[sweep] < chunks[$1].offsets[sweep] }
         for first in sorted.indices {
-            let a = sorted[first]
-            for b in sorted[(first + 1)...] {
+            let a = chunks[sorted[first]]
+            for b in sorted[(first + 1)...].lazy.map({ chunks[$0] }) {
                 if !shape.isEmpty, b.offsets[sweep] >= a.offsets[sweep] + a.sizes[sweep] { break }
                 let intersects = shape.indices.allSatisfy { d in
                     a.offsets[d] < b.offsets[d] + b.sizes[d] && b.offsets[d] < a.offsets[d] + a.sizes[d]
