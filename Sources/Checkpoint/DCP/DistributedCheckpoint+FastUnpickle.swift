@@ -281,12 +281,13 @@ struct FastMetadataDecoder: ~Copyable {
     // MARK: Running
 
     private mutating func run() throws -> Value {
+        let opcodes = PickleOpcode.byByte  // once: a static read in the loop calls swift_once per opcode
         while true {
             // Every opcode adds at most one value or node, or moves one list: checked before each.
             guard memo.count <= limits.maximumMemoEntries,
                 stack.count &+ memo.count &+ pool.count &+ 2 &* nodes.count <= valueBudget
             else { throw Unhandled() }
-            guard let op = PickleOpcode.decode(try byte()) else { throw Unhandled() }
+            guard let op = opcodes[Int(try byte())] else { throw Unhandled() }
             switch op {
             case .stop: return try pop()
             case .proto: guard try byte() <= 5 else { throw Unhandled() }

@@ -283,6 +283,7 @@ struct PickleMachine {
     ///
     /// - Returns: The object STOP pops.
     mutating func run() throws -> PickleObject {
+        let opcodes = PickleOpcode.byByte  // once: a static read in the loop calls swift_once per opcode
         while true {
             // One comparison each per opcode; what a pickle takes is known only as it runs (torch's
             // pre-1.6 format has data after each pickle).
@@ -302,7 +303,7 @@ struct PickleMachine {
             }
             let byte = bytes[position]
             position += 1
-            guard let op = PickleOpcode.decode(byte) else {
+            guard let op = opcodes[Int(byte)] else {
                 opcode = .stop
                 throw CheckpointError(
                     .malformedPickle, "pickle byte \(opcodeOffset): unknown opcode 0x\(String(byte, radix: 16))",

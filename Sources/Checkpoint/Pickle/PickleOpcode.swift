@@ -152,13 +152,7 @@ enum PickleOpcode: UInt8 {
 extension PickleOpcode {
     /// The opcode of each byte value, nil for bytes that are none: one load per opcode, where
     /// `init(rawValue:)` is a call into a switch over the sparse raw values (2% of decoding a
-    /// 64-rank DCP `.metadata`, which runs half a million opcodes).
+    /// 64-rank DCP `.metadata`, which runs half a million opcodes). Decoders read it into a local
+    /// before their loop.
     static let byByte: [PickleOpcode?] = (0...255).map { PickleOpcode(rawValue: UInt8($0)) }
-
-    /// The opcode `byte` encodes, nil for none.
-    ///
-    /// - Parameter byte: A pickle byte in opcode position.
-    /// - Returns: The opcode, or nil.
-    @inline(__always)
-    static func decode(_ byte: UInt8) -> PickleOpcode? { byByte[Int(byte)] }
 }
