@@ -13,9 +13,9 @@ import Foundation
 /// inconsistent makes it give up (nil), and the general path decodes the file and gives the
 /// error the file deserves, so both paths agree on every file the fast one reads.
 ///
-/// It honours the resource caps with its own, cheaper, units: a value here takes ~24 bytes where
+/// It honours the resource caps with its own, cheaper, units: a value here takes 16 bytes where
 /// the general machine's takes ~80, so it holds its stack, memo, pool and nodes together to
-/// ``valueBudgetFactor`` times ``ResourceLimits/maximumValues`` (~24 MiB at the default) and its
+/// ``valueBudgetFactor`` times ``ResourceLimits/maximumValues`` (16 MiB at the default) and its
 /// memo to ``ResourceLimits/maximumMemoEntries``, and gives up past them (the general path then
 /// refuses the file with its own counts, or reads it); it counts DCP chunks as it decodes them and
 /// throws ``CheckpointError/Code/limitExceeded`` past ``ResourceLimits/maximumDCPChunks`` and
@@ -87,7 +87,7 @@ struct FastMetadataDecoder: ~Copyable {
 
     /// How many of this decoder's values (stack, memo and pool entries; a node counts 2) one
     /// unit of ``ResourceLimits/maximumValues`` allows: the general machine's scalar costs ~80
-    /// bytes, a value here ~24 and a node ~48, so 4 keeps the fast path within about what the
+    /// bytes, a value or a node here 16, so 4 keeps the fast path within about what the
     /// general one may spend, while a 64-rank checkpoint of 129 tensors (~30 values a chunk here,
     /// ~130 weighted values in the general machine) fits the default.
     static let valueBudgetFactor = 4
