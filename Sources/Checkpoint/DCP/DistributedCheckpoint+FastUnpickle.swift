@@ -594,9 +594,10 @@ struct FastMetadataDecoder: ~Copyable {
 
 extension FastMetadataDecoder {
     /// A growable array of plain values with no copy-on-write: the decoder appends to its stack,
-    /// memo, nodes and pool at almost every one of the ~550,000 opcodes of a 64-rank `.metadata`,
-    /// and `Array`'s uniqueness and capacity checks out of line were a third of its loop. Indices
-    /// are checked; ``elements(_:)``'s view is valid until the next append.
+    /// memo, nodes and pool at almost every one of the 547,163 opcodes of torch's 64-rank
+    /// `.metadata`, and `Array`'s out-of-line uniqueness and capacity checks there cost about a
+    /// tenth of that inspect's CPU (36.1 → 33.7 ms, best of 25 runs of each). Indices are checked;
+    /// ``elements(_:)``'s view is valid until the next append.
     struct Buffer<Element: BitwiseCopyable>: ~Copyable {
         private var base: UnsafeMutablePointer<Element>
         private var capacity: Int
