@@ -137,6 +137,6 @@ struct Convert: ParsableCommand {
         }
         report.write(
             "\(input) → \(style.key(output)) (\(layout), \(Plural.count(summary.tensorCount, "tensor")), "
-                + "\(TreeSummary.formatBytes(summary.tensorBytes)))\n")
+                + "\(ByteCount.text(summary.tensorBytes)))\n")
     }
 }

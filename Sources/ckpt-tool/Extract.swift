@@ -70,6 +70,6 @@ struct Extract: ParsableCommand {
                     + "or pass --cast float32 for values)\n")
         }
         report.write(
-            "\(key) → \(output) (\(NPY.descriptor(for: written) ?? written.rawValue) \(tensor.shape), \(TreeSummary.formatBytes(tensor.byteCount)))\n")
+            "\(key) → \(output) (\(NPY.descriptor(for: written) ?? written.rawValue) \(tensor.shape), \(ByteCount.text(tensor.byteCount)))\n")
     }
 }

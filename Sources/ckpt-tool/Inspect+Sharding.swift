@@ -74,13 +74,13 @@ struct InspectSharding {
             lines.append(style.key("sharding: ") + head)
         } else {
             var head = "Hugging Face index \(index ?? ""), \(Plural.count(files.count, "shard"))"
-            if let totalSize { head += ", total_size \(TreeSummary.formatBytes(totalSize))" }
+            if let totalSize { head += ", total_size \(ByteCount.text(totalSize))" }
             lines.append(style.key("sharding: ") + head)
         }
         for file in files {
             var line = "  \(style.key(file.name)): "
             if let rank = file.rank { line += "rank \(rank), " }
-            line += "\(Plural.count(file.items, kind == "dcp" ? "item" : "tensor")), \(TreeSummary.formatBytes(file.bytes, exact: false))"
+            line += "\(Plural.count(file.items, kind == "dcp" ? "item" : "tensor")), \(ByteCount.text(file.bytes, exact: false))"
             lines.append(line)
         }
         if let metadata, !metadata.isEmpty {

@@ -19,7 +19,7 @@ struct InspectText {
         let budget = LineBudget(maxLines)
         var lines: [String] = []
         var heading = style.key(inspected.file) + style.dim("  \(inspected.contents.format.rawValue)")
-        if let fileBytes = inspected.fileBytes { heading += style.dim("  \(TreeSummary.formatBytes(fileBytes)) on disk") }
+        if let fileBytes = inspected.fileBytes { heading += style.dim("  \(ByteCount.text(fileBytes)) on disk") }
         lines.append(heading)
         if let note = inspected.formatNote { lines.append(style.dim("note: \(note)")) }
         if let sharding = inspected.sharding { lines += sharding.lines(style: style) }
@@ -52,8 +52,8 @@ struct InspectText {
         lines.append(style.key(selection.glob == nil ? "totals: " : "totals (filtered): ")
             + "\(count(summary.tensorCount, "tensor")), \(parameters), "
             + "\(count(summary.storageCount, "distinct storage")), "
-            + "tensor bytes \(TreeSummary.formatBytes(summary.tensorBytes)), "
-            + "storage bytes \(TreeSummary.formatBytes(summary.storageBytes))")
+            + "tensor bytes \(ByteCount.text(summary.tensorBytes)), "
+            + "storage bytes \(ByteCount.text(summary.storageBytes))")
         let devices = inspected.contents.devices
         if devices.contains(where: { $0 != "cpu" }) {
             let elsewhere = devices.filter { $0 != "cpu" }.joined(separator: " or ")
@@ -173,7 +173,7 @@ struct InspectText {
             head += "; step " + (range.lowerBound == range.upperBound ? number(range.lowerBound) : "\(number(range.lowerBound))…\(number(range.upperBound))")
         }
         if optimizer.unreadSteps > 0 { head += " (\(count(optimizer.unreadSteps, "step")) not read)" }
-        head += "; \(count(optimizer.stateTensorCount, "state tensor")), \(TreeSummary.formatBytes(optimizer.stateTensorBytes))"
+        head += "; \(count(optimizer.stateTensorCount, "state tensor")), \(ByteCount.text(optimizer.stateTensorBytes))"
         lines.append(head)
         for (index, group) in optimizer.groups.enumerated() {
             let options = group.hyperparameters.map { "\($0.key)=" + style.value(option($0.value)) }.joined(separator: " ")
@@ -215,7 +215,7 @@ struct InspectText {
         case .list(let elements), .tuple(let elements), .set(let elements):
             return "\(type) (\(count(elements.count, "item")))"
         case .tensor(let tensor):
-            var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(Self.list(tensor.shape))") + " \(TreeSummary.formatBytes(tensor.byteCount))"
+            var text = "\(type) " + style.tensor("\(tensor.dtype.rawValue) \(Self.list(tensor.shape))") + " \(ByteCount.text(tensor.byteCount))"
             if tensor.numpyOrigin?.kind == .scalar, let element = scalarText(tensor) { text += " = " + style.value(element) }
             if tensor.requiresGrad { text += " requires_grad" }
             if let device = inspected.contents.device(of: tensor), device != "cpu" { text += " on " + style.value(device) }

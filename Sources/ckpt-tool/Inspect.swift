@@ -61,7 +61,7 @@ struct Inspect: ParsableCommand {
         var documents: [InspectDocument] = []
         var failed = false
         var printed = 0
-        for file in files {
+        for (number, file) in files.enumerated() {
             do {
                 let inspected = try InspectedFile(
                     file, url: InputPath.url(file), options: LoadOptions(allowDataGlobals: data.dataGlobals, limits: limits.limits), selection: selection)
@@ -76,6 +76,7 @@ struct Inspect: ParsableCommand {
                     Terminal.standardOutput.write((printed > 0 ? "\n" : "") + text.render())
                 }
                 printed += 1
+                if number == files.count - 1 { ReclaimedAtExit.keep(inspected) }
             } catch {
                 Terminal.report(error)
                 failed = true
@@ -246,18 +247,5 @@ struct TreeSummary {
         tensorCount = count
         self.tensorBytes = tensorBytes
         self.storageBytes = storageBytes
-    }
-
-    /// `1.5 KiB (1536 bytes)`-style sizes; `1.5 KiB` without `exact` (for tables).
-    static func formatBytes(_ count: Int, exact: Bool = true) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        // The byte count is interpolated: `%d` would print only the low 32 bits of an Int.
-        return unit == 0 ? "\(count) B" : String(format: "%.1f ", value) + units[unit] + (exact ? " (\(count) bytes)" : "")
     }
 }

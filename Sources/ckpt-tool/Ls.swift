@@ -1,6 +1,7 @@
 import ArgumentParser
 import Catalog
 import Checkpoint
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool ls DIR [--run NAME] [--json]`: every checkpoint a run directory's catalog records.
@@ -52,7 +53,7 @@ struct Ls: ParsableCommand {
         var table = TextTable(header: header, alignments: alignments)
         for entry in entries {
             let metrics = entry.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(StatsRow.text($0.value))" }.joined(separator: " ")
-            let size = entry.bytes.map { TreeSummary.formatBytes($0, exact: false) } ?? "-"
+            let size = entry.bytes.map { ByteCount.text($0, exact: false) } ?? "-"
             let cells = [String(entry.step), entry.status.rawValue, size, Timestamp.local(entry.created), metrics.isEmpty ? "-" : metrics, entry.relativePath]
             table.rows.append(showRun ? [entry.run] + cells : cells)
         }
@@ -73,7 +74,7 @@ struct Ls: ParsableCommand {
         }
         let committedBytes = entries.filter { $0.status == .committed }.reduce(0) { $0 + ($1.bytes ?? 0) }
         text += "\n" + style.key("totals: ") + Plural.count(entries.count, "checkpoint") + " (\(counts.joined(separator: ", "))), "
-            + "\(TreeSummary.formatBytes(committedBytes, exact: false)) committed\n"
+            + "\(ByteCount.text(committedBytes, exact: false)) committed\n"
         return text
     }
 }

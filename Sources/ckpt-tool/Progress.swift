@@ -1,3 +1,4 @@
+import CheckpointTools
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -66,9 +67,9 @@ final class ProgressBar: @unchecked Sendable {
         let done = min(max(done, 0), total)
         let fraction = Double(done) / Double(total)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
-        var facts = [String(format: "%3.0f%%", (fraction * 100).rounded(.down)), "\(TreeSummary.formatBytes(done, exact: false)) of \(TreeSummary.formatBytes(total, exact: false))"]
+        var facts = [String(format: "%3.0f%%", (fraction * 100).rounded(.down)), "\(ByteCount.text(done, exact: false)) of \(ByteCount.text(total, exact: false))"]
         if rate > 0 {
-            facts.append("\(TreeSummary.formatBytes(Int(rate), exact: false))/s")
+            facts.append("\(ByteCount.text(Int(rate), exact: false))/s")
             facts.append(done == total ? "finishing" : "ETA " + duration(Double(total - done) / rate))
         }
         // The bar keeps one width while the numbers beside it change length: room is kept for the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool prune DIR --keep-last N [--keep-best K --metric M --mode min|max] [--keep-every M]
@@ -91,7 +92,7 @@ struct Prune: ParsableCommand {
             let rows = report.plan.kept.map { ($0.entry, $0.reasons.description) } + report.plan.deleted.map { ($0, "") }
             for (entry, reasons) in rows.sorted(by: { $0.0.step > $1.0.step }) {
                 var cells: [String] = showRun ? [run] : []
-                cells += [reasons.isEmpty ? "delete" : "keep", String(entry.step), entry.bytes.map { TreeSummary.formatBytes($0, exact: false) } ?? "-"]
+                cells += [reasons.isEmpty ? "delete" : "keep", String(entry.step), entry.bytes.map { ByteCount.text($0, exact: false) } ?? "-"]
                 if let metric { cells.append(StatsRow.text(entry.metrics[metric])) }
                 table.rows.append(cells + [entry.relativePath, reasons])
             }
@@ -106,7 +107,7 @@ struct Prune: ParsableCommand {
             guard column == actionColumn else { return padded }
             return cell == "keep" ? style.good(padded) : style.bad(padded)
         }
-        let size = TreeSummary.formatBytes(deletedBytes, exact: false)
+        let size = ByteCount.text(deletedBytes, exact: false)
         text += "\n" + style.key("totals: ") + "\(kept) kept, " + (dryRun
             ? "\(deleted) to delete (\(size)); dry run: nothing was deleted\n"
             : "\(deleted) deleted (\(size))\n")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import CheckpointTools
 import Foundation
 
 /// `ckpt-tool runs DIR [--json]`: the runs a run directory's catalog records.
@@ -37,7 +38,7 @@ struct Runs: ParsableCommand {
         for run in runs {
             table.rows.append(
                 [run.name, Timestamp.local(run.created)] + CheckpointStatus.ordered.map { String(run.counts[$0] ?? 0) }
-                    + [run.latestStep.map(String.init) ?? "-", TreeSummary.formatBytes(run.committedBytes, exact: false)])
+                    + [run.latestStep.map(String.init) ?? "-", ByteCount.text(run.committedBytes, exact: false)])
         }
         let style = output.style
         Terminal.standardOutput.write(table.render { row, column, _, padded in
