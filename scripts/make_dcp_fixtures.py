@@ -21,6 +21,10 @@ Tests/Fixtures/dcp/
                    past_file (an item's offset + length past its .distcp), missing_file (an item in a
                    .distcp that does not exist), forbidden_global (an os.system call inside the planner
                    data), gap (the chunks do not cover the tensor).
+  storage_variants/NAME.metadata  two_ranks/.metadata with storage_data keyed as torch still reads it
+                   (checked here against two_ranks.expected.pt): hints_none (no MetadataIndex.index),
+                   hints_wrong (indices naming another chunk or none), extra_entries (entries for a name
+                   and for offsets that no item has).
 Tests/Fixtures/sharded/
   safetensors/     huggingface_hub.save_torch_state_dict(..., max_shard_size="1KB"): model-0000k-of-0000N
                    .safetensors + model.safetensors.index.json; lm_head.weight tied to embed.weight, so
@@ -46,7 +50,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, Metadata
+from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, Metadata, MetadataIndex
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures"))
 DCP_OUT = os.path.join(ROOT, "dcp")
@@ -171,6 +175,61 @@ def write_hostile(out):
     dump("forbidden_global", m)
 
 
+def write_storage_variants(out):
+    """two_ranks/.metadata with storage_data keys that torch reads all the same: MetadataIndex.index
+    is a hint (equality and hashing ignore it), and entries naming no chunk are never looked up.
+    Each variant is checked here to load equal to two_ranks.expected.pt through torch."""
+    variants = os.path.join(out, "storage_variants")
+    shutil.rmtree(variants, ignore_errors=True)
+    os.makedirs(variants)
+    with open(os.path.join(out, "two_ranks", ".metadata"), "rb") as f:
+        good = pickle.load(f)
+    chunks = {fqn: len(md.chunks) for fqn, md in good.state_dict_metadata.items() if hasattr(md, "chunks")}
+
+    def variant(name, storage_data):
+        m = pickle.loads(pickle.dumps(good))
+        m.storage_data = storage_data
+        with open(os.path.join(variants, name + ".metadata"), "wb") as f:
+            pickle.dump(m, f, protocol=4)
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = os.path.join(scratch, "ckpt")
+            shutil.copytree(os.path.join(out, "two_ranks"), copy)
+            shutil.copy(os.path.join(variants, name + ".metadata"), os.path.join(copy, ".metadata"))
+            dcp_to_torch_save(copy, os.path.join(scratch, "read.pt"))
+            read = torch.load(os.path.join(scratch, "read.pt"), weights_only=False)
+        expected = torch.load(os.path.join(out, "two_ranks.expected.pt"), weights_only=False)
+        assert_same(read, expected, name)
+
+    items = list(good.storage_data.items())
+    variant("hints_none", {MetadataIndex(k.fqn, k.offset, None): v for k, v in items})
+    # Every hint of a sharded tensor names the other chunk, and one names no chunk at all.
+    wrong = {}
+    for number, (k, v) in enumerate(items):
+        index = k.index if k.index is None or chunks.get(k.fqn, 1) == 1 else (k.index + 1) % chunks[k.fqn]
+        wrong[MetadataIndex(k.fqn, k.offset, 99 if number == 0 else index)] = v
+    variant("hints_wrong", wrong)
+    extra = dict(items)
+    k, v = items[0]
+    extra[MetadataIndex("ghost.w", k.offset, 0)] = v
+    extra[MetadataIndex(k.fqn, torch.Size([1] + list(k.offset)[1:]) if k.offset is not None else None, 0)] = v
+    variant("extra_entries", extra)
+
+
+def assert_same(a, b, where):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for number, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}/{number}")
+    else:
+        assert a == b, where
+
+
 def hf_state():
     g = torch.Generator().manual_seed(2)
     embed = torch.randn(16, 8, generator=g)
@@ -239,6 +298,7 @@ def main():
     write_dcp_single(".")
     write_dcp_two_ranks(".")
     write_hostile(".")
+    write_storage_variants(".")
     write_sharded(SHARDED_OUT)
     print("wrote", DCP_OUT, "and", SHARDED_OUT)
 

@@ -28,6 +28,8 @@ private func decodings(_ url: URL, limits: ResourceLimits = .default) throws -> 
     @Test(arguments: [
         "single/.metadata", "two_ranks/.metadata", "hostile/overlap.metadata", "hostile/outside.metadata",
         "hostile/gap.metadata", "hostile/past_file.metadata", "hostile/missing_file.metadata",
+        "storage_variants/hints_none.metadata", "storage_variants/hints_wrong.metadata",
+        "storage_variants/extra_entries.metadata",
     ])
     func readsTorchFilesAsTheGeneralPathDoes(_ name: String) throws {
         let (fast, general) = try decodings(fixtures.appendingPathComponent(name))

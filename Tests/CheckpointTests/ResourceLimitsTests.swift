@@ -373,7 +373,7 @@ private func options(_ name: ResourceLimits.Name, _ value: Int) -> LoadOptions {
         guard case .tensor(var tensor)? = metadata.items["b"] else { Issue.record("no tensor b"); return }
         let huge = 1 << 24  // 64 MiB of float32
         tensor.shape = [huge]
-        tensor.chunks = [DistributedCheckpoint.Chunk(offsets: [0], sizes: [huge])]
+        tensor.chunks = [DistributedCheckpoint.Chunk(offsets: [0], sizes: [huge], location: tensor.chunks[0].location)]
         metadata.items["b"] = .tensor(tensor)
         try Data(try metadata.pickled()).write(to: metadataURL)
         expectLimit(.maximumBytesBeyondFileSize) { _ = try DistributedCheckpoint(contentsOf: url) }

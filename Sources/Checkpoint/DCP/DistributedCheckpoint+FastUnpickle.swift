@@ -499,22 +499,43 @@ struct FastMetadataDecoder: ~Copyable {
                 }
             }
         }
-        var locations: [DistributedCheckpoint.StorageIndex: DistributedCheckpoint.Location] = [:]
-        let storage = try pairs(field["storage_data"])
-        locations.reserveCapacity(storage.count)
-        for (key, value) in storage {
-            let index = try storageIndex(key)
-            guard locations.updateValue(try location(value), forKey: index) == nil else { throw Unhandled() }
+        // Entries name their item by a string the pickle memoizes once and refers to again for
+        // each chunk, so its position in the pickle finds the item without hashing the name.
+        var positions: [Int32: Int] = [:]
+        var matcher = StorageEntryMatcher()
+        for (key, value) in try pairs(field["storage_data"]) {
+            let index = try fields(key, .metadataIndex)
+            let location = try location(value)
+            guard case .string(let nameOffset, _)? = index["fqn"] else { throw Unhandled() }
+            let offsets = isNone(index["offset"]) ? nil : try integers(index["offset"])
+            let position: Int
+            if let known = positions[nameOffset] {
+                position = known
+            } else if let found = items.storage.index(forKey: try string(index["fqn"])) {
+                position = found
+                positions[nameOffset] = found
+            } else {
+                continue
+            }
+            if matcher.attach(location, offsets: offsets, hint: Self.hint(index["index"]), toItemAt: position, in: &items) == .duplicate {
+                throw Unhandled()
+            }
         }
         return Metadata(
-            items: items, paths: paths, locations: locations, version: isNone(field["version"]) ? nil : try string(field["version"]),
+            items: items, paths: paths, version: isNone(field["version"]) ? nil : try string(field["version"]),
             checkpointID: try checkpointID(field["storage_meta"]))
+    }
+
+    /// `MetadataIndex.index`: a chunk's position, when it is an int (it is only a hint).
+    private static func hint(_ value: Value?) -> Int? {
+        guard case .int(let number)? = value else { return nil }
+        return Int(exactly: number)
     }
 
     private mutating func item(_ value: Value, name: String) throws -> DistributedCheckpoint.Item {
         if case .node(let index) = value, nodes[Int(index)].cls == .bytesStorageMetadata {
             _ = try fields(value, .bytesStorageMetadata)
-            return .bytes
+            return .bytes(location: nil)
         }
         let field = try fields(value, .tensorStorageMetadata)
         let (dtype, requiresGrad) = try properties(field["properties"])
@@ -553,12 +574,6 @@ struct FastMetadataDecoder: ~Copyable {
         case nil: return (type, false)
         default: throw Unhandled()
         }
-    }
-
-    private mutating func storageIndex(_ value: Value) throws -> DistributedCheckpoint.StorageIndex {
-        let field = try fields(value, .metadataIndex)
-        return DistributedCheckpoint.StorageIndex(
-            name: try string(field["fqn"]), offsets: isNone(field["offset"]) ? nil : try integers(field["offset"]))
     }
 
     private mutating func location(_ value: Value) throws -> DistributedCheckpoint.Location {

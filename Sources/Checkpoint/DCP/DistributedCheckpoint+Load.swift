@@ -34,8 +34,8 @@ extension DistributedCheckpoint {
         let values = ParallelWork.map(count: items.count) { number -> StateValue in
             let (name, item) = items[number]
             switch item {
-            case .bytes:
-                return try files.value(of: StorageIndex(name: name, offsets: nil), metadata: metadata, options: options)
+            case .bytes(let location):
+                return try files.value(of: StorageIndex(name: name, offsets: nil), at: location, options: options)
             case .tensor(let tensor):
                 return .tensor(try assemble(name, tensor, files: files, options: options, area: openingItems ? area : nil, lazily: !openingItems))
             }
@@ -51,13 +51,13 @@ extension DistributedCheckpoint {
     private func pieces(_ name: String, _ item: TensorItem, files: DataFiles, options: LoadOptions) throws -> [(chunk: Chunk, tensor: Tensor)] {
         try item.chunks.filter { $0.elementCount > 0 }.map { chunk in
             let index = StorageIndex(name: name, offsets: chunk.offsets)
-            let value = try files.value(of: index, metadata: metadata, options: options)
+            let value = try files.value(of: index, at: chunk.location, options: options)
             guard case .tensor(let tensor) = value, tensor.dtype == item.dtype, tensor.shape == chunk.sizes else {
                 var found = value.pythonTypeName
                 if case .tensor(let tensor) = value { found = "\(tensor.dtype) \(tensor.shape)" }
                 throw CheckpointError(
                     .corrupt, "a DCP chunk holds another value than the metadata describes",
-                    file: directory.appendingPathComponent(metadata.locations[index]!.file).path, path: index.description,
+                    file: directory.appendingPathComponent(chunk.location?.file ?? "").path, path: index.description,
                     expected: "a \(item.dtype) tensor of shape \(chunk.sizes)", found: found)
             }
             return (chunk, tensor)
@@ -158,8 +158,13 @@ extension DistributedCheckpoint {
         }
 
         /// The value an item's torch.save archive holds.
-        func value(of index: StorageIndex, metadata: Metadata, options: LoadOptions) throws -> StateValue {
-            let location = metadata.locations[index]!
+        func value(of index: StorageIndex, at location: Location?, options: LoadOptions) throws -> StateValue {
+            guard let location else {
+                // Opening checked that every item has a location; this is that check's error.
+                throw CheckpointError(
+                    .missingEntry, "DCP metadata has no storage entry for an item", file: directory.path, path: index.description,
+                    expected: "storage_data for \(index)", found: "none")
+            }
             let path = directory.appendingPathComponent(location.file).path
             guard location.transforms.isEmpty else {
                 throw CheckpointError(

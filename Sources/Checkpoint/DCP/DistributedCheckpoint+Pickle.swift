@@ -53,7 +53,7 @@ private struct MetadataPickleWriter: PickleEmitter {
         try object(Self.module, "Metadata", fields: [
             ("state_dict_metadata", { try $0.items(metadata.items) }),
             ("planner_data", { try $0.paths(metadata.paths) }),
-            ("storage_data", { try $0.locations(metadata.locations, order: metadata.items) }),
+            ("storage_data", { try $0.locations(of: metadata.items) }),
             ("storage_meta", { $0.op(.none) }),
             ("version", { writer in
                 if let version = metadata.version { try writer.string(version) } else { writer.op(.none) }
@@ -132,23 +132,22 @@ private struct MetadataPickleWriter: PickleEmitter {
     }
 
     /// `storage_data`, keyed by `MetadataIndex` objects, in the items' order.
-    private mutating func locations(
-        _ locations: [DistributedCheckpoint.StorageIndex: DistributedCheckpoint.Location],
-        order items: OrderedMap<String, DistributedCheckpoint.Item>
-    ) throws {
+    private mutating func locations(of items: OrderedMap<String, DistributedCheckpoint.Item>) throws {
         // Each with its chunk's position in the tensor's chunks (MetadataIndex.index, a lookup hint).
-        var indices: [(index: DistributedCheckpoint.StorageIndex, position: Int?)] = []
+        var indices: [(index: DistributedCheckpoint.StorageIndex, position: Int?, location: DistributedCheckpoint.Location)] = []
         for (name, item) in items {
             switch item {
-            case .bytes: indices.append((.init(name: name, offsets: nil), nil))
+            case .bytes(let location):
+                if let location { indices.append((.init(name: name, offsets: nil), nil, location)) }
             case .tensor(let tensor):
-                indices += tensor.chunks.enumerated().map { (.init(name: name, offsets: $0.element.offsets), $0.offset) }
+                for (position, chunk) in tensor.chunks.enumerated() {
+                    if let location = chunk.location { indices.append((.init(name: name, offsets: chunk.offsets), position, location)) }
+                }
             }
         }
         op(.emptyDict)
         op(.mark)
-        for (index, position) in indices {
-            guard let location = locations[index] else { continue }
+        for (index, position, location) in indices {
             var fields: [(String, (inout MetadataPickleWriter) throws -> Void)] = [
                 ("fqn", { try $0.string(index.name) }),
                 ("index", { writer in if let position { writer.integer(position) } else { writer.op(.none) } }),

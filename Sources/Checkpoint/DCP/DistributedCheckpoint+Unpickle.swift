@@ -202,21 +202,23 @@ private struct MetadataPickleReader {
                 paths[name] = try keyPath(value, at: "planner_data/\(KeyPathSyntax.escape(name))")
             }
         }
-        var locations: [DistributedCheckpoint.StorageIndex: DistributedCheckpoint.Location] = [:]
         guard let storage = fields["storage_data"], let dict = node(storage), case .dict = dict.kind else {
             throw failure("no storage_data", at: "storage_data", expected: "a dict of MetadataIndex to _StorageInfo")
         }
         guard dict.items.isEmpty else {
             throw failure("storage_data keys must be MetadataIndex objects", at: "storage_data", found: "\(dict.items.keys.first!)")
         }
+        var matcher = StorageEntryMatcher()
         for (number, (key, value)) in dict.otherKeyItems.enumerated() {
-            let index = try storageIndex(key, at: "storage_data/\(number)")
-            guard locations.updateValue(try location(value, at: "storage_data/\(number)"), forKey: index) == nil else {
+            let (index, hint) = try storageIndex(key, at: "storage_data/\(number)")
+            let location = try location(value, at: "storage_data/\(number)")
+            guard let position = items.storage.index(forKey: index.name) else { continue }
+            if matcher.attach(location, offsets: index.offsets, hint: hint, toItemAt: position, in: &items) == .duplicate {
                 throw failure("an item has two storage locations", at: "storage_data/\(number)", found: "\(index.name) \(index.offsets ?? [])")
             }
         }
         return Metadata(
-            items: items, paths: paths, locations: locations,
+            items: items, paths: paths,
             version: try optionalString(fields["version"], at: "version"),
             checkpointID: try checkpointID(fields["storage_meta"]))
     }
@@ -224,7 +226,7 @@ private struct MetadataPickleReader {
     func item(_ object: PickleObject, at path: @autoclosure () -> String) throws -> DistributedCheckpoint.Item {
         if let parts = node(object)?.object, parts.name == "BytesStorageMetadata" {
             _ = try fields(object, "BytesStorageMetadata", at: path())
-            return .bytes
+            return .bytes(location: nil)
         }
         let fields = try fields(object, "TensorStorageMetadata", at: path())
         let (dtype, requiresGrad) = try properties(fields["properties"], at: "\(path())/properties")
@@ -287,7 +289,9 @@ private struct MetadataPickleReader {
         }
     }
 
-    func storageIndex(_ object: PickleObject, at path: @autoclosure () -> String) throws -> DistributedCheckpoint.StorageIndex {
+    /// A `MetadataIndex`: the name and offsets it keys, and its `index` when that is an int (it is
+    /// only a hint of the chunk's position).
+    func storageIndex(_ object: PickleObject, at path: @autoclosure () -> String) throws -> (DistributedCheckpoint.StorageIndex, hint: Int?) {
         let fields = try fields(object, "MetadataIndex", at: path())
         let offsets: [Int]?
         if let offset = fields["offset"], offset.isPresent {
@@ -295,7 +299,9 @@ private struct MetadataPickleReader {
         } else {
             offsets = nil
         }
-        return DistributedCheckpoint.StorageIndex(name: try string(fields["fqn"], at: "\(path())/fqn"), offsets: offsets)
+        var hint: Int?
+        if case .int(let number)? = fields["index"] { hint = Int(exactly: number) }
+        return (DistributedCheckpoint.StorageIndex(name: try string(fields["fqn"], at: "\(path())/fqn"), offsets: offsets), hint)
     }
 
     func location(_ object: PickleObject, at path: @autoclosure () -> String) throws -> DistributedCheckpoint.Location {

@@ -13,32 +13,37 @@ extension DistributedCheckpoint.Metadata {
         for (name, item) in items {
             let path = "state_dict_metadata/\(KeyPathSyntax.escape(name))"
             switch item {
-            case .bytes:
-                try requireLocation(DistributedCheckpoint.StorageIndex(name: name, offsets: nil), file: file, path: path)
+            case .bytes(let location):
+                try Self.checkLocation(location?.file, of: DistributedCheckpoint.StorageIndex(name: name, offsets: nil), file: file, path: path)
             case .tensor(let tensor):
                 try Self.checkChunks(of: tensor, file: file, path: path)
-                for chunk in tensor.chunks {
-                    try requireLocation(DistributedCheckpoint.StorageIndex(name: name, offsets: chunk.offsets), file: file, path: path)
+                // By index: a chunk copied out would retain its four arrays and strings.
+                for number in tensor.chunks.indices {
+                    try Self.checkLocation(
+                        tensor.chunks[number].location?.file,
+                        of: DistributedCheckpoint.StorageIndex(name: name, offsets: tensor.chunks[number].offsets), file: file, path: path)
                 }
-            }
-        }
-        // Each entry's name is checked in place: deduplicating them first hashed 8,256 strings for
-        // a 64-rank checkpoint, where these byte scans are cheaper.
-        for location in locations.values.lazy.map(\.file) {
-            let bytes = location.utf8
-            if bytes.isEmpty || location == "." || location == ".." || bytes.contains(where: { $0 == UInt8(ascii: "/") || $0 == 0 }) {
-                throw CheckpointError(
-                    .unsafeName, "DCP metadata names a data file outside the checkpoint directory", file: file,
-                    expected: "a file name such as __0_0.distcp", found: location.debugDescription)
             }
         }
     }
 
-    private func requireLocation(_ index: DistributedCheckpoint.StorageIndex, file: String, path: String) throws {
-        guard locations[index] != nil else {
+    /// There is a location, and its data file name stays in the directory. Each is checked in
+    /// place: deduplicating the names first hashed 8,256 strings for a 64-rank checkpoint, where
+    /// these byte scans are cheaper.
+    private static func checkLocation(
+        _ name: String?, of index: @autoclosure () -> DistributedCheckpoint.StorageIndex, file: String, path: String
+    ) throws {
+        guard let name else {
+            let index = index()
             throw CheckpointError(
                 .missingEntry, "DCP metadata has no storage entry for an item", file: file, path: path,
                 expected: "storage_data for \(index.name)\(index.offsets.map { " at offsets \($0)" } ?? "")", found: "none")
+        }
+        let bytes = name.utf8
+        if bytes.isEmpty || name == "." || name == ".." || bytes.contains(where: { $0 == UInt8(ascii: "/") || $0 == 0 }) {
+            throw CheckpointError(
+                .unsafeName, "DCP metadata names a data file outside the checkpoint directory", file: file,
+                expected: "a file name such as __0_0.distcp", found: name.debugDescription)
         }
     }
 
@@ -47,7 +52,9 @@ extension DistributedCheckpoint.Metadata {
         let shape = tensor.shape
         let numel = try Tensor.checkedElementCount(shape)
         var covered = 0
-        for (number, chunk) in tensor.chunks.enumerated() {
+        // Boxes alone, as (offsets, sizes): a whole chunk copied out would also retain its location.
+        let boxes = tensor.chunks.map { (offsets: $0.offsets, sizes: $0.sizes) }
+        for (number, chunk) in boxes.enumerated() {
             guard chunk.offsets.count == shape.count, chunk.sizes.count == shape.count else {
                 throw CheckpointError(
                     .corrupt, "DCP chunk has another rank than its tensor", file: file, path: "\(path)/chunks/\(number)",
@@ -62,16 +69,17 @@ extension DistributedCheckpoint.Metadata {
                     expected: "within shape \(shape)", found: "offsets \(chunk.offsets), sizes \(chunk.sizes)")
             }
             // Each chunk is inside, so its count does not overflow; many full-size ones add up past Int.
-            covered = covered.addingReportingOverflow(chunk.elementCount).overflow ? .max : covered + chunk.elementCount
+            let count = chunk.sizes.reduce(1, *)
+            covered = covered.addingReportingOverflow(count).overflow ? .max : covered + count
         }
         // A sweep along the dimension with the most distinct offsets: chunks sorted by where they
         // start there, each compared only with those starting before it ends there. Sharding
         // along one dimension makes that one comparison per chunk; comparing every pair took 2 ms
         // of a 64-rank inspect, and 10⁸ comparisons for a tensor of 16,384 chunks.
-        // Chunk indices are sorted rather than the chunks, which would retain and release their
+        // Chunk indices are sorted rather than the boxes, which would retain and release their
         // offset and size arrays at every move.
-        let chunks = tensor.chunks
-        let nonEmpty = chunks.indices.filter { chunks[$0].elementCount > 0 }
+        let chunks = boxes
+        let nonEmpty = chunks.indices.filter { !chunks[$0].sizes.contains(0) }
         let distinct = shape.indices.map { d in Set(nonEmpty.lazy.map { chunks[$0].offsets[d] }).count }
         let sweep = distinct.indices.max { distinct[$0] < distinct[$1] } ?? 0
         let sorted = shape.isEmpty ? nonEmpty : nonEmpty.sorted { chunks[$0].offsets[sweep] < chunks[$1].offsets[sweep] }
@@ -105,25 +113,43 @@ extension DistributedCheckpoint.Metadata {
     /// - Throws: ``CheckpointError`` `.missingEntry` for a missing file, `.outOfBounds` for an item
     ///   past its file's end, `.corrupt` for items that overlap.
     func checkFiles(in directory: URL) throws -> [DistributedCheckpoint.DataFile] {
-        // Byte ranges as plain tuples in one bucket per file, each entry kept by its dictionary
-        // index for errors: grouping the entries themselves (names and offset arrays) retained and
-        // released each of them at every step, 5 ms of a 64-rank inspect.
-        typealias Span = (start: Int, end: Int, entry: Dictionary<DistributedCheckpoint.StorageIndex, DistributedCheckpoint.Location>.Index)
+        // Byte ranges as plain tuples in one bucket per file, each kept with its item's and
+        // chunk's positions (chunk -1 for a value) to name it in errors: grouping the entries
+        // themselves (names and offset arrays) retained and released each of them at every step,
+        // 5 ms of a 64-rank inspect.
+        typealias Span = (start: Int, end: Int, item: Int, chunk: Int)
         var fileNumbers: [String: Int] = [:]
         var names: [String] = []
         var buckets: [[Span]] = []
-        for entry in locations.indices {
-            let location = locations.values[entry]
+        func add(_ file: String, _ start: Int, _ length: Int, item: Int, chunk: Int) {
             let number: Int
-            if let known = fileNumbers[location.file] {
+            if let known = fileNumbers[file] {
                 number = known
             } else {
                 number = names.count
-                fileNumbers[location.file] = number
-                names.append(location.file)
+                fileNumbers[file] = number
+                names.append(file)
                 buckets.append([])
             }
-            buckets[number].append((location.offset, location.offset + location.length, entry))
+            buckets[number].append((start, start + length, item, chunk))
+        }
+        for (position, item) in items.storage.values.enumerated() {
+            switch item {
+            case .bytes(let location):
+                if let location { add(location.file, location.offset, location.length, item: position, chunk: -1) }
+            case .tensor(let tensor):
+                // By index: a chunk copied out would retain its four arrays and strings.
+                for number in tensor.chunks.indices {
+                    if let location = tensor.chunks[number].location {
+                        add(location.file, location.offset, location.length, item: position, chunk: number)
+                    }
+                }
+            }
+        }
+        func entry(_ span: Span) -> DistributedCheckpoint.StorageIndex {
+            let (name, item) = items.storage.elements[span.item]
+            guard case .tensor(let tensor) = item, span.chunk >= 0 else { return .init(name: name, offsets: nil) }
+            return .init(name: name, offsets: tensor.chunks[span.chunk].offsets)
         }
         var files: [DistributedCheckpoint.DataFile] = []
         files.reserveCapacity(names.count)
@@ -137,18 +163,18 @@ extension DistributedCheckpoint.Metadata {
             } catch {
                 throw CheckpointError(
                     .missingEntry, "a data file the DCP metadata names is missing or unreadable: \(error.reason)", file: path,
-                    path: locations.keys[spans[0].entry].description, expected: "a regular file", cause: error)
+                    path: entry(spans[0]).description, expected: "a regular file", cause: error)
             }
             for span in spans where span.end > size {
                 throw CheckpointError(
                     .outOfBounds, "a DCP item's bytes lie past the end of its data file", file: path,
-                    path: locations.keys[span.entry].description, expected: "at most \(size) bytes",
+                    path: entry(span).description, expected: "at most \(size) bytes",
                     found: "bytes \(span.start)..<\(span.end)")
             }
             for (previous, next) in zip(spans, spans.dropFirst()) where previous.end > next.start {
                 throw CheckpointError(
-                    .corrupt, "two DCP items share bytes of one data file", file: path, path: locations.keys[next.entry].description,
-                    expected: "an item starting at or after \(previous.end), where \(locations.keys[previous.entry]) ends",
+                    .corrupt, "two DCP items share bytes of one data file", file: path, path: entry(next).description,
+                    expected: "an item starting at or after \(previous.end), where \(entry(previous)) ends",
                     found: "offset \(next.start)")
             }
             files.append(DistributedCheckpoint.DataFile(

@@ -213,14 +213,15 @@ extension DistributedCheckpoint {
     @discardableResult
     public static func commit(_ results: [ShardResult], to directory: URL, options: SaveOptions = SaveOptions()) throws -> Metadata {
         let path = directory.appendingPathComponent(metadataName).path
-        var metadata = Metadata(items: [:], paths: [:], locations: [:])
+        var metadata = Metadata(items: [:], paths: [:])
+        var written = Set<StorageIndex>()
         // Rank order, items that know their place in the tree first in that order.
         let entries = results.sorted { $0.rank < $1.rank }.flatMap { result in result.entries.map { (result.file, $0) } }
         let ordered = entries.enumerated().sorted {
             ($0.element.1.position ?? Int.max, $0.offset) < ($1.element.1.position ?? Int.max, $1.offset)
         }
         for (_, (file, entry)) in ordered {
-            try metadata.add(entry, file: file, metadataPath: path)
+            try metadata.add(entry, file: file, metadataPath: path, written: &written)
         }
         for (name, item) in metadata.items {
             if case .tensor(let tensor) = item {
@@ -285,7 +286,9 @@ extension DistributedCheckpoint {
 
 extension DistributedCheckpoint.Metadata {
     /// Adds one written item, merging a tensor's pieces from every rank.
-    fileprivate mutating func add(_ entry: DistributedCheckpoint.ShardResult.Entry, file: String, metadataPath: String) throws {
+    fileprivate mutating func add(
+        _ entry: DistributedCheckpoint.ShardResult.Entry, file: String, metadataPath: String, written: inout Set<DistributedCheckpoint.StorageIndex>
+    ) throws {
         let path = entry.path.map(\.key)
         if let known = paths[entry.name], known != path {
             throw CheckpointError(
@@ -293,12 +296,13 @@ extension DistributedCheckpoint.Metadata {
                 expected: "one path", found: "\(known.pathString) and \(path.pathString)")
         }
         paths[entry.name] = path
+        let location = DistributedCheckpoint.Location(file: file, offset: entry.offset, length: entry.length)
         let index: DistributedCheckpoint.StorageIndex
         if let dtypeName = entry.dtype, let shape = entry.shape, let offsets = entry.offsets, let sizes = entry.sizes {
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw CheckpointError(.unknownDType, "unknown dtype in a shard result", file: metadataPath, path: entry.name, found: dtypeName)
             }
-            let chunk = DistributedCheckpoint.Chunk(offsets: offsets, sizes: sizes)
+            let chunk = DistributedCheckpoint.Chunk(offsets: offsets, sizes: sizes, location: location)
             switch items[entry.name] {
             case nil:
                 items[entry.name] = .tensor(.init(dtype: dtype, shape: shape, chunks: [chunk], requiresGrad: entry.requiresGrad ?? false))
@@ -319,10 +323,10 @@ extension DistributedCheckpoint.Metadata {
             guard items[entry.name] == nil else {
                 throw CheckpointError(.invalidArgument, "a value is written by two ranks or beside a tensor", file: metadataPath, path: entry.name)
             }
-            items[entry.name] = .bytes
+            items[entry.name] = .bytes(location: location)
             index = .init(name: entry.name, offsets: nil)
         }
-        guard locations.updateValue(.init(file: file, offset: entry.offset, length: entry.length), forKey: index) == nil else {
+        guard written.insert(index).inserted else {
             throw CheckpointError(.invalidArgument, "a tensor piece is written twice", file: metadataPath, path: index.description)
         }
     }

@@ -98,9 +98,6 @@ extension DistributedCheckpoint {
         /// strings, list indices as ints (`optim.param_groups.0.lr` → `optim`, `param_groups`, 0,
         /// `lr`). A name without an entry is a key of the root.
         public var paths: OrderedMap<String, [StateKey]>
-        /// Where each item's bytes are (`storage_data`): a tensor chunk by its name and offsets,
-        /// a non-tensor value by its name alone.
-        public var locations: [StorageIndex: Location]
         /// The metadata format version (`"1.0.0"` in torch 2.4 and later), nil in older files.
         public var version: String?
         /// The path `dcp.save` was given (`storage_meta.checkpoint_id`), when recorded.
@@ -109,20 +106,38 @@ extension DistributedCheckpoint {
         /// Metadata made of its parts.
         ///
         /// - Parameters:
-        ///   - items: The items by flattened name, in order.
+        ///   - items: The items by flattened name, in order, each chunk and value with where its
+        ///     bytes are.
         ///   - paths: Each name's place in the nested tree.
-        ///   - locations: Where each item's bytes are.
         ///   - version: The format version.
         ///   - checkpointID: The path the checkpoint was saved to.
         public init(
-            items: OrderedMap<String, Item>, paths: OrderedMap<String, [StateKey]>, locations: [StorageIndex: Location],
-            version: String? = "1.0.0", checkpointID: String? = nil
+            items: OrderedMap<String, Item>, paths: OrderedMap<String, [StateKey]>, version: String? = "1.0.0", checkpointID: String? = nil
         ) {
             self.items = items
             self.paths = paths
-            self.locations = locations
             self.version = version
             self.checkpointID = checkpointID
+        }
+
+        /// Where each item's bytes are, by torch's key (`storage_data`): a tensor chunk by its name
+        /// and offsets, a value by its name alone. Made from the items at each call; the items
+        /// themselves hold each ``Chunk/location``.
+        public var locations: [StorageIndex: Location] {
+            var locations: [StorageIndex: Location] = [:]
+            for (name, item) in items {
+                switch item {
+                case .bytes(let location?):
+                    locations[StorageIndex(name: name, offsets: nil)] = location
+                case .bytes(nil):
+                    break
+                case .tensor(let tensor):
+                    for chunk in tensor.chunks {
+                        if let location = chunk.location { locations[StorageIndex(name: name, offsets: chunk.offsets)] = location }
+                    }
+                }
+            }
+            return locations
         }
     }
 
@@ -131,8 +146,9 @@ extension DistributedCheckpoint {
     public enum Item: Sendable, Equatable {
         /// A tensor, in chunks.
         case tensor(TensorItem)
-        /// A value torch.save stored (its type is known only once the bytes are read).
-        case bytes
+        /// A value torch.save stored (its type is known only once the bytes are read), and where
+        /// those bytes are: nil until a storage entry gives it.
+        case bytes(location: Location?)
     }
 
     /// A tensor item (`TensorStorageMetadata`).
@@ -162,21 +178,26 @@ extension DistributedCheckpoint {
     }
 
     /// A box of a tensor saved as one piece (`ChunkStorageMetadata`): where it starts and how
-    /// large it is in each dimension.
+    /// large it is in each dimension, and where its bytes are (its `storage_data` entry).
     public struct Chunk: Sendable, Hashable {
         /// Where the chunk starts in the tensor, per dimension.
         public var offsets: [Int]
         /// Its size in each dimension.
         public var sizes: [Int]
+        /// Where its bytes are; nil until a storage entry gives it. Opening a checkpoint checks
+        /// that every chunk has one.
+        public var location: Location?
 
         /// A chunk.
         ///
         /// - Parameters:
         ///   - offsets: Where it starts, per dimension.
         ///   - sizes: Its size in each dimension.
-        public init(offsets: [Int], sizes: [Int]) {
+        ///   - location: Where its bytes are.
+        public init(offsets: [Int], sizes: [Int], location: Location? = nil) {
             self.offsets = offsets
             self.sizes = sizes
+            self.location = location
         }
 
         /// Elements in the chunk.
@@ -203,7 +224,7 @@ extension DistributedCheckpoint {
     }
 
     /// Where an item's bytes are (`_StorageInfo`): a byte range of a data file.
-    public struct Location: Sendable, Equatable {
+    public struct Location: Sendable, Hashable {
         /// The data file's name in the checkpoint directory (`__0_0.distcp`).
         public var file: String
         /// The first byte's offset in the file.
