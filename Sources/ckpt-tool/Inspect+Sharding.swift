@@ -40,8 +40,7 @@ struct InspectSharding {
             ranks = Set(checkpoint.files.compactMap(\.rank)).count
             version = checkpoint.metadata.version
             (index, totalSize, metadata) = (nil, nil, nil)
-            let metadataBytes = (try? FileManager.default.attributesOfItem(
-                atPath: checkpoint.directory.appendingPathComponent(DistributedCheckpoint.metadataName).path)[.size] as? Int) ?? 0
+            let metadataBytes = (try? FileIO.size(ofFileAt: checkpoint.directory.appendingPathComponent(DistributedCheckpoint.metadataName).path)) ?? 0
             diskBytes = metadataBytes + files.reduce(0) { $0 + $1.bytes }
             var chunks: [[StateKey]: Int] = [:]
             for (name, item) in checkpoint.metadata.items {
@@ -56,7 +55,7 @@ struct InspectSharding {
             index = checkpoint.index.lastPathComponent
             totalSize = checkpoint.totalSize
             metadata = checkpoint.metadata
-            let indexBytes = (try? FileManager.default.attributesOfItem(atPath: checkpoint.index.path)[.size] as? Int) ?? 0
+            let indexBytes = (try? FileIO.size(ofFileAt: checkpoint.index.path)) ?? 0
             diskBytes = indexBytes + files.reduce(0) { $0 + $1.bytes }
             chunks = [:]
             shards = Dictionary(uniqueKeysWithValues: checkpoint.weightMap.map { ([StateKey.string($0.key)], $0.value) })
