@@ -501,7 +501,7 @@ struct FastMetadataDecoder: ~Copyable {
         }
         // Entries name their item by a string the pickle memoizes once and refers to again for
         // each chunk, so its position in the pickle finds the item without hashing the name.
-        var positions: [Int32: Int] = [:]
+        var positions: [Int: Int] = [:]
         var matcher = StorageEntryMatcher()
         for (key, value) in try pairs(field["storage_data"]) {
             let index = try fields(key, .metadataIndex)
@@ -509,11 +509,11 @@ struct FastMetadataDecoder: ~Copyable {
             guard case .string(let nameOffset, _)? = index["fqn"] else { throw Unhandled() }
             let offsets = isNone(index["offset"]) ? nil : try integers(index["offset"])
             let position: Int
-            if let known = positions[nameOffset] {
+            if let known = positions[Int(nameOffset)] {
                 position = known
             } else if let found = items.storage.index(forKey: try string(index["fqn"])) {
                 position = found
-                positions[nameOffset] = found
+                positions[Int(nameOffset)] = found
             } else {
                 continue
             }
@@ -600,10 +600,7 @@ struct FastMetadataDecoder: ~Copyable {
         guard case .node(let index)? = id, nodes[Int(index)].cls?.isPath == true else {
             throw Unhandled()
         }
-        let components = try elements(Int(index)).map { try string($0) }
-        guard let first = components.first else { return "." }
-        let rest = components.dropFirst().joined(separator: "/")
-        return first.hasSuffix("/") || rest.isEmpty ? first + rest : first + "/" + rest
+        return DistributedCheckpoint.path(ofParts: try elements(Int(index)).map { try string($0) })
     }
 }
 

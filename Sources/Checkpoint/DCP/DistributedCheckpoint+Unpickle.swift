@@ -334,9 +334,22 @@ private struct MetadataPickleReader {
         guard let parts = node(id)?.object, parts.module == "pathlib" else {
             throw failure("checkpoint_id must be a str or a path", at: "storage_meta/checkpoint_id", found: describe(id))
         }
-        let components = try nodes[parts.arguments].elements.map { try string($0, at: "storage_meta/checkpoint_id") }
-        guard let first = components.first else { return "." }
-        let rest = components.dropFirst().joined(separator: "/")
+        return DistributedCheckpoint.path(ofParts: try nodes[parts.arguments].elements.map { try string($0, at: "storage_meta/checkpoint_id") })
+    }
+}
+
+extension DistributedCheckpoint {
+    /// The path a pickled `pathlib` path names, from its parts (`PurePath.__reduce__`): joined by
+    /// `/`, without a second one after a first part that ends in one (the root, `/`); `.` for none.
+    static func path(ofParts parts: [String]) -> String {
+        guard let first = parts.first else { return "." }
+        // Appended in a loop: `joined(separator:)` instantiated its generic types at run time, a
+        // search of every protocol conformance in the binary (0.4% of an inspect).
+        var rest = ""
+        for (number, part) in parts.dropFirst().enumerated() {
+            if number > 0 { rest += "/" }
+            rest += part
+        }
         return first.hasSuffix("/") || rest.isEmpty ? first + rest : first + "/" + rest
     }
 }
