@@ -78,14 +78,13 @@ extension DistributedCheckpoint.Metadata {
         // of a 64-rank inspect, and 10⁸ comparisons for a tensor of 16,384 chunks.
         // Chunk indices are sorted rather than the boxes, which would retain and release their
         // offset and size arrays at every move.
-        let chunks = boxes
-        let nonEmpty = chunks.indices.filter { !chunks[$0].sizes.contains(0) }
-        let distinct = shape.indices.map { d in Set(nonEmpty.lazy.map { chunks[$0].offsets[d] }).count }
+        let nonEmpty = boxes.indices.filter { !boxes[$0].sizes.contains(0) }
+        let distinct = shape.indices.map { d in Set(nonEmpty.lazy.map { boxes[$0].offsets[d] }).count }
         let sweep = distinct.indices.max { distinct[$0] < distinct[$1] } ?? 0
-        let sorted = shape.isEmpty ? nonEmpty : nonEmpty.sorted { chunks[$0].offsets[sweep] < chunks[$1].offsets[sweep] }
+        let sorted = shape.isEmpty ? nonEmpty : nonEmpty.sorted { boxes[$0].offsets[sweep] < boxes[$1].offsets[sweep] }
         for first in sorted.indices {
-            let a = chunks[sorted[first]]
-            for b in sorted[(first + 1)...].lazy.map({ chunks[$0] }) {
+            let a = boxes[sorted[first]]
+            for b in sorted[(first + 1)...].lazy.map({ boxes[$0] }) {
                 if !shape.isEmpty, b.offsets[sweep] >= a.offsets[sweep] + a.sizes[sweep] { break }
                 let intersects = shape.indices.allSatisfy { d in
                     a.offsets[d] < b.offsets[d] + b.sizes[d] && b.offsets[d] < a.offsets[d] + a.sizes[d]
