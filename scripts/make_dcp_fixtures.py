@@ -20,7 +20,8 @@ Tests/Fixtures/dcp/
                    overlap (two chunks of one tensor overlap), outside (a chunk past the tensor's size),
                    past_file (an item's offset + length past its .distcp), missing_file (an item in a
                    .distcp that does not exist), forbidden_global (an os.system call inside the planner
-                   data), gap (the chunks do not cover the tensor).
+                   data), gap (the chunks do not cover the tensor), duplicate_entry (storage_data
+                   naming one chunk twice, which Python's dict would resolve silently to the last).
   storage_variants/NAME.metadata  two_ranks/.metadata with storage_data keyed as torch still reads it
                    (checked here against two_ranks.expected.pt): hints_none (no MetadataIndex.index),
                    hints_wrong (indices naming another chunk or none), extra_entries (entries for a name
@@ -50,6 +51,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+from torch.distributed.checkpoint.filesystem import _StorageInfo
 from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, Metadata, MetadataIndex
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures"))
@@ -173,6 +175,28 @@ def write_hostile(out):
     m = fresh()
     m.planner_data["epoch"] = _Forbidden()
     dump("forbidden_global", m)
+
+    # storage_data naming model.w's chunk twice, with two places for its bytes: Python's dict
+    # keeps the last, silently; the pickle itself is ambiguous. A dict cannot hold the key twice,
+    # so the pickler is told to write the first entry again after the others.
+    m = fresh()
+    storage = m.storage_data
+    first = next(iter(storage.items()))
+
+    class Twice(pickle._Pickler):
+        def save_dict(self, obj):
+            if obj is storage:
+                self.write(pickle.EMPTY_DICT)
+                self.memoize(obj)
+                self._batch_setitems(list(obj.items()) + [(first[0], _StorageInfo(first[1].relative_path, 0, 8))])
+            else:
+                super().save_dict(obj)
+
+        dispatch = dict(pickle._Pickler.dispatch)
+        dispatch[dict] = save_dict
+
+    with open(os.path.join(hostile, "duplicate_entry.metadata"), "wb") as f:
+        Twice(f, protocol=4).dump(m)
 
 
 def write_storage_variants(out):

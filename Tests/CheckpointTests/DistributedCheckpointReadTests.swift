@@ -134,6 +134,7 @@ private func scratchCopy(_ name: String) throws -> URL {
         ("past_file", .outOfBounds, "past the end of its data file"),
         ("missing_file", .missingEntry, "__7_0.distcp"),
         ("forbidden_global", .forbiddenGlobal, "posix.system"),
+        ("duplicate_entry", .corrupt, "two storage locations"),
     ])
     func refusesHostileMetadata(_ name: String, _ code: CheckpointError.Code, _ mentions: String) throws {
         let directory = try scratchCopy("single")
