@@ -499,8 +499,9 @@ struct FastMetadataDecoder: ~Copyable {
                 }
             }
         }
-        // Entries name their item by a string the pickle memoizes once and refers to again for
-        // each chunk, so its position in the pickle finds the item without hashing the name.
+        // A name the pickle memoizes and refers to again (one string object in Python, as for the
+        // entries of one rank's plan) is found by its position in the pickle, without hashing it
+        // again; other names are looked up by their text.
         var positions: [Int: Int] = [:]
         var matcher = StorageEntryMatcher()
         for (key, value) in try pairs(field["storage_data"]) {
