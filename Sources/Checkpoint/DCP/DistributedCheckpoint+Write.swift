@@ -228,10 +228,10 @@ extension DistributedCheckpoint {
                 try Metadata.checkChunks(of: tensor, file: path, path: "state_dict_metadata/\(KeyPathSyntax.escape(name))")
             }
         }
-        _ = try metadata.checkFiles(in: directory)
+        let files = try metadata.checkFiles(in: directory)
         let bytes = try metadata.pickled()
         try writeAtomically(bytes, to: path, durable: options.durable)
-        removeStaleDataFiles(in: directory, keeping: Set(metadata.locations.values.map(\.file)))
+        removeStaleDataFiles(in: directory, keeping: Set(files.map(\.name)))
         return metadata
     }
 
