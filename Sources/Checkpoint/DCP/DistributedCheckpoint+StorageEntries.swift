@@ -34,8 +34,8 @@ struct StorageEntryMatcher {
         _ location: DistributedCheckpoint.Location, offsets: [Int]?, hint: Int?, toItemAt position: Int,
         in items: inout OrderedMap<String, DistributedCheckpoint.Item>
     ) -> Outcome {
-        let slot = items.storage.values.index(items.storage.values.startIndex, offsetBy: position)
-        return items.storage.values[slot].attach(location, offsets: offsets) { tensor, offsets in
+        // OrderedDictionary's values are indexed by position.
+        return items.storage.values[position].attach(location, offsets: offsets) { tensor, offsets in
             if let hint, tensor.chunks.indices.contains(hint), tensor.chunks[hint].offsets == offsets { return hint }
             return chunkPosition(of: offsets, in: tensor, at: position)
         }
