@@ -5,6 +5,7 @@
 #include "ckpt_system.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,6 +35,35 @@ int ckpt_start_writeback(int fd, int64_t offset, int64_t length) {
     (void)offset;
     (void)length;
     errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int ckpt_current_umask(void) {
+#if defined(__linux__)
+    // Plain open and read into a stack buffer: this runs on every save, and reading the file
+    // through Foundation and splitting it into lines cost more than a small save's own writes.
+    // The file is about 1.5 KiB; Umask is its second line.
+    char buffer[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t length = 0;
+    while (length < sizeof buffer - 1) {
+        ssize_t count = read(fd, buffer + length, sizeof buffer - 1 - length);
+        if (count < 0 && errno == EINTR) continue;
+        if (count <= 0) break;
+        length += (size_t)count;
+    }
+    close(fd);
+    buffer[length] = 0;
+    const char *line = strstr(buffer, "\nUmask:");
+    if (line == NULL) return -1;
+    const char *digit = line + strlen("\nUmask:");
+    while (*digit == ' ' || *digit == '\t') digit++;
+    int mask = 0, digits = 0;
+    for (; *digit >= '0' && *digit <= '7' && digits < 4; digit++, digits++) mask = mask * 8 + (*digit - '0');
+    return digits > 0 && (*digit == '\n' || *digit == 0) ? mask : -1;
+#else
     return -1;
 #endif
 }

@@ -125,6 +125,20 @@ struct OutputPathTests {
         #expect(try listing() == ["latest.pt", "run_100.pt"])
     }
 
+    /// A new file gets the mode a plain `open(O_CREAT, 0666)` would: 0666 less the umask, which the
+    /// shell sets before it runs the tool (the temp file is created 0600 and changed before the rename).
+    @Test(arguments: [0o022, 0o027, 0o077, 0o002, 0o000, 0o137] as [mode_t])
+    func newFileModeIsTheUmasksAsAPlainCreateGivesIt(mask: mode_t) throws {
+        let output = path("out-\(String(mask, radix: 8)).pt")
+        let result = try Tool.run(
+            executable: URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "umask \(String(mask, radix: 8)) && exec \"$0\" convert \"$1\" \"$2\"", Tool.binary.path, Tool.sample, output])
+        #expect(result.status == 0, "\(result.stderr)")
+        var info = stat()
+        try #require(stat(output, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o666 & ~mask, "mode \(String(info.st_mode & 0o777, radix: 8)) under umask \(String(mask, radix: 8))")
+    }
+
     @Test func directoryOutputIsRefused() throws {
         try FileManager.default.createDirectory(atPath: path("out.pt"), withIntermediateDirectories: false)
         let result = try run(["convert", Tool.sample, path("out.pt")], stdoutIsAPipe: true)

@@ -11,6 +11,12 @@ int ckpt_rename_exchange(const char *from, const char *to);
 /// sync_file_range with SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno set; ENOSYS elsewhere.
 int ckpt_start_writeback(int fd, int64_t offset, int64_t length);
 
+/// The process's file mode creation mask, read from the `Umask:` line of /proc/self/status (Linux
+/// 4.7 and later), which reads it without setting it: umask(2) can only read by writing, and a
+/// thread that creates a file in between would get the wrong mode. Returns -1 where there is no
+/// such line (another system, an older kernel, /proc not mounted).
+int ckpt_current_umask(void);
+
 /// Registers a temporary file's name (made absolute by the caller) for removal if the process is
 /// ended by SIGHUP, SIGINT or SIGTERM, or exits through exit(). Call before creating the file.
 /// Returns the slot to unregister, or -1 when all 64 slots are taken or the name is 4096 bytes or

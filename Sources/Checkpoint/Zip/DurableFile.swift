@@ -371,14 +371,8 @@ package enum DurableFile {
     /// The process's umask, read without changing it where the system allows: `umask()` can only
     /// be read by setting it, which races with other threads creating files.
     static func currentUmask() -> mode_t {
-        #if os(Linux)
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
-            let value = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8)
-        {
-            return value
-        }
-        #endif
+        let mask = ckpt_current_umask()
+        if mask >= 0 { return mode_t(mask) }
         let previous = umask(0o022)
         umask(previous)
         return previous
