@@ -10,6 +10,9 @@
 #   FUZZ_CONFIG    release (default) or debug. Release runs 10-20 times more inputs a second, since
 #                  -Onone Swift spends its time in retain/release and unspecialized generics; debug
 #                  builds in about half the time, which wins for a few seconds' smoke.
+#   FUZZ_RUN_ID    names this run's logs, .build/fuzz/<target>.<id>.log (default: <target>.log). Two
+#                  runs of one target with different ids share its corpus, one core each; each
+#                  adds its own ledger row.
 #   FUZZ_LEAKS     at-exit (default) or each-input. libFuzzer's -detect_leaks=1 runs LeakSanitizer
 #                  after every input that mallocs more than it frees, stopping the process to scan
 #                  it; Swift's runtime and Foundation caches make that most inputs of some targets
@@ -25,6 +28,7 @@ targets="${FUZZ_TARGETS:-fuzz-zip fuzz-pickle fuzz-manifest fuzz-safetensors fuz
 parallel="${FUZZ_PARALLEL:-1}"
 config="${FUZZ_CONFIG:-release}"
 leaks="${FUZZ_LEAKS:-at-exit}"
+run_id="${FUZZ_RUN_ID:-}"
 case "$leaks" in
     at-exit) detect_leaks=0 ;;
     each-input) detect_leaks=1 ;;
@@ -56,11 +60,14 @@ ledger=Fuzz/ledger.tsv
 build="$config"
 [ "$leaks" = each-input ] || build="$config, leaks at exit"
 # record TARGET EXECUTIONS RESULT SECONDS (the run's own wall time: an interrupted run is shorter).
+# log TARGET: the path of this run's libFuzzer output for TARGET.
+log() { printf '%s/%s%s.log' "$out" "$1" "${run_id:+.$run_id}"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$1" "$2" "$4" "$3" "$build" "${cpu:-unknown}" >>"$ledger"; }
 
 # Runs one target; prints its line and appends to the ledger; exit status 1 on a finding.
 run_one() {
-    local target=$1 log="$out/$1.log" status=0 runs started=$SECONDS
+    local target=$1 log status=0 runs started=$SECONDS
+    log=$(log "$target")
     mkdir -p "$out/corpus/$target" "$out/artifacts/$target"
     "$bin/$target" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -detect_leaks="$detect_leaks" \
         -artifact_prefix="$out/artifacts/$target/" "$out/corpus/$target" "Fuzz/corpus/$target" >"$log" 2>&1 || status=$?
@@ -93,7 +100,7 @@ done
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 total=0
 for target in $targets; do
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$target.log" | tail -1)
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$(log "$target")" | tail -1)
     total=$((total + ${runs:-0}))
 done
 echo "fuzz: $total executions in all"
