@@ -59,15 +59,15 @@ ledger=Fuzz/ledger.tsv
 # first rows, before FUZZ_LEAKS, checked each input).
 build="$config"
 [ "$leaks" = each-input ] || build="$config, leaks at exit"
+# log_path TARGET: the path of this run's libFuzzer output for TARGET.
+log_path() { printf '%s/%s%s.log' "$out" "$1" "${run_id:+.$run_id}"; }
 # record TARGET EXECUTIONS RESULT SECONDS (the run's own wall time: an interrupted run is shorter).
-# log TARGET: the path of this run's libFuzzer output for TARGET.
-log() { printf '%s/%s%s.log' "$out" "$1" "${run_id:+.$run_id}"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$1" "$2" "$4" "$3" "$build" "${cpu:-unknown}" >>"$ledger"; }
 
 # Runs one target; prints its line and appends to the ledger; exit status 1 on a finding.
 run_one() {
     local target=$1 log status=0 runs started=$SECONDS
-    log=$(log "$target")
+    log=$(log_path "$target")
     mkdir -p "$out/corpus/$target" "$out/artifacts/$target"
     "$bin/$target" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -detect_leaks="$detect_leaks" \
         -artifact_prefix="$out/artifacts/$target/" "$out/corpus/$target" "Fuzz/corpus/$target" >"$log" 2>&1 || status=$?
@@ -100,7 +100,7 @@ done
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 total=0
 for target in $targets; do
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$(log "$target")" | tail -1)
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$(log_path "$target")" | tail -1)
     total=$((total + ${runs:-0}))
 done
 echo "fuzz: $total executions in all"
