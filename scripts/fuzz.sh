@@ -10,7 +10,8 @@
 #   FUZZ_CONFIG    release (default) or debug. Release runs 10-20 times more inputs a second, since
 #                  -Onone Swift spends its time in retain/release and unspecialized generics; debug
 #                  builds in about half the time, which wins for a few seconds' smoke.
-#   FUZZ_RUN_ID    names this run's logs, .build/fuzz/<target>.<id>.log (default: <target>.log). Two
+#   FUZZ_RUN_ID    names this run's libFuzzer logs, .build/fuzz/<target>.<id>.log (default:
+#                  <target>.log; build.log stays shared). Two
 #                  runs of one target with different ids share its corpus, one core each; each
 #                  adds its own ledger row.
 #   FUZZ_LEAKS     at-exit (default) or each-input. libFuzzer's -detect_leaks=1 runs LeakSanitizer
