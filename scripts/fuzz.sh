@@ -11,9 +11,8 @@
 #                  -Onone Swift spends its time in retain/release and unspecialized generics; debug
 #                  builds in about half the time, which wins for a few seconds' smoke.
 #   FUZZ_RUN_ID    names this run's libFuzzer logs, .build/fuzz/<target>.<id>.log (default:
-#                  <target>.log; build.log stays shared). Two
-#                  runs of one target with different ids share its corpus, one core each; each
-#                  adds its own ledger row.
+#                  <target>.log; build.log stays shared). Two runs of one target with different
+#                  ids share its corpus, one core each; each adds its own ledger row.
 #   FUZZ_LEAKS     at-exit (default) or each-input. libFuzzer's -detect_leaks=1 runs LeakSanitizer
 #                  after every input that mallocs more than it frees, stopping the process to scan
 #                  it; Swift's runtime and Foundation caches make that most inputs of some targets
